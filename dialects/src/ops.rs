@@ -1,0 +1,280 @@
+//! The catalogue of ds ops: their names (spelled here and nowhere else), typed
+//! builders and read-only views. Adding an op: add a variant to [`DsOp`], its IRDL
+//! definition in `ds.irdl.mlir`, its entry in `docs/ds-dialect.md`; the compiler
+//! then points at every `match` that must handle it (there are no `_ =>` arms).
+
+use crate::ir::{Attr, Block, Cursor, Loc, Op, OpBuilder, Region, Type, Value};
+
+/// Unit attribute marking a `func.func` as a DiffSim kernel.
+pub const KERNEL_ATTR: &str = "ds.kernel";
+/// On a generated grad kernel: the symbol of its primal kernel.
+pub const GRAD_OF_ATTR: &str = "ds.grad_of";
+/// The terminator of ds loop bodies. IRDL ops cannot be terminators, and this
+/// upstream one carries no parent restriction.
+pub const BODY_TERMINATOR: &str = "gpu.yield";
+
+/// Every op of the ds dialect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DsOp {
+    Field,
+    Dense,
+    Pointer,
+    Bitmasked,
+    Dynamic,
+    ParallelFor,
+    StructFor,
+    Load,
+    Store,
+    AtomicAdd,
+    AtomicSub,
+    AtomicMin,
+    AtomicMax,
+    Assert,
+}
+
+impl DsOp {
+    pub const ALL: [DsOp; 14] = [
+        DsOp::Field,
+        DsOp::Dense,
+        DsOp::Pointer,
+        DsOp::Bitmasked,
+        DsOp::Dynamic,
+        DsOp::ParallelFor,
+        DsOp::StructFor,
+        DsOp::Load,
+        DsOp::Store,
+        DsOp::AtomicAdd,
+        DsOp::AtomicSub,
+        DsOp::AtomicMin,
+        DsOp::AtomicMax,
+        DsOp::Assert,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DsOp::Field => "ds.field",
+            DsOp::Dense => "ds.dense",
+            DsOp::Pointer => "ds.pointer",
+            DsOp::Bitmasked => "ds.bitmasked",
+            DsOp::Dynamic => "ds.dynamic",
+            DsOp::ParallelFor => "ds.parallel_for",
+            DsOp::StructFor => "ds.struct_for",
+            DsOp::Load => "ds.load",
+            DsOp::Store => "ds.store",
+            DsOp::AtomicAdd => "ds.atomic_add",
+            DsOp::AtomicSub => "ds.atomic_sub",
+            DsOp::AtomicMin => "ds.atomic_min",
+            DsOp::AtomicMax => "ds.atomic_max",
+            DsOp::Assert => "ds.assert",
+        }
+    }
+
+    pub fn of(op: Op) -> Option<DsOp> {
+        let name = op.name();
+        DsOp::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Ops that read or write one element of a field.
+    pub fn is_access(self) -> bool {
+        match self {
+            DsOp::Load | DsOp::Store | DsOp::AtomicAdd | DsOp::AtomicSub | DsOp::AtomicMin | DsOp::AtomicMax => {
+                true
+            }
+            DsOp::Field
+            | DsOp::Dense
+            | DsOp::Pointer
+            | DsOp::Bitmasked
+            | DsOp::Dynamic
+            | DsOp::ParallelFor
+            | DsOp::StructFor
+            | DsOp::Assert => false,
+        }
+    }
+
+    /// Layout tree nodes (module level).
+    pub fn is_layout_node(self) -> bool {
+        matches!(self, DsOp::Dense | DsOp::Pointer | DsOp::Bitmasked | DsOp::Dynamic)
+    }
+
+    pub fn is_atomic(self) -> bool {
+        matches!(self, DsOp::AtomicAdd | DsOp::AtomicSub | DsOp::AtomicMin | DsOp::AtomicMax)
+    }
+}
+
+/// A `ds.field` declaration, read from its op.
+#[derive(Clone, Debug)]
+pub struct FieldDecl {
+    pub op: Op,
+    pub name: String,
+    pub elem: Type,
+    pub shape: Vec<i64>,
+    pub grad: Option<String>,
+    pub layout: Option<String>,
+}
+
+impl FieldDecl {
+    /// Reads a field declaration; IRDL has already checked the attribute kinds.
+    pub fn read(op: Op) -> Option<FieldDecl> {
+        (DsOp::of(op) == Some(DsOp::Field)).then_some(())?;
+        Some(FieldDecl {
+            op,
+            name: op.sym_name()?,
+            elem: op.attr("element_type")?.as_type()?,
+            shape: op.attr("shape")?.as_i64_array()?,
+            grad: op.attr("grad").and_then(|a| a.as_symbol()),
+            layout: op.attr("layout").and_then(|a| a.as_symbol()),
+        })
+    }
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+    pub fn num_elements(&self) -> usize {
+        self.shape.iter().product::<i64>() as usize
+    }
+}
+
+/// All field declarations of a module body, in order.
+pub fn fields(module_body: Block) -> Vec<FieldDecl> {
+    module_body.ops().into_iter().filter_map(FieldDecl::read).collect()
+}
+
+/// A field access op: load, store or an atomic update.
+#[derive(Clone, Debug)]
+pub struct Access {
+    pub op: Op,
+    pub kind: DsOp,
+    pub field: String,
+    /// The stored or accumulated value (none for loads).
+    pub value: Option<Value>,
+    pub indices: Vec<Value>,
+}
+
+impl Access {
+    pub fn read(op: Op) -> Option<Access> {
+        let kind = DsOp::of(op).filter(|k| k.is_access())?;
+        let field = op.attr("field")?.as_symbol()?;
+        let operands = op.operands();
+        let (value, indices) = match kind {
+            DsOp::Load => (None, operands),
+            _ => (operands.first().copied(), operands.get(1..).unwrap_or_default().to_vec()),
+        };
+        Some(Access { op, kind, field, value, indices })
+    }
+    /// The element type moved by this access.
+    pub fn elem_type(&self) -> Type {
+        match self.value {
+            Some(v) => v.ty(),
+            None => self.op.result(0).ty(),
+        }
+    }
+}
+
+/// A `ds.parallel_for`, read from its op.
+#[derive(Clone, Copy, Debug)]
+pub struct ParallelFor {
+    pub op: Op,
+    pub lower: Value,
+    pub upper: Value,
+    pub body: Block,
+}
+
+impl ParallelFor {
+    pub fn read(op: Op) -> Option<ParallelFor> {
+        (DsOp::of(op) == Some(DsOp::ParallelFor) && op.num_operands() == 2).then_some(())?;
+        let body = op.region(0).first_block()?;
+        Some(ParallelFor { op, lower: op.operand(0), upper: op.operand(1), body })
+    }
+    pub fn index(&self) -> Value {
+        self.body.arg(0)
+    }
+}
+
+pub fn is_kernel(op: Op) -> bool {
+    op.name() == "func.func" && op.attr(KERNEL_ATTR).is_some()
+}
+
+/// The kernels of a module, in order.
+pub fn kernels(module_body: Block) -> Vec<Op> {
+    module_body.ops().into_iter().filter(|o| is_kernel(*o)).collect()
+}
+
+/// The entry block of a `func.func`.
+pub fn func_body(func: Op) -> Block {
+    func.region(0).first_block().expect("function with a body")
+}
+
+// ---- Builders -------------------------------------------------------------------
+
+/// `ds.field @name : elem[shape]`.
+pub fn build_field(at: Cursor, name: &str, elem: Type, shape: &[i64], grad: Option<&str>, loc: Loc) -> Op {
+    let ctx = elem.ctx();
+    let mut b = OpBuilder::new(DsOp::Field.name(), loc)
+        .attr("sym_name", ctx.string_attr(name))
+        .attr("element_type", ctx.type_attr(elem))
+        .attr("shape", ctx.i64_array_attr(shape));
+    if let Some(g) = grad {
+        b = b.attr("grad", ctx.symbol_ref(g));
+    }
+    at.build(b)
+}
+
+pub fn build_load(at: Cursor, field: &str, indices: &[Value], elem: Type, loc: Loc) -> Value {
+    let ctx = elem.ctx();
+    at.build(
+        OpBuilder::new(DsOp::Load.name(), loc)
+            .operands(indices)
+            .results(&[elem])
+            .attr("field", ctx.symbol_ref(field)),
+    )
+    .result(0)
+}
+
+/// `ds.store` or one of the atomics: `kind` must be an access other than load.
+pub fn build_update(at: Cursor, kind: DsOp, field: &str, value: Value, indices: &[Value], loc: Loc) -> Op {
+    assert!(kind.is_access() && kind != DsOp::Load, "{kind:?} is not an update");
+    let ctx = value.ty().ctx();
+    at.build(
+        OpBuilder::new(kind.name(), loc)
+            .operands(&[value])
+            .operands(indices)
+            .attr("field", ctx.symbol_ref(field)),
+    )
+}
+
+/// A `ds.parallel_for` from `lower` to `upper` with an empty body; returns the op
+/// and its body block (whose argument is the index). Fill the body before its
+/// terminator with `Cursor::before(terminator)`.
+pub fn build_parallel_for(at: Cursor, lower: Value, upper: Value, loc: Loc) -> ParallelFor {
+    let ctx = lower.ty().ctx();
+    let region = Region::new();
+    let body = region.append_block(Block::new(&[(ctx.index(), loc)]));
+    body.append(OpBuilder::new(BODY_TERMINATOR, loc).build().expect("terminator"));
+    let op = at.build(OpBuilder::new(DsOp::ParallelFor.name(), loc).operands(&[lower, upper]).region(region));
+    ParallelFor { op, lower, upper, body }
+}
+
+pub fn build_assert(at: Cursor, condition: Value, message: &str, loc: Loc) -> Op {
+    let ctx = condition.ty().ctx();
+    at.build(
+        OpBuilder::new(DsOp::Assert.name(), loc)
+            .operands(&[condition])
+            .attr("message", ctx.string_attr(message)),
+    )
+}
+
+/// `arith.constant` of an index value.
+pub fn const_index(at: Cursor, v: i64, loc: Loc) -> Value {
+    let ctx = at.block().parent_op().map(|o| o.ctx()).expect("cursor inside an op");
+    const_of(at, ctx.int_attr(ctx.index(), v), loc)
+}
+
+/// `arith.constant` of a float or integer value of type `t`.
+pub fn const_scalar(at: Cursor, t: Type, v: f64, loc: Loc) -> Value {
+    let ctx = t.ctx();
+    let attr = if t.is_float() { ctx.float_attr(t, v) } else { ctx.int_attr(t, v as i64) };
+    const_of(at, attr, loc)
+}
+
+fn const_of(at: Cursor, value: Attr, loc: Loc) -> Value {
+    at.build(OpBuilder::new("arith.constant", loc).attr("value", value).infer_results()).result(0)
+}

@@ -1,0 +1,270 @@
+//! `ds-verify`: the semantic rules of the ds dialect that IRDL cannot express.
+//!
+//! Input: any module. Output: the same module, unchanged; one located error per
+//! broken rule. Rules:
+//! - field declarations: unique names, rank 0 to 4, positive extents, element
+//!   type f32/f64/i32, `grad` names a float field of the same shape, `layout`
+//!   names a layout node;
+//! - accesses (`ds.load`, `ds.store`, `ds.atomic_*`): the field exists, one index
+//!   per dimension, the value type is the field's element type, and the access
+//!   sits inside a kernel;
+//! - kernels (`func.func` with `ds.kernel`): scalar parameters, no results;
+//!   `ds.parallel_for` / `ds.struct_for` only at the top level of a kernel;
+//!   values a parallel loop takes from the kernel's top level are computed from
+//!   constants and parameters alone (they are recomputed per task).
+//!
+//! Example: `"ds.load"(%i) {field = @x} : (index) -> f32` on a 2-D field `@x`
+//! gives `file:3:8: error: ds.load of @x takes 2 indices (one per dimension), got 1`.
+
+use crate::{PassInfo, PassOptions};
+use ds_dialects::ir::{Op, Value};
+use ds_dialects::ops::{self, Access, DsOp, FieldDecl};
+use std::collections::HashMap;
+
+pub static PASS: PassInfo = PassInfo {
+    name: "ds-verify",
+    summary: "Check field symbols, index counts, types and loop placement of ds ops",
+    options: &[],
+    run,
+};
+
+fn run(module: Op, _: &PassOptions) -> bool {
+    let mut v = Verifier { errors: 0, module };
+    v.check_module();
+    v.errors == 0
+}
+
+struct Verifier {
+    errors: usize,
+    module: Op,
+}
+
+impl Verifier {
+    fn error(&mut self, op: Op, message: String) {
+        self.errors += 1;
+        op.ctx().emit_error(op.loc(), &message);
+    }
+
+    fn check_module(&mut self) {
+        let Some(body) = self.module.regions().first().and_then(|r| r.first_block()) else {
+            return;
+        };
+        let fields = self.check_declarations(body.ops());
+        for op in self.module.walk() {
+            match DsOp::of(op) {
+                Some(kind) => self.check_op(op, kind, &fields),
+                None if ops::is_kernel(op) => self.check_kernel(op),
+                None => {}
+            }
+        }
+    }
+
+    /// Field and layout declarations; returns the fields by name.
+    fn check_declarations(&mut self, top: Vec<Op>) -> HashMap<String, FieldDecl> {
+        let mut fields = HashMap::new();
+        let mut layout_nodes = HashMap::new();
+        for op in &top {
+            if DsOp::of(*op).is_some_and(|k| k.is_layout_node()) {
+                let name = op.sym_name().unwrap_or_default();
+                let shape = op.attr("shape").and_then(|a| a.as_i64_array());
+                if shape.as_ref().is_none_or(|s| s.iter().any(|&e| e <= 0)) {
+                    self.error(*op, format!("layout node @{name}: shape must be an array<i64> of positive extents"));
+                }
+                layout_nodes.insert(name, *op);
+            }
+        }
+        for op in top {
+            if DsOp::of(op) != Some(DsOp::Field) {
+                continue;
+            }
+            let Some(f) = FieldDecl::read(op) else {
+                self.error(op, "ds.field needs sym_name, element_type and shape = array<i64: ...>".into());
+                continue;
+            };
+            let elem = f.elem.to_string();
+            if !matches!(elem.as_str(), "f32" | "f64" | "i32") {
+                self.error(op, format!("field @{}: element type must be f32, f64 or i32, got {elem}", f.name));
+            }
+            if f.rank() > 4 {
+                self.error(op, format!("field @{}: at most 4 dimensions are supported, got {}", f.name, f.rank()));
+            }
+            if f.shape.iter().any(|&e| e <= 0) {
+                self.error(op, format!("field @{}: every extent must be positive, got {:?}", f.name, f.shape));
+            }
+            if let Some(layout) = &f.layout
+                && !layout_nodes.contains_key(layout)
+            {
+                self.error(op, format!("field @{}: layout @{layout} is not a layout node of this module", f.name));
+            }
+            if fields.contains_key(&f.name) {
+                self.error(op, format!("field @{} is declared twice", f.name));
+            }
+            fields.insert(f.name.clone(), f);
+        }
+        let grads: Vec<(String, String, Op)> =
+            fields.values().filter_map(|f| Some((f.name.clone(), f.grad.clone()?, f.op))).collect();
+        for (name, grad, op) in grads {
+            match fields.get(&grad) {
+                None => self.error(op, format!("field @{name}: its grad @{grad} is not a field of this module")),
+                Some(g) if g.shape != fields[&name].shape || !g.elem.is_float() => self.error(
+                    op,
+                    format!(
+                        "field @{name}: its grad @{grad} must be a float field of the same shape {:?}",
+                        fields[&name].shape
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        fields
+    }
+
+    fn enclosing_kernel(op: Op) -> Option<Op> {
+        let mut cur = op.parent();
+        while let Some(p) = cur {
+            if p.name() == "func.func" {
+                return ops::is_kernel(p).then_some(p);
+            }
+            cur = p.parent();
+        }
+        None
+    }
+
+    fn check_kernel(&mut self, func: Op) {
+        let name = func.sym_name().unwrap_or_default();
+        let ty = func.attr("function_type").map(|a| a.to_string()).unwrap_or_default();
+        let Some(body) = func.region(0).first_block() else {
+            self.error(func, format!("kernel @{name} has no body"));
+            return;
+        };
+        for arg in body.args() {
+            let t = arg.ty();
+            if !(t.is_index() || t.is_integer() || t.is_float()) {
+                self.error(func, format!("kernel @{name}: parameters must be scalars (integer, float or index), got {t}"));
+            }
+        }
+        if !ty.ends_with("-> ()") {
+            self.error(func, format!("kernel @{name} must not return values (got {ty}); write results into fields"));
+        }
+    }
+
+    fn check_op(&mut self, op: Op, kind: DsOp, fields: &HashMap<String, FieldDecl>) {
+        match kind {
+            DsOp::Field | DsOp::Dense | DsOp::Pointer | DsOp::Bitmasked | DsOp::Dynamic => {
+                if op.parent() != Some(self.module) {
+                    self.error(op, format!("{} must be declared at module level", kind.name()));
+                }
+            }
+            DsOp::Load | DsOp::Store | DsOp::AtomicAdd | DsOp::AtomicSub | DsOp::AtomicMin | DsOp::AtomicMax => {
+                self.check_access(op, fields)
+            }
+            DsOp::ParallelFor | DsOp::StructFor => self.check_loop(op, kind, fields),
+            DsOp::Assert => {
+                if Self::enclosing_kernel(op).is_none() {
+                    self.error(op, "ds.assert must be inside a kernel (a func.func with ds.kernel)".into());
+                }
+            }
+        }
+    }
+
+    fn check_access(&mut self, op: Op, fields: &HashMap<String, FieldDecl>) {
+        let Some(a) = Access::read(op) else {
+            self.error(op, format!("{} needs a `field` symbol attribute", op.name()));
+            return;
+        };
+        let name = op.name();
+        if Self::enclosing_kernel(op).is_none() {
+            self.error(op, format!("{name} of @{} is outside a kernel (a func.func with ds.kernel)", a.field));
+        }
+        let Some(f) = fields.get(&a.field) else {
+            self.error(op, format!("{name} refers to @{}, which is not a field of this module", a.field));
+            return;
+        };
+        if a.indices.len() != f.rank() {
+            self.error(
+                op,
+                format!(
+                    "{name} of @{} takes {} indices (one per dimension), got {}",
+                    a.field,
+                    f.rank(),
+                    a.indices.len()
+                ),
+            );
+        }
+        let ty = a.elem_type();
+        if ty != f.elem {
+            let what = if a.kind == DsOp::Load { "result" } else { "value" };
+            self.error(op, format!("{name} of @{}: {what} type must be the field's element type {}, got {ty}", a.field, f.elem));
+        }
+    }
+
+    fn check_loop(&mut self, op: Op, kind: DsOp, fields: &HashMap<String, FieldDecl>) {
+        let name = kind.name();
+        let parent = op.parent();
+        if parent.is_none_or(|p| !ops::is_kernel(p)) {
+            self.error(
+                op,
+                format!(
+                    "{name} must be at the top level of a kernel: only the outermost loops of a kernel run in parallel; use scf.for for inner loops"
+                ),
+            );
+            return;
+        }
+        let body = op.region(0).first_block();
+        if kind == DsOp::StructFor {
+            {
+                let field = op.attr("field").and_then(|a| a.as_symbol()).unwrap_or_default();
+                match fields.get(&field) {
+                    None => self.error(op, format!("ds.struct_for over @{field}, which is not a field of this module")),
+                    Some(f) => {
+                        let nargs = body.map(|b| b.num_args()).unwrap_or(0);
+                        if nargs != f.rank() || body.is_some_and(|b| b.args().iter().any(|a| !a.ty().is_index())) {
+                            self.error(
+                                op,
+                                format!("ds.struct_for over @{field} needs {} index block arguments, got {nargs}", f.rank()),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        self.check_captures(op);
+    }
+
+    /// Values used inside the loop but defined at the kernel's top level must
+    /// be recomputable in each task: constants, parameters and pure arith/math.
+    fn check_captures(&mut self, loop_op: Op) {
+        for inner in loop_op.walk() {
+            for v in inner.operands() {
+                let Some(def) = v.defining_op() else { continue };
+                if def.is_inside(loop_op) || def.parent() != loop_op.parent() {
+                    continue;
+                }
+                if let Some(bad) = first_non_recomputable(v) {
+                    self.error(
+                        inner,
+                        format!(
+                            "{} uses a value computed at the kernel's top level by {} at {}; a parallel loop may only capture values computed from constants and kernel parameters by arith/math ops. Compute it inside the loop or pass it as a parameter",
+                            inner.name(),
+                            bad.name(),
+                            bad.loc()
+                        ),
+                    );
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The first op in the definition chain of `v` that cannot be recomputed
+/// (anything but constants and pure arith/math ops over parameters).
+pub fn first_non_recomputable(v: Value) -> Option<Op> {
+    let def = v.defining_op()?;
+    let name = def.name();
+    let pure = (name.starts_with("arith.") || name.starts_with("math.")) && def.regions().is_empty();
+    if !pure {
+        return Some(def);
+    }
+    def.operands().into_iter().find_map(first_non_recomputable)
+}
