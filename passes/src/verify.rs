@@ -2,7 +2,7 @@
 //!
 //! Input: any module. Output: the same module, unchanged; one located error per
 //! broken rule. Rules:
-//! - field declarations: unique names, rank 0 to 4, positive extents, element
+//! - field declarations (unique names are MLIR's symbol-table rule): rank 0 to 4, positive extents, element
 //!   type f32/f64/i32, `grad` names a float field of the same shape, `layout`
 //!   names a layout node;
 //! - accesses (`ds.load`, `ds.store`, `ds.atomic_*`): the field exists, one index
@@ -95,9 +95,6 @@ impl Verifier {
                 && !layout_nodes.contains_key(layout)
             {
                 self.error(op, format!("field @{}: layout @{layout} is not a layout node of this module", f.name));
-            }
-            if fields.contains_key(&f.name) {
-                self.error(op, format!("field @{} is declared twice", f.name));
             }
             fields.insert(f.name.clone(), f);
         }

@@ -1,0 +1,168 @@
+// RUN: ds-opt %s --split-input-file --verify-diagnostics --ds-verify
+
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4, 4>} : () -> ()
+func.func @k(%i: index) attributes {ds.kernel} {
+  // expected-error@+1 {{ds.load of @x takes 2 indices (one per dimension), got 1}}
+  %v = "ds.load"(%i) {field = @x} : (index) -> f32
+  return
+}
+
+// -----
+
+func.func @k(%i: index) attributes {ds.kernel} {
+  // expected-error@+1 {{ds.load refers to @y, which is not a field of this module}}
+  %v = "ds.load"(%i) {field = @y} : (index) -> f32
+  return
+}
+
+// -----
+
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>} : () -> ()
+func.func @k(%i: index) attributes {ds.kernel} {
+  %c = arith.constant 1.0 : f64
+  // expected-error@+1 {{ds.store of @x: value type must be the field's element type f32, got f64}}
+  "ds.store"(%c, %i) {field = @x} : (f64, index) -> ()
+  return
+}
+
+// -----
+
+"ds.field"() {sym_name = "x", element_type = i32, shape = array<i64: 4>} : () -> ()
+func.func @k(%i: index) attributes {ds.kernel} {
+  // expected-error@+1 {{ds.load of @x: result type must be the field's element type i32, got f32}}
+  %v = "ds.load"(%i) {field = @x} : (index) -> f32
+  return
+}
+
+// -----
+
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>} : () -> ()
+func.func @not_a_kernel(%i: index) {
+  // expected-error@+1 {{ds.load of @x is outside a kernel}}
+  %v = "ds.load"(%i) {field = @x} : (index) -> f32
+  return
+}
+
+// -----
+
+// expected-error@+1 {{field @x: element type must be f32, f64 or i32, got f16}}
+"ds.field"() {sym_name = "x", element_type = f16, shape = array<i64: 4>} : () -> ()
+
+// -----
+
+// expected-error@+1 {{field @x: every extent must be positive, got [4, 0]}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4, 0>} : () -> ()
+
+// -----
+
+// expected-error@+1 {{field @x: at most 4 dimensions are supported, got 5}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 2, 2, 2, 2, 2>} : () -> ()
+
+// -----
+
+// expected-error@+1 {{field @x: its grad @x_grad is not a field of this module}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>, grad = @x_grad} : () -> ()
+
+// -----
+
+// expected-error@+1 {{field @x: its grad @g must be a float field of the same shape [4]}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>, grad = @g} : () -> ()
+"ds.field"() {sym_name = "g", element_type = f32, shape = array<i64: 8>} : () -> ()
+
+// -----
+
+// expected-note@+1 {{see existing symbol definition here}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>} : () -> ()
+// expected-error@+1 {{redefinition of symbol named 'x'}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>} : () -> ()
+
+// -----
+
+// expected-error@+1 {{field @x: layout @nowhere is not a layout node of this module}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>, layout = @nowhere} : () -> ()
+
+// -----
+
+// expected-error@+1 {{kernel @k: parameters must be scalars (integer, float or index), got memref<4xf32>}}
+func.func @k(%m: memref<4xf32>) attributes {ds.kernel} {
+  return
+}
+
+// -----
+
+// expected-error@+1 {{kernel @k must not return values}}
+func.func @k(%a: f32) -> f32 attributes {ds.kernel} {
+  return %a : f32
+}
+
+// -----
+
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>} : () -> ()
+func.func @k(%n: index) attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  "ds.parallel_for"(%c0, %n) ({
+  ^bb0(%i: index):
+    // expected-error@+1 {{ds.parallel_for must be at the top level of a kernel: only the outermost loops of a kernel run in parallel}}
+    "ds.parallel_for"(%c0, %n) ({
+    ^bb0(%j: index):
+      gpu.yield
+    }) : (index, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
+
+// -----
+
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>} : () -> ()
+"ds.field"() {sym_name = "n", element_type = f32, shape = array<i64>} : () -> ()
+func.func @k(%n: index) attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %s = "ds.load"() {field = @n} : () -> f32
+  "ds.parallel_for"(%c0, %n) ({
+  ^bb0(%i: index):
+    // expected-error@+1 {{arith.mulf uses a value computed at the kernel's top level by ds.load}}
+    %v = arith.mulf %s, %s : f32
+    "ds.store"(%v, %i) {field = @x} : (f32, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
+
+// -----
+
+"ds.field"() {sym_name = "m", element_type = f32, shape = array<i64: 4, 4>} : () -> ()
+func.func @k() attributes {ds.kernel} {
+  // expected-error@+1 {{ds.struct_for over @m needs 2 index block arguments, got 1}}
+  "ds.struct_for"() ({
+  ^bb0(%i: index):
+    gpu.yield
+  }) {field = @m} : () -> ()
+  return
+}
+
+// -----
+
+func.func @k() attributes {ds.kernel} {
+  // expected-error@+1 {{ds.struct_for over @nope, which is not a field of this module}}
+  "ds.struct_for"() ({
+  ^bb0(%i: index):
+    gpu.yield
+  }) {field = @nope} : () -> ()
+  return
+}
+
+// -----
+
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>} : () -> ()
+func.func @k(%i: index) attributes {ds.kernel} {
+  %c = arith.constant 1.0 : f16
+  // expected-error@+1 {{'f16' does not satisfy the constraint}}
+  "ds.atomic_add"(%c, %i) {field = @x} : (f16, index) -> ()
+  return
+}
+
+// -----
+
+// expected-error@+1 {{layout node @g: shape must be an array<i64> of positive extents}}
+"ds.dense"() {sym_name = "g", shape = array<i64: -2>} : () -> ()
