@@ -732,3 +732,28 @@ pub fn add_textual_pipeline(pm: &melior::pass::OperationPassManager, elements: &
         Err(format!("invalid pass pipeline element `{elements}`: {}", message.trim()))
     }
 }
+
+/// Old value -> new value, for cloning ops into another place.
+pub type ValueMap = std::collections::HashMap<Value, Value>;
+
+/// Deep-clones `op` at `at`, replacing every operand (also in nested regions)
+/// that `map` knows, and records the clone's results in `map`.
+pub fn clone_mapped(op: Op, at: Cursor, map: &mut ValueMap) -> Op {
+    let new = at.insert(op.deep_clone());
+    remap_operands(new, map);
+    for (old, fresh) in op.results().into_iter().zip(new.results()) {
+        map.insert(old, fresh);
+    }
+    new
+}
+
+/// Replaces the operands of `op` and of every op nested in it that `map` knows.
+pub fn remap_operands(op: Op, map: &ValueMap) {
+    for o in std::iter::once(op).chain(op.walk()) {
+        for (i, v) in o.operands().into_iter().enumerate() {
+            if let Some(n) = map.get(&v) {
+                o.set_operand(i, *n);
+            }
+        }
+    }
+}

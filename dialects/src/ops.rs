@@ -198,6 +198,11 @@ pub fn kernels(module_body: Block) -> Vec<Op> {
     module_body.ops().into_iter().filter(|o| is_kernel(*o)).collect()
 }
 
+/// The body of a `builtin.module`.
+pub fn module_body(module: Op) -> Block {
+    module.region(0).first_block().expect("a module has a body")
+}
+
 /// The entry block of a `func.func`.
 pub fn func_body(func: Op) -> Block {
     func.region(0).first_block().expect("function with a body")
@@ -264,7 +269,7 @@ pub fn build_assert(at: Cursor, condition: Value, message: &str, loc: Loc) -> Op
 
 /// `arith.constant` of an index value.
 pub fn const_index(at: Cursor, v: i64, loc: Loc) -> Value {
-    let ctx = at.block().parent_op().map(|o| o.ctx()).expect("cursor inside an op");
+    let ctx = loc_ctx(at);
     const_of(at, ctx.int_attr(ctx.index(), v), loc)
 }
 
@@ -277,4 +282,66 @@ pub fn const_scalar(at: Cursor, t: Type, v: f64, loc: Loc) -> Value {
 
 fn const_of(at: Cursor, value: Attr, loc: Loc) -> Value {
     at.build(OpBuilder::new("arith.constant", loc).attr("value", value).infer_results()).result(0)
+}
+
+// ---- Upstream helpers used by several passes ----------------------------------------
+
+/// A `func.func` with an entry block whose arguments have `inputs` types,
+/// inserted at `at`. Returns the function and its entry block.
+pub fn build_func(at: Cursor, name: &str, inputs: &[Type], results: &[Type], loc: Loc) -> (Op, Block) {
+    let ctx = loc_ctx(at);
+    let list = |ts: &[Type]| ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+    let fty = ctx
+        .parse_type(&format!("({}) -> ({})", list(inputs), list(results)))
+        .expect("function type of scalar and memref types");
+    let region = Region::new();
+    let args: Vec<_> = inputs.iter().map(|t| (*t, loc)).collect();
+    let entry = region.append_block(Block::new(&args));
+    let func = at.build(
+        OpBuilder::new("func.func", loc)
+            .attr("sym_name", ctx.string_attr(name))
+            .attr("function_type", ctx.type_attr(fty))
+            .region(region),
+    );
+    (func, entry)
+}
+
+/// The argument types of a `func.func`.
+pub fn func_inputs(func: Op) -> Vec<Type> {
+    func_body(func).args().iter().map(|a| a.ty()).collect()
+}
+
+/// Rewrites a function's type after its entry block arguments changed.
+pub fn sync_func_type(func: Op) {
+    let ctx = func.ctx();
+    let inputs: Vec<String> = func_inputs(func).iter().map(|t| t.to_string()).collect();
+    let old = func.attr("function_type").map(|a| a.to_string()).unwrap_or_default();
+    let results = old.split_once("->").map(|(_, r)| r.trim().to_string()).unwrap_or_else(|| "()".into());
+    let fty = ctx.parse_type(&format!("({}) -> {results}", inputs.join(", "))).expect("valid function type");
+    func.set_attr("function_type", ctx.type_attr(fty));
+}
+
+/// `func.return` of `values`.
+pub fn build_return(at: Cursor, values: &[Value], loc: Loc) -> Op {
+    at.build(OpBuilder::new("func.return", loc).operands(values))
+}
+
+/// An `scf.for` from `lower` to `upper` by `step` without carried values;
+/// returns the op, its body block (argument: the induction variable) and
+/// the body's terminator, before which the body goes.
+pub fn build_scf_for(at: Cursor, lower: Value, upper: Value, step: Value, loc: Loc) -> (Op, Block, Op) {
+    let region = Region::new();
+    let body = region.append_block(Block::new(&[(lower.ty(), loc)]));
+    let yield_op = body.append(OpBuilder::new("scf.yield", loc).build().expect("scf.yield"));
+    let op = at.build(OpBuilder::new("scf.for", loc).operands(&[lower, upper, step]).region(region));
+    (op, body, yield_op)
+}
+
+/// A binary arith op (`arith.addi`, ...) whose result type is its operands'.
+pub fn build_binary(at: Cursor, name: &str, lhs: Value, rhs: Value, loc: Loc) -> Value {
+    at.build(OpBuilder::new(name, loc).operands(&[lhs, rhs]).results(&[lhs.ty()])).result(0)
+}
+
+fn loc_ctx(at: Cursor) -> crate::ir::Ctx {
+    at.block().parent_op().map(|o| o.ctx()).expect("cursor inside an op")
 }

@@ -90,7 +90,12 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 } else if let Some(out) = a.strip_prefix("-o=") {
                     o.output = Some(out.to_string());
                 } else if let Some(flag) = a.strip_prefix("--") {
-                    o.pass_flags.push(flag.replacen('=', "{", 1) + if flag.contains('=') { "}" } else { "" });
+                    // `--pass=opts` is `pass{opts}`; `--pass{opts}` is taken as it is.
+                    let element = match flag.split_once('=') {
+                        Some((name, opts)) if !name.contains('{') => format!("{name}{{{opts}}}"),
+                        _ => flag.to_string(),
+                    };
+                    o.pass_flags.push(element);
                 } else if a.starts_with('-') {
                     return Err(format!("unknown option `{a}`\n{USAGE}"));
                 } else if o.input.replace(a.clone()).is_some() {

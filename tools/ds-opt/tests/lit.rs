@@ -80,18 +80,21 @@ pub fn run_stages(file: &Path, rel: &str) -> Result<Vec<Vec<String>>, String> {
         .collect()
 }
 
-/// Runs the stages, piping stdout to the next stage's stdin.
+/// Runs the stages, piping stdout to the next stage's stdin. The result is
+/// the last stage's stdout followed by its stderr.
 pub fn run_pipeline(stages: &[Vec<String>]) -> Result<String, String> {
     let mut input = String::new();
+    let mut last_stderr = String::new();
     for args in stages {
         let stdin = std::mem::take(&mut input);
         let out = ds_opt::run(args, || Ok(stdin));
         if out.code != 0 {
             return Err(format!("`ds-opt {}` exited with {}:\n{}", args.join(" "), out.code, out.stderr));
         }
-        input = out.stdout + &out.stderr;
+        input = out.stdout;
+        last_stderr = out.stderr;
     }
-    Ok(input)
+    Ok(input + &last_stderr)
 }
 
 #[test]

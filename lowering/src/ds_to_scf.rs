@@ -1,0 +1,336 @@
+//! `convert-ds-to-scf`: field accesses become memref ops on function arguments,
+//! ds loops become `scf.for`, run-time checks write a status buffer.
+//!
+//! Input: a verified module, usually after `ds-lower-parallel-cpu`. Dense fields
+//! only (a field placed under a pointer/bitmasked/dynamic node is an error).
+//! Output, per function that touches fields:
+//! - one `memref<shape x elem>` argument per field it uses, appended in
+//!   declaration order and listed in `ds.fields` (row-major, identity layout:
+//!   the address arithmetic is memref's);
+//! - `ds.load`/`ds.store` -> `memref.load`/`memref.store`; `ds.atomic_add/sub/
+//!   min/max` -> `memref.atomic_rmw` (addf/addi of the value or its negation,
+//!   minimumf/mins, maximumf/maxs);
+//! - `ds.parallel_for` -> `scf.for` (serial), `ds.struct_for` -> nested `scf.for`s;
+//! - `ds.assert` and, with `check-bounds=1`, a bounds check per index: on failure
+//!   the check's number goes to a status buffer argument (`ds.status_messages`
+//!   holds the messages) and an out-of-bounds access is skipped.
+//!
+//! Example: `%v = "ds.load"(%i) {field = @x} : (index) -> f32` in `@f(%i: index)`
+//! becomes `%v = memref.load %x[%i] : memref<16xf32>` in
+//! `@f(%i: index, %x: memref<16xf32>) attributes {ds.fields = ["x"]}`.
+
+use crate::abi;
+use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Region, Type, Value};
+use ds_dialects::ops::{self, Access, DsOp, FieldDecl};
+use ds_passes::{PassInfo, PassOptions};
+
+pub static PASS: PassInfo = PassInfo {
+    name: "convert-ds-to-scf",
+    summary: "Lower dense field accesses to memref, ds loops to scf.for, checks to a status buffer",
+    options: &["check-bounds"],
+    run,
+};
+
+fn run(module: Op, options: &PassOptions) -> bool {
+    let check_bounds = match options.usize_or("check-bounds", 0) {
+        Ok(v) => v != 0,
+        Err(e) => {
+            module.ctx().emit_error(module.loc(), &e);
+            return false;
+        }
+    };
+    let body = ops::module_body(module);
+    let fields = ops::fields(body);
+    let funcs: Vec<Op> = body.ops().into_iter().filter(|o| o.name() == "func.func").collect();
+    let ok = funcs.into_iter().all(|f| f.regions()[0].first_block().is_none() || lower_func(f, &fields, check_bounds));
+    if ok {
+        for f in fields {
+            f.op.erase();
+        }
+    }
+    ok
+}
+
+/// memref.atomic_rmw kinds (arith::AtomicRMWKind).
+const RMW_ADDF: i64 = 0;
+const RMW_ADDI: i64 = 1;
+const RMW_MAXIMUMF: i64 = 4;
+const RMW_MAXS: i64 = 6;
+const RMW_MINIMUMF: i64 = 8;
+const RMW_MINS: i64 = 10;
+
+struct FuncLowering<'a> {
+    fields: Vec<(&'a FieldDecl, Value)>,
+    status: Option<Value>,
+    messages: Vec<String>,
+    check_bounds: bool,
+}
+
+fn memref_type(f: &FieldDecl) -> Type {
+    let dims: String = f.shape.iter().map(|d| format!("{d}x")).collect();
+    f.elem.ctx().parse_type(&format!("memref<{dims}{}>", f.elem)).expect("memref type")
+}
+
+fn lower_func(func: Op, all_fields: &[FieldDecl], check_bounds: bool) -> bool {
+    let inner = func.walk();
+    let accesses: Vec<Access> = inner.iter().filter_map(|o| Access::read(*o)).collect();
+    let used: Vec<&FieldDecl> =
+        all_fields.iter().filter(|f| accesses.iter().any(|a| a.field == f.name)).collect();
+    for f in &used {
+        if let Some(layout) = &f.layout {
+            let body = ops::module_body(func.parent().expect("function in a module"));
+            let node = body.ops().into_iter().find(|o| o.sym_name().as_deref() == Some(layout.as_str()));
+            if node.and_then(DsOp::of) != Some(DsOp::Dense) {
+                f.op.ctx().emit_error(
+                    f.op.loc(),
+                    &format!("field @{}: only dense layouts are lowered so far; @{layout} is sparse", f.name),
+                );
+                return false;
+            }
+        }
+    }
+    let has_assert = inner.iter().any(|o| DsOp::of(*o) == Some(DsOp::Assert));
+    let entry = ops::func_body(func);
+    let ctx = func.ctx();
+    let loc = func.loc();
+    let fields = used.iter().map(|f| (*f, entry.add_arg(memref_type(f), loc))).collect::<Vec<_>>();
+    let needs_status = has_assert || (check_bounds && !accesses.is_empty());
+    let status = needs_status.then(|| {
+        let t = ctx.parse_type(&format!("memref<{}xi64>", abi::STATUS_SLOTS)).expect("status type");
+        entry.add_arg(t, loc)
+    });
+    if !fields.is_empty() {
+        let names: Vec<_> = fields.iter().map(|(f, _)| ctx.string_attr(&f.name)).collect();
+        func.set_attr(abi::FIELDS, ctx.array_attr(&names));
+    }
+    ops::sync_func_type(func);
+    let mut l = FuncLowering { fields, status, messages: Vec::new(), check_bounds };
+    for op in inner {
+        let Some(kind) = DsOp::of(op) else { continue };
+        match kind {
+            DsOp::Load | DsOp::Store | DsOp::AtomicAdd | DsOp::AtomicSub | DsOp::AtomicMin | DsOp::AtomicMax => {
+                l.lower_access(op)
+            }
+            DsOp::Assert => l.lower_assert(op),
+            DsOp::ParallelFor | DsOp::StructFor => lower_loop(op, kind, all_fields),
+            DsOp::Field | DsOp::Dense | DsOp::Pointer | DsOp::Bitmasked | DsOp::Dynamic => {}
+        }
+    }
+    if !l.messages.is_empty() {
+        let msgs: Vec<_> = l.messages.iter().map(|m| ctx.string_attr(m)).collect();
+        func.set_attr(abi::STATUS_MESSAGES, ctx.array_attr(&msgs));
+    }
+    true
+}
+
+/// An `scf.if` on `cond` with `results`; returns it and its then/else blocks
+/// (without terminators: the caller adds the `scf.yield`s).
+fn build_if(at: Cursor, cond: Value, results: &[Type], loc: Loc) -> (Op, Block, Block) {
+    let then_r = Region::new();
+    let then_b = then_r.append_block(Block::new(&[]));
+    let else_r = Region::new();
+    let else_b = else_r.append_block(Block::new(&[]));
+    let op = at.build(OpBuilder::new("scf.if", loc).operands(&[cond]).results(results).region(then_r).region(else_r));
+    (op, then_b, else_b)
+}
+
+fn build_yield(block: Block, values: &[Value], loc: Loc) {
+    Cursor::at_end(block).build(OpBuilder::new("scf.yield", loc).operands(values));
+}
+
+impl FuncLowering<'_> {
+    fn field(&self, name: &str) -> (&FieldDecl, Value) {
+        let (f, v) = self.fields.iter().find(|(f, _)| f.name == name).expect("used field has an argument");
+        (*f, *v)
+    }
+
+    /// Records check number `message` (1-based) and `detail` in the status buffer.
+    fn record_failure(&mut self, at: Cursor, message: String, detail: Option<Value>, loc: Loc) {
+        self.messages.push(message);
+        let status = self.status.expect("status buffer present when checks exist");
+        let ctx = status.ty().ctx();
+        let i64t = ctx.int(64);
+        let code = ops::const_scalar(at, i64t, self.messages.len() as f64, loc);
+        let slot0 = ops::const_index(at, 0, loc);
+        at.build(
+            OpBuilder::new("memref.atomic_rmw", loc)
+                .operands(&[code, status, slot0])
+                .results(&[i64t])
+                .attr("kind", ctx.int_attr(i64t, RMW_MAXS)),
+        );
+        if let Some(d) = detail {
+            let slot1 = ops::const_index(at, 1, loc);
+            let d64 = at.build(OpBuilder::new("arith.index_cast", loc).operands(&[d]).results(&[i64t])).result(0);
+            at.build(OpBuilder::new("memref.store", loc).operands(&[d64, status, slot1]));
+        }
+    }
+
+    fn lower_assert(&mut self, op: Op) {
+        let at = Cursor::before(op);
+        let loc = op.loc();
+        let cond = op.operand(0);
+        let msg = op.attr("message").and_then(|a| a.as_string()).unwrap_or_default();
+        let ctx = op.ctx();
+        let t = ops::const_scalar(at, ctx.int(1), 1.0, loc);
+        let failed = ops::build_binary(at, "arith.xori", cond, t, loc);
+        let (_, then_b, else_b) = build_if(at, failed, &[], loc);
+        self.record_failure(Cursor::at_end(then_b), format!("{loc}: assertion failed: {msg}"), None, loc);
+        build_yield(then_b, &[], loc);
+        build_yield(else_b, &[], loc);
+        op.erase();
+    }
+
+    fn lower_access(&mut self, op: Op) {
+        let a = Access::read(op).expect("access op");
+        let (decl, memref) = self.field(&a.field);
+        let decl = decl.clone();
+        let loc = op.loc();
+        let mut at = Cursor::before(op);
+        let checked = self.check_bounds && !a.indices.is_empty();
+        let mut guard = None;
+        if checked {
+            let (if_op, then_b, else_b) = self.bounds_guard(at, &a, &decl, loc);
+            guard = Some((if_op, then_b, else_b));
+            at = Cursor::at_end(then_b);
+        }
+        let result = self.emit_access(at, &a, &decl, memref, loc);
+        if let Some((if_op, then_b, else_b)) = guard {
+            let yielded: Vec<Value> = result.into_iter().collect();
+            build_yield(then_b, &yielded, loc);
+            let zeros: Vec<Value> =
+                yielded.iter().map(|v| ops::const_scalar(Cursor::at_end(else_b), v.ty(), 0.0, loc)).collect();
+            build_yield(else_b, &zeros, loc);
+            op.replace_all_uses(&if_op.results());
+        } else if let Some(r) = result {
+            op.replace_all_uses(&[r]);
+        }
+        op.erase();
+    }
+
+    /// `scf.if (all indices in bounds)`; the else block records which index
+    /// failed. Returns the if op and its blocks.
+    fn bounds_guard(&mut self, at: Cursor, a: &Access, decl: &FieldDecl, loc: Loc) -> (Op, Block, Block) {
+        let ctx = decl.elem.ctx();
+        let mut all: Option<Value> = None;
+        let mut conds = Vec::new();
+        for (d, idx) in a.indices.iter().enumerate() {
+            let extent = ops::const_index(at, decl.shape[d], loc);
+            let ok = at
+                .build(
+                    OpBuilder::new("arith.cmpi", loc)
+                        .operands(&[*idx, extent])
+                        .results(&[ctx.int(1)])
+                        .attr("predicate", ctx.int_attr(ctx.int(64), 6)),
+                )
+                .result(0);
+            conds.push(ok);
+            all = Some(match all {
+                None => ok,
+                Some(prev) => ops::build_binary(at, "arith.andi", prev, ok, loc),
+            });
+        }
+        let cond = all.expect("at least one index");
+        let results: Vec<Type> = if a.kind == DsOp::Load { vec![decl.elem] } else { vec![] };
+        let (if_op, then_b, else_b) = build_if(at, cond, &results, loc);
+        let t = ops::const_scalar(Cursor::at_end(else_b), ctx.int(1), 1.0, loc);
+        for (d, ok) in conds.into_iter().enumerate() {
+            let e = Cursor::at_end(else_b);
+            let bad = ops::build_binary(e, "arith.xori", ok, t, loc);
+            let (_, bad_then, bad_else) = build_if(e, bad, &[], loc);
+            let msg = format!(
+                "{loc}: {} of @{}: index out of bounds in dimension {d} (extent {})",
+                a.kind.name(),
+                a.field,
+                decl.shape[d]
+            );
+            self.record_failure(Cursor::at_end(bad_then), msg, Some(a.indices[d]), loc);
+            build_yield(bad_then, &[], loc);
+            build_yield(bad_else, &[], loc);
+        }
+        (if_op, then_b, else_b)
+    }
+
+    /// The memref op(s) for one access; returns the loaded value for loads.
+    fn emit_access(&self, at: Cursor, a: &Access, decl: &FieldDecl, memref: Value, loc: Loc) -> Option<Value> {
+        let elem = decl.elem;
+        let ctx = elem.ctx();
+        let mut operands = vec![memref];
+        operands.extend(&a.indices);
+        let rmw = |value: Value, kind: i64| {
+            let mut o = vec![value];
+            o.extend(&operands);
+            at.build(
+                OpBuilder::new("memref.atomic_rmw", loc)
+                    .operands(&o)
+                    .results(&[elem])
+                    .attr("kind", ctx.int_attr(ctx.int(64), kind)),
+            );
+        };
+        let float = elem.is_float();
+        match a.kind {
+            DsOp::Load => {
+                return Some(at.build(OpBuilder::new("memref.load", loc).operands(&operands).results(&[elem])).result(0));
+            }
+            DsOp::Store => {
+                let mut o = vec![a.value.expect("stored value")];
+                o.extend(&operands);
+                at.build(OpBuilder::new("memref.store", loc).operands(&o));
+            }
+            DsOp::AtomicAdd => rmw(a.value.expect("value"), if float { RMW_ADDF } else { RMW_ADDI }),
+            DsOp::AtomicSub => {
+                let v = a.value.expect("value");
+                let neg = if float {
+                    at.build(OpBuilder::new("arith.negf", loc).operands(&[v]).results(&[elem])).result(0)
+                } else {
+                    let zero = ops::const_scalar(at, elem, 0.0, loc);
+                    ops::build_binary(at, "arith.subi", zero, v, loc)
+                };
+                rmw(neg, if float { RMW_ADDF } else { RMW_ADDI })
+            }
+            DsOp::AtomicMin => rmw(a.value.expect("value"), if float { RMW_MINIMUMF } else { RMW_MINS }),
+            DsOp::AtomicMax => rmw(a.value.expect("value"), if float { RMW_MAXIMUMF } else { RMW_MAXS }),
+            DsOp::Field
+            | DsOp::Dense
+            | DsOp::Pointer
+            | DsOp::Bitmasked
+            | DsOp::Dynamic
+            | DsOp::ParallelFor
+            | DsOp::StructFor
+            | DsOp::Assert => unreachable!("not an access"),
+        }
+        None
+    }
+}
+
+/// A ds loop left in a function runs serially as `scf.for` loops.
+fn lower_loop(op: Op, kind: DsOp, fields: &[FieldDecl]) {
+    let at = Cursor::before(op);
+    let loc = op.loc();
+    let old = op.region(0).first_block().expect("loop body");
+    let (bounds, args): (Vec<(Value, Value)>, Vec<Value>) = match kind {
+        DsOp::ParallelFor => (vec![(op.operand(0), op.operand(1))], old.args()),
+        _ => {
+            let field = op.attr("field").and_then(|a| a.as_symbol()).unwrap_or_default();
+            let shape = fields.iter().find(|f| f.name == field).map(|f| f.shape.clone()).unwrap_or_default();
+            let b = shape.iter().map(|&n| (ops::const_index(at, 0, loc), ops::const_index(at, n, loc))).collect();
+            (b, old.args())
+        }
+    };
+    let one = ops::const_index(at, 1, loc);
+    let mut cursor = at;
+    let mut innermost_yield = None;
+    for ((lo, hi), arg) in bounds.into_iter().zip(args) {
+        let (_, body, y) = ops::build_scf_for(cursor, lo, hi, one, loc);
+        arg.replace_all_uses_with(body.arg(0));
+        cursor = Cursor::before(y);
+        innermost_yield = Some(y);
+    }
+    if let Some(y) = innermost_yield {
+        for inner in old.ops() {
+            if inner.name() != ops::BODY_TERMINATOR {
+                inner.move_before(y);
+            }
+        }
+    }
+    op.erase();
+}

@@ -1,0 +1,249 @@
+//! `ds-lower-parallel-cpu`: splits each kernel into task functions the CPU
+//! runtime launches.
+//!
+//! Input: a verified module (ds-verify). Output: every kernel `@k` is replaced by
+//! - per top-level `ds.parallel_for` / `ds.struct_for` number `n`, a task
+//!   `@k__task<n>(%begin: index, %end: index, params...)` running the loop body
+//!   for `begin <= i < end` in an `scf.for`, and a range function
+//!   `@k__range<n>(params...) -> (index, index)` giving the loop's bounds (the
+//!   runtime splits that range into chunks across threads);
+//! - per run of top-level serial code holding a side effect, a task
+//!   `@k__task<n>(params...)` run once, on one thread.
+//!
+//! Values a task takes from the kernel's top level are recomputed in the task
+//! (ds-verify allows only constants and pure arith/math there). A struct-for
+//! over a dense field iterates its linearized cells. Task functions carry
+//! `ds.task_of = "k"`, `ds.task_index = n`, `ds.task_kind = "parallel"|"serial"`.
+//!
+//! Example:
+//! ```mlir
+//! func.func @k(%n: index) attributes {ds.kernel} {
+//!   "ds.parallel_for"(%c0, %n) ({ ^bb0(%i: index): BODY gpu.yield }) : (index, index) -> ()
+//!   return
+//! }
+//! // becomes
+//! func.func @k__task0(%b: index, %e: index, %n: index) attributes {ds.task_index = 0 : i64, ds.task_kind = "parallel", ds.task_of = "k"} {
+//!   scf.for %i = %b to %e step %c1 { BODY }
+//!   return
+//! }
+//! func.func @k__range0(%n: index) -> (index, index) attributes {ds.range_of = "k__task0"} {
+//!   return %c0, %n : index, index
+//! }
+//! ```
+
+use crate::abi;
+use ds_dialects::ir::{Block, Cursor, Loc, Op, Value, ValueMap, clone_mapped, remap_operands};
+use ds_dialects::ops::{self, DsOp, FieldDecl, ParallelFor};
+use ds_passes::{PassInfo, PassOptions, verify::first_non_recomputable};
+
+pub static PASS: PassInfo = PassInfo {
+    name: "ds-lower-parallel-cpu",
+    summary: "Split kernels into task functions: parallel loops over a sub-range, serial code on one thread",
+    options: &[],
+    run,
+};
+
+fn run(module: Op, _: &PassOptions) -> bool {
+    let body = ops::module_body(module);
+    let fields = ops::fields(body);
+    ops::kernels(body).into_iter().all(|k| lower_kernel(k, &fields))
+}
+
+/// A piece of a kernel that becomes one task.
+enum Segment {
+    Loop(Op),
+    Serial(Vec<Op>),
+}
+
+fn has_effects(op: Op) -> bool {
+    std::iter::once(op).chain(op.walk()).any(|o| DsOp::of(o).is_some_and(|k| k != DsOp::Load))
+}
+
+fn segments(kernel: Op) -> Vec<Segment> {
+    let mut out = Vec::new();
+    let mut serial = Vec::new();
+    for op in ops::func_body(kernel).ops() {
+        match DsOp::of(op) {
+            Some(DsOp::ParallelFor | DsOp::StructFor) => {
+                if serial.iter().any(|o| has_effects(*o)) {
+                    out.push(Segment::Serial(std::mem::take(&mut serial)));
+                }
+                serial.clear();
+                out.push(Segment::Loop(op));
+            }
+            _ if op.name() == "func.return" => {}
+            _ => serial.push(op),
+        }
+    }
+    if serial.iter().any(|o| has_effects(*o)) {
+        out.push(Segment::Serial(serial));
+    }
+    out
+}
+
+fn lower_kernel(kernel: Op, fields: &[FieldDecl]) -> bool {
+    let name = kernel.sym_name().unwrap_or_default();
+    let params = ops::func_inputs(kernel);
+    let ctx = kernel.ctx();
+    let at = Cursor::before(kernel);
+    for (n, seg) in segments(kernel).into_iter().enumerate() {
+        let task_name = format!("{name}__task{n}");
+        let ok = match seg {
+            Segment::Loop(op) => {
+                let index = ctx.index();
+                let inputs: Vec<_> = [index, index].into_iter().chain(params.iter().copied()).collect();
+                let (task, entry) = ops::build_func(at, &task_name, &inputs, &[], op.loc());
+                mark_task(task, &name, n, "parallel");
+                let mut map = param_map(kernel, entry, 2);
+                lower_loop(op, entry, &mut map, fields) && build_range(op, at, &task_name, kernel, &params, fields)
+            }
+            Segment::Serial(seg_ops) => {
+                let loc = seg_ops[0].loc();
+                let (task, entry) = ops::build_func(at, &task_name, &params, &[], loc);
+                mark_task(task, &name, n, "serial");
+                let mut map = param_map(kernel, entry, 0);
+                let end = Cursor::at_end(entry);
+                // In order, so values of earlier ops of the segment are mapped.
+                let ok = seg_ops.iter().all(|o| {
+                    let captured = capture_operands(*o, end, &mut map, &name);
+                    clone_mapped(*o, end, &mut map);
+                    captured
+                });
+                ops::build_return(end, &[], loc);
+                ok
+            }
+        };
+        if !ok {
+            return false;
+        }
+    }
+    kernel.erase();
+    true
+}
+
+fn mark_task(task: Op, kernel: &str, index: usize, kind: &str) {
+    let ctx = task.ctx();
+    task.set_attr(abi::TASK_OF, ctx.string_attr(kernel));
+    task.set_attr(abi::TASK_INDEX, ctx.int_attr(ctx.int(64), index as i64));
+    task.set_attr(abi::TASK_KIND, ctx.string_attr(kind));
+}
+
+/// Maps the kernel's parameters to the task's arguments from `offset` on.
+fn param_map(kernel: Op, entry: Block, offset: usize) -> ValueMap {
+    ops::func_body(kernel).args().into_iter().zip(entry.args().into_iter().skip(offset)).collect()
+}
+
+/// Recomputes at `at` every top-level value `op` (or ops nested in it) uses
+/// from outside itself. Returns false (with an error) when one cannot be.
+fn capture_operands(op: Op, at: Cursor, map: &mut ValueMap, kernel: &str) -> bool {
+    let inner: Vec<Op> = std::iter::once(op).chain(op.walk()).collect();
+    for o in &inner {
+        for v in o.operands() {
+            if !recompute(v, op, at, map, kernel) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn recompute(v: Value, within: Op, at: Cursor, map: &mut ValueMap, kernel: &str) -> bool {
+    if map.contains_key(&v) {
+        return true;
+    }
+    let Some(def) = v.defining_op() else { return true };
+    if def == within || def.is_inside(within) || !def.parent().is_some_and(ops::is_kernel) {
+        return true;
+    }
+    if let Some(bad) = first_non_recomputable(v) {
+        let msg = format!(
+            "kernel @{kernel}: this value is computed by {} at the kernel's top level and used by another task; only constants and arith/math over parameters can cross tasks",
+            bad.name()
+        );
+        def.ctx().emit_error(def.loc(), &msg);
+        return false;
+    }
+    for o in def.operands() {
+        recompute(o, within, at, map, kernel);
+    }
+    clone_mapped(def, at, map);
+    true
+}
+
+/// The loop's body as an `scf.for` over `[begin, end)` in the task.
+fn lower_loop(loop_op: Op, entry: Block, map: &mut ValueMap, fields: &[FieldDecl]) -> bool {
+    let end_cursor = Cursor::at_end(entry);
+    let loc = loop_op.loc();
+    if !capture_operands(loop_op, end_cursor, map, "") {
+        return false;
+    }
+    let one = ops::const_index(end_cursor, 1, loc);
+    let (scf_for, body, yield_op) = ops::build_scf_for(end_cursor, entry.arg(0), entry.arg(1), one, loc);
+    scf_for.set_attr(abi::TASK_LOOP, loop_op.ctx().unit_attr());
+    let iv = body.arg(0);
+    let old_body = loop_op.region(0).first_block().expect("loop body");
+    let at = Cursor::before(yield_op);
+    match DsOp::of(loop_op) {
+        Some(DsOp::StructFor) => {
+            let field = loop_op.attr("field").and_then(|a| a.as_symbol()).unwrap_or_default();
+            let Some(f) = fields.iter().find(|f| f.name == field) else { return false };
+            for (arg, idx) in old_body.args().into_iter().zip(delinearize(at, iv, &f.shape, loc)) {
+                map.insert(arg, idx);
+            }
+        }
+        _ => {
+            map.insert(old_body.arg(0), iv);
+        }
+    }
+    for op in old_body.ops() {
+        if op.name() != ops::BODY_TERMINATOR {
+            op.move_before(yield_op);
+            remap_operands(op, map);
+        }
+    }
+    ops::build_return(end_cursor, &[], loc);
+    true
+}
+
+/// Row-major indices of linear position `i` in `shape`.
+fn delinearize(at: Cursor, i: Value, shape: &[i64], loc: Loc) -> Vec<Value> {
+    let mut out = vec![i; shape.len()];
+    let mut rest = i;
+    for d in (0..shape.len()).rev() {
+        let extent = ops::const_index(at, shape[d], loc);
+        out[d] = if d == 0 { rest } else { ops::build_binary(at, "arith.remui", rest, extent, loc) };
+        if d > 0 {
+            rest = ops::build_binary(at, "arith.divui", rest, extent, loc);
+        }
+    }
+    out
+}
+
+/// `@<task>__range(params) -> (index, index)`: the loop's iteration range.
+fn build_range(loop_op: Op, at: Cursor, task: &str, kernel: Op, params: &[ds_dialects::ir::Type], fields: &[FieldDecl]) -> bool {
+    let ctx = loop_op.ctx();
+    let loc = loop_op.loc();
+    let index = ctx.index();
+    let name = task.replace("__task", "__range");
+    let (func, entry) = ops::build_func(at, &name, params, &[index, index], loc);
+    func.set_attr(abi::RANGE_OF, ctx.string_attr(task));
+    let mut map = param_map(kernel, entry, 0);
+    let end = Cursor::at_end(entry);
+    let bounds = match ParallelFor::read(loop_op) {
+        Some(pf) => {
+            let kname = kernel.sym_name().unwrap_or_default();
+            if !recompute(pf.lower, loop_op, end, &mut map, &kname) || !recompute(pf.upper, loop_op, end, &mut map, &kname) {
+                return false;
+            }
+            let get = |v: Value| map.get(&v).copied().unwrap_or(v);
+            vec![get(pf.lower), get(pf.upper)]
+        }
+        None => {
+            let field = loop_op.attr("field").and_then(|a| a.as_symbol()).unwrap_or_default();
+            let cells = fields.iter().find(|f| f.name == field).map_or(0, |f| f.num_elements());
+            vec![ops::const_index(end, 0, loc), ops::const_index(end, cells as i64, loc)]
+        }
+    };
+    ops::build_return(end, &bounds, loc);
+    true
+}
