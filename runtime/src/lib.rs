@@ -1,1 +1,23 @@
-//! placeholder
+//! The DiffSim runtime: compiles ds modules through MLIR's JIT, owns field
+//! memory, launches kernels on all CPU cores.
+//!
+//! ```no_run
+//! use ds_runtime::{Arg, Program};
+//! let mut p = Program::new(r#"
+//!   "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>} : () -> ()
+//!   func.func @inc(%n: index) attributes {ds.kernel} { ... }"#)?;
+//! p.launch("inc", &[Arg::Index(8)])?;
+//! let x: Vec<f32> = p.field("x")?.to_vec()?;
+//! # Ok::<(), ds_runtime::Error>(())
+//! ```
+
+pub mod compile;
+pub mod error;
+pub mod field;
+mod native;
+pub mod program;
+
+pub use compile::CompileOptions;
+pub use error::Error;
+pub use field::{ElemType, Element, Field, FieldInfo};
+pub use program::{Arg, Program};

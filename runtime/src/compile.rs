@@ -1,0 +1,234 @@
+//! Compiling a ds module for the CPU: the `ds-to-llvm-cpu` pipeline, the MLIR
+//! ExecutionEngine at -O3, and the table of kernels and their tasks read back
+//! from the lowered module. Compiled modules are cached in memory by a hash of
+//! their source and options, so programs built from the same source share code.
+
+use crate::error::Error;
+use crate::field::{ElemType, FieldInfo};
+use crate::native::{Engine, PackedFn};
+use ds_dialects::diag;
+use ds_dialects::ir::{Attr, Block, Op, Type};
+use ds_dialects::ops::{self, Access, DsOp};
+use ds_lowering::{abi, pipeline};
+use ds_passes::PassOptions;
+use melior::ExecutionEngine;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// How to compile a module.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Check every field index at run time; a bad one fails the launch with the
+    /// kernel, field, index and extent.
+    pub check_bounds: bool,
+    /// Generate `@k_grad` for every kernel (runs `ds-autodiff` first).
+    pub autodiff: bool,
+    /// Options for ds-autodiff (`stack-capacity=N`).
+    pub autodiff_options: Vec<(String, String)>,
+}
+
+/// A scalar kernel parameter type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamType {
+    Index,
+    I1,
+    I32,
+    I64,
+    F32,
+    F64,
+}
+
+impl ParamType {
+    fn of(t: Type) -> Option<ParamType> {
+        match t.to_string().as_str() {
+            "index" => Some(ParamType::Index),
+            "i1" => Some(ParamType::I1),
+            "i32" => Some(ParamType::I32),
+            "i64" => Some(ParamType::I64),
+            "f32" => Some(ParamType::F32),
+            "f64" => Some(ParamType::F64),
+            _ => None,
+        }
+    }
+}
+
+/// One task of a kernel (see `ds-lower-parallel-cpu`).
+#[derive(Clone)]
+pub struct Task {
+    pub func: PackedFn,
+    /// For parallel tasks: the function computing the iteration range.
+    pub range: Option<PackedFn>,
+    /// Indices into the program's fields of the task's field arguments.
+    pub fields: Vec<usize>,
+    /// Messages of the run-time checks; empty when the task has no status buffer.
+    pub status_messages: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct KernelInfo {
+    pub name: String,
+    pub params: Vec<ParamType>,
+    pub tasks: Vec<Task>,
+    /// Fields the kernel reads (loads, or atomics whose target it reads) and
+    /// writes, by index into the program's fields.
+    pub reads: Vec<usize>,
+    pub writes: Vec<usize>,
+}
+
+/// A compiled module: code, fields and kernels.
+pub struct Compiled {
+    _engine: Engine,
+    pub fields: Vec<FieldInfo>,
+    pub kernels: HashMap<String, KernelInfo>,
+}
+
+fn cache() -> &'static Mutex<HashMap<u64, Arc<Compiled>>> {
+    static CACHE: OnceLock<Mutex<HashMap<u64, Arc<Compiled>>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// Compiles `source` (a ds module as text) or returns the cached result.
+pub fn compile(source: &str, name: &str, options: &CompileOptions) -> Result<Arc<Compiled>, Error> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (source, name, options).hash(&mut h);
+    let key = h.finish();
+    let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = cache.get(&key) {
+        return Ok(c.clone());
+    }
+    let compiled = Arc::new(compile_uncached(source, name, options)?);
+    cache.insert(key, compiled.clone());
+    Ok(compiled)
+}
+
+/// The steps before lowering: verification and, when asked for, autodiff.
+fn front_steps(options: &CompileOptions) -> Result<Vec<pipeline::Step>, Error> {
+    let mut text = String::from(ds_passes::verify::PASS.name);
+    if options.autodiff {
+        let opts: Vec<String> = options.autodiff_options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        text.push_str(&format!(", ds-autodiff{{{}}}", opts.join(" ")));
+    }
+    pipeline::parse(&text).map_err(Error::Internal)
+}
+
+/// `ds-to-llvm-cpu`, with bounds checks when asked for.
+fn lowering_steps(options: &CompileOptions) -> Result<Vec<pipeline::Step>, Error> {
+    let mut steps = pipeline::parse(ds_lowering::DS_TO_LLVM_CPU.name).map_err(Error::Internal)?;
+    if options.check_bounds {
+        for s in &mut steps {
+            if let pipeline::Step::Ds(info, opts) = s
+                && info.name == ds_lowering::ds_to_scf::PASS.name
+            {
+                *opts = PassOptions::parse("check-bounds=1").map_err(Error::Internal)?;
+            }
+        }
+    }
+    Ok(steps)
+}
+
+fn run_steps(context: &melior::Context, module: &mut melior::ir::Module, steps: &[pipeline::Step]) -> Result<(), Error> {
+    match pipeline::run(context, module, steps, None) {
+        Ok(_) => Ok(()),
+        Err(pipeline::PipelineError::Failed(d)) => Err(Error::Compile(d)),
+        Err(pipeline::PipelineError::Invalid(m)) => Err(Error::Internal(m)),
+    }
+}
+
+fn compile_uncached(source: &str, name: &str, options: &CompileOptions) -> Result<Compiled, Error> {
+    let context = ds_dialects::context();
+    let (module, diags) = diag::capture(&context, || ds_dialects::parse_module(&context, source, name));
+    let mut module = module.ok_or_else(|| Error::Compile(diags))?;
+    run_steps(&context, &mut module, &front_steps(options)?)?;
+    let body = ops::module_body(Op::of_module(&module));
+    let fields = read_fields(body)?;
+    let mut kernels = read_kernels(body, &fields)?;
+    run_steps(&context, &mut module, &lowering_steps(options)?)?;
+    let engine = Engine::new(ExecutionEngine::new(&module, 3, &[], false, false));
+    attach_tasks(ops::module_body(Op::of_module(&module)), &fields, &engine, &mut kernels)?;
+    Ok(Compiled { _engine: engine, fields, kernels })
+}
+
+fn read_fields(body: Block) -> Result<Vec<FieldInfo>, Error> {
+    ops::fields(body)
+        .into_iter()
+        .map(|f| {
+            let elem = ElemType::parse(&f.elem.to_string())
+                .ok_or_else(|| Error::Internal(format!("field @{}: element type {}", f.name, f.elem)))?;
+            Ok(FieldInfo { name: f.name, elem, shape: f.shape.iter().map(|&d| d as usize).collect(), grad: f.grad })
+        })
+        .collect()
+}
+
+/// Kernel signatures and the fields each reads and writes, from the ds module.
+fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, KernelInfo>, Error> {
+    let position = |n: &str| fields.iter().position(|f| f.name == n);
+    let mut out = HashMap::new();
+    for k in ops::kernels(body) {
+        let name = k.sym_name().unwrap_or_default();
+        let params = ops::func_inputs(k)
+            .into_iter()
+            .map(|t| ParamType::of(t).ok_or_else(|| Error::Internal(format!("kernel @{name}: parameter type {t}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (mut reads, mut writes) = (Vec::new(), Vec::new());
+        for a in k.walk().into_iter().filter_map(Access::read) {
+            let Some(i) = position(&a.field) else { continue };
+            let (r, w) = match a.kind {
+                DsOp::Load => (true, false),
+                DsOp::AtomicMin | DsOp::AtomicMax => (true, true),
+                _ => (false, true),
+            };
+            if r && !reads.contains(&i) {
+                reads.push(i);
+            }
+            if w && !writes.contains(&i) {
+                writes.push(i);
+            }
+        }
+        out.insert(name.clone(), KernelInfo { name, params, tasks: Vec::new(), reads, writes });
+    }
+    Ok(out)
+}
+
+fn strings(a: Option<Attr>) -> Vec<String> {
+    a.and_then(|a| a.as_array()).unwrap_or_default().into_iter().filter_map(|s| s.as_string()).collect()
+}
+
+/// Attaches the compiled task functions of the lowered module to their kernels.
+fn attach_tasks(
+    body: Block,
+    fields: &[FieldInfo],
+    engine: &Engine,
+    kernels: &mut HashMap<String, KernelInfo>,
+) -> Result<(), Error> {
+    let funcs = body.ops();
+    let ranges: HashMap<String, String> = funcs
+        .iter()
+        .filter_map(|f| Some((f.attr(abi::RANGE_OF)?.as_string()?, f.sym_name()?)))
+        .collect();
+    let lookup = |n: &str| engine.packed(n).ok_or_else(|| Error::Internal(format!("the JIT has no function {n}")));
+    let mut tasks: Vec<(String, i64, Task)> = Vec::new();
+    for f in &funcs {
+        let Some(kernel) = f.attr(abi::TASK_OF).and_then(|a| a.as_string()) else { continue };
+        let fname = f.sym_name().unwrap_or_default();
+        let index = f.attr(abi::TASK_INDEX).and_then(|a| a.as_int()).unwrap_or(0);
+        let field_idx = strings(f.attr(abi::FIELDS))
+            .iter()
+            .map(|n| {
+                fields.iter().position(|fi| &fi.name == n).ok_or_else(|| Error::Internal(format!("unknown field {n}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let range = ranges.get(&fname).map(|r| lookup(r)).transpose()?;
+        let status_messages = strings(f.attr(abi::STATUS_MESSAGES));
+        tasks.push((kernel, index, Task { func: lookup(&fname)?, range, fields: field_idx, status_messages }));
+    }
+    tasks.sort_by_key(|(k, i, _)| (k.clone(), *i));
+    for (kernel, _, task) in tasks {
+        kernels
+            .get_mut(&kernel)
+            .ok_or_else(|| Error::Internal(format!("task of unknown kernel {kernel}")))?
+            .tasks
+            .push(task);
+    }
+    Ok(())
+}

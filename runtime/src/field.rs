@@ -1,0 +1,214 @@
+//! Field storage and host access: one aligned, zero-initialized allocation per
+//! field, row-major, with typed element access, slices, fill and zero.
+
+use crate::error::Error;
+use crate::native::AlignedBuf;
+
+/// The element types fields may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElemType {
+    F32,
+    F64,
+    I32,
+}
+
+impl ElemType {
+    pub fn parse(mlir: &str) -> Option<ElemType> {
+        match mlir {
+            "f32" => Some(ElemType::F32),
+            "f64" => Some(ElemType::F64),
+            "i32" => Some(ElemType::I32),
+            _ => None,
+        }
+    }
+    pub fn size(self) -> usize {
+        match self {
+            ElemType::F32 | ElemType::I32 => 4,
+            ElemType::F64 => 8,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            ElemType::F32 => "f32",
+            ElemType::F64 => "f64",
+            ElemType::I32 => "i32",
+        }
+    }
+}
+
+/// A Rust type that can be a field element.
+pub trait Element: Copy + Default + std::fmt::Debug + Send + Sync + 'static {
+    const TYPE: ElemType;
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
+}
+
+impl Element for f32 {
+    const TYPE: ElemType = ElemType::F32;
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+impl Element for f64 {
+    const TYPE: ElemType = ElemType::F64;
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+impl Element for i32 {
+    const TYPE: ElemType = ElemType::I32;
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v as i32
+    }
+}
+
+/// A field's declaration as the runtime needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldInfo {
+    pub name: String,
+    pub elem: ElemType,
+    pub shape: Vec<usize>,
+    /// The field holding this field's adjoint, if any.
+    pub grad: Option<String>,
+}
+
+impl FieldInfo {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn bytes(&self) -> usize {
+        self.len() * self.elem.size()
+    }
+}
+
+/// A field's memory.
+pub struct Field {
+    pub info: FieldInfo,
+    pub(crate) buf: AlignedBuf,
+}
+
+impl Field {
+    pub fn new(info: FieldInfo) -> Field {
+        let buf = AlignedBuf::zeroed(info.bytes());
+        Field { info, buf }
+    }
+
+    fn check_type<T: Element>(&self) -> Result<(), Error> {
+        if T::TYPE == self.info.elem {
+            Ok(())
+        } else {
+            Err(Error::Field(format!(
+                "field @{} holds {} elements, accessed as {}",
+                self.info.name,
+                self.info.elem.name(),
+                T::TYPE.name()
+            )))
+        }
+    }
+
+    /// Row-major position of `index`, checked against the shape.
+    pub fn offset(&self, index: &[usize]) -> Result<usize, Error> {
+        let shape = &self.info.shape;
+        if index.len() != shape.len() {
+            return Err(Error::Field(format!(
+                "field @{} has {} dimensions, indexed with {}",
+                self.info.name,
+                shape.len(),
+                index.len()
+            )));
+        }
+        let mut off = 0;
+        for (d, (&i, &n)) in index.iter().zip(shape).enumerate() {
+            if i >= n {
+                return Err(Error::Field(format!(
+                    "field @{}: index {i} out of bounds in dimension {d} (extent {n})",
+                    self.info.name
+                )));
+            }
+            off = off * n + i;
+        }
+        Ok(off)
+    }
+
+    pub fn as_slice<T: Element>(&self) -> Result<&[T], Error> {
+        self.check_type::<T>()?;
+        Ok(self.buf.as_slice(self.info.len()))
+    }
+
+    pub fn as_mut_slice<T: Element>(&mut self) -> Result<&mut [T], Error> {
+        self.check_type::<T>()?;
+        let n = self.info.len();
+        Ok(self.buf.as_mut_slice(n))
+    }
+
+    pub fn get<T: Element>(&self, index: &[usize]) -> Result<T, Error> {
+        let off = self.offset(index)?;
+        Ok(self.as_slice::<T>()?[off])
+    }
+
+    pub fn set<T: Element>(&mut self, index: &[usize], value: T) -> Result<(), Error> {
+        let off = self.offset(index)?;
+        self.as_mut_slice::<T>()?[off] = value;
+        Ok(())
+    }
+
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>, Error> {
+        Ok(self.as_slice::<T>()?.to_vec())
+    }
+
+    pub fn copy_from<T: Element>(&mut self, values: &[T]) -> Result<(), Error> {
+        let name = self.info.name.clone();
+        let dst = self.as_mut_slice::<T>()?;
+        if dst.len() != values.len() {
+            return Err(Error::Field(format!("field @{name} has {} elements, given {}", dst.len(), values.len())));
+        }
+        dst.copy_from_slice(values);
+        Ok(())
+    }
+
+    pub fn fill<T: Element>(&mut self, value: T) -> Result<(), Error> {
+        self.as_mut_slice::<T>()?.fill(value);
+        Ok(())
+    }
+
+    /// Sets every element to zero, whatever its type.
+    pub fn zero(&mut self) {
+        let n = self.info.bytes();
+        self.buf.as_mut_slice::<u8>(n).fill(0);
+    }
+
+    /// Every element as f64 (for gradchecks and reports).
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        match self.info.elem {
+            ElemType::F32 => self.buf.as_slice::<f32>(self.info.len()).iter().map(|v| *v as f64).collect(),
+            ElemType::F64 => self.buf.as_slice::<f64>(self.info.len()).to_vec(),
+            ElemType::I32 => self.buf.as_slice::<i32>(self.info.len()).iter().map(|v| *v as f64).collect(),
+        }
+    }
+
+    /// Sets element `offset` (row-major) from an f64.
+    pub fn set_f64(&mut self, offset: usize, v: f64) {
+        let n = self.info.len();
+        match self.info.elem {
+            ElemType::F32 => self.buf.as_mut_slice::<f32>(n)[offset] = v as f32,
+            ElemType::F64 => self.buf.as_mut_slice::<f64>(n)[offset] = v,
+            ElemType::I32 => self.buf.as_mut_slice::<i32>(n)[offset] = v as i32,
+        }
+    }
+
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        self.buf.as_ptr()
+    }
+}

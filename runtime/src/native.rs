@@ -1,0 +1,112 @@
+//! The runtime's unsafe core, kept small: aligned zeroed field memory, the JIT
+//! engine, and calls into JIT-compiled functions through MLIR's packed
+//! interface (`_mlir_<name>(void **args)`: one pointer per argument, then one
+//! per result).
+
+use melior::ExecutionEngine;
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::ffi::c_void;
+
+/// Alignment of every field allocation (a cache line; AVX-512 friendly).
+pub const FIELD_ALIGN: usize = 64;
+
+/// A zero-initialized, 64-byte aligned allocation owned by one field.
+pub struct AlignedBuf {
+    ptr: *mut u8,
+    layout: Layout,
+}
+
+// SAFETY: the buffer is plain memory; synchronization of writes through the
+// raw pointer is the kernels' business (atomics), as for any shared array.
+unsafe impl Send for AlignedBuf {}
+unsafe impl Sync for AlignedBuf {}
+
+impl AlignedBuf {
+    pub fn zeroed(bytes: usize) -> AlignedBuf {
+        let layout = Layout::from_size_align(bytes.max(FIELD_ALIGN), FIELD_ALIGN).expect("field size fits memory");
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        AlignedBuf { ptr, layout }
+    }
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+    /// The memory as a typed slice of `len` elements.
+    pub fn as_slice<T: Copy>(&self, len: usize) -> &[T] {
+        assert!(len * size_of::<T>() <= self.layout.size());
+        // SAFETY: in bounds (checked above), aligned (64 >= align of T), initialized (zeroed).
+        unsafe { std::slice::from_raw_parts(self.ptr as *const T, len) }
+    }
+    pub fn as_mut_slice<T: Copy>(&mut self, len: usize) -> &mut [T] {
+        assert!(len * size_of::<T>() <= self.layout.size());
+        // SAFETY: as above, and `&mut self` guarantees exclusive host access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut T, len) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this layout.
+        unsafe { dealloc(self.ptr, self.layout) }
+    }
+}
+
+/// The JIT engine of one compiled module. It is only used for symbol lookup,
+/// once, while the module's function table is built.
+pub struct Engine(ExecutionEngine);
+
+// SAFETY: after construction the engine is only read (lookups happen under the
+// compile cache's lock); the compiled code it owns is immutable.
+unsafe impl Send for Engine {}
+unsafe impl Sync for Engine {}
+
+impl Engine {
+    pub fn new(engine: ExecutionEngine) -> Engine {
+        Engine(engine)
+    }
+    /// The packed entry point of function `name`, if the module defines it.
+    pub fn packed(&self, name: &str) -> Option<PackedFn> {
+        let p = self.0.lookup(&format!("_mlir_{name}"));
+        // SAFETY: ExecutionEngine generates `_mlir_<name>` with exactly this signature.
+        (!p.is_null()).then(|| PackedFn(unsafe { std::mem::transmute::<*mut (), RawPacked>(p) }))
+    }
+}
+
+type RawPacked = unsafe extern "C" fn(*mut *mut c_void);
+
+/// A JIT-compiled function behind MLIR's packed calling convention.
+#[derive(Clone, Copy)]
+pub struct PackedFn(RawPacked);
+
+/// The most arguments (plus results) one packed call takes.
+pub const MAX_ARGS: usize = 64;
+
+/// One argument slot: 8 bytes holding a scalar (little-endian, low bytes used
+/// by narrower types) or a pointer.
+pub type Slot = u64;
+
+impl PackedFn {
+    /// Calls the function with `slots` as its arguments and results.
+    ///
+    /// The caller (the launcher) guarantees that the slots match the
+    /// function's signature (checked against the kernel's parameter types)
+    /// and that field pointers stay valid for the call.
+    pub fn call(self, slots: &mut [Slot]) {
+        assert!(slots.len() <= MAX_ARGS, "too many kernel arguments");
+        let mut ptrs = [std::ptr::null_mut::<c_void>(); MAX_ARGS];
+        for (p, s) in ptrs.iter_mut().zip(slots.iter_mut()) {
+            *p = s as *mut Slot as *mut c_void;
+        }
+        // SAFETY: see the contract above: each pointer addresses a slot large
+        // enough for the argument or result type it stands for.
+        unsafe { (self.0)(ptrs.as_mut_ptr()) }
+    }
+}
+
+/// A raw field pointer as an argument slot.
+pub fn pointer_slot(p: *mut u8) -> Slot {
+    p as usize as Slot
+}

@@ -1,0 +1,221 @@
+//! A Program: a compiled module, its fields in memory, and kernel launches.
+//!
+//! A launch runs the kernel's tasks in order. A serial task runs once on the
+//! calling thread. A parallel task's range `[lo, hi)` is split into chunks run
+//! on the rayon pool; short ranges run inline, so small kernels pay no thread
+//! hand-off. Arguments are checked against the kernel's parameters, and the
+//! status buffer of checked tasks is read after each task.
+
+use crate::compile::{self, CompileOptions, Compiled, KernelInfo, ParamType, Task};
+use crate::error::Error;
+use crate::field::Field;
+use crate::native::{MAX_ARGS, Slot, pointer_slot};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A scalar kernel argument.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Arg {
+    Index(i64),
+    I1(bool),
+    I32(i32),
+    I64(i64),
+    F32(f32),
+    F64(f64),
+}
+
+impl From<f32> for Arg {
+    fn from(v: f32) -> Arg {
+        Arg::F32(v)
+    }
+}
+impl From<f64> for Arg {
+    fn from(v: f64) -> Arg {
+        Arg::F64(v)
+    }
+}
+impl From<i32> for Arg {
+    fn from(v: i32) -> Arg {
+        Arg::I32(v)
+    }
+}
+impl From<i64> for Arg {
+    fn from(v: i64) -> Arg {
+        Arg::I64(v)
+    }
+}
+impl From<usize> for Arg {
+    fn from(v: usize) -> Arg {
+        Arg::Index(v as i64)
+    }
+}
+impl From<bool> for Arg {
+    fn from(v: bool) -> Arg {
+        Arg::I1(v)
+    }
+}
+
+impl Arg {
+    /// The argument as a slot for a parameter of type `p`, if it fits.
+    fn slot_for(self, p: ParamType) -> Option<Slot> {
+        match (self, p) {
+            (Arg::Index(v) | Arg::I64(v), ParamType::Index | ParamType::I64) => Some(v as u64),
+            (Arg::I32(v), ParamType::I32) => Some(v as u32 as u64),
+            (Arg::I1(v), ParamType::I1) => Some(v as u64),
+            (Arg::F32(v), ParamType::F32) => Some(v.to_bits() as u64),
+            (Arg::F64(v), ParamType::F64) => Some(v.to_bits()),
+            _ => None,
+        }
+    }
+}
+
+/// Below this many iterations per thread a parallel task runs inline.
+const MIN_CHUNK: i64 = 512;
+/// Chunks per thread, for load balance.
+const CHUNKS_PER_THREAD: i64 = 4;
+
+pub struct Program {
+    compiled: Arc<Compiled>,
+    fields: Vec<Field>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Program {
+    /// Compiles `source` (a ds module) with default options.
+    pub fn new(source: &str) -> Result<Program, Error> {
+        Program::with_options(source, "<module>", &CompileOptions::default())
+    }
+
+    /// Compiles `source`; `name` is the file name used in diagnostics.
+    pub fn with_options(source: &str, name: &str, options: &CompileOptions) -> Result<Program, Error> {
+        let compiled = compile::compile(source, name, options)?;
+        let fields: Vec<Field> = compiled.fields.iter().cloned().map(Field::new).collect();
+        let by_name = fields.iter().enumerate().map(|(i, f)| (f.info.name.clone(), i)).collect();
+        Ok(Program { compiled, fields, by_name })
+    }
+
+    pub fn field_index(&self, name: &str) -> Result<usize, Error> {
+        self.by_name.get(name).copied().ok_or_else(|| Error::Field(format!("no field @{name} in this program")))
+    }
+
+    pub fn field(&self, name: &str) -> Result<&Field, Error> {
+        Ok(&self.fields[self.field_index(name)?])
+    }
+
+    pub fn field_mut(&mut self, name: &str) -> Result<&mut Field, Error> {
+        let i = self.field_index(name)?;
+        Ok(&mut self.fields[i])
+    }
+
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+
+    pub fn fields_mut(&mut self) -> &mut [Field] {
+        &mut self.fields
+    }
+
+    pub fn kernel(&self, name: &str) -> Result<&KernelInfo, Error> {
+        self.compiled.kernels.get(name).ok_or_else(|| {
+            let mut known: Vec<&str> = self.compiled.kernels.keys().map(|s| s.as_str()).collect();
+            known.sort();
+            Error::Launch(format!("no kernel `{name}` (kernels: {})", known.join(", ")))
+        })
+    }
+
+    pub fn kernel_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.compiled.kernels.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Runs kernel `name` with `args`.
+    pub fn launch(&mut self, name: &str, args: &[Arg]) -> Result<(), Error> {
+        let kernel = self.compiled.kernels.get(name).ok_or_else(|| self.kernel(name).err().expect("unknown"))?;
+        if args.len() != kernel.params.len() {
+            return Err(Error::Launch(format!(
+                "kernel {name} takes {} arguments ({:?}), given {}",
+                kernel.params.len(),
+                kernel.params,
+                args.len()
+            )));
+        }
+        let mut params = [0 as Slot; MAX_ARGS];
+        for (i, (a, p)) in args.iter().zip(&kernel.params).enumerate() {
+            params[i] = a.slot_for(*p).ok_or_else(|| {
+                Error::Launch(format!("kernel {name}: argument {i} is {a:?}, the parameter is {p:?}"))
+            })?;
+        }
+        for task in &kernel.tasks {
+            self.run_task(name, task, &params[..args.len()])?;
+        }
+        Ok(())
+    }
+
+    fn run_task(&self, kernel: &str, task: &Task, params: &[Slot]) -> Result<(), Error> {
+        let mut status = [0i64; 2];
+        let offset = if task.range.is_some() { 2 } else { 0 };
+        let mut slots = [0 as Slot; MAX_ARGS];
+        let mut n = offset;
+        for p in params {
+            slots[n] = *p;
+            n += 1;
+        }
+        for &f in &task.fields {
+            slots[n] = pointer_slot(self.fields[f].ptr());
+            n += 1;
+        }
+        if !task.status_messages.is_empty() {
+            slots[n] = pointer_slot(status.as_mut_ptr() as *mut u8);
+            n += 1;
+        }
+        if n + 2 > MAX_ARGS {
+            return Err(Error::Launch(format!("kernel {kernel}: more than {MAX_ARGS} arguments and fields")));
+        }
+        match task.range {
+            None => task.func.call(&mut slots[..n]),
+            Some(range) => {
+                let mut r = [0 as Slot; MAX_ARGS];
+                r[..params.len()].copy_from_slice(params);
+                range.call(&mut r[..params.len() + 2]);
+                let (lo, hi) = (r[params.len()] as i64, r[params.len() + 1] as i64);
+                run_range(task, slots, n, lo, hi);
+            }
+        }
+        if status[0] != 0 {
+            let code = status[0] as usize;
+            let message = task.status_messages.get(code - 1).cloned().unwrap_or_else(|| format!("check {code} failed"));
+            let message = if message.contains("out of bounds") { format!("{message}: index {}", status[1]) } else { message };
+            return Err(Error::Check { kernel: kernel.to_string(), message });
+        }
+        Ok(())
+    }
+}
+
+/// Runs a parallel task over `[lo, hi)`, inline or in chunks on the pool.
+fn run_range(task: &Task, slots: [Slot; MAX_ARGS], n: usize, lo: i64, hi: i64) {
+    let len = hi - lo;
+    if len <= 0 {
+        return;
+    }
+    let threads = rayon::current_num_threads() as i64;
+    let call = |b: i64, e: i64| {
+        let mut s = slots;
+        s[0] = b as Slot;
+        s[1] = e as Slot;
+        task.func.call(&mut s[..n]);
+    };
+    if threads <= 1 || len < 2 * MIN_CHUNK {
+        return call(lo, hi);
+    }
+    let chunks = (threads * CHUNKS_PER_THREAD).min(len / MIN_CHUNK).max(1);
+    let size = (len + chunks - 1) / chunks;
+    (0..chunks).into_par_iter().for_each(|c| {
+        let b = lo + c * size;
+        let e = (b + size).min(hi);
+        if b < e {
+            call(b, e);
+        }
+    });
+}

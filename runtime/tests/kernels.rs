@@ -1,0 +1,334 @@
+//! Kernels written in the ds dialect, run on all cores, compared with plain
+//! Rust computations of the same thing.
+
+use ds_runtime::{Arg, CompileOptions, Error, Program};
+
+fn program(src: &str) -> Program {
+    Program::new(src).unwrap_or_else(|e| panic!("compile error:\n{e}"))
+}
+
+/// A 1-D parallel kernel `@k(%n: index)` over `[0, n)` with `body`, which
+/// sees `%i` and the fields declared in `fields`.
+fn loop_kernel(fields: &str, params: &str, body: &str) -> String {
+    format!(
+        r#"{fields}
+func.func @k(%n: index{params}) attributes {{ds.kernel}} {{
+  %c0 = arith.constant 0 : index
+  "ds.parallel_for"(%c0, %n) ({{
+  ^bb0(%i: index):
+{body}
+    gpu.yield
+  }}) : (index, index) -> ()
+  return
+}}"#
+    )
+}
+
+fn field(name: &str, ty: &str, shape: &str) -> String {
+    format!(r#""ds.field"() {{sym_name = "{name}", element_type = {ty}, shape = array<i64: {shape}>}} : () -> ()"#)
+}
+
+#[test]
+fn elementwise_math_matches_rust() {
+    let n = 100_000usize;
+    let src = loop_kernel(
+        &[field("x", "f32", &n.to_string()), field("y", "f32", &n.to_string())].join("\n"),
+        ", %a: f32",
+        r#"    %x = "ds.load"(%i) {field = @x} : (index) -> f32
+    %s = math.sin %x : f32
+    %e = math.exp %s : f32
+    %q = math.sqrt %e : f32
+    %t = math.tanh %x : f32
+    %m = arith.mulf %a, %q : f32
+    %r = arith.addf %m, %t : f32
+    "ds.store"(%r, %i) {field = @y} : (f32, index) -> ()"#,
+    );
+    let mut p = program(&src);
+    let xs: Vec<f32> = (0..n).map(|i| (i as f32) * 1e-3 - 50.0).collect();
+    p.field_mut("x").unwrap().copy_from(&xs).unwrap();
+    p.launch("k", &[Arg::Index(n as i64), Arg::F32(1.5)]).unwrap();
+    let ys: Vec<f32> = p.field("y").unwrap().to_vec().unwrap();
+    for (x, y) in xs.iter().zip(&ys) {
+        let want = 1.5 * x.sin().exp().sqrt() + x.tanh();
+        assert!((y - want).abs() <= 1e-5 * want.abs().max(1.0), "x={x}: got {y}, want {want}");
+    }
+}
+
+#[test]
+fn stencil_2d_matches_rust() {
+    let (h, w) = (64usize, 48usize);
+    let src = format!(
+        r#"{}
+{}
+func.func @blur() attributes {{ds.kernel}} {{
+  %c1 = arith.constant 1 : index
+  %hm = arith.constant {} : index
+  "ds.parallel_for"(%c1, %hm) ({{
+  ^bb0(%i: index):
+    %c1b = arith.constant 1 : index
+    %wm = arith.constant {} : index
+    scf.for %j = %c1b to %wm step %c1b {{
+      %im = arith.subi %i, %c1b : index
+      %ip = arith.addi %i, %c1b : index
+      %jm = arith.subi %j, %c1b : index
+      %jp = arith.addi %j, %c1b : index
+      %a = "ds.load"(%im, %j) {{field = @u}} : (index, index) -> f64
+      %b = "ds.load"(%ip, %j) {{field = @u}} : (index, index) -> f64
+      %c = "ds.load"(%i, %jm) {{field = @u}} : (index, index) -> f64
+      %d = "ds.load"(%i, %jp) {{field = @u}} : (index, index) -> f64
+      %e = "ds.load"(%i, %j) {{field = @u}} : (index, index) -> f64
+      %s1 = arith.addf %a, %b : f64
+      %s2 = arith.addf %c, %d : f64
+      %s3 = arith.addf %s1, %s2 : f64
+      %four = arith.constant 4.0 : f64
+      %e4 = arith.mulf %four, %e : f64
+      %lap = arith.subf %s3, %e4 : f64
+      "ds.store"(%lap, %i, %j) {{field = @v}} : (f64, index, index) -> ()
+    }}
+    gpu.yield
+  }}) : (index, index) -> ()
+  return
+}}"#,
+        field("u", "f64", &format!("{h}, {w}")),
+        field("v", "f64", &format!("{h}, {w}")),
+        h - 1,
+        w - 1
+    );
+    let mut p = program(&src);
+    let u: Vec<f64> = (0..h * w).map(|k| ((k * 7919) % 1000) as f64 / 100.0).collect();
+    p.field_mut("u").unwrap().copy_from(&u).unwrap();
+    p.launch("blur", &[]).unwrap();
+    let v: Vec<f64> = p.field("v").unwrap().to_vec().unwrap();
+    for i in 0..h {
+        for j in 0..w {
+            let want = if i == 0 || j == 0 || i == h - 1 || j == w - 1 {
+                0.0
+            } else {
+                u[(i - 1) * w + j] + u[(i + 1) * w + j] + u[i * w + j - 1] + u[i * w + j + 1] - 4.0 * u[i * w + j]
+            };
+            // The JIT may contract 4*e - s into one fused multiply-add.
+            assert!((v[i * w + j] - want).abs() <= 1e-12 * want.abs().max(1.0), "at ({i}, {j})");
+        }
+    }
+}
+
+#[test]
+fn atomic_scatter_under_contention_is_exact() {
+    let n = 1_000_000i64;
+    let src = loop_kernel(
+        &field("bins", "i32", "16"),
+        "",
+        r#"    %c16 = arith.constant 16 : index
+    %b = arith.remui %i, %c16 : index
+    %one = arith.constant 1 : i32
+    "ds.atomic_add"(%one, %b) {field = @bins} : (i32, index) -> ()
+    %two = arith.constant 2 : i32
+    %c0b = arith.constant 0 : index
+    "ds.atomic_sub"(%two, %c0b) {field = @bins} : (i32, index) -> ()"#,
+    );
+    let mut p = program(&src);
+    p.launch("k", &[Arg::Index(n)]).unwrap();
+    let bins: Vec<i32> = p.field("bins").unwrap().to_vec().unwrap();
+    let per_bin = (n / 16) as i32;
+    assert_eq!(bins[0], per_bin - 2 * n as i32);
+    assert!(bins[1..].iter().all(|&b| b == per_bin), "{bins:?}");
+}
+
+#[test]
+fn reduction_and_min_max() {
+    let n = 50_000usize;
+    let src = loop_kernel(
+        &[field("x", "f64", &n.to_string()), field("sum", "f64", ""), field("lo", "f64", ""), field("hi", "f64", "")]
+            .join("\n")
+            .replace("array<i64: >", "array<i64>"),
+        "",
+        r#"    %x = "ds.load"(%i) {field = @x} : (index) -> f64
+    "ds.atomic_add"(%x) {field = @sum} : (f64) -> ()
+    "ds.atomic_min"(%x) {field = @lo} : (f64) -> ()
+    "ds.atomic_max"(%x) {field = @hi} : (f64) -> ()"#,
+    );
+    let mut p = program(&src);
+    // Integers in f64: the sum is exact in any order.
+    let xs: Vec<f64> = (0..n).map(|i| ((i * 37) % 1001) as f64 - 500.0).collect();
+    p.field_mut("x").unwrap().copy_from(&xs).unwrap();
+    p.launch("k", &[Arg::Index(n as i64)]).unwrap();
+    assert_eq!(p.field("sum").unwrap().get::<f64>(&[]).unwrap(), xs.iter().sum::<f64>());
+    assert_eq!(p.field("lo").unwrap().get::<f64>(&[]).unwrap(), -500.0);
+    assert_eq!(p.field("hi").unwrap().get::<f64>(&[]).unwrap(), 500.0);
+}
+
+#[test]
+fn if_else_matches_rust() {
+    let n = 10_000usize;
+    let src = loop_kernel(
+        &[field("x", "f32", &n.to_string()), field("y", "f32", &n.to_string())].join("\n"),
+        "",
+        r#"    %x = "ds.load"(%i) {field = @x} : (index) -> f32
+    %zero = arith.constant 0.0 : f32
+    %pos = arith.cmpf ogt, %x, %zero : f32
+    %r = scf.if %pos -> (f32) {
+      %sq = arith.mulf %x, %x : f32
+      scf.yield %sq : f32
+    } else {
+      %ng = arith.negf %x : f32
+      %h = arith.constant 0.5 : f32
+      %m = arith.mulf %ng, %h : f32
+      scf.yield %m : f32
+    }
+    %big = arith.constant 100.0 : f32
+    %isbig = arith.cmpf ogt, %r, %big : f32
+    scf.if %isbig {
+      "ds.store"(%big, %i) {field = @y} : (f32, index) -> ()
+    } else {
+      "ds.store"(%r, %i) {field = @y} : (f32, index) -> ()
+    }"#,
+    );
+    let mut p = program(&src);
+    let xs: Vec<f32> = (0..n).map(|i| (i as f32 - 5000.0) * 0.01).collect();
+    p.field_mut("x").unwrap().copy_from(&xs).unwrap();
+    p.launch("k", &[Arg::Index(n as i64)]).unwrap();
+    let ys: Vec<f32> = p.field("y").unwrap().to_vec().unwrap();
+    for (x, y) in xs.iter().zip(&ys) {
+        let r = if *x > 0.0 { x * x } else { -x * 0.5 };
+        assert_eq!(*y, if r > 100.0 { 100.0 } else { r });
+    }
+}
+
+#[test]
+fn serial_inner_loop_with_carried_value() {
+    // y[i] = sum_{j < i} j, by a loop whose bound depends on the outer index.
+    let n = 2000usize;
+    let src = loop_kernel(
+        &field("y", "i32", &n.to_string()),
+        "",
+        r#"    %c0i = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %z = arith.constant 0 : i32
+    %s = scf.for %j = %c0i to %i step %c1 iter_args(%acc = %z) -> (i32) {
+      %jj = arith.index_cast %j : index to i32
+      %a = arith.addi %acc, %jj : i32
+      scf.yield %a : i32
+    }
+    "ds.store"(%s, %i) {field = @y} : (i32, index) -> ()"#,
+    );
+    let mut p = program(&src);
+    p.launch("k", &[Arg::Index(n as i64)]).unwrap();
+    let ys: Vec<i32> = p.field("y").unwrap().to_vec().unwrap();
+    for (i, y) in ys.iter().enumerate() {
+        assert_eq!(*y as usize, i * i.saturating_sub(1) / 2, "at {i}");
+    }
+}
+
+#[test]
+fn several_parallel_loops_and_serial_code_run_in_order() {
+    let n = 4096usize;
+    let src = format!(
+        r#"{}
+{}
+{}
+func.func @k(%n: index) attributes {{ds.kernel}} {{
+  %c0 = arith.constant 0 : index
+  "ds.parallel_for"(%c0, %n) ({{
+  ^bb0(%i: index):
+    %v = arith.index_cast %i : index to i32
+    "ds.store"(%v, %i) {{field = @a}} : (i32, index) -> ()
+    gpu.yield
+  }}) : (index, index) -> ()
+  %seven = arith.constant 7 : i32
+  "ds.store"(%seven) {{field = @total}} : (i32) -> ()
+  "ds.parallel_for"(%c0, %n) ({{
+  ^bb0(%i: index):
+    %c1 = arith.constant 1 : index
+    %nm = arith.subi %n, %c1 : index
+    %j = arith.subi %nm, %i : index
+    %v = "ds.load"(%j) {{field = @a}} : (index) -> i32
+    %t = "ds.load"() {{field = @total}} : () -> i32
+    %w = arith.muli %v, %t : i32
+    "ds.store"(%w, %i) {{field = @b}} : (i32, index) -> ()
+    gpu.yield
+  }}) : (index, index) -> ()
+  return
+}}"#,
+        field("a", "i32", &n.to_string()),
+        field("b", "i32", &n.to_string()),
+        field("total", "i32", "").replace("array<i64: >", "array<i64>")
+    );
+    let mut p = program(&src);
+    p.launch("k", &[Arg::Index(n as i64)]).unwrap();
+    let b: Vec<i32> = p.field("b").unwrap().to_vec().unwrap();
+    for (i, v) in b.iter().enumerate() {
+        assert_eq!(*v, 7 * (n - 1 - i) as i32);
+    }
+}
+
+#[test]
+fn struct_for_visits_every_cell_of_a_dense_field() {
+    let src = format!(
+        r#"{}
+func.func @k() attributes {{ds.kernel}} {{
+  "ds.struct_for"() ({{
+  ^bb0(%i: index, %j: index):
+    %c10 = arith.constant 10 : index
+    %a = arith.muli %i, %c10 : index
+    %b = arith.addi %a, %j : index
+    %v = arith.index_cast %b : index to i32
+    "ds.store"(%v, %i, %j) {{field = @m}} : (i32, index, index) -> ()
+    gpu.yield
+  }}) {{field = @m}} : () -> ()
+  return
+}}"#,
+        field("m", "i32", "30, 7")
+    );
+    let mut p = program(&src);
+    p.launch("k", &[]).unwrap();
+    let m = p.field("m").unwrap();
+    for i in 0..30 {
+        for j in 0..7 {
+            assert_eq!(m.get::<i32>(&[i, j]).unwrap(), (i * 10 + j) as i32);
+        }
+    }
+}
+
+#[test]
+fn launch_errors_name_the_problem() {
+    let src = loop_kernel(&field("x", "f32", "4"), ", %a: f32", "");
+    let mut p = program(&src);
+    let e = p.launch("k", &[Arg::Index(4)]).unwrap_err().to_string();
+    assert!(e.contains("takes 2 arguments"), "{e}");
+    let e = p.launch("k", &[Arg::Index(4), Arg::F64(1.0)]).unwrap_err().to_string();
+    assert!(e.contains("argument 1 is F64(1.0), the parameter is F32"), "{e}");
+    let e = p.launch("nope", &[]).unwrap_err().to_string();
+    assert!(e.contains("no kernel `nope` (kernels: k)"), "{e}");
+    let e = p.field("x").unwrap().get::<f64>(&[0]).unwrap_err().to_string();
+    assert!(e.contains("holds f32 elements, accessed as f64"), "{e}");
+    let e = p.field("x").unwrap().get::<f32>(&[4]).unwrap_err().to_string();
+    assert!(e.contains("index 4 out of bounds in dimension 0 (extent 4)"), "{e}");
+}
+
+#[test]
+fn bounds_checks_report_kernel_field_index_and_extent() {
+    let src = loop_kernel(
+        &field("x", "f32", "8"),
+        "",
+        r#"    %c2 = arith.constant 2 : index
+    %j = arith.addi %i, %c2 : index
+    %v = "ds.load"(%j) {field = @x} : (index) -> f32
+    "ds.store"(%v, %i) {field = @x} : (f32, index) -> ()"#,
+    );
+    let options = CompileOptions { check_bounds: true, ..Default::default() };
+    let mut p = Program::with_options(&src, "shift.mlir", &options).unwrap();
+    p.launch("k", &[Arg::Index(6)]).unwrap();
+    let err = p.launch("k", &[Arg::Index(8)]).unwrap_err();
+    let Error::Check { kernel, message } = &err else { panic!("{err}") };
+    assert_eq!(kernel, "k");
+    assert!(message.contains("shift.mlir:"), "{message}");
+    assert!(message.contains("ds.load of @x: index out of bounds in dimension 0 (extent 8): index 9"), "{message}");
+}
+
+#[test]
+fn compile_errors_carry_locations() {
+    let src = loop_kernel(&field("x", "f32", "8"), "", r#"    %v = "ds.load"(%i, %i) {field = @x} : (index, index) -> f32"#);
+    let err = Program::with_options(&src, "bad.mlir", &CompileOptions::default()).err().expect("must fail");
+    let text = err.to_string();
+    assert!(text.contains("bad.mlir:") && text.contains("takes 1 indices (one per dimension), got 2"), "{text}");
+}

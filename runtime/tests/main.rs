@@ -1,0 +1,3 @@
+//! The runtime test binary: kernels against plain Rust references.
+
+mod kernels;
