@@ -1,0 +1,103 @@
+//! The benchmark cases. Timings are medians of repeated runs, baseline and
+//! DiffSim interleaved so both see the same machine state.
+
+use ds_runtime::{Arg, Error, Program};
+use rayon::prelude::*;
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Times `f` once, in seconds.
+fn time(mut f: impl FnMut()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
+}
+
+const SAXPY: &str = r#"
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 10000000>} : () -> ()
+"ds.field"() {sym_name = "y", element_type = f32, shape = array<i64: 10000000>} : () -> ()
+func.func @saxpy(%a: f32) attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %n = arith.constant 10000000 : index
+  "ds.parallel_for"(%c0, %n) ({
+  ^bb0(%i: index):
+    %x = "ds.load"(%i) {field = @x} : (index) -> f32
+    %y = "ds.load"(%i) {field = @y} : (index) -> f32
+    %ax = arith.mulf %a, %x : f32
+    %r = arith.addf %ax, %y : f32
+    "ds.store"(%r, %i) {field = @y} : (f32, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
+"#;
+
+pub fn saxpy() -> Result<(), Error> {
+    let n = 10_000_000usize;
+    let mut p = Program::new(SAXPY)?;
+    let xs: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 1e-3).collect();
+    p.field_mut("x")?.copy_from(&xs)?;
+    let mut ys = vec![0f32; n];
+    let a = 0.5f32;
+    let (mut ds, mut rs) = (Vec::new(), Vec::new());
+    for _ in 0..41 {
+        rs.push(time(|| ys.par_iter_mut().zip(xs.par_iter()).for_each(|(y, x)| *y += a * x)));
+        ds.push(time(|| p.launch("saxpy", &[Arg::F32(a)]).expect("launch")));
+    }
+    let check: Vec<f32> = p.field("y")?.to_vec()?;
+    assert!(check.iter().zip(&ys).all(|(d, r)| (d - r).abs() <= 1e-3 * r.abs().max(1.0)), "results differ");
+    let (dmin, rmin) = (ds.iter().copied().fold(f64::MAX, f64::min), rs.iter().copied().fold(f64::MAX, f64::min));
+    let (d, r) = (median(ds), median(rs));
+    println!("diffsim_min_ms: {:.3}", dmin * 1e3);
+    println!("rayon_min_ms: {:.3}", rmin * 1e3);
+    println!("threads: {}", rayon::current_num_threads());
+    println!("elements: {n}");
+    println!("diffsim_ms: {:.3}", d * 1e3);
+    println!("rayon_ms: {:.3}", r * 1e3);
+    println!("diffsim_gb_per_s: {:.2}", 12.0 * n as f64 / d / 1e9);
+    println!("saxpy_time_ratio_vs_rayon: {:.3}", d / r);
+    Ok(())
+}
+
+const TINY: &str = r#"
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 1>} : () -> ()
+func.func @empty() attributes {ds.kernel} {
+  return
+}
+func.func @one(%v: f32) attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  "ds.parallel_for"(%c0, %c1) ({
+  ^bb0(%i: index):
+    "ds.store"(%v, %i) {field = @x} : (f32, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
+"#;
+
+pub fn launch() -> Result<(), Error> {
+    let mut p = Program::new(TINY)?;
+    let reps = 200_000;
+    let per_launch = |p: &mut Program, name: &str, args: &[Arg]| -> Result<f64, Error> {
+        let mut runs = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            for _ in 0..reps {
+                p.launch(name, args)?;
+            }
+            runs.push(t.elapsed().as_secs_f64() / reps as f64);
+        }
+        Ok(median(runs))
+    };
+    let empty = per_launch(&mut p, "empty", &[])?;
+    let one = per_launch(&mut p, "one", &[Arg::F32(1.0)])?;
+    assert_eq!(p.field("x")?.get::<f32>(&[0])?, 1.0);
+    println!("empty_kernel_launch_us: {:.3}", empty * 1e6);
+    println!("launch_overhead_us: {:.3}", one * 1e6);
+    Ok(())
+}
