@@ -209,12 +209,13 @@ fn lower_loop(loop_op: Op, entry: Block, map: &mut ValueMap, fields: &[FieldDecl
 fn delinearize(at: Cursor, i: Value, shape: &[i64], loc: Loc) -> Vec<Value> {
     let mut out = vec![i; shape.len()];
     let mut rest = i;
-    for d in (0..shape.len()).rev() {
+    for d in (1..shape.len()).rev() {
         let extent = ops::const_index(at, shape[d], loc);
-        out[d] = if d == 0 { rest } else { ops::build_binary(at, "arith.remui", rest, extent, loc) };
-        if d > 0 {
-            rest = ops::build_binary(at, "arith.divui", rest, extent, loc);
-        }
+        out[d] = ops::build_binary(at, "arith.remui", rest, extent, loc);
+        rest = ops::build_binary(at, "arith.divui", rest, extent, loc);
+    }
+    if let Some(first) = out.first_mut() {
+        *first = rest;
     }
     out
 }
