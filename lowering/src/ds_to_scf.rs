@@ -32,6 +32,9 @@ pub static PASS: PassInfo = PassInfo {
 };
 
 fn run(module: Op, options: &PassOptions) -> bool {
+    if !ds_passes::verify::check(module) {
+        return false;
+    }
     let check_bounds = match options.usize_or("check-bounds", 0) {
         Ok(v) => v != 0,
         Err(e) => {

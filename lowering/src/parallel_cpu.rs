@@ -44,6 +44,9 @@ pub static PASS: PassInfo = PassInfo {
 };
 
 fn run(module: Op, _: &PassOptions) -> bool {
+    if !ds_passes::verify::check(module) {
+        return false;
+    }
     let body = ops::module_body(module);
     let fields = ops::fields(body);
     ops::kernels(body).into_iter().all(|k| lower_kernel(k, &fields))

@@ -70,8 +70,22 @@ impl PassInfo {
     pub fn to_mlir(&'static self, options: PassOptions) -> Result<Pass, String> {
         options.check_known(self.name, self.options)?;
         let run = self.run;
+        let name = self.name;
         let body = move |op: OperationRef<'_, '_>, pass: ExternalPass<'_>| {
-            if !run(Op::from_ref(&op), &options) {
+            let module = Op::from_ref(&op);
+            // A panic must not unwind into MLIR (that aborts the process): it
+            // becomes an internal-error diagnostic and a failed pass.
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(module, &options)))
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    module.ctx().emit_error(module.loc(), &format!("internal error in pass {name}: {what}"));
+                    false
+                });
+            if !ok {
                 pass.signal_failure();
             }
         };

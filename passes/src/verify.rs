@@ -29,6 +29,11 @@ pub static PASS: PassInfo = PassInfo {
 };
 
 fn run(module: Op, _: &PassOptions) -> bool {
+    check(module)
+}
+
+/// Runs every rule on `module`; passes that rely on them call this first.
+pub fn check(module: Op) -> bool {
     let mut v = Verifier { errors: 0, module };
     v.check_module();
     v.errors == 0

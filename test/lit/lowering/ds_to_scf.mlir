@@ -5,7 +5,7 @@
 
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 16>} : () -> ()
 "ds.field"() {sym_name = "c", element_type = i32, shape = array<i64: 4, 4>} : () -> ()
-func.func @accesses(%i: index, %j: index, %v: f32) {
+func.func @accesses(%i: index, %j: index, %v: f32) attributes {ds.kernel} {
   %x = "ds.load"(%i) {field = @x} : (index) -> f32
   %y = arith.addf %x, %v : f32
   "ds.store"(%y, %i) {field = @x} : (f32, index) -> ()
@@ -23,7 +23,7 @@ func.func @accesses(%i: index, %j: index, %v: f32) {
 // -----
 
 "ds.field"() {sym_name = "x", element_type = f64, shape = array<i64: 8>} : () -> ()
-func.func @serial_loop(%n: index) {
+func.func @serial_loop(%n: index) attributes {ds.kernel} {
   %c0 = arith.constant 0 : index
   "ds.parallel_for"(%c0, %n) ({
   ^bb0(%i: index):

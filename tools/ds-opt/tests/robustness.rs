@@ -1,6 +1,7 @@
 //! Robustness: mutated and truncated lit inputs go through ds-opt in-process,
-//! with each file's own flags. Errors are expected; a panic is a failure (an
-//! abort inside MLIR would end the test binary, which fails the run too).
+//! with each file's own flags. Errors are expected; a panic or an internal
+//! error (a pass that caught its own panic) is a failure, and an abort inside
+//! MLIR ends the test binary, which fails the run too.
 
 use crate::lit::{lit_files, run_stages, workspace_root};
 
@@ -84,8 +85,12 @@ fn mutated_inputs_never_panic() {
             }
             runs += 1;
             let result = std::panic::catch_unwind(|| ds_opt::run(&args, || Ok(input.clone())));
-            if result.is_err() {
-                panics.push(format!("--- {rel} mutated:\n{input}"));
+            match result {
+                Err(_) => panics.push(format!("--- {rel} mutated (panic):\n{input}")),
+                Ok(out) if out.stderr.contains("internal error") => {
+                    panics.push(format!("--- {rel} mutated ({}):\n{input}", out.stderr.trim()))
+                }
+                Ok(_) => {}
             }
         }
     }
