@@ -7,6 +7,8 @@ use crate::ir::{Attr, Block, Cursor, Loc, Op, OpBuilder, Region, Type, Value};
 
 /// Unit attribute marking a `func.func` as a DiffSim kernel.
 pub const KERNEL_ATTR: &str = "ds.kernel";
+/// On a task function made from a kernel by the lowering: the kernel's name.
+pub const TASK_OF_ATTR: &str = "ds.task_of";
 /// On a generated grad kernel: the symbol of its primal kernel.
 pub const GRAD_OF_ATTR: &str = "ds.grad_of";
 /// The terminator of ds loop bodies. IRDL ops cannot be terminators, and this
@@ -191,6 +193,12 @@ impl ParallelFor {
 
 pub fn is_kernel(op: Op) -> bool {
     op.name() == "func.func" && op.attr(KERNEL_ATTR).is_some()
+}
+
+/// A kernel, or a task function the lowering made from one: the functions in
+/// which field accesses may appear.
+pub fn is_kernel_or_task(op: Op) -> bool {
+    op.name() == "func.func" && (op.attr(KERNEL_ATTR).is_some() || op.attr(TASK_OF_ATTR).is_some())
 }
 
 /// The kernels of a module, in order.

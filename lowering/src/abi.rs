@@ -8,7 +8,7 @@
 //! wins), slot 1 a detail (the offending index for bounds checks).
 
 /// On a task: the kernel it belongs to.
-pub const TASK_OF: &str = "ds.task_of";
+pub const TASK_OF: &str = ds_dialects::ops::TASK_OF_ATTR;
 /// On a task: its position among the kernel's tasks.
 pub const TASK_INDEX: &str = "ds.task_index";
 /// On a task: `"parallel"` or `"serial"`.

@@ -125,7 +125,7 @@ impl Verifier {
         let mut cur = op.parent();
         while let Some(p) = cur {
             if p.name() == "func.func" {
-                return ops::is_kernel(p).then_some(p);
+                return ops::is_kernel_or_task(p).then_some(p);
             }
             cur = p.parent();
         }
