@@ -529,6 +529,9 @@ impl fmt::Display for FileLineCol {
 }
 
 impl Loc {
+    pub fn ctx(self) -> Ctx {
+        Ctx(unsafe { mlirLocationGetContext(self.0) })
+    }
     /// The first file:line:col inside this location (looking through names,
     /// call sites and fusions), if there is one.
     pub fn file_line_col(self) -> Option<FileLineCol> {

@@ -277,7 +277,7 @@ pub fn build_assert(at: Cursor, condition: Value, message: &str, loc: Loc) -> Op
 
 /// `arith.constant` of an index value.
 pub fn const_index(at: Cursor, v: i64, loc: Loc) -> Value {
-    let ctx = loc_ctx(at);
+    let ctx = loc.ctx();
     const_of(at, ctx.int_attr(ctx.index(), v), loc)
 }
 
@@ -297,7 +297,7 @@ fn const_of(at: Cursor, value: Attr, loc: Loc) -> Value {
 /// A `func.func` with an entry block whose arguments have `inputs` types,
 /// inserted at `at`. Returns the function and its entry block.
 pub fn build_func(at: Cursor, name: &str, inputs: &[Type], results: &[Type], loc: Loc) -> (Op, Block) {
-    let ctx = loc_ctx(at);
+    let ctx = loc.ctx();
     let list = |ts: &[Type]| ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
     let fty = ctx
         .parse_type(&format!("({}) -> ({})", list(inputs), list(results)))
@@ -348,8 +348,4 @@ pub fn build_scf_for(at: Cursor, lower: Value, upper: Value, step: Value, loc: L
 /// A binary arith op (`arith.addi`, ...) whose result type is its operands'.
 pub fn build_binary(at: Cursor, name: &str, lhs: Value, rhs: Value, loc: Loc) -> Value {
     at.build(OpBuilder::new(name, loc).operands(&[lhs, rhs]).results(&[lhs.ty()])).result(0)
-}
-
-fn loc_ctx(at: Cursor) -> crate::ir::Ctx {
-    at.block().parent_op().map(|o| o.ctx()).expect("cursor inside an op")
 }

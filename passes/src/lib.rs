@@ -7,6 +7,7 @@
 //! panic on user input. [`PassInfo::to_mlir`] wraps one as an MLIR external pass
 //! so it can sit in a pass manager between upstream passes.
 
+pub mod autodiff;
 pub mod verify;
 
 use ds_dialects::ir::Op;
@@ -94,4 +95,4 @@ impl PassInfo {
 }
 
 /// The passes of this crate.
-pub static REGISTRY: &[&PassInfo] = &[&verify::PASS];
+pub static REGISTRY: &[&PassInfo] = &[&verify::PASS, &autodiff::PASS];

@@ -14,6 +14,7 @@
 pub mod compile;
 pub mod error;
 pub mod field;
+pub mod gradcheck;
 mod native;
 pub mod program;
 

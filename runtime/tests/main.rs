@@ -1,3 +1,4 @@
 //! The runtime test binary: kernels against plain Rust references.
 
+mod autodiff;
 mod kernels;

@@ -1,0 +1,212 @@
+//! Reversing control flow: `scf.if`, `scf.for` and the top-level ds loops.
+//!
+//! - `scf.if %c` -> `scf.if %c` whose branches differentiate the primal
+//!   branches (recomputing their values first) and yield the adjoints of the
+//!   enclosing values they used; the results are added to those adjoints.
+//! - `scf.for %i = lb to ub step s` -> a loop over k = 0..n running iteration
+//!   i = lb + (n-1-k)*s, carrying the adjoints of enclosing values (and of the
+//!   primal's carried values, whose per-iteration values come from the stack).
+//! - `ds.parallel_for` / `ds.struct_for` -> the same loop over the same range
+//!   with the differentiated body; iterations stay independent, and adjoints
+//!   of kernel-level values (parameters, constants) are not needed.
+
+use super::reverse::{Adjoints, Differentiator, Reported, accumulate, lookup, report};
+use super::rules::Emitter;
+use super::stack::{self, Stack};
+use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Region, Type, Value, ValueMap};
+use ds_dialects::ops::{self, DsOp};
+
+/// Builds the `scf.yield` of a reversed region: `own` (adjoints of the
+/// primal's carried values, zero where absent) then, for each of `outer`,
+/// `acc[o] + contribution` (or just the contribution when `acc` is empty).
+fn yield_adjoints(block: Block, loc: Loc, values: Vec<Value>) {
+    Cursor::at_end(block).build(OpBuilder::new("scf.yield", loc).operands(&values));
+}
+
+fn zero(at: Cursor, t: Type, loc: Loc) -> Value {
+    ops::const_scalar(at, t, 0.0, loc)
+}
+
+/// The union of the keys of several adjoint lists, in first-seen order.
+fn union_keys(lists: &[&Adjoints]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for l in lists {
+        for (v, _) in l.iter() {
+            if !out.contains(v) {
+                out.push(*v);
+            }
+        }
+    }
+    out
+}
+
+pub fn reverse_if(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap, adj: &mut Adjoints) -> Result<(), Reported> {
+    let loc = op.loc();
+    let cond = fwd.get(&op.operand(0)).copied().unwrap_or(op.operand(0));
+    let mut branches = Vec::new();
+    for region in op.regions() {
+        let new_block = Block::new(&[]);
+        let contributions = match region.first_block() {
+            Some(old) => {
+                let seed: Adjoints = match old.terminator() {
+                    Some(y) => op
+                        .results()
+                        .into_iter()
+                        .zip(y.operands())
+                        .filter_map(|(r, v)| Some((v, lookup(adj, r)?)))
+                        .collect(),
+                    None => vec![],
+                };
+                let mut inner = fwd.clone();
+                d.block(old, Cursor::at_end(new_block), &mut inner, seed)?
+            }
+            None => vec![],
+        };
+        branches.push((new_block, contributions));
+    }
+    while branches.len() < 2 {
+        branches.push((Block::new(&[]), vec![]));
+    }
+    let outer = union_keys(&[&branches[0].1, &branches[1].1]);
+    let types: Vec<Type> = outer.iter().map(|v| v.ty()).collect();
+    let mut if_op = OpBuilder::new("scf.if", loc).operands(&[cond]).results(&types);
+    for (block, contributions) in &branches {
+        let end = Cursor::at_end(*block);
+        let values = outer.iter().map(|o| lookup(contributions, *o).unwrap_or_else(|| zero(end, o.ty(), loc))).collect();
+        yield_adjoints(*block, loc, values);
+        let region = Region::new();
+        region.append_block(*block);
+        if_op = if_op.region(region);
+    }
+    let new_if = at.build(if_op);
+    let e = Emitter { at, loc };
+    for (o, r) in outer.into_iter().zip(new_if.results()) {
+        accumulate(adj, o, r, &e);
+    }
+    Ok(())
+}
+
+/// `max(0, ceil((ub - lb) / step))` for a positive step.
+pub fn trip_count(at: Cursor, lb: Value, ub: Value, step: Value, loc: Loc) -> Value {
+    let ctx = loc.ctx();
+    let diff = ops::build_binary(at, "arith.subi", ub, lb, loc);
+    let q = ops::build_binary(at, "arith.ceildivsi", diff, step, loc);
+    let z = ops::const_index(at, 0, loc);
+    let positive = at
+        .build(
+            OpBuilder::new("arith.cmpi", loc)
+                .operands(&[ub, lb])
+                .results(&[ctx.int(1)])
+                .attr("predicate", ctx.int_attr(ctx.int(64), 4)),
+        )
+        .result(0);
+    at.build(OpBuilder::new("arith.select", loc).operands(&[positive, q, z]).results(&[q.ty()])).result(0)
+}
+
+pub fn reverse_for(
+    d: &Differentiator,
+    op: Op,
+    at: Cursor,
+    fwd: &ValueMap,
+    adj: &mut Adjoints,
+    stack: Option<&Stack>,
+) -> Result<(), Reported> {
+    let loc = op.loc();
+    let get = |v: Value| fwd.get(&v).copied().unwrap_or(v);
+    let (lb, ub, step) = (get(op.operand(0)), get(op.operand(1)), get(op.operand(2)));
+    let old = op.region(0).first_block().expect("scf.for body");
+    let old_yield = old.terminator().expect("scf.for body ends in scf.yield");
+    // Float carried values get an adjoint carried through the reversed loop.
+    let carried: Vec<usize> = (0..op.num_results()).filter(|&j| op.result(j).ty().is_float()).collect();
+    let n = match stack {
+        Some(s) => s.trip_count,
+        None => trip_count(at, lb, ub, step, loc),
+    };
+    let index = loc.ctx().index();
+    let mut arg_types = vec![index];
+    arg_types.extend(carried.iter().map(|&j| op.result(j).ty()));
+    let body = Block::new(&arg_types.iter().map(|t| (*t, loc)).collect::<Vec<_>>());
+    let b = Cursor::at_end(body);
+    // Iteration k of the reversed loop runs primal iteration rk = n - 1 - k.
+    let one = ops::const_index(b, 1, loc);
+    let last = ops::build_binary(b, "arith.subi", n, one, loc);
+    let rk = ops::build_binary(b, "arith.subi", last, body.arg(0), loc);
+    let offset = ops::build_binary(b, "arith.muli", rk, step, loc);
+    let iv = ops::build_binary(b, "arith.addi", lb, offset, loc);
+    let mut inner = fwd.clone();
+    inner.insert(old.arg(0), iv);
+    if let Some(s) = stack {
+        for (j, value) in stack::pop(s, b, rk, loc).into_iter().enumerate() {
+            inner.insert(old.arg(j + 1), value);
+        }
+    } else if op.num_results() > 0 {
+        return Err(report(op, "internal error: the carried loop was not recomputed with a stack".into()));
+    }
+    let seed: Adjoints =
+        carried.iter().enumerate().map(|(slot, &j)| (old_yield.operand(j), body.arg(slot + 1))).collect();
+    let contributions = d.block(old, b, &mut inner, seed)?;
+    // Split: adjoints of the primal's carried block arguments, and of enclosing values.
+    let own: Vec<Value> = carried
+        .iter()
+        .map(|&j| lookup(&contributions, old.arg(j + 1)).unwrap_or_else(|| zero(b, op.result(j).ty(), loc)))
+        .collect();
+    let outer: Vec<(Value, Value)> =
+        contributions.into_iter().filter(|(v, _)| v.owner_block() != Some(old)).collect();
+    let e_body = Emitter { at: b, loc };
+    let mut yielded = own;
+    for (o, c) in &outer {
+        let acc = body.add_arg(o.ty(), loc);
+        yielded.push(e_body.bin("arith.addf", acc, *c));
+    }
+    yield_adjoints(body, loc, yielded);
+    // The loop: k from 0 to n, carrying [own adjoints..., outer accumulators...].
+    let zero_idx = ops::const_index(at, 0, loc);
+    let one_out = ops::const_index(at, 1, loc);
+    let mut inits: Vec<Value> =
+        carried.iter().map(|&j| lookup(adj, op.result(j)).unwrap_or_else(|| zero(at, op.result(j).ty(), loc))).collect();
+    inits.extend(outer.iter().map(|(o, _)| zero(at, o.ty(), loc)));
+    let result_types: Vec<Type> = inits.iter().map(|v| v.ty()).collect();
+    let region = Region::new();
+    region.append_block(body);
+    let mut operands = vec![zero_idx, n, one_out];
+    operands.extend(&inits);
+    let new_for = at.build(OpBuilder::new("scf.for", loc).operands(&operands).results(&result_types).region(region));
+    let e = Emitter { at, loc };
+    let results = new_for.results();
+    for (slot, &j) in carried.iter().enumerate() {
+        accumulate(adj, op.operand(3 + j), results[slot], &e);
+    }
+    for ((o, _), r) in outer.iter().zip(&results[carried.len()..]) {
+        accumulate(adj, *o, *r, &e);
+    }
+    Ok(())
+}
+
+pub fn reverse_ds_loop(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap) -> Result<(), Reported> {
+    let loc = op.loc();
+    let old = op.region(0).first_block().expect("loop body");
+    let mut inner = fwd.clone();
+    let body = match DsOp::of(op) {
+        Some(DsOp::ParallelFor) => {
+            let get = |v: Value| fwd.get(&v).copied().unwrap_or(v);
+            let pf = ops::build_parallel_for(at, get(op.operand(0)), get(op.operand(1)), loc);
+            pf.body
+        }
+        _ => {
+            let region = Region::new();
+            let args: Vec<_> = old.args().iter().map(|a| (a.ty(), loc)).collect();
+            let body = region.append_block(Block::new(&args));
+            body.append(OpBuilder::new(ops::BODY_TERMINATOR, loc).build().expect("terminator"));
+            let field = op.attr("field").expect("struct_for field");
+            at.build(OpBuilder::new(DsOp::StructFor.name(), loc).attr("field", field).region(region));
+            body
+        }
+    };
+    for (o, n) in old.args().into_iter().zip(body.args()) {
+        inner.insert(o, n);
+    }
+    let term = body.terminator().expect("body terminator");
+    // Adjoints of kernel-level values (parameters, constants) are not needed.
+    d.block(old, Cursor::before(term), &mut inner, vec![])?;
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! `ds-autodiff`: reverse-mode differentiation of kernels (paper sec. 2 and
+//! appendix B), generating `@k_grad` for every kernel `@k`.
+//!
+//! Input: a verified module whose fields name their adjoints (`grad = @x_grad`).
+//! Output: the same module plus, after each kernel `@k` not marked `ds.no_grad`,
+//! a kernel `@k_grad` (attribute `ds.grad_of = "k"`) with the same parameters.
+//! Launched after `@k`, it adds dL/d(input) into the adjoint fields of what `@k`
+//! read, given dL/d(output) in the adjoint fields of what it wrote.
+//!
+//! Steps (each in its own module):
+//! 1. the global data access rule (here): a field read and later written in
+//!    the same kernel is rejected, naming both lines: the grad kernel
+//!    recomputes values from global loads, which would see the new value;
+//! 2. `reverse`: per block, recompute local values from global loads, then walk
+//!    the ops backwards accumulating adjoints; field rules: load -> atomic add
+//!    into the adjoint field, store -> read then zero the adjoint, atomic
+//!    add/sub -> read the adjoint;
+//! 3. `rules`: the adjoint of each arith/math op, as a table by op name;
+//! 4. `control_flow`: reversed scf.if / scf.for, top-level loops in reverse order;
+//! 5. `stack`: per-thread stacks for values an scf.for carries (capacity option
+//!    `stack-capacity`, default 256; overflow fails the launch, never silently).
+//!
+//! Adjoint ops keep the location of the primal op they come from.
+//!
+//! Example (appendix B), y[i] = sin(x[i]^2):
+//! ```mlir
+//! %1 = "ds.load"(%i) {field = @x} : (index) -> f32
+//! %2 = arith.mulf %1, %1 : f32
+//! %3 = math.sin %2 : f32
+//! "ds.store"(%3, %i) {field = @y} : (f32, index) -> ()
+//! // in @k_grad, after recomputing %1' %2':
+//! %g3 = "ds.load"(%i) {field = @y_grad} ...; "ds.store"(%zero, %i) {field = @y_grad}
+//! %c = math.cos %2'; %g2 = arith.mulf %g3, %c
+//! %a = arith.mulf %g2, %1'; %b = arith.mulf %g2, %1'; %g1 = arith.addf %a, %b
+//! "ds.atomic_add"(%g1, %i) {field = @x_grad}
+//! ```
+
+mod control_flow;
+pub mod reverse;
+pub mod rules;
+mod stack;
+
+use crate::{PassInfo, PassOptions};
+use ds_dialects::ir::{Cursor, Op, ValueMap};
+use ds_dialects::ops::{self, Access, DsOp, GRAD_OF_ATTR, KERNEL_ATTR};
+use reverse::Differentiator;
+use std::collections::HashMap;
+
+/// Unit attribute on a kernel that needs no gradient (an optimizer step, say).
+pub const NO_GRAD_ATTR: &str = "ds.no_grad";
+/// Suffix of generated grad kernels.
+pub const GRAD_SUFFIX: &str = "_grad";
+
+pub static PASS: PassInfo = PassInfo {
+    name: "ds-autodiff",
+    summary: "Generate the reverse-mode gradient kernel @k_grad of every kernel @k",
+    options: &["stack-capacity"],
+    run,
+};
+
+fn run(module: Op, options: &PassOptions) -> bool {
+    let capacity = match options.usize_or("stack-capacity", 256) {
+        Ok(c) if c > 0 => c,
+        Ok(_) => {
+            module.ctx().emit_error(module.loc(), "ds-autodiff: stack-capacity must be positive");
+            return false;
+        }
+        Err(e) => {
+            module.ctx().emit_error(module.loc(), &e);
+            return false;
+        }
+    };
+    if !crate::verify::check(module) {
+        return false;
+    }
+    let body = ops::module_body(module);
+    let fields = ops::fields(body);
+    let types: HashMap<String, ds_dialects::ir::Type> = fields.iter().map(|f| (f.name.clone(), f.elem)).collect();
+    let grads = fields.iter().filter_map(|f| Some((f.name.clone(), (f.grad.clone()?, types[f.grad.as_ref()?])))).collect();
+    let d = Differentiator { grads, stack_capacity: capacity };
+    let mut ok = true;
+    for kernel in ops::kernels(body) {
+        if kernel.attr(GRAD_OF_ATTR).is_some() || kernel.attr(NO_GRAD_ATTR).is_some() {
+            continue;
+        }
+        ok &= check_read_then_write(kernel) && differentiate(&d, kernel, body);
+    }
+    ok
+}
+
+/// The global data access rule: no field is written after it was read in the
+/// same kernel (in program order).
+fn check_read_then_write(kernel: Op) -> bool {
+    let mut first_read: HashMap<String, Op> = HashMap::new();
+    let mut ok = true;
+    for op in kernel.walk() {
+        let Some(a) = Access::read(op) else { continue };
+        if a.kind == DsOp::Load {
+            first_read.entry(a.field.clone()).or_insert(op);
+        } else if let Some(read) = first_read.get(&a.field) {
+            let kname = kernel.sym_name().unwrap_or_default();
+            op.ctx().emit_error(
+                op.loc(),
+                &format!(
+                    "kernel @{kname} cannot be differentiated: @{} is written here ({}) after being read at {}. Rule: a kernel must not modify a field it has read, because the gradient kernel recomputes values from global loads and would see the new contents. Write to another field (for example one indexed by time step), or mark the kernel ds.no_grad",
+                    a.field,
+                    a.kind.name(),
+                    read.loc()
+                ),
+            );
+            ok = false;
+        }
+    }
+    ok
+}
+
+fn differentiate(d: &Differentiator, kernel: Op, module_body: ds_dialects::ir::Block) -> bool {
+    let name = kernel.sym_name().unwrap_or_default();
+    let grad_name = format!("{name}{GRAD_SUFFIX}");
+    let ctx = kernel.ctx();
+    if module_body.ops().iter().any(|o| o.sym_name().as_deref() == Some(grad_name.as_str())) {
+        ctx.emit_error(kernel.loc(), &format!("cannot generate @{grad_name}: the module already has a symbol of that name"));
+        return false;
+    }
+    let after = kernel.next().map_or(Cursor::at_end(module_body), Cursor::before);
+    let (grad, entry) = ops::build_func(after, &grad_name, &ops::func_inputs(kernel), &[], kernel.loc());
+    grad.set_attr(KERNEL_ATTR, ctx.unit_attr());
+    grad.set_attr(GRAD_OF_ATTR, ctx.string_attr(&name));
+    let primal = ops::func_body(kernel);
+    let mut fwd: ValueMap = primal.args().into_iter().zip(entry.args()).collect();
+    let end = Cursor::at_end(entry);
+    // Adjoints of the parameters are not wanted: gradients are w.r.t. fields.
+    let ok = d.block(primal, end, &mut fwd, vec![]).is_ok();
+    ops::build_return(end, &[], kernel.loc());
+    if !ok {
+        grad.erase();
+    }
+    ok
+}

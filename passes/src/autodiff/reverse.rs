@@ -1,0 +1,194 @@
+//! The reverse sweep over one block: recompute, then walk backwards.
+//!
+//! `Differentiator::block` emits, at a cursor, (1) a forward recomputation of
+//! every value the block defines (ops with results are cloned with their side
+//! effects stripped; loops with carried values also push those values on a
+//! per-thread stack), then (2) the adjoint of each op in reverse order,
+//! accumulating adjoints in a map from primal values to generated values. It
+//! returns the adjoints of values the block uses but does not define (block
+//! arguments and values of enclosing scopes): the caller moves them out of the
+//! region (scf.if results, scf.for iteration arguments).
+
+use super::control_flow;
+use super::rules::{self, Class, Emitter};
+use super::stack::{self, Stack};
+use ds_dialects::ir::{Block, Cursor, Op, Type, Value, ValueMap, clone_mapped};
+use ds_dialects::ops::{self, Access, DsOp};
+use std::collections::HashMap;
+
+/// Adjoints of primal values, as values of the generated code.
+pub type Adjoints = Vec<(Value, Value)>;
+
+pub struct Differentiator {
+    /// field -> its adjoint field, and the adjoint's element type.
+    pub grads: HashMap<String, (String, Type)>,
+    pub stack_capacity: usize,
+}
+
+/// Failure already reported as a diagnostic.
+pub struct Reported;
+
+pub fn report(op: Op, message: String) -> Reported {
+    op.ctx().emit_error(op.loc(), &message);
+    Reported
+}
+
+/// Adds `c` to the adjoint of `v` (float values only).
+pub fn accumulate(adj: &mut Vec<(Value, Value)>, v: Value, c: Value, e: &Emitter) {
+    if !v.ty().is_float() {
+        return;
+    }
+    match adj.iter_mut().find(|(k, _)| *k == v) {
+        Some((_, a)) => *a = e.bin("arith.addf", *a, c),
+        None => adj.push((v, c)),
+    }
+}
+
+pub fn lookup(adj: &[(Value, Value)], v: Value) -> Option<Value> {
+    adj.iter().find(|(k, _)| *k == v).map(|(_, a)| *a)
+}
+
+/// Erases stores, atomics and asserts inside a cloned op: recomputation must
+/// not repeat the primal's side effects.
+pub fn strip_side_effects(op: Op) {
+    let effects: Vec<Op> =
+        op.walk().into_iter().filter(|o| DsOp::of(*o).is_some_and(|k| k != DsOp::Load)).collect();
+    for o in effects {
+        o.erase();
+    }
+}
+
+fn is_terminator(op: Op) -> bool {
+    matches!(op.name().as_str(), "scf.yield" | "gpu.yield" | "func.return")
+}
+
+fn carries_values(op: Op) -> bool {
+    op.name() == "scf.for" && op.num_results() > 0
+}
+
+impl Differentiator {
+    /// Differentiates `block` at `at` (see the module doc). `fwd` maps the
+    /// primal values visible in the block to recomputed ones; `seed` gives
+    /// adjoints of values the block's terminator yields.
+    pub fn block(&self, block: Block, at: Cursor, fwd: &mut ValueMap, seed: Adjoints) -> Result<Adjoints, Reported> {
+        let body: Vec<Op> = block.ops().into_iter().filter(|o| !is_terminator(*o)).collect();
+        let mut stacks: HashMap<Op, Stack> = HashMap::new();
+        for op in &body {
+            if op.num_results() == 0 {
+                continue;
+            }
+            if carries_values(*op) {
+                stacks.insert(*op, stack::clone_with_pushes(*op, at, fwd, self.stack_capacity));
+            } else {
+                strip_side_effects(clone_mapped(*op, at, fwd));
+            }
+        }
+        let mut adj = Vec::new();
+        let seed_emitter = Emitter { at, loc: block.parent_op().map_or_else(|| at_loc(at), |o| o.loc()) };
+        for (v, a) in seed {
+            accumulate(&mut adj, v, a, &seed_emitter);
+        }
+        for op in body.iter().rev() {
+            self.reverse_op(*op, at, fwd, &mut adj, &stacks)?;
+        }
+        Ok(adj.into_iter().filter(|(v, _)| v.defining_op().and_then(|d| d.block()) != Some(block)).collect())
+    }
+
+    fn reverse_op(
+        &self,
+        op: Op,
+        at: Cursor,
+        fwd: &ValueMap,
+        adj: &mut Adjoints,
+        stacks: &HashMap<Op, Stack>,
+    ) -> Result<(), Reported> {
+        let e = Emitter { at, loc: op.loc() };
+        let get = |v: Value| fwd.get(&v).copied().unwrap_or(v);
+        let name = op.name();
+        match name.as_str() {
+            "scf.if" => return control_flow::reverse_if(self, op, at, fwd, adj),
+            "scf.for" => return control_flow::reverse_for(self, op, at, fwd, adj, stacks.get(&op)),
+            "ds.parallel_for" | "ds.struct_for" => return control_flow::reverse_ds_loop(self, op, at, fwd),
+            "scf.while" => {
+                return Err(report(
+                    op,
+                    "scf.while cannot be differentiated: its trip count depends on data, so the reverse loop cannot be built; use scf.for with a bound (and break by a flag)".into(),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(a) = Access::read(op) {
+            return self.reverse_access(&a, &e, fwd, adj);
+        }
+        match rules::classify(&name) {
+            Some(Class::NonDifferentiable) | Some(Class::Structural) => Ok(()),
+            Some(Class::Differentiable) => {
+                let y = op.result(0);
+                let Some(g) = lookup(adj, y) else { return Ok(()) };
+                let x: Vec<Value> = op.operands().into_iter().map(get).collect();
+                let contributions = rules::emit(op, &e, &x, get(y), g);
+                for (v, c) in op.operands().into_iter().zip(contributions) {
+                    if let Some(c) = c {
+                        accumulate(adj, v, c, &e);
+                    }
+                }
+                Ok(())
+            }
+            None => Err(report(
+                op,
+                format!(
+                    "{name} has no adjoint rule, so this kernel cannot be differentiated; rewrite it with differentiable ops, or mark the kernel ds.no_grad if it needs no gradient"
+                ),
+            )),
+        }
+    }
+
+    /// load -> atomic add into the adjoint field; store -> read and zero the
+    /// adjoint; atomic add/sub -> read the adjoint of the target.
+    fn reverse_access(&self, a: &Access, e: &Emitter, fwd: &ValueMap, adj: &mut Adjoints) -> Result<(), Reported> {
+        let Some((grad, grad_ty)) = self.grads.get(&a.field) else { return Ok(()) };
+        let idx: Vec<Value> = a.indices.iter().map(|v| fwd.get(v).copied().unwrap_or(*v)).collect();
+        let read_grad = || ops::build_load(e.at, grad, &idx, *grad_ty, e.loc);
+        match a.kind {
+            DsOp::Load => {
+                if let Some(g) = lookup(adj, a.op.result(0)) {
+                    ops::build_update(e.at, DsOp::AtomicAdd, grad, g, &idx, e.loc);
+                }
+            }
+            DsOp::Store => {
+                let g = read_grad();
+                let zero = e.constant(*grad_ty, 0.0);
+                ops::build_update(e.at, DsOp::Store, grad, zero, &idx, e.loc);
+                accumulate(adj, a.value.expect("stored value"), g, e);
+            }
+            DsOp::AtomicAdd => accumulate(adj, a.value.expect("value"), read_grad(), e),
+            DsOp::AtomicSub => {
+                let g = read_grad();
+                accumulate(adj, a.value.expect("value"), e.neg(g), e)
+            }
+            DsOp::AtomicMin | DsOp::AtomicMax => {
+                return Err(report(
+                    a.op,
+                    format!(
+                        "{} into @{}, a field with a gradient, cannot be differentiated (which thread wins is not recorded); compute the extremum into a field without a gradient",
+                        a.kind.name(),
+                        a.field
+                    ),
+                ));
+            }
+            DsOp::Field
+            | DsOp::Dense
+            | DsOp::Pointer
+            | DsOp::Bitmasked
+            | DsOp::Dynamic
+            | DsOp::ParallelFor
+            | DsOp::StructFor
+            | DsOp::Assert => unreachable!("not an access"),
+        }
+        Ok(())
+    }
+}
+
+fn at_loc(at: Cursor) -> ds_dialects::ir::Loc {
+    at.block().parent_op().map(|o| o.loc()).expect("cursor inside an op")
+}

@@ -1,0 +1,169 @@
+//! Gradcheck: a kernel's generated gradient against central finite differences.
+//!
+//! The loss is a random weighted sum of the output fields, L = sum w_j out_j,
+//! so one check covers a random vector-Jacobian product. Inputs get random
+//! values; the analytic gradient comes from `k` then `k_grad` with the output
+//! adjoints seeded with w; the numeric one from the fourth-order central
+//! difference (-L(x+2h) + 8L(x+h) - 8L(x-h) + L(x-2h)) / 12h per input element,
+//! h = 1e-4 max(1, |x|) (1e-2 for f32 inputs), outputs restored before every
+//! run. The error of one element is |a - n| / max(|a|, |n|, 1e-4 * largest |n|
+//! over all checked inputs).
+
+use crate::compile::CompileOptions;
+use crate::error::Error;
+use crate::field::ElemType;
+use crate::program::{Arg, Program};
+
+/// What to check.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub kernel: String,
+    pub args: Vec<Arg>,
+    /// Input fields with the range their random values are drawn from.
+    pub inputs: Vec<(String, f64, f64)>,
+    /// Output fields the loss is computed from.
+    pub outputs: Vec<String>,
+    /// At most this many elements of each input are checked (spread evenly).
+    pub max_elements: usize,
+    pub seed: u64,
+    /// The finite-difference step; by default 1e-6 (f64 inputs) or 1e-3 (f32
+    /// inputs), times max(1, |x|).
+    pub step: Option<f64>,
+}
+
+impl Spec {
+    pub fn new(kernel: &str, inputs: &[(&str, f64, f64)], outputs: &[&str]) -> Spec {
+        Spec {
+            kernel: kernel.into(),
+            args: vec![],
+            inputs: inputs.iter().map(|(n, lo, hi)| (n.to_string(), *lo, *hi)).collect(),
+            outputs: outputs.iter().map(|s| s.to_string()).collect(),
+            max_elements: 48,
+            seed: 0x5EED,
+            step: None,
+        }
+    }
+    pub fn args(mut self, args: &[Arg]) -> Spec {
+        self.args = args.to_vec();
+        self
+    }
+}
+
+/// The outcome of a check.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub worst_error: f64,
+    /// Where the worst error is: `field[offset]: analytic A, numeric N`.
+    pub worst_at: String,
+    pub elements_checked: usize,
+    /// The largest |numeric gradient|: a check of an all-zero gradient proves little.
+    pub largest_gradient: f64,
+}
+
+/// A deterministic uniform generator (SplitMix64).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_f64(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.next_f64()
+    }
+}
+
+/// Compiles `source` with autodiff and checks `spec.kernel`'s gradient.
+pub fn gradcheck(source: &str, spec: &Spec) -> Result<Report, Error> {
+    let options = CompileOptions { autodiff: true, ..Default::default() };
+    let mut p = Program::with_options(source, "<gradcheck>", &options)?;
+    let mut rng = Rng(spec.seed);
+    for (name, lo, hi) in &spec.inputs {
+        let f = p.field_mut(name)?;
+        for i in 0..f.info.len() {
+            f.set_f64(i, rng.uniform(*lo, *hi));
+        }
+    }
+    let weights: Vec<Vec<f64>> = spec
+        .outputs
+        .iter()
+        .map(|o| Ok((0..p.field(o)?.info.len()).map(|_| rng.uniform(-1.0, 1.0)).collect()))
+        .collect::<Result<_, Error>>()?;
+    let initial_outputs: Vec<Vec<f64>> =
+        spec.outputs.iter().map(|o| Ok(p.field(o)?.to_f64_vec())).collect::<Result<_, Error>>()?;
+    // The outputs after one run of the kernel from the initial outputs.
+    let outputs_after = |p: &mut Program| -> Result<Vec<f64>, Error> {
+        for (o, init) in spec.outputs.iter().zip(&initial_outputs) {
+            let f = p.field_mut(o)?;
+            for (i, v) in init.iter().enumerate() {
+                f.set_f64(i, *v);
+            }
+        }
+        p.launch(&spec.kernel, &spec.args)?;
+        let mut all = Vec::new();
+        for o in &spec.outputs {
+            all.extend(p.field(o)?.to_f64_vec());
+        }
+        Ok(all)
+    };
+    let w: Vec<f64> = weights.concat();
+    // Analytic: zero every adjoint, seed the outputs' adjoints with w, run k then k_grad.
+    outputs_after(&mut p)?;
+    let grad_of = |p: &Program, f: &str| -> Result<String, Error> {
+        p.field(f)?.info.grad.clone().ok_or_else(|| Error::Field(format!("field @{f} has no grad field")))
+    };
+    let grads: Vec<String> = p.fields().iter().filter_map(|f| f.info.grad.clone()).collect();
+    for g in &grads {
+        p.field_mut(g)?.zero();
+    }
+    for (o, w) in spec.outputs.iter().zip(&weights) {
+        let g = grad_of(&p, o)?;
+        let f = p.field_mut(&g)?;
+        for (i, v) in w.iter().enumerate() {
+            f.set_f64(i, *v);
+        }
+    }
+    p.launch(&format!("{}_grad", spec.kernel), &spec.args)?;
+    let mut report = Report { worst_error: 0.0, worst_at: String::new(), elements_checked: 0, largest_gradient: 0.0 };
+    let mut all = Vec::new();
+    for (name, _, _) in &spec.inputs {
+        let analytic = p.field(&grad_of(&p, name)?)?.to_f64_vec();
+        let n = analytic.len();
+        let stride = n.div_ceil(spec.max_elements.max(1)).max(1);
+        let elem = p.field(name)?.info.elem;
+        let mut numeric = Vec::new();
+        for i in (0..n).step_by(stride) {
+            let x = p.field(name)?.to_f64_vec()[i];
+            let h = spec.step.unwrap_or(if elem == ElemType::F32 { 1e-2 } else { 1e-4 }) * x.abs().max(1.0);
+            // Fourth-order central difference, combined per output element
+            // before weighting, so outputs x does not touch cancel exactly.
+            let mut at = |k: f64| -> Result<Vec<f64>, Error> {
+                p.field_mut(name)?.set_f64(i, x + k * h);
+                outputs_after(&mut p)
+            };
+            let (o2, o1, m1, m2) = (at(2.0)?, at(1.0)?, at(-1.0)?, at(-2.0)?);
+            p.field_mut(name)?.set_f64(i, x);
+            let d: f64 = (0..w.len()).map(|j| w[j] * (8.0 * (o1[j] - m1[j]) - (o2[j] - m2[j]))).sum();
+            numeric.push((i, d / (12.0 * h)));
+        }
+        all.push((name.clone(), analytic, numeric));
+    }
+    let scale = all.iter().flat_map(|(_, _, n)| n.iter().map(|(_, v)| v.abs())).fold(0.0, f64::max);
+    report.largest_gradient = scale;
+    for (name, analytic, numeric) in all {
+        for (i, num) in numeric {
+            let a = analytic[i];
+            let err = (a - num).abs() / a.abs().max(num.abs()).max(1e-4 * scale).max(f64::MIN_POSITIVE);
+            report.elements_checked += 1;
+            if err > report.worst_error || report.worst_at.is_empty() {
+                report.worst_error = err;
+                report.worst_at = format!("{name}[{i}]: analytic {a:e}, numeric {num:e}");
+            }
+        }
+    }
+    Ok(report)
+}
