@@ -1,7 +1,7 @@
 //! The benchmark cases. Timings are medians of repeated runs, baseline and
 //! DiffSim interleaved so both see the same machine state.
 
-use ds_runtime::{Arg, Error, Program};
+use ds_runtime::{Arg, CompileOptions, Error, Program};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -99,5 +99,51 @@ pub fn launch() -> Result<(), Error> {
     assert_eq!(p.field("x")?.get::<f32>(&[0])?, 1.0);
     println!("empty_kernel_launch_us: {:.3}", empty * 1e6);
     println!("launch_overhead_us: {:.3}", one * 1e6);
+    Ok(())
+}
+
+const ELEMENTWISE: &str = r#"
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4000000>, grad = @x_grad} : () -> ()
+"ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 4000000>} : () -> ()
+"ds.field"() {sym_name = "y", element_type = f32, shape = array<i64: 4000000>, grad = @y_grad} : () -> ()
+"ds.field"() {sym_name = "y_grad", element_type = f32, shape = array<i64: 4000000>} : () -> ()
+func.func @f() attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %n = arith.constant 4000000 : index
+  "ds.parallel_for"(%c0, %n) ({
+  ^bb0(%i: index):
+    %x = "ds.load"(%i) {field = @x} : (index) -> f32
+    %x2 = arith.mulf %x, %x : f32
+    %s = math.sin %x2 : f32
+    %t = math.tanh %x : f32
+    %y = arith.addf %s, %t : f32
+    "ds.store"(%y, %i) {field = @y} : (f32, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
+"#;
+
+/// Forward and generated gradient of an elementwise kernel (4M f32,
+/// y = sin(x^2) + tanh(x)).
+pub fn grad_elementwise() -> Result<(), Error> {
+    let options = CompileOptions { autodiff: true, ..Default::default() };
+    let mut p = Program::with_options(ELEMENTWISE, "grad_elementwise", &options)?;
+    let xs: Vec<f32> = (0..4_000_000).map(|i| (i % 2000) as f32 * 1e-3 - 1.0).collect();
+    p.field_mut("x")?.copy_from(&xs)?;
+    let (mut fwd, mut bwd) = (Vec::new(), Vec::new());
+    for _ in 0..21 {
+        p.field_mut("y_grad")?.fill(1.0f32)?;
+        fwd.push(time(|| p.launch("f", &[]).expect("forward")));
+        bwd.push(time(|| p.launch("f_grad", &[]).expect("backward")));
+    }
+    let g: f32 = p.field("x_grad")?.get(&[1234])?;
+    let x = xs[1234];
+    let want = 21.0 * (2.0 * x * (x * x).cos() + 1.0 - x.tanh().powi(2));
+    assert!((g - want).abs() <= 1e-3 * want.abs().max(1.0), "gradient {g}, expected {want}");
+    let (f, b) = (median(fwd), median(bwd));
+    println!("forward_ms: {:.3}", f * 1e3);
+    println!("backward_ms: {:.3}", b * 1e3);
+    println!("grad_over_forward_time: {:.3}", b / f);
     Ok(())
 }

@@ -6,6 +6,8 @@
 //!   on the same cores; headline `saxpy_time_ratio_vs_rayon`.
 //! - `launch`: the cost of launching a kernel whose parallel loop has one
 //!   iteration (runs inline); headline `launch_overhead_us`.
+//! - `grad_elementwise`: the generated gradient kernel of an elementwise kernel
+//!   against the kernel itself; headline `grad_over_forward_time`.
 
 mod cases;
 
@@ -20,8 +22,9 @@ fn main() {
     let result = match name {
         Some("saxpy") => cases::saxpy(),
         Some("launch") => cases::launch(),
+        Some("grad_elementwise") => cases::grad_elementwise(),
         _ => {
-            eprintln!("usage: ds-bench saxpy|launch [--arch cpu]");
+            eprintln!("usage: ds-bench saxpy|launch|grad_elementwise [--arch cpu]");
             std::process::exit(2);
         }
     };

@@ -11,7 +11,8 @@
 //!   `@k__task<n>(params...)` run once, on one thread.
 //!
 //! Values a task takes from the kernel's top level are recomputed in the task
-//! (ds-verify allows only constants and pure arith/math there). A struct-for
+//! (ds-verify allows only constants and pure arith/math there). Fixed-size
+//! `memref.alloca`s in a loop body are hoisted to the task's entry. A struct-for
 //! over a dense field iterates its linearized cells. Task functions carry
 //! `ds.task_of = "k"`, `ds.task_index = n`, `ds.task_kind = "parallel"|"serial"`.
 //!
@@ -204,8 +205,20 @@ fn lower_loop(loop_op: Op, entry: Block, map: &mut ValueMap, fields: &[FieldDecl
             remap_operands(op, map);
         }
     }
+    hoist_static_allocas(scf_for);
     ops::build_return(end_cursor, &[], loc);
     true
+}
+
+/// Moves fixed-size `memref.alloca`s (autodiff's stacks) from the loop body to
+/// the task's entry: one buffer per chunk instead of stack growth per
+/// iteration. Each iteration writes a buffer before reading it.
+fn hoist_static_allocas(task_loop: Op) {
+    for op in task_loop.walk() {
+        if op.name() == "memref.alloca" && op.num_operands() == 0 {
+            op.move_before(task_loop);
+        }
+    }
 }
 
 /// Row-major indices of linear position `i` in `shape`.

@@ -1,0 +1,89 @@
+// RUN: ds-opt %s --split-input-file --ds-autodiff --canonicalize --cse
+// ds-autodiff on each control-flow construct: scf.if with and without else,
+// nested; scf.for without and with carried values (per-thread stack); a loop
+// bound from the outer index; several top-level loops (reversed in reverse
+// order); top-level serial code.
+
+"ds.field"() {sym_name = "a", element_type = f32, shape = array<i64: 8>, grad = @a_grad} : () -> ()
+"ds.field"() {sym_name = "a_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+"ds.field"() {sym_name = "out", element_type = f32, shape = array<i64: 8>, grad = @out_grad} : () -> ()
+"ds.field"() {sym_name = "out_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+func.func @if_else() attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %c8 = arith.constant 8 : index
+  "ds.parallel_for"(%c0, %c8) ({
+  ^bb0(%i: index):
+    %a = "ds.load"(%i) {field = @a} : (index) -> f32
+    %z = arith.constant 0.0 : f32
+    %p = arith.cmpf ogt, %a, %z : f32
+    %r = scf.if %p -> (f32) {
+      %s = math.sin %a : f32
+      scf.yield %s : f32
+    } else {
+      %m = arith.mulf %a, %a : f32
+      scf.yield %m : f32
+    }
+    scf.if %p {
+      "ds.store"(%r, %i) {field = @out} : (f32, index) -> ()
+    }
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
+
+// -----
+
+"ds.field"() {sym_name = "a", element_type = f32, shape = array<i64: 8>, grad = @a_grad} : () -> ()
+"ds.field"() {sym_name = "a_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+"ds.field"() {sym_name = "out", element_type = f32, shape = array<i64: 8>, grad = @out_grad} : () -> ()
+"ds.field"() {sym_name = "out_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+func.func @loops() attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %c8 = arith.constant 8 : index
+  "ds.parallel_for"(%c0, %c8) ({
+  ^bb0(%i: index):
+    %a = "ds.load"(%i) {field = @a} : (index) -> f32
+    %c0b = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %r = scf.for %j = %c0b to %i step %c1 iter_args(%x = %a) -> (f32) {
+      %m = arith.mulf %x, %a : f32
+      scf.yield %m : f32
+    }
+    %c3 = arith.constant 3 : index
+    scf.for %j = %c0b to %c3 step %c1 {
+      "ds.atomic_add"(%r, %j) {field = @out} : (f32, index) -> ()
+    }
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
+
+// -----
+
+"ds.field"() {sym_name = "a", element_type = f32, shape = array<i64: 8>, grad = @a_grad} : () -> ()
+"ds.field"() {sym_name = "a_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+"ds.field"() {sym_name = "t", element_type = f32, shape = array<i64: 8>, grad = @t_grad} : () -> ()
+"ds.field"() {sym_name = "t_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+"ds.field"() {sym_name = "loss", element_type = f32, shape = array<i64>, grad = @loss_grad} : () -> ()
+"ds.field"() {sym_name = "loss_grad", element_type = f32, shape = array<i64>} : () -> ()
+func.func @two_loops_and_serial() attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %c8 = arith.constant 8 : index
+  "ds.parallel_for"(%c0, %c8) ({
+  ^bb0(%i: index):
+    %a = "ds.load"(%i) {field = @a} : (index) -> f32
+    %e = math.exp %a : f32
+    "ds.store"(%e, %i) {field = @t} : (f32, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  "ds.parallel_for"(%c0, %c8) ({
+  ^bb0(%i: index):
+    %t = "ds.load"(%i) {field = @t} : (index) -> f32
+    "ds.atomic_add"(%t) {field = @loss} : (f32) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  %a0 = "ds.load"(%c0) {field = @a} : (index) -> f32
+  %sq = arith.mulf %a0, %a0 : f32
+  "ds.atomic_add"(%sq) {field = @loss} : (f32) -> ()
+  return
+}

@@ -1,0 +1,84 @@
+// RUN: ds-opt %s --split-input-file --verify-diagnostics --ds-autodiff
+// Kernels ds-autodiff rejects, each with the rule it breaks.
+
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, grad = @x_grad} : () -> ()
+"ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+func.func @overwrite() attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %c8 = arith.constant 8 : index
+  "ds.parallel_for"(%c0, %c8) ({
+  ^bb0(%i: index):
+    %v = "ds.load"(%i) {field = @x} : (index) -> f32
+    %w = arith.mulf %v, %v : f32
+    // expected-error@+1 {{kernel @overwrite cannot be differentiated: @x is written here (ds.store) after being read at}}
+    "ds.store"(%w, %i) {field = @x} : (f32, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
+
+// -----
+
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, grad = @x_grad} : () -> ()
+"ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+func.func @no_rule(%i: index) attributes {ds.kernel} {
+  %v = "ds.load"(%i) {field = @x} : (index) -> f32
+  // expected-error@+1 {{math.erf has no adjoint rule, so this kernel cannot be differentiated}}
+  %e = math.erf %v : f32
+  "ds.store"(%e, %i) {field = @x_grad} : (f32, index) -> ()
+  return
+}
+
+// -----
+
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, grad = @x_grad} : () -> ()
+"ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+"ds.field"() {sym_name = "y", element_type = f32, shape = array<i64: 8>} : () -> ()
+func.func @while_loop(%i: index) attributes {ds.kernel} {
+  %v = "ds.load"(%i) {field = @x} : (index) -> f32
+  // expected-error@+1 {{scf.while cannot be differentiated: its trip count depends on data}}
+  %r = scf.while (%a = %v) : (f32) -> f32 {
+    %one = arith.constant 1.0 : f32
+    %c = arith.cmpf olt, %a, %one : f32
+    scf.condition(%c) %a : f32
+  } do {
+  ^bb0(%b: f32):
+    %d = arith.addf %b, %b : f32
+    scf.yield %d : f32
+  }
+  "ds.store"(%r, %i) {field = @y} : (f32, index) -> ()
+  return
+}
+
+// -----
+
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, grad = @x_grad} : () -> ()
+"ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+"ds.field"() {sym_name = "m", element_type = f32, shape = array<i64>, grad = @m_grad} : () -> ()
+"ds.field"() {sym_name = "m_grad", element_type = f32, shape = array<i64>} : () -> ()
+func.func @extremum(%i: index) attributes {ds.kernel} {
+  %v = "ds.load"(%i) {field = @x} : (index) -> f32
+  // expected-error@+1 {{ds.atomic_max into @m, a field with a gradient, cannot be differentiated}}
+  "ds.atomic_max"(%v) {field = @m} : (f32) -> ()
+  return
+}
+
+// -----
+
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, grad = @x_grad} : () -> ()
+"ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+// A kernel marked ds.no_grad (an optimizer step) is left alone: no error.
+func.func @update(%lr: f32) attributes {ds.kernel, ds.no_grad} {
+  %c0 = arith.constant 0 : index
+  %c8 = arith.constant 8 : index
+  "ds.parallel_for"(%c0, %c8) ({
+  ^bb0(%i: index):
+    %v = "ds.load"(%i) {field = @x} : (index) -> f32
+    %g = "ds.load"(%i) {field = @x_grad} : (index) -> f32
+    %s = arith.mulf %g, %lr : f32
+    %n = arith.subf %v, %s : f32
+    "ds.store"(%n, %i) {field = @x} : (f32, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
