@@ -93,6 +93,18 @@ impl FieldInfo {
     }
 }
 
+/// A saved copy of a field's contents.
+pub struct Snapshot {
+    buf: AlignedBuf,
+    bytes: usize,
+}
+
+impl Snapshot {
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
 /// A field's memory.
 pub struct Field {
     pub info: FieldInfo,
@@ -206,6 +218,24 @@ impl Field {
             ElemType::F64 => self.buf.as_mut_slice::<f64>(n)[offset] = v,
             ElemType::I32 => self.buf.as_mut_slice::<i32>(n)[offset] = v as i32,
         }
+    }
+
+    /// A copy of the field's contents (counted in the allocation counters).
+    pub fn snapshot(&self) -> Snapshot {
+        let n = self.info.bytes();
+        let mut buf = AlignedBuf::zeroed(n);
+        buf.as_mut_slice::<u8>(n).copy_from_slice(self.buf.as_slice::<u8>(n));
+        Snapshot { buf, bytes: n }
+    }
+
+    /// Puts back the contents saved by `snapshot` (of this field).
+    pub fn restore(&mut self, s: &Snapshot) -> Result<(), Error> {
+        let n = self.info.bytes();
+        if s.bytes != n {
+            return Err(Error::Field(format!("snapshot of {} bytes restored into @{} ({n} bytes)", s.bytes, self.info.name)));
+        }
+        self.buf.as_mut_slice::<u8>(n).copy_from_slice(s.buf.as_slice::<u8>(n));
+        Ok(())
     }
 
     pub(crate) fn ptr(&self) -> *mut u8 {

@@ -20,5 +20,6 @@ pub mod program;
 
 pub use compile::CompileOptions;
 pub use error::Error;
-pub use field::{ElemType, Element, Field, FieldInfo};
+pub use field::{ElemType, Element, Field, FieldInfo, Snapshot};
+pub use native::counters as memory;
 pub use program::{Arg, Program};

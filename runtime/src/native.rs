@@ -6,6 +6,28 @@
 use melior::ExecutionEngine;
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Bytes of field memory (fields and snapshots) allocated now, and the peak.
+static CURRENT_BYTES: AtomicUsize = AtomicUsize::new(0);
+static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Allocation counters of the runtime's field memory.
+pub mod counters {
+    use super::*;
+    /// Bytes held by fields and snapshots right now.
+    pub fn current_bytes() -> usize {
+        CURRENT_BYTES.load(Ordering::Relaxed)
+    }
+    /// The most bytes held at once since the last `reset_peak`.
+    pub fn peak_bytes() -> usize {
+        PEAK_BYTES.load(Ordering::Relaxed)
+    }
+    /// Starts a new peak measurement from the current level.
+    pub fn reset_peak() {
+        PEAK_BYTES.store(current_bytes(), Ordering::Relaxed);
+    }
+}
 
 /// Alignment of every field allocation (a cache line; AVX-512 friendly).
 pub const FIELD_ALIGN: usize = 64;
@@ -29,6 +51,8 @@ impl AlignedBuf {
         if ptr.is_null() {
             std::alloc::handle_alloc_error(layout);
         }
+        let now = CURRENT_BYTES.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK_BYTES.fetch_max(now, Ordering::Relaxed);
         AlignedBuf { ptr, layout }
     }
     pub fn as_ptr(&self) -> *mut u8 {
@@ -49,6 +73,7 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
+        CURRENT_BYTES.fetch_sub(self.layout.size(), Ordering::Relaxed);
         // SAFETY: allocated in `zeroed` with this layout.
         unsafe { dealloc(self.ptr, self.layout) }
     }
