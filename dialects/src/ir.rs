@@ -760,3 +760,18 @@ pub fn remap_operands(op: Op, map: &ValueMap) {
         }
     }
 }
+
+impl Attr {
+    /// The payload of a `#gpu.object` (PTX text for `format=isa`).
+    pub fn gpu_object_text(self) -> Option<String> {
+        // SAFETY: checked to be a GPU object attribute first.
+        unsafe { mlirAttributeIsAGPUObjectAttr(self.0) }.then(|| string_of(unsafe { mlirGPUObjectAttrGetObject(self.0) }))
+    }
+}
+
+/// A deep copy of `module` as a new module (for compiling one module two ways).
+pub fn clone_module<'c>(module: &Module<'c>) -> Module<'c> {
+    let copy = Op::of_module(module).deep_clone();
+    // SAFETY: the clone is a detached builtin.module op owned by the new Module.
+    unsafe { Module::from_raw(mlirModuleFromOperation(copy.0)) }
+}

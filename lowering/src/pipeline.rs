@@ -14,8 +14,25 @@ use melior::{Context, ir::Module, pass::PassManager};
 pub struct NamedPipeline {
     pub name: &'static str,
     pub summary: &'static str,
-    /// Comma-separated elements, in the same syntax as `--pass-pipeline`.
+    /// Comma-separated elements, in the same syntax as `--pass-pipeline`;
+    /// `$name` stands for the value of option `name`.
     pub elements: &'static str,
+    /// Options (`name{key=value}`) with their defaults.
+    pub options: &'static [(&'static str, &'static str)],
+}
+
+impl NamedPipeline {
+    /// The elements with the options substituted.
+    pub fn expand(&self, given: &PassOptions) -> Result<String, String> {
+        let known: Vec<&str> = self.options.iter().map(|(k, _)| *k).collect();
+        given.check_known(self.name, &known)?;
+        let mut text = self.elements.to_string();
+        for (key, default) in self.options {
+            let value = given.0.get(*key).map_or(*default, |v| v.as_str());
+            text = text.replace(&format!("${key}"), value);
+        }
+        Ok(text)
+    }
 }
 
 /// One step of a pipeline.
@@ -94,7 +111,9 @@ pub fn parse(text: &str) -> Result<Vec<Step>, String> {
 /// One element: a DiffSim pass (`name` or `name{opts}`), a named pipeline, or
 /// anything else for MLIR.
 pub fn parse_element(element: &str) -> Result<Vec<Step>, String> {
-    let (name, options) = match element.split_once('{') {
+    // `name{options}`; an element with a nested pipeline (`op(...)`) is upstream.
+    let options_start = element.find(['{', '(']).filter(|&i| element[i..].starts_with('{'));
+    let (name, options) = match options_start.map(|i| (&element[..i], &element[i + 1..])) {
         Some((n, rest)) => {
             let opts = rest.strip_suffix('}').ok_or_else(|| format!("missing `}}` in `{element}`"))?;
             (n.trim(), opts)
@@ -105,10 +124,7 @@ pub fn parse_element(element: &str) -> Result<Vec<Step>, String> {
         return Ok(vec![Step::Ds(info, PassOptions::parse(options)?)]);
     }
     if let Some(p) = find_pipeline(name) {
-        if !options.is_empty() {
-            return Err(format!("named pipeline {name} takes no options"));
-        }
-        return parse(p.elements);
+        return parse(&p.expand(&PassOptions::parse(options)?)?);
     }
     Ok(vec![Step::Upstream(element.to_string())])
 }

@@ -56,7 +56,10 @@ impl ParamType {
 /// One task of a kernel (see `ds-lower-parallel-cpu`).
 #[derive(Clone)]
 pub struct Task {
-    pub func: PackedFn,
+    /// The task function (CPU) or GPU kernel name.
+    pub name: String,
+    /// The JIT-compiled task (CPU targets only).
+    pub code: Option<PackedFn>,
     /// For parallel tasks: the function computing the iteration range.
     pub range: Option<PackedFn>,
     /// Indices into the program's fields of the task's field arguments.
@@ -81,6 +84,19 @@ pub struct Compiled {
     _engine: Engine,
     pub fields: Vec<FieldInfo>,
     pub kernels: HashMap<String, KernelInfo>,
+    /// For GPU targets: the PTX of every task kernel.
+    pub ptx: Option<String>,
+}
+
+/// What the module is compiled for.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub enum Target {
+    /// All CPU cores, through MLIR's JIT.
+    Cpu,
+    /// NVIDIA GPUs: PTX for `chip` (e.g. sm_90), math through `libdevice`
+    /// (the path of libdevice.10.bc, if one was found). Range functions
+    /// still run on the host, JIT-compiled.
+    Cuda { chip: String, libdevice: Option<String> },
 }
 
 fn cache() -> &'static Mutex<HashMap<u64, Arc<Compiled>>> {
@@ -89,15 +105,15 @@ fn cache() -> &'static Mutex<HashMap<u64, Arc<Compiled>>> {
 }
 
 /// Compiles `source` (a ds module as text) or returns the cached result.
-pub fn compile(source: &str, name: &str, options: &CompileOptions) -> Result<Arc<Compiled>, Error> {
+pub fn compile(source: &str, name: &str, options: &CompileOptions, target: &Target) -> Result<Arc<Compiled>, Error> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (source, name, options).hash(&mut h);
+    (source, name, options, target).hash(&mut h);
     let key = h.finish();
     let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(c) = cache.get(&key) {
         return Ok(c.clone());
     }
-    let compiled = Arc::new(compile_uncached(source, name, options)?);
+    let compiled = Arc::new(compile_uncached(source, name, options, target)?);
     cache.insert(key, compiled.clone());
     Ok(compiled)
 }
@@ -112,9 +128,9 @@ fn front_steps(options: &CompileOptions) -> Result<Vec<pipeline::Step>, Error> {
     pipeline::parse(&text).map_err(Error::Internal)
 }
 
-/// `ds-to-llvm-cpu`, with bounds checks when asked for.
-fn lowering_steps(options: &CompileOptions) -> Result<Vec<pipeline::Step>, Error> {
-    let mut steps = pipeline::parse(ds_lowering::DS_TO_LLVM_CPU.name).map_err(Error::Internal)?;
+/// Kernels to task functions, with bounds checks when asked for.
+fn task_steps(options: &CompileOptions) -> Result<Vec<pipeline::Step>, Error> {
+    let mut steps = pipeline::parse(ds_lowering::TO_TASKS).map_err(Error::Internal)?;
     if options.check_bounds {
         for s in &mut steps {
             if let pipeline::Step::Ds(info, opts) = s
@@ -127,6 +143,10 @@ fn lowering_steps(options: &CompileOptions) -> Result<Vec<pipeline::Step>, Error
     Ok(steps)
 }
 
+fn steps(text: &str) -> Result<Vec<pipeline::Step>, Error> {
+    pipeline::parse(text).map_err(Error::Internal)
+}
+
 fn run_steps(context: &melior::Context, module: &mut melior::ir::Module, steps: &[pipeline::Step]) -> Result<(), Error> {
     match pipeline::run(context, module, steps, None) {
         Ok(_) => Ok(()),
@@ -135,7 +155,7 @@ fn run_steps(context: &melior::Context, module: &mut melior::ir::Module, steps: 
     }
 }
 
-fn compile_uncached(source: &str, name: &str, options: &CompileOptions) -> Result<Compiled, Error> {
+fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: &Target) -> Result<Compiled, Error> {
     let context = ds_dialects::context();
     let (module, diags) = diag::capture(&context, || ds_dialects::parse_module(&context, source, name));
     let mut module = module.ok_or_else(|| Error::Compile(diags))?;
@@ -143,10 +163,66 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions) -> Resul
     let body = ops::module_body(Op::of_module(&module));
     let fields = read_fields(body)?;
     let mut kernels = read_kernels(body, &fields)?;
-    run_steps(&context, &mut module, &lowering_steps(options)?)?;
-    let engine = Engine::new(ExecutionEngine::new(&module, 3, &[], false, false));
-    attach_tasks(ops::module_body(Op::of_module(&module)), &fields, &engine, &mut kernels)?;
-    Ok(Compiled { _engine: engine, fields, kernels })
+    run_steps(&context, &mut module, &task_steps(options)?)?;
+    match target {
+        Target::Cpu => {
+            run_steps(&context, &mut module, &steps(ds_lowering::CPU_TO_LLVM)?)?;
+            let engine = Engine::new(ExecutionEngine::new(&module, 3, &[], false, false));
+            let tasks = ops::module_body(Op::of_module(&module)).ops();
+            attach_tasks(&tasks, &tasks, &fields, &engine, true, &mut kernels)?;
+            Ok(Compiled { _engine: engine, fields, kernels, ptx: None })
+        }
+        Target::Cuda { chip, libdevice } => {
+            run_steps(&context, &mut module, &steps(ds_lowering::ds_to_gpu::PASS.name)?)?;
+            let body = ops::module_body(Op::of_module(&module));
+            let gpu_module = body.ops().into_iter().find(|o| o.name() == "gpu.module").expect("gpu.module");
+            let gpu_funcs = ops::module_body(gpu_module).ops();
+            // The host part (range functions) goes through the CPU JIT.
+            let mut host = ds_dialects::ir::clone_module(&module);
+            let host_op = Op::of_module(&host);
+            host_op.remove_attr("gpu.container_module");
+            for op in ops::module_body(host_op).ops() {
+                if op.name() == "gpu.module" {
+                    op.erase();
+                }
+            }
+            run_steps(&context, &mut host, &steps(ds_lowering::CPU_TO_LLVM)?)?;
+            let engine = Engine::new(ExecutionEngine::new(&host, 3, &[], false, false));
+            let host_funcs = ops::module_body(Op::of_module(&host)).ops();
+            attach_tasks(&gpu_funcs, &host_funcs, &fields, &engine, false, &mut kernels)?;
+            let ptx_steps = steps(&ds_lowering::gpu_to_ptx(chip, libdevice.as_deref().unwrap_or("")))?;
+            run_steps(&context, &mut module, &ptx_steps)?;
+            let ptx = extract_ptx(Op::of_module(&module))?;
+            Ok(Compiled { _engine: engine, fields, kernels, ptx: Some(ptx) })
+        }
+    }
+}
+
+/// The PTX text of the module's `gpu.binary`. Fails clearly when the kernels
+/// call math functions that libdevice would have provided.
+fn extract_ptx(module: Op) -> Result<String, Error> {
+    let binary = ops::module_body(module)
+        .ops()
+        .into_iter()
+        .find(|o| o.name() == "gpu.binary")
+        .ok_or_else(|| Error::Internal("no gpu.binary after gpu-module-to-binary".into()))?;
+    let ptx = binary
+        .attr("objects")
+        .and_then(|a| a.as_array())
+        .and_then(|objects| objects.first().and_then(|o| o.gpu_object_text()))
+        .ok_or_else(|| Error::Internal("gpu.binary without a PTX object".into()))?;
+    let missing: Vec<&str> = ptx
+        .lines()
+        .filter(|l| l.contains(".extern .func"))
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("__nv_")))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Cuda(format!(
+            "the kernels call math functions from libdevice ({}), but no libdevice.10.bc was found: set DS_LIBDEVICE to its path, or CUDA_HOME to a CUDA installation (it lives in nvvm/libdevice/), or install the Python package nvidia-cuda-nvcc-cu12",
+            missing.join(", ")
+        )));
+    }
+    Ok(ptx)
 }
 
 fn read_fields(body: Block) -> Result<Vec<FieldInfo>, Error> {
@@ -194,21 +270,23 @@ fn strings(a: Option<Attr>) -> Vec<String> {
     a.and_then(|a| a.as_array()).unwrap_or_default().into_iter().filter_map(|s| s.as_string()).collect()
 }
 
-/// Attaches the compiled task functions of the lowered module to their kernels.
+/// Attaches the task functions (`task_ops`: CPU functions or GPU kernels) to
+/// their kernels; range functions are looked up among `host_ops` in the JIT.
 fn attach_tasks(
-    body: Block,
+    task_ops: &[Op],
+    host_ops: &[Op],
     fields: &[FieldInfo],
     engine: &Engine,
+    cpu: bool,
     kernels: &mut HashMap<String, KernelInfo>,
 ) -> Result<(), Error> {
-    let funcs = body.ops();
-    let ranges: HashMap<String, String> = funcs
+    let ranges: HashMap<String, String> = host_ops
         .iter()
         .filter_map(|f| Some((f.attr(abi::RANGE_OF)?.as_string()?, f.sym_name()?)))
         .collect();
     let lookup = |n: &str| engine.packed(n).ok_or_else(|| Error::Internal(format!("the JIT has no function {n}")));
     let mut tasks: Vec<(String, i64, Task)> = Vec::new();
-    for f in &funcs {
+    for f in task_ops {
         let Some(kernel) = f.attr(abi::TASK_OF).and_then(|a| a.as_string()) else { continue };
         let fname = f.sym_name().unwrap_or_default();
         let index = f.attr(abi::TASK_INDEX).and_then(|a| a.as_int()).unwrap_or(0);
@@ -220,7 +298,8 @@ fn attach_tasks(
             .collect::<Result<Vec<_>, _>>()?;
         let range = ranges.get(&fname).map(|r| lookup(r)).transpose()?;
         let status_messages = strings(f.attr(abi::STATUS_MESSAGES));
-        tasks.push((kernel, index, Task { func: lookup(&fname)?, range, fields: field_idx, status_messages }));
+        let code = if cpu { Some(lookup(&fname)?) } else { None };
+        tasks.push((kernel, index, Task { name: fname, code, range, fields: field_idx, status_messages }));
     }
     tasks.sort_by_key(|(k, i, _)| (k.clone(), *i));
     for (kernel, _, task) in tasks {

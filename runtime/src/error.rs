@@ -14,6 +14,8 @@ pub enum Error {
     Check { kernel: String, message: String },
     /// Host access to a field with the wrong type, shape or index.
     Field(String),
+    /// The CUDA driver, device or toolchain is missing or failed.
+    Cuda(String),
     /// A bug in DiffSim itself.
     Internal(String),
 }
@@ -26,6 +28,7 @@ impl fmt::Display for Error {
                 write!(f, "{}", lines.join("\n"))
             }
             Error::Launch(m) | Error::Field(m) => f.write_str(m),
+            Error::Cuda(m) => write!(f, "CUDA: {m}"),
             Error::Check { kernel, message } => write!(f, "kernel {kernel}: {message}"),
             Error::Internal(m) => write!(f, "internal error: {m}"),
         }

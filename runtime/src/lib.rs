@@ -12,6 +12,7 @@
 //! ```
 
 pub mod compile;
+pub mod cuda;
 pub mod error;
 pub mod field;
 pub mod gradcheck;

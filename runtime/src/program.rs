@@ -6,10 +6,10 @@
 //! hand-off. Arguments are checked against the kernel's parameters, and the
 //! status buffer of checked tasks is read after each task.
 
-use crate::compile::{self, CompileOptions, Compiled, KernelInfo, ParamType, Task};
+use crate::compile::{self, CompileOptions, Compiled, KernelInfo, ParamType, Target, Task};
 use crate::error::Error;
 use crate::field::Field;
-use crate::native::{MAX_ARGS, Slot, pointer_slot};
+use crate::native::{MAX_ARGS, PackedFn, Slot, pointer_slot};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -89,7 +89,7 @@ impl Program {
 
     /// Compiles `source`; `name` is the file name used in diagnostics.
     pub fn with_options(source: &str, name: &str, options: &CompileOptions) -> Result<Program, Error> {
-        let compiled = compile::compile(source, name, options)?;
+        let compiled = compile::compile(source, name, options, &Target::Cpu)?;
         let fields: Vec<Field> = compiled.fields.iter().cloned().map(Field::new).collect();
         let by_name = fields.iter().enumerate().map(|(i, f)| (f.info.name.clone(), i)).collect();
         Ok(Program { compiled, fields, by_name })
@@ -132,21 +132,8 @@ impl Program {
 
     /// Runs kernel `name` with `args`.
     pub fn launch(&mut self, name: &str, args: &[Arg]) -> Result<(), Error> {
-        let kernel = self.compiled.kernels.get(name).ok_or_else(|| self.kernel(name).err().expect("unknown"))?;
-        if args.len() != kernel.params.len() {
-            return Err(Error::Launch(format!(
-                "kernel {name} takes {} arguments ({:?}), given {}",
-                kernel.params.len(),
-                kernel.params,
-                args.len()
-            )));
-        }
-        let mut params = [0 as Slot; MAX_ARGS];
-        for (i, (a, p)) in args.iter().zip(&kernel.params).enumerate() {
-            params[i] = a.slot_for(*p).ok_or_else(|| {
-                Error::Launch(format!("kernel {name}: argument {i} is {a:?}, the parameter is {p:?}"))
-            })?;
-        }
+        let kernel = self.kernel(name)?;
+        let params = param_slots(kernel, args)?;
         for task in &kernel.tasks {
             self.run_task(name, task, &params[..args.len()])?;
         }
@@ -155,46 +142,85 @@ impl Program {
 
     fn run_task(&self, kernel: &str, task: &Task, params: &[Slot]) -> Result<(), Error> {
         let mut status = [0i64; 2];
-        let offset = if task.range.is_some() { 2 } else { 0 };
-        let mut slots = [0 as Slot; MAX_ARGS];
-        let mut n = offset;
-        for p in params {
-            slots[n] = *p;
-            n += 1;
-        }
-        for &f in &task.fields {
-            slots[n] = pointer_slot(self.fields[f].ptr());
-            n += 1;
-        }
-        if !task.status_messages.is_empty() {
-            slots[n] = pointer_slot(status.as_mut_ptr() as *mut u8);
-            n += 1;
-        }
-        if n + 2 > MAX_ARGS {
-            return Err(Error::Launch(format!("kernel {kernel}: more than {MAX_ARGS} arguments and fields")));
-        }
+        let status_ptr = pointer_slot(status.as_mut_ptr() as *mut u8);
+        let (mut slots, n) = task_slots(kernel, task, params, |f| pointer_slot(self.fields[f].ptr()), status_ptr)?;
+        let code = task.code.ok_or_else(|| Error::Internal(format!("task {} has no CPU code", task.name)))?;
         match task.range {
-            None => task.func.call(&mut slots[..n]),
+            None => code.call(&mut slots[..n]),
             Some(range) => {
-                let mut r = [0 as Slot; MAX_ARGS];
-                r[..params.len()].copy_from_slice(params);
-                range.call(&mut r[..params.len() + 2]);
-                let (lo, hi) = (r[params.len()] as i64, r[params.len() + 1] as i64);
-                run_range(task, slots, n, lo, hi);
+                let (lo, hi) = evaluate_range(range, params);
+                run_range(code, slots, n, lo, hi);
             }
         }
-        if status[0] != 0 {
-            let code = status[0] as usize;
-            let message = task.status_messages.get(code - 1).cloned().unwrap_or_else(|| format!("check {code} failed"));
-            let message = if message.contains("out of bounds") { format!("{message}: index {}", status[1]) } else { message };
-            return Err(Error::Check { kernel: kernel.to_string(), message });
-        }
-        Ok(())
+        check_status(kernel, task, status)
     }
 }
 
+/// The argument slots of a launch, checked against the kernel's parameters.
+pub(crate) fn param_slots(kernel: &KernelInfo, args: &[Arg]) -> Result<[Slot; MAX_ARGS], Error> {
+    let name = &kernel.name;
+    if args.len() != kernel.params.len() {
+        return Err(Error::Launch(format!(
+            "kernel {name} takes {} arguments ({:?}), given {}",
+            kernel.params.len(),
+            kernel.params,
+            args.len()
+        )));
+    }
+    let mut params = [0 as Slot; MAX_ARGS];
+    for (i, (a, p)) in args.iter().zip(&kernel.params).enumerate() {
+        params[i] = a
+            .slot_for(*p)
+            .ok_or_else(|| Error::Launch(format!("kernel {name}: argument {i} is {a:?}, the parameter is {p:?}")))?;
+    }
+    Ok(params)
+}
+
+/// The arguments of one task call: `begin, end` slots (parallel tasks, filled
+/// per chunk), the parameters, one pointer per field, the status buffer.
+/// Returns the slots and how many are used.
+pub(crate) fn task_slots(
+    kernel: &str,
+    task: &Task,
+    params: &[Slot],
+    field_ptr: impl Fn(usize) -> Slot,
+    status_ptr: Slot,
+) -> Result<([Slot; MAX_ARGS], usize), Error> {
+    let mut slots = [0 as Slot; MAX_ARGS];
+    let mut n = if task.range.is_some() { 2 } else { 0 };
+    let status = (!task.status_messages.is_empty()).then_some(status_ptr);
+    let values = params.iter().copied().chain(task.fields.iter().map(|&f| field_ptr(f))).chain(status);
+    for v in values {
+        if n + 2 > MAX_ARGS {
+            return Err(Error::Launch(format!("kernel {kernel}: more than {MAX_ARGS} arguments and fields")));
+        }
+        slots[n] = v;
+        n += 1;
+    }
+    Ok((slots, n))
+}
+
+/// The iteration range of a parallel task for these parameters.
+pub(crate) fn evaluate_range(range: PackedFn, params: &[Slot]) -> (i64, i64) {
+    let mut r = [0 as Slot; MAX_ARGS];
+    r[..params.len()].copy_from_slice(params);
+    range.call(&mut r[..params.len() + 2]);
+    (r[params.len()] as i64, r[params.len() + 1] as i64)
+}
+
+/// Turns a task's status buffer into an error naming the failed check.
+pub(crate) fn check_status(kernel: &str, task: &Task, status: [i64; 2]) -> Result<(), Error> {
+    if status[0] == 0 {
+        return Ok(());
+    }
+    let code = status[0] as usize;
+    let message = task.status_messages.get(code - 1).cloned().unwrap_or_else(|| format!("check {code} failed"));
+    let message = if message.contains("out of bounds") { format!("{message}: index {}", status[1]) } else { message };
+    Err(Error::Check { kernel: kernel.to_string(), message })
+}
+
 /// Runs a parallel task over `[lo, hi)`, inline or in chunks on the pool.
-fn run_range(task: &Task, slots: [Slot; MAX_ARGS], n: usize, lo: i64, hi: i64) {
+fn run_range(code: PackedFn, slots: [Slot; MAX_ARGS], n: usize, lo: i64, hi: i64) {
     let len = hi - lo;
     if len <= 0 {
         return;
@@ -204,7 +230,7 @@ fn run_range(task: &Task, slots: [Slot; MAX_ARGS], n: usize, lo: i64, hi: i64) {
         let mut s = slots;
         s[0] = b as Slot;
         s[1] = e as Slot;
-        task.func.call(&mut s[..n]);
+        code.call(&mut s[..n]);
     };
     if threads <= 1 || len < 2 * MIN_CHUNK {
         return call(lo, hi);

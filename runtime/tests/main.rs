@@ -1,4 +1,5 @@
 //! The runtime test binary: kernels against plain Rust references.
 
 mod autodiff;
+mod cuda;
 mod kernels;
