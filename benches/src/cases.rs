@@ -5,40 +5,45 @@ use ds_runtime::{Arg, CompileOptions, Error, Program};
 use rayon::prelude::*;
 use std::time::Instant;
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
 
 /// Times `f` once, in seconds.
-fn time(mut f: impl FnMut()) -> f64 {
+pub fn time(mut f: impl FnMut()) -> f64 {
     let t = Instant::now();
     f();
     t.elapsed().as_secs_f64()
 }
 
-const SAXPY: &str = r#"
-"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 10000000>} : () -> ()
-"ds.field"() {sym_name = "y", element_type = f32, shape = array<i64: 10000000>} : () -> ()
-func.func @saxpy(%a: f32) attributes {ds.kernel} {
+/// y = a*x + y over `n` f32 elements.
+pub fn saxpy_source(n: usize) -> String {
+    format!(
+        r#"
+"ds.field"() {{sym_name = "x", element_type = f32, shape = array<i64: {n}>}} : () -> ()
+"ds.field"() {{sym_name = "y", element_type = f32, shape = array<i64: {n}>}} : () -> ()
+func.func @saxpy(%a: f32) attributes {{ds.kernel}} {{
   %c0 = arith.constant 0 : index
-  %n = arith.constant 10000000 : index
-  "ds.parallel_for"(%c0, %n) ({
+  %n = arith.constant {n} : index
+  "ds.parallel_for"(%c0, %n) ({{
   ^bb0(%i: index):
-    %x = "ds.load"(%i) {field = @x} : (index) -> f32
-    %y = "ds.load"(%i) {field = @y} : (index) -> f32
+    %x = "ds.load"(%i) {{field = @x}} : (index) -> f32
+    %y = "ds.load"(%i) {{field = @y}} : (index) -> f32
     %ax = arith.mulf %a, %x : f32
     %r = arith.addf %ax, %y : f32
-    "ds.store"(%r, %i) {field = @y} : (f32, index) -> ()
+    "ds.store"(%r, %i) {{field = @y}} : (f32, index) -> ()
     gpu.yield
-  }) : (index, index) -> ()
+  }}) : (index, index) -> ()
   return
+}}
+"#
+    )
 }
-"#;
 
 pub fn saxpy() -> Result<(), Error> {
     let n = 10_000_000usize;
-    let mut p = Program::new(SAXPY)?;
+    let mut p = Program::new(&saxpy_source(n))?;
     let xs: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 1e-3).collect();
     p.field_mut("x")?.copy_from(&xs)?;
     let mut ys = vec![0f32; n];

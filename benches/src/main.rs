@@ -8,23 +8,30 @@
 //!   iteration (runs inline); headline `launch_overhead_us`.
 //! - `grad_elementwise`: the generated gradient kernel of an elementwise kernel
 //!   against the kernel itself; headline `grad_over_forward_time`.
+//! - `saxpy --arch cuda`: 64M f32 on the GPU against a device-to-device copy;
+//!   headline `saxpy_bandwidth_fraction_of_copy`.
+//! - `gpu-check`: every kernel of `test/kernels` and its gradient, CPU against
+//!   GPU; headline `gpu_check_kernels_passed`.
 
 mod cases;
+mod gpu;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arch = args.iter().position(|a| a == "--arch").and_then(|i| args.get(i + 1)).map_or("cpu", |s| s.as_str());
     let name = args.iter().find(|a| !a.starts_with("--") && a.as_str() != arch).map(|s| s.as_str());
-    if arch != "cpu" {
-        eprintln!("ds-bench: --arch {arch} is not available in this build (cpu only)");
-        std::process::exit(2);
-    }
-    let result = match name {
-        Some("saxpy") => cases::saxpy(),
-        Some("launch") => cases::launch(),
-        Some("grad_elementwise") => cases::grad_elementwise(),
+    let result = match (name, arch) {
+        (Some("saxpy"), "cuda") => gpu::saxpy_cuda(),
+        (Some("gpu-check"), _) => gpu::gpu_check(),
+        (_, "cuda") => {
+            eprintln!("ds-bench: only saxpy and gpu-check run on cuda");
+            std::process::exit(2);
+        }
+        (Some("saxpy"), _) => cases::saxpy(),
+        (Some("launch"), _) => cases::launch(),
+        (Some("grad_elementwise"), _) => cases::grad_elementwise(),
         _ => {
-            eprintln!("usage: ds-bench saxpy|launch|grad_elementwise [--arch cpu]");
+            eprintln!("usage: ds-bench saxpy|launch|grad_elementwise|gpu-check [--arch cpu|cuda]");
             std::process::exit(2);
         }
     };

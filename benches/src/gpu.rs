@@ -1,0 +1,111 @@
+//! The GPU cases: `gpu-check` runs every kernel of `test/kernels` and its
+//! generated gradient on the CPU and on the GPU from the same inputs and
+//! compares every field; `saxpy --arch cuda` (64M f32) measures bandwidth against a
+//! device-to-device copy in the same run.
+
+use crate::cases::{median, saxpy_source, time};
+use ds_runtime::cuda::CudaProgram;
+use ds_runtime::gradcheck::Rng;
+use ds_runtime::{Arg, CompileOptions, ElemType, Error, Program};
+
+/// f32 results may differ by summation order and math library ulps.
+const TOLERANCE: f64 = 1e-5;
+
+fn corpus() -> Result<Vec<(String, String)>, Error> {
+    let mut files: Vec<_> = std::fs::read_dir("test/kernels")
+        .map_err(|e| Error::Launch(format!("run from the repository root (test/kernels: {e})")))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    Ok(files.into_iter().map(|p| (p.to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap_or_default())).collect())
+}
+
+fn device_values(gpu: &CudaProgram, name: &str, elem: ElemType) -> Result<Vec<f64>, Error> {
+    Ok(match elem {
+        ElemType::F32 => gpu.to_vec::<f32>(name)?.into_iter().map(f64::from).collect(),
+        ElemType::F64 => gpu.to_vec::<f64>(name)?,
+        ElemType::I32 => gpu.to_vec::<i32>(name)?.into_iter().map(f64::from).collect(),
+    })
+}
+
+/// The largest difference between CPU and GPU over every field.
+fn compare(cpu: &Program, gpu: &CudaProgram) -> Result<(f64, String), Error> {
+    let mut worst = (0.0, String::new());
+    for f in cpu.fields() {
+        let d = device_values(gpu, &f.info.name, f.info.elem)?;
+        for (i, (a, b)) in f.to_f64_vec().iter().zip(&d).enumerate() {
+            let err = (a - b).abs() / a.abs().max(1.0);
+            if err > worst.0 {
+                worst = (err, format!("@{}[{i}]: cpu {a}, gpu {b}", f.info.name));
+            }
+        }
+    }
+    Ok(worst)
+}
+
+pub fn gpu_check() -> Result<(), Error> {
+    let options = CompileOptions { autodiff: true, ..Default::default() };
+    let files = corpus()?;
+    let mut passed = 0;
+    for (name, src) in &files {
+        let mut cpu = Program::with_options(src, name, &options)?;
+        let mut gpu = CudaProgram::new(src, name, &options)?;
+        let mut rng = Rng(7);
+        for f in cpu.fields_mut() {
+            let values: Vec<f32> = (0..f.info.len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+            if f.info.elem == ElemType::F32 {
+                f.copy_from(&values)?;
+                gpu.copy_from(&f.info.name, &values)?;
+            }
+        }
+        cpu.launch("k", &[])?;
+        gpu.launch("k", &[])?;
+        let forward = compare(&cpu, &gpu)?;
+        cpu.launch("k_grad", &[])?;
+        gpu.launch("k_grad", &[])?;
+        let backward = compare(&cpu, &gpu)?;
+        let ok = forward.0 <= TOLERANCE && backward.0 <= TOLERANCE;
+        passed += usize::from(ok);
+        println!("{name}: forward_max_rel_diff {:.2e} {}", forward.0, forward.1);
+        println!("{name}: gradient_max_rel_diff {:.2e} {}", backward.0, backward.1);
+    }
+    println!("gpu_check_kernels_passed: {passed}/{}", files.len());
+    if passed != files.len() {
+        return Err(Error::Check { kernel: "gpu-check".into(), message: format!("CPU and GPU differ by more than {TOLERANCE}") });
+    }
+    Ok(())
+}
+
+pub fn saxpy_cuda() -> Result<(), Error> {
+    // 64M elements (768 MB moved per launch), so gaps between back-to-back
+    // launches weigh as little as in the 256 MB copy it is compared with.
+    let n = 1usize << 26;
+    let mut gpu = CudaProgram::new(&saxpy_source(n), "saxpy", &CompileOptions::default())?;
+    let xs: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 1e-3).collect();
+    gpu.copy_from("x", &xs)?;
+    gpu.launch("saxpy", &[Arg::F32(0.5)])?;
+    gpu.synchronize()?;
+    let reps = 50;
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        runs.push(time(|| {
+            for _ in 0..reps {
+                gpu.launch("saxpy", &[Arg::F32(0.5)]).expect("launch");
+            }
+            gpu.synchronize().expect("synchronize");
+        }) / reps as f64);
+    }
+    let y: Vec<f32> = gpu.to_vec("y")?;
+    let launches = 1 + 5 * reps;
+    assert!((y[777] - launches as f32 * 0.5 * xs[777]).abs() <= 1e-2 * y[777].abs().max(1.0), "wrong result {}", y[777]);
+    let t = median(runs);
+    let bandwidth = 12.0 * n as f64 / t;
+    let copy = gpu.copy_bandwidth(256 << 20, 20)?;
+    println!("elements: {n}");
+    println!("saxpy_us: {:.1}", t * 1e6);
+    println!("saxpy_gb_per_s: {:.1}", bandwidth / 1e9);
+    println!("copy_gb_per_s: {:.1}", copy / 1e9);
+    println!("saxpy_bandwidth_fraction_of_copy: {:.3}", bandwidth / copy);
+    Ok(())
+}
