@@ -41,7 +41,7 @@ pub mod rules;
 mod stack;
 
 use crate::{PassInfo, PassOptions};
-use ds_dialects::ir::{Cursor, Op, ValueMap};
+use ds_dialects::ir::{Cursor, Op, Value, ValueMap};
 use ds_dialects::ops::{self, Access, DsOp, GRAD_OF_ATTR, KERNEL_ATTR};
 use reverse::Differentiator;
 use std::collections::HashMap;
@@ -88,30 +88,83 @@ fn run(module: Op, options: &PassOptions) -> bool {
     ok
 }
 
-/// The global data access rule: no field is written after it was read in the
-/// same kernel (in program order).
+/// The global data access rule: no element of a field is written after it was
+/// read in the same kernel (in program order). A write and an earlier read are
+/// independent only when provably apart: in some dimension both indices are
+/// the same kernel-level value (a parameter, or top-level arithmetic, equal in
+/// every iteration) or constant, plus different constant offsets, such as
+/// `x[t - 1, i]` read and `x[t, i]` written.
 fn check_read_then_write(kernel: Op) -> bool {
-    let mut first_read: HashMap<String, Op> = HashMap::new();
+    let mut reads: Vec<Access> = Vec::new();
     let mut ok = true;
     for op in kernel.walk() {
         let Some(a) = Access::read(op) else { continue };
         if a.kind == DsOp::Load {
-            first_read.entry(a.field.clone()).or_insert(op);
-        } else if let Some(read) = first_read.get(&a.field) {
-            let kname = kernel.sym_name().unwrap_or_default();
-            op.ctx().emit_error(
-                op.loc(),
-                &format!(
-                    "kernel @{kname} cannot be differentiated: @{} is written here ({}) after being read at {}. Rule: a kernel must not modify a field it has read, because the gradient kernel recomputes values from global loads and would see the new contents. Write to another field (for example one indexed by time step), or mark the kernel ds.no_grad",
-                    a.field,
-                    a.kind.name(),
-                    read.loc()
-                ),
-            );
-            ok = false;
+            reads.push(a);
+            continue;
         }
+        let Some(read) = reads.iter().find(|r| r.field == a.field && !provably_apart(kernel, &r.indices, &a.indices))
+        else {
+            continue;
+        };
+        let kname = kernel.sym_name().unwrap_or_default();
+        op.ctx().emit_error(
+            op.loc(),
+            &format!(
+                "kernel @{kname} cannot be differentiated: @{} is written here ({}) after being read at {}, and the two may be the same element. Rule: a kernel must not modify what it has read, because the gradient kernel recomputes values from global loads and would see the new contents. Write to another field or another time step (x[t] from x[t - 1]), or mark the kernel ds.no_grad",
+                a.field,
+                a.kind.name(),
+                read.op.loc()
+            ),
+        );
+        ok = false;
     }
     ok
+}
+
+/// An index as `base + offset`: `base` is None for a constant.
+fn split_offset(v: Value) -> (Option<Value>, i64) {
+    let Some(def) = v.defining_op() else { return (Some(v), 0) };
+    let constant = |x: Value| x.defining_op().filter(|d| d.name() == "arith.constant").and_then(|d| d.attr("value")?.as_int());
+    match def.name().as_str() {
+        "arith.constant" => (None, constant(v).unwrap_or(0)),
+        "arith.addi" | "arith.subi" => {
+            let sign = if def.name() == "arith.addi" { 1 } else { -1 };
+            match (constant(def.operand(0)), constant(def.operand(1))) {
+                (_, Some(c)) => {
+                    let (b, o) = split_offset(def.operand(0));
+                    (b, o + sign * c)
+                }
+                (Some(c), None) if sign == 1 => {
+                    let (b, o) = split_offset(def.operand(1));
+                    (b, o + c)
+                }
+                _ => (Some(v), 0),
+            }
+        }
+        _ => (Some(v), 0),
+    }
+}
+
+/// Whether `v` has one value for the whole launch: a kernel parameter, or
+/// computed at the kernel's top level.
+fn kernel_uniform(kernel: Op, v: Value) -> bool {
+    match v.defining_op() {
+        Some(d) => d.parent() == Some(kernel),
+        None => v.owner_block() == Some(ops::func_body(kernel)),
+    }
+}
+
+fn provably_apart(kernel: Op, read: &[Value], write: &[Value]) -> bool {
+    read.iter().zip(write).any(|(r, w)| {
+        let ((rb, ro), (wb, wo)) = (split_offset(*r), split_offset(*w));
+        ro != wo
+            && match (rb, wb) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a == b && kernel_uniform(kernel, a),
+                _ => false,
+            }
+    })
 }
 
 fn differentiate(d: &Differentiator, kernel: Op, module_body: ds_dialects::ir::Block) -> bool {

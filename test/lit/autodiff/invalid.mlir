@@ -82,3 +82,44 @@ func.func @update(%lr: f32) attributes {ds.kernel, ds.no_grad} {
   }) : (index, index) -> ()
   return
 }
+
+// -----
+
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, grad = @x_grad} : () -> ()
+"ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+func.func @shift() attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %c7 = arith.constant 7 : index
+  "ds.parallel_for"(%c0, %c7) ({
+  ^bb0(%i: index):
+    %c1 = arith.constant 1 : index
+    %j = arith.addi %i, %c1 : index
+    %v = "ds.load"(%j) {field = @x} : (index) -> f32
+    // Iteration i writes what iteration i - 1 read: offsets on the loop index prove nothing.
+    // expected-error@+1 {{@x is written here (ds.store) after being read at}}
+    "ds.store"(%v, %i) {field = @x} : (f32, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
+
+// -----
+
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4, 8>, grad = @x_grad} : () -> ()
+"ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 4, 8>} : () -> ()
+// Reading step t - 1 and writing step t is fine: the time index is the same
+// parameter in every iteration, with different offsets.
+func.func @step(%t: index) attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %c8 = arith.constant 8 : index
+  "ds.parallel_for"(%c0, %c8) ({
+  ^bb0(%i: index):
+    %c1 = arith.constant 1 : index
+    %tp = arith.subi %t, %c1 : index
+    %v = "ds.load"(%tp, %i) {field = @x} : (index, index) -> f32
+    %w = math.sin %v : f32
+    "ds.store"(%w, %t, %i) {field = @x} : (f32, index, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
