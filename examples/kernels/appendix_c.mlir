@@ -21,3 +21,20 @@ func.func @reduce() attributes {ds.kernel} {
   }) : (index, index) -> ()
   return
 }
+
+// Gradient descent step x -= 0.1 dL/dx (no gradient needed for it).
+func.func @update() attributes {ds.kernel, ds.no_grad} {
+  %c0 = arith.constant 0 : index
+  %n = arith.constant 32 : index
+  "ds.parallel_for"(%c0, %n) ({
+  ^bb0(%i: index):
+    %x = "ds.load"(%i) {field = @x} : (index) -> f32
+    %g = "ds.load"(%i) {field = @x_grad} : (index) -> f32
+    %lr = arith.constant 0.1 : f32
+    %step = arith.mulf %g, %lr : f32
+    %nx = arith.subf %x, %step : f32
+    "ds.store"(%nx, %i) {field = @x} : (f32, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}

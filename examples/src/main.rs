@@ -1,0 +1,79 @@
+//! `diffsim`: runs the paper's simulators.
+//!
+//! ```text
+//! diffsim list
+//! diffsim run NAME [--iters N] [--out DIR] [--arch cpu]
+//! ```
+
+use clap::{Parser, Subcommand};
+use diffsim_examples::{EXAMPLES, RunOptions, find, report::Reporter};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "diffsim", about = "Differentiable simulators of the DiffTaichi paper, on DiffSim")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the examples.
+    List,
+    /// Run an example: loss per iteration, pictures in the output folder.
+    Run {
+        name: String,
+        /// Optimization iterations (default: the paper's).
+        #[arg(long)]
+        iters: Option<usize>,
+        /// Output folder for pictures (default: out/NAME).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where kernels run.
+        #[arg(long, default_value = "cpu")]
+        arch: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::List => {
+            for e in EXAMPLES {
+                println!("{:<20} {}", e.name, e.summary);
+            }
+        }
+        Command::Run { name, iters, out, arch } => {
+            let Some(example) = find(&name) else {
+                let names: Vec<&str> = EXAMPLES.iter().map(|e| e.name).collect();
+                eprintln!("diffsim: no example `{name}` (examples: {})", names.join(", "));
+                std::process::exit(2);
+            };
+            if arch != "cpu" {
+                eprintln!("diffsim: the examples run on --arch cpu in this version");
+                std::process::exit(2);
+            }
+            let out = out.unwrap_or_else(|| PathBuf::from("out").join(&name));
+            if let Err(e) = std::fs::create_dir_all(&out) {
+                eprintln!("diffsim: cannot create {}: {e}", out.display());
+                std::process::exit(1);
+            }
+            let opts = RunOptions { iters, out, verbose: true };
+            match (example.run)(&opts, &mut Reporter::new(true)) {
+                Ok(outcome) => {
+                    for (what, value) in &outcome.results {
+                        println!("{what}: {value}");
+                    }
+                    for p in &outcome.pictures {
+                        println!("wrote {}", p.display());
+                    }
+                    println!("final loss: {:.6e}", outcome.final_loss);
+                }
+                Err(e) => {
+                    eprintln!("diffsim: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+}
