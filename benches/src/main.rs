@@ -8,12 +8,15 @@
 //!   iteration (runs inline); headline `launch_overhead_us`.
 //! - `grad_elementwise`: the generated gradient kernel of an elementwise kernel
 //!   against the kernel itself; headline `grad_over_forward_time`.
+//! - `checkpoint`: backward through 1000 steps of overwritten state under each
+//!   checkpoint policy; headline `binomial_peak_memory_ratio_vs_store_all`.
 //! - `saxpy --arch cuda`: 64M f32 on the GPU against a device-to-device copy;
 //!   headline `saxpy_bandwidth_fraction_of_copy`.
 //! - `gpu-check`: every kernel of `test/kernels` and its gradient, CPU against
 //!   GPU; headline `gpu_check_kernels_passed`.
 
 mod cases;
+mod checkpoint;
 mod gpu;
 
 fn main() {
@@ -30,8 +33,9 @@ fn main() {
         (Some("saxpy"), _) => cases::saxpy(),
         (Some("launch"), _) => cases::launch(),
         (Some("grad_elementwise"), _) => cases::grad_elementwise(),
+        (Some("checkpoint"), _) => checkpoint::run(),
         _ => {
-            eprintln!("usage: ds-bench saxpy|launch|grad_elementwise|gpu-check [--arch cpu|cuda]");
+            eprintln!("usage: ds-bench saxpy|launch|grad_elementwise|checkpoint|gpu-check [--arch cpu|cuda]");
             std::process::exit(2);
         }
     };

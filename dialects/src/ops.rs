@@ -216,6 +216,31 @@ pub fn func_body(func: Op) -> Block {
     func.region(0).first_block().expect("function with a body")
 }
 
+/// An index as `base + offset` through `arith.addi`/`arith.subi` with
+/// constants: `base` is None for a constant index.
+pub fn index_offset(v: Value) -> (Option<Value>, i64) {
+    let Some(def) = v.defining_op() else { return (Some(v), 0) };
+    let constant = |x: Value| x.defining_op().filter(|d| d.name() == "arith.constant").and_then(|d| d.attr("value")?.as_int());
+    match def.name().as_str() {
+        "arith.constant" => (None, constant(v).unwrap_or(0)),
+        "arith.addi" | "arith.subi" => {
+            let sign = if def.name() == "arith.addi" { 1 } else { -1 };
+            match (constant(def.operand(0)), constant(def.operand(1))) {
+                (_, Some(c)) => {
+                    let (b, o) = index_offset(def.operand(0));
+                    (b, o + sign * c)
+                }
+                (Some(c), None) if sign == 1 => {
+                    let (b, o) = index_offset(def.operand(1));
+                    (b, o + c)
+                }
+                _ => (Some(v), 0),
+            }
+        }
+        _ => (Some(v), 0),
+    }
+}
+
 // ---- Builders -------------------------------------------------------------------
 
 /// `ds.field @name : elem[shape]`.

@@ -68,6 +68,27 @@ pub struct Task {
     pub status_messages: Vec<String>,
 }
 
+/// Which part of a field an access touches, by its first index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lead {
+    /// `param[k] + offset` for the kernel's k-th parameter (e.g. x[t - 1, i]).
+    Param(usize, i64),
+    /// A constant first index.
+    Const(i64),
+    /// Anything (or a 0-D field).
+    Any,
+}
+
+/// One field access of a kernel, summarized for the Tape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldAccess {
+    /// Index into the program's fields.
+    pub field: usize,
+    /// Stores and atomics write; loads (and atomic min/max) read.
+    pub write: bool,
+    pub lead: Lead,
+}
+
 #[derive(Clone)]
 pub struct KernelInfo {
     pub name: String,
@@ -77,6 +98,8 @@ pub struct KernelInfo {
     /// writes, by index into the program's fields.
     pub reads: Vec<usize>,
     pub writes: Vec<usize>,
+    /// Every access, with the part of the field it touches.
+    pub accesses: Vec<FieldAccess>,
 }
 
 /// A compiled module: code, fields and kernels.
@@ -246,7 +269,8 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
             .into_iter()
             .map(|t| ParamType::of(t).ok_or_else(|| Error::Internal(format!("kernel @{name}: parameter type {t}"))))
             .collect::<Result<Vec<_>, _>>()?;
-        let (mut reads, mut writes) = (Vec::new(), Vec::new());
+        let (mut reads, mut writes, mut accesses) = (Vec::new(), Vec::new(), Vec::new());
+        let entry = ops::func_body(k);
         for a in k.walk().into_iter().filter_map(Access::read) {
             let Some(i) = position(&a.field) else { continue };
             let (r, w) = match a.kind {
@@ -254,14 +278,28 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
                 DsOp::AtomicMin | DsOp::AtomicMax => (true, true),
                 _ => (false, true),
             };
+            let lead = match a.indices.first().map(|v| ops::index_offset(*v)) {
+                Some((None, c)) => Lead::Const(c),
+                Some((Some(base), offset)) => match base.block_arg() {
+                    Some((block, n)) if block == entry => Lead::Param(n, offset),
+                    _ => Lead::Any,
+                },
+                None => Lead::Any,
+            };
             if r && !reads.contains(&i) {
                 reads.push(i);
             }
             if w && !writes.contains(&i) {
                 writes.push(i);
             }
+            for write in [false, true].into_iter().filter(|&wr| if wr { w } else { r }) {
+                let access = FieldAccess { field: i, write, lead };
+                if !accesses.contains(&access) {
+                    accesses.push(access);
+                }
+            }
         }
-        out.insert(name.clone(), KernelInfo { name, params, tasks: Vec::new(), reads, writes });
+        out.insert(name.clone(), KernelInfo { name, params, tasks: Vec::new(), reads, writes, accesses });
     }
     Ok(out)
 }

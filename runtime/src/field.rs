@@ -210,6 +210,14 @@ impl Field {
         }
     }
 
+    /// Sets every element from an f64 (converted to the element type).
+    pub fn fill_f64(&mut self, v: f64) -> Result<(), Error> {
+        for i in 0..self.info.len() {
+            self.set_f64(i, v);
+        }
+        Ok(())
+    }
+
     /// Sets element `offset` (row-major) from an f64.
     pub fn set_f64(&mut self, offset: usize, v: f64) {
         let n = self.info.len();

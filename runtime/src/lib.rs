@@ -18,9 +18,11 @@ pub mod field;
 pub mod gradcheck;
 mod native;
 pub mod program;
+pub mod tape;
 
 pub use compile::CompileOptions;
 pub use error::Error;
 pub use field::{ElemType, Element, Field, FieldInfo, Snapshot};
 pub use native::counters as memory;
 pub use program::{Arg, Program};
+pub use tape::{BackwardOptions, Tape};

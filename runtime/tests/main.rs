@@ -3,3 +3,4 @@
 mod autodiff;
 mod cuda;
 mod kernels;
+mod tape;

@@ -122,30 +122,6 @@ fn check_read_then_write(kernel: Op) -> bool {
     ok
 }
 
-/// An index as `base + offset`: `base` is None for a constant.
-fn split_offset(v: Value) -> (Option<Value>, i64) {
-    let Some(def) = v.defining_op() else { return (Some(v), 0) };
-    let constant = |x: Value| x.defining_op().filter(|d| d.name() == "arith.constant").and_then(|d| d.attr("value")?.as_int());
-    match def.name().as_str() {
-        "arith.constant" => (None, constant(v).unwrap_or(0)),
-        "arith.addi" | "arith.subi" => {
-            let sign = if def.name() == "arith.addi" { 1 } else { -1 };
-            match (constant(def.operand(0)), constant(def.operand(1))) {
-                (_, Some(c)) => {
-                    let (b, o) = split_offset(def.operand(0));
-                    (b, o + sign * c)
-                }
-                (Some(c), None) if sign == 1 => {
-                    let (b, o) = split_offset(def.operand(1));
-                    (b, o + c)
-                }
-                _ => (Some(v), 0),
-            }
-        }
-        _ => (Some(v), 0),
-    }
-}
-
 /// Whether `v` has one value for the whole launch: a kernel parameter, or
 /// computed at the kernel's top level.
 fn kernel_uniform(kernel: Op, v: Value) -> bool {
@@ -157,7 +133,7 @@ fn kernel_uniform(kernel: Op, v: Value) -> bool {
 
 fn provably_apart(kernel: Op, read: &[Value], write: &[Value]) -> bool {
     read.iter().zip(write).any(|(r, w)| {
-        let ((rb, ro), (wb, wo)) = (split_offset(*r), split_offset(*w));
+        let ((rb, ro), (wb, wo)) = (ops::index_offset(*r), ops::index_offset(*w));
         ro != wo
             && match (rb, wb) {
                 (None, None) => true,
