@@ -76,12 +76,44 @@ impl DsOp {
         DsOp::ALL.into_iter().find(|k| k.name() == name)
     }
 
-    /// Ops that read or write one element of a field.
-    pub fn is_access(self) -> bool {
+    /// Layout tree nodes (module level).
+    pub fn is_layout_node(self) -> bool {
+        matches!(self, DsOp::Dense | DsOp::Pointer | DsOp::Bitmasked | DsOp::Dynamic)
+    }
+
+}
+
+/// The ops that read or write one element of a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessKind {
+    Load,
+    Store,
+    AtomicAdd,
+    AtomicSub,
+    AtomicMin,
+    AtomicMax,
+}
+
+impl AccessKind {
+    pub fn op(self) -> DsOp {
         match self {
-            DsOp::Load | DsOp::Store | DsOp::AtomicAdd | DsOp::AtomicSub | DsOp::AtomicMin | DsOp::AtomicMax => {
-                true
-            }
+            AccessKind::Load => DsOp::Load,
+            AccessKind::Store => DsOp::Store,
+            AccessKind::AtomicAdd => DsOp::AtomicAdd,
+            AccessKind::AtomicSub => DsOp::AtomicSub,
+            AccessKind::AtomicMin => DsOp::AtomicMin,
+            AccessKind::AtomicMax => DsOp::AtomicMax,
+        }
+    }
+
+    pub fn of(op: DsOp) -> Option<AccessKind> {
+        match op {
+            DsOp::Load => Some(AccessKind::Load),
+            DsOp::Store => Some(AccessKind::Store),
+            DsOp::AtomicAdd => Some(AccessKind::AtomicAdd),
+            DsOp::AtomicSub => Some(AccessKind::AtomicSub),
+            DsOp::AtomicMin => Some(AccessKind::AtomicMin),
+            DsOp::AtomicMax => Some(AccessKind::AtomicMax),
             DsOp::Field
             | DsOp::Dense
             | DsOp::Pointer
@@ -89,17 +121,22 @@ impl DsOp {
             | DsOp::Dynamic
             | DsOp::ParallelFor
             | DsOp::StructFor
-            | DsOp::Assert => false,
+            | DsOp::Assert => None,
         }
     }
 
-    /// Layout tree nodes (module level).
-    pub fn is_layout_node(self) -> bool {
-        matches!(self, DsOp::Dense | DsOp::Pointer | DsOp::Bitmasked | DsOp::Dynamic)
+    pub fn name(self) -> &'static str {
+        self.op().name()
     }
+}
 
-    pub fn is_atomic(self) -> bool {
-        matches!(self, DsOp::AtomicAdd | DsOp::AtomicSub | DsOp::AtomicMin | DsOp::AtomicMax)
+/// Whether `op` has a side effect on fields or the launch: a write to a field
+/// or a run-time check (everything ds but loads, loops and declarations).
+pub fn has_side_effect(op: Op) -> bool {
+    match DsOp::of(op) {
+        Some(DsOp::Assert) => true,
+        Some(k) => AccessKind::of(k).is_some_and(|a| a != AccessKind::Load),
+        None => false,
     }
 }
 
@@ -144,7 +181,7 @@ pub fn fields(module_body: Block) -> Vec<FieldDecl> {
 #[derive(Clone, Debug)]
 pub struct Access {
     pub op: Op,
-    pub kind: DsOp,
+    pub kind: AccessKind,
     pub field: String,
     /// The stored or accumulated value (none for loads).
     pub value: Option<Value>,
@@ -153,11 +190,11 @@ pub struct Access {
 
 impl Access {
     pub fn read(op: Op) -> Option<Access> {
-        let kind = DsOp::of(op).filter(|k| k.is_access())?;
+        let kind = DsOp::of(op).and_then(AccessKind::of)?;
         let field = op.attr("field")?.as_symbol()?;
         let operands = op.operands();
         let (value, indices) = match kind {
-            DsOp::Load => (None, operands),
+            AccessKind::Load => (None, operands),
             _ => (operands.first().copied(), operands.get(1..).unwrap_or_default().to_vec()),
         };
         Some(Access { op, kind, field, value, indices })
@@ -267,9 +304,9 @@ pub fn build_load(at: Cursor, field: &str, indices: &[Value], elem: Type, loc: L
     .result(0)
 }
 
-/// `ds.store` or one of the atomics: `kind` must be an access other than load.
-pub fn build_update(at: Cursor, kind: DsOp, field: &str, value: Value, indices: &[Value], loc: Loc) -> Op {
-    assert!(kind.is_access() && kind != DsOp::Load, "{kind:?} is not an update");
+/// `ds.store` or one of the atomics (`kind` other than load).
+pub fn build_update(at: Cursor, kind: AccessKind, field: &str, value: Value, indices: &[Value], loc: Loc) -> Op {
+    assert!(kind != AccessKind::Load, "a load is not an update");
     let ctx = value.ty().ctx();
     at.build(
         OpBuilder::new(kind.name(), loc)
@@ -373,4 +410,41 @@ pub fn build_scf_for(at: Cursor, lower: Value, upper: Value, step: Value, loc: L
 /// A binary arith op (`arith.addi`, ...) whose result type is its operands'.
 pub fn build_binary(at: Cursor, name: &str, lhs: Value, rhs: Value, loc: Loc) -> Value {
     at.build(OpBuilder::new(name, loc).operands(&[lhs, rhs]).results(&[lhs.ty()])).result(0)
+}
+
+/// `arith.cmpi` predicates (their enum values).
+#[derive(Clone, Copy, Debug)]
+pub enum CmpI {
+    Slt = 2,
+    Sgt = 4,
+    Ult = 6,
+    Ule = 7,
+}
+
+/// `arith.cmpi <pred> a, b` on integers or indices.
+pub fn build_cmpi(at: Cursor, pred: CmpI, a: Value, b: Value, loc: Loc) -> Value {
+    let ctx = loc.ctx();
+    at.build(
+        OpBuilder::new("arith.cmpi", loc)
+            .operands(&[a, b])
+            .results(&[ctx.int(1)])
+            .attr("predicate", ctx.int_attr(ctx.int(64), pred as i64)),
+    )
+    .result(0)
+}
+
+/// An `scf.if` on `cond` with `results`; returns it and its then and else
+/// blocks, empty: the caller fills them and ends each with [`build_yield`].
+pub fn build_if(at: Cursor, cond: Value, results: &[Type], loc: Loc) -> (Op, Block, Block) {
+    let then_r = Region::new();
+    let then_b = then_r.append_block(Block::new(&[]));
+    let else_r = Region::new();
+    let else_b = else_r.append_block(Block::new(&[]));
+    let op = at.build(OpBuilder::new("scf.if", loc).operands(&[cond]).results(results).region(then_r).region(else_r));
+    (op, then_b, else_b)
+}
+
+/// `scf.yield values` at the end of `block`.
+pub fn build_yield(block: Block, values: &[Value], loc: Loc) -> Op {
+    Cursor::at_end(block).build(OpBuilder::new("scf.yield", loc).operands(values))
 }

@@ -102,19 +102,10 @@ fn one_thread_per_iteration(task_loop: Op, begin: Value, end: Value) {
     let first = ops::build_binary(at, "arith.muli", bid, bdim, loc);
     let offset = ops::build_binary(at, "arith.addi", first, tid, loc);
     let i = ops::build_binary(at, "arith.addi", begin, offset, loc);
-    let in_range = at
-        .build(
-            OpBuilder::new("arith.cmpi", loc)
-                .operands(&[i, end])
-                .results(&[ctx.int(1)])
-                .attr("predicate", ctx.int_attr(ctx.int(64), 2)),
-        )
-        .result(0);
-    let then_region = Region::new();
-    let then_block = then_region.append_block(Block::new(&[]));
-    let terminator = then_block.append(OpBuilder::new("scf.yield", loc).build().expect("scf.yield"));
-    let else_region = Region::new();
-    at.build(OpBuilder::new("scf.if", loc).operands(&[in_range]).region(then_region).region(else_region));
+    let in_range = ops::build_cmpi(at, ops::CmpI::Slt, i, end, loc);
+    let (_, then_block, else_block) = ops::build_if(at, in_range, &[], loc);
+    let terminator = ops::build_yield(then_block, &[], loc);
+    ops::build_yield(else_block, &[], loc);
     let old = task_loop.region(0).first_block().expect("loop body");
     old.arg(0).replace_all_uses_with(i);
     for op in old.ops() {

@@ -20,8 +20,8 @@
 //! `@f(%i: index, %x: memref<16xf32>) attributes {ds.fields = ["x"]}`.
 
 use crate::abi;
-use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Region, Type, Value};
-use ds_dialects::ops::{self, Access, DsOp, FieldDecl};
+use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Type, Value};
+use ds_dialects::ops::{self, Access, AccessKind, DsOp, FieldDecl};
 use ds_passes::{PassInfo, PassOptions};
 
 pub static PASS: PassInfo = PassInfo {
@@ -144,21 +144,6 @@ fn mark_noalias(func: Op, first: usize, count: usize) {
     }
 }
 
-/// An `scf.if` on `cond` with `results`; returns it and its then/else blocks
-/// (without terminators: the caller adds the `scf.yield`s).
-fn build_if(at: Cursor, cond: Value, results: &[Type], loc: Loc) -> (Op, Block, Block) {
-    let then_r = Region::new();
-    let then_b = then_r.append_block(Block::new(&[]));
-    let else_r = Region::new();
-    let else_b = else_r.append_block(Block::new(&[]));
-    let op = at.build(OpBuilder::new("scf.if", loc).operands(&[cond]).results(results).region(then_r).region(else_r));
-    (op, then_b, else_b)
-}
-
-fn build_yield(block: Block, values: &[Value], loc: Loc) {
-    Cursor::at_end(block).build(OpBuilder::new("scf.yield", loc).operands(values));
-}
-
 impl FuncLowering<'_> {
     fn field(&self, name: &str) -> (&FieldDecl, Value) {
         let (f, v) = self.fields.iter().find(|(f, _)| f.name == name).expect("used field has an argument");
@@ -194,10 +179,10 @@ impl FuncLowering<'_> {
         let ctx = op.ctx();
         let t = ops::const_scalar(at, ctx.int(1), 1.0, loc);
         let failed = ops::build_binary(at, "arith.xori", cond, t, loc);
-        let (_, then_b, else_b) = build_if(at, failed, &[], loc);
+        let (_, then_b, else_b) = ops::build_if(at, failed, &[], loc);
         self.record_failure(Cursor::at_end(then_b), format!("{loc}: assertion failed: {msg}"), None, loc);
-        build_yield(then_b, &[], loc);
-        build_yield(else_b, &[], loc);
+        ops::build_yield(then_b, &[], loc);
+        ops::build_yield(else_b, &[], loc);
         op.erase();
     }
 
@@ -217,10 +202,10 @@ impl FuncLowering<'_> {
         let result = self.emit_access(at, &a, &decl, memref, loc);
         if let Some((if_op, then_b, else_b)) = guard {
             let yielded: Vec<Value> = result.into_iter().collect();
-            build_yield(then_b, &yielded, loc);
+            ops::build_yield(then_b, &yielded, loc);
             let zeros: Vec<Value> =
                 yielded.iter().map(|v| ops::const_scalar(Cursor::at_end(else_b), v.ty(), 0.0, loc)).collect();
-            build_yield(else_b, &zeros, loc);
+            ops::build_yield(else_b, &zeros, loc);
             op.replace_all_uses(&if_op.results());
         } else if let Some(r) = result {
             op.replace_all_uses(&[r]);
@@ -236,14 +221,7 @@ impl FuncLowering<'_> {
         let mut conds = Vec::new();
         for (d, idx) in a.indices.iter().enumerate() {
             let extent = ops::const_index(at, decl.shape[d], loc);
-            let ok = at
-                .build(
-                    OpBuilder::new("arith.cmpi", loc)
-                        .operands(&[*idx, extent])
-                        .results(&[ctx.int(1)])
-                        .attr("predicate", ctx.int_attr(ctx.int(64), 6)),
-                )
-                .result(0);
+            let ok = ops::build_cmpi(at, ops::CmpI::Ult, *idx, extent, loc);
             conds.push(ok);
             all = Some(match all {
                 None => ok,
@@ -251,13 +229,13 @@ impl FuncLowering<'_> {
             });
         }
         let cond = all.expect("at least one index");
-        let results: Vec<Type> = if a.kind == DsOp::Load { vec![decl.elem] } else { vec![] };
-        let (if_op, then_b, else_b) = build_if(at, cond, &results, loc);
+        let results: Vec<Type> = if a.kind == AccessKind::Load { vec![decl.elem] } else { vec![] };
+        let (if_op, then_b, else_b) = ops::build_if(at, cond, &results, loc);
         let t = ops::const_scalar(Cursor::at_end(else_b), ctx.int(1), 1.0, loc);
         for (d, ok) in conds.into_iter().enumerate() {
             let e = Cursor::at_end(else_b);
             let bad = ops::build_binary(e, "arith.xori", ok, t, loc);
-            let (_, bad_then, bad_else) = build_if(e, bad, &[], loc);
+            let (_, bad_then, bad_else) = ops::build_if(e, bad, &[], loc);
             let msg = format!(
                 "{loc}: {} of @{}: index out of bounds in dimension {d} (extent {})",
                 a.kind.name(),
@@ -265,8 +243,8 @@ impl FuncLowering<'_> {
                 decl.shape[d]
             );
             self.record_failure(Cursor::at_end(bad_then), msg, Some(a.indices[d]), loc);
-            build_yield(bad_then, &[], loc);
-            build_yield(bad_else, &[], loc);
+            ops::build_yield(bad_then, &[], loc);
+            ops::build_yield(bad_else, &[], loc);
         }
         (if_op, then_b, else_b)
     }
@@ -289,16 +267,16 @@ impl FuncLowering<'_> {
         };
         let float = elem.is_float();
         match a.kind {
-            DsOp::Load => {
+            AccessKind::Load => {
                 return Some(at.build(OpBuilder::new("memref.load", loc).operands(&operands).results(&[elem])).result(0));
             }
-            DsOp::Store => {
+            AccessKind::Store => {
                 let mut o = vec![a.value.expect("stored value")];
                 o.extend(&operands);
                 at.build(OpBuilder::new("memref.store", loc).operands(&o));
             }
-            DsOp::AtomicAdd => rmw(a.value.expect("value"), if float { RMW_ADDF } else { RMW_ADDI }),
-            DsOp::AtomicSub => {
+            AccessKind::AtomicAdd => rmw(a.value.expect("value"), if float { RMW_ADDF } else { RMW_ADDI }),
+            AccessKind::AtomicSub => {
                 let v = a.value.expect("value");
                 let neg = if float {
                     at.build(OpBuilder::new("arith.negf", loc).operands(&[v]).results(&[elem])).result(0)
@@ -308,16 +286,8 @@ impl FuncLowering<'_> {
                 };
                 rmw(neg, if float { RMW_ADDF } else { RMW_ADDI })
             }
-            DsOp::AtomicMin => rmw(a.value.expect("value"), if float { RMW_MINIMUMF } else { RMW_MINS }),
-            DsOp::AtomicMax => rmw(a.value.expect("value"), if float { RMW_MAXIMUMF } else { RMW_MAXS }),
-            DsOp::Field
-            | DsOp::Dense
-            | DsOp::Pointer
-            | DsOp::Bitmasked
-            | DsOp::Dynamic
-            | DsOp::ParallelFor
-            | DsOp::StructFor
-            | DsOp::Assert => unreachable!("not an access"),
+            AccessKind::AtomicMin => rmw(a.value.expect("value"), if float { RMW_MINIMUMF } else { RMW_MINS }),
+            AccessKind::AtomicMax => rmw(a.value.expect("value"), if float { RMW_MAXIMUMF } else { RMW_MAXS }),
         }
         None
     }

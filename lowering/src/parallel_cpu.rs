@@ -60,7 +60,7 @@ enum Segment {
 }
 
 fn has_effects(op: Op) -> bool {
-    std::iter::once(op).chain(op.walk()).any(|o| DsOp::of(o).is_some_and(|k| k != DsOp::Load))
+    std::iter::once(op).chain(op.walk()).any(ops::has_side_effect)
 }
 
 fn segments(kernel: Op) -> Vec<Segment> {

@@ -18,7 +18,7 @@
 
 use crate::{PassInfo, PassOptions};
 use ds_dialects::ir::{Op, Value};
-use ds_dialects::ops::{self, Access, DsOp, FieldDecl};
+use ds_dialects::ops::{self, Access, AccessKind, DsOp, FieldDecl};
 use std::collections::HashMap;
 
 pub static PASS: PassInfo = PassInfo {
@@ -195,7 +195,7 @@ impl Verifier {
         }
         let ty = a.elem_type();
         if ty != f.elem {
-            let what = if a.kind == DsOp::Load { "result" } else { "value" };
+            let what = if a.kind == AccessKind::Load { "result" } else { "value" };
             self.error(op, format!("{name} of @{}: {what} type must be the field's element type {}, got {ty}", a.field, f.elem));
         }
     }

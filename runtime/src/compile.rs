@@ -8,7 +8,7 @@ use crate::field::{ElemType, FieldInfo};
 use crate::native::{Engine, PackedFn};
 use ds_dialects::diag;
 use ds_dialects::ir::{Attr, Block, Op, Type};
-use ds_dialects::ops::{self, Access, DsOp};
+use ds_dialects::ops::{self, Access, AccessKind};
 use ds_lowering::{abi, pipeline};
 use ds_passes::PassOptions;
 use melior::ExecutionEngine;
@@ -274,8 +274,8 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
         for a in k.walk().into_iter().filter_map(Access::read) {
             let Some(i) = position(&a.field) else { continue };
             let (r, w) = match a.kind {
-                DsOp::Load => (true, false),
-                DsOp::AtomicMin | DsOp::AtomicMax => (true, true),
+                AccessKind::Load => (true, false),
+                AccessKind::AtomicMin | AccessKind::AtomicMax => (true, true),
                 _ => (false, true),
             };
             let lead = match a.indices.first().map(|v| ops::index_offset(*v)) {

@@ -1,23 +1,11 @@
 //! Generated gradients against central finite differences in f64: one kernel
 //! per adjoint rule and per control-flow construct.
 
+use crate::common::fields;
 use ds_runtime::gradcheck::{Spec, gradcheck};
 use ds_runtime::{Arg, CompileOptions, Error, Program};
 
 const N: usize = 24;
-
-fn fields(decls: &[(&str, &str, &str)]) -> String {
-    decls
-        .iter()
-        .map(|(name, ty, shape)| {
-            let shape = if shape.is_empty() { "array<i64>".to_string() } else { format!("array<i64: {shape}>") };
-            format!(
-                "\"ds.field\"() {{sym_name = \"{name}\", element_type = {ty}, shape = {shape}, grad = @{name}_grad}} : () -> ()\n\
-                 \"ds.field\"() {{sym_name = \"{name}_grad\", element_type = {ty}, shape = {shape}}} : () -> ()\n"
-            )
-        })
-        .collect()
-}
 
 /// `out[i] = BODY(a[i], b[i], c[i])` over i in [0, N), in f64; BODY defines %r.
 fn elementwise(body: &str) -> String {

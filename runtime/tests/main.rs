@@ -1,6 +1,8 @@
-//! The runtime test binary: kernels against plain Rust references.
+//! The runtime test binary: kernels against plain Rust references, gradients
+//! against finite differences, the CUDA path up to PTX, the Tape.
 
 mod autodiff;
+mod common;
 mod cuda;
 mod kernels;
 mod tape;

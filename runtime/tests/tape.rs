@@ -2,23 +2,12 @@
 //! and with state overwritten every step, under store-all and binomial
 //! checkpointing; the overwrite error; custom gradients and host seeding.
 
+use crate::common::fields;
 use ds_runtime::tape::checkpoint::{Binomial, Periodic, StoreAll, revolve_advances};
 use ds_runtime::{Arg, BackwardOptions, CompileOptions, Program, Tape};
 
 const N: usize = 8;
 const STEPS: usize = 1000;
-
-fn fields(decls: &[(&str, &str)]) -> String {
-    decls
-        .iter()
-        .map(|(name, shape)| {
-            format!(
-                "\"ds.field\"() {{sym_name = \"{name}\", element_type = f64, shape = {shape}, grad = @{name}_grad}} : () -> ()\n\
-                 \"ds.field\"() {{sym_name = \"{name}_grad\", element_type = f64, shape = {shape}}} : () -> ()\n"
-            )
-        })
-        .collect()
-}
 
 /// The physics of one particle step, reading %x %v %w, defining %nx %nv %f.
 const PHYSICS: &str = r#"
@@ -55,8 +44,8 @@ fn loop_kernel(name: &str, params: &str, body: &str) -> String {
 
 /// State indexed by time step: x[t, i], v[t, i].
 fn per_step_source() -> String {
-    let shape = format!("array<i64: {}, {N}>", STEPS + 1);
-    let mut s = fields(&[("x", &shape), ("v", &shape), ("w", &format!("array<i64: {N}>")), ("loss", "array<i64>")]);
+    let (shape, row) = (format!("{}, {N}", STEPS + 1), N.to_string());
+    let mut s = fields(&[("x", "f64", &shape), ("v", "f64", &shape), ("w", "f64", &row), ("loss", "f64", "")]);
     s += &loop_kernel(
         "advance",
         "%t: index",
@@ -93,8 +82,9 @@ fn per_step_source() -> String {
 
 /// State overwritten every step: x[i], v[i] through x_new, v_new.
 fn overwritten_source() -> String {
-    let shape = format!("array<i64: {N}>");
-    let mut s = fields(&[("x", &shape), ("v", &shape), ("x_new", &shape), ("v_new", &shape), ("w", &shape), ("loss", "array<i64>")]);
+    let row = N.to_string();
+    let f = |name| (name, "f64", row.as_str());
+    let mut s = fields(&[f("x"), f("v"), f("x_new"), f("v_new"), f("w"), ("loss", "f64", "")]);
     s += &loop_kernel(
         "advance",
         "",

@@ -16,13 +16,6 @@ use super::stack::{self, Stack};
 use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Region, Type, Value, ValueMap};
 use ds_dialects::ops::{self, DsOp};
 
-/// Builds the `scf.yield` of a reversed region: `own` (adjoints of the
-/// primal's carried values, zero where absent) then, for each of `outer`,
-/// `acc[o] + contribution` (or just the contribution when `acc` is empty).
-fn yield_adjoints(block: Block, loc: Loc, values: Vec<Value>) {
-    Cursor::at_end(block).build(OpBuilder::new("scf.yield", loc).operands(&values));
-}
-
 fn zero(at: Cursor, t: Type, loc: Loc) -> Value {
     ops::const_scalar(at, t, 0.0, loc)
 }
@@ -72,8 +65,9 @@ pub fn reverse_if(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap, adj: &
     let mut if_op = OpBuilder::new("scf.if", loc).operands(&[cond]).results(&types);
     for (block, contributions) in &branches {
         let end = Cursor::at_end(*block);
-        let values = outer.iter().map(|o| lookup(contributions, *o).unwrap_or_else(|| zero(end, o.ty(), loc))).collect();
-        yield_adjoints(*block, loc, values);
+        let values: Vec<Value> =
+            outer.iter().map(|o| lookup(contributions, *o).unwrap_or_else(|| zero(end, o.ty(), loc))).collect();
+        ops::build_yield(*block, &values, loc);
         let region = Region::new();
         region.append_block(*block);
         if_op = if_op.region(region);
@@ -88,18 +82,10 @@ pub fn reverse_if(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap, adj: &
 
 /// `max(0, ceil((ub - lb) / step))` for a positive step.
 pub fn trip_count(at: Cursor, lb: Value, ub: Value, step: Value, loc: Loc) -> Value {
-    let ctx = loc.ctx();
     let diff = ops::build_binary(at, "arith.subi", ub, lb, loc);
     let q = ops::build_binary(at, "arith.ceildivsi", diff, step, loc);
     let z = ops::const_index(at, 0, loc);
-    let positive = at
-        .build(
-            OpBuilder::new("arith.cmpi", loc)
-                .operands(&[ub, lb])
-                .results(&[ctx.int(1)])
-                .attr("predicate", ctx.int_attr(ctx.int(64), 4)),
-        )
-        .result(0);
+    let positive = ops::build_cmpi(at, ops::CmpI::Sgt, ub, lb, loc);
     at.build(OpBuilder::new("arith.select", loc).operands(&[positive, q, z]).results(&[q.ty()])).result(0)
 }
 
@@ -158,7 +144,7 @@ pub fn reverse_for(
         let acc = body.add_arg(o.ty(), loc);
         yielded.push(e_body.bin("arith.addf", acc, *c));
     }
-    yield_adjoints(body, loc, yielded);
+    ops::build_yield(body, &yielded, loc);
     // The loop: k from 0 to n, carrying [own adjoints..., outer accumulators...].
     let zero_idx = ops::const_index(at, 0, loc);
     let one_out = ops::const_index(at, 1, loc);

@@ -42,7 +42,7 @@ mod stack;
 
 use crate::{PassInfo, PassOptions};
 use ds_dialects::ir::{Cursor, Op, Value, ValueMap};
-use ds_dialects::ops::{self, Access, DsOp, GRAD_OF_ATTR, KERNEL_ATTR};
+use ds_dialects::ops::{self, Access, AccessKind, GRAD_OF_ATTR, KERNEL_ATTR};
 use reverse::Differentiator;
 use std::collections::HashMap;
 
@@ -99,7 +99,7 @@ fn check_read_then_write(kernel: Op) -> bool {
     let mut ok = true;
     for op in kernel.walk() {
         let Some(a) = Access::read(op) else { continue };
-        if a.kind == DsOp::Load {
+        if a.kind == AccessKind::Load {
             reads.push(a);
             continue;
         }

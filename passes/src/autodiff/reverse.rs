@@ -13,7 +13,7 @@ use super::control_flow;
 use super::rules::{self, Class, Emitter};
 use super::stack::{self, Stack};
 use ds_dialects::ir::{Block, Cursor, Op, Type, Value, ValueMap, clone_mapped};
-use ds_dialects::ops::{self, Access, DsOp};
+use ds_dialects::ops::{self, Access, AccessKind};
 use std::collections::HashMap;
 
 /// Adjoints of primal values, as values of the generated code.
@@ -52,7 +52,7 @@ pub fn lookup(adj: &[(Value, Value)], v: Value) -> Option<Value> {
 /// not repeat the primal's side effects.
 pub fn strip_side_effects(op: Op) {
     let effects: Vec<Op> =
-        op.walk().into_iter().filter(|o| DsOp::of(*o).is_some_and(|k| k != DsOp::Load)).collect();
+        op.walk().into_iter().filter(|o| ops::has_side_effect(*o)).collect();
     for o in effects {
         o.erase();
     }
@@ -150,23 +150,23 @@ impl Differentiator {
         let idx: Vec<Value> = a.indices.iter().map(|v| fwd.get(v).copied().unwrap_or(*v)).collect();
         let read_grad = || ops::build_load(e.at, grad, &idx, *grad_ty, e.loc);
         match a.kind {
-            DsOp::Load => {
+            AccessKind::Load => {
                 if let Some(g) = lookup(adj, a.op.result(0)) {
-                    ops::build_update(e.at, DsOp::AtomicAdd, grad, g, &idx, e.loc);
+                    ops::build_update(e.at, AccessKind::AtomicAdd, grad, g, &idx, e.loc);
                 }
             }
-            DsOp::Store => {
+            AccessKind::Store => {
                 let g = read_grad();
                 let zero = e.constant(*grad_ty, 0.0);
-                ops::build_update(e.at, DsOp::Store, grad, zero, &idx, e.loc);
+                ops::build_update(e.at, AccessKind::Store, grad, zero, &idx, e.loc);
                 accumulate(adj, a.value.expect("stored value"), g, e);
             }
-            DsOp::AtomicAdd => accumulate(adj, a.value.expect("value"), read_grad(), e),
-            DsOp::AtomicSub => {
+            AccessKind::AtomicAdd => accumulate(adj, a.value.expect("value"), read_grad(), e),
+            AccessKind::AtomicSub => {
                 let g = read_grad();
                 accumulate(adj, a.value.expect("value"), e.neg(g), e)
             }
-            DsOp::AtomicMin | DsOp::AtomicMax => {
+            AccessKind::AtomicMin | AccessKind::AtomicMax => {
                 return Err(report(
                     a.op,
                     format!(
@@ -176,14 +176,6 @@ impl Differentiator {
                     ),
                 ));
             }
-            DsOp::Field
-            | DsOp::Dense
-            | DsOp::Pointer
-            | DsOp::Bitmasked
-            | DsOp::Dynamic
-            | DsOp::ParallelFor
-            | DsOp::StructFor
-            | DsOp::Assert => unreachable!("not an access"),
         }
         Ok(())
     }

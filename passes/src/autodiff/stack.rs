@@ -9,7 +9,7 @@
 
 use super::control_flow::trip_count;
 use super::reverse::strip_side_effects;
-use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Region, Type, Value, ValueMap, clone_mapped};
+use ds_dialects::ir::{Cursor, Loc, Op, OpBuilder, Type, Value, ValueMap, clone_mapped};
 use ds_dialects::ops;
 
 /// The stacks of one recomputed loop.
@@ -51,34 +51,16 @@ pub fn clone_with_pushes(op: Op, at: Cursor, fwd: &mut ValueMap, capacity: usize
     let offset = ops::build_binary(b, "arith.subi", body.arg(0), lb, loc);
     let k = ops::build_binary(b, "arith.divui", offset, step, loc);
     let cap = ops::const_index(b, capacity as i64, loc);
-    let fits = b
-        .build(
-            OpBuilder::new("arith.cmpi", loc)
-                .operands(&[k, cap])
-                .results(&[ctx.int(1)])
-                .attr("predicate", ctx.int_attr(ctx.int(64), 6)),
-        )
-        .result(0);
-    let then_region = Region::new();
-    let then_block = then_region.append_block(Block::new(&[]));
+    let fits = ops::build_cmpi(b, ops::CmpI::Ult, k, cap, loc);
+    let (_, then_block, else_block) = ops::build_if(b, fits, &[], loc);
     for (j, buf) in buffers.iter().enumerate() {
         Cursor::at_end(then_block).build(OpBuilder::new("memref.store", loc).operands(&[body.arg(j + 1), *buf, k]));
     }
-    Cursor::at_end(then_block).build(OpBuilder::new("scf.yield", loc));
-    let else_region = Region::new();
-    let else_block = else_region.append_block(Block::new(&[]));
-    Cursor::at_end(else_block).build(OpBuilder::new("scf.yield", loc));
-    b.build(OpBuilder::new("scf.if", loc).operands(&[fits]).region(then_region).region(else_region));
+    ops::build_yield(then_block, &[], loc);
+    ops::build_yield(else_block, &[], loc);
     // After the loop: the trip count must fit the stack.
     let cap_out = ops::const_index(at, capacity as i64, loc);
-    let ok = at
-        .build(
-            OpBuilder::new("arith.cmpi", loc)
-                .operands(&[n, cap_out])
-                .results(&[ctx.int(1)])
-                .attr("predicate", ctx.int_attr(ctx.int(64), 7)),
-        )
-        .result(0);
+    let ok = ops::build_cmpi(at, ops::CmpI::Ule, n, cap_out, loc);
     let message = format!(
         "autodiff stack overflow: the loop at {loc} carries values through more than {capacity} iterations; raise ds-autodiff's stack-capacity"
     );
