@@ -73,7 +73,7 @@ impl Arg {
 /// Below this many iterations per thread a parallel task runs inline.
 const MIN_CHUNK: i64 = 512;
 /// Chunks per thread, for load balance.
-const CHUNKS_PER_THREAD: i64 = 4;
+const CHUNKS_PER_THREAD: i64 = 16;
 
 pub struct Program {
     compiled: Arc<Compiled>,
