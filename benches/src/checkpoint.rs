@@ -35,7 +35,7 @@ fn forward() -> Result<(Program, Tape, f64), Error> {
 /// Runs backward under `policy`; returns (peak extra bytes, backward time, dL/dw[0]).
 fn backward(policy: &dyn Policy) -> Result<(usize, f64, f64, f64), Error> {
     let (mut p, mut tape, fwd) = forward()?;
-    let plan = tape.plan(policy);
+    let plan = tape.plan(&p, policy);
     println!("plan_{}: {plan}", policy.name());
     let base = memory::current_bytes();
     memory::reset_peak();

@@ -1,12 +1,14 @@
 //! The GPU cases: `gpu-check` runs every kernel of `test/kernels` and its
 //! generated gradient on the CPU and on the GPU from the same inputs and
-//! compares every field; `saxpy --arch cuda` (64M f32) measures bandwidth against a
+//! compares every field, then runs a checkpointing Tape on both; `saxpy --arch cuda` (64M f32) measures bandwidth against a
 //! device-to-device copy in the same run.
 
 use crate::cases::{median, saxpy_source, time};
 use ds_runtime::cuda::CudaProgram;
 use ds_runtime::gradcheck::Rng;
-use ds_runtime::{Arg, CompileOptions, ElemType, Error, Program};
+use ds_runtime::tape::checkpoint::Binomial;
+use ds_runtime::tape::device::Device;
+use ds_runtime::{Arg, CompileOptions, ElemType, Error, Program, Tape};
 
 /// f32 results may differ by summation order and math library ulps.
 const TOLERANCE: f64 = 1e-5;
@@ -70,11 +72,50 @@ pub fn gpu_check() -> Result<(), Error> {
         println!("{name}: forward_max_rel_diff {:.2e} {}", forward.0, forward.1);
         println!("{name}: gradient_max_rel_diff {:.2e} {}", backward.0, backward.1);
     }
+    let tape_diff = tape_check()?;
+    let tape_ok = tape_diff <= 1e-9;
+    println!("tape_binomial_gradient_max_diff_vs_largest: {tape_diff:.2e}");
     println!("gpu_check_kernels_passed: {passed}/{}", files.len());
-    if passed != files.len() {
+    if passed != files.len() || !tape_ok {
         return Err(Error::Check { kernel: "gpu-check".into(), message: format!("CPU and GPU differ by more than {TOLERANCE}") });
     }
     Ok(())
+}
+
+/// 200 steps of overwritten state through a checkpointing Tape (binomial, 5
+/// snapshots) on `p`.
+fn tape_backward<D: Device>(p: &mut D) -> Result<(), Error> {
+    let mut tape = Tape::<D>::with_checkpointing();
+    for step in 0..200 {
+        if step > 0 {
+            tape.step();
+        }
+        tape.launch(p, "advance", &[])?;
+        tape.launch(p, "commit", &[])?;
+    }
+    tape.launch(p, "compute_loss", &[])?;
+    tape.backward_with(p, "loss", &Binomial { snapshots: 5 })?;
+    Ok(())
+}
+
+/// The Tape with checkpointing on CPU and GPU: the largest difference of
+/// dL/dw, relative to its largest element.
+fn tape_check() -> Result<f64, Error> {
+    let source = include_str!("../kernels/overwritten_sim.mlir");
+    let options = CompileOptions { autodiff: true, ..Default::default() };
+    let mut cpu = Program::with_options(source, "overwritten_sim.mlir", &options)?;
+    let mut gpu = CudaProgram::new(source, "overwritten_sim.mlir", &options)?;
+    let n = cpu.field("x")?.info.len();
+    let xs: Vec<f64> = (0..n).map(|i| (i % 100) as f64 * 0.01).collect();
+    for (name, values) in [("x", xs), ("w", vec![1.0; n])] {
+        cpu.field_mut(name)?.copy_from(&values)?;
+        gpu.copy_from(name, &values)?;
+    }
+    tape_backward(&mut cpu)?;
+    tape_backward(&mut gpu)?;
+    let (a, b) = (cpu.field("w_grad")?.to_vec::<f64>()?, gpu.to_vec::<f64>("w_grad")?);
+    let scale = a.iter().fold(0.0, |m: f64, x| m.max(x.abs()));
+    Ok(a.iter().zip(&b).map(|(x, y)| (x - y).abs() / scale).fold(0.0, f64::max))
 }
 
 pub fn saxpy_cuda() -> Result<(), Error> {

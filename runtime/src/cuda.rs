@@ -103,6 +103,37 @@ impl CudaProgram {
         Ok(CudaProgram { compiled, stream, functions, fields, status })
     }
 
+    pub fn kernel(&self, name: &str) -> Result<&crate::compile::KernelInfo, Error> {
+        self.compiled.kernels.get(name).ok_or_else(|| Error::Launch(format!("no kernel `{name}`")))
+    }
+
+    /// The declarations of the fields, by index.
+    pub fn field_infos(&self) -> &[FieldInfo] {
+        &self.compiled.fields
+    }
+
+    /// A device copy of field `i`.
+    pub fn snapshot_field(&self, i: usize) -> Result<CudaSlice<u8>, Error> {
+        let mut copy = self.stream.alloc_zeros::<u8>(self.fields[i].len()).map_err(cuda_err("allocating a snapshot"))?;
+        self.stream.memcpy_dtod(&self.fields[i], &mut copy).map_err(cuda_err("saving a field"))?;
+        Ok(copy)
+    }
+
+    /// Puts back a copy made by `snapshot_field(i)`.
+    pub fn restore_field(&mut self, i: usize, saved: &CudaSlice<u8>) -> Result<(), Error> {
+        self.stream.memcpy_dtod(saved, &mut self.fields[i]).map_err(cuda_err("restoring a field"))
+    }
+
+    /// Sets every element of field `i` to `value`.
+    pub fn fill_f64(&mut self, i: usize, value: f64) -> Result<(), Error> {
+        let info = self.compiled.fields[i].clone();
+        match info.elem {
+            crate::field::ElemType::F32 => self.copy_from(&info.name, &vec![value as f32; info.len()]),
+            crate::field::ElemType::F64 => self.copy_from(&info.name, &vec![value; info.len()]),
+            crate::field::ElemType::I32 => self.copy_from(&info.name, &vec![value as i32; info.len()]),
+        }
+    }
+
     pub fn field_info(&self, name: &str) -> Result<(usize, &FieldInfo), Error> {
         self.compiled
             .fields

@@ -8,7 +8,7 @@
 
 use crate::compile::{self, CompileOptions, Compiled, KernelInfo, ParamType, Target, Task};
 use crate::error::Error;
-use crate::field::Field;
+use crate::field::{Field, FieldInfo};
 use crate::native::{MAX_ARGS, PackedFn, Slot, pointer_slot};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -106,6 +106,11 @@ impl Program {
     pub fn field_mut(&mut self, name: &str) -> Result<&mut Field, Error> {
         let i = self.field_index(name)?;
         Ok(&mut self.fields[i])
+    }
+
+    /// The declarations of the fields, by index.
+    pub fn field_infos(&self) -> &[FieldInfo] {
+        &self.compiled.fields
     }
 
     pub fn fields(&self) -> &[Field] {

@@ -212,9 +212,9 @@ fn memory_budget_picks_the_schedule() {
     let mut tape = Tape::with_checkpointing();
     record_overwritten(&mut p, &mut tape);
     let state = 4 * N * 8; // x, v, x_new, v_new (loss and w too: written/seeded fields only)
-    let small = tape.policy_for_budget(12 * state).unwrap();
+    let small = tape.policy_for_budget(&p, 12 * state).unwrap();
     assert!(small.name().starts_with("binomial"), "{}", small.name());
-    let large = tape.policy_for_budget(usize::MAX / 2).unwrap();
+    let large = tape.policy_for_budget(&p, usize::MAX / 2).unwrap();
     assert_eq!(large.name(), "store-all");
     let options = BackwardOptions { memory_budget: Some(12 * state), ..Default::default() };
     let plan = tape.backward(&mut p, "loss", &options).unwrap().expect("checkpointed");

@@ -22,18 +22,19 @@
 //! are marked with `tape.step()`; without marks every launch is a step.
 
 pub mod checkpoint;
+pub mod device;
 
 use crate::compile::Lead;
 use crate::error::Error;
-use crate::field::Snapshot;
 use crate::program::{Arg, Program};
+use device::Device;
 use checkpoint::{Action, Binomial, Policy, Schedule, StoreAll};
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::HashMap;
 use std::fmt;
 
 /// A custom gradient: runs instead of the kernel's generated grad kernel.
-pub type CustomGrad = Box<dyn FnMut(&mut Program) -> Result<(), Error>>;
+pub type CustomGrad<D = Program> = Box<dyn FnMut(&mut D) -> Result<(), Error>>;
 
 /// The part of a field one launch touched: its first index, or all of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,12 +52,12 @@ impl Part {
     }
 }
 
-struct Record {
+struct Record<D> {
     kernel: String,
     args: Vec<Arg>,
     reads: Vec<(usize, Part)>,
     writes: Vec<(usize, Part)>,
-    custom: Option<CustomGrad>,
+    custom: Option<CustomGrad<D>>,
 }
 
 /// A launch that overwrote what an earlier launch read.
@@ -113,17 +114,22 @@ impl fmt::Display for Plan {
     }
 }
 
-#[derive(Default)]
-pub struct Tape {
+pub struct Tape<D: Device = Program> {
     /// Keep the state as it was before its first write, so backward can
     /// restore and recompute (see `with_checkpointing`).
     checkpointing: bool,
-    records: Vec<Record>,
+    records: Vec<Record<D>>,
     /// Index of the first record of each step after the first.
     step_starts: Vec<usize>,
     marked: bool,
     /// The state fields as they were before their first write.
-    initial: HashMap<usize, Snapshot>,
+    initial: HashMap<usize, D::Snapshot>,
+}
+
+impl<D: Device> Default for Tape<D> {
+    fn default() -> Self {
+        Tape { checkpointing: false, records: Vec::new(), step_starts: Vec::new(), marked: false, initial: HashMap::new() }
+    }
 }
 
 fn part(lead: Lead, args: &[Arg]) -> Part {
@@ -139,17 +145,17 @@ fn part(lead: Lead, args: &[Arg]) -> Part {
     }
 }
 
-impl Tape {
+impl<D: Device> Tape<D> {
     /// A tape for simulations that never overwrite what they read (state
     /// indexed by time step): backward replays the gradients, nothing is saved.
-    pub fn new() -> Tape {
+    pub fn new() -> Self {
         Tape::default()
     }
 
     /// A tape that also keeps one copy of the state fields as they were before
     /// their first write, so backward can checkpoint (policy or memory budget)
     /// when launches overwrite state they read.
-    pub fn with_checkpointing() -> Tape {
+    pub fn with_checkpointing() -> Self {
         Tape { checkpointing: true, ..Tape::default() }
     }
 
@@ -162,7 +168,7 @@ impl Tape {
     }
 
     /// Runs `kernel` and records it.
-    pub fn launch(&mut self, p: &mut Program, kernel: &str, args: &[Arg]) -> Result<(), Error> {
+    pub fn launch(&mut self, p: &mut D, kernel: &str, args: &[Arg]) -> Result<(), Error> {
         self.record(p, kernel, args, None)
     }
 
@@ -170,10 +176,10 @@ impl Tape {
     /// grad_replaced / grad_for): `grad` runs in backward instead of `k_grad`.
     pub fn launch_with_grad(
         &mut self,
-        p: &mut Program,
+        p: &mut D,
         kernel: &str,
         args: &[Arg],
-        grad: impl FnMut(&mut Program) -> Result<(), Error> + 'static,
+        grad: impl FnMut(&mut D) -> Result<(), Error> + 'static,
     ) -> Result<(), Error> {
         self.record(p, kernel, args, Some(Box::new(grad)))
     }
@@ -186,16 +192,16 @@ impl Tape {
         }
     }
 
-    fn record(&mut self, p: &mut Program, kernel: &str, args: &[Arg], custom: Option<CustomGrad>) -> Result<(), Error> {
-        let info = p.kernel(kernel)?;
+    fn record(&mut self, p: &mut D, kernel: &str, args: &[Arg], custom: Option<CustomGrad<D>>) -> Result<(), Error> {
+        let info = p.kernel_info(kernel)?;
         let touched = |write: bool| -> Vec<(usize, Part)> {
             info.accesses.iter().filter(|a| a.write == write).map(|a| (a.field, part(a.lead, args))).collect()
         };
         let (reads, writes) = (touched(false), touched(true));
-        let grads: Vec<usize> = p.fields().iter().filter_map(|f| f.info.grad.as_ref()).filter_map(|g| p.field_index(g).ok()).collect();
+        let grads: Vec<usize> = p.field_infos().iter().filter_map(|f| f.grad.as_ref()).filter_map(|g| p.field_index(g).ok()).collect();
         for (f, _) in writes.iter().filter(|_| self.checkpointing) {
             if !grads.contains(f) && !self.initial.contains_key(f) {
-                self.initial.insert(*f, p.fields()[*f].snapshot());
+                self.initial.insert(*f, p.snapshot(*f)?);
             }
         }
         p.launch(kernel, args)?;
@@ -204,7 +210,7 @@ impl Tape {
     }
 
     /// Every launch that overwrote a part of a field an earlier launch read.
-    pub fn overwrites(&self, p: &Program) -> Vec<Overwrite> {
+    pub fn overwrites(&self, p: &D) -> Vec<Overwrite> {
         let mut out = Vec::new();
         for (w, writer) in self.records.iter().enumerate() {
             for (field, wpart) in &writer.writes {
@@ -212,7 +218,7 @@ impl Tape {
                     .iter()
                     .position(|r| r.reads.iter().any(|(f, rp)| f == field && rp.overlaps(*wpart)));
                 if let Some(reader) = reader {
-                    out.push(Overwrite { reader, writer: w, field: p.fields()[*field].info.name.clone() });
+                    out.push(Overwrite { reader, writer: w, field: p.field_infos()[*field].name.clone() });
                 }
             }
         }
@@ -234,12 +240,12 @@ impl Tape {
         bounds.windows(2).filter(|w| w[0] < w[1]).map(|w| w[0]..w[1]).collect()
     }
 
-    fn snapshot_bytes(&self) -> usize {
-        self.initial.values().map(|s| s.bytes()).sum()
+    fn snapshot_bytes(&self, p: &D) -> usize {
+        self.initial.keys().map(|f| p.field_infos()[*f].bytes()).sum()
     }
 
     /// The plan of `policy` for this tape.
-    pub fn plan(&self, policy: &dyn Policy) -> Plan {
+    pub fn plan(&self, p: &D, policy: &dyn Policy) -> Plan {
         let steps = self.steps();
         let schedule = policy.schedule(steps.len());
         let launches_recomputed = schedule
@@ -257,16 +263,16 @@ impl Tape {
             policy: policy.name(),
             steps: steps.len(),
             snapshots,
-            snapshot_bytes: self.snapshot_bytes(),
+            snapshot_bytes: self.snapshot_bytes(p),
             advances: schedule.advances(),
             launches_recomputed,
-            predicted_peak_bytes: snapshots * self.snapshot_bytes(),
+            predicted_peak_bytes: snapshots * self.snapshot_bytes(p),
         }
     }
 
     /// The policy a memory budget allows: store-all when it fits, else binomial.
-    pub fn policy_for_budget(&self, budget: usize) -> Result<Box<dyn Policy>, Error> {
-        let bytes = self.snapshot_bytes().max(1);
+    pub fn policy_for_budget(&self, p: &D, budget: usize) -> Result<Box<dyn Policy>, Error> {
+        let bytes = self.snapshot_bytes(p).max(1);
         let slots = budget / bytes;
         if slots >= self.steps().len() {
             Ok(Box::new(StoreAll))
@@ -278,30 +284,30 @@ impl Tape {
     }
 
     /// Seeds dL/d`loss` = 1 and runs the gradients in reverse; see the module doc.
-    pub fn backward(&mut self, p: &mut Program, loss: &str, options: &BackwardOptions) -> Result<Option<Plan>, Error> {
-        let grad = p.field(loss)?.info.grad.clone().ok_or_else(|| Error::Field(format!("loss field @{loss} has no grad field")))?;
+    pub fn backward(&mut self, p: &mut D, loss: &str, options: &BackwardOptions) -> Result<Option<Plan>, Error> {
+        let grad = loss_grad(p, loss)?;
         let policy = match options.memory_budget {
-            Some(b) => Some(self.policy_for_budget(b)?),
+            Some(b) => Some(self.policy_for_budget(p, b)?),
             None => None,
         };
-        self.run_backward(p, options.zero_grads, policy.as_deref(), move |p| p.field_mut(&grad)?.fill_f64(1.0))
+        self.run_backward(p, options.zero_grads, policy.as_deref(), move |p| p.fill(grad, 1.0))
     }
 
     /// Like `backward` with an explicit policy.
-    pub fn backward_with(&mut self, p: &mut Program, loss: &str, policy: &dyn Policy) -> Result<Option<Plan>, Error> {
-        let grad = p.field(loss)?.info.grad.clone().ok_or_else(|| Error::Field(format!("loss field @{loss} has no grad field")))?;
-        self.run_backward(p, true, Some(policy), move |p| p.field_mut(&grad)?.fill_f64(1.0))
+    pub fn backward_with(&mut self, p: &mut D, loss: &str, policy: &dyn Policy) -> Result<Option<Plan>, Error> {
+        let grad = loss_grad(p, loss)?;
+        self.run_backward(p, true, Some(policy), move |p| p.fill(grad, 1.0))
     }
 
     /// Backward where `seed` sets the adjoints (for a loss computed outside DiffSim).
     pub fn backward_from(
         &mut self,
-        p: &mut Program,
+        p: &mut D,
         options: &BackwardOptions,
-        seed: impl FnOnce(&mut Program) -> Result<(), Error>,
+        seed: impl FnOnce(&mut D) -> Result<(), Error>,
     ) -> Result<Option<Plan>, Error> {
         let policy = match options.memory_budget {
-            Some(b) => Some(self.policy_for_budget(b)?),
+            Some(b) => Some(self.policy_for_budget(p, b)?),
             None => None,
         };
         self.run_backward(p, options.zero_grads, policy.as_deref(), seed)
@@ -309,15 +315,16 @@ impl Tape {
 
     fn run_backward(
         &mut self,
-        p: &mut Program,
+        p: &mut D,
         zero_grads: bool,
         policy: Option<&dyn Policy>,
-        seed: impl FnOnce(&mut Program) -> Result<(), Error>,
+        seed: impl FnOnce(&mut D) -> Result<(), Error>,
     ) -> Result<Option<Plan>, Error> {
         if zero_grads {
-            let grads: Vec<String> = p.fields().iter().filter_map(|f| f.info.grad.clone()).collect();
+            let grads: Vec<usize> =
+                p.field_infos().iter().filter_map(|f| f.grad.as_ref()).filter_map(|g| p.field_index(g).ok()).collect();
             for g in grads {
-                p.field_mut(&g)?.zero();
+                p.fill(g, 0.0)?;
             }
         }
         seed(p)?;
@@ -339,45 +346,45 @@ impl Tape {
         if !self.checkpointing {
             return Err(Error::Launch("checkpointing needs the state before the first launch: record with Tape::with_checkpointing()".into()));
         }
-        let plan = self.plan(policy);
+        let plan = self.plan(p, policy);
         let steps = self.steps();
         self.execute(p, &policy.schedule(steps.len()), &steps)?;
         Ok(Some(plan))
     }
 
-    fn grad_of(&mut self, p: &mut Program, i: usize) -> Result<(), Error> {
+    fn grad_of(&mut self, p: &mut D, i: usize) -> Result<(), Error> {
         let r = &mut self.records[i];
         if let Some(custom) = &mut r.custom {
             return custom(p);
         }
         let grad = format!("{}_grad", r.kernel);
-        if p.kernel(&grad).is_ok() {
+        if p.kernel_info(&grad).is_ok() {
             p.launch(&grad, &r.args)?;
         }
         Ok(())
     }
 
-    fn rerun(&self, p: &mut Program, launches: std::ops::Range<usize>) -> Result<(), Error> {
+    fn rerun(&self, p: &mut D, launches: std::ops::Range<usize>) -> Result<(), Error> {
         for i in launches {
             p.launch(&self.records[i].kernel, &self.records[i].args)?;
         }
         Ok(())
     }
 
-    fn save(p: &Program, state_fields: &[usize]) -> HashMap<usize, Snapshot> {
-        state_fields.iter().map(|f| (*f, p.fields()[*f].snapshot())).collect()
+    fn save(p: &D, state_fields: &[usize]) -> Result<HashMap<usize, D::Snapshot>, Error> {
+        state_fields.iter().map(|f| Ok((*f, p.snapshot(*f)?))).collect()
     }
 
-    fn restore(p: &mut Program, state: &HashMap<usize, Snapshot>) -> Result<(), Error> {
+    fn restore(p: &mut D, state: &HashMap<usize, D::Snapshot>) -> Result<(), Error> {
         for (f, s) in state {
-            p.fields_mut()[*f].restore(s)?;
+            p.restore(*f, s)?;
         }
         Ok(())
     }
 
-    fn execute(&mut self, p: &mut Program, schedule: &Schedule, steps: &[std::ops::Range<usize>]) -> Result<(), Error> {
+    fn execute(&mut self, p: &mut D, schedule: &Schedule, steps: &[std::ops::Range<usize>]) -> Result<(), Error> {
         let state_fields: Vec<usize> = self.initial.keys().copied().collect();
-        let mut slots: HashMap<usize, HashMap<usize, Snapshot>> = HashMap::new();
+        let mut slots: HashMap<usize, HashMap<usize, D::Snapshot>> = HashMap::new();
         slots.insert(0, std::mem::take(&mut self.initial));
         let result = (|| {
             for action in &schedule.actions {
@@ -387,12 +394,12 @@ impl Tape {
                         Self::restore(p, state)?;
                     }
                     Action::Save(slot) => {
-                        slots.insert(slot, Self::save(p, &state_fields));
+                        slots.insert(slot, Self::save(p, &state_fields)?);
                     }
                     Action::Advance(k) => self.rerun(p, steps[k].clone())?,
                     Action::Reverse(k) => {
                         let range = steps[k].clone();
-                        let start = (range.len() > 1).then(|| Self::save(p, &state_fields));
+                        let start = if range.len() > 1 { Some(Self::save(p, &state_fields)?) } else { None };
                         for j in range.clone().rev() {
                             if let Some(s) = &start {
                                 Self::restore(p, s)?;
@@ -411,7 +418,7 @@ impl Tape {
 
     /// The tape as a Graphviz graph: launches, and an edge labeled by field
     /// from the launch that wrote a field part to each later launch reading it.
-    pub fn to_dot(&self, p: &Program) -> String {
+    pub fn to_dot(&self, p: &D) -> String {
         let mut g: DiGraph<String, String> = DiGraph::new();
         let nodes: Vec<NodeIndex> =
             self.records.iter().enumerate().map(|(i, r)| g.add_node(format!("{i}: {}{:?}", r.kernel, r.args))).collect();
@@ -419,10 +426,17 @@ impl Tape {
             for (field, rpart) in &reader.reads {
                 let writer = (0..j).rev().find(|&i| self.records[i].writes.iter().any(|(f, wp)| f == field && wp.overlaps(*rpart)));
                 if let Some(i) = writer {
-                    g.add_edge(nodes[i], nodes[j], p.fields()[*field].info.name.clone());
+                    g.add_edge(nodes[i], nodes[j], p.field_infos()[*field].name.clone());
                 }
             }
         }
         format!("{}", petgraph::dot::Dot::new(&g))
     }
+}
+
+/// The index of the adjoint field of `loss`.
+fn loss_grad<D: Device>(p: &D, loss: &str) -> Result<usize, Error> {
+    let info = &p.field_infos()[p.field_index(loss)?];
+    let grad = info.grad.as_ref().ok_or_else(|| Error::Field(format!("loss field @{loss} has no grad field")))?;
+    p.field_index(grad)
 }
