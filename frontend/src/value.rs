@@ -1,0 +1,416 @@
+//! Kernel values: scalars ([`Expr`]) with Rust operators and math methods,
+//! and small vectors and matrices of them ([`Vector`], [`Matrix`]), all
+//! scalarized into the IR. Rust numbers mixed with values become constants of
+//! the value's type.
+
+use crate::builder::{self, Carry, Expr, Ty, binary, compare, constant, math};
+use std::ops::{Add, Div, Mul, Neg, Rem, Sub};
+
+/// Something that can stand where a value of type `ty` is expected.
+pub trait Operand {
+    fn to_expr(&self, ty: Ty) -> Expr;
+    /// The operand's own type, if it has one (Rust numbers take the other side's).
+    fn own_type(&self) -> Option<Ty>;
+}
+
+impl Operand for Expr {
+    fn to_expr(&self, _: Ty) -> Expr {
+        self.clone()
+    }
+    fn own_type(&self) -> Option<Ty> {
+        Some(self.ty())
+    }
+}
+
+impl Operand for &Expr {
+    fn to_expr(&self, _: Ty) -> Expr {
+        (*self).clone()
+    }
+    fn own_type(&self) -> Option<Ty> {
+        Some(self.ty())
+    }
+}
+
+macro_rules! number_operand {
+    ($($t:ty),*) => {$(
+        impl Operand for $t {
+            fn to_expr(&self, ty: Ty) -> Expr {
+                if !ty.is_float() && (*self as f64).fract() != 0.0 {
+                    builder::error(format!("the constant {} is used as an integer", self));
+                }
+                constant(*self as f64, ty)
+            }
+            fn own_type(&self) -> Option<Ty> {
+                None
+            }
+        }
+    )*};
+}
+number_operand!(f32, f64, i32, i64, usize);
+
+/// Both operands as values of one type.
+fn pair(a: &impl Operand, b: &impl Operand) -> (Expr, Expr) {
+    let ty = a.own_type().or(b.own_type()).unwrap_or(Ty::F32);
+    (a.to_expr(b.own_type().unwrap_or(ty)), b.to_expr(a.own_type().unwrap_or(ty)))
+}
+
+macro_rules! arith_op {
+    ($trait:ident, $method:ident, $f:literal, $i:literal) => {
+        impl<R: Operand> $trait<R> for Expr {
+            type Output = Expr;
+            fn $method(self, rhs: R) -> Expr {
+                let (a, b) = pair(&self, &rhs);
+                binary(&a, &b, $f, $i)
+            }
+        }
+        impl<R: Operand> $trait<R> for &Expr {
+            type Output = Expr;
+            fn $method(self, rhs: R) -> Expr {
+                let (a, b) = pair(&self, &rhs);
+                binary(&a, &b, $f, $i)
+            }
+        }
+        // Left-hand Rust numbers: f64 and i32 only, so unsuffixed literals
+        // (`2.0 * x`, `2 * i`) infer their type.
+        arith_op!(@numbers $trait, $method, $f, $i, f64, i32);
+    };
+    (@numbers $trait:ident, $method:ident, $f:literal, $i:literal, $($t:ty),*) => {$(
+        impl $trait<Expr> for $t {
+            type Output = Expr;
+            fn $method(self, rhs: Expr) -> Expr {
+                let (a, b) = pair(&self, &rhs);
+                binary(&a, &b, $f, $i)
+            }
+        }
+        impl $trait<&Expr> for $t {
+            type Output = Expr;
+            fn $method(self, rhs: &Expr) -> Expr {
+                let (a, b) = pair(&self, &rhs);
+                binary(&a, &b, $f, $i)
+            }
+        }
+    )*};
+}
+arith_op!(Add, add, "addf", "addi");
+arith_op!(Sub, sub, "subf", "subi");
+arith_op!(Mul, mul, "mulf", "muli");
+arith_op!(Div, div, "divf", "divsi");
+arith_op!(Rem, rem, "remf", "remsi");
+
+impl Neg for Expr {
+    type Output = Expr;
+    fn neg(self) -> Expr {
+        -&self
+    }
+}
+
+impl Neg for &Expr {
+    type Output = Expr;
+    fn neg(self) -> Expr {
+        if self.ty().is_float() {
+            math_like("arith.negf", self)
+        } else {
+            constant(0.0, self.ty()) - self
+        }
+    }
+}
+
+fn math_like(op: &str, a: &Expr) -> Expr {
+    builder::op(&format!("{op} {} : {}", a.name(), a.ty().mlir()), a.ty())
+}
+
+/// Comparisons and logic (the macro rewrites `<`, `==`, `&&`, `!` ... to these).
+pub fn lt(a: impl Operand, b: impl Operand) -> Expr {
+    let (a, b) = pair(&a, &b);
+    compare(&a, &b, "olt", "slt")
+}
+pub fn le(a: impl Operand, b: impl Operand) -> Expr {
+    let (a, b) = pair(&a, &b);
+    compare(&a, &b, "ole", "sle")
+}
+pub fn gt(a: impl Operand, b: impl Operand) -> Expr {
+    let (a, b) = pair(&a, &b);
+    compare(&a, &b, "ogt", "sgt")
+}
+pub fn ge(a: impl Operand, b: impl Operand) -> Expr {
+    let (a, b) = pair(&a, &b);
+    compare(&a, &b, "oge", "sge")
+}
+pub fn eq(a: impl Operand, b: impl Operand) -> Expr {
+    let (a, b) = pair(&a, &b);
+    compare(&a, &b, "oeq", "eq")
+}
+pub fn ne(a: impl Operand, b: impl Operand) -> Expr {
+    let (a, b) = pair(&a, &b);
+    compare(&a, &b, "one", "ne")
+}
+pub fn and(a: Expr, b: Expr) -> Expr {
+    binary(&a, &b, "andi", "andi")
+}
+pub fn or(a: Expr, b: Expr) -> Expr {
+    binary(&a, &b, "ori", "ori")
+}
+pub fn not(a: Expr) -> Expr {
+    let t = constant(1.0, Ty::Bool);
+    binary(&a, &t, "xori", "xori")
+}
+
+/// `e as T` in a kernel.
+pub fn cast_to(e: impl Operand, ty: Ty) -> Expr {
+    builder::cast(&e.to_expr(ty), ty)
+}
+
+/// The larger / smaller of two values.
+pub fn max(a: impl Operand, b: impl Operand) -> Expr {
+    let (a, b) = pair(&a, &b);
+    binary(&a, &b, "maximumf", "maxsi")
+}
+pub fn min(a: impl Operand, b: impl Operand) -> Expr {
+    let (a, b) = pair(&a, &b);
+    binary(&a, &b, "minimumf", "minsi")
+}
+
+/// `cond ? a : b` without branching.
+pub fn select(cond: Expr, a: impl Operand, b: impl Operand) -> Expr {
+    let (a, b) = pair(&a, &b);
+    builder::select(&cond, &a, &b)
+}
+
+impl Expr {
+    pub fn sin(&self) -> Expr {
+        math("sin", self)
+    }
+    pub fn cos(&self) -> Expr {
+        math("cos", self)
+    }
+    pub fn tanh(&self) -> Expr {
+        math("tanh", self)
+    }
+    pub fn exp(&self) -> Expr {
+        math("exp", self)
+    }
+    pub fn ln(&self) -> Expr {
+        math("log", self)
+    }
+    pub fn sqrt(&self) -> Expr {
+        math("sqrt", self)
+    }
+    pub fn rsqrt(&self) -> Expr {
+        math("rsqrt", self)
+    }
+    pub fn abs(&self) -> Expr {
+        math("absf", self)
+    }
+    pub fn floor(&self) -> Expr {
+        math("floor", self)
+    }
+    pub fn ceil(&self) -> Expr {
+        math("ceil", self)
+    }
+    pub fn powf(&self, e: impl Operand) -> Expr {
+        let (a, b) = pair(self, &e);
+        builder::op(&format!("math.powf {}, {} : {}", a.name(), b.name(), a.ty().mlir()), a.ty())
+    }
+    pub fn atan2(&self, x: impl Operand) -> Expr {
+        let (a, b) = pair(self, &x);
+        builder::op(&format!("math.atan2 {}, {} : {}", a.name(), b.name(), a.ty().mlir()), a.ty())
+    }
+    pub fn max(&self, b: impl Operand) -> Expr {
+        max(self, b)
+    }
+    pub fn min(&self, b: impl Operand) -> Expr {
+        min(self, b)
+    }
+}
+
+/// A vector of `N` scalars (Taichi's ti.Vector).
+#[derive(Clone, Copy, Debug)]
+pub struct Vector<const N: usize>(pub [Expr; N]);
+
+/// An `R` x `C` matrix, row-major.
+#[derive(Clone, Copy, Debug)]
+pub struct Matrix<const R: usize, const C: usize>(pub [[Expr; C]; R]);
+
+pub type Vec2 = Vector<2>;
+pub type Vec3 = Vector<3>;
+pub type Mat2 = Matrix<2, 2>;
+pub type Mat3 = Matrix<3, 3>;
+
+impl<const N: usize> Vector<N> {
+    /// A vector of constants of type `ty`.
+    pub fn splat(v: f64, ty: Ty) -> Self {
+        Vector(std::array::from_fn(|_| constant(v, ty)))
+    }
+    pub fn map(&self, f: impl Fn(&Expr) -> Expr) -> Self {
+        Vector(std::array::from_fn(|i| f(&self.0[i])))
+    }
+    fn zip(&self, o: &Self, f: impl Fn(&Expr, &Expr) -> Expr) -> Self {
+        Vector(std::array::from_fn(|i| f(&self.0[i], &o.0[i])))
+    }
+    pub fn dot(&self, o: &Self) -> Expr {
+        (1..N).fold(&self.0[0] * &o.0[0], |acc, i| acc + &self.0[i] * &o.0[i])
+    }
+    pub fn norm_sqr(&self) -> Expr {
+        self.dot(self)
+    }
+    pub fn norm(&self) -> Expr {
+        self.norm_sqr().sqrt()
+    }
+    pub fn normalized(&self) -> Self {
+        let n = self.norm();
+        self.map(|c| c / &n)
+    }
+    pub fn outer<const M: usize>(&self, o: &Vector<M>) -> Matrix<N, M> {
+        Matrix(std::array::from_fn(|i| std::array::from_fn(|j| &self.0[i] * &o.0[j])))
+    }
+    /// The i-th component.
+    pub fn at(&self, i: usize) -> Expr {
+        self.0[i].clone()
+    }
+}
+
+impl Vec2 {
+    /// The z component of the 3-D cross product of two 2-D vectors.
+    pub fn cross(&self, o: &Vec2) -> Expr {
+        &self.0[0] * &o.0[1] - &self.0[1] * &o.0[0]
+    }
+}
+
+impl<const N: usize> Add for Vector<N> {
+    type Output = Self;
+    fn add(self, o: Self) -> Self {
+        self.zip(&o, |a, b| a + b)
+    }
+}
+impl<const N: usize> Sub for Vector<N> {
+    type Output = Self;
+    fn sub(self, o: Self) -> Self {
+        self.zip(&o, |a, b| a - b)
+    }
+}
+impl<const N: usize> Neg for Vector<N> {
+    type Output = Self;
+    fn neg(self) -> Self {
+        self.map(|a| -a)
+    }
+}
+impl<const N: usize, R: Operand> Mul<R> for Vector<N> {
+    type Output = Self;
+    fn mul(self, s: R) -> Self {
+        self.map(|a| a * s.to_expr(a.ty()))
+    }
+}
+impl<const N: usize, R: Operand> Div<R> for Vector<N> {
+    type Output = Self;
+    fn div(self, s: R) -> Self {
+        self.map(|a| a / s.to_expr(a.ty()))
+    }
+}
+impl<const N: usize> Mul<Vector<N>> for Expr {
+    type Output = Vector<N>;
+    fn mul(self, v: Vector<N>) -> Vector<N> {
+        v * self
+    }
+}
+impl<const N: usize> Mul<Vector<N>> for f64 {
+    type Output = Vector<N>;
+    fn mul(self, v: Vector<N>) -> Vector<N> {
+        v * self
+    }
+}
+
+impl<const R: usize, const C: usize> Matrix<R, C> {
+    pub fn at(&self, i: usize, j: usize) -> Expr {
+        self.0[i][j].clone()
+    }
+    pub fn transpose(&self) -> Matrix<C, R> {
+        Matrix(std::array::from_fn(|i| std::array::from_fn(|j| self.0[j][i].clone())))
+    }
+    pub fn matmul<const K: usize>(&self, o: &Matrix<C, K>) -> Matrix<R, K> {
+        Matrix(std::array::from_fn(|i| {
+            std::array::from_fn(|j| (1..C).fold(&self.0[i][0] * &o.0[0][j], |acc, k| acc + &self.0[i][k] * &o.0[k][j]))
+        }))
+    }
+    pub fn mul_vec(&self, v: &Vector<C>) -> Vector<R> {
+        Vector(std::array::from_fn(|i| (1..C).fold(&self.0[i][0] * &v.0[0], |acc, k| acc + &self.0[i][k] * &v.0[k])))
+    }
+    fn zip(&self, o: &Self, f: impl Fn(&Expr, &Expr) -> Expr) -> Self {
+        Matrix(std::array::from_fn(|i| std::array::from_fn(|j| f(&self.0[i][j], &o.0[i][j]))))
+    }
+    pub fn scale(&self, s: impl Operand) -> Self {
+        Matrix(std::array::from_fn(|i| std::array::from_fn(|j| &self.0[i][j] * s.to_expr(self.0[i][j].ty()))))
+    }
+}
+
+impl<const R: usize, const C: usize> Add for Matrix<R, C> {
+    type Output = Self;
+    fn add(self, o: Self) -> Self {
+        self.zip(&o, |a, b| a + b)
+    }
+}
+impl<const R: usize, const C: usize> Sub for Matrix<R, C> {
+    type Output = Self;
+    fn sub(self, o: Self) -> Self {
+        self.zip(&o, |a, b| a - b)
+    }
+}
+
+impl Mat2 {
+    pub fn determinant(&self) -> Expr {
+        &self.0[0][0] * &self.0[1][1] - &self.0[0][1] * &self.0[1][0]
+    }
+    pub fn inverse(&self) -> Mat2 {
+        let d = self.determinant();
+        let m = &self.0;
+        Matrix([[&m[1][1] / &d, -(&m[0][1] / &d)], [-(&m[1][0] / &d), &m[0][0] / &d]])
+    }
+    /// Polar decomposition A = R S (R a rotation, S symmetric), as in DiffTaichi's
+    /// ti.polar_decompose for 2x2: R from the angle atan2(a10 - a01, a00 + a11).
+    pub fn polar(&self) -> (Mat2, Mat2) {
+        let m = &self.0;
+        let x = &m[0][0] + &m[1][1];
+        let y = &m[1][0] - &m[0][1];
+        let scale = 1.0 / (&x * &x + &y * &y).sqrt();
+        let c = &x * &scale;
+        let s = &y * &scale;
+        let r = Matrix([[c.clone(), -&s], [s.clone(), c]]);
+        let sym = r.transpose().matmul(self);
+        (r, sym)
+    }
+}
+
+impl Mat3 {
+    pub fn determinant(&self) -> Expr {
+        let m = &self.0;
+        &m[0][0] * (&m[1][1] * &m[2][2] - &m[1][2] * &m[2][1]) - &m[0][1] * (&m[1][0] * &m[2][2] - &m[1][2] * &m[2][0])
+            + &m[0][2] * (&m[1][0] * &m[2][1] - &m[1][1] * &m[2][0])
+    }
+    pub fn inverse(&self) -> Mat3 {
+        let m = &self.0;
+        let d = self.determinant();
+        let cof = |i: usize, j: usize| {
+            let (r0, r1) = ((i + 1) % 3, (i + 2) % 3);
+            let (c0, c1) = ((j + 1) % 3, (j + 2) % 3);
+            &m[r0][c0] * &m[r1][c1] - &m[r0][c1] * &m[r1][c0]
+        };
+        Matrix(std::array::from_fn(|i| std::array::from_fn(|j| cof(j, i) / &d)))
+    }
+}
+
+impl<const N: usize> Carry for Vector<N> {
+    fn exprs(&self) -> Vec<Expr> {
+        self.0.to_vec()
+    }
+    fn rebuild(values: &mut std::vec::IntoIter<Expr>) -> Self {
+        Vector(std::array::from_fn(|_| Expr::rebuild(values)))
+    }
+}
+
+impl<const R: usize, const C: usize> Carry for Matrix<R, C> {
+    fn exprs(&self) -> Vec<Expr> {
+        self.0.iter().flat_map(|r| r.iter().cloned()).collect()
+    }
+    fn rebuild(values: &mut std::vec::IntoIter<Expr>) -> Self {
+        Matrix(std::array::from_fn(|_| std::array::from_fn(|_| Expr::rebuild(values))))
+    }
+}

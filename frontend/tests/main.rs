@@ -1,0 +1,3 @@
+//! The frontend test binary.
+
+mod constructs;
