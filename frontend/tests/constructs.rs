@@ -174,3 +174,30 @@ fn build_errors_name_the_rust_line() {
     let err = type_mismatch(&a, &b).err().expect("f64 + f32 must fail");
     assert!(err.contains("tests/constructs.rs:") && err.contains("f32 and f64 values mixed"), "{err}");
 }
+
+/// Every op the frontend emitted in these kernels has an adjoint rule or a
+/// non-differentiable entry in ds-autodiff.
+#[test]
+fn every_emitted_op_is_classified_for_autodiff() {
+    let mut pb = ProgramBuilder::new();
+    let (a, out, hist) = (pb.scalar::<f64>("a", &[32], true), pb.scalar::<f64>("out", &[32], true), pb.scalar::<f64>("hist", &[4], true));
+    let (p, q) = (pb.vector::<f64, 2>("p", &[8], true), pb.vector::<f64, 2>("q", &[8], true));
+    let (m, o, s) = (pb.scalar::<f64>("m", &[8, 4], true), pb.vector::<f64, 2>("o", &[8], true), pb.scalar::<f64>("s", &[8], true));
+    let texts: Vec<String> = [elementwise(&a, &out), control_flow(&a, &out, &hist), vectors(&p, &q, &m, &o, &s)]
+        .into_iter()
+        .map(|k| k.unwrap().text)
+        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for text in &texts {
+        for word in text.split(|c: char| !(c.is_alphanumeric() || c == '.' || c == '_')) {
+            let is_op = ["arith.", "math.", "scf.", "ds.", "gpu."].iter().any(|p| word.starts_with(p));
+            // `ds.kernel` is the attribute marking the function, not an op.
+            if is_op && word != "ds.kernel" && !names.contains(&word.to_string()) {
+                names.push(word.to_string());
+            }
+        }
+    }
+    assert!(names.len() > 15, "{names:?}");
+    let missing: Vec<&String> = names.iter().filter(|n| ds_passes::autodiff::rules::classify(n).is_none()).collect();
+    assert!(missing.is_empty(), "emitted ops with no autodiff entry: {missing:?}");
+}

@@ -1,3 +1,5 @@
 //! The frontend test binary.
 
+mod compile_fail;
 mod constructs;
+mod paper;

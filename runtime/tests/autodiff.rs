@@ -74,6 +74,7 @@ elementwise_tests! {
     absf: "    %r = math.absf %a : f64", [ANY; 3];
     atan2: "    %r = math.atan2 %a, %b : f64", [ANY, POS, ANY];
     fma: "    %r = math.fma %a, %b, %c : f64", [ANY; 3];
+    remf: "    %r = arith.remf %a, %b : f64", [(1.1, 2.9), (0.6, 0.95), ANY];
     composite: "    %ab = arith.mulf %a, %b : f64\n    %s = math.sin %ab : f64\n    %e = math.exp %c : f64\n    %q = arith.divf %e, %b : f64\n    %r = arith.addf %s, %q : f64", [ANY, POS, ANY];
     floor_is_flat: "    %f = math.floor %a : f64\n    %x = arith.mulf %f, %b : f64\n    %r = arith.addf %x, %c : f64", [(0.1, 0.9), ANY, ANY];
     if_else_with_results: r#"    %z = arith.constant 0.0 : f64

@@ -23,6 +23,7 @@ pub const DIFFERENTIABLE: &[&str] = &[
     "arith.select",
     "arith.extf",
     "arith.truncf",
+    "arith.remf",
     "math.sin",
     "math.cos",
     "math.tanh",
@@ -48,7 +49,6 @@ pub const NON_DIFFERENTIABLE: &[&str] = &[
     "arith.divui",
     "arith.remsi",
     "arith.remui",
-    "arith.remf",
     "arith.ceildivsi",
     "arith.ceildivui",
     "arith.floordivsi",
@@ -201,6 +201,11 @@ pub fn emit(op: Op, e: &Emitter, x: &[Value], y: Value, g: Value) -> Vec<Option<
         "arith.select" => {
             let zero = e.constant(t, 0.0);
             vec![None, Some(e.select(x[0], g, zero)), Some(e.select(x[0], zero, g))]
+        }
+        "arith.remf" => {
+            // a - b trunc(a / b): d/da = 1, d/db = -trunc(a / b).
+            let q = e.un("math.trunc", e.div(x[0], x[1]));
+            vec![Some(g), Some(e.neg(e.mul(g, q)))]
         }
         "arith.extf" => vec![Some(e.cast("arith.truncf", g, x[0].ty()))],
         "arith.truncf" => vec![Some(e.cast("arith.extf", g, x[0].ty()))],
