@@ -29,20 +29,44 @@ fn mass_spring_gradient_matches_finite_differences() {
     let steps = 256;
     let initial = mass_spring_simple::INITIAL_X.map(|(x, y)| (x - 0.1, y));
     let mut p = mass_spring_simple::program().unwrap();
-    mass_spring_simple::forward_from(&mut p, steps, &initial).unwrap();
-    let grad = mass_spring_simple::backward(&mut p, steps).unwrap();
+    let (_, mut tape) = mass_spring_simple::forward_from(&mut p, steps, &initial).unwrap();
+    let grad = mass_spring_simple::backward(&mut p, &mut tape).unwrap();
     let h = 1e-3f32;
     for s in 0..3 {
         let base: f32 = p.field("spring_length").unwrap().get(&[s]).unwrap();
         let mut at = |v: f32| {
             p.field_mut("spring_length").unwrap().set(&[s], v).unwrap();
-            mass_spring_simple::forward_from(&mut p, steps, &initial).unwrap()
+            mass_spring_simple::forward_from(&mut p, steps, &initial).unwrap().0
         };
         let numeric = (at(base + h) - at(base - h)) / (2.0 * h);
         at(base);
         assert!(grad[s].abs() > 1e-4, "spring {s}: gradient {}", grad[s]);
         assert!((grad[s] - numeric).abs() <= 0.02 * numeric.abs(), "spring {s}: {} vs {numeric}", grad[s]);
     }
+}
+
+#[test]
+fn frontend_kernels_match_the_ds_reference() {
+    let steps = 200;
+    let mut runs = Vec::new();
+    for mut p in [mass_spring_simple::program().unwrap(), mass_spring_simple::reference_program().unwrap()] {
+        let (loss, mut tape) = mass_spring_simple::forward(&mut p, steps).unwrap();
+        runs.push((loss, mass_spring_simple::backward(&mut p, &mut tape).unwrap()));
+    }
+    let ((l1, g1), (l2, g2)) = (&runs[0], &runs[1]);
+    assert!((l1 - l2).abs() <= 1e-6 * l2.abs(), "{l1} vs {l2}");
+    for (a, b) in g1.iter().zip(g2) {
+        assert!((a - b).abs() <= 1e-3 * b.abs().max(1e-6), "{g1:?} vs {g2:?}");
+    }
+}
+
+#[test]
+fn mass_spring_kernels_are_no_longer_than_the_papers() {
+    let source = include_str!("../src/mass_spring_simple.rs");
+    let start = source.find("// --- paper sec. 2.2 kernels").expect("start marker");
+    let end = source.find("// --- end of the paper's kernels").expect("end marker");
+    let lines = source[start..end].lines().filter(|l| !l.trim().is_empty() && !l.trim().starts_with("//")).count();
+    assert!(lines <= 44, "{lines} kernel lines");
 }
 
 #[test]
