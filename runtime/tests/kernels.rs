@@ -7,21 +7,10 @@ fn program(src: &str) -> Program {
     Program::new(src).unwrap_or_else(|e| panic!("compile error:\n{e}"))
 }
 
-/// A 1-D parallel kernel `@k(%n: index)` over `[0, n)` with `body`, which
-/// sees `%i` and the fields declared in `fields`.
+/// A 1-D parallel kernel `@k(%n: index, params)` over `[0, n)` with `body`,
+/// which sees `%i` and the fields declared in `fields`.
 fn loop_kernel(fields: &str, params: &str, body: &str) -> String {
-    format!(
-        r#"{fields}
-func.func @k(%n: index{params}) attributes {{ds.kernel}} {{
-  %c0 = arith.constant 0 : index
-  "ds.parallel_for"(%c0, %n) ({{
-  ^bb0(%i: index):
-{body}
-    gpu.yield
-  }}) : (index, index) -> ()
-  return
-}}"#
-    )
+    format!("{fields}\n{}", crate::common::loop_kernel("k", &format!("%n: index{params}"), None, body))
 }
 
 fn field(name: &str, ty: &str, shape: &str) -> String {

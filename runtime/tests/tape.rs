@@ -27,19 +27,7 @@ const PHYSICS: &str = r#"
     %nx = arith.addf %x, %dx : f64"#;
 
 fn loop_kernel(name: &str, params: &str, body: &str) -> String {
-    format!(
-        r#"func.func @{name}({params}) attributes {{ds.kernel}} {{
-  %c0 = arith.constant 0 : index
-  %n = arith.constant {N} : index
-  "ds.parallel_for"(%c0, %n) ({{
-  ^bb0(%i: index):
-{body}
-    gpu.yield
-  }}) : (index, index) -> ()
-  return
-}}
-"#
-    )
+    crate::common::loop_kernel(name, params, Some(N), body)
 }
 
 /// State indexed by time step: x[t, i], v[t, i].
