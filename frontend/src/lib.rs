@@ -14,10 +14,10 @@
 //! let mut pb = ProgramBuilder::new();
 //! let x = pb.scalar::<f32>("x", &[16], true);
 //! let y = pb.scalar::<f32>("y", &[16], true);
-//! pb.kernel(scale(&x, &y));
+//! let scale = pb.kernel(scale(&x, &y));
 //! let mut program = pb.build()?;
-//! program.launch("scale", &[Arg::F32(2.0)])?;
-//! program.launch("scale_grad", &[Arg::F32(2.0)])?;
+//! scale.launch(&mut program, &[Arg::F32(2.0)])?;
+//! scale.grad(&mut program, &[Arg::F32(2.0)])?;
 //! ```
 //!
 //! How the macro compiles Rust: see `diffsim-macros`. Kernel code runs once,
@@ -32,13 +32,16 @@ pub use builder::{Expr, KernelDef, Ty};
 pub use diffsim_macros::{func, kernel};
 pub use ds_runtime::{Arg, Error, Program, Tape};
 pub use field::{ScalarField, VectorField};
-pub use program::ProgramBuilder;
+pub use program::{Kernel, ProgramBuilder};
 pub use value::{Mat2, Mat3, Matrix, Vec2, Vec3, Vector};
 
 /// What kernels and programs need in scope.
 pub mod prelude {
     pub use crate::value::{max, min, select};
-    pub use crate::{Arg, Expr, Mat2, Mat3, Matrix, Program, ProgramBuilder, ScalarField, Tape, Vec2, Vec3, Vector, VectorField, func, kernel};
+    pub use crate::{
+        Arg, Expr, Kernel, Mat2, Mat3, Matrix, Program, ProgramBuilder, ScalarField, Tape, Vec2, Vec3, Vector, VectorField, func,
+        kernel,
+    };
 }
 
 /// Used by the code `#[kernel]` generates; not for direct use.

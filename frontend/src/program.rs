@@ -2,7 +2,7 @@
 
 use crate::builder::{KernelDef, Ty};
 use crate::field::{FieldDecl, Scalar, ScalarField, VectorField};
-use ds_runtime::{CompileOptions, Error};
+use ds_runtime::{Arg, CompileOptions, Error};
 
 /// Collects field declarations and kernels, then compiles them together.
 #[derive(Default)]
@@ -36,13 +36,21 @@ impl ProgramBuilder {
         VectorField(self.declare(name, T::TY, full, grad))
     }
 
-    /// Adds a kernel built by a `#[kernel]` function.
-    pub fn kernel(&mut self, built: Result<KernelDef, String>) -> &mut Self {
+    /// Adds a kernel built by a `#[kernel]` function; the handle launches it
+    /// and its gradient once the program is built.
+    pub fn kernel(&mut self, built: Result<KernelDef, String>) -> Kernel {
         match built {
-            Ok(k) => self.kernels.push(k),
-            Err(e) => self.errors.push(e),
+            Ok(k) => {
+                let name = k.name.clone();
+                self.kernels.push(k);
+                Kernel { name }
+            }
+            Err(e) => {
+                let name = e.split(':').next().unwrap_or_default().trim_start_matches("kernel ").to_string();
+                self.errors.push(e);
+                Kernel { name }
+            }
         }
-        self
     }
 
     /// The ds module: fields, then kernels.
@@ -61,5 +69,30 @@ impl ProgramBuilder {
         }
         let options = CompileOptions { autodiff: true, ..Default::default() };
         ds_runtime::Program::with_options(&self.source(), "<diffsim program>", &options)
+    }
+}
+
+/// A kernel of a built program, launched like a function of its scalar arguments.
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    name: String,
+}
+
+impl Kernel {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Runs the kernel.
+    pub fn launch(&self, program: &mut ds_runtime::Program, args: &[Arg]) -> Result<(), Error> {
+        program.launch(&self.name, args)
+    }
+    /// Runs the generated gradient kernel (after the kernel, with the output
+    /// adjoints set).
+    pub fn grad(&self, program: &mut ds_runtime::Program, args: &[Arg]) -> Result<(), Error> {
+        program.launch(&format!("{}_grad", self.name), args)
+    }
+    /// Runs the kernel and records it on `tape`.
+    pub fn record(&self, tape: &mut ds_runtime::Tape, program: &mut ds_runtime::Program, args: &[Arg]) -> Result<(), Error> {
+        tape.launch(program, &self.name, args)
     }
 }

@@ -17,16 +17,16 @@ fn appendix_c_gradient_descent() {
     let x = pb.scalar::<f32>("x", &[32], true);
     let y = pb.scalar::<f32>("y", &[32], true);
     let l = pb.scalar::<f32>("L", &[], true);
-    pb.kernel(reduce(&x, &y, &l));
+    let reduce = pb.kernel(reduce(&x, &y, &l));
     let mut p = pb.build().unwrap();
     let ys: Vec<f32> = (0..32).map(|i| ((i * 37) % 100) as f32 / 100.0).collect();
     p.field_mut("y").unwrap().copy_from(&ys).unwrap();
     for _ in 0..100 {
         p.field_mut("L").unwrap().zero();
-        p.launch("reduce", &[]).unwrap();
+        reduce.launch(&mut p, &[]).unwrap();
         p.field_mut("x_grad").unwrap().zero();
         p.field_mut("L_grad").unwrap().fill(1.0f32).unwrap();
-        p.launch("reduce_grad", &[]).unwrap();
+        reduce.grad(&mut p, &[]).unwrap();
         let g: Vec<f32> = p.field("x_grad").unwrap().to_vec().unwrap();
         let xs = p.field_mut("x").unwrap().as_mut_slice::<f32>().unwrap();
         for (x, g) in xs.iter_mut().zip(&g) {
