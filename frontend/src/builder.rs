@@ -155,7 +155,7 @@ pub fn cast(e: &Expr, to: Ty) -> Expr {
     use Ty::*;
     let (from, n) = (e.ty, e.name());
     let name = match (from, to) {
-        _ if from == to => return e.clone(),
+        _ if from == to => return *e,
         (F32, F64) => "arith.extf",
         (F64, F32) => "arith.truncf",
         (I32 | I64 | Bool, F32 | F64) => "arith.sitofp",

@@ -15,7 +15,7 @@ pub trait Operand {
 
 impl Operand for Expr {
     fn to_expr(&self, _: Ty) -> Expr {
-        self.clone()
+        *self
     }
     fn own_type(&self) -> Option<Ty> {
         Some(self.ty())
@@ -24,7 +24,7 @@ impl Operand for Expr {
 
 impl Operand for &Expr {
     fn to_expr(&self, _: Ty) -> Expr {
-        (*self).clone()
+        *(*self)
     }
     fn own_type(&self) -> Option<Ty> {
         Some(self.ty())
@@ -248,7 +248,7 @@ impl<const N: usize> Vector<N> {
         Vector(std::array::from_fn(|i| f(&self.0[i], &o.0[i])))
     }
     pub fn dot(&self, o: &Self) -> Expr {
-        (1..N).fold(&self.0[0] * &o.0[0], |acc, i| acc + &self.0[i] * &o.0[i])
+        (1..N).fold(self.0[0] * o.0[0], |acc, i| acc + self.0[i] * o.0[i])
     }
     pub fn norm_sqr(&self) -> Expr {
         self.dot(self)
@@ -258,21 +258,21 @@ impl<const N: usize> Vector<N> {
     }
     pub fn normalized(&self) -> Self {
         let n = self.norm();
-        self.map(|c| c / &n)
+        self.map(|c| c / n)
     }
     pub fn outer<const M: usize>(&self, o: &Vector<M>) -> Matrix<N, M> {
-        Matrix(std::array::from_fn(|i| std::array::from_fn(|j| &self.0[i] * &o.0[j])))
+        Matrix(std::array::from_fn(|i| std::array::from_fn(|j| self.0[i] * o.0[j])))
     }
     /// The i-th component.
     pub fn at(&self, i: usize) -> Expr {
-        self.0[i].clone()
+        self.0[i]
     }
 }
 
 impl Vec2 {
     /// The z component of the 3-D cross product of two 2-D vectors.
     pub fn cross(&self, o: &Vec2) -> Expr {
-        &self.0[0] * &o.0[1] - &self.0[1] * &o.0[0]
+        self.0[0] * o.0[1] - self.0[1] * o.0[0]
     }
 }
 
@@ -321,24 +321,24 @@ impl<const N: usize> Mul<Vector<N>> for f64 {
 
 impl<const R: usize, const C: usize> Matrix<R, C> {
     pub fn at(&self, i: usize, j: usize) -> Expr {
-        self.0[i][j].clone()
+        self.0[i][j]
     }
     pub fn transpose(&self) -> Matrix<C, R> {
-        Matrix(std::array::from_fn(|i| std::array::from_fn(|j| self.0[j][i].clone())))
+        Matrix(std::array::from_fn(|i| std::array::from_fn(|j| self.0[j][i])))
     }
     pub fn matmul<const K: usize>(&self, o: &Matrix<C, K>) -> Matrix<R, K> {
         Matrix(std::array::from_fn(|i| {
-            std::array::from_fn(|j| (1..C).fold(&self.0[i][0] * &o.0[0][j], |acc, k| acc + &self.0[i][k] * &o.0[k][j]))
+            std::array::from_fn(|j| (1..C).fold(self.0[i][0] * o.0[0][j], |acc, k| acc + self.0[i][k] * o.0[k][j]))
         }))
     }
     pub fn mul_vec(&self, v: &Vector<C>) -> Vector<R> {
-        Vector(std::array::from_fn(|i| (1..C).fold(&self.0[i][0] * &v.0[0], |acc, k| acc + &self.0[i][k] * &v.0[k])))
+        Vector(std::array::from_fn(|i| (1..C).fold(self.0[i][0] * v.0[0], |acc, k| acc + self.0[i][k] * v.0[k])))
     }
     fn zip(&self, o: &Self, f: impl Fn(&Expr, &Expr) -> Expr) -> Self {
         Matrix(std::array::from_fn(|i| std::array::from_fn(|j| f(&self.0[i][j], &o.0[i][j]))))
     }
     pub fn scale(&self, s: impl Operand) -> Self {
-        Matrix(std::array::from_fn(|i| std::array::from_fn(|j| &self.0[i][j] * s.to_expr(self.0[i][j].ty()))))
+        Matrix(std::array::from_fn(|i| std::array::from_fn(|j| self.0[i][j] * s.to_expr(self.0[i][j].ty()))))
     }
 }
 
@@ -357,23 +357,23 @@ impl<const R: usize, const C: usize> Sub for Matrix<R, C> {
 
 impl Mat2 {
     pub fn determinant(&self) -> Expr {
-        &self.0[0][0] * &self.0[1][1] - &self.0[0][1] * &self.0[1][0]
+        self.0[0][0] * self.0[1][1] - self.0[0][1] * self.0[1][0]
     }
     pub fn inverse(&self) -> Mat2 {
         let d = self.determinant();
         let m = &self.0;
-        Matrix([[&m[1][1] / &d, -(&m[0][1] / &d)], [-(&m[1][0] / &d), &m[0][0] / &d]])
+        Matrix([[m[1][1] / d, -(m[0][1] / d)], [-(m[1][0] / d), m[0][0] / d]])
     }
     /// Polar decomposition A = R S (R a rotation, S symmetric), as in DiffTaichi's
     /// ti.polar_decompose for 2x2: R from the angle atan2(a10 - a01, a00 + a11).
     pub fn polar(&self) -> (Mat2, Mat2) {
         let m = &self.0;
-        let x = &m[0][0] + &m[1][1];
-        let y = &m[1][0] - &m[0][1];
-        let scale = 1.0 / (&x * &x + &y * &y).sqrt();
-        let c = &x * &scale;
-        let s = &y * &scale;
-        let r = Matrix([[c.clone(), -&s], [s.clone(), c]]);
+        let x = m[0][0] + m[1][1];
+        let y = m[1][0] - m[0][1];
+        let scale = 1.0 / (x * x + y * y).sqrt();
+        let c = x * scale;
+        let s = y * scale;
+        let r = Matrix([[c, -&s], [s, c]]);
         let sym = r.transpose().matmul(self);
         (r, sym)
     }
@@ -382,8 +382,8 @@ impl Mat2 {
 impl Mat3 {
     pub fn determinant(&self) -> Expr {
         let m = &self.0;
-        &m[0][0] * (&m[1][1] * &m[2][2] - &m[1][2] * &m[2][1]) - &m[0][1] * (&m[1][0] * &m[2][2] - &m[1][2] * &m[2][0])
-            + &m[0][2] * (&m[1][0] * &m[2][1] - &m[1][1] * &m[2][0])
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
     }
     pub fn inverse(&self) -> Mat3 {
         let m = &self.0;
@@ -391,9 +391,9 @@ impl Mat3 {
         let cof = |i: usize, j: usize| {
             let (r0, r1) = ((i + 1) % 3, (i + 2) % 3);
             let (c0, c1) = ((j + 1) % 3, (j + 2) % 3);
-            &m[r0][c0] * &m[r1][c1] - &m[r0][c1] * &m[r1][c0]
+            m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0]
         };
-        Matrix(std::array::from_fn(|i| std::array::from_fn(|j| cof(j, i) / &d)))
+        Matrix(std::array::from_fn(|i| std::array::from_fn(|j| cof(j, i) / d)))
     }
 }
 

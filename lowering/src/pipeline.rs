@@ -150,13 +150,16 @@ pub enum PipelineError {
     Failed(Vec<Diagnostic>),
 }
 
+/// Called after a step with its label and the module (`--print-ir-after-all`).
+pub type AfterEach<'a> = &'a mut dyn FnMut(&str, &Module);
+
 /// Runs `steps` on `module`. With `after_each`, runs them one at a time and
 /// calls `after_each(step label, module)` after each.
 pub fn run(
     context: &Context,
     module: &mut Module,
     steps: &[Step],
-    mut after_each: Option<&mut dyn FnMut(&str, &Module)>,
+    mut after_each: Option<AfterEach>,
 ) -> Result<Vec<Diagnostic>, PipelineError> {
     let groups: Vec<&[Step]> = match after_each {
         Some(_) => steps.chunks(1).collect(),

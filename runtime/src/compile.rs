@@ -181,7 +181,7 @@ fn run_steps(context: &melior::Context, module: &mut melior::ir::Module, steps: 
 fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: &Target) -> Result<Compiled, Error> {
     let context = ds_dialects::context();
     let (module, diags) = diag::capture(&context, || ds_dialects::parse_module(&context, source, name));
-    let mut module = module.ok_or_else(|| Error::Compile(diags))?;
+    let mut module = module.ok_or(Error::Compile(diags))?;
     run_steps(&context, &mut module, &front_steps(options)?)?;
     let body = ops::module_body(Op::of_module(&module));
     let fields = read_fields(body)?;

@@ -64,7 +64,7 @@ fn expand(f: ItemFn, is_kernel: bool) -> syn::Result<Tokens> {
     }
     if !is_kernel {
         let mut out = f.clone();
-        out.block = Box::new(body);
+        *out.block = body;
         return Ok(quote!(#[allow(unused_parens, unused_mut, unused_variables, unused_assignments)] #out));
     }
     let name = f.sig.ident.to_string();

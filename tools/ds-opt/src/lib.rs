@@ -197,7 +197,7 @@ fn process_chunk(opts: &Options, steps: &[Step], name: &str, first_line: usize, 
             dump.push_str(&format!("// -----// IR Dump After {label} //----- //\n"));
             dump.push_str(&print_module(opts, m));
         };
-        let hook: Option<&mut dyn FnMut(&str, &Module)> = if opts.print_after_all { Some(&mut after) } else { None };
+        let hook: Option<pipeline::AfterEach> = if opts.print_after_all { Some(&mut after) } else { None };
         match pipeline::run(&context, &mut module, steps, hook) {
             Ok(d) => {
                 diags.extend(d);
