@@ -1,9 +1,11 @@
 //! The Tape across 1000 steps: the same simulation with state per time step
-//! and with state overwritten every step, under store-all and binomial
-//! checkpointing; the overwrite error; custom gradients and host seeding.
+//! and with state overwritten every step, under store-all, periodic and
+//! binomial checkpointing; schedules checked step by step and against
+//! Revolve's optimum; the overwrite error; no-grad kernels, custom gradients
+//! and host seeding.
 
 use crate::common::fields;
-use ds_runtime::tape::checkpoint::{Binomial, Periodic, StoreAll, revolve_advances};
+use ds_runtime::tape::checkpoint::{Action, Binomial, Periodic, Policy, Schedule, StoreAll, revolve_advances};
 use ds_runtime::{Arg, BackwardOptions, CompileOptions, Program, Tape};
 
 const N: usize = 8;
@@ -155,26 +157,98 @@ fn close(a: &[f64], b: &[f64]) -> bool {
 fn checkpointed_gradients_match_per_step_state() {
     let (loss, dw, dx0) = per_step(0.0);
     assert!(dw.iter().all(|g| g.abs() > 1e-6), "{dw:?}");
-    let policies: [&dyn ds_runtime::tape::checkpoint::Policy; 3] = [&StoreAll, &Binomial { snapshots: 10 }, &Periodic { period: 32 }];
+    let policies: [&dyn Policy; 3] = [&StoreAll, &Binomial { snapshots: 10 }, &Periodic { period: 32 }];
     for policy in policies {
         let mut p = program(&overwritten_source());
         let mut tape = Tape::with_checkpointing();
         record_overwritten(&mut p, &mut tape);
         assert!((p.field("loss").unwrap().get::<f64>(&[]).unwrap() - loss).abs() < 1e-12);
+        let predicted = tape.plan(&p, policy);
         let plan = tape.backward_with(&mut p, "loss", policy).unwrap().expect("a checkpointed run");
+        assert_eq!(plan, predicted, "what backward re-ran is what the plan said");
         let w: Vec<f64> = p.field("w_grad").unwrap().to_vec().unwrap();
         let x: Vec<f64> = p.field("x_grad").unwrap().to_vec().unwrap();
         assert!(close(&w, &dw), "{}: dL/dw {w:?} vs {dw:?}", plan.policy);
         assert!(close(&x, &dx0), "{}: dL/dx0 {x:?} vs {dx0:?}", plan.policy);
         assert_eq!(plan.steps, STEPS);
-        if plan.policy.starts_with("binomial") {
-            assert_eq!(plan.snapshots, 10);
-            assert_eq!(plan.advances, revolve_advances(STEPS, 10), "{plan}");
-        }
-        if plan.policy == "store-all" {
-            assert_eq!(plan.advances, STEPS - 1);
+        // Reversing a step re-runs advance and commit, then advance (and the
+        // last step, with compute_loss, 3 + 2 + 1 launches).
+        assert_eq!(plan.launches_recomputed, 2 * plan.advances + 3 * STEPS + 3, "{plan}");
+        match plan.policy.as_str() {
+            "binomial(10)" => {
+                assert_eq!((plan.snapshots, plan.scratch), (10, 1), "{plan}");
+                assert_eq!(plan.advances, revolve_advances(STEPS, 10), "{plan}");
+            }
+            "store-all" => assert_eq!((plan.advances, plan.snapshots, plan.scratch), (STEPS - 1, STEPS, 0), "{plan}"),
+            _ => assert!(plan.snapshots < 2 * 32 + STEPS / 32, "{plan}"),
         }
     }
+}
+
+/// Runs a schedule on step numbers instead of states: every advance and
+/// reversal must start from the right step, and every step must be reversed
+/// once, last first.
+fn check_schedule(schedule: &Schedule, steps: usize) {
+    let mut slots = std::collections::HashMap::from([(0, 0)]);
+    let (mut at, mut next) = (None, steps);
+    for a in &schedule.actions {
+        match *a {
+            Action::Restore(s) => at = Some(*slots.get(&s).unwrap_or_else(|| panic!("slot {s} empty: {a:?}"))),
+            Action::Save(s) => {
+                slots.insert(s, at.expect("save of a known state"));
+            }
+            Action::Advance(k) => {
+                assert_eq!(at, Some(k), "advance {k} from step {at:?}");
+                at = Some(k + 1);
+            }
+            Action::Reverse(k) => {
+                assert_eq!((at, k + 1), (Some(k), next), "reverse {k} from step {at:?}");
+                (at, next) = (None, k);
+            }
+        }
+    }
+    assert_eq!(next, 0, "every step reversed");
+}
+
+/// The fewest advances reversing n steps with c free slots beside the held
+/// one, by brute force over the first split.
+fn optimal_advances(n: usize, c: usize, memo: &mut std::collections::HashMap<(usize, usize), usize>) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    if c == 0 {
+        return n * (n - 1) / 2;
+    }
+    if let Some(v) = memo.get(&(n, c)) {
+        return *v;
+    }
+    let best = (1..n).map(|m| m + optimal_advances(n - m, c - 1, memo) + optimal_advances(m, c, memo)).min().unwrap();
+    memo.insert((n, c), best);
+    best
+}
+
+#[test]
+fn schedules_reverse_every_step_and_binomial_is_optimal() {
+    let mut memo = std::collections::HashMap::new();
+    for n in 0..=60 {
+        check_schedule(&StoreAll.schedule(n), n);
+        for period in [1, 4, 7] {
+            check_schedule(&Periodic { period }.schedule(n), n);
+        }
+        for s in 1..=6 {
+            let schedule = Binomial { snapshots: s }.schedule(n);
+            check_schedule(&schedule, n);
+            assert!(schedule.peak_slots() <= s.max(1), "n={n} s={s}");
+            let optimum = optimal_advances(n, s - 1, &mut memo);
+            assert_eq!(schedule.advances(), optimum, "n={n} s={s}");
+            assert_eq!(revolve_advances(n, s), optimum, "n={n} s={s}");
+        }
+    }
+    let schedule = Binomial { snapshots: 10 }.schedule(STEPS);
+    check_schedule(&schedule, STEPS);
+    assert_eq!(schedule.advances(), revolve_advances(STEPS, 10));
+    // r = 4 repetitions: C(13, 10) = 286 < 1000 <= C(14, 10) = 1001; r n - C(14, 11).
+    assert_eq!(revolve_advances(STEPS, 10), 4 * 1000 - 364);
 }
 
 #[test]
@@ -199,16 +273,75 @@ fn memory_budget_picks_the_schedule() {
     let mut p = program(&overwritten_source());
     let mut tape = Tape::with_checkpointing();
     record_overwritten(&mut p, &mut tape);
-    let state = 4 * N * 8; // x, v, x_new, v_new (loss and w too: written/seeded fields only)
+    // x, v, x_new, v_new and loss (allocations are at least 64 bytes).
+    let state = 4 * N * 8 + 64;
+    assert_eq!(tape.plan(&p, &StoreAll).snapshot_bytes, state);
     let small = tape.policy_for_budget(&p, 12 * state).unwrap();
-    assert!(small.name().starts_with("binomial"), "{}", small.name());
-    let large = tape.policy_for_budget(&p, usize::MAX / 2).unwrap();
-    assert_eq!(large.name(), "store-all");
+    // 11 slots and the scratch copy of a step's start would need 12.
+    assert_eq!(small.name(), "binomial(11)");
+    assert_eq!(tape.policy_for_budget(&p, STEPS * state).unwrap().name(), "store-all");
+    let err = tape.policy_for_budget(&p, state).err().expect("one state leaves no room for a scratch copy").to_string();
+    assert!(err.contains("too small") && err.contains("binomial(1)"), "{err}");
     let options = BackwardOptions { memory_budget: Some(12 * state), ..Default::default() };
     let plan = tape.backward(&mut p, "loss", &options).unwrap().expect("checkpointed");
     assert!(plan.predicted_peak_bytes <= 12 * state, "{plan}");
     let (_, dw, _) = per_step(0.0);
     assert!(close(&p.field("w_grad").unwrap().to_vec::<f64>().unwrap(), &dw));
+}
+
+/// observe (no_grad) reads a, reset (no_grad) overwrites a, square reads a.
+fn no_grad_source() -> String {
+    let mut s = fields(&[("a", "f64", &N.to_string()), ("obs", "f64", &N.to_string()), ("loss", "f64", "")]);
+    let no_grad = |k: String| k.replace("attributes {ds.kernel}", "attributes {ds.kernel, ds.no_grad}");
+    s += &no_grad(loop_kernel(
+        "observe",
+        "",
+        r#"    %a = "ds.load"(%i) {field = @a} : (index) -> f64
+    "ds.store"(%a, %i) {field = @obs} : (f64, index) -> ()"#,
+    ));
+    s += &no_grad(loop_kernel(
+        "reset",
+        "",
+        r#"    %two = arith.constant 2.0 : f64
+    "ds.store"(%two, %i) {field = @a} : (f64, index) -> ()"#,
+    ));
+    s += &loop_kernel(
+        "square",
+        "",
+        r#"    %a = "ds.load"(%i) {field = @a} : (index) -> f64
+    %sq = arith.mulf %a, %a : f64
+    "ds.atomic_add"(%sq) {field = @loss} : (f64) -> ()"#,
+    );
+    s
+}
+
+#[test]
+fn no_grad_kernels_have_no_gradient_and_no_old_values_to_keep() {
+    let mut p = program(&no_grad_source());
+    assert!(p.kernel("observe_grad").is_err() && p.kernel("square_grad").is_ok());
+    let mut tape = Tape::new();
+    for k in ["observe", "reset", "square"] {
+        tape.launch(&mut p, k, &[]).unwrap();
+    }
+    assert!(tape.overwrites(&p).is_empty(), "observe has no gradient: reset may overwrite what it read");
+    tape.backward(&mut p, "loss", &BackwardOptions::default()).unwrap();
+    assert_eq!(p.field("a_grad").unwrap().to_vec::<f64>().unwrap(), vec![4.0; N]);
+    // square's gradient needs the a it read: overwriting it is an error.
+    let mut tape = Tape::new();
+    for k in ["square", "reset"] {
+        tape.launch(&mut p, k, &[]).unwrap();
+    }
+    let err = tape.backward(&mut p, "loss", &BackwardOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("launch 1 (reset[]) overwrote @a after launch 0 (square[])"), "{err}");
+}
+
+#[test]
+fn backward_without_gradients_is_an_error() {
+    let mut p = Program::new(&overwritten_source()).unwrap();
+    let mut tape = Tape::new();
+    tape.launch(&mut p, "compute_loss", &[]).unwrap();
+    let err = tape.backward(&mut p, "loss", &BackwardOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("autodiff: true"), "{err}");
 }
 
 #[test]

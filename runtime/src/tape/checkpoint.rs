@@ -1,22 +1,36 @@
 //! Checkpoint schedules: how the backward pass gets the forward state at the
 //! start of every step back, in reverse order, from the initial state.
 //!
-//! A policy turns (steps, free snapshot slots) into a [`Schedule`] of actions
-//! on numbered slots; slot 0 holds the initial state. The executor in
-//! `tape` runs them. Reversing step k needs the state at the start of step k
-//! restored; it then re-runs the step forward and runs its grad kernels.
+//! A policy turns a number of steps into a [`Schedule`] of actions on
+//! numbered slots; slot 0 holds the initial state (the Tape keeps it from the
+//! first write on). The executor in [`crate::tape`] runs the actions.
+//! Reversing step k needs the state at the start of step k: it re-runs the
+//! step forward and runs its grad kernels, last launch first.
 //!
-//! - [`StoreAll`]: one forward pass saving every step's start state: n - 1
-//!   advances, n snapshots.
+//! - [`StoreAll`]: one forward sweep saving every step's start state:
+//!   n - 1 advances, n slots.
 //! - [`Periodic`]: saves every k-th step start, then per segment (last first)
 //!   saves the segment's states from its start: about 2n advances and
-//!   n/k + k snapshots.
-//! - [`Binomial`]: Griewank-Walther binomial checkpointing (Revolve) with `s`
-//!   slots in all: the optimal number of advances, r n - C(s + r, s + 1)
-//!   with r the least integer such that C(s + r, s) >= n, found here by the
-//!   recursion R(n, c) = min over m of m + R(n - m, c - 1) + R(m, c).
+//!   n/k + k slots.
+//! - [`Binomial`]: Griewank and Walther's binomial checkpointing (Revolve)
+//!   with s slots in all: the fewest advances possible with s slots. With
+//!   β(s, r) = C(s + r, s), the most steps s slots reverse while advancing
+//!   each step at most r times, and r the least integer with β(s, r) >= n,
+//!   reversing n steps costs r n - β(s + 1, r - 1) advances
+//!   ([`revolve_advances`]). The schedule keeps the first state in its slot,
+//!   advances m steps, saves the state there in the next slot, reverses the
+//!   last n - m steps with one slot fewer, then the first m steps with all
+//!   slots; m is chosen so that both parts are reversed optimally
+//!   (the right part with r repetitions, the left with r - 1).
 //!
-//! Researchers add a policy by implementing [`Policy`].
+//! For example 6 steps with 2 slots: save the start of step 3 (3 advances),
+//! reverse steps 3..6 from it with one slot (3 more advances), then steps
+//! 0..3 from the initial state with both slots (2 more): 8 advances, against
+//! 15 with one slot and 5 with six.
+//!
+//! Researchers add a policy by implementing [`Policy`]: any sequence of
+//! actions that reverses every step once, last first, each from its start
+//! state, is accepted.
 
 /// One action of a schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,29 +45,47 @@ pub enum Action {
     Reverse(usize),
 }
 
-/// A sequence of actions reversing `steps` steps.
+/// A sequence of actions reversing some number of steps.
 #[derive(Clone, Debug, Default)]
 pub struct Schedule {
     pub actions: Vec<Action>,
 }
 
 impl Schedule {
-    /// Forward steps run only to reach states (not counting each step's re-run
+    /// Steps run forward only to reach states (not counting each step's re-run
     /// during its reversal).
     pub fn advances(&self) -> usize {
         self.actions.iter().filter(|a| matches!(a, Action::Advance(_))).count()
     }
+
     /// The most slots in use at once (slot 0, the initial state, included).
     pub fn peak_slots(&self) -> usize {
         let mut live = std::collections::BTreeSet::from([0usize]);
-        let mut peak = 1;
         for a in &self.actions {
             if let Action::Save(slot) = a {
                 live.insert(*slot);
-                peak = peak.max(live.len());
             }
         }
-        peak
+        live.len()
+    }
+
+    /// For each action, the slot holding the current state when it starts
+    /// (`None` when the state was advanced or reversed since the last restore
+    /// or save). A step of several launches reversed from a state in no slot
+    /// needs a scratch copy of its start.
+    pub fn held_slots(&self) -> Vec<Option<usize>> {
+        let mut held = None;
+        self.actions
+            .iter()
+            .map(|a| {
+                let before = held;
+                held = match *a {
+                    Action::Restore(s) | Action::Save(s) => Some(s),
+                    Action::Advance(_) | Action::Reverse(_) => None,
+                };
+                before
+            })
+            .collect()
     }
 }
 
@@ -123,63 +155,65 @@ impl Policy for Periodic {
     }
 }
 
-/// Binomial checkpointing with `snapshots` slots in all (the initial state's included).
+/// Binomial checkpointing with `snapshots` slots in all (the initial
+/// state's included; 0 counts as 1).
 pub struct Binomial {
     pub snapshots: usize,
 }
 
-/// The optimal number of advances R(n, c) for n steps with c free slots
-/// beside the one holding the first state, and the best first split.
-struct Revolve {
-    cost: Vec<Vec<usize>>,
-    split: Vec<Vec<usize>>,
+/// β(s, r) = C(s + r, s), saturating.
+fn beta(s: usize, r: usize) -> usize {
+    let mut acc = 1u128;
+    for i in 1..=s.min(r) as u128 {
+        acc = acc * (s.max(r) as u128 + i) / i;
+        if acc > usize::MAX as u128 {
+            return usize::MAX;
+        }
+    }
+    acc as usize
 }
 
-impl Revolve {
-    fn new(steps: usize, free: usize) -> Revolve {
-        let mut cost = vec![vec![0usize; free + 1]; steps + 1];
-        let mut split = vec![vec![0usize; free + 1]; steps + 1];
-        for n in 2..=steps {
-            cost[n][0] = n * (n - 1) / 2;
-            for c in 1..=free {
-                let (m, best) =
-                    (1..n).map(|m| (m, m + cost[n - m][c - 1] + cost[m][c])).min_by_key(|(_, v)| *v).expect("n >= 2");
-                cost[n][c] = best;
-                split[n][c] = m;
-            }
-        }
-        Revolve { cost, split }
-    }
+/// The least r with β(s, r) >= steps (s >= 1).
+fn repetitions(steps: usize, s: usize) -> usize {
+    (0..).find(|&r| beta(s, r) >= steps).expect("β(s, r) grows without bound for s >= 1")
+}
 
-    /// Reverses steps [first, first + n) whose start state is in `slot`, with
-    /// slots `slot + 1 ..= slot + free` free.
-    fn emit(&self, first: usize, n: usize, slot: usize, free: usize, out: &mut Vec<Action>) {
-        if n == 0 {
-            return;
-        }
-        if n == 1 {
-            out.push(Action::Restore(slot));
-            out.push(Action::Reverse(first));
-            return;
-        }
-        if free == 0 {
+/// Griewank and Walther's closed form of Revolve's advances for `steps`
+/// steps and `snapshots` slots in all (0 counts as 1):
+/// r n - β(s + 1, r - 1), with r the least integer such that β(s, r) >= n.
+pub fn revolve_advances(steps: usize, snapshots: usize) -> usize {
+    let s = snapshots.max(1);
+    let r = repetitions(steps, s);
+    if r == 0 { 0 } else { r * steps - beta(s + 1, r - 1) }
+}
+
+/// Emits the reversal of steps [first, first + n) whose start state is in
+/// `slot`, with slots `slot + 1 ..= slot + free` free.
+fn revolve(first: usize, n: usize, slot: usize, free: usize, out: &mut Vec<Action>) {
+    match (n, free) {
+        (0, _) => {}
+        (1, _) => out.extend([Action::Restore(slot), Action::Reverse(first)]),
+        (_, 0) => {
             for k in (first..first + n).rev() {
                 out.push(Action::Restore(slot));
-                for step in first..k {
-                    out.push(Action::Advance(step));
-                }
+                out.extend((first..k).map(Action::Advance));
                 out.push(Action::Reverse(k));
             }
-            return;
         }
-        let m = self.split[n][free];
-        out.push(Action::Restore(slot));
-        for step in first..first + m {
-            out.push(Action::Advance(step));
+        _ => {
+            // The left part m must need r - 1 repetitions with s slots and the
+            // right part n - m at most r with s - 1: the costs then add up to
+            // the optimum, r n - β(s + 1, r - 1) (Pascal's rule on β).
+            let s = free + 1;
+            let r = repetitions(n, s);
+            let low = if r >= 2 { beta(s, r - 2) } else { 0 };
+            let m = low.max(n.saturating_sub(beta(s - 1, r))).max(1);
+            out.push(Action::Restore(slot));
+            out.extend((first..first + m).map(Action::Advance));
+            out.push(Action::Save(slot + 1));
+            revolve(first + m, n - m, slot + 1, free - 1, out);
+            revolve(first, m, slot, free, out);
         }
-        out.push(Action::Save(slot + 1));
-        self.emit(first + m, n - m, slot + 1, free - 1, out);
-        self.emit(first, m, slot, free, out);
     }
 }
 
@@ -188,23 +222,8 @@ impl Policy for Binomial {
         format!("binomial({})", self.snapshots)
     }
     fn schedule(&self, steps: usize) -> Schedule {
-        let free = self.snapshots.max(1) - 1;
-        let revolve = Revolve::new(steps, free);
         let mut actions = Vec::new();
-        revolve.emit(0, steps, 0, free, &mut actions);
-        debug_assert_eq!(actions.iter().filter(|a| matches!(a, Action::Advance(_))).count(), revolve.cost[steps][free]);
+        revolve(0, steps, 0, self.snapshots.max(1) - 1, &mut actions);
         Schedule { actions }
     }
-}
-
-/// Griewank and Walther's closed form of Revolve's advances for `steps`
-/// steps and `snapshots` slots in all: r n - C(s + r, s + 1).
-pub fn revolve_advances(steps: usize, snapshots: usize) -> usize {
-    let binom = |n: usize, k: usize| -> usize { (0..k).fold(1u128, |acc, i| acc * (n - i) as u128 / (i + 1) as u128) as usize };
-    let s = snapshots;
-    let mut r = 0;
-    while binom(s + r, s) < steps {
-        r += 1;
-    }
-    r * steps - binom(s + r, s + 1)
 }

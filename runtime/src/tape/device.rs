@@ -16,6 +16,10 @@ pub trait Device {
     fn launch(&mut self, kernel: &str, args: &[Arg]) -> Result<(), Error>;
     fn snapshot(&self, field: usize) -> Result<Self::Snapshot, Error>;
     fn restore(&mut self, field: usize, saved: &Self::Snapshot) -> Result<(), Error>;
+    /// The bytes one snapshot of `field` holds (for memory plans).
+    fn snapshot_bytes(&self, field: usize) -> usize {
+        self.field_infos()[field].bytes()
+    }
     /// Sets every element of a field to `value`.
     fn fill(&mut self, field: usize, value: f64) -> Result<(), Error>;
 
@@ -43,6 +47,10 @@ impl Device for Program {
     }
     fn restore(&mut self, field: usize, saved: &Snapshot) -> Result<(), Error> {
         self.fields_mut()[field].restore(saved)
+    }
+    /// As counted by [`crate::memory`]: allocations are at least one alignment unit.
+    fn snapshot_bytes(&self, field: usize) -> usize {
+        self.field_infos()[field].bytes().max(crate::native::FIELD_ALIGN)
     }
     fn fill(&mut self, field: usize, value: f64) -> Result<(), Error> {
         self.fields_mut()[field].fill_f64(value)

@@ -4,22 +4,66 @@
 //! kernel, its arguments, and the parts of fields it reads and writes (from
 //! the compiler's access summary: by first index, so `x[t - 1, i]` read and
 //! `x[t, i]` written are apart). The records form a petgraph DAG (an edge from
-//! the launch that wrote a field part to each later launch reading it;
-//! `to_dot` exports it). `backward(&mut program, "loss", &options)` zeroes the
-//! adjoint fields, seeds dL/dloss = 1 and runs the grad kernels in reverse;
-//! `backward_from` lets a host callback seed adjoints instead (a loss computed
-//! elsewhere). Launches can carry a custom gradient (a closure run instead of
-//! `k_grad`); kernels without a grad kernel (`ds.no_grad`) are skipped.
+//! the launch that last wrote a field part to each later launch reading it;
+//! [`Tape::graph`], [`Tape::to_dot`]). `backward(&mut program, "loss", &options)`
+//! zeroes the adjoint fields (optional), seeds dL/dloss = 1 at every element
+//! of the loss's adjoint, and runs the grad kernels in reverse;
+//! [`Tape::backward_from`] lets a host callback seed adjoints instead (a loss
+//! computed by another library). A launch may carry a custom gradient
+//! ([`Tape::launch_with_grad`], the paper's grad_replaced / grad_for): a
+//! closure run instead of `k_grad`. Kernels without a grad kernel
+//! (`ds.no_grad`) are re-run when needed but have no gradient. A grad kernel
+//! can also be launched by hand: `program.launch("k_grad", &args)`.
+//!
+//! ```ignore
+//! let mut tape = Tape::with_checkpointing();
+//! for t in 0..steps {
+//!     tape.launch(&mut p, "advance", &[])?; // reads x, v; writes x_new, v_new
+//!     tape.launch(&mut p, "commit", &[])?;  // copies x_new, v_new into x, v
+//!     tape.step();
+//! }
+//! tape.launch(&mut p, "compute_loss", &[])?;
+//! println!("{}", tape.plan(&p, &*tape.policy_for_budget(&p, 64 << 20)?));
+//! tape.backward(&mut p, "loss", &BackwardOptions { memory_budget: Some(64 << 20), ..Default::default() })?;
+//! ```
+//!
+//! # Overwritten state
 //!
 //! A launch that writes a field part an earlier launch read destroys a value
-//! that backward needs. Without checkpointing that is an error naming both
-//! launches and the field. A tape made by `with_checkpointing`, given a
-//! [`checkpoint::Policy`] (or a memory budget, from which `backward` picks
-//! one), restores states instead: it keeps
-//! the state fields (every field some launch writes, adjoints excluded) as they
-//! were before their first write, and for each step, last first, restores the
-//! state at the step's start, re-runs the step and runs its gradients. Steps
-//! are marked with `tape.step()`; without marks every launch is a step.
+//! that the earlier launch's gradient needs (the grad kernel recomputes from
+//! global loads). [`Tape::overwrites`] finds every such pair in one pass
+//! (the last reader of each field part, readers without a gradient ignored).
+//! Without checkpointing, backward fails with an error naming both launches
+//! and the field. State indexed by time step (`x[t, i]` from `x[t - 1, i]`)
+//! never overwrites anything and needs no checkpointing.
+//!
+//! State overwritten every step (`x[i]`) is written as one kernel reading
+//! `x` and writing `x_new`, then a copy kernel writing `x_new` back into `x`
+//! (a kernel may not overwrite what it read; the compiler rejects
+//! `x[i] = f(x[i])`). The adjoints then stay exact with no help from the
+//! Tape: the copy's gradient moves `x_grad` into `x_new_grad` and zeroes
+//! `x_grad`, and the update's gradient consumes `x_new_grad` and accumulates
+//! into `x_grad`, now the adjoint of the previous version.
+//!
+//! # Checkpointing
+//!
+//! A tape made by [`Tape::with_checkpointing`] keeps the state fields (every
+//! field some launch writes, adjoints excluded) as they were before their
+//! first write. Given a [`checkpoint::Policy`], or a memory budget from which
+//! [`Tape::policy_for_budget`] picks store-all when it fits and otherwise
+//! binomial with as many slots as fit, backward reverses the steps (marked
+//! with [`Tape::step`]; without marks every launch is a step) last first: it
+//! restores the state at the step's start (from a snapshot, or by re-running
+//! earlier steps from the nearest one), and for each launch of the step,
+//! last first, re-runs the step up to and including that launch, then runs
+//! its gradient. [`Tape::plan`] predicts the snapshots, the peak snapshot
+//! memory and the launches re-run; the plan `backward` returns counts what
+//! it did.
+//!
+//! Two things the Tape cannot see: host writes to state fields between
+//! launches (recomputation would not repeat them), and the state after a
+//! checkpointed backward, which is that of an early step: read results such
+//! as the loss before calling backward.
 
 pub mod checkpoint;
 pub mod device;
@@ -27,11 +71,12 @@ pub mod device;
 use crate::compile::Lead;
 use crate::error::Error;
 use crate::program::{Arg, Program};
-use device::Device;
 use checkpoint::{Action, Binomial, Policy, Schedule, StoreAll};
-use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::HashMap;
+use device::Device;
+use petgraph::graph::DiGraph;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::ops::Range;
 
 /// A custom gradient: runs instead of the kernel's generated grad kernel.
 pub type CustomGrad<D = Program> = Box<dyn FnMut(&mut D) -> Result<(), Error>>;
@@ -43,13 +88,13 @@ enum Part {
     All,
 }
 
-impl Part {
-    fn overlaps(self, other: Part) -> bool {
-        match (self, other) {
-            (Part::Row(a), Part::Row(b)) => a == b,
-            _ => true,
-        }
-    }
+/// What backward runs for a launch.
+enum Gradient<D> {
+    /// The generated grad kernel, launched with the same arguments.
+    Kernel(String),
+    Custom(CustomGrad<D>),
+    /// A `ds.no_grad` kernel (or a program compiled without autodiff).
+    None,
 }
 
 struct Record<D> {
@@ -57,10 +102,38 @@ struct Record<D> {
     args: Vec<Arg>,
     reads: Vec<(usize, Part)>,
     writes: Vec<(usize, Part)>,
-    custom: Option<CustomGrad<D>>,
+    gradient: Gradient<D>,
 }
 
-/// A launch that overwrote what an earlier launch read.
+/// The latest launch that touched each part of one field, in a walk over the records.
+#[derive(Default)]
+struct Latest {
+    whole: Option<usize>,
+    rows: HashMap<i64, usize>,
+    any: Option<usize>,
+}
+
+impl Latest {
+    fn note(&mut self, part: Part, launch: usize) {
+        match part {
+            Part::Row(r) => {
+                self.rows.insert(r, launch);
+            }
+            Part::All => self.whole = Some(launch),
+        }
+        self.any = Some(launch);
+    }
+
+    /// The latest launch that touched a part overlapping `part`.
+    fn overlapping(&self, part: Part) -> Option<usize> {
+        match part {
+            Part::Row(r) => self.whole.max(self.rows.get(&r).copied()),
+            Part::All => self.any,
+        }
+    }
+}
+
+/// A launch that overwrote what an earlier launch (with a gradient) read.
 #[derive(Clone, Debug)]
 pub struct Overwrite {
     pub reader: usize,
@@ -84,17 +157,23 @@ impl Default for BackwardOptions {
     }
 }
 
-/// What backward will do (or did): see [`Tape::plan`].
-#[derive(Clone, Debug)]
+/// What a checkpointed backward will do ([`Tape::plan`]) or did (returned by backward).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub policy: String,
     pub steps: usize,
+    /// Slots of saved state held at once (the initial state's included).
     pub snapshots: usize,
+    /// 1 when a step of several launches is reversed from a state held in no
+    /// slot: its start is copied once more while it is reversed.
+    pub scratch: usize,
+    /// Bytes of one saved state (all state fields).
     pub snapshot_bytes: usize,
     /// Steps run forward only to reach states.
     pub advances: usize,
     /// Kernel launches re-run during backward (advances and step re-runs).
     pub launches_recomputed: usize,
+    /// The most snapshot bytes held at once, the initial state's included.
     pub predicted_peak_bytes: usize,
 }
 
@@ -102,16 +181,27 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: {} steps, {} snapshots of {} bytes (peak {} bytes), {} steps advanced, {} launches recomputed",
+            "{}: {} steps, {} snapshots + {} scratch of {} bytes (peak {} bytes), {} steps advanced, {} launches recomputed",
             self.policy,
             self.steps,
             self.snapshots,
+            self.scratch,
             self.snapshot_bytes,
             self.predicted_peak_bytes,
             self.advances,
             self.launches_recomputed
         )
     }
+}
+
+/// Saved contents of the state fields, by field index.
+type State<D> = HashMap<usize, <D as Device>::Snapshot>;
+
+/// What a checkpointed backward re-ran.
+#[derive(Default)]
+struct Recomputed {
+    advances: usize,
+    launches: usize,
 }
 
 pub struct Tape<D: Device = Program> {
@@ -123,7 +213,7 @@ pub struct Tape<D: Device = Program> {
     step_starts: Vec<usize>,
     marked: bool,
     /// The state fields as they were before their first write.
-    initial: HashMap<usize, D::Snapshot>,
+    initial: State<D>,
 }
 
 impl<D: Device> Default for Tape<D> {
@@ -143,6 +233,11 @@ fn part(lead: Lead, args: &[Arg]) -> Part {
         Lead::Param(k, off) => args.get(k).and_then(value).map_or(Part::All, |v| Part::Row(v + off)),
         Lead::Any => Part::All,
     }
+}
+
+/// The indices of the program's adjoint fields.
+fn adjoint_fields<D: Device>(p: &D) -> Vec<usize> {
+    p.field_infos().iter().filter_map(|f| f.grad.as_ref()).filter_map(|g| p.field_index(g).ok()).collect()
 }
 
 impl<D: Device> Tape<D> {
@@ -169,7 +264,9 @@ impl<D: Device> Tape<D> {
 
     /// Runs `kernel` and records it.
     pub fn launch(&mut self, p: &mut D, kernel: &str, args: &[Arg]) -> Result<(), Error> {
-        self.record(p, kernel, args, None)
+        let grad = format!("{kernel}_grad");
+        let gradient = if p.kernel_info(&grad).is_ok() { Gradient::Kernel(grad) } else { Gradient::None };
+        self.record(p, kernel, args, gradient)
     }
 
     /// Runs `kernel` and records it with a custom gradient (the paper's
@@ -181,7 +278,7 @@ impl<D: Device> Tape<D> {
         args: &[Arg],
         grad: impl FnMut(&mut D) -> Result<(), Error> + 'static,
     ) -> Result<(), Error> {
-        self.record(p, kernel, args, Some(Box::new(grad)))
+        self.record(p, kernel, args, Gradient::Custom(Box::new(grad)))
     }
 
     /// Ends the current step (the unit of checkpointing).
@@ -192,33 +289,39 @@ impl<D: Device> Tape<D> {
         }
     }
 
-    fn record(&mut self, p: &mut D, kernel: &str, args: &[Arg], custom: Option<CustomGrad<D>>) -> Result<(), Error> {
+    fn record(&mut self, p: &mut D, kernel: &str, args: &[Arg], gradient: Gradient<D>) -> Result<(), Error> {
         let info = p.kernel_info(kernel)?;
         let touched = |write: bool| -> Vec<(usize, Part)> {
             info.accesses.iter().filter(|a| a.write == write).map(|a| (a.field, part(a.lead, args))).collect()
         };
         let (reads, writes) = (touched(false), touched(true));
-        let grads: Vec<usize> = p.field_infos().iter().filter_map(|f| f.grad.as_ref()).filter_map(|g| p.field_index(g).ok()).collect();
-        for (f, _) in writes.iter().filter(|_| self.checkpointing) {
-            if !grads.contains(f) && !self.initial.contains_key(f) {
-                self.initial.insert(*f, p.snapshot(*f)?);
+        if self.checkpointing {
+            let adjoints = adjoint_fields(p);
+            for (f, _) in &writes {
+                if !adjoints.contains(f) && !self.initial.contains_key(f) {
+                    self.initial.insert(*f, p.snapshot(*f)?);
+                }
             }
         }
         p.launch(kernel, args)?;
-        self.records.push(Record { kernel: kernel.into(), args: args.to_vec(), reads, writes, custom });
+        self.records.push(Record { kernel: kernel.into(), args: args.to_vec(), reads, writes, gradient });
         Ok(())
     }
 
-    /// Every launch that overwrote a part of a field an earlier launch read.
+    /// Every launch that overwrote a part of a field an earlier launch with
+    /// a gradient read (paired with the latest such reader), in launch order.
     pub fn overwrites(&self, p: &D) -> Vec<Overwrite> {
+        let mut readers: HashMap<usize, Latest> = HashMap::new();
         let mut out = Vec::new();
-        for (w, writer) in self.records.iter().enumerate() {
-            for (field, wpart) in &writer.writes {
-                let reader = self.records[..w]
-                    .iter()
-                    .position(|r| r.reads.iter().any(|(f, rp)| f == field && rp.overlaps(*wpart)));
-                if let Some(reader) = reader {
+        for (w, record) in self.records.iter().enumerate() {
+            for (field, part) in &record.writes {
+                if let Some(reader) = readers.get(field).and_then(|r| r.overlapping(*part)) {
                     out.push(Overwrite { reader, writer: w, field: p.field_infos()[*field].name.clone() });
+                }
+            }
+            if !matches!(record.gradient, Gradient::None) {
+                for (field, part) in &record.reads {
+                    readers.entry(*field).or_default().note(*part, w);
                 }
             }
         }
@@ -230,7 +333,7 @@ impl<D: Device> Tape<D> {
     }
 
     /// The records, in order, as groups of steps.
-    fn steps(&self) -> Vec<std::ops::Range<usize>> {
+    fn steps(&self) -> Vec<Range<usize>> {
         if !self.marked {
             return (0..self.records.len()).map(|i| i..i + 1).collect();
         }
@@ -240,14 +343,18 @@ impl<D: Device> Tape<D> {
         bounds.windows(2).filter(|w| w[0] < w[1]).map(|w| w[0]..w[1]).collect()
     }
 
+    /// Bytes of one saved state.
     fn snapshot_bytes(&self, p: &D) -> usize {
-        self.initial.keys().map(|f| p.field_infos()[*f].bytes()).sum()
+        self.initial.keys().map(|f| p.snapshot_bytes(*f)).sum()
     }
 
-    /// The plan of `policy` for this tape.
+    /// The plan of `policy` for this tape (meaningful for a checkpointing tape).
     pub fn plan(&self, p: &D, policy: &dyn Policy) -> Plan {
         let steps = self.steps();
-        let schedule = policy.schedule(steps.len());
+        self.plan_of(p, policy.name(), &policy.schedule(steps.len()), &steps)
+    }
+
+    fn plan_of(&self, p: &D, policy: String, schedule: &Schedule, steps: &[Range<usize>]) -> Plan {
         let launches_recomputed = schedule
             .actions
             .iter()
@@ -258,38 +365,54 @@ impl<D: Device> Tape<D> {
                 Action::Restore(_) | Action::Save(_) => 0,
             })
             .sum();
-        let snapshots = schedule.peak_slots();
+        let scratch = schedule
+            .actions
+            .iter()
+            .zip(schedule.held_slots())
+            .any(|(a, held)| matches!(a, Action::Reverse(k) if held.is_none() && steps[*k].len() > 1));
+        let (snapshots, scratch, bytes) = (schedule.peak_slots(), usize::from(scratch), self.snapshot_bytes(p));
         Plan {
-            policy: policy.name(),
+            policy,
             steps: steps.len(),
             snapshots,
-            snapshot_bytes: self.snapshot_bytes(p),
+            scratch,
+            snapshot_bytes: bytes,
             advances: schedule.advances(),
             launches_recomputed,
-            predicted_peak_bytes: snapshots * self.snapshot_bytes(p),
+            predicted_peak_bytes: (snapshots + scratch) * bytes,
         }
     }
 
-    /// The policy a memory budget allows: store-all when it fits, else binomial.
+    /// The policy a memory budget (bytes of snapshots, the initial state's
+    /// included) allows: store-all when it fits, else binomial with the most
+    /// slots that fit.
     pub fn policy_for_budget(&self, p: &D, budget: usize) -> Result<Box<dyn Policy>, Error> {
+        let fits = |policy: &dyn Policy| self.plan(p, policy).predicted_peak_bytes <= budget;
+        if fits(&StoreAll) {
+            return Ok(Box::new(StoreAll));
+        }
         let bytes = self.snapshot_bytes(p).max(1);
-        let slots = budget / bytes;
-        if slots >= self.steps().len() {
-            Ok(Box::new(StoreAll))
-        } else if slots >= 1 {
-            Ok(Box::new(Binomial { snapshots: slots }))
-        } else {
-            Err(Error::Launch(format!("a memory budget of {budget} bytes holds no snapshot of the state ({bytes} bytes)")))
+        let most = budget / bytes;
+        // The slots, less one when the schedule also needs a scratch copy.
+        let mut candidates = (most.saturating_sub(1).max(1)..=most.max(1)).rev().map(|snapshots| Binomial { snapshots });
+        match candidates.find(|b| fits(b)) {
+            Some(b) => Ok(Box::new(b)),
+            None => Err(Error::Launch(format!(
+                "a memory budget of {budget} bytes is too small to checkpoint this tape: the smallest schedule, {}",
+                self.plan(p, &Binomial { snapshots: 1 })
+            ))),
         }
     }
 
-    /// Seeds dL/d`loss` = 1 and runs the gradients in reverse; see the module doc.
+    fn policy_from(&self, p: &D, options: &BackwardOptions) -> Result<Option<Box<dyn Policy>>, Error> {
+        options.memory_budget.map(|b| self.policy_for_budget(p, b)).transpose()
+    }
+
+    /// Seeds dL/d`loss` = 1 and runs the gradients in reverse; see the module
+    /// doc. Returns the plan it ran when it checkpointed.
     pub fn backward(&mut self, p: &mut D, loss: &str, options: &BackwardOptions) -> Result<Option<Plan>, Error> {
         let grad = loss_grad(p, loss)?;
-        let policy = match options.memory_budget {
-            Some(b) => Some(self.policy_for_budget(p, b)?),
-            None => None,
-        };
+        let policy = self.policy_from(p, options)?;
         self.run_backward(p, options.zero_grads, policy.as_deref(), move |p| p.fill(grad, 1.0))
     }
 
@@ -306,10 +429,7 @@ impl<D: Device> Tape<D> {
         options: &BackwardOptions,
         seed: impl FnOnce(&mut D) -> Result<(), Error>,
     ) -> Result<Option<Plan>, Error> {
-        let policy = match options.memory_budget {
-            Some(b) => Some(self.policy_for_budget(p, b)?),
-            None => None,
-        };
+        let policy = self.policy_from(p, options)?;
         self.run_backward(p, options.zero_grads, policy.as_deref(), seed)
     }
 
@@ -320,17 +440,15 @@ impl<D: Device> Tape<D> {
         policy: Option<&dyn Policy>,
         seed: impl FnOnce(&mut D) -> Result<(), Error>,
     ) -> Result<Option<Plan>, Error> {
-        if zero_grads {
-            let grads: Vec<usize> =
-                p.field_infos().iter().filter_map(|f| f.grad.as_ref()).filter_map(|g| p.field_index(g).ok()).collect();
-            for g in grads {
-                p.fill(g, 0.0)?;
-            }
+        if !self.records.is_empty() && self.records.iter().all(|r| matches!(r.gradient, Gradient::None)) {
+            return Err(Error::Launch(format!(
+                "cannot run backward: none of the {} recorded launches has a gradient; compile with CompileOptions {{ autodiff: true, .. }}",
+                self.records.len()
+            )));
         }
-        seed(p)?;
         let overwrites = self.overwrites(p);
-        let Some(policy) = policy.filter(|_| !overwrites.is_empty()) else {
-            if let Some(o) = overwrites.first() {
+        let policy = match (overwrites.first(), policy) {
+            (Some(o), None) => {
                 return Err(Error::Launch(format!(
                     "cannot run backward: {} overwrote @{} after {} read it, and backward needs the old values. Index the field by time step, or record with Tape::with_checkpointing() and give backward a checkpoint policy or a memory budget",
                     self.describe(o.writer),
@@ -338,99 +456,132 @@ impl<D: Device> Tape<D> {
                     self.describe(o.reader)
                 )));
             }
+            (Some(_), Some(_)) if !self.checkpointing => {
+                return Err(Error::Launch(
+                    "checkpointing needs the state before the first launch: record with Tape::with_checkpointing()".into(),
+                ));
+            }
+            (Some(_), Some(policy)) => Some(policy),
+            (None, _) => None,
+        };
+        if zero_grads {
+            for g in adjoint_fields(p) {
+                p.fill(g, 0.0)?;
+            }
+        }
+        seed(p)?;
+        let Some(policy) = policy else {
             for i in (0..self.records.len()).rev() {
                 self.grad_of(p, i)?;
             }
             return Ok(None);
         };
-        if !self.checkpointing {
-            return Err(Error::Launch("checkpointing needs the state before the first launch: record with Tape::with_checkpointing()".into()));
-        }
-        let plan = self.plan(p, policy);
         let steps = self.steps();
-        self.execute(p, &policy.schedule(steps.len()), &steps)?;
-        Ok(Some(plan))
+        let schedule = policy.schedule(steps.len());
+        let plan = self.plan_of(p, policy.name(), &schedule, &steps);
+        let done = self.execute(p, &schedule, &steps)?;
+        Ok(Some(Plan { advances: done.advances, launches_recomputed: done.launches, ..plan }))
     }
 
     fn grad_of(&mut self, p: &mut D, i: usize) -> Result<(), Error> {
         let r = &mut self.records[i];
-        if let Some(custom) = &mut r.custom {
-            return custom(p);
+        match &mut r.gradient {
+            Gradient::Kernel(grad) => p.launch(grad, &r.args),
+            Gradient::Custom(custom) => custom(p),
+            Gradient::None => Ok(()),
         }
-        let grad = format!("{}_grad", r.kernel);
-        if p.kernel_info(&grad).is_ok() {
-            p.launch(&grad, &r.args)?;
-        }
-        Ok(())
     }
 
-    fn rerun(&self, p: &mut D, launches: std::ops::Range<usize>) -> Result<(), Error> {
-        for i in launches {
-            p.launch(&self.records[i].kernel, &self.records[i].args)?;
+    /// Re-runs some records; returns how many.
+    fn rerun(&self, p: &mut D, launches: Range<usize>) -> Result<usize, Error> {
+        for r in &self.records[launches.clone()] {
+            p.launch(&r.kernel, &r.args)?;
         }
-        Ok(())
+        Ok(launches.len())
     }
 
-    fn save(p: &D, state_fields: &[usize]) -> Result<HashMap<usize, D::Snapshot>, Error> {
+    fn save(p: &D, state_fields: &[usize]) -> Result<State<D>, Error> {
         state_fields.iter().map(|f| Ok((*f, p.snapshot(*f)?))).collect()
     }
 
-    fn restore(p: &mut D, state: &HashMap<usize, D::Snapshot>) -> Result<(), Error> {
+    fn restore(p: &mut D, state: &State<D>) -> Result<(), Error> {
         for (f, s) in state {
             p.restore(*f, s)?;
         }
         Ok(())
     }
 
-    fn execute(&mut self, p: &mut D, schedule: &Schedule, steps: &[std::ops::Range<usize>]) -> Result<(), Error> {
+    fn execute(&mut self, p: &mut D, schedule: &Schedule, steps: &[Range<usize>]) -> Result<Recomputed, Error> {
         let state_fields: Vec<usize> = self.initial.keys().copied().collect();
-        let mut slots: HashMap<usize, HashMap<usize, D::Snapshot>> = HashMap::new();
-        slots.insert(0, std::mem::take(&mut self.initial));
-        let result = (|| {
-            for action in &schedule.actions {
+        let mut slots: HashMap<usize, State<D>> = HashMap::from([(0, std::mem::take(&mut self.initial))]);
+        let missing = |slot: usize| Error::Internal(format!("checkpoint slot {slot} restored before it was saved"));
+        let mut done = Recomputed::default();
+        let mut run = || -> Result<(), Error> {
+            for (action, held) in schedule.actions.iter().zip(schedule.held_slots()) {
                 match *action {
-                    Action::Restore(slot) => {
-                        let state = slots.get(&slot).ok_or_else(|| Error::Internal(format!("slot {slot} is empty")))?;
-                        Self::restore(p, state)?;
-                    }
+                    Action::Restore(slot) => Self::restore(p, slots.get(&slot).ok_or_else(|| missing(slot))?)?,
                     Action::Save(slot) => {
+                        // Free the slot's old state first: the plan counts one per slot.
+                        slots.remove(&slot);
                         slots.insert(slot, Self::save(p, &state_fields)?);
                     }
-                    Action::Advance(k) => self.rerun(p, steps[k].clone())?,
+                    Action::Advance(k) => {
+                        done.advances += 1;
+                        done.launches += self.rerun(p, steps[k].clone())?;
+                    }
                     Action::Reverse(k) => {
                         let range = steps[k].clone();
-                        let start = if range.len() > 1 { Some(Self::save(p, &state_fields)?) } else { None };
+                        // The step's start: the slot holding it, else a scratch copy.
+                        let scratch = match held {
+                            None if range.len() > 1 => Some(Self::save(p, &state_fields)?),
+                            _ => None,
+                        };
+                        let start = scratch.as_ref().or_else(|| held.and_then(|s| slots.get(&s)));
                         for j in range.clone().rev() {
-                            if let Some(s) = &start {
-                                Self::restore(p, s)?;
+                            if j + 1 < range.end {
+                                Self::restore(p, start.ok_or_else(|| missing(held.unwrap_or(0)))?)?;
                             }
-                            self.rerun(p, range.start..j + 1)?;
+                            done.launches += self.rerun(p, range.start..j + 1)?;
                             self.grad_of(p, j)?;
                         }
                     }
                 }
             }
             Ok(())
-        })();
+        };
+        let result = run();
         self.initial = slots.remove(&0).unwrap_or_default();
-        result
+        result.map(|()| done)
     }
 
-    /// The tape as a Graphviz graph: launches, and an edge labeled by field
-    /// from the launch that wrote a field part to each later launch reading it.
-    pub fn to_dot(&self, p: &D) -> String {
-        let mut g: DiGraph<String, String> = DiGraph::new();
-        let nodes: Vec<NodeIndex> =
+    /// The tape as a petgraph DAG: node i is launch i; an edge labeled by
+    /// field goes from the launch that last wrote a field part to each later
+    /// launch reading it.
+    pub fn graph(&self, p: &D) -> DiGraph<String, String> {
+        let mut g = DiGraph::new();
+        let nodes: Vec<_> =
             self.records.iter().enumerate().map(|(i, r)| g.add_node(format!("{i}: {}{:?}", r.kernel, r.args))).collect();
-        for (j, reader) in self.records.iter().enumerate() {
-            for (field, rpart) in &reader.reads {
-                let writer = (0..j).rev().find(|&i| self.records[i].writes.iter().any(|(f, wp)| f == field && wp.overlaps(*rpart)));
-                if let Some(i) = writer {
-                    g.add_edge(nodes[i], nodes[j], p.field_infos()[*field].name.clone());
+        let mut writers: HashMap<usize, Latest> = HashMap::new();
+        let mut edges = BTreeSet::new();
+        for (j, record) in self.records.iter().enumerate() {
+            for (field, part) in &record.reads {
+                if let Some(i) = writers.get(field).and_then(|w| w.overlapping(*part)) {
+                    edges.insert((i, j, *field));
                 }
             }
+            for (field, part) in &record.writes {
+                writers.entry(*field).or_default().note(*part, j);
+            }
         }
-        format!("{}", petgraph::dot::Dot::new(&g))
+        for (i, j, field) in edges {
+            g.add_edge(nodes[i], nodes[j], p.field_infos()[field].name.clone());
+        }
+        g
+    }
+
+    /// The tape as a Graphviz graph (see [`Tape::graph`]).
+    pub fn to_dot(&self, p: &D) -> String {
+        format!("{}", petgraph::dot::Dot::new(&self.graph(p)))
     }
 }
 
