@@ -150,6 +150,11 @@ pub fn constant(value: f64, ty: Ty) -> Expr {
     op(&format!("arith.constant {literal}{suffix}"), ty)
 }
 
+/// A boolean constant (the macro's flags for `break` / `continue`).
+pub fn flag(value: bool) -> Expr {
+    constant(if value { 1.0 } else { 0.0 }, Ty::Bool)
+}
+
 /// Converts `e` to `to` (int <-> float, widths, index), or records an error.
 pub fn cast(e: &Expr, to: Ty) -> Expr {
     use Ty::*;
@@ -457,8 +462,9 @@ pub struct KernelDef {
 }
 
 /// Builds kernel `name` with scalar parameters `params` by running `body`
-/// on the parameters' values.
-pub fn build_kernel(name: &str, params: &[(&str, Ty)], body: impl FnOnce(Vec<Expr>)) -> Result<KernelDef, String> {
+/// on the parameters' values; `no_grad` marks it `ds.no_grad` (no gradient
+/// kernel is generated for it).
+pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl FnOnce(Vec<Expr>)) -> Result<KernelDef, String> {
     // Parameters are %v1 ... %vN; values made by the body follow.
     BUILDER.with(|b| {
         *b.borrow_mut() = Some(Builder {
@@ -478,7 +484,8 @@ pub fn build_kernel(name: &str, params: &[(&str, Ty)], body: impl FnOnce(Vec<Exp
         return Err(format!("kernel {name}: {e}"));
     }
     let mut text = String::new();
-    writeln!(text, "func.func @{name}({}) attributes {{ds.kernel}} {{", signature.join(", ")).expect("string");
+    let attributes = if no_grad { "ds.kernel, ds.no_grad" } else { "ds.kernel" };
+    writeln!(text, "func.func @{name}({}) attributes {{{attributes}}} {{", signature.join(", ")).expect("string");
     for l in &b.lines {
         writeln!(text, "{l}").expect("string");
     }

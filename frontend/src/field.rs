@@ -1,10 +1,20 @@
-//! Field handles for kernels: scalar fields and vector fields of any shape.
-//! A vector field of `N` components with shape `[a, b]` is the ds field of
-//! shape `[a, b, N]` (components innermost). In a kernel, `x[(i, j)]` loads,
-//! `x[(i, j)] = v` stores, `x[(i, j)] += v` / `-= v` add atomically.
+//! Field handles: scalar, vector and matrix fields of any shape, used in
+//! kernels and on the host.
+//!
+//! Layout: a field of `N`-vectors with shape `[a, b]` is the ds field of shape
+//! `[a, b, N]`, and a field of `R` x `C` matrices the ds field `[a, b, R, C]`
+//! (components innermost, matrices row-major); the adjoint of field `x` is the
+//! ds field `x_grad`, with the same layout.
+//!
+//! In a kernel, `x[(i, j)]` loads an element (a scalar, [`Vector`] or
+//! [`Matrix`]), `x[(i, j)] = v` stores, `x[(i, j)] += v` / `-= v` add
+//! atomically, and `x.grad()` is the adjoint field. On the host,
+//! [`HostField`] reads and writes elements of a built program by index
+//! (`x.get::<f32>(&program, &[t, i])` gives `[f32; 2]` for a 2-vector field).
 
 use crate::builder::{Carry, Expr, IntoIndex, Ty, constant, error, line, op};
-use crate::value::Vector;
+use crate::value::{Matrix, Vector};
+use ds_runtime::{Element, Error, Program};
 
 /// A Rust element type of fields.
 pub trait Scalar {
@@ -25,8 +35,11 @@ impl Scalar for i32 {
 pub struct FieldDecl {
     pub name: String,
     pub ty: Ty,
-    /// The ds field's shape (for vector fields, with the component dimension).
+    /// The ds field's shape (for vector and matrix fields, with the component
+    /// dimensions last).
     pub shape: Vec<usize>,
+    /// How many trailing dimensions of `shape` index components (0, 1 or 2).
+    pub component_dims: usize,
     pub grad: bool,
 }
 
@@ -48,12 +61,76 @@ impl FieldDecl {
         }
     }
 
+    /// The shape the user indexes (without component dimensions).
+    pub fn element_shape(&self) -> &[usize] {
+        &self.shape[..self.shape.len() - self.component_dims]
+    }
+
+    /// Scalars per element.
+    pub fn components(&self) -> usize {
+        self.shape[self.shape.len() - self.component_dims..].iter().product()
+    }
+
+    /// The declaration of the adjoint field.
+    /// The adjoint field `NAME_grad`. For a field declared without a gradient
+    /// it does not exist: host access then reports "no field @NAME_grad", and
+    /// a kernel using it fails to compile with the same name and its location.
+    fn adjoint(&self) -> FieldDecl {
+        FieldDecl { name: format!("{}_grad", self.name), grad: false, ..self.clone() }
+    }
+
     fn check_rank(&self, n: usize) -> bool {
         if n != self.shape.len() {
-            error(format!("field {} takes {} indices, got {n}", self.name, self.shape.len()));
+            error(format!("field {} takes {} indices, got {n}", self.name, self.element_shape().len()));
             return false;
         }
         true
+    }
+
+    /// The components of the element at `index` (a kernel-time index with
+    /// the component indices appended).
+    fn component_indices(&self, index: &[Expr]) -> Vec<Vec<Expr>> {
+        let dims = &self.shape[self.shape.len() - self.component_dims..];
+        let mut all = vec![index.to_vec()];
+        for &n in dims {
+            all = all
+                .into_iter()
+                .flat_map(|prefix| {
+                    (0..n).map(move |c| {
+                        let mut i = prefix.clone();
+                        i.push(constant(c as f64, Ty::Index));
+                        i
+                    })
+                })
+                .collect();
+        }
+        all
+    }
+
+    /// The scalars of one element at a kernel-time index.
+    fn load_element(&self, index: &[Expr]) -> Vec<Expr> {
+        self.component_indices(index).iter().map(|i| self.load(i)).collect()
+    }
+
+    fn update_element(&self, kind: &str, index: &[Expr], values: &[Expr]) {
+        for (i, v) in self.component_indices(index).iter().zip(values) {
+            self.update(kind, i, v);
+        }
+    }
+
+    /// Where the element at a host index starts in the ds field's storage.
+    fn host_offset(&self, field: &ds_runtime::Field, index: &[usize]) -> Result<usize, Error> {
+        if index.len() != self.element_shape().len() {
+            return Err(Error::Field(format!(
+                "field {} has {} dimensions, indexed with {}",
+                self.name,
+                self.element_shape().len(),
+                index.len()
+            )));
+        }
+        let mut full = index.to_vec();
+        full.resize(self.shape.len(), 0);
+        field.offset(&full)
     }
 
     fn load(&self, idx: &[Expr]) -> Expr {
@@ -77,8 +154,17 @@ impl FieldDecl {
 pub trait Access {
     type Value: Carry;
     fn decl(&self) -> &FieldDecl;
-    fn load_at(&self, idx: Vec<Expr>) -> Self::Value;
-    fn update_at(&self, kind: &str, idx: Vec<Expr>, value: Self::Value);
+
+    /// The field's name (its adjoint is `NAME_grad`).
+    fn name(&self) -> &str {
+        &self.decl().name
+    }
+    fn load_at(&self, idx: Vec<Expr>) -> Self::Value {
+        Self::Value::rebuild(&mut self.decl().load_element(&idx).into_iter())
+    }
+    fn update_at(&self, kind: &str, idx: Vec<Expr>, value: Self::Value) {
+        self.decl().update_element(kind, &idx, &value.exprs())
+    }
 }
 
 impl<T: Access> Access for &T {
@@ -86,11 +172,55 @@ impl<T: Access> Access for &T {
     fn decl(&self) -> &FieldDecl {
         (**self).decl()
     }
-    fn load_at(&self, idx: Vec<Expr>) -> Self::Value {
-        (**self).load_at(idx)
+}
+
+/// A handle made from a declaration, with host access to its elements in a
+/// built program; `Host<T>` is an element as Rust data (`T`, `[T; N]`,
+/// `[[T; C]; R]`).
+pub trait HostField: Access + Sized {
+    type Host<T: Element>: Copy;
+    fn from_decl(decl: FieldDecl) -> Self;
+    /// An element from its scalars (row-major).
+    fn pack<T: Element>(scalars: &[T]) -> Self::Host<T>;
+    fn unpack<T: Element>(value: &Self::Host<T>) -> Vec<T>;
+
+    /// The adjoint field (panics if the field was declared without one).
+    fn grad(&self) -> Self {
+        Self::from_decl(self.decl().adjoint())
     }
-    fn update_at(&self, kind: &str, idx: Vec<Expr>, value: Self::Value) {
-        (**self).update_at(kind, idx, value)
+    /// The element at `index`.
+    fn get<T: Element>(&self, p: &Program, index: &[usize]) -> Result<Self::Host<T>, Error> {
+        let (d, f) = (self.decl(), p.field(&self.decl().name)?);
+        let start = d.host_offset(f, index)?;
+        Ok(Self::pack(&f.as_slice::<T>()?[start..start + d.components()]))
+    }
+    fn set<T: Element>(&self, p: &mut Program, index: &[usize], value: Self::Host<T>) -> Result<(), Error> {
+        let d = self.decl();
+        let f = p.field_mut(&d.name)?;
+        let start = d.host_offset(f, index)?;
+        f.as_mut_slice::<T>()?[start..start + d.components()].copy_from_slice(&Self::unpack(&value));
+        Ok(())
+    }
+    /// Every element, in row-major order of the index.
+    fn to_vec<T: Element>(&self, p: &Program) -> Result<Vec<Self::Host<T>>, Error> {
+        let scalars = p.field(&self.decl().name)?.as_slice::<T>()?;
+        Ok(scalars.chunks(self.decl().components()).map(Self::pack).collect())
+    }
+    fn copy_from<T: Element>(&self, p: &mut Program, values: &[Self::Host<T>]) -> Result<(), Error> {
+        let scalars: Vec<T> = values.iter().flat_map(Self::unpack).collect();
+        p.field_mut(&self.decl().name)?.copy_from(&scalars)
+    }
+    fn fill<T: Element>(&self, p: &mut Program, value: Self::Host<T>) -> Result<(), Error> {
+        let one = Self::unpack(&value);
+        let f = p.field_mut(&self.decl().name)?;
+        for chunk in f.as_mut_slice::<T>()?.chunks_mut(one.len()) {
+            chunk.copy_from_slice(&one);
+        }
+        Ok(())
+    }
+    fn zero(&self, p: &mut Program) -> Result<(), Error> {
+        p.field_mut(&self.decl().name)?.zero();
+        Ok(())
     }
 }
 
@@ -102,35 +232,27 @@ pub struct ScalarField(pub FieldDecl);
 #[derive(Clone, Debug)]
 pub struct VectorField<const N: usize>(pub FieldDecl);
 
-impl ScalarField {
-    pub fn name(&self) -> &str {
-        &self.0.name
-    }
-    /// The adjoint field's name.
-    pub fn grad_name(&self) -> String {
-        format!("{}_grad", self.0.name)
-    }
-}
-
-impl<const N: usize> VectorField<N> {
-    pub fn name(&self) -> &str {
-        &self.0.name
-    }
-    pub fn grad_name(&self) -> String {
-        format!("{}_grad", self.0.name)
-    }
-}
+/// A field of `R` x `C` matrices.
+#[derive(Clone, Debug)]
+pub struct MatrixField<const R: usize, const C: usize>(pub FieldDecl);
 
 impl Access for ScalarField {
     type Value = Expr;
     fn decl(&self) -> &FieldDecl {
         &self.0
     }
-    fn load_at(&self, idx: Vec<Expr>) -> Expr {
-        self.0.load(&idx)
+}
+
+impl HostField for ScalarField {
+    type Host<T: Element> = T;
+    fn from_decl(decl: FieldDecl) -> Self {
+        ScalarField(decl)
     }
-    fn update_at(&self, kind: &str, idx: Vec<Expr>, value: Expr) {
-        self.0.update(kind, &idx, &value)
+    fn pack<T: Element>(scalars: &[T]) -> T {
+        scalars[0]
+    }
+    fn unpack<T: Element>(value: &T) -> Vec<T> {
+        vec![*value]
     }
 }
 
@@ -139,19 +261,38 @@ impl<const N: usize> Access for VectorField<N> {
     fn decl(&self) -> &FieldDecl {
         &self.0
     }
-    fn load_at(&self, idx: Vec<Expr>) -> Vector<N> {
-        Vector(std::array::from_fn(|c| {
-            let mut i = idx.clone();
-            i.push(constant(c as f64, Ty::Index));
-            self.0.load(&i)
-        }))
+}
+
+impl<const N: usize> HostField for VectorField<N> {
+    type Host<T: Element> = [T; N];
+    fn from_decl(decl: FieldDecl) -> Self {
+        VectorField(decl)
     }
-    fn update_at(&self, kind: &str, idx: Vec<Expr>, value: Vector<N>) {
-        for (c, v) in value.0.iter().enumerate() {
-            let mut i = idx.clone();
-            i.push(constant(c as f64, Ty::Index));
-            self.0.update(kind, &i, v);
-        }
+    fn pack<T: Element>(scalars: &[T]) -> [T; N] {
+        std::array::from_fn(|i| scalars[i])
+    }
+    fn unpack<T: Element>(value: &[T; N]) -> Vec<T> {
+        value.to_vec()
+    }
+}
+
+impl<const R: usize, const C: usize> Access for MatrixField<R, C> {
+    type Value = Matrix<R, C>;
+    fn decl(&self) -> &FieldDecl {
+        &self.0
+    }
+}
+
+impl<const R: usize, const C: usize> HostField for MatrixField<R, C> {
+    type Host<T: Element> = [[T; C]; R];
+    fn from_decl(decl: FieldDecl) -> Self {
+        MatrixField(decl)
+    }
+    fn pack<T: Element>(scalars: &[T]) -> [[T; C]; R] {
+        std::array::from_fn(|i| std::array::from_fn(|j| scalars[i * C + j]))
+    }
+    fn unpack<T: Element>(value: &[[T; C]; R]) -> Vec<T> {
+        value.iter().flatten().copied().collect()
     }
 }
 
@@ -169,6 +310,12 @@ impl<T: crate::value::Operand> IntoValue<Expr> for T {
 
 impl<const N: usize> IntoValue<Vector<N>> for Vector<N> {
     fn into_value(self, _: Ty) -> Vector<N> {
+        self
+    }
+}
+
+impl<const R: usize, const C: usize> IntoValue<Matrix<R, C>> for Matrix<R, C> {
+    fn into_value(self, _: Ty) -> Matrix<R, C> {
         self
     }
 }

@@ -1,7 +1,7 @@
 //! Programs built from Rust: declare fields, add kernels, compile once, launch.
 
 use crate::builder::{KernelDef, Ty};
-use crate::field::{FieldDecl, Scalar, ScalarField, VectorField};
+use crate::field::{FieldDecl, MatrixField, Scalar, ScalarField, VectorField};
 use ds_runtime::{Arg, CompileOptions, Error};
 
 /// Collects field declarations and kernels, then compiles them together.
@@ -17,8 +17,10 @@ impl ProgramBuilder {
         Self::default()
     }
 
-    fn declare(&mut self, name: &str, ty: Ty, shape: Vec<usize>, grad: bool) -> FieldDecl {
-        let decl = FieldDecl { name: name.into(), ty, shape, grad };
+    /// Declares ds field `name` for elements of `components` (the trailing
+    /// dimensions) at each index of `shape`.
+    fn declare(&mut self, name: &str, ty: Ty, shape: &[usize], components: &[usize], grad: bool) -> FieldDecl {
+        let decl = FieldDecl { name: name.into(), ty, shape: [shape, components].concat(), component_dims: components.len(), grad };
         self.fields.push(decl.clone());
         decl
     }
@@ -26,14 +28,22 @@ impl ProgramBuilder {
     /// A field of scalars of type `T` (f32, f64, i32) with `shape`; with
     /// `grad`, also its adjoint field `NAME_grad`.
     pub fn scalar<T: Scalar>(&mut self, name: &str, shape: &[usize], grad: bool) -> ScalarField {
-        ScalarField(self.declare(name, T::TY, shape.to_vec(), grad))
+        ScalarField(self.declare(name, T::TY, shape, &[], grad))
     }
 
-    /// A field of `N`-vectors of `T`.
+    /// A field of `N`-vectors of `T` (the ds field `[shape..., N]`).
     pub fn vector<T: Scalar, const N: usize>(&mut self, name: &str, shape: &[usize], grad: bool) -> VectorField<N> {
-        let mut full = shape.to_vec();
-        full.push(N);
-        VectorField(self.declare(name, T::TY, full, grad))
+        VectorField(self.declare(name, T::TY, shape, &[N], grad))
+    }
+
+    /// A field of `R` x `C` matrices of `T` (the ds field `[shape..., R, C]`).
+    pub fn matrix<T: Scalar, const R: usize, const C: usize>(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        grad: bool,
+    ) -> MatrixField<R, C> {
+        MatrixField(self.declare(name, T::TY, shape, &[R, C], grad))
     }
 
     /// Adds a kernel built by a `#[kernel]` function; the handle launches it

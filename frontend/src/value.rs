@@ -233,6 +233,7 @@ pub struct Matrix<const R: usize, const C: usize>(pub [[Expr; C]; R]);
 
 pub type Vec2 = Vector<2>;
 pub type Vec3 = Vector<3>;
+pub type Vec4 = Vector<4>;
 pub type Mat2 = Matrix<2, 2>;
 pub type Mat3 = Matrix<3, 3>;
 
@@ -273,6 +274,13 @@ impl Vec2 {
     /// The z component of the 3-D cross product of two 2-D vectors.
     pub fn cross(&self, o: &Vec2) -> Expr {
         self.0[0] * o.0[1] - self.0[1] * o.0[0]
+    }
+}
+
+impl Vec3 {
+    pub fn cross(&self, o: &Vec3) -> Vec3 {
+        let (a, b) = (&self.0, &o.0);
+        Vector([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
     }
 }
 
@@ -339,6 +347,43 @@ impl<const R: usize, const C: usize> Matrix<R, C> {
     }
     pub fn scale(&self, s: impl Operand) -> Self {
         Matrix(std::array::from_fn(|i| std::array::from_fn(|j| self.0[i][j] * s.to_expr(self.0[i][j].ty()))))
+    }
+}
+
+impl<const N: usize> Matrix<N, N> {
+    pub fn trace(&self) -> Expr {
+        (1..N).fold(self.0[0][0], |acc, i| acc + self.0[i][i])
+    }
+}
+
+/// `a * b`: the matrix product.
+impl<const R: usize, const C: usize, const K: usize> Mul<Matrix<C, K>> for Matrix<R, C> {
+    type Output = Matrix<R, K>;
+    fn mul(self, o: Matrix<C, K>) -> Matrix<R, K> {
+        self.matmul(&o)
+    }
+}
+
+/// `m * v`: the matrix-vector product.
+impl<const R: usize, const C: usize> Mul<Vector<C>> for Matrix<R, C> {
+    type Output = Vector<R>;
+    fn mul(self, v: Vector<C>) -> Vector<R> {
+        self.mul_vec(&v)
+    }
+}
+
+/// `m * s`: every entry times a scalar.
+impl<const R: usize, const C: usize, S: Operand> Mul<S> for Matrix<R, C> {
+    type Output = Self;
+    fn mul(self, s: S) -> Self {
+        self.scale(s)
+    }
+}
+
+impl<const R: usize, const C: usize> Neg for Matrix<R, C> {
+    type Output = Self;
+    fn neg(self) -> Self {
+        Matrix(self.0.map(|row| row.map(|a| -a)))
     }
 }
 

@@ -2,4 +2,7 @@
 
 mod compile_fail;
 mod constructs;
+mod exits;
+mod fields;
+mod locations;
 mod paper;

@@ -8,36 +8,57 @@
 //! - `for i in a..b` is the kernel's parallel loop when outermost, a serial
 //!   `scf.for` inside; variables it reassigns are carried through it;
 //!   `for k in unroll(a..b)` unrolls at build time (Taichi's `ti.static`);
+//!   `continue` works in every loop and `break` in serial and unrolled loops
+//!   (lowered to flags, see `exits`);
 //! - `if` / `else` becomes `scf.if`; reassigned variables become its results,
 //!   and an `if` with a value yields it;
 //! - `f[(i, j)]` loads a field element, `f[(i, j)] = v` stores,
 //!   `f[(i, j)] += v` / `-= v` add atomically;
 //! - `< <= > >= == != && || !` and `as` become IR comparisons, logic and casts;
-//! - every statement records its Rust file, line and column for the IR.
+//! - every statement, and every operator, cast, call, method call and field
+//!   access, records its Rust file, line and column for the ops it emits
+//!   (operands first, so an op carries the location of its own expression).
 //!
 //! `#[func]` applies the same rewriting to a helper called from kernels (it
 //! is inlined by being called). Unsupported syntax (while, loop, match,
-//! closures, return, break, continue, strings, nested items, macros) is a
-//! compile error at its span.
+//! closures, return, `break` out of a parallel loop, strings, nested items,
+//! macros) is a compile error at its span.
+
+mod exits;
+
+use exits::LoopKind;
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as Tokens};
-use quote::{quote, quote_spanned};
+use quote::quote;
 use syn::fold::Fold;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{BinOp, Block, Expr, FnArg, ItemFn, Pat, Stmt, Type, UnOp, parse_macro_input, parse_quote};
 
+/// A kernel; `#[kernel(no_grad)]` marks one that gets no gradient kernel
+/// (e.g. an optimizer step that reads and writes the same field).
 #[proc_macro_attribute]
-pub fn kernel(_attr: TokenStream, item: TokenStream) -> TokenStream {
+pub fn kernel(attr: TokenStream, item: TokenStream) -> TokenStream {
     let f = parse_macro_input!(item as ItemFn);
-    expand(f, true).unwrap_or_else(|e| e.to_compile_error()).into()
+    let attr = Tokens::from(attr);
+    let no_grad = match attr.to_string().as_str() {
+        "" => false,
+        "no_grad" => true,
+        _ => return syn::Error::new_spanned(attr, "the only kernel option is `no_grad`").to_compile_error().into(),
+    };
+    expand(f, Some(no_grad)).unwrap_or_else(|e| e.to_compile_error()).into()
 }
 
+/// A helper called from kernels (inlined: running it emits its ops).
 #[proc_macro_attribute]
-pub fn func(_attr: TokenStream, item: TokenStream) -> TokenStream {
+pub fn func(attr: TokenStream, item: TokenStream) -> TokenStream {
     let f = parse_macro_input!(item as ItemFn);
-    expand(f, false).unwrap_or_else(|e| e.to_compile_error()).into()
+    let attr = Tokens::from(attr);
+    if !attr.is_empty() {
+        return syn::Error::new_spanned(attr, "#[func] takes no options").to_compile_error().into();
+    }
+    expand(f, None).unwrap_or_else(|e| e.to_compile_error()).into()
 }
 
 /// The kernel type of a scalar parameter type, if it is one.
@@ -56,17 +77,18 @@ fn scalar_ty(t: &Type) -> Option<Tokens> {
     Some(quote!(::diffsim::__rt::Ty::#ty))
 }
 
-fn expand(f: ItemFn, is_kernel: bool) -> syn::Result<Tokens> {
-    let mut rewriter = Rewriter { depth: if is_kernel { 0 } else { 1 }, error: None };
+/// `kernel` is `Some(no_grad)` for a kernel, `None` for a `#[func]`.
+fn expand(f: ItemFn, kernel: Option<bool>) -> syn::Result<Tokens> {
+    let mut rewriter = Rewriter { depth: if kernel.is_some() { 0 } else { 1 }, loops: 0, error: None };
     let body = rewriter.fold_block((*f.block).clone());
     if let Some(e) = rewriter.error {
         return Err(e);
     }
-    if !is_kernel {
+    let Some(no_grad) = kernel else {
         let mut out = f.clone();
         *out.block = body;
-        return Ok(quote!(#[allow(unused_parens, unused_mut, unused_variables, unused_assignments)] #out));
-    }
+        return Ok(quote!(#[allow(unused_parens, unused_mut, unused_variables, unused_assignments, clippy::unused_unit)] #out));
+    };
     let name = f.sig.ident.to_string();
     let (mut context, mut params, mut bind) = (Vec::new(), Vec::new(), Vec::new());
     for arg in &f.sig.inputs {
@@ -93,9 +115,9 @@ fn expand(f: ItemFn, is_kernel: bool) -> syn::Result<Tokens> {
     let attrs = &f.attrs;
     Ok(quote! {
         #(#attrs)*
-        #[allow(unused_parens, unused_mut, unused_variables, unused_assignments)]
+        #[allow(unused_parens, unused_mut, unused_variables, unused_assignments, clippy::unused_unit)]
         #vis fn #ident #generics (#(#context),*) -> ::std::result::Result<::diffsim::KernelDef, ::std::string::String> {
-            ::diffsim::__rt::build_kernel(#name, &[#(#params),*], |__params| {
+            ::diffsim::__rt::build_kernel(#name, &[#(#params),*], #no_grad, |__params| {
                 #(#bind)*
                 #body
             })
@@ -106,6 +128,8 @@ fn expand(f: ItemFn, is_kernel: bool) -> syn::Result<Tokens> {
 struct Rewriter {
     /// Loop nesting: 0 at a kernel's top level (the next loop is parallel).
     depth: usize,
+    /// Loops rewritten so far (names the flags of their exits).
+    loops: usize,
     error: Option<syn::Error>,
 }
 
@@ -122,8 +146,42 @@ impl Rewriter {
         quote!(::diffsim::__rt::#id)
     }
 
+    /// Sets the location of the ops that follow to `span`'s (taken here, so
+    /// the generated call has no user-spanned tokens for lints to flag).
+    fn at(span: Span) -> Tokens {
+        let at = Self::rt("at");
+        let start = span.unwrap();
+        let (file, line, column) = (start.file(), start.line() as u32, start.column() as u32);
+        quote!(#at(#file, #line, #column))
+    }
+
+    /// `make(operands)` run after `operands` are evaluated and the location is
+    /// set to `span`, so the ops `make` emits carry the expression's location.
+    /// Names and literals are used in place (they emit nothing).
+    fn located_expr(span: Span, operands: Vec<Expr>, make: impl FnOnce(Vec<Tokens>) -> Tokens) -> Expr {
+        let mut lets = Vec::new();
+        let mut uses = Vec::new();
+        for (k, operand) in operands.into_iter().enumerate() {
+            let simple = match &operand {
+                Expr::Path(_) | Expr::Lit(_) => true,
+                Expr::Reference(r) => matches!(&*r.expr, Expr::Path(_)),
+                _ => false,
+            };
+            if simple {
+                uses.push(quote!(#operand));
+            } else {
+                let id = syn::Ident::new(&format!("__ds_operand{k}"), Span::mixed_site());
+                lets.push(quote!(let #id = #operand;));
+                uses.push(quote!(#id));
+            }
+        }
+        let at = Self::at(span);
+        let made = make(uses);
+        parse_quote!({ #(#lets)* #at; #made })
+    }
+
     /// `f[(i, j)]` indices as a vec of index values.
-    fn indices(&mut self, index: &Expr) -> Tokens {
+    fn indices(&mut self, index: &Expr) -> Expr {
         let parts: Vec<Expr> = match index {
             Expr::Tuple(t) => t.elems.iter().cloned().collect(),
             Expr::Paren(p) => vec![(*p.expr).clone()],
@@ -131,7 +189,19 @@ impl Rewriter {
         };
         let parts: Vec<Expr> = parts.into_iter().map(|e| self.fold_expr(e)).collect();
         let index = Self::rt("index");
-        quote!(vec![#(#index(#parts)),*])
+        parse_quote!(vec![#(#index(#parts)),*])
+    }
+
+    /// A field update `f[idx] (op)= value` through `rt::<name>`.
+    fn field_update(&mut self, span: Span, name: &str, ix: syn::ExprIndex, value: Expr) -> Expr {
+        let base = self.fold_expr(*ix.expr);
+        let idx = self.indices(&ix.index);
+        let value = self.fold_expr(value);
+        let f = Self::rt(name);
+        Self::located_expr(span, vec![idx, value], |o| {
+            let (i, v) = (&o[0], &o[1]);
+            quote!(#f(&#base, #i, #v))
+        })
     }
 
     /// Variables a block reassigns that it does not declare itself.
@@ -172,44 +242,70 @@ impl Rewriter {
         b
     }
 
-    fn rewrite_for(&mut self, f: syn::ExprForLoop) -> Stmt {
+    /// A `for` loop as statements: the declarations of its exit flags (see
+    /// `exits`), then the loop.
+    fn rewrite_for(&mut self, f: syn::ExprForLoop) -> Vec<Stmt> {
         let pat = &f.pat;
         // `for k in unroll(a..b)`: a Rust loop run at build time.
-        if let Expr::Call(c) = &*f.expr
-            && matches!(&*c.func, Expr::Path(p) if p.path.is_ident("unroll"))
-        {
+        let unrolled = matches!(&*f.expr, Expr::Call(c) if matches!(&*c.func, Expr::Path(p) if p.path.is_ident("unroll")));
+        let kind = match (unrolled, self.depth) {
+            (true, _) => LoopKind::Unrolled,
+            (false, 0) => LoopKind::Parallel,
+            (false, _) => LoopKind::Serial,
+        };
+        self.loops += 1;
+        let exits::Lowered { before, body } = match exits::lower(f.body, kind, self.loops) {
+            Ok(lowered) => lowered,
+            Err(e) => return vec![self.fail_stmt(e)],
+        };
+        let mut out = before;
+        if let (LoopKind::Unrolled, Expr::Call(c)) = (kind, &*f.expr) {
             let range = c.args.first().cloned();
-            let body = self.body_with(f.body.clone(), self.depth);
-            return parse_quote!(for #pat in #range #body);
+            let body = self.body_with(body, self.depth);
+            out.push(parse_quote!(for #pat in #range #body));
+            return out;
         }
         let Expr::Range(r) = &*f.expr else {
-            return Stmt::Expr(self.fail(f.expr.span(), "kernel loops run over a range `a..b` (or `unroll(a..b)` at build time)"), None);
+            return vec![self.fail_at(f.expr.span(), "kernel loops run over a range `a..b` (or `unroll(a..b)` at build time)")];
         };
         let (Some(lo), Some(hi)) = (r.start.clone(), r.end.clone()) else {
-            return Stmt::Expr(self.fail(r.span(), "kernel loop ranges need both ends: `a..b`"), None);
+            return vec![self.fail_at(r.span(), "kernel loop ranges need both ends: `a..b`")];
         };
         if matches!(r.limits, syn::RangeLimits::Closed(_)) {
-            return Stmt::Expr(self.fail(r.span(), "use a half-open range `a..b` in kernel loops"), None);
+            return vec![self.fail_at(r.span(), "use a half-open range `a..b` in kernel loops")];
         }
         let (lo, hi) = (self.fold_expr(*lo), self.fold_expr(*hi));
-        let carried = Self::reassigned(&f.body);
-        if self.depth == 0 {
+        let carried = Self::reassigned(&body);
+        if kind == LoopKind::Parallel {
             if let Some(v) = carried.first() {
-                return Stmt::Expr(self.fail(v.span(), "a parallel loop cannot reassign a variable declared outside it"), None);
+                return vec![self.fail_at(v.span(), "a parallel loop cannot reassign a variable declared outside it")];
             }
-            let body = self.body_with(f.body, 1);
+            let body = self.body_with(body, 1);
             let pf = Self::rt("parallel_for");
-            return parse_quote!(#pf(#lo, #hi, |#pat| #body););
+            out.push(parse_quote!(#pf(#lo, #hi, |#pat| #body);));
+            return out;
         }
-        let body = statements(self.body_with(f.body, self.depth + 1));
+        let body = statements(self.body_with(body, self.depth + 1));
         let sf = Self::rt("serial_for");
-        // The body's statements are spliced (not a nested block), so variables
-        // it rebinds are the ones returned.
-        parse_quote! {
-            let (#(#carried,)*) = #sf(#lo, #hi, (#(#carried,)*), |#pat, (#(mut #carried,)*)| {
-                #(#body)*
-                (#(#carried,)*)
-            });
+        out.push(Self::assign(
+            &carried,
+            parse_quote! {
+                #sf(#lo, #hi, (#(#carried,)*), |#pat, (#(mut #carried,)*)| {
+                    #(#body)*
+                    (#(#carried,)*)
+                })
+            },
+        ));
+        out
+    }
+
+    /// `(a, b) = value;`: the new values of carried variables, assigned (not
+    /// rebound, so that they outlive any block around the statement).
+    fn assign(carried: &[syn::Ident], value: Expr) -> Stmt {
+        if carried.is_empty() {
+            parse_quote!(#value;)
+        } else {
+            parse_quote!((#(#carried,)*) = #value;)
         }
     }
 
@@ -232,17 +328,25 @@ impl Rewriter {
         let then = statements(self.body_with(i.then_branch, self.depth.max(1)));
         let otherwise = statements(self.body_with(else_block, self.depth.max(1)));
         let br = Self::rt("branch");
-        parse_quote! {
-            let (#(#carried,)*) = #br(#cond, (#(#carried,)*),
-                |(#(mut #carried,)*)| { #(#then)* (#(#carried,)*) },
-                |(#(mut #carried,)*)| { #(#otherwise)* (#(#carried,)*) });
-        }
+        Self::assign(
+            &carried,
+            parse_quote! {
+                #br(#cond, (#(#carried,)*),
+                    |(#(mut #carried,)*)| { #(#then)* (#(#carried,)*) },
+                    |(#(mut #carried,)*)| { #(#otherwise)* (#(#carried,)*) })
+            },
+        )
     }
 
-    fn located(stmt: Stmt, span: Span) -> Vec<Stmt> {
-        let at = Self::rt("at");
-        let mark: Stmt = syn::parse2(quote_spanned!(span=> #at(file!(), line!(), column!());)).expect("a statement");
-        vec![mark, stmt]
+    fn fail_at(&mut self, span: Span, message: &str) -> Stmt {
+        Stmt::Expr(self.fail(span, message), None)
+    }
+
+    fn fail_stmt(&mut self, error: syn::Error) -> Stmt {
+        if self.error.is_none() {
+            self.error = Some(error);
+        }
+        Stmt::Expr(parse_quote!(()), None)
     }
 }
 
@@ -264,28 +368,32 @@ fn is_compound_assign(op: &BinOp) -> bool {
 }
 
 impl Fold for Rewriter {
+    /// Types are Rust's, never kernel code (array lengths stay constants).
+    fn fold_type(&mut self, t: Type) -> Type {
+        t
+    }
+
     fn fold_block(&mut self, b: Block) -> Block {
         let mut stmts = Vec::new();
         let last = b.stmts.len().saturating_sub(1);
         for (k, s) in b.stmts.into_iter().enumerate() {
-            let span = s.span();
-            let s = match s {
+            let at = Self::at(s.span());
+            stmts.push(parse_quote!(#at;));
+            match s {
                 // A trailing `if` with an `else` and no semicolon is the block's value.
                 Stmt::Expr(Expr::If(i), None) if k == last && i.else_branch.is_some() => {
-                    Stmt::Expr(self.fold_expr(Expr::If(i)), None)
+                    stmts.push(Stmt::Expr(self.fold_expr(Expr::If(i)), None))
                 }
-                Stmt::Expr(Expr::If(i), _) => self.rewrite_if_stmt(i),
-                Stmt::Expr(Expr::ForLoop(f), _) => self.rewrite_for(f),
+                Stmt::Expr(Expr::If(i), _) => stmts.push(self.rewrite_if_stmt(i)),
+                Stmt::Expr(Expr::ForLoop(f), _) => stmts.extend(self.rewrite_for(f)),
                 Stmt::Item(item) => {
-                    Stmt::Expr(self.fail(item.span(), "items (nested fn, struct, use ...) are not supported in kernels"), None)
+                    stmts.push(self.fail_at(item.span(), "items (nested fn, struct, use ...) are not supported in kernels"))
                 }
-                Stmt::Macro(m) => Stmt::Expr(
-                    self.fail(m.span(), "macros are not supported in kernels (their code cannot be compiled for the device)"),
-                    None,
+                Stmt::Macro(m) => stmts.push(
+                    self.fail_at(m.span(), "macros are not supported in kernels (their code cannot be compiled for the device)"),
                 ),
-                other => syn::fold::fold_stmt(self, other),
-            };
-            stmts.extend(Self::located(s, span));
+                other => stmts.push(syn::fold::fold_stmt(self, other)),
+            }
         }
         Block { brace_token: b.brace_token, stmts }
     }
@@ -297,16 +405,13 @@ impl Fold for Rewriter {
                 let base = self.fold_expr(*ix.expr);
                 let idx = self.indices(&ix.index);
                 let load = Self::rt("load");
-                parse_quote!(#load(&#base, #idx))
+                Self::located_expr(span, vec![idx], |o| {
+                    let i = &o[0];
+                    quote!(#load(&#base, #i))
+                })
             }
             Expr::Assign(a) => match *a.left {
-                Expr::Index(ix) => {
-                    let base = self.fold_expr(*ix.expr);
-                    let idx = self.indices(&ix.index);
-                    let value = self.fold_expr(*a.right);
-                    let store = Self::rt("store");
-                    parse_quote!(#store(&#base, #idx, #value))
-                }
+                Expr::Index(ix) => self.field_update(span, "store", ix, *a.right),
                 left => {
                     let value = self.fold_expr(*a.right);
                     parse_quote!(#left = #value)
@@ -315,14 +420,9 @@ impl Fold for Rewriter {
             Expr::Binary(b) => {
                 let op = b.op;
                 if is_compound_assign(&op) {
-                    let value = self.fold_expr(*b.right);
                     return match (*b.left, op) {
-                        (Expr::Index(ix), BinOp::AddAssign(_) | BinOp::SubAssign(_)) => {
-                            let base = self.fold_expr(*ix.expr);
-                            let idx = self.indices(&ix.index);
-                            let f = Self::rt(if matches!(op, BinOp::AddAssign(_)) { "atomic_add" } else { "atomic_sub" });
-                            parse_quote!(#f(&#base, #idx, #value))
-                        }
+                        (Expr::Index(ix), BinOp::AddAssign(_)) => self.field_update(span, "atomic_add", ix, *b.right),
+                        (Expr::Index(ix), BinOp::SubAssign(_)) => self.field_update(span, "atomic_sub", ix, *b.right),
                         (Expr::Index(_), _) => self.fail(span, "only += and -= update field elements (atomically)"),
                         (left, op) => {
                             let bin: Tokens = match op {
@@ -331,7 +431,12 @@ impl Fold for Rewriter {
                                 BinOp::MulAssign(_) => quote!(*),
                                 _ => quote!(/),
                             };
-                            parse_quote!(#left = #left.clone() #bin #value)
+                            let value = self.fold_expr(*b.right);
+                            let updated = Self::located_expr(span, vec![value], |o| {
+                                let v = &o[0];
+                                quote!(#left.clone() #bin #v)
+                            });
+                            parse_quote!(#left = #updated)
                         }
                     };
                 }
@@ -345,25 +450,60 @@ impl Fold for Rewriter {
                     BinOp::Ne(_) => "ne",
                     BinOp::And(_) => "and",
                     BinOp::Or(_) => "or",
-                    _ => return parse_quote!(#l #op #r),
+                    _ => return Self::located_expr(span, vec![l, r], |o| {
+                        let (l, r) = (&o[0], &o[1]);
+                        quote!(#l #op #r)
+                    }),
                 };
                 let f = Self::rt(f);
-                parse_quote!(#f(#l, #r))
+                Self::located_expr(span, vec![l, r], |o| {
+                    let (l, r) = (&o[0], &o[1]);
+                    quote!(#f(#l, #r))
+                })
             }
-            Expr::Unary(u) if matches!(u.op, UnOp::Not(_)) => {
+            Expr::Unary(u) => {
+                let op = u.op;
                 let inner = self.fold_expr(*u.expr);
                 let not = Self::rt("not");
-                parse_quote!(#not(#inner))
+                Self::located_expr(span, vec![inner], |o| {
+                    let v = &o[0];
+                    match op {
+                        UnOp::Not(_) => quote!(#not(#v)),
+                        op => quote!(#op #v),
+                    }
+                })
             }
             Expr::Cast(c) => {
                 let inner = self.fold_expr(*c.expr);
                 match scalar_ty(&c.ty) {
                     Some(ty) => {
                         let cast = Self::rt("cast_to");
-                        parse_quote!(#cast(#inner, #ty))
+                        Self::located_expr(span, vec![inner], |o| {
+                            let v = &o[0];
+                            quote!(#cast(#v, #ty))
+                        })
                     }
                     None => self.fail(c.ty.span(), "kernels cast only to i32, i64, f32, f64, usize or bool"),
                 }
+            }
+            Expr::MethodCall(m) => {
+                let mut operands = vec![self.fold_expr(*m.receiver)];
+                operands.extend(m.args.into_iter().map(|a| self.fold_expr(a)));
+                let (method, turbofish) = (m.method, m.turbofish);
+                Self::located_expr(span, operands, |o| {
+                    let (receiver, args) = (&o[0], &o[1..]);
+                    quote!(#receiver.#method #turbofish (#(#args),*))
+                })
+            }
+            Expr::Call(c) => {
+                let func = self.fold_expr(*c.func);
+                let args: Vec<Expr> = c.args.into_iter().map(|a| self.fold_expr(a)).collect();
+                Self::located_expr(span, args, |o| quote!(#func(#(#o),*)))
+            }
+            // Array lengths are Rust constants, never kernel code.
+            Expr::Repeat(mut r) => {
+                r.expr = Box::new(self.fold_expr(*r.expr));
+                Expr::Repeat(r)
             }
             Expr::If(i) => {
                 let Some((_, otherwise)) = i.else_branch else {
@@ -376,17 +516,16 @@ impl Fold for Rewriter {
                 parse_quote!(#bv(#cond, || #then, || #otherwise))
             }
             Expr::ForLoop(f) => {
-                let stmt = self.rewrite_for(f);
-                parse_quote!({ #stmt })
+                let stmts = self.rewrite_for(f);
+                parse_quote!({ #(#stmts)* })
             }
             Expr::While(_) => self.fail(span, "`while` is not supported in kernels: use `for i in a..b` with a bound"),
             Expr::Loop(_) => self.fail(span, "`loop` is not supported in kernels: use `for i in a..b` with a bound"),
             Expr::Match(_) => self.fail(span, "`match` is not supported in kernels: use if / else"),
             Expr::Closure(_) => self.fail(span, "closures are not supported in kernels: use a #[func] function"),
             Expr::Return(_) => self.fail(span, "`return` is not supported in kernels"),
-            Expr::Break(_) | Expr::Continue(_) => {
-                self.fail(span, "`break` and `continue` are not supported in kernels: guard the rest of the body with if")
-            }
+            // Exits inside loops were lowered (see `exits`) before this.
+            Expr::Break(_) | Expr::Continue(_) => self.fail(span, "`break` and `continue` belong in a loop"),
             Expr::Async(_) | Expr::Await(_) => self.fail(span, "async code is not supported in kernels"),
             Expr::Unsafe(_) => self.fail(span, "unsafe blocks are not supported in kernels"),
             Expr::Try(_) => self.fail(span, "the `?` operator is not supported in kernels"),

@@ -1,0 +1,10 @@
+use diffsim::prelude::*;
+
+#[kernel(fast_math)]
+fn k(x: &ScalarField) {
+    for i in 0..4usize {
+        x[(i,)] = 1.0;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use diffsim::prelude::*;
+
+#[kernel]
+fn k(x: &ScalarField) {
+    for i in 0..4usize {
+        for j in 0..4usize {
+            break 'outer;
+        }
+    }
+}
+
+fn main() {}

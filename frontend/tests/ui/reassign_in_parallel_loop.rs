@@ -1,0 +1,11 @@
+use diffsim::prelude::*;
+
+#[kernel]
+fn k(x: &ScalarField) {
+    let mut total = x[(0usize,)];
+    for i in 0..4usize {
+        total = total + x[(i,)];
+    }
+}
+
+fn main() {}
