@@ -6,15 +6,27 @@
 
 use crate::report::{Outcome, Reporter};
 use crate::{RunOptions, plot};
-use ds_runtime::{Arg, Error, Program};
+use diffsim::prelude::*;
+use ds_runtime::Error;
 
 pub const DT: f64 = 0.01;
-const SOURCE: &str = include_str!("../kernels/gradient_explosion.mlir");
 /// The most steps the fields hold.
 pub const MAX_STEPS: usize = 2048;
 
+#[kernel]
+fn step(x: &ScalarField, v: &ScalarField, a: &ScalarField, t: usize, alpha: f64, dt: f64) {
+    let nv = (-(dt * alpha)).exp() * v[(t - 1,)] + dt * a[()];
+    v[(t,)] = nv;
+    x[(t,)] = x[(t - 1,)] + dt * nv;
+}
+
 pub fn program() -> Result<Program, Error> {
-    crate::compile("examples/kernels/gradient_explosion.mlir", SOURCE)
+    let mut pb = ProgramBuilder::new();
+    let x = pb.scalar::<f64>("x", &[MAX_STEPS + 1], true);
+    let v = pb.scalar::<f64>("v", &[MAX_STEPS + 1], true);
+    let a = pb.scalar::<f64>("a", &[], true);
+    pb.kernel(step(&x, &v, &a));
+    pb.build()
 }
 
 /// dL/da for `steps` steps with damping `alpha` (a = 1).

@@ -1,5 +1,6 @@
-//! The paper's simulators and gradient studies as DiffSim programs: kernels in
-//! the ds dialect (`examples/kernels/*.mlir`), host loops and optimizers here.
+//! The paper's simulators and gradient studies as DiffSim programs: kernels
+//! written with `#[kernel]` (appendix C in the ds dialect directly,
+//! `examples/kernels/appendix_c.mlir`), host loops and optimizers here.
 //! Each example writes its pictures (loss curve, frames, study plots) to an
 //! output folder and reports its loss per iteration.
 

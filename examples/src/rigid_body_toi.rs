@@ -7,13 +7,43 @@
 
 use crate::report::{Outcome, Reporter};
 use crate::{RunOptions, plot};
-use ds_runtime::{Arg, Error, Program};
+use diffsim::prelude::*;
+use ds_runtime::Error;
 
 pub const STEPS: usize = 204;
-const SOURCE: &str = include_str!("../kernels/rigid_body_toi.mlir");
+const DT: f64 = 0.002;
+
+/// Collision detected at multiples of dt; the whole step uses the new velocity.
+#[kernel]
+fn advance_naive(y: &ScalarField, vy: &ScalarField, t: usize) {
+    let (y0, v0) = (y[(t - 1,)], vy[(t - 1,)]);
+    let nv = select(y0 + DT * v0 < 0.0 && v0 < 0.0, -v0, v0);
+    y[(t,)] = y0 + DT * nv;
+    vy[(t,)] = nv;
+}
+
+/// The step is split at the time of impact toi = -y / v.
+#[kernel]
+fn advance_toi(y: &ScalarField, vy: &ScalarField, t: usize) {
+    let (y0, v0) = (y[(t - 1,)], vy[(t - 1,)]);
+    let mut ny = y0 + DT * v0;
+    let mut nv = v0;
+    if ny < 0.0 && v0 < 0.0 {
+        let toi = -y0 / v0;
+        nv = -v0;
+        ny = y0 + toi * v0 + (DT - toi) * nv;
+    }
+    y[(t,)] = ny;
+    vy[(t,)] = nv;
+}
 
 pub fn program() -> Result<Program, Error> {
-    crate::compile("examples/kernels/rigid_body_toi.mlir", SOURCE)
+    let mut pb = ProgramBuilder::new();
+    let y = pb.scalar::<f64>("y", &[STEPS + 1], true);
+    let vy = pb.scalar::<f64>("vy", &[STEPS + 1], true);
+    pb.kernel(advance_naive(&y, &vy));
+    pb.kernel(advance_toi(&y, &vy));
+    pb.build()
 }
 
 /// Final height and d(final height)/d(initial height) with `kernel`
