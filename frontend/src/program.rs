@@ -2,6 +2,7 @@
 
 use crate::builder::{KernelDef, Ty};
 use crate::field::{FieldDecl, MatrixField, Scalar, ScalarField, VectorField};
+use ds_runtime::tape::device::Device;
 use ds_runtime::{Arg, CompileOptions, Error};
 
 /// Collects field declarations and kernels, then compiles them together.
@@ -74,11 +75,23 @@ impl ProgramBuilder {
 
     /// Compiles every kernel and its gradient for the CPU.
     pub fn build(&self) -> Result<ds_runtime::Program, Error> {
-        if !self.errors.is_empty() {
-            return Err(Error::Launch(self.errors.join("\n")));
-        }
-        let options = CompileOptions { autodiff: true, ..Default::default() };
-        ds_runtime::Program::with_options(&self.source(), "<diffsim program>", &options)
+        self.check()?;
+        ds_runtime::Program::with_options(&self.source(), "<diffsim program>", &Self::options())
+    }
+
+    /// Compiles every kernel and its gradient for GPU 0 (PTX through the CUDA
+    /// driver); a clear error on a machine without one.
+    pub fn build_cuda(&self) -> Result<ds_runtime::cuda::CudaProgram, Error> {
+        self.check()?;
+        ds_runtime::cuda::CudaProgram::new(&self.source(), "<diffsim program>", &Self::options())
+    }
+
+    fn options() -> CompileOptions {
+        CompileOptions { autodiff: true, ..Default::default() }
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if self.errors.is_empty() { Ok(()) } else { Err(Error::Launch(self.errors.join("\n"))) }
     }
 }
 
@@ -92,17 +105,17 @@ impl Kernel {
     pub fn name(&self) -> &str {
         &self.name
     }
-    /// Runs the kernel.
-    pub fn launch(&self, program: &mut ds_runtime::Program, args: &[Arg]) -> Result<(), Error> {
+    /// Runs the kernel (on a CPU `Program` or a `CudaProgram`).
+    pub fn launch<D: Device>(&self, program: &mut D, args: &[Arg]) -> Result<(), Error> {
         program.launch(&self.name, args)
     }
     /// Runs the generated gradient kernel (after the kernel, with the output
     /// adjoints set).
-    pub fn grad(&self, program: &mut ds_runtime::Program, args: &[Arg]) -> Result<(), Error> {
+    pub fn grad<D: Device>(&self, program: &mut D, args: &[Arg]) -> Result<(), Error> {
         program.launch(&format!("{}_grad", self.name), args)
     }
     /// Runs the kernel and records it on `tape`.
-    pub fn record(&self, tape: &mut ds_runtime::Tape, program: &mut ds_runtime::Program, args: &[Arg]) -> Result<(), Error> {
+    pub fn record<D: Device>(&self, tape: &mut ds_runtime::Tape<D>, program: &mut D, args: &[Arg]) -> Result<(), Error> {
         tape.launch(program, &self.name, args)
     }
 }

@@ -203,3 +203,18 @@ fn every_emitted_op_is_classified_for_autodiff() {
     let missing: Vec<&String> = names.iter().filter(|n| ds_passes::autodiff::rules::classify(n).is_none()).collect();
     assert!(missing.is_empty(), "emitted ops with no autodiff entry: {missing:?}");
 }
+
+#[test]
+fn programs_build_for_cuda_or_say_why_not() {
+    let mut pb = ProgramBuilder::new();
+    let x = pb.scalar::<f64>("x", &[64], true);
+    let y = pb.scalar::<f64>("y", &[64], true);
+    let k = pb.kernel(elementwise(&x, &y));
+    match pb.build_cuda() {
+        Ok(mut gpu) => k.launch(&mut gpu, &[Arg::Index(64), Arg::F64(0.5)]).unwrap(),
+        Err(e) => {
+            assert!(!ds_runtime::cuda::driver_present(), "driver present but: {e}");
+            assert!(e.to_string().contains("no CUDA driver"), "{e}");
+        }
+    }
+}
