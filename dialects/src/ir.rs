@@ -127,12 +127,6 @@ impl Ctx {
         let raw: Vec<MlirAttribute> = values.iter().map(|a| a.0).collect();
         Attr(unsafe { mlirArrayAttrGet(self.0, raw.len() as isize, raw.as_ptr()) })
     }
-    pub fn unknown_loc(self) -> Loc {
-        Loc(unsafe { mlirLocationUnknownGet(self.0) })
-    }
-    pub fn file_loc(self, file: &str, line: u32, col: u32) -> Loc {
-        Loc(unsafe { mlirLocationFileLineColGet(self.0, sref(file), line, col) })
-    }
     /// Reports an error through the context's diagnostic handlers.
     pub fn emit_error(self, loc: Loc, message: &str) {
         let c = std::ffi::CString::new(message.replace('\0', " ")).expect("no NUL left");
@@ -156,9 +150,6 @@ impl Op {
     }
     pub fn loc(self) -> Loc {
         Loc(unsafe { mlirOperationGetLocation(self.0) })
-    }
-    pub fn set_loc(self, loc: Loc) {
-        unsafe { mlirOperationSetLocation(self.0, loc.0) }
     }
     pub fn num_operands(self) -> usize {
         unsafe { mlirOperationGetNumOperands(self.0) as usize }
@@ -243,9 +234,6 @@ impl Op {
     }
     pub fn move_before(self, anchor: Op) {
         unsafe { mlirOperationMoveBefore(self.0, anchor.0) }
-    }
-    pub fn move_after(self, anchor: Op) {
-        unsafe { mlirOperationMoveAfter(self.0, anchor.0) }
     }
     /// A deep copy, detached from any block.
     pub fn deep_clone(self) -> Op {
@@ -411,16 +399,6 @@ impl Value {
             }
         }
     }
-    /// The ops that use this value, once per use.
-    pub fn users(self) -> Vec<Op> {
-        let mut out = Vec::new();
-        let mut u = unsafe { mlirValueGetFirstUse(self.0) };
-        while !unsafe { mlirOpOperandIsNull(u) } {
-            out.push(Op(unsafe { mlirOpOperandGetOwner(u) }));
-            u = unsafe { mlirOpOperandGetNextUse(u) };
-        }
-        out
-    }
     pub fn replace_all_uses_with(self, with: Value) {
         unsafe { mlirValueReplaceAllUsesOfWith(self.0, with.0) }
     }
@@ -491,9 +469,6 @@ impl Attr {
     pub fn as_int(self) -> Option<i64> {
         unsafe { mlirAttributeIsAInteger(self.0) }.then(|| unsafe { mlirIntegerAttrGetValueInt(self.0) })
     }
-    pub fn as_float(self) -> Option<f64> {
-        unsafe { mlirAttributeIsAFloat(self.0) }.then(|| unsafe { mlirFloatAttrGetValueDouble(self.0) })
-    }
     pub fn as_array(self) -> Option<Vec<Attr>> {
         unsafe {
             if !mlirAttributeIsAArray(self.0) {
@@ -502,9 +477,6 @@ impl Attr {
             let n = mlirArrayAttrGetNumElements(self.0);
             Some((0..n).map(|i| Attr(mlirArrayAttrGetElement(self.0, i))).collect())
         }
-    }
-    pub fn is_unit(self) -> bool {
-        unsafe { mlirAttributeIsAUnit(self.0) }
     }
 }
 

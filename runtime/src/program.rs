@@ -129,11 +129,6 @@ impl Program {
         })
     }
 
-    pub fn kernel_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.compiled.kernels.keys().cloned().collect();
-        names.sort();
-        names
-    }
 
     /// Runs kernel `name` with `args`.
     pub fn launch(&mut self, name: &str, args: &[Arg]) -> Result<(), Error> {
