@@ -177,6 +177,30 @@ pub fn fields(module_body: Block) -> Vec<FieldDecl> {
     module_body.ops().into_iter().filter_map(FieldDecl::read).collect()
 }
 
+/// A layout tree node (`ds.dense`, `ds.pointer`, `ds.bitmasked`, `ds.dynamic`).
+#[derive(Clone, Debug)]
+pub struct LayoutNode {
+    pub op: Op,
+    pub kind: DsOp,
+    pub name: String,
+    /// None when the attribute is missing or not an `array<i64>`.
+    pub shape: Option<Vec<i64>>,
+    pub parent: Option<String>,
+}
+
+impl LayoutNode {
+    pub fn read(op: Op) -> Option<LayoutNode> {
+        let kind = DsOp::of(op).filter(|k| k.is_layout_node())?;
+        Some(LayoutNode {
+            op,
+            kind,
+            name: op.sym_name().unwrap_or_default(),
+            shape: op.attr("shape").and_then(|a| a.as_i64_array()),
+            parent: op.attr("parent").and_then(|a| a.as_symbol()),
+        })
+    }
+}
+
 /// A field access op: load, store or an atomic update.
 #[derive(Clone, Debug)]
 pub struct Access {
@@ -293,6 +317,17 @@ pub fn build_field(at: Cursor, name: &str, elem: Type, shape: &[i64], grad: Opti
     at.build(b)
 }
 
+/// A layout node of `kind` (dense, pointer, bitmasked or dynamic).
+pub fn build_layout_node(at: Cursor, kind: DsOp, name: &str, shape: &[i64], parent: Option<&str>, loc: Loc) -> Op {
+    assert!(kind.is_layout_node(), "{kind:?} is not a layout node");
+    let ctx = loc.ctx();
+    let mut b = OpBuilder::new(kind.name(), loc).attr("sym_name", ctx.string_attr(name)).attr("shape", ctx.i64_array_attr(shape));
+    if let Some(p) = parent {
+        b = b.attr("parent", ctx.symbol_ref(p));
+    }
+    at.build(b)
+}
+
 pub fn build_load(at: Cursor, field: &str, indices: &[Value], elem: Type, loc: Loc) -> Value {
     let ctx = elem.ctx();
     at.build(
@@ -326,6 +361,18 @@ pub fn build_parallel_for(at: Cursor, lower: Value, upper: Value, loc: Loc) -> P
     body.append(OpBuilder::new(BODY_TERMINATOR, loc).build().expect("terminator"));
     let op = at.build(OpBuilder::new(DsOp::ParallelFor.name(), loc).operands(&[lower, upper]).region(region));
     ParallelFor { op, lower, upper, body }
+}
+
+/// A `ds.struct_for` over `field` (of rank `rank`) with an empty body; returns
+/// the op and its body block (one index argument per dimension).
+pub fn build_struct_for(at: Cursor, field: &str, rank: usize, loc: Loc) -> (Op, Block) {
+    let ctx = loc.ctx();
+    let region = Region::new();
+    let args: Vec<_> = (0..rank).map(|_| (ctx.index(), loc)).collect();
+    let body = region.append_block(Block::new(&args));
+    body.append(OpBuilder::new(BODY_TERMINATOR, loc).build().expect("terminator"));
+    let op = at.build(OpBuilder::new(DsOp::StructFor.name(), loc).attr("field", ctx.symbol_ref(field)).region(region));
+    (op, body)
 }
 
 pub fn build_assert(at: Cursor, condition: Value, message: &str, loc: Loc) -> Op {

@@ -18,7 +18,7 @@
 
 use crate::{PassInfo, PassOptions};
 use ds_dialects::ir::{Op, Value};
-use ds_dialects::ops::{self, Access, AccessKind, DsOp, FieldDecl};
+use ds_dialects::ops::{self, Access, AccessKind, DsOp, FieldDecl, LayoutNode};
 use std::collections::HashMap;
 
 pub static PASS: PassInfo = PassInfo {
@@ -68,14 +68,17 @@ impl Verifier {
     fn check_declarations(&mut self, top: Vec<Op>) -> HashMap<String, FieldDecl> {
         let mut fields = HashMap::new();
         let mut layout_nodes = HashMap::new();
-        for op in &top {
-            if DsOp::of(*op).is_some_and(|k| k.is_layout_node()) {
-                let name = op.sym_name().unwrap_or_default();
-                let shape = op.attr("shape").and_then(|a| a.as_i64_array());
-                if shape.as_ref().is_none_or(|s| s.iter().any(|&e| e <= 0)) {
-                    self.error(*op, format!("layout node @{name}: shape must be an array<i64> of positive extents"));
-                }
-                layout_nodes.insert(name, *op);
+        for node in top.iter().filter_map(|op| LayoutNode::read(*op)) {
+            if node.shape.as_ref().is_none_or(|s| s.iter().any(|&e| e <= 0)) {
+                self.error(node.op, format!("layout node @{}: shape must be an array<i64> of positive extents", node.name));
+            }
+            layout_nodes.insert(node.name.clone(), node);
+        }
+        for node in layout_nodes.values() {
+            if let Some(parent) = &node.parent
+                && !layout_nodes.contains_key(parent)
+            {
+                self.error(node.op, format!("layout node @{}: its parent @{parent} is not a layout node of this module", node.name));
             }
         }
         for op in top {

@@ -179,13 +179,8 @@ pub fn reverse_ds_loop(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap) -
             pf.body
         }
         _ => {
-            let region = Region::new();
-            let args: Vec<_> = old.args().iter().map(|a| (a.ty(), loc)).collect();
-            let body = region.append_block(Block::new(&args));
-            body.append(OpBuilder::new(ops::BODY_TERMINATOR, loc).build().expect("terminator"));
-            let field = op.attr("field").expect("struct_for field");
-            at.build(OpBuilder::new(DsOp::StructFor.name(), loc).attr("field", field).region(region));
-            body
+            let field = op.attr("field").and_then(|a| a.as_symbol()).unwrap_or_default();
+            ops::build_struct_for(at, &field, old.num_args(), loc).1
         }
     };
     for (o, n) in old.args().into_iter().zip(body.args()) {

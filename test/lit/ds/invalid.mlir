@@ -166,3 +166,8 @@ func.func @k(%i: index) attributes {ds.kernel} {
 
 // expected-error@+1 {{layout node @g: shape must be an array<i64> of positive extents}}
 "ds.dense"() {sym_name = "g", shape = array<i64: -2>} : () -> ()
+
+// -----
+
+// expected-error@+1 {{layout node @leaf: its parent @missing is not a layout node of this module}}
+"ds.dense"() {sym_name = "leaf", shape = array<i64: 4>, parent = @missing} : () -> ()
