@@ -1,7 +1,7 @@
 //! Generated gradients against central finite differences in f64: one kernel
 //! per adjoint rule and per control-flow construct.
 
-use crate::common::fields;
+use crate::common::{fields, loop_kernel};
 use ds_runtime::gradcheck::{Spec, gradcheck};
 use ds_runtime::{Arg, CompileOptions, Error, Program};
 
@@ -9,23 +9,22 @@ const N: usize = 24;
 
 /// `out[i] = BODY(a[i], b[i], c[i])` over i in [0, N), in f64; BODY defines %r.
 fn elementwise(body: &str) -> String {
-    format!(
-        r#"{}
-func.func @k() attributes {{ds.kernel}} {{
-  %c0 = arith.constant 0 : index
-  %n = arith.constant {N} : index
-  "ds.parallel_for"(%c0, %n) ({{
-  ^bb0(%i: index):
-    %a = "ds.load"(%i) {{field = @a}} : (index) -> f64
-    %b = "ds.load"(%i) {{field = @b}} : (index) -> f64
-    %c = "ds.load"(%i) {{field = @c}} : (index) -> f64
+    fields(&[
+        ("a", "f64", "24"),
+        ("b", "f64", "24"),
+        ("c", "f64", "24"),
+        ("out", "f64", "24"),
+    ]) + &loop_kernel(
+        "k",
+        "",
+        Some(N),
+        r#"    %a = "ds.load"(%i) {field = @a} : (index) -> f64
+    %b = "ds.load"(%i) {field = @b} : (index) -> f64
+    %c = "ds.load"(%i) {field = @c} : (index) -> f64
 {body}
-    "ds.store"(%r, %i) {{field = @out}} : (f64, index) -> ()
-    gpu.yield
-  }}) : (index, index) -> ()
-  return
-}}"#,
-        fields(&[("a", "f64", "24"), ("b", "f64", "24"), ("c", "f64", "24"), ("out", "f64", "24")])
+    "ds.store"(%r, %i) {field = @out} : (f64, index) -> ()"#
+            .replace("{body}", body)
+            .as_str(),
     )
 }
 
@@ -35,11 +34,24 @@ fn check(src: &str, spec: Spec, tol: f64) {
     let r = gradcheck(src, &spec).unwrap_or_else(|e| panic!("gradcheck failed to run:\n{e}\n{src}"));
     assert!(r.elements_checked > 0);
     assert!(r.largest_gradient > 1e-3, "gradient is (nearly) zero everywhere: {r:?}");
-    assert!(r.worst_error < tol, "worst relative error {:e} at {} (tolerance {tol:e})", r.worst_error, r.worst_at);
+    assert!(
+        r.worst_error < tol,
+        "worst relative error {:e} at {} (tolerance {tol:e})",
+        r.worst_error,
+        r.worst_at
+    );
 }
 
 fn check_elementwise(body: &str, ranges: [(f64, f64); 3]) {
-    let spec = Spec::new("k", &[("a", ranges[0].0, ranges[0].1), ("b", ranges[1].0, ranges[1].1), ("c", ranges[2].0, ranges[2].1)], &["out"]);
+    let spec = Spec::new(
+        "k",
+        &[
+            ("a", ranges[0].0, ranges[0].1),
+            ("b", ranges[1].0, ranges[1].1),
+            ("c", ranges[2].0, ranges[2].1),
+        ],
+        &["out"],
+    );
     check(&elementwise(body), spec, 1e-6);
 }
 
@@ -178,27 +190,20 @@ fn casts_between_float_widths() {
     // Through f32 values the check uses a large step (2^-7) on a function
     // quadratic in the inputs, where central differences are exact up to f32
     // rounding of the perturbed inputs; tolerance 1e-4.
-    let src = format!(
-        r#"{}
-func.func @k() attributes {{ds.kernel}} {{
-  %c0 = arith.constant 0 : index
-  %n = arith.constant 8 : index
-  "ds.parallel_for"(%c0, %n) ({{
-  ^bb0(%i: index):
-    %h = "ds.load"(%i) {{field = @h}} : (index) -> f32
+    let src = fields(&[("h", "f32", "8"), ("a", "f64", "8"), ("out", "f64", "8")])
+        + &loop_kernel(
+            "k",
+            "",
+            Some(8),
+            r#"    %h = "ds.load"(%i) {field = @h} : (index) -> f32
     %e = arith.extf %h : f32 to f64
-    %a = "ds.load"(%i) {{field = @a}} : (index) -> f64
+    %a = "ds.load"(%i) {field = @a} : (index) -> f64
     %t = arith.truncf %a : f64 to f32
     %te = arith.extf %t : f32 to f64
     %p = arith.mulf %e, %te : f64
     %q = arith.mulf %p, %e : f64
-    "ds.store"(%q, %i) {{field = @out}} : (f64, index) -> ()
-    gpu.yield
-  }}) : (index, index) -> ()
-  return
-}}"#,
-        fields(&[("h", "f32", "8"), ("a", "f64", "8"), ("out", "f64", "8")])
-    );
+    "ds.store"(%q, %i) {field = @out} : (f64, index) -> ()"#,
+        );
     let mut spec = Spec::new("k", &[("h", -1.0, 1.0), ("a", -1.0, 1.0)], &["out"]);
     spec.step = Some(1.0 / 128.0);
     check(&src, spec, 1e-4);
@@ -206,63 +211,63 @@ func.func @k() attributes {{ds.kernel}} {{
 
 #[test]
 fn atomic_scatter_and_gather() {
-    let src = format!(
-        r#"{}
-func.func @k() attributes {{ds.kernel}} {{
-  %c0 = arith.constant 0 : index
-  %n = arith.constant {N} : index
-  "ds.parallel_for"(%c0, %n) ({{
-  ^bb0(%i: index):
-    %c4 = arith.constant 4 : index
+    let src = fields(&[("a", "f64", "24"), ("b", "f64", "24"), ("bins", "f64", "4")])
+        + &loop_kernel(
+            "k",
+            "",
+            Some(N),
+            r#"    %c4 = arith.constant 4 : index
     %c7 = arith.constant 7 : index
     %bin = arith.remui %i, %c4 : index
     %i7 = arith.muli %i, %c7 : index
     %j = arith.remui %i7, %n : index
-    %a = "ds.load"(%i) {{field = @a}} : (index) -> f64
-    %aj = "ds.load"(%j) {{field = @a}} : (index) -> f64
-    %b = "ds.load"(%i) {{field = @b}} : (index) -> f64
+    %a = "ds.load"(%i) {field = @a} : (index) -> f64
+    %aj = "ds.load"(%j) {field = @a} : (index) -> f64
+    %b = "ds.load"(%i) {field = @b} : (index) -> f64
     %x = arith.mulf %a, %aj : f64
     %y = arith.mulf %x, %b : f64
-    "ds.atomic_add"(%y, %bin) {{field = @bins}} : (f64, index) -> ()
-    "ds.atomic_sub"(%b, %bin) {{field = @bins}} : (f64, index) -> ()
-    gpu.yield
-  }}) : (index, index) -> ()
-  return
-}}"#,
-        fields(&[("a", "f64", "24"), ("b", "f64", "24"), ("bins", "f64", "4")])
+    "ds.atomic_add"(%y, %bin) {field = @bins} : (f64, index) -> ()
+    "ds.atomic_sub"(%b, %bin) {field = @bins} : (f64, index) -> ()"#,
+        );
+    check(
+        &src,
+        Spec::new("k", &[("a", -1.0, 1.0), ("b", -1.0, 1.0)], &["bins"]),
+        1e-6,
     );
-    check(&src, Spec::new("k", &[("a", -1.0, 1.0), ("b", -1.0, 1.0)], &["bins"]), 1e-6);
 }
 
 #[test]
 fn store_then_load_of_the_same_element() {
     // The time_integrate pattern: v[i] is stored, then read back for x[i].
-    let src = format!(
-        r#"{}
-func.func @k(%dt: f64) attributes {{ds.kernel}} {{
-  %c0 = arith.constant 0 : index
-  %n = arith.constant 8 : index
-  "ds.parallel_for"(%c0, %n) ({{
-  ^bb0(%i: index):
-    %v0 = "ds.load"(%i) {{field = @v0}} : (index) -> f64
-    %f = "ds.load"(%i) {{field = @f}} : (index) -> f64
-    %x0 = "ds.load"(%i) {{field = @x0}} : (index) -> f64
+    let src = fields(&[
+        ("v0", "f64", "8"),
+        ("f", "f64", "8"),
+        ("x0", "f64", "8"),
+        ("v", "f64", "8"),
+        ("x", "f64", "8"),
+    ]) + &loop_kernel(
+        "k",
+        "%dt: f64",
+        Some(8),
+        r#"    %v0 = "ds.load"(%i) {field = @v0} : (index) -> f64
+    %f = "ds.load"(%i) {field = @f} : (index) -> f64
+    %x0 = "ds.load"(%i) {field = @x0} : (index) -> f64
     %damp = arith.constant 0.9 : f64
     %dv = arith.mulf %dt, %f : f64
     %vs = arith.mulf %damp, %v0 : f64
     %v = arith.addf %vs, %dv : f64
-    "ds.store"(%v, %i) {{field = @v}} : (f64, index) -> ()
-    %vr = "ds.load"(%i) {{field = @v}} : (index) -> f64
+    "ds.store"(%v, %i) {field = @v} : (f64, index) -> ()
+    %vr = "ds.load"(%i) {field = @v} : (index) -> f64
     %dx = arith.mulf %dt, %vr : f64
     %x = arith.addf %x0, %dx : f64
-    "ds.store"(%x, %i) {{field = @x}} : (f64, index) -> ()
-    gpu.yield
-  }}) : (index, index) -> ()
-  return
-}}"#,
-        fields(&[("v0", "f64", "8"), ("f", "f64", "8"), ("x0", "f64", "8"), ("v", "f64", "8"), ("x", "f64", "8")])
+    "ds.store"(%x, %i) {field = @x} : (f64, index) -> ()"#,
     );
-    let spec = Spec::new("k", &[("v0", -1.0, 1.0), ("f", -1.0, 1.0), ("x0", -1.0, 1.0)], &["x", "v"]).args(&[Arg::F64(0.1)]);
+    let spec = Spec::new(
+        "k",
+        &[("v0", -1.0, 1.0), ("f", -1.0, 1.0), ("x0", -1.0, 1.0)],
+        &["x", "v"],
+    )
+    .args(&[Arg::F64(0.1)]);
     check(&src, spec, 1e-6);
 }
 
@@ -362,47 +367,47 @@ func.func @k() attributes {{ds.kernel}} {{
 
 #[test]
 fn if_without_else_guarding_a_store() {
-    let src = format!(
-        r#"{}
-func.func @k() attributes {{ds.kernel}} {{
-  %c0 = arith.constant 0 : index
-  %n = arith.constant {N} : index
-  "ds.parallel_for"(%c0, %n) ({{
-  ^bb0(%i: index):
-    %a = "ds.load"(%i) {{field = @a}} : (index) -> f64
-    %b = "ds.load"(%i) {{field = @b}} : (index) -> f64
+    let src = fields(&[("a", "f64", "24"), ("b", "f64", "24"), ("out", "f64", "24")])
+        + &loop_kernel(
+            "k",
+            "",
+            Some(N),
+            r#"    %a = "ds.load"(%i) {field = @a} : (index) -> f64
+    %b = "ds.load"(%i) {field = @b} : (index) -> f64
     %z = arith.constant 0.0 : f64
     %p = arith.cmpf ogt, %a, %z : f64
-    scf.if %p {{
+    scf.if %p {
       %x = arith.mulf %a, %b : f64
-      "ds.store"(%x, %i) {{field = @out}} : (f64, index) -> ()
-    }}
-    gpu.yield
-  }}) : (index, index) -> ()
-  return
-}}"#,
-        fields(&[("a", "f64", "24"), ("b", "f64", "24"), ("out", "f64", "24")])
+      "ds.store"(%x, %i) {field = @out} : (f64, index) -> ()
+    }"#,
+        );
+    check(
+        &src,
+        Spec::new("k", &[("a", -1.0, 1.0), ("b", -1.0, 1.0)], &["out"]),
+        1e-6,
     );
-    check(&src, Spec::new("k", &[("a", -1.0, 1.0), ("b", -1.0, 1.0)], &["out"]), 1e-6);
 }
 
 #[test]
 fn mass_spring_friction_kernel() {
     // SIMULATORS.md time_integrate with the wall and friction projection, 2-D, per mass.
-    let src = format!(
-        r#"{}
-func.func @integrate(%dt: f64) attributes {{ds.kernel}} {{
-  %c0 = arith.constant 0 : index
-  %n = arith.constant 3 : index
-  "ds.parallel_for"(%c0, %n) ({{
-  ^bb0(%i: index):
-    %c0b = arith.constant 0 : index
+    let src = fields(&[
+        ("v0", "f64", "3, 2"),
+        ("f", "f64", "3, 2"),
+        ("x0", "f64", "3, 2"),
+        ("v", "f64", "3, 2"),
+        ("x", "f64", "3, 2"),
+    ]) + &loop_kernel(
+        "integrate",
+        "%dt: f64",
+        Some(3),
+        r#"    %c0b = arith.constant 0 : index
     %c1 = arith.constant 1 : index
-    %vx0 = "ds.load"(%i, %c0b) {{field = @v0}} : (index, index) -> f64
-    %vy0 = "ds.load"(%i, %c1) {{field = @v0}} : (index, index) -> f64
-    %fx = "ds.load"(%i, %c0b) {{field = @f}} : (index, index) -> f64
-    %fy = "ds.load"(%i, %c1) {{field = @f}} : (index, index) -> f64
-    %xx0 = "ds.load"(%i, %c0b) {{field = @x0}} : (index, index) -> f64
+    %vx0 = "ds.load"(%i, %c0b) {field = @v0} : (index, index) -> f64
+    %vy0 = "ds.load"(%i, %c1) {field = @v0} : (index, index) -> f64
+    %fx = "ds.load"(%i, %c0b) {field = @f} : (index, index) -> f64
+    %fy = "ds.load"(%i, %c1) {field = @f} : (index, index) -> f64
+    %xx0 = "ds.load"(%i, %c0b) {field = @x0} : (index, index) -> f64
     %s = arith.constant 0.98 : f64
     %vx1 = arith.mulf %s, %vx0 : f64
     %vy1 = arith.mulf %s, %vy0 : f64
@@ -417,7 +422,7 @@ func.func @integrate(%dt: f64) attributes {{ds.kernel}} {{
     %hit = arith.cmpf ogt, %nx, %wall : f64
     %moving = arith.cmpf ogt, %vx, %z : f64
     %both = arith.andi %hit, %moving : i1
-    %ovx, %ovy = scf.if %both -> (f64, f64) {{
+    %ovx, %ovy = scf.if %both -> (f64, f64) {
       %fr = arith.constant 0.01 : f64
       %lim = arith.mulf %fr, %vx : f64
       %ay = math.absf %vy : f64
@@ -427,68 +432,74 @@ func.func @integrate(%dt: f64) attributes {{ds.kernel}} {{
       %sh = arith.select %pos, %nm, %m : f64
       %nvy = arith.addf %vy, %sh : f64
       scf.yield %z, %nvy : f64, f64
-    }} else {{
+    } else {
       scf.yield %vx, %vy : f64, f64
-    }}
-    "ds.store"(%ovx, %i, %c0b) {{field = @v}} : (f64, index, index) -> ()
-    "ds.store"(%ovy, %i, %c1) {{field = @v}} : (f64, index, index) -> ()
-    "ds.store"(%nx, %i, %c0b) {{field = @x}} : (f64, index, index) -> ()
-    gpu.yield
-  }}) : (index, index) -> ()
-  return
-}}"#,
-        fields(&[("v0", "f64", "3, 2"), ("f", "f64", "3, 2"), ("x0", "f64", "3, 2"), ("v", "f64", "3, 2"), ("x", "f64", "3, 2")])
+    }
+    "ds.store"(%ovx, %i, %c0b) {field = @v} : (f64, index, index) -> ()
+    "ds.store"(%ovy, %i, %c1) {field = @v} : (f64, index, index) -> ()
+    "ds.store"(%nx, %i, %c0b) {field = @x} : (f64, index, index) -> ()"#,
     );
-    let spec = Spec::new("integrate", &[("v0", -1.0, 1.0), ("f", -1.0, 1.0), ("x0", 0.3, 0.5)], &["v", "x"])
-        .args(&[Arg::F64(0.05)]);
+    let spec = Spec::new(
+        "integrate",
+        &[("v0", -1.0, 1.0), ("f", -1.0, 1.0), ("x0", 0.3, 0.5)],
+        &["v", "x"],
+    )
+    .args(&[Arg::F64(0.05)]);
     check(&src, spec, 1e-6);
 }
 
 fn long_carried_loop(iterations: usize) -> String {
-    format!(
-        r#"{}
-func.func @k() attributes {{ds.kernel}} {{
-  %c0 = arith.constant 0 : index
-  %n = arith.constant 4 : index
-  "ds.parallel_for"(%c0, %n) ({{
-  ^bb0(%i: index):
-    %a = "ds.load"(%i) {{field = @a}} : (index) -> f64
+    fields(&[("a", "f64", "4"), ("out", "f64", "4")])
+        + &loop_kernel(
+            "k",
+            "",
+            Some(4),
+            r#"    %a = "ds.load"(%i) {field = @a} : (index) -> f64
     %c0b = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %m = arith.constant {iterations} : index
     %k = arith.constant 0.999 : f64
-    %r = scf.for %j = %c0b to %m step %c1 iter_args(%x = %a) -> (f64) {{
+    %r = scf.for %j = %c0b to %m step %c1 iter_args(%x = %a) -> (f64) {
       %y = arith.mulf %x, %k : f64
       %s = math.sin %y : f64
       %t = arith.addf %y, %s : f64
       %h = arith.constant 0.5 : f64
       %u = arith.mulf %t, %h : f64
       scf.yield %u : f64
-    }}
-    "ds.store"(%r, %i) {{field = @out}} : (f64, index) -> ()
-    gpu.yield
-  }}) : (index, index) -> ()
-  return
-}}"#,
-        fields(&[("a", "f64", "4"), ("out", "f64", "4")])
-    )
+    }
+    "ds.store"(%r, %i) {field = @out} : (f64, index) -> ()"#
+                .replace("{iterations}", &iterations.to_string())
+                .as_str(),
+        )
 }
 
 #[test]
 fn ad_stack_within_capacity() {
-    check(&long_carried_loop(200), Spec::new("k", &[("a", 0.5, 1.5)], &["out"]), 1e-6);
+    check(
+        &long_carried_loop(200),
+        Spec::new("k", &[("a", 0.5, 1.5)], &["out"]),
+        1e-6,
+    );
 }
 
 #[test]
 fn ad_stack_overflow_fails_the_launch() {
     let src = long_carried_loop(300);
-    let options = CompileOptions { autodiff: true, ..Default::default() };
+    let options = CompileOptions {
+        autodiff: true,
+        ..Default::default()
+    };
     let mut p = Program::with_options(&src, "loop.mlir", &options).unwrap();
     p.launch("k", &[]).unwrap();
     let err = p.launch("k_grad", &[]).unwrap_err();
-    let Error::Check { kernel, message } = &err else { panic!("{err}") };
+    let Error::Check { kernel, message } = &err else {
+        panic!("{err}")
+    };
     assert_eq!(kernel, "k_grad");
-    assert!(message.contains("autodiff stack overflow") && message.contains("more than 256 iterations"), "{message}");
+    assert!(
+        message.contains("autodiff stack overflow") && message.contains("more than 256 iterations"),
+        "{message}"
+    );
     // A larger stack makes it fit.
     let options = CompileOptions {
         autodiff: true,
@@ -502,27 +513,24 @@ fn ad_stack_overflow_fails_the_launch() {
 
 #[test]
 fn appendix_c_reduction_into_a_scalar() {
-    let src = format!(
-        r#"{}
-func.func @reduce() attributes {{ds.kernel}} {{
-  %c0 = arith.constant 0 : index
-  %n = arith.constant 32 : index
-  "ds.parallel_for"(%c0, %n) ({{
-  ^bb0(%i: index):
-    %x = "ds.load"(%i) {{field = @x}} : (index) -> f64
-    %y = "ds.load"(%i) {{field = @y}} : (index) -> f64
+    let src = fields(&[("x", "f64", "32"), ("y", "f64", "32"), ("L", "f64", "")])
+        + &loop_kernel(
+            "reduce",
+            "",
+            Some(32),
+            r#"    %x = "ds.load"(%i) {field = @x} : (index) -> f64
+    %y = "ds.load"(%i) {field = @y} : (index) -> f64
     %d = arith.subf %x, %y : f64
     %sq = arith.mulf %d, %d : f64
     %half = arith.constant 0.5 : f64
     %l = arith.mulf %half, %sq : f64
-    "ds.atomic_add"(%l) {{field = @L}} : (f64) -> ()
-    gpu.yield
-  }}) : (index, index) -> ()
-  return
-}}"#,
-        fields(&[("x", "f64", "32"), ("y", "f64", "32"), ("L", "f64", "")])
+    "ds.atomic_add"(%l) {field = @L} : (f64) -> ()"#,
+        );
+    check(
+        &src,
+        Spec::new("reduce", &[("x", -1.0, 1.0), ("y", -1.0, 1.0)], &["L"]),
+        1e-6,
     );
-    check(&src, Spec::new("reduce", &[("x", -1.0, 1.0), ("y", -1.0, 1.0)], &["L"]), 1e-6);
 }
 
 #[test]
