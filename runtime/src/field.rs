@@ -39,36 +39,16 @@ impl ElemType {
 /// A Rust type that can be a field element.
 pub trait Element: Copy + Default + std::fmt::Debug + Send + Sync + 'static {
     const TYPE: ElemType;
-    fn to_f64(self) -> f64;
-    fn from_f64(v: f64) -> Self;
 }
 
 impl Element for f32 {
     const TYPE: ElemType = ElemType::F32;
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-    fn from_f64(v: f64) -> Self {
-        v as f32
-    }
 }
 impl Element for f64 {
     const TYPE: ElemType = ElemType::F64;
-    fn to_f64(self) -> f64 {
-        self
-    }
-    fn from_f64(v: f64) -> Self {
-        v
-    }
 }
 impl Element for i32 {
     const TYPE: ElemType = ElemType::I32;
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-    fn from_f64(v: f64) -> Self {
-        v as i32
-    }
 }
 
 /// A field's declaration as the runtime needs it.
