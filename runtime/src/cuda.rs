@@ -36,7 +36,13 @@ pub fn driver_present() -> bool {
 /// libdevice.10.bc, searched in `$DS_LIBDEVICE`, `$CUDA_HOME` / `$CUDA_PATH`,
 /// /usr/local/cuda, Debian's toolkit, and the Python package
 /// nvidia-cuda-nvcc-cu12 (found through `python3`).
+/// The search runs once per process (it may start `python3`).
 pub fn find_libdevice() -> Option<String> {
+    static FOUND: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    FOUND.get_or_init(search_libdevice).clone()
+}
+
+fn search_libdevice() -> Option<String> {
     let mut candidates: Vec<std::path::PathBuf> = Vec::new();
     if let Ok(p) = std::env::var("DS_LIBDEVICE") {
         candidates.push(p.into());

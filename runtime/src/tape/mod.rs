@@ -295,7 +295,8 @@ impl<D: Device> Tape<D> {
             info.accesses.iter().filter(|a| a.write == write).map(|a| (a.field, part(a.lead, args))).collect()
         };
         let (reads, writes) = (touched(false), touched(true));
-        if self.checkpointing {
+        // Only a first write to a field needs the list of adjoints (not per launch).
+        if self.checkpointing && writes.iter().any(|(f, _)| !self.initial.contains_key(f)) {
             let adjoints = adjoint_fields(p);
             for (f, _) in &writes {
                 if !adjoints.contains(f) && !self.initial.contains_key(f) {
