@@ -78,7 +78,19 @@ impl DsOp {
 
     /// Layout tree nodes (module level).
     pub fn is_layout_node(self) -> bool {
-        matches!(self, DsOp::Dense | DsOp::Pointer | DsOp::Bitmasked | DsOp::Dynamic)
+        match self {
+            DsOp::Dense | DsOp::Pointer | DsOp::Bitmasked | DsOp::Dynamic => true,
+            DsOp::Field
+            | DsOp::ParallelFor
+            | DsOp::StructFor
+            | DsOp::Load
+            | DsOp::Store
+            | DsOp::AtomicAdd
+            | DsOp::AtomicSub
+            | DsOp::AtomicMin
+            | DsOp::AtomicMax
+            | DsOp::Assert => false,
+        }
     }
 
 }
