@@ -8,6 +8,8 @@
 //! the statement that made it. The first error (a type mismatch, an
 //! unsupported use) is kept with its location and returned by [`build_kernel`].
 
+use ds_dialects::ir::FileLineCol as Location;
+use ds_dialects::ops::AccessKind;
 use std::cell::RefCell;
 use std::fmt::Write;
 
@@ -69,7 +71,10 @@ struct Builder {
     depth: usize,
     next: usize,
     loc: String,
-    error: Option<String>,
+    /// The Rust position of `loc`.
+    position: Option<Location>,
+    /// The first error: where, and what.
+    error: Option<(Option<Location>, String)>,
     /// Nesting of `ds.parallel_for` (only the outermost loop is parallel).
     loops: usize,
 }
@@ -88,7 +93,10 @@ fn with<R>(f: impl FnOnce(&mut Builder) -> R) -> R {
 
 /// Sets the source location of the ops that follow (called by the macro).
 pub fn at(file: &str, line: u32, col: u32) {
-    with(|b| b.loc = format!("loc(\"{file}\":{line}:{col})"));
+    with(|b| {
+        b.loc = format!("loc(\"{file}\":{line}:{col})");
+        b.position = Some(Location { file: file.into(), line, col });
+    });
 }
 
 /// Records a build error at the current location (the first one wins).
@@ -96,8 +104,7 @@ pub fn error(message: impl Into<String>) {
     let message = message.into();
     with(|b| {
         if b.error.is_none() {
-            let pos = b.loc.trim_start_matches("loc(").trim_end_matches(')').replace('"', "");
-            b.error = Some(format!("{pos}: error: {message}"));
+            b.error = Some((b.position.clone(), message));
         }
     });
 }
@@ -455,16 +462,28 @@ pub fn serial_for<C: Carry>(lo: impl IntoIndex, hi: impl IntoIndex, carried: C, 
     C::rebuild(&mut outs.into_iter())
 }
 
-/// A kernel's IR text, or the first error made while building it.
-pub struct KernelDef {
+/// A kernel's IR: its name, scalar parameter types and the `func.func` as text.
+#[derive(Clone, Debug)]
+pub struct KernelIr {
     pub name: String,
+    pub params: Vec<Ty>,
+    /// Marked `ds.no_grad`: no gradient kernel is generated.
+    pub no_grad: bool,
     pub text: String,
+}
+
+/// The first error made while building a kernel, with its Rust location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildError {
+    pub kernel: String,
+    pub location: Option<Location>,
+    pub message: String,
 }
 
 /// Builds kernel `name` with scalar parameters `params` by running `body`
 /// on the parameters' values; `no_grad` marks it `ds.no_grad` (no gradient
 /// kernel is generated for it).
-pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl FnOnce(Vec<Expr>)) -> Result<KernelDef, String> {
+pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl FnOnce(Vec<Expr>)) -> Result<KernelIr, BuildError> {
     // Parameters are %v1 ... %vN; values made by the body follow.
     BUILDER.with(|b| {
         *b.borrow_mut() = Some(Builder {
@@ -472,6 +491,7 @@ pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl
             depth: 0,
             next: params.len(),
             loc: "loc(unknown)".into(),
+            position: None,
             error: None,
             loops: 0,
         })
@@ -480,8 +500,8 @@ pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl
     let signature: Vec<String> = values.iter().map(|v| format!("{}: {}", v.name(), v.ty.mlir())).collect();
     body(values);
     let b = BUILDER.with(|b| b.borrow_mut().take()).expect("builder");
-    if let Some(e) = b.error {
-        return Err(format!("kernel {name}: {e}"));
+    if let Some((location, message)) = b.error {
+        return Err(BuildError { kernel: name.into(), location, message });
     }
     let mut text = String::new();
     let attributes = if no_grad { "ds.kernel, ds.no_grad" } else { "ds.kernel" };
@@ -490,5 +510,33 @@ pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl
         writeln!(text, "{l}").expect("string");
     }
     writeln!(text, "  return\n}}").expect("string");
-    Ok(KernelDef { name: name.into(), text })
+    Ok(KernelIr { name: name.into(), params: params.iter().map(|(_, t)| *t).collect(), no_grad, text })
+}
+
+/// The `ds.field` declaration of `name` (with `grad` naming its adjoint field)
+/// as module-level IR.
+pub fn field_decl(name: &str, ty: Ty, shape: &[usize], grad: Option<&str>) -> String {
+    let shape = if shape.is_empty() {
+        "array<i64>".to_string()
+    } else {
+        format!("array<i64: {}>", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+    };
+    let grad = grad.map(|g| format!(", grad = @{g}")).unwrap_or_default();
+    format!("\"ds.field\"() {{sym_name = \"{name}\", element_type = {}, shape = {shape}{grad}}} : () -> ()\n", ty.mlir())
+}
+
+/// `ds.load` of one scalar of field `name` (elements of type `ty`).
+pub fn emit_load(name: &str, ty: Ty, index: &[Expr]) -> Expr {
+    let names: Vec<String> = index.iter().map(|e| e.name()).collect();
+    let tys = vec!["index"; index.len()].join(", ");
+    op(&format!("\"{}\"({}) {{field = @{name}}} : ({tys}) -> {}", AccessKind::Load.name(), names.join(", "), ty.mlir()), ty)
+}
+
+/// A store or atomic update of one scalar of field `name`.
+pub fn emit_update(kind: AccessKind, name: &str, ty: Ty, index: &[Expr], value: &Expr) {
+    let value = cast(value, ty);
+    let mut names = vec![value.name()];
+    names.extend(index.iter().map(|e| e.name()));
+    let tys: Vec<&str> = std::iter::once(ty.mlir()).chain(index.iter().map(|_| "index")).collect();
+    line(&format!("\"{}\"({}) {{field = @{name}}} : ({}) -> ()", kind.name(), names.join(", "), tys.join(", ")));
 }

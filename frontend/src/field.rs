@@ -1,23 +1,32 @@
-//! Field handles: scalar, vector and matrix fields of any shape, used in
-//! kernels and on the host.
+//! Typed field handles, used in kernels and on the host.
+//!
+//! A [`Field<V, D>`] holds elements of type `V` at each index of a
+//! `D`-dimensional shape: `V` is a scalar (`f32`, `f64`, `i32`), a vector
+//! `[T; N]` or a matrix `[[T; C]; R]` ([`ScalarField`], [`VectorField`],
+//! [`MatrixField`] name them). A [`GradField`] is a field declared with a
+//! gradient: it derefs to its [`Field`] and adds [`GradField::grad`], the
+//! adjoint field; a field declared without one has no `.grad()` at all.
 //!
 //! Layout: a field of `N`-vectors with shape `[a, b]` is the ds field of shape
 //! `[a, b, N]`, and a field of `R` x `C` matrices the ds field `[a, b, R, C]`
 //! (components innermost, matrices row-major); the adjoint of field `x` is the
 //! ds field `x_grad`, with the same layout.
 //!
-//! In a kernel, `x[(i, j)]` loads an element (a scalar, [`Vector`] or
-//! [`Matrix`]), `x[(i, j)] = v` stores, `x[(i, j)] += v` / `-= v` add
-//! atomically, and `x.grad()` is the adjoint field. On the host,
-//! [`HostField`] reads and writes elements of a built program by index
-//! (`x.get::<f32>(&program, &[t, i])` gives `[f32; 2]` for a 2-vector field).
+//! In a kernel, `x[(i, j)]` loads an element (a scalar [`Expr`], [`Vector`]
+//! or [`Matrix`]), `x[(i, j)] = v` stores, `x[(i, j)] += v` / `-= v` add
+//! atomically. On the host, `x.get(&p, [i, j])`, `x.set(&mut p, [i, j], v)`,
+//! `x.to_vec(&p)`, `x.copy_from(&mut p, &values)`, `x.fill(&mut p, v)` work on
+//! any [`Backend`] (a CPU `Program` or a `CudaProgram`), with `V` as the value.
 
-use crate::builder::{Carry, Expr, IntoIndex, Ty, constant, error, line, op};
+use crate::builder::{Carry, Expr, IntoIndex, Ty, constant, emit_load, emit_update, error};
 use crate::value::{Matrix, Vector};
-use ds_runtime::{Element, Error, Program};
+use ds_dialects::ops::AccessKind;
+use ds_runtime::{Backend, Element, Error};
+use std::marker::PhantomData;
+use std::sync::Arc;
 
-/// A Rust element type of fields.
-pub trait Scalar {
+/// The scalar types of fields.
+pub trait Scalar: Element {
     const TY: Ty;
 }
 impl Scalar for f32 {
@@ -30,69 +39,84 @@ impl Scalar for i32 {
     const TY: Ty = Ty::I32;
 }
 
-/// The declaration every handle refers to.
-#[derive(Clone, Debug)]
+/// What one element of a field is, on the host (`Self`) and in kernels
+/// ([`ElementKind::Value`]).
+pub trait ElementKind: Copy + 'static {
+    type Scalar: Scalar;
+    /// The element as a kernel value.
+    type Value: Carry;
+    /// The component dimensions (`[]`, `[N]` or `[R, C]`).
+    const COMPONENTS: &'static [usize];
+    /// The element's scalars, row-major.
+    fn scalars(&self, out: &mut Vec<Self::Scalar>);
+    /// The element from `COMPONENTS.product()` scalars.
+    fn from_scalars(scalars: &[Self::Scalar]) -> Self;
+}
+
+impl<T: Scalar> ElementKind for T {
+    type Scalar = T;
+    type Value = Expr;
+    const COMPONENTS: &'static [usize] = &[];
+    fn scalars(&self, out: &mut Vec<T>) {
+        out.push(*self)
+    }
+    fn from_scalars(s: &[T]) -> T {
+        s[0]
+    }
+}
+
+impl<T: Scalar, const N: usize> ElementKind for [T; N] {
+    type Scalar = T;
+    type Value = Vector<N>;
+    const COMPONENTS: &'static [usize] = &[N];
+    fn scalars(&self, out: &mut Vec<T>) {
+        out.extend_from_slice(self)
+    }
+    fn from_scalars(s: &[T]) -> [T; N] {
+        std::array::from_fn(|i| s[i])
+    }
+}
+
+impl<T: Scalar, const R: usize, const C: usize> ElementKind for [[T; C]; R] {
+    type Scalar = T;
+    type Value = Matrix<R, C>;
+    const COMPONENTS: &'static [usize] = &[R, C];
+    fn scalars(&self, out: &mut Vec<T>) {
+        self.iter().for_each(|row| out.extend_from_slice(row))
+    }
+    fn from_scalars(s: &[T]) -> [[T; C]; R] {
+        std::array::from_fn(|i| std::array::from_fn(|j| s[i * C + j]))
+    }
+}
+
+/// A field's declaration, shared by its handles.
+#[derive(Debug)]
+#[doc(hidden)]
 pub struct FieldDecl {
     pub name: String,
     pub ty: Ty,
-    /// The ds field's shape (for vector and matrix fields, with the component
-    /// dimensions last).
+    /// The index shape (without component dimensions).
     pub shape: Vec<usize>,
-    /// How many trailing dimensions of `shape` index components (0, 1 or 2).
-    pub component_dims: usize,
-    pub grad: bool,
+    pub components: &'static [usize],
+    /// The position of the ds field in the program's fields.
+    pub position: usize,
 }
 
 impl FieldDecl {
-    /// The `ds.field` declarations (and the adjoint's) as IR text.
-    pub fn ir(&self) -> String {
-        let shape = if self.shape.is_empty() {
-            "array<i64>".to_string()
-        } else {
-            format!("array<i64: {}>", self.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
-        };
-        let decl = |name: &str, grad: &str| {
-            format!("\"ds.field\"() {{sym_name = \"{name}\", element_type = {}, shape = {shape}{grad}}} : () -> ()\n", self.ty.mlir())
-        };
-        if self.grad {
-            decl(&self.name, &format!(", grad = @{}_grad", self.name)) + &decl(&format!("{}_grad", self.name), "")
-        } else {
-            decl(&self.name, "")
-        }
-    }
-
-    /// The shape the user indexes (without component dimensions).
-    pub fn element_shape(&self) -> &[usize] {
-        &self.shape[..self.shape.len() - self.component_dims]
+    /// The ds field's shape: the index shape, then the component dimensions.
+    pub fn ds_shape(&self) -> Vec<usize> {
+        [&self.shape[..], self.components].concat()
     }
 
     /// Scalars per element.
-    pub fn components(&self) -> usize {
-        self.shape[self.shape.len() - self.component_dims..].iter().product()
+    fn scalars_per_element(&self) -> usize {
+        self.components.iter().product()
     }
 
-    /// The declaration of the adjoint field.
-    /// The adjoint field `NAME_grad`. For a field declared without a gradient
-    /// it does not exist: host access then reports "no field @NAME_grad", and
-    /// a kernel using it fails to compile with the same name and its location.
-    fn adjoint(&self) -> FieldDecl {
-        FieldDecl { name: format!("{}_grad", self.name), grad: false, ..self.clone() }
-    }
-
-    fn check_rank(&self, n: usize) -> bool {
-        if n != self.shape.len() {
-            error(format!("field {} takes {} indices, got {n}", self.name, self.element_shape().len()));
-            return false;
-        }
-        true
-    }
-
-    /// The components of the element at `index` (a kernel-time index with
-    /// the component indices appended).
+    /// The scalar indices of the element at a kernel-time index.
     fn component_indices(&self, index: &[Expr]) -> Vec<Vec<Expr>> {
-        let dims = &self.shape[self.shape.len() - self.component_dims..];
         let mut all = vec![index.to_vec()];
-        for &n in dims {
+        for &n in self.components {
             all = all
                 .into_iter()
                 .flat_map(|prefix| {
@@ -107,63 +131,198 @@ impl FieldDecl {
         all
     }
 
-    /// The scalars of one element at a kernel-time index.
+    fn check_rank(&self, n: usize) -> bool {
+        if n != self.shape.len() {
+            error(format!("field {} takes {} indices, got {n}", self.name, self.shape.len()));
+            return false;
+        }
+        true
+    }
+
     fn load_element(&self, index: &[Expr]) -> Vec<Expr> {
-        self.component_indices(index).iter().map(|i| self.load(i)).collect()
+        self.check_rank(index.len());
+        self.component_indices(index).iter().map(|i| emit_load(&self.name, self.ty, i)).collect()
     }
 
-    fn update_element(&self, kind: &str, index: &[Expr], values: &[Expr]) {
+    fn update_element(&self, kind: AccessKind, index: &[Expr], values: &[Expr]) {
+        self.check_rank(index.len());
         for (i, v) in self.component_indices(index).iter().zip(values) {
-            self.update(kind, i, v);
+            emit_update(kind, &self.name, self.ty, i, v);
         }
     }
 
-    /// Where the element at a host index starts in the ds field's storage.
-    fn host_offset(&self, field: &ds_runtime::Field, index: &[usize]) -> Result<usize, Error> {
-        if index.len() != self.element_shape().len() {
-            return Err(Error::Field(format!(
-                "field {} has {} dimensions, indexed with {}",
-                self.name,
-                self.element_shape().len(),
-                index.len()
-            )));
+    /// The program's field for this declaration, checked to be this one.
+    fn position_in<B: Backend>(&self, p: &B) -> Result<usize, Error> {
+        match p.field_infos().get(self.position) {
+            Some(info) if info.name == self.name && info.shape == self.ds_shape() => Ok(self.position),
+            _ => Err(Error::ForeignField { field: self.name.clone(), shape: self.shape.clone() }),
         }
-        let mut full = index.to_vec();
-        full.resize(self.shape.len(), 0);
-        field.offset(&full)
     }
 
-    fn load(&self, idx: &[Expr]) -> Expr {
-        self.check_rank(idx.len());
-        let names: Vec<String> = idx.iter().map(|e| e.name()).collect();
-        let tys = vec!["index"; idx.len()].join(", ");
-        op(&format!("\"ds.load\"({}) {{field = @{}}} : ({tys}) -> {}", names.join(", "), self.name, self.ty.mlir()), self.ty)
+    /// Where the element at a host index starts, in scalars.
+    fn host_offset(&self, index: &[usize]) -> Result<usize, Error> {
+        let bad = || Error::HostIndex { field: self.name.clone(), index: index.to_vec(), shape: self.shape.clone() };
+        let mut offset = 0;
+        for (&i, &n) in index.iter().zip(&self.shape) {
+            if i >= n {
+                return Err(bad());
+            }
+            offset = offset * n + i;
+        }
+        Ok(offset * self.scalars_per_element())
+    }
+}
+
+/// A field of elements `V` over a `D`-dimensional index (see the module doc).
+pub struct Field<V: ElementKind, const D: usize> {
+    pub(crate) decl: Arc<FieldDecl>,
+    element: PhantomData<fn() -> V>,
+}
+
+impl<V: ElementKind, const D: usize> Clone for Field<V, D> {
+    fn clone(&self) -> Self {
+        Field { decl: self.decl.clone(), element: PhantomData }
+    }
+}
+
+impl<V: ElementKind, const D: usize> std::fmt::Debug for Field<V, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Field(@{} {:?} of {:?})", self.decl.name, self.decl.shape, V::COMPONENTS)
+    }
+}
+
+/// A field of scalars `T` (f32, f64, i32) over a `D`-dimensional index.
+pub type ScalarField<T, const D: usize> = Field<T, D>;
+/// A field of `N`-vectors of `T`.
+pub type VectorField<T, const N: usize, const D: usize> = Field<[T; N], D>;
+/// A field of `R` x `C` matrices of `T` (row-major).
+pub type MatrixField<T, const R: usize, const C: usize, const D: usize> = Field<[[T; C]; R], D>;
+
+impl<V: ElementKind, const D: usize> Field<V, D> {
+    pub(crate) fn new(decl: FieldDecl) -> Self {
+        Field { decl: Arc::new(decl), element: PhantomData }
     }
 
-    fn update(&self, kind: &str, idx: &[Expr], value: &Expr) {
-        self.check_rank(idx.len());
-        let value = crate::builder::cast(value, self.ty);
-        let mut names = vec![value.name()];
-        names.extend(idx.iter().map(|e| e.name()));
-        let tys: Vec<&str> = std::iter::once(self.ty.mlir()).chain(idx.iter().map(|_| "index")).collect();
-        line(&format!("\"ds.{kind}\"({}) {{field = @{}}} : ({}) -> ()", names.join(", "), self.name, tys.join(", ")));
+    /// The ds field's name (its symbol in the IR).
+    pub fn name(&self) -> &str {
+        &self.decl.name
+    }
+
+    /// The index shape.
+    pub fn shape(&self) -> [usize; D] {
+        std::array::from_fn(|d| self.decl.shape[d])
+    }
+
+    /// Elements (indices), not scalars.
+    pub fn len(&self) -> usize {
+        self.decl.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The element at `index`.
+    pub fn get<B: Backend>(&self, p: &B, index: [usize; D]) -> Result<V, Error> {
+        let (field, start) = (self.decl.position_in(p)?, self.decl.host_offset(&index)?);
+        let mut scalars = vec![V::Scalar::default(); self.decl.scalars_per_element()];
+        p.read(field, start, &mut scalars)?;
+        Ok(V::from_scalars(&scalars))
+    }
+
+    /// Sets the element at `index`.
+    pub fn set<B: Backend>(&self, p: &mut B, index: [usize; D], value: V) -> Result<(), Error> {
+        let (field, start) = (self.decl.position_in(p)?, self.decl.host_offset(&index)?);
+        let mut scalars = Vec::with_capacity(self.decl.scalars_per_element());
+        value.scalars(&mut scalars);
+        p.write(field, start, &scalars)
+    }
+
+    /// Every element, in row-major order of the index.
+    pub fn to_vec<B: Backend>(&self, p: &B) -> Result<Vec<V>, Error> {
+        let field = self.decl.position_in(p)?;
+        let mut scalars = vec![V::Scalar::default(); self.len() * self.decl.scalars_per_element()];
+        p.read(field, 0, &mut scalars)?;
+        Ok(scalars.chunks(self.decl.scalars_per_element().max(1)).map(V::from_scalars).collect())
+    }
+
+    /// Sets every element from `values` (row-major; exactly one per index).
+    pub fn copy_from<B: Backend>(&self, p: &mut B, values: &[V]) -> Result<(), Error> {
+        let field = self.decl.position_in(p)?;
+        if values.len() != self.len() {
+            return Err(Error::Length { field: self.decl.name.clone(), expected: self.len(), given: values.len() });
+        }
+        let mut scalars = Vec::with_capacity(values.len() * self.decl.scalars_per_element());
+        values.iter().for_each(|v| v.scalars(&mut scalars));
+        p.write(field, 0, &scalars)
+    }
+
+    /// Sets every element to `value`.
+    pub fn fill<B: Backend>(&self, p: &mut B, value: V) -> Result<(), Error> {
+        self.copy_from(p, &vec![value; self.len()])
+    }
+
+    /// Sets every element to zero.
+    pub fn zero<B: Backend>(&self, p: &mut B) -> Result<(), Error> {
+        let field = self.decl.position_in(p)?;
+        p.zero(field)
+    }
+}
+
+/// A field declared with a gradient: the field (it derefs to it) and its
+/// adjoint, [`GradField::grad`], of the same type.
+pub struct GradField<V: ElementKind, const D: usize> {
+    field: Field<V, D>,
+    grad: Field<V, D>,
+}
+
+impl<V: ElementKind, const D: usize> Clone for GradField<V, D> {
+    fn clone(&self) -> Self {
+        GradField { field: self.field.clone(), grad: self.grad.clone() }
+    }
+}
+
+impl<V: ElementKind, const D: usize> std::fmt::Debug for GradField<V, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GradField({:?})", self.field)
+    }
+}
+
+impl<V: ElementKind, const D: usize> GradField<V, D> {
+    pub(crate) fn new(field: Field<V, D>, grad: Field<V, D>) -> Self {
+        GradField { field, grad }
+    }
+    /// The adjoint field (dL/dx after a backward pass).
+    pub fn grad(&self) -> &Field<V, D> {
+        &self.grad
+    }
+}
+
+impl<V: ElementKind, const D: usize> std::ops::Deref for GradField<V, D> {
+    type Target = Field<V, D>;
+    fn deref(&self) -> &Field<V, D> {
+        &self.field
     }
 }
 
 /// Field access from kernels (the macro's rewrite of indexing).
 pub trait Access {
     type Value: Carry;
+    #[doc(hidden)]
     fn decl(&self) -> &FieldDecl;
+}
 
-    /// The field's name (its adjoint is `NAME_grad`).
-    fn name(&self) -> &str {
-        &self.decl().name
+impl<V: ElementKind, const D: usize> Access for Field<V, D> {
+    type Value = V::Value;
+    fn decl(&self) -> &FieldDecl {
+        &self.decl
     }
-    fn load_at(&self, idx: Vec<Expr>) -> Self::Value {
-        Self::Value::rebuild(&mut self.decl().load_element(&idx).into_iter())
-    }
-    fn update_at(&self, kind: &str, idx: Vec<Expr>, value: Self::Value) {
-        self.decl().update_element(kind, &idx, &value.exprs())
+}
+
+impl<V: ElementKind, const D: usize> Access for GradField<V, D> {
+    type Value = V::Value;
+    fn decl(&self) -> &FieldDecl {
+        &self.field.decl
     }
 }
 
@@ -171,128 +330,6 @@ impl<T: Access> Access for &T {
     type Value = T::Value;
     fn decl(&self) -> &FieldDecl {
         (**self).decl()
-    }
-}
-
-/// A handle made from a declaration, with host access to its elements in a
-/// built program; `Host<T>` is an element as Rust data (`T`, `[T; N]`,
-/// `[[T; C]; R]`).
-pub trait HostField: Access + Sized {
-    type Host<T: Element>: Copy;
-    fn from_decl(decl: FieldDecl) -> Self;
-    /// An element from its scalars (row-major).
-    fn pack<T: Element>(scalars: &[T]) -> Self::Host<T>;
-    fn unpack<T: Element>(value: &Self::Host<T>) -> Vec<T>;
-
-    /// The adjoint field (panics if the field was declared without one).
-    fn grad(&self) -> Self {
-        Self::from_decl(self.decl().adjoint())
-    }
-    /// The element at `index`.
-    fn get<T: Element>(&self, p: &Program, index: &[usize]) -> Result<Self::Host<T>, Error> {
-        let (d, f) = (self.decl(), p.field(&self.decl().name)?);
-        let start = d.host_offset(f, index)?;
-        Ok(Self::pack(&f.as_slice::<T>()?[start..start + d.components()]))
-    }
-    fn set<T: Element>(&self, p: &mut Program, index: &[usize], value: Self::Host<T>) -> Result<(), Error> {
-        let d = self.decl();
-        let f = p.field_mut(&d.name)?;
-        let start = d.host_offset(f, index)?;
-        f.as_mut_slice::<T>()?[start..start + d.components()].copy_from_slice(&Self::unpack(&value));
-        Ok(())
-    }
-    /// Every element, in row-major order of the index.
-    fn to_vec<T: Element>(&self, p: &Program) -> Result<Vec<Self::Host<T>>, Error> {
-        let scalars = p.field(&self.decl().name)?.as_slice::<T>()?;
-        Ok(scalars.chunks(self.decl().components()).map(Self::pack).collect())
-    }
-    fn copy_from<T: Element>(&self, p: &mut Program, values: &[Self::Host<T>]) -> Result<(), Error> {
-        let scalars: Vec<T> = values.iter().flat_map(Self::unpack).collect();
-        p.field_mut(&self.decl().name)?.copy_from(&scalars)
-    }
-    fn fill<T: Element>(&self, p: &mut Program, value: Self::Host<T>) -> Result<(), Error> {
-        let one = Self::unpack(&value);
-        let f = p.field_mut(&self.decl().name)?;
-        for chunk in f.as_mut_slice::<T>()?.chunks_mut(one.len()) {
-            chunk.copy_from_slice(&one);
-        }
-        Ok(())
-    }
-    fn zero(&self, p: &mut Program) -> Result<(), Error> {
-        p.field_mut(&self.decl().name)?.zero();
-        Ok(())
-    }
-}
-
-/// A field of scalars.
-#[derive(Clone, Debug)]
-pub struct ScalarField(pub FieldDecl);
-
-/// A field of `N`-vectors.
-#[derive(Clone, Debug)]
-pub struct VectorField<const N: usize>(pub FieldDecl);
-
-/// A field of `R` x `C` matrices.
-#[derive(Clone, Debug)]
-pub struct MatrixField<const R: usize, const C: usize>(pub FieldDecl);
-
-impl Access for ScalarField {
-    type Value = Expr;
-    fn decl(&self) -> &FieldDecl {
-        &self.0
-    }
-}
-
-impl HostField for ScalarField {
-    type Host<T: Element> = T;
-    fn from_decl(decl: FieldDecl) -> Self {
-        ScalarField(decl)
-    }
-    fn pack<T: Element>(scalars: &[T]) -> T {
-        scalars[0]
-    }
-    fn unpack<T: Element>(value: &T) -> Vec<T> {
-        vec![*value]
-    }
-}
-
-impl<const N: usize> Access for VectorField<N> {
-    type Value = Vector<N>;
-    fn decl(&self) -> &FieldDecl {
-        &self.0
-    }
-}
-
-impl<const N: usize> HostField for VectorField<N> {
-    type Host<T: Element> = [T; N];
-    fn from_decl(decl: FieldDecl) -> Self {
-        VectorField(decl)
-    }
-    fn pack<T: Element>(scalars: &[T]) -> [T; N] {
-        std::array::from_fn(|i| scalars[i])
-    }
-    fn unpack<T: Element>(value: &[T; N]) -> Vec<T> {
-        value.to_vec()
-    }
-}
-
-impl<const R: usize, const C: usize> Access for MatrixField<R, C> {
-    type Value = Matrix<R, C>;
-    fn decl(&self) -> &FieldDecl {
-        &self.0
-    }
-}
-
-impl<const R: usize, const C: usize> HostField for MatrixField<R, C> {
-    type Host<T: Element> = [[T; C]; R];
-    fn from_decl(decl: FieldDecl) -> Self {
-        MatrixField(decl)
-    }
-    fn pack<T: Element>(scalars: &[T]) -> [[T; C]; R] {
-        std::array::from_fn(|i| std::array::from_fn(|j| scalars[i * C + j]))
-    }
-    fn unpack<T: Element>(value: &[[T; C]; R]) -> Vec<T> {
-        value.iter().flatten().copied().collect()
     }
 }
 
@@ -327,20 +364,25 @@ pub fn index<I: IntoIndex>(i: I) -> Expr {
 
 /// `field[idx]` in a kernel.
 pub fn load<F: Access>(field: &F, idx: Vec<Expr>) -> F::Value {
-    field.load_at(idx)
+    F::Value::rebuild(&mut field.decl().load_element(&idx).into_iter())
+}
+
+fn update<F: Access>(kind: AccessKind, field: &F, idx: Vec<Expr>, value: impl IntoValue<F::Value>) {
+    let decl = field.decl();
+    decl.update_element(kind, &idx, &value.into_value(decl.ty).exprs())
 }
 
 /// `field[idx] = value` in a kernel.
 pub fn store<F: Access>(field: &F, idx: Vec<Expr>, value: impl IntoValue<F::Value>) {
-    field.update_at("store", idx, value.into_value(field.decl().ty))
+    update(AccessKind::Store, field, idx, value)
 }
 
 /// `field[idx] += value` in a kernel (atomic).
 pub fn atomic_add<F: Access>(field: &F, idx: Vec<Expr>, value: impl IntoValue<F::Value>) {
-    field.update_at("atomic_add", idx, value.into_value(field.decl().ty))
+    update(AccessKind::AtomicAdd, field, idx, value)
 }
 
 /// `field[idx] -= value` in a kernel (atomic).
 pub fn atomic_sub<F: Access>(field: &F, idx: Vec<Expr>, value: impl IntoValue<F::Value>) {
-    field.update_at("atomic_sub", idx, value.into_value(field.decl().ty))
+    update(AccessKind::AtomicSub, field, idx, value)
 }

@@ -1,72 +1,248 @@
-//! Programs built from Rust: declare fields, add kernels, compile once, launch.
+//! Programs built from Rust: declare typed fields, add kernels, compile once,
+//! launch kernels like functions of their scalar arguments.
+//!
+//! ```ignore
+//! let mut pb = ProgramBuilder::new();
+//! let x: GradField<[f32; 2], 2> = pb.field_with_grad("x", [STEPS, 3]);
+//! let step: Kernel<(usize, f32)> = pb.kernel(step(&x))?;
+//! let mut p = pb.build()?;            // or pb.build_cuda()?: the same host code runs on both
+//! x.set(&mut p, [0, 1], [0.3, 0.4])?;
+//! step.launch(&mut p, (1, 0.01))?;
+//! ```
 
-use crate::builder::{KernelDef, Ty};
-use crate::field::{FieldDecl, MatrixField, Scalar, ScalarField, VectorField};
-use ds_runtime::tape::device::Device;
-use ds_runtime::{Arg, CompileOptions, Error};
+use crate::builder::{BuildError, KernelIr, Ty, field_decl};
+use crate::field::{ElementKind, Field, FieldDecl, GradField, Scalar};
+use ds_runtime::cuda::CudaProgram;
+use ds_runtime::{Arg, Backend, CompileOptions, Error, Program};
+use std::marker::PhantomData;
+use std::sync::Arc;
 
-/// Collects field declarations and kernels, then compiles them together.
+/// A scalar kernel parameter type: `usize` (an index), `i32`, `i64`, `f32`, `f64`, `bool`.
+pub trait Param: Copy {
+    const TY: Ty;
+    fn arg(self) -> Arg;
+}
+
+macro_rules! param {
+    ($($t:ty => $ty:ident, $arg:expr;)*) => {$(
+        impl Param for $t {
+            const TY: Ty = Ty::$ty;
+            fn arg(self) -> Arg {
+                $arg(self)
+            }
+        }
+    )*};
+}
+param! {
+    usize => Index, |v: usize| Arg::Index(v as i64);
+    i32 => I32, Arg::I32;
+    i64 => I64, Arg::I64;
+    f32 => F32, Arg::F32;
+    f64 => F64, Arg::F64;
+    bool => Bool, Arg::I1;
+}
+
+/// The scalar arguments of a kernel: `()`, one [`Param`], or a tuple of them,
+/// as `#[kernel]` reads them from the Rust signature.
+pub trait KernelArgs: Copy {
+    /// The parameter types, in order.
+    fn types() -> Vec<Ty>;
+    #[doc(hidden)]
+    fn args(self) -> Vec<Arg>;
+}
+
+impl KernelArgs for () {
+    fn types() -> Vec<Ty> {
+        vec![]
+    }
+    fn args(self) -> Vec<Arg> {
+        vec![]
+    }
+}
+
+impl<P: Param> KernelArgs for P {
+    fn types() -> Vec<Ty> {
+        vec![P::TY]
+    }
+    fn args(self) -> Vec<Arg> {
+        vec![self.arg()]
+    }
+}
+
+macro_rules! kernel_args_tuple {
+    ($($p:ident),+) => {
+        impl<$($p: Param),+> KernelArgs for ($($p,)+) {
+            fn types() -> Vec<Ty> {
+                vec![$($p::TY),+]
+            }
+            #[allow(non_snake_case)]
+            fn args(self) -> Vec<Arg> {
+                let ($($p,)+) = self;
+                vec![$($p.arg()),+]
+            }
+        }
+    };
+}
+kernel_args_tuple!(A, B);
+kernel_args_tuple!(A, B, C);
+kernel_args_tuple!(A, B, C, D);
+kernel_args_tuple!(A, B, C, D, E);
+kernel_args_tuple!(A, B, C, D, E, F);
+kernel_args_tuple!(A, B, C, D, E, F, G);
+kernel_args_tuple!(A, B, C, D, E, F, G, H);
+
+/// A built kernel, not yet added to a program; `A` are its scalar arguments.
+pub struct KernelDef<A: KernelArgs> {
+    ir: KernelIr,
+    args: PhantomData<fn(A)>,
+}
+
+impl<A: KernelArgs> KernelDef<A> {
+    /// The kernel's name.
+    pub fn name(&self) -> &str {
+        &self.ir.name
+    }
+    /// Its `func.func` in the ds dialect.
+    pub fn ir(&self) -> &str {
+        &self.ir.text
+    }
+}
+
+/// The result of a `#[kernel]` function (used by the code the macro generates).
+#[doc(hidden)]
+pub fn kernel_def<A: KernelArgs>(built: Result<KernelIr, BuildError>) -> Result<KernelDef<A>, Error> {
+    let ir = built.map_err(|e| Error::Build { kernel: e.kernel, location: e.location, message: e.message })?;
+    debug_assert_eq!(ir.params, A::types(), "the macro's argument type follows the signature");
+    Ok(KernelDef { ir, args: PhantomData })
+}
+
+/// What [`ProgramBuilder::kernel`] takes: a kernel, or the result of building one.
+pub trait IntoKernelDef<A: KernelArgs> {
+    fn into_kernel_def(self) -> Result<KernelDef<A>, Error>;
+}
+
+impl<A: KernelArgs> IntoKernelDef<A> for KernelDef<A> {
+    fn into_kernel_def(self) -> Result<KernelDef<A>, Error> {
+        Ok(self)
+    }
+}
+
+impl<A: KernelArgs> IntoKernelDef<A> for Result<KernelDef<A>, Error> {
+    fn into_kernel_def(self) -> Result<KernelDef<A>, Error> {
+        self
+    }
+}
+
+/// A kernel of a program, launched like a function of its scalar arguments `A`
+/// (`()`, one value, or a tuple).
+pub struct Kernel<A: KernelArgs> {
+    name: Arc<str>,
+    grad: Option<Arc<str>>,
+    args: PhantomData<fn(A)>,
+}
+
+impl<A: KernelArgs> Clone for Kernel<A> {
+    fn clone(&self) -> Self {
+        Kernel { name: self.name.clone(), grad: self.grad.clone(), args: PhantomData }
+    }
+}
+
+impl<A: KernelArgs> std::fmt::Debug for Kernel<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kernel({})", self.name)
+    }
+}
+
+impl<A: KernelArgs> Kernel<A> {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs the kernel (on a CPU `Program` or a `CudaProgram`).
+    pub fn launch<B: Backend>(&self, program: &mut B, args: A) -> Result<(), Error> {
+        program.launch(&self.name, &args.args())
+    }
+
+    /// Runs the generated gradient kernel (after the kernel, with the output
+    /// adjoints set).
+    pub fn grad<B: Backend>(&self, program: &mut B, args: A) -> Result<(), Error> {
+        let grad = self.grad.as_deref().ok_or_else(|| Error::NoGradKernel { kernel: self.name.to_string() })?;
+        program.launch(grad, &args.args())
+    }
+}
+
+/// Collects typed field declarations and kernels, then compiles them together.
 #[derive(Default)]
 pub struct ProgramBuilder {
-    fields: Vec<FieldDecl>,
-    kernels: Vec<KernelDef>,
-    errors: Vec<String>,
+    /// The `ds.field` declarations in program order (an adjoint right after its field).
+    decls: Vec<String>,
+    field_names: Vec<String>,
+    kernels: Vec<KernelIr>,
+    /// A field name declared twice (reported by `build`).
+    duplicate_field: Option<String>,
+    options: CompileOptions,
 }
 
 impl ProgramBuilder {
     pub fn new() -> Self {
-        Self::default()
+        ProgramBuilder { options: CompileOptions { autodiff: true, ..Default::default() }, ..Default::default() }
     }
 
-    /// Declares ds field `name` for elements of `components` (the trailing
-    /// dimensions) at each index of `shape`.
-    fn declare(&mut self, name: &str, ty: Ty, shape: &[usize], components: &[usize], grad: bool) -> FieldDecl {
-        let decl = FieldDecl { name: name.into(), ty, shape: [shape, components].concat(), component_dims: components.len(), grad };
-        self.fields.push(decl.clone());
-        decl
+    /// Checks every field index in kernels at run time (off by default): an
+    /// index out of bounds fails the launch with [`Error::OutOfBounds`]
+    /// (kernel, field, index, extent, location) instead of touching memory.
+    pub fn check_bounds(&mut self, on: bool) -> &mut Self {
+        self.options.check_bounds = on;
+        self
     }
 
-    /// A field of scalars of type `T` (f32, f64, i32) with `shape`; with
-    /// `grad`, also its adjoint field `NAME_grad`.
-    pub fn scalar<T: Scalar>(&mut self, name: &str, shape: &[usize], grad: bool) -> ScalarField {
-        ScalarField(self.declare(name, T::TY, shape, &[], grad))
+    fn declare<V: ElementKind, const D: usize>(&mut self, name: &str, shape: [usize; D], grad: Option<&str>) -> Field<V, D> {
+        if self.field_names.iter().any(|n| n == name) && self.duplicate_field.is_none() {
+            self.duplicate_field = Some(name.into());
+        }
+        let decl = FieldDecl {
+            name: name.into(),
+            ty: <V::Scalar as Scalar>::TY,
+            shape: shape.to_vec(),
+            components: V::COMPONENTS,
+            position: self.field_names.len(),
+        };
+        self.decls.push(field_decl(name, decl.ty, &decl.ds_shape(), grad));
+        self.field_names.push(name.into());
+        Field::new(decl)
     }
 
-    /// A field of `N`-vectors of `T` (the ds field `[shape..., N]`).
-    pub fn vector<T: Scalar, const N: usize>(&mut self, name: &str, shape: &[usize], grad: bool) -> VectorField<N> {
-        VectorField(self.declare(name, T::TY, shape, &[N], grad))
+    /// A field of elements `V` (`f32`, `[f32; 2]`, `[[f64; 3]; 3]` ...) with
+    /// `shape`, without a gradient.
+    pub fn field<V: ElementKind, const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Field<V, D> {
+        self.declare(name, shape, None)
     }
 
-    /// A field of `R` x `C` matrices of `T` (the ds field `[shape..., R, C]`).
-    pub fn matrix<T: Scalar, const R: usize, const C: usize>(
-        &mut self,
-        name: &str,
-        shape: &[usize],
-        grad: bool,
-    ) -> MatrixField<R, C> {
-        MatrixField(self.declare(name, T::TY, shape, &[R, C], grad))
+    /// A field with its adjoint field (`NAME_grad`), for gradients.
+    pub fn field_with_grad<V: ElementKind, const D: usize>(&mut self, name: &str, shape: [usize; D]) -> GradField<V, D> {
+        let grad_name = format!("{name}_grad");
+        let field = self.declare(name, shape, Some(&grad_name));
+        let grad = self.declare(&grad_name, shape, None);
+        GradField::new(field, grad)
     }
 
     /// Adds a kernel built by a `#[kernel]` function; the handle launches it
-    /// and its gradient once the program is built.
-    pub fn kernel(&mut self, built: Result<KernelDef, String>) -> Kernel {
-        match built {
-            Ok(k) => {
-                let name = k.name.clone();
-                self.kernels.push(k);
-                Kernel { name }
-            }
-            Err(e) => {
-                let name = e.split(':').next().unwrap_or_default().trim_start_matches("kernel ").to_string();
-                self.errors.push(e);
-                Kernel { name }
-            }
+    /// and its gradient once the program is built. A kernel that failed to
+    /// build fails here, with its Rust location.
+    pub fn kernel<A: KernelArgs>(&mut self, def: impl IntoKernelDef<A>) -> Result<Kernel<A>, Error> {
+        let ir = def.into_kernel_def()?.ir;
+        if self.kernels.iter().any(|k| k.name == ir.name) {
+            return Err(Error::Duplicate { what: "kernel", name: ir.name });
         }
+        let name: Arc<str> = ir.name.as_str().into();
+        let grad = (self.options.autodiff && !ir.no_grad).then(|| format!("{name}_grad").into());
+        self.kernels.push(ir);
+        Ok(Kernel { name, grad, args: PhantomData })
     }
 
     /// The ds module: fields, then kernels.
     pub fn source(&self) -> String {
-        let mut s: String = self.fields.iter().map(|f| f.ir()).collect();
+        let mut s: String = self.decls.concat();
         for k in &self.kernels {
             s.push_str(&k.text);
         }
@@ -74,48 +250,30 @@ impl ProgramBuilder {
     }
 
     /// Compiles every kernel and its gradient for the CPU.
-    pub fn build(&self) -> Result<ds_runtime::Program, Error> {
+    pub fn build(&self) -> Result<Program, Error> {
         self.check()?;
-        ds_runtime::Program::with_options(&self.source(), "<diffsim program>", &Self::options())
+        Program::with_options(&self.source(), "<diffsim program>", &self.options)
     }
 
     /// Compiles every kernel and its gradient for GPU 0 (PTX through the CUDA
-    /// driver); a clear error on a machine without one.
-    pub fn build_cuda(&self) -> Result<ds_runtime::cuda::CudaProgram, Error> {
+    /// driver); [`Error::NoDriver`] on a machine without one.
+    pub fn build_cuda(&self) -> Result<CudaProgram, Error> {
         self.check()?;
-        ds_runtime::cuda::CudaProgram::new(&self.source(), "<diffsim program>", &Self::options())
+        CudaProgram::new(&self.source(), "<diffsim program>", &self.options)
     }
 
-    fn options() -> CompileOptions {
-        CompileOptions { autodiff: true, ..Default::default() }
+    /// The PTX of every task kernel for a GPU of compute capability `chip`
+    /// (e.g. "sm_90"), compiled without needing a GPU.
+    pub fn build_ptx(&self, chip: &str) -> Result<String, Error> {
+        self.check()?;
+        let compiled = ds_runtime::cuda::compile_ptx(&self.source(), "<diffsim program>", &self.options, chip)?;
+        compiled.ptx.clone().ok_or_else(|| Error::Internal("no PTX for a CUDA target".into()))
     }
 
     fn check(&self) -> Result<(), Error> {
-        if self.errors.is_empty() { Ok(()) } else { Err(Error::Launch(self.errors.join("\n"))) }
-    }
-}
-
-/// A kernel of a built program, launched like a function of its scalar arguments.
-#[derive(Clone, Debug)]
-pub struct Kernel {
-    name: String,
-}
-
-impl Kernel {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-    /// Runs the kernel (on a CPU `Program` or a `CudaProgram`).
-    pub fn launch<D: Device>(&self, program: &mut D, args: &[Arg]) -> Result<(), Error> {
-        program.launch(&self.name, args)
-    }
-    /// Runs the generated gradient kernel (after the kernel, with the output
-    /// adjoints set).
-    pub fn grad<D: Device>(&self, program: &mut D, args: &[Arg]) -> Result<(), Error> {
-        program.launch(&format!("{}_grad", self.name), args)
-    }
-    /// Runs the kernel and records it on `tape`.
-    pub fn record<D: Device>(&self, tape: &mut ds_runtime::Tape<D>, program: &mut D, args: &[Arg]) -> Result<(), Error> {
-        tape.launch(program, &self.name, args)
+        match &self.duplicate_field {
+            Some(name) => Err(Error::Duplicate { what: "field", name: name.clone() }),
+            None => Ok(()),
+        }
     }
 }

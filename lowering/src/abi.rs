@@ -3,9 +3,11 @@
 //!
 //! A task function's arguments are, in order: `begin, end` (parallel tasks
 //! only), the kernel's parameters, one memref per field in `ds.fields`, and,
-//! when `ds.status_messages` is present, the status buffer (`memref<2xi64>`):
+//! when `ds.status_checks` is present, the status buffer (`memref<2xi64>`):
 //! slot 0 receives the 1-based number of the failed check (the highest one
 //! wins), slot 1 a detail (the offending index for bounds checks).
+
+use ds_dialects::ir::{Attr, Ctx, FileLineCol};
 
 /// On a task: the kernel it belongs to.
 pub const TASK_OF: &str = ds_dialects::ops::TASK_OF_ATTR;
@@ -19,7 +21,65 @@ pub const RANGE_OF: &str = "ds.range_of";
 pub const TASK_LOOP: &str = "ds.task_loop";
 /// On a function using fields: the field names of its memref arguments.
 pub const FIELDS: &str = "ds.fields";
-/// On a function with run-time checks: the message of each check.
-pub const STATUS_MESSAGES: &str = "ds.status_messages";
+/// On a function with run-time checks: each check ([`Check`]), numbered from 1.
+pub const STATUS_CHECKS: &str = "ds.status_checks";
 /// Slots of the status buffer.
 pub const STATUS_SLOTS: i64 = 2;
+
+/// What a run-time check tests; the runtime turns a failed one into a typed error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckKind {
+    /// Index `dim` of a field access against the field's extent there.
+    Bounds { access: String, field: String, dim: usize, extent: i64 },
+    /// A `ds.assert` (also the autodiff stack's capacity check).
+    Assert { message: String },
+}
+
+/// One run-time check of a task function: what it tests and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub kind: CheckKind,
+    pub location: Option<FileLineCol>,
+}
+
+impl Check {
+    /// The check as an element of `ds.status_checks`: an array of strings,
+    /// `[kind, file, line, col, details...]`.
+    pub fn to_attr(&self, ctx: Ctx) -> Attr {
+        let (file, line, col) = match &self.location {
+            Some(p) => (p.file.clone(), p.line.to_string(), p.col.to_string()),
+            None => (String::new(), "0".into(), "0".into()),
+        };
+        let mut parts = match &self.kind {
+            CheckKind::Bounds { .. } => vec!["bounds".to_string()],
+            CheckKind::Assert { .. } => vec!["assert".to_string()],
+        };
+        parts.extend([file, line, col]);
+        match &self.kind {
+            CheckKind::Bounds { access, field, dim, extent } => {
+                parts.extend([access.clone(), field.clone(), dim.to_string(), extent.to_string()])
+            }
+            CheckKind::Assert { message } => parts.push(message.clone()),
+        }
+        ctx.array_attr(&parts.iter().map(|p| ctx.string_attr(p)).collect::<Vec<_>>())
+    }
+
+    /// Reads back what [`Check::to_attr`] wrote.
+    pub fn from_attr(attr: Attr) -> Option<Check> {
+        let parts: Vec<String> = attr.as_array()?.into_iter().map(|a| a.as_string()).collect::<Option<_>>()?;
+        let line: u32 = parts.get(2)?.parse().ok()?;
+        let col: u32 = parts.get(3)?.parse().ok()?;
+        let location = (line > 0).then(|| FileLineCol { file: parts[1].clone(), line, col });
+        let kind = match (parts[0].as_str(), &parts[4..]) {
+            ("bounds", [access, field, dim, extent]) => CheckKind::Bounds {
+                access: access.clone(),
+                field: field.clone(),
+                dim: dim.parse().ok()?,
+                extent: extent.parse().ok()?,
+            },
+            ("assert", [message]) => CheckKind::Assert { message: message.clone() },
+            _ => return None,
+        };
+        Some(Check { kind, location })
+    }
+}

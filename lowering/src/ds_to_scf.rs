@@ -12,14 +12,14 @@
 //!   minimumf/mins, maximumf/maxs);
 //! - `ds.parallel_for` -> `scf.for` (serial), `ds.struct_for` -> nested `scf.for`s;
 //! - `ds.assert` and, with `check-bounds=1`, a bounds check per index: on failure
-//!   the check's number goes to a status buffer argument (`ds.status_messages`
-//!   holds the messages) and an out-of-bounds access is skipped.
+//!   the check's number goes to a status buffer argument (`ds.status_checks`
+//!   describes the checks) and an out-of-bounds access is skipped.
 //!
 //! Example: `%v = "ds.load"(%i) {field = @x} : (index) -> f32` in `@f(%i: index)`
 //! becomes `%v = memref.load %x[%i] : memref<16xf32>` in
 //! `@f(%i: index, %x: memref<16xf32>) attributes {ds.fields = ["x"]}`.
 
-use crate::abi;
+use crate::abi::{self, Check, CheckKind};
 use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Type, Value};
 use ds_dialects::ops::{self, Access, AccessKind, DsOp, FieldDecl};
 use ds_passes::{PassInfo, PassOptions};
@@ -65,7 +65,7 @@ const RMW_MINS: i64 = 10;
 struct FuncLowering<'a> {
     fields: Vec<(&'a FieldDecl, Value)>,
     status: Option<Value>,
-    messages: Vec<String>,
+    checks: Vec<Check>,
     check_bounds: bool,
 }
 
@@ -108,7 +108,7 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], check_bounds: bool) -> bool {
     }
     ops::sync_func_type(func);
     mark_noalias(func, entry.num_args() - fields.len() - usize::from(status.is_some()), fields.len());
-    let mut l = FuncLowering { fields, status, messages: Vec::new(), check_bounds };
+    let mut l = FuncLowering { fields, status, checks: Vec::new(), check_bounds };
     for op in inner {
         let Some(kind) = DsOp::of(op) else { continue };
         match kind {
@@ -120,9 +120,9 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], check_bounds: bool) -> bool {
             DsOp::Field | DsOp::Dense | DsOp::Pointer | DsOp::Bitmasked | DsOp::Dynamic => {}
         }
     }
-    if !l.messages.is_empty() {
-        let msgs: Vec<_> = l.messages.iter().map(|m| ctx.string_attr(m)).collect();
-        func.set_attr(abi::STATUS_MESSAGES, ctx.array_attr(&msgs));
+    if !l.checks.is_empty() {
+        let checks: Vec<_> = l.checks.iter().map(|c| c.to_attr(ctx)).collect();
+        func.set_attr(abi::STATUS_CHECKS, ctx.array_attr(&checks));
     }
     true
 }
@@ -151,12 +151,12 @@ impl FuncLowering<'_> {
     }
 
     /// Records check number `message` (1-based) and `detail` in the status buffer.
-    fn record_failure(&mut self, at: Cursor, message: String, detail: Option<Value>, loc: Loc) {
-        self.messages.push(message);
+    fn record_failure(&mut self, at: Cursor, kind: CheckKind, detail: Option<Value>, loc: Loc) {
+        self.checks.push(Check { kind, location: loc.file_line_col() });
         let status = self.status.expect("status buffer present when checks exist");
         let ctx = status.ty().ctx();
         let i64t = ctx.int(64);
-        let code = ops::const_scalar(at, i64t, self.messages.len() as f64, loc);
+        let code = ops::const_scalar(at, i64t, self.checks.len() as f64, loc);
         let slot0 = ops::const_index(at, 0, loc);
         at.build(
             OpBuilder::new("memref.atomic_rmw", loc)
@@ -180,7 +180,7 @@ impl FuncLowering<'_> {
         let t = ops::const_scalar(at, ctx.int(1), 1.0, loc);
         let failed = ops::build_binary(at, "arith.xori", cond, t, loc);
         let (_, then_b, else_b) = ops::build_if(at, failed, &[], loc);
-        self.record_failure(Cursor::at_end(then_b), format!("{loc}: assertion failed: {msg}"), None, loc);
+        self.record_failure(Cursor::at_end(then_b), CheckKind::Assert { message: msg }, None, loc);
         ops::build_yield(then_b, &[], loc);
         ops::build_yield(else_b, &[], loc);
         op.erase();
@@ -236,13 +236,9 @@ impl FuncLowering<'_> {
             let e = Cursor::at_end(else_b);
             let bad = ops::build_binary(e, "arith.xori", ok, t, loc);
             let (_, bad_then, bad_else) = ops::build_if(e, bad, &[], loc);
-            let msg = format!(
-                "{loc}: {} of @{}: index out of bounds in dimension {d} (extent {})",
-                a.kind.name(),
-                a.field,
-                decl.shape[d]
-            );
-            self.record_failure(Cursor::at_end(bad_then), msg, Some(a.indices[d]), loc);
+            let check =
+                CheckKind::Bounds { access: a.kind.name().into(), field: a.field.clone(), dim: d, extent: decl.shape[d] };
+            self.record_failure(Cursor::at_end(bad_then), check, Some(a.indices[d]), loc);
             ops::build_yield(bad_then, &[], loc);
             ops::build_yield(bad_else, &[], loc);
         }

@@ -59,13 +59,13 @@ pub struct Task {
     /// The task function (CPU) or GPU kernel name.
     pub name: String,
     /// The JIT-compiled task (CPU targets only).
-    pub code: Option<PackedFn>,
+    pub(crate) code: Option<PackedFn>,
     /// For parallel tasks: the function computing the iteration range.
-    pub range: Option<PackedFn>,
+    pub(crate) range: Option<PackedFn>,
     /// Indices into the program's fields of the task's field arguments.
     pub fields: Vec<usize>,
-    /// Messages of the run-time checks; empty when the task has no status buffer.
-    pub status_messages: Vec<String>,
+    /// The run-time checks, numbered from 1; empty when the task has no status buffer.
+    pub checks: Vec<abi::Check>,
 }
 
 /// Which part of a field an access touches, by its first index.
@@ -240,10 +240,7 @@ fn extract_ptx(module: Op) -> Result<String, Error> {
         .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("__nv_")))
         .collect();
     if !missing.is_empty() {
-        return Err(Error::Cuda(format!(
-            "the kernels call math functions from libdevice ({}), but no libdevice.10.bc was found: set DS_LIBDEVICE to its path, or CUDA_HOME to a CUDA installation (it lives in nvvm/libdevice/), or install the Python package nvidia-cuda-nvcc-cu12",
-            missing.join(", ")
-        )));
+        return Err(Error::NoLibdevice { functions: missing.iter().map(|m| m.to_string()).collect() });
     }
     Ok(ptx)
 }
@@ -335,9 +332,15 @@ fn attach_tasks(
             })
             .collect::<Result<Vec<_>, _>>()?;
         let range = ranges.get(&fname).map(|r| lookup(r)).transpose()?;
-        let status_messages = strings(f.attr(abi::STATUS_MESSAGES));
+        let checks = f
+            .attr(abi::STATUS_CHECKS)
+            .and_then(|a| a.as_array())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| abi::Check::from_attr(c).ok_or_else(|| Error::Internal(format!("task {fname}: malformed check {c}"))))
+            .collect::<Result<Vec<_>, _>>()?;
         let code = if cpu { Some(lookup(&fname)?) } else { None };
-        tasks.push((kernel, index, Task { name: fname, code, range, fields: field_idx, status_messages }));
+        tasks.push((kernel, index, Task { name: fname, code, range, fields: field_idx, checks }));
     }
     tasks.sort_by_key(|(k, i, _)| (k.clone(), *i));
     for (kernel, _, task) in tasks {

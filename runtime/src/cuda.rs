@@ -24,7 +24,15 @@ use std::sync::Arc;
 pub const BLOCK: u32 = 256;
 
 fn cuda_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
-    move |e| Error::Cuda(format!("{what}: {e}"))
+    move |e| Error::Cuda { what: what.into(), message: e.to_string() }
+}
+
+/// An allocation of `bytes` on the device; out of memory is [`Error::OutOfMemory`].
+fn alloc(stream: &Arc<CudaStream>, bytes: usize, what: &str) -> Result<CudaSlice<u8>, Error> {
+    stream.alloc_zeros::<u8>(bytes.max(1)).map_err(|e| match e.0 {
+        cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => Error::OutOfMemory { what: what.into(), bytes },
+        _ => cuda_err(what)(e),
+    })
 }
 
 /// Whether a CUDA driver library can be loaded on this machine.
@@ -85,9 +93,7 @@ impl CudaProgram {
     /// Compiles `source` for GPU 0 and allocates its fields there (zeroed).
     pub fn new(source: &str, name: &str, options: &CompileOptions) -> Result<CudaProgram, Error> {
         if !driver_present() {
-            return Err(Error::Cuda(
-                "no CUDA driver (libcuda.so) on this machine: running on Arch::Cuda needs an NVIDIA GPU and its driver".into(),
-            ));
+            return Err(Error::NoDriver);
         }
         let ctx = CudaContext::new(0).map_err(cuda_err("cannot open GPU 0"))?;
         let (major, minor) = ctx.compute_capability().map_err(cuda_err("compute capability"))?;
@@ -103,14 +109,14 @@ impl CudaProgram {
         let fields = compiled
             .fields
             .iter()
-            .map(|f| stream.alloc_zeros::<u8>(f.bytes().max(1)).map_err(cuda_err("allocating a field")))
+            .map(|f| alloc(&stream, f.bytes(), &format!("field @{}", f.name)))
             .collect::<Result<Vec<_>, _>>()?;
         let status = stream.alloc_zeros::<i64>(2).map_err(cuda_err("allocating the status buffer"))?;
         Ok(CudaProgram { compiled, stream, functions, fields, status })
     }
 
     pub fn kernel(&self, name: &str) -> Result<&crate::compile::KernelInfo, Error> {
-        self.compiled.kernels.get(name).ok_or_else(|| Error::Launch(format!("no kernel `{name}`")))
+        crate::program::find_kernel(&self.compiled, name)
     }
 
     /// The declarations of the fields, by index.
@@ -120,7 +126,7 @@ impl CudaProgram {
 
     /// A device copy of field `i`.
     pub fn snapshot_field(&self, i: usize) -> Result<CudaSlice<u8>, Error> {
-        let mut copy = self.stream.alloc_zeros::<u8>(self.fields[i].len()).map_err(cuda_err("allocating a snapshot"))?;
+        let mut copy = alloc(&self.stream, self.fields[i].len(), "a field snapshot")?;
         self.stream.memcpy_dtod(&self.fields[i], &mut copy).map_err(cuda_err("saving a field"))?;
         Ok(copy)
     }
@@ -132,27 +138,18 @@ impl CudaProgram {
 
     /// Sets every element of field `i` to `value`.
     pub fn fill_f64(&mut self, i: usize, value: f64) -> Result<(), Error> {
-        let info = self.compiled.fields[i].clone();
-        match info.elem {
-            crate::field::ElemType::F32 => self.copy_from(&info.name, &vec![value as f32; info.len()]),
-            crate::field::ElemType::F64 => self.copy_from(&info.name, &vec![value; info.len()]),
-            crate::field::ElemType::I32 => self.copy_from(&info.name, &vec![value as i32; info.len()]),
+        let n = self.compiled.fields[i].len();
+        match self.compiled.fields[i].elem {
+            crate::field::ElemType::F32 => self.write_elements(i, 0, &vec![value as f32; n]),
+            crate::field::ElemType::F64 => self.write_elements(i, 0, &vec![value; n]),
+            crate::field::ElemType::I32 => self.write_elements(i, 0, &vec![value as i32; n]),
         }
-    }
-
-    pub fn field_info(&self, name: &str) -> Result<(usize, &FieldInfo), Error> {
-        self.compiled
-            .fields
-            .iter()
-            .enumerate()
-            .find(|(_, f)| f.name == name)
-            .ok_or_else(|| Error::Field(format!("no field @{name} in this program")))
     }
 
     /// Runs kernel `name` with `args` (asynchronously, unless a task has checks).
     pub fn launch(&mut self, name: &str, args: &[Arg]) -> Result<(), Error> {
         let compiled = self.compiled.clone();
-        let kernel = compiled.kernels.get(name).ok_or_else(|| Error::Launch(format!("no kernel `{name}`")))?;
+        let kernel = crate::program::find_kernel(&compiled, name)?;
         let params = param_slots(kernel, args)?;
         let params = &params[..args.len()];
         let stream = self.stream.clone();
@@ -164,14 +161,17 @@ impl CudaProgram {
             let cfg = match task.range {
                 None => LaunchConfig { grid_dim: (1, 1, 1), block_dim: (1, 1, 1), shared_mem_bytes: 0 },
                 Some(range) => {
-                    let (lo, hi) = evaluate_range(range, params);
+                    // SAFETY: `params` were checked against the kernel by `param_slots`.
+                    let (lo, hi) = unsafe { evaluate_range(range, params) };
                     if hi <= lo {
                         continue;
                     }
                     slots[0] = lo as Slot;
                     slots[1] = hi as Slot;
-                    let blocks = u32::try_from((hi - lo + BLOCK as i64 - 1) / BLOCK as i64)
-                        .map_err(|_| Error::Launch(format!("kernel {name}: range [{lo}, {hi}) is too large")))?;
+                    let blocks = u32::try_from((hi - lo + BLOCK as i64 - 1) / BLOCK as i64).map_err(|_| Error::Cuda {
+                        what: format!("launching kernel {name}"),
+                        message: format!("the range [{lo}, {hi}) needs more than 2^32 blocks"),
+                    })?;
                     LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 }
                 }
             };
@@ -184,7 +184,7 @@ impl CudaProgram {
             // task_slots layout the compiler produced) and point into live
             // device buffers of this program.
             unsafe { launch.launch(cfg) }.map_err(cuda_err("launching a kernel"))?;
-            if !task.status_messages.is_empty() {
+            if !task.checks.is_empty() {
                 let status = stream.clone_dtoh(&self.status).map_err(cuda_err("reading the status"))?;
                 if status[0] != 0 {
                     stream.memset_zeros(&mut self.status).map_err(cuda_err("clearing the status"))?;
@@ -200,51 +200,41 @@ impl CudaProgram {
         self.stream.synchronize().map_err(cuda_err("synchronizing"))
     }
 
-    fn check_type<T: Element>(info: &FieldInfo) -> Result<(), Error> {
-        if T::TYPE == info.elem {
-            Ok(())
-        } else {
-            Err(Error::Field(format!("field @{} holds {} elements, accessed as {}", info.name, info.elem.name(), T::TYPE.name())))
-        }
+    /// Copies elements `[start, start + out.len())` of field `i` to the host.
+    pub fn read_elements<T: Element>(&self, i: usize, start: usize, out: &mut [T]) -> Result<(), Error> {
+        let info = &self.compiled.fields[i];
+        info.check_type::<T>()?;
+        let range = info.check_range(start, out.len())?;
+        let size = size_of::<T>();
+        let view = self.fields[i].slice(range.start * size..range.end * size);
+        // SAFETY: T is an Element (f32, f64, i32): every byte pattern is a value,
+        // and `out` is exactly `range.len() * size` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, std::mem::size_of_val(out)) };
+        self.stream.memcpy_dtoh(&view, bytes).map_err(cuda_err("copying a field to the host"))
     }
 
-    /// A copy of a field's contents.
-    pub fn to_vec<T: Element>(&self, name: &str) -> Result<Vec<T>, Error> {
-        let (i, info) = self.field_info(name)?;
-        Self::check_type::<T>(info)?;
-        let bytes = self.stream.clone_dtoh(&self.fields[i]).map_err(cuda_err("copying a field to the host"))?;
-        Ok((0..info.len())
-            .map(|k| {
-                let b = &bytes[k * size_of::<T>()..(k + 1) * size_of::<T>()];
-                // SAFETY: `b` holds exactly one T's bytes, copied from a T field.
-                unsafe { std::ptr::read_unaligned(b.as_ptr() as *const T) }
-            })
-            .collect())
-    }
-
-    /// Sets a field's contents.
-    pub fn copy_from<T: Element>(&mut self, name: &str, values: &[T]) -> Result<(), Error> {
-        let (i, info) = self.field_info(name)?;
-        Self::check_type::<T>(info)?;
-        if values.len() != info.len() {
-            return Err(Error::Field(format!("field @{name} has {} elements, given {}", info.len(), values.len())));
-        }
+    /// Writes `values` into elements `[start, start + values.len())` of field `i`.
+    pub fn write_elements<T: Element>(&mut self, i: usize, start: usize, values: &[T]) -> Result<(), Error> {
+        let info = &self.compiled.fields[i];
+        info.check_type::<T>()?;
+        let range = info.check_range(start, values.len())?;
+        let size = size_of::<T>();
+        let mut view = self.fields[i].slice_mut(range.start * size..range.end * size);
         // SAFETY: plain numbers viewed as their bytes.
         let bytes = unsafe { std::slice::from_raw_parts(values.as_ptr() as *const u8, std::mem::size_of_val(values)) };
-        self.stream.memcpy_htod(bytes, &mut self.fields[i]).map_err(cuda_err("copying a field to the device"))
+        self.stream.memcpy_htod(bytes, &mut view).map_err(cuda_err("copying a field to the device"))
     }
 
-    /// Sets every element of a field to zero.
-    pub fn zero(&mut self, name: &str) -> Result<(), Error> {
-        let (i, _) = self.field_info(name)?;
+    /// Sets every element of field `i` to zero.
+    pub fn zero_field(&mut self, i: usize) -> Result<(), Error> {
         self.stream.memset_zeros(&mut self.fields[i]).map_err(cuda_err("zeroing a field"))
     }
 
     /// Device-to-device copy bandwidth over `bytes` bytes (read plus written,
     /// in bytes per second), the ceiling benchmarks compare against.
     pub fn copy_bandwidth(&self, bytes: usize, repeats: usize) -> Result<f64, Error> {
-        let src = self.stream.alloc_zeros::<u8>(bytes).map_err(cuda_err("allocating"))?;
-        let mut dst = self.stream.alloc_zeros::<u8>(bytes).map_err(cuda_err("allocating"))?;
+        let src = alloc(&self.stream, bytes, "a bandwidth test buffer")?;
+        let mut dst = alloc(&self.stream, bytes, "a bandwidth test buffer")?;
         self.stream.memcpy_dtod(&src, &mut dst).map_err(cuda_err("copying"))?;
         self.synchronize()?;
         let t = std::time::Instant::now();

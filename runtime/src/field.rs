@@ -36,8 +36,22 @@ impl ElemType {
     }
 }
 
-/// A Rust type that can be a field element.
-pub trait Element: Copy + Default + std::fmt::Debug + Send + Sync + 'static {
+impl std::fmt::Display for ElemType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+    impl Sealed for i32 {}
+}
+
+/// A Rust type that can be a field element: f32, f64 or i32, whose every
+/// bit pattern is a valid value (sealed: field bytes are read as these types).
+pub trait Element: sealed::Sealed + Copy + Default + std::fmt::Debug + Send + Sync + 'static {
     const TYPE: ElemType;
 }
 
@@ -62,14 +76,47 @@ pub struct FieldInfo {
 }
 
 impl FieldInfo {
+    /// Elements (saturating: a shape too large for memory fails to allocate).
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        self.shape.iter().fold(1usize, |n, &d| n.saturating_mul(d))
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
     pub fn bytes(&self) -> usize {
-        self.len() * self.elem.size()
+        self.len().saturating_mul(self.elem.size())
+    }
+
+    /// Row-major position of `index`, checked against the shape.
+    pub fn offset(&self, index: &[usize]) -> Result<usize, Error> {
+        let bad = || Error::HostIndex { field: self.name.clone(), index: index.to_vec(), shape: self.shape.clone() };
+        if index.len() != self.shape.len() {
+            return Err(bad());
+        }
+        let mut off = 0;
+        for (&i, &n) in index.iter().zip(&self.shape) {
+            if i >= n {
+                return Err(bad());
+            }
+            off = off * n + i;
+        }
+        Ok(off)
+    }
+
+    /// The element range `[start, start + len)`, checked against the field's size.
+    pub fn check_range(&self, start: usize, len: usize) -> Result<std::ops::Range<usize>, Error> {
+        match start.checked_add(len) {
+            Some(end) if end <= self.len() => Ok(start..end),
+            _ => Err(Error::Length { field: self.name.clone(), expected: self.len(), given: start.saturating_add(len) }),
+        }
+    }
+
+    pub(crate) fn check_type<T: Element>(&self) -> Result<(), Error> {
+        if T::TYPE == self.elem {
+            Ok(())
+        } else {
+            Err(Error::ElementType { field: self.name.clone(), holds: self.elem, accessed: T::TYPE })
+        }
     }
 }
 
@@ -92,46 +139,20 @@ pub struct Field {
 }
 
 impl Field {
-    pub fn new(info: FieldInfo) -> Field {
-        let buf = AlignedBuf::zeroed(info.bytes());
-        Field { info, buf }
+    /// The field's zeroed memory; [`Error::OutOfMemory`] when it cannot be had.
+    pub fn new(info: FieldInfo) -> Result<Field, Error> {
+        let bytes = info.bytes();
+        let buf = AlignedBuf::zeroed(bytes).ok_or_else(|| Error::OutOfMemory { what: format!("field @{}", info.name), bytes })?;
+        Ok(Field { info, buf })
     }
 
     fn check_type<T: Element>(&self) -> Result<(), Error> {
-        if T::TYPE == self.info.elem {
-            Ok(())
-        } else {
-            Err(Error::Field(format!(
-                "field @{} holds {} elements, accessed as {}",
-                self.info.name,
-                self.info.elem.name(),
-                T::TYPE.name()
-            )))
-        }
+        self.info.check_type::<T>()
     }
 
     /// Row-major position of `index`, checked against the shape.
     pub fn offset(&self, index: &[usize]) -> Result<usize, Error> {
-        let shape = &self.info.shape;
-        if index.len() != shape.len() {
-            return Err(Error::Field(format!(
-                "field @{} has {} dimensions, indexed with {}",
-                self.info.name,
-                shape.len(),
-                index.len()
-            )));
-        }
-        let mut off = 0;
-        for (d, (&i, &n)) in index.iter().zip(shape).enumerate() {
-            if i >= n {
-                return Err(Error::Field(format!(
-                    "field @{}: index {i} out of bounds in dimension {d} (extent {n})",
-                    self.info.name
-                )));
-            }
-            off = off * n + i;
-        }
-        Ok(off)
+        self.info.offset(index)
     }
 
     pub fn as_slice<T: Element>(&self) -> Result<&[T], Error> {
@@ -164,7 +185,7 @@ impl Field {
         let name = self.info.name.clone();
         let dst = self.as_mut_slice::<T>()?;
         if dst.len() != values.len() {
-            return Err(Error::Field(format!("field @{name} has {} elements, given {}", dst.len(), values.len())));
+            return Err(Error::Length { field: name, expected: dst.len(), given: values.len() });
         }
         dst.copy_from_slice(values);
         Ok(())
@@ -209,18 +230,19 @@ impl Field {
     }
 
     /// A copy of the field's contents (counted in the allocation counters).
-    pub fn snapshot(&self) -> Snapshot {
+    pub fn snapshot(&self) -> Result<Snapshot, Error> {
         let n = self.info.bytes();
-        let mut buf = AlignedBuf::zeroed(n);
+        let what = || Error::OutOfMemory { what: format!("a snapshot of @{}", self.info.name), bytes: n };
+        let mut buf = AlignedBuf::zeroed(n).ok_or_else(what)?;
         buf.as_mut_slice::<u8>(n).copy_from_slice(self.buf.as_slice::<u8>(n));
-        Snapshot { buf, bytes: n }
+        Ok(Snapshot { buf, bytes: n })
     }
 
     /// Puts back the contents saved by `snapshot` (of this field).
     pub fn restore(&mut self, s: &Snapshot) -> Result<(), Error> {
         let n = self.info.bytes();
         if s.bytes != n {
-            return Err(Error::Field(format!("snapshot of {} bytes restored into @{} ({n} bytes)", s.bytes, self.info.name)));
+            return Err(Error::Internal(format!("snapshot of {} bytes restored into @{} ({n} bytes)", s.bytes, self.info.name)));
         }
         self.buf.as_mut_slice::<u8>(n).copy_from_slice(s.buf.as_slice::<u8>(n));
         Ok(())

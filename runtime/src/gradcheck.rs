@@ -114,7 +114,7 @@ pub fn gradcheck(source: &str, spec: &Spec) -> Result<Report, Error> {
     // Analytic: zero every adjoint, seed the outputs' adjoints with w, run k then k_grad.
     outputs_after(&mut p)?;
     let grad_of = |p: &Program, f: &str| -> Result<String, Error> {
-        p.field(f)?.info.grad.clone().ok_or_else(|| Error::Field(format!("field @{f} has no grad field")))
+        p.field(f)?.info.grad.clone().ok_or_else(|| Error::NoGradient { field: f.into() })
     };
     let grads: Vec<String> = p.fields().iter().filter_map(|f| f.info.grad.clone()).collect();
     for g in &grads {

@@ -11,6 +11,7 @@
 //! # Ok::<(), ds_runtime::Error>(())
 //! ```
 
+pub mod backend;
 pub mod compile;
 pub mod cuda;
 pub mod error;
@@ -21,7 +22,8 @@ pub mod program;
 pub mod tape;
 
 pub use compile::CompileOptions;
-pub use error::Error;
+pub use backend::Backend;
+pub use error::{Error, Location};
 pub use field::{ElemType, Element, Field, FieldInfo, Snapshot};
 pub use native::counters as memory;
 pub use program::{Arg, Program};

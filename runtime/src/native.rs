@@ -44,16 +44,17 @@ unsafe impl Send for AlignedBuf {}
 unsafe impl Sync for AlignedBuf {}
 
 impl AlignedBuf {
-    pub fn zeroed(bytes: usize) -> AlignedBuf {
-        let layout = Layout::from_size_align(bytes.max(FIELD_ALIGN), FIELD_ALIGN).expect("field size fits memory");
+    /// `bytes` zeroed bytes; `None` when the allocator cannot provide them.
+    pub fn zeroed(bytes: usize) -> Option<AlignedBuf> {
+        let layout = Layout::from_size_align(bytes.max(FIELD_ALIGN), FIELD_ALIGN).ok()?;
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc_zeroed(layout) };
         if ptr.is_null() {
-            std::alloc::handle_alloc_error(layout);
+            return None;
         }
         let now = CURRENT_BYTES.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
         PEAK_BYTES.fetch_max(now, Ordering::Relaxed);
-        AlignedBuf { ptr, layout }
+        Some(AlignedBuf { ptr, layout })
     }
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr
@@ -93,7 +94,7 @@ impl Engine {
         Engine(engine)
     }
     /// The packed entry point of function `name`, if the module defines it.
-    pub fn packed(&self, name: &str) -> Option<PackedFn> {
+    pub(crate) fn packed(&self, name: &str) -> Option<PackedFn> {
         let p = self.0.lookup(&format!("_mlir_{name}"));
         // SAFETY: ExecutionEngine generates `_mlir_<name>` with exactly this signature.
         (!p.is_null()).then(|| PackedFn(unsafe { std::mem::transmute::<*mut (), RawPacked>(p) }))
@@ -104,7 +105,7 @@ type RawPacked = unsafe extern "C" fn(*mut *mut c_void);
 
 /// A JIT-compiled function behind MLIR's packed calling convention.
 #[derive(Clone, Copy)]
-pub struct PackedFn(RawPacked);
+pub(crate) struct PackedFn(RawPacked);
 
 /// The most arguments (plus results) one packed call takes.
 pub const MAX_ARGS: usize = 64;
@@ -116,16 +117,17 @@ pub type Slot = u64;
 impl PackedFn {
     /// Calls the function with `slots` as its arguments and results.
     ///
-    /// The caller (the launcher) guarantees that the slots match the
-    /// function's signature (checked against the kernel's parameter types)
-    /// and that field pointers stay valid for the call.
-    pub fn call(self, slots: &mut [Slot]) {
+    /// # Safety
+    /// The slots match the function's signature (checked against the
+    /// kernel's parameter types), and the pointers among them address live
+    /// memory of the sizes the function indexes (field extents) for the call.
+    pub(crate) unsafe fn call(self, slots: &mut [Slot]) {
         assert!(slots.len() <= MAX_ARGS, "too many kernel arguments");
         let mut ptrs = [std::ptr::null_mut::<c_void>(); MAX_ARGS];
         for (p, s) in ptrs.iter_mut().zip(slots.iter_mut()) {
             *p = s as *mut Slot as *mut c_void;
         }
-        // SAFETY: see the contract above: each pointer addresses a slot large
+        // SAFETY: the caller's contract: each pointer addresses a slot large
         // enough for the argument or result type it stands for.
         unsafe { (self.0)(ptrs.as_mut_ptr()) }
     }

@@ -7,6 +7,7 @@
 //! status buffer of checked tasks is read after each task.
 
 use crate::compile::{self, CompileOptions, Compiled, KernelInfo, ParamType, Target, Task};
+use ds_lowering::abi::CheckKind;
 use crate::error::Error;
 use crate::field::{Field, FieldInfo};
 use crate::native::{MAX_ARGS, PackedFn, Slot, pointer_slot};
@@ -90,13 +91,13 @@ impl Program {
     /// Compiles `source`; `name` is the file name used in diagnostics.
     pub fn with_options(source: &str, name: &str, options: &CompileOptions) -> Result<Program, Error> {
         let compiled = compile::compile(source, name, options, &Target::Cpu)?;
-        let fields: Vec<Field> = compiled.fields.iter().cloned().map(Field::new).collect();
+        let fields: Vec<Field> = compiled.fields.iter().cloned().map(Field::new).collect::<Result<_, _>>()?;
         let by_name = fields.iter().enumerate().map(|(i, f)| (f.info.name.clone(), i)).collect();
         Ok(Program { compiled, fields, by_name })
     }
 
     pub fn field_index(&self, name: &str) -> Result<usize, Error> {
-        self.by_name.get(name).copied().ok_or_else(|| Error::Field(format!("no field @{name} in this program")))
+        self.by_name.get(name).copied().ok_or_else(|| Error::UnknownField { name: name.into() })
     }
 
     pub fn field(&self, name: &str) -> Result<&Field, Error> {
@@ -122,13 +123,8 @@ impl Program {
     }
 
     pub fn kernel(&self, name: &str) -> Result<&KernelInfo, Error> {
-        self.compiled.kernels.get(name).ok_or_else(|| {
-            let mut known: Vec<&str> = self.compiled.kernels.keys().map(|s| s.as_str()).collect();
-            known.sort();
-            Error::Launch(format!("no kernel `{name}` (kernels: {})", known.join(", ")))
-        })
+        find_kernel(&self.compiled, name)
     }
-
 
     /// Runs kernel `name` with `args`.
     pub fn launch(&mut self, name: &str, args: &[Arg]) -> Result<(), Error> {
@@ -145,33 +141,53 @@ impl Program {
         let status_ptr = pointer_slot(status.as_mut_ptr() as *mut u8);
         let (mut slots, n) = task_slots(kernel, task, params, |f| pointer_slot(self.fields[f].ptr()), status_ptr)?;
         let code = task.code.ok_or_else(|| Error::Internal(format!("task {} has no CPU code", task.name)))?;
-        match task.range {
-            None => code.call(&mut slots[..n]),
-            Some(range) => {
-                let (lo, hi) = evaluate_range(range, params);
-                run_range(code, slots, n, lo, hi);
+        // SAFETY: `param_slots` checked the parameters against the kernel's
+        // types, `task_slots` laid out the task's ABI (lowering/src/abi.rs),
+        // and the field pointers and status buffer outlive the calls.
+        unsafe {
+            match task.range {
+                None => code.call(&mut slots[..n]),
+                Some(range) => {
+                    let (lo, hi) = evaluate_range(range, params);
+                    run_range(code, slots, n, lo, hi);
+                }
             }
         }
         check_status(kernel, task, status)
     }
 }
 
+/// The kernel `name` of a compiled module.
+pub(crate) fn find_kernel<'a>(compiled: &'a Compiled, name: &str) -> Result<&'a KernelInfo, Error> {
+    compiled.kernels.get(name).ok_or_else(|| {
+        let mut known: Vec<String> = compiled.kernels.keys().cloned().collect();
+        known.sort();
+        Error::UnknownKernel { name: name.into(), known }
+    })
+}
+
 /// The argument slots of a launch, checked against the kernel's parameters.
 pub(crate) fn param_slots(kernel: &KernelInfo, args: &[Arg]) -> Result<[Slot; MAX_ARGS], Error> {
     let name = &kernel.name;
     if args.len() != kernel.params.len() {
-        return Err(Error::Launch(format!(
-            "kernel {name} takes {} arguments ({:?}), given {}",
-            kernel.params.len(),
-            kernel.params,
-            args.len()
-        )));
+        return Err(Error::Arity {
+            kernel: name.clone(),
+            expected: kernel.params.len(),
+            given: args.len(),
+            params: kernel.params.clone(),
+        });
+    }
+    if args.len() + 2 > MAX_ARGS {
+        return Err(Error::TooManyArguments { kernel: name.clone(), limit: MAX_ARGS - 2 });
     }
     let mut params = [0 as Slot; MAX_ARGS];
     for (i, (a, p)) in args.iter().zip(&kernel.params).enumerate() {
-        params[i] = a
-            .slot_for(*p)
-            .ok_or_else(|| Error::Launch(format!("kernel {name}: argument {i} is {a:?}, the parameter is {p:?}")))?;
+        params[i] = a.slot_for(*p).ok_or_else(|| Error::ArgumentType {
+            kernel: name.clone(),
+            index: i,
+            expected: *p,
+            given: format!("{a:?}"),
+        })?;
     }
     Ok(params)
 }
@@ -188,11 +204,11 @@ pub(crate) fn task_slots(
 ) -> Result<([Slot; MAX_ARGS], usize), Error> {
     let mut slots = [0 as Slot; MAX_ARGS];
     let mut n = if task.range.is_some() { 2 } else { 0 };
-    let status = (!task.status_messages.is_empty()).then_some(status_ptr);
+    let status = (!task.checks.is_empty()).then_some(status_ptr);
     let values = params.iter().copied().chain(task.fields.iter().map(|&f| field_ptr(f))).chain(status);
     for v in values {
         if n + 2 > MAX_ARGS {
-            return Err(Error::Launch(format!("kernel {kernel}: more than {MAX_ARGS} arguments and fields")));
+            return Err(Error::TooManyArguments { kernel: kernel.into(), limit: MAX_ARGS - 2 });
         }
         slots[n] = v;
         n += 1;
@@ -201,10 +217,14 @@ pub(crate) fn task_slots(
 }
 
 /// The iteration range of a parallel task for these parameters.
-pub(crate) fn evaluate_range(range: PackedFn, params: &[Slot]) -> (i64, i64) {
+///
+/// # Safety
+/// `params` are the checked parameters of the range function's kernel.
+pub(crate) unsafe fn evaluate_range(range: PackedFn, params: &[Slot]) -> (i64, i64) {
     let mut r = [0 as Slot; MAX_ARGS];
     r[..params.len()].copy_from_slice(params);
-    range.call(&mut r[..params.len() + 2]);
+    // SAFETY: a range function takes the kernel's parameters and returns two indices.
+    unsafe { range.call(&mut r[..params.len() + 2]) };
     (r[params.len()] as i64, r[params.len() + 1] as i64)
 }
 
@@ -214,13 +234,29 @@ pub(crate) fn check_status(kernel: &str, task: &Task, status: [i64; 2]) -> Resul
         return Ok(());
     }
     let code = status[0] as usize;
-    let message = task.status_messages.get(code - 1).cloned().unwrap_or_else(|| format!("check {code} failed"));
-    let message = if message.contains("out of bounds") { format!("{message}: index {}", status[1]) } else { message };
-    Err(Error::Check { kernel: kernel.to_string(), message })
+    let Some(check) = code.checked_sub(1).and_then(|c| task.checks.get(c)) else {
+        return Err(Error::Internal(format!("kernel {kernel}: task {} reported unknown check {code}", task.name)));
+    };
+    let (kernel, location) = (kernel.to_string(), check.location.clone());
+    Err(match &check.kind {
+        CheckKind::Bounds { access, field, dim, extent } => Error::OutOfBounds {
+            kernel,
+            field: field.clone(),
+            access: access.clone(),
+            dim: *dim,
+            index: status[1],
+            extent: *extent,
+            location,
+        },
+        CheckKind::Assert { message } => Error::Assertion { kernel, message: message.clone(), location },
+    })
 }
 
 /// Runs a parallel task over `[lo, hi)`, inline or in chunks on the pool.
-fn run_range(code: PackedFn, slots: [Slot; MAX_ARGS], n: usize, lo: i64, hi: i64) {
+///
+/// # Safety
+/// As for [`PackedFn::call`]: `slots[2..n]` are the task's checked arguments.
+unsafe fn run_range(code: PackedFn, slots: [Slot; MAX_ARGS], n: usize, lo: i64, hi: i64) {
     let len = hi - lo;
     if len <= 0 {
         return;
@@ -230,7 +266,8 @@ fn run_range(code: PackedFn, slots: [Slot; MAX_ARGS], n: usize, lo: i64, hi: i64
         let mut s = slots;
         s[0] = b as Slot;
         s[1] = e as Slot;
-        code.call(&mut s[..n]);
+        // SAFETY: the caller's contract; chunks are disjoint ranges of one task.
+        unsafe { code.call(&mut s[..n]) };
     };
     if threads <= 1 || len < 2 * MIN_CHUNK {
         return call(lo, hi);

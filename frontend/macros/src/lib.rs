@@ -3,8 +3,10 @@
 //! The attribute rewrites the body so that running it builds the kernel's IR
 //! (see `diffsim::builder`):
 //! - scalar parameters (`i32 i64 f32 f64 usize bool`) become kernel
-//!   parameters; other parameters (field handles, constants) are build-time
-//!   context, and the function returns the built kernel;
+//!   parameters, and their types the kernel's launch arguments (`()`, the one
+//!   type, or a tuple: `Kernel<(usize, f32)>`); other parameters (field
+//!   handles, constants) are build-time context, and the function returns the
+//!   built kernel (`Result<KernelDef<args>, Error>`);
 //! - `for i in a..b` is the kernel's parallel loop when outermost, a serial
 //!   `scf.for` inside; variables it reassigns are carried through it;
 //!   `for k in unroll(a..b)` unrolls at build time (Taichi's `ti.static`);
@@ -90,7 +92,7 @@ fn expand(f: ItemFn, kernel: Option<bool>) -> syn::Result<Tokens> {
         return Ok(quote!(#[allow(unused_parens, unused_mut, unused_variables, unused_assignments, clippy::unused_unit)] #out));
     };
     let name = f.sig.ident.to_string();
-    let (mut context, mut params, mut bind) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut context, mut params, mut bind, mut types) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for arg in &f.sig.inputs {
         let FnArg::Typed(pt) = arg else {
             return Err(syn::Error::new(arg.span(), "a kernel cannot take self"));
@@ -103,6 +105,7 @@ fn expand(f: ItemFn, kernel: Option<bool>) -> syn::Result<Tokens> {
                 let ident = &id.ident;
                 let n = params.len();
                 params.push(quote!((stringify!(#ident), #ty)));
+                types.push(pt.ty.clone());
                 bind.push(quote!(let #ident = __params[#n].clone();));
             }
             None => context.push(arg.clone()),
@@ -113,14 +116,19 @@ fn expand(f: ItemFn, kernel: Option<bool>) -> syn::Result<Tokens> {
     }
     let (vis, ident, generics) = (&f.vis, &f.sig.ident, &f.sig.generics);
     let attrs = &f.attrs;
+    // The launch arguments: `()`, the one scalar type, or a tuple of them.
+    let args = match types.as_slice() {
+        [one] => quote!(#one),
+        many => quote!((#(#many),*)),
+    };
     Ok(quote! {
         #(#attrs)*
         #[allow(unused_parens, unused_mut, unused_variables, unused_assignments, clippy::unused_unit)]
-        #vis fn #ident #generics (#(#context),*) -> ::std::result::Result<::diffsim::KernelDef, ::std::string::String> {
-            ::diffsim::__rt::build_kernel(#name, &[#(#params),*], #no_grad, |__params| {
+        #vis fn #ident #generics (#(#context),*) -> ::std::result::Result<::diffsim::KernelDef<#args>, ::diffsim::Error> {
+            ::diffsim::__rt::kernel_def(::diffsim::__rt::build_kernel(#name, &[#(#params),*], #no_grad, |__params| {
                 #(#bind)*
                 #body
-            })
+            }))
         }
     })
 }

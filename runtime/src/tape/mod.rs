@@ -16,11 +16,11 @@
 //! can also be launched by hand: `program.launch("k_grad", &args)`.
 //!
 //! ```ignore
-//! let mut tape = Tape::with_checkpointing();
+//! let mut tape = Tape::new();
 //! for t in 0..steps {
 //!     tape.launch(&mut p, "advance", &[])?; // reads x, v; writes x_new, v_new
 //!     tape.launch(&mut p, "commit", &[])?;  // copies x_new, v_new into x, v
-//!     tape.step();
+//!     tape.end_step();
 //! }
 //! tape.launch(&mut p, "compute_loss", &[])?;
 //! println!("{}", tape.plan(&p, &*tape.policy_for_budget(&p, 64 << 20)?));
@@ -47,12 +47,12 @@
 //!
 //! # Checkpointing
 //!
-//! A tape made by [`Tape::with_checkpointing`] keeps the state fields (every
+//! A tape keeps (unless made by [`Tape::without_state`]) the state fields (every
 //! field some launch writes, adjoints excluded) as they were before their
 //! first write. Given a [`checkpoint::Policy`], or a memory budget from which
 //! [`Tape::policy_for_budget`] picks store-all when it fits and otherwise
 //! binomial with as many slots as fit, backward reverses the steps (marked
-//! with [`Tape::step`]; without marks every launch is a step) last first: it
+//! with [`Tape::end_step`]; without marks every launch is a step) last first: it
 //! restores the state at the step's start (from a snapshot, or by re-running
 //! earlier steps from the nearest one), and for each launch of the step,
 //! last first, re-runs the step up to and including that launch, then runs
@@ -66,13 +66,12 @@
 //! as the loss before calling backward.
 
 pub mod checkpoint;
-pub mod device;
 
 use crate::compile::Lead;
 use crate::error::Error;
 use crate::program::{Arg, Program};
 use checkpoint::{Action, Binomial, Policy, Schedule, StoreAll};
-use device::Device;
+use crate::backend::Backend;
 use petgraph::graph::DiGraph;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -195,7 +194,7 @@ impl fmt::Display for Plan {
 }
 
 /// Saved contents of the state fields, by field index.
-type State<D> = HashMap<usize, <D as Device>::Snapshot>;
+type State<D> = HashMap<usize, <D as Backend>::Snapshot>;
 
 /// What a checkpointed backward re-ran.
 #[derive(Default)]
@@ -204,10 +203,10 @@ struct Recomputed {
     launches: usize,
 }
 
-pub struct Tape<D: Device = Program> {
+pub struct Tape<D: Backend = Program> {
     /// Keep the state as it was before its first write, so backward can
-    /// restore and recompute (see `with_checkpointing`).
-    checkpointing: bool,
+    /// restore and recompute (see `without_state`).
+    keep_state: bool,
     records: Vec<Record<D>>,
     /// Index of the first record of each step after the first.
     step_starts: Vec<usize>,
@@ -216,9 +215,9 @@ pub struct Tape<D: Device = Program> {
     initial: State<D>,
 }
 
-impl<D: Device> Default for Tape<D> {
+impl<D: Backend> Default for Tape<D> {
     fn default() -> Self {
-        Tape { checkpointing: false, records: Vec::new(), step_starts: Vec::new(), marked: false, initial: HashMap::new() }
+        Tape { keep_state: true, records: Vec::new(), step_starts: Vec::new(), marked: false, initial: HashMap::new() }
     }
 }
 
@@ -236,22 +235,23 @@ fn part(lead: Lead, args: &[Arg]) -> Part {
 }
 
 /// The indices of the program's adjoint fields.
-fn adjoint_fields<D: Device>(p: &D) -> Vec<usize> {
+fn adjoint_fields<D: Backend>(p: &D) -> Vec<usize> {
     p.field_infos().iter().filter_map(|f| f.grad.as_ref()).filter_map(|g| p.field_index(g).ok()).collect()
 }
 
-impl<D: Device> Tape<D> {
-    /// A tape for simulations that never overwrite what they read (state
-    /// indexed by time step): backward replays the gradients, nothing is saved.
+impl<D: Backend> Tape<D> {
+    /// A tape that keeps one copy of each state field as it was before its
+    /// first write, so that backward can checkpoint (with a policy or a
+    /// memory budget chosen then) when launches overwrite state they read.
     pub fn new() -> Self {
         Tape::default()
     }
 
-    /// A tape that also keeps one copy of the state fields as they were before
-    /// their first write, so backward can checkpoint (policy or memory budget)
-    /// when launches overwrite state they read.
-    pub fn with_checkpointing() -> Self {
-        Tape { checkpointing: true, ..Tape::default() }
+    /// A tape that keeps no state: for simulations that never overwrite what
+    /// they read (state indexed by time step), it saves one copy of every
+    /// written field; backward then cannot checkpoint.
+    pub fn without_state() -> Self {
+        Tape { keep_state: false, ..Tape::default() }
     }
 
     pub fn len(&self) -> usize {
@@ -282,7 +282,7 @@ impl<D: Device> Tape<D> {
     }
 
     /// Ends the current step (the unit of checkpointing).
-    pub fn step(&mut self) {
+    pub fn end_step(&mut self) {
         self.marked = true;
         if self.step_starts.last() != Some(&self.records.len()) && !self.records.is_empty() {
             self.step_starts.push(self.records.len());
@@ -296,7 +296,7 @@ impl<D: Device> Tape<D> {
         };
         let (reads, writes) = (touched(false), touched(true));
         // Only a first write to a field needs the list of adjoints (not per launch).
-        if self.checkpointing && writes.iter().any(|(f, _)| !self.initial.contains_key(f)) {
+        if self.keep_state && writes.iter().any(|(f, _)| !self.initial.contains_key(f)) {
             let adjoints = adjoint_fields(p);
             for (f, _) in &writes {
                 if !adjoints.contains(f) && !self.initial.contains_key(f) {
@@ -349,7 +349,7 @@ impl<D: Device> Tape<D> {
         self.initial.keys().map(|f| p.snapshot_bytes(*f)).sum()
     }
 
-    /// The plan of `policy` for this tape (meaningful for a checkpointing tape).
+    /// The plan of `policy` for this tape.
     pub fn plan(&self, p: &D, policy: &dyn Policy) -> Plan {
         let steps = self.steps();
         self.plan_of(p, policy.name(), &policy.schedule(steps.len()), &steps)
@@ -398,10 +398,7 @@ impl<D: Device> Tape<D> {
         let mut candidates = (most.saturating_sub(1).max(1)..=most.max(1)).rev().map(|snapshots| Binomial { snapshots });
         match candidates.find(|b| fits(b)) {
             Some(b) => Ok(Box::new(b)),
-            None => Err(Error::Launch(format!(
-                "a memory budget of {budget} bytes is too small to checkpoint this tape: the smallest schedule, {}",
-                self.plan(p, &Binomial { snapshots: 1 })
-            ))),
+            None => Err(Error::Budget { budget, smallest: self.plan(p, &Binomial { snapshots: 1 }).to_string() }),
         }
     }
 
@@ -442,32 +439,24 @@ impl<D: Device> Tape<D> {
         seed: impl FnOnce(&mut D) -> Result<(), Error>,
     ) -> Result<Option<Plan>, Error> {
         if !self.records.is_empty() && self.records.iter().all(|r| matches!(r.gradient, Gradient::None)) {
-            return Err(Error::Launch(format!(
-                "cannot run backward: none of the {} recorded launches has a gradient; compile with CompileOptions {{ autodiff: true, .. }}",
-                self.records.len()
-            )));
+            return Err(Error::NothingToDifferentiate { launches: self.records.len() });
         }
         let overwrites = self.overwrites(p);
         let policy = match (overwrites.first(), policy) {
             (Some(o), None) => {
-                return Err(Error::Launch(format!(
-                    "cannot run backward: {} overwrote @{} after {} read it, and backward needs the old values. Index the field by time step, or record with Tape::with_checkpointing() and give backward a checkpoint policy or a memory budget",
-                    self.describe(o.writer),
-                    o.field,
-                    self.describe(o.reader)
-                )));
+                return Err(Error::Overwrite {
+                    reader: self.describe(o.reader),
+                    writer: self.describe(o.writer),
+                    field: o.field.clone(),
+                });
             }
-            (Some(_), Some(_)) if !self.checkpointing => {
-                return Err(Error::Launch(
-                    "checkpointing needs the state before the first launch: record with Tape::with_checkpointing()".into(),
-                ));
-            }
+            (Some(o), Some(_)) if !self.keep_state => return Err(Error::StateNotKept { field: o.field.clone() }),
             (Some(_), Some(policy)) => Some(policy),
             (None, _) => None,
         };
         if zero_grads {
             for g in adjoint_fields(p) {
-                p.fill(g, 0.0)?;
+                p.zero(g)?;
             }
         }
         seed(p)?;
@@ -587,8 +576,8 @@ impl<D: Device> Tape<D> {
 }
 
 /// The index of the adjoint field of `loss`.
-fn loss_grad<D: Device>(p: &D, loss: &str) -> Result<usize, Error> {
+fn loss_grad<D: Backend>(p: &D, loss: &str) -> Result<usize, Error> {
     let info = &p.field_infos()[p.field_index(loss)?];
-    let grad = info.grad.as_ref().ok_or_else(|| Error::Field(format!("loss field @{loss} has no grad field")))?;
+    let grad = info.grad.as_ref().ok_or_else(|| Error::NoGradient { field: loss.into() })?;
     p.field_index(grad)
 }

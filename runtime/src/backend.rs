@@ -1,18 +1,21 @@
-//! What the Tape needs from a program, so one Tape serves CPU programs
-//! ([`Program`]) and GPU programs ([`CudaProgram`]).
+//! What a compiled program offers, whatever it runs on: the Tape, the
+//! frontend's typed handles and host code are written once against
+//! [`Backend`], and run on CPU programs ([`Program`]) and GPU programs
+//! ([`CudaProgram`]) alike.
 
 use crate::compile::KernelInfo;
 use crate::cuda::CudaProgram;
 use crate::error::Error;
-use crate::field::{FieldInfo, Snapshot};
+use crate::field::{Element, FieldInfo, Snapshot};
 use crate::program::{Arg, Program};
 
-pub trait Device {
+pub trait Backend {
     /// A saved copy of one field.
     type Snapshot;
     fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error>;
     /// The program's fields, by index.
     fn field_infos(&self) -> &[FieldInfo];
+    /// Runs kernel `kernel` with `args` (checked against its parameters).
     fn launch(&mut self, kernel: &str, args: &[Arg]) -> Result<(), Error>;
     fn snapshot(&self, field: usize) -> Result<Self::Snapshot, Error>;
     fn restore(&mut self, field: usize, saved: &Self::Snapshot) -> Result<(), Error>;
@@ -22,16 +25,19 @@ pub trait Device {
     }
     /// Sets every element of a field to `value`.
     fn fill(&mut self, field: usize, value: f64) -> Result<(), Error>;
+    /// Sets every element of a field to zero (a memset).
+    fn zero(&mut self, field: usize) -> Result<(), Error>;
+    /// Copies the elements `[start, start + out.len())` (row-major) of a field into `out`.
+    fn read<T: Element>(&self, field: usize, start: usize, out: &mut [T]) -> Result<(), Error>;
+    /// Writes `values` into the elements `[start, start + values.len())` of a field.
+    fn write<T: Element>(&mut self, field: usize, start: usize, values: &[T]) -> Result<(), Error>;
 
     fn field_index(&self, name: &str) -> Result<usize, Error> {
-        self.field_infos()
-            .iter()
-            .position(|f| f.name == name)
-            .ok_or_else(|| Error::Field(format!("no field @{name} in this program")))
+        self.field_infos().iter().position(|f| f.name == name).ok_or_else(|| Error::UnknownField { name: name.into() })
     }
 }
 
-impl Device for Program {
+impl Backend for Program {
     type Snapshot = Snapshot;
     fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error> {
         self.kernel(name)
@@ -43,7 +49,7 @@ impl Device for Program {
         Program::launch(self, kernel, args)
     }
     fn snapshot(&self, field: usize) -> Result<Snapshot, Error> {
-        Ok(self.fields()[field].snapshot())
+        self.fields()[field].snapshot()
     }
     fn restore(&mut self, field: usize, saved: &Snapshot) -> Result<(), Error> {
         self.fields_mut()[field].restore(saved)
@@ -55,9 +61,25 @@ impl Device for Program {
     fn fill(&mut self, field: usize, value: f64) -> Result<(), Error> {
         self.fields_mut()[field].fill_f64(value)
     }
+    fn zero(&mut self, field: usize) -> Result<(), Error> {
+        self.fields_mut()[field].zero();
+        Ok(())
+    }
+    fn read<T: Element>(&self, field: usize, start: usize, out: &mut [T]) -> Result<(), Error> {
+        let f = &self.fields()[field];
+        let range = f.info.check_range(start, out.len())?;
+        out.copy_from_slice(&f.as_slice::<T>()?[range]);
+        Ok(())
+    }
+    fn write<T: Element>(&mut self, field: usize, start: usize, values: &[T]) -> Result<(), Error> {
+        let f = &mut self.fields_mut()[field];
+        let range = f.info.check_range(start, values.len())?;
+        f.as_mut_slice::<T>()?[range].copy_from_slice(values);
+        Ok(())
+    }
 }
 
-impl Device for CudaProgram {
+impl Backend for CudaProgram {
     type Snapshot = cudarc::driver::CudaSlice<u8>;
     fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error> {
         self.kernel(name)
@@ -76,5 +98,14 @@ impl Device for CudaProgram {
     }
     fn fill(&mut self, field: usize, value: f64) -> Result<(), Error> {
         self.fill_f64(field, value)
+    }
+    fn zero(&mut self, field: usize) -> Result<(), Error> {
+        self.zero_field(field)
+    }
+    fn read<T: Element>(&self, field: usize, start: usize, out: &mut [T]) -> Result<(), Error> {
+        self.read_elements(field, start, out)
+    }
+    fn write<T: Element>(&mut self, field: usize, start: usize, values: &[T]) -> Result<(), Error> {
+        self.write_elements(field, start, values)
     }
 }

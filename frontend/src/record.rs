@@ -1,0 +1,140 @@
+//! Recording launches for gradients across kernels: `let mut rec = p.record();`
+//! (Taichi's `with ti.ad.Tape(loss):`, Warp's `with tape:`) borrows the
+//! program for as long as it records, so the host cannot write to state that
+//! backward will replay: the borrow checker rejects it. `rec.backward(&loss)`
+//! seeds dL/dloss = 1, runs the gradients in reverse and gives the program back.
+//!
+//! ```ignore
+//! let mut rec = p.record();
+//! for t in 1..STEPS {
+//!     rec.launch(&advance, t)?;
+//!     rec.end_step();
+//! }
+//! rec.launch(&compute_loss, STEPS - 1)?;
+//! let loss = loss.get(rec.program(), [])?;
+//! rec.backward(&loss_field)?;                               // or, when state is overwritten:
+//! // rec.backward_with(&loss_field, &BackwardOptions { memory_budget: Some(64 << 20), ..Default::default() })?;
+//! let dx = x.grad().to_vec(&p)?;
+//! ```
+//!
+//! The recording keeps each state field as it was before its first write, so
+//! the checkpointing policy (or a memory budget) can be chosen at backward;
+//! [`Record::record_without_state`] saves that copy for simulations that
+//! never overwrite what they read. See `ds_runtime::tape` for the schedules.
+
+use crate::field::{ElementKind, GradField};
+use crate::program::{Kernel, KernelArgs};
+use ds_runtime::tape::checkpoint::Policy;
+use ds_runtime::tape::{BackwardOptions, Plan};
+use ds_runtime::{Backend, Error, Tape};
+
+/// Starts recordings on a program (CPU or CUDA).
+pub trait Record: Backend + Sized {
+    /// A recording that keeps the state for checkpointing.
+    fn record(&mut self) -> Recording<'_, Self> {
+        Recording { program: self, tape: Tape::new() }
+    }
+    /// A recording that keeps no copy of the state: backward replays the
+    /// gradients but cannot checkpoint ([`Error::StateNotKept`] if it must).
+    fn record_without_state(&mut self) -> Recording<'_, Self> {
+        Recording { program: self, tape: Tape::without_state() }
+    }
+}
+
+impl<B: Backend> Record for B {}
+
+/// Launches recorded on a borrowed program; see the module doc.
+pub struct Recording<'p, B: Backend> {
+    program: &'p mut B,
+    tape: Tape<B>,
+}
+
+impl<'p, B: Backend> Recording<'p, B> {
+    /// Runs `kernel` and records it.
+    pub fn launch<A: KernelArgs>(&mut self, kernel: &Kernel<A>, args: A) -> Result<(), Error> {
+        self.tape.launch(self.program, kernel.name(), &args.args())
+    }
+
+    /// Runs `kernel` and records it with a custom gradient (the paper's
+    /// `grad_replaced` / `grad_for`): `grad` runs in backward instead of the
+    /// generated gradient kernel.
+    pub fn launch_with_grad<A: KernelArgs>(
+        &mut self,
+        kernel: &Kernel<A>,
+        args: A,
+        grad: impl FnMut(&mut B) -> Result<(), Error> + 'static,
+    ) -> Result<(), Error> {
+        self.tape.launch_with_grad(self.program, kernel.name(), &args.args(), grad)
+    }
+
+    /// Ends the current time step (the unit of checkpointing).
+    pub fn end_step(&mut self) {
+        self.tape.end_step()
+    }
+
+    /// The program, read-only while recording (e.g. to read the loss).
+    pub fn program(&self) -> &B {
+        self.program
+    }
+
+    /// Launches recorded so far.
+    pub fn len(&self) -> usize {
+        self.tape.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tape.is_empty()
+    }
+
+    /// What a checkpointed backward with `policy` would do.
+    pub fn plan(&self, policy: &dyn Policy) -> Plan {
+        self.tape.plan(self.program, policy)
+    }
+
+    /// The policy a memory budget (bytes of saved state) allows.
+    pub fn policy_for_budget(&self, budget: usize) -> Result<Box<dyn Policy>, Error> {
+        self.tape.policy_for_budget(self.program, budget)
+    }
+
+    /// The launches as a Graphviz graph (edges: fields written then read).
+    pub fn to_dot(&self) -> String {
+        self.tape.to_dot(self.program)
+    }
+
+    /// Zeroes every adjoint, seeds dL/d`loss` = 1 at each element and runs the
+    /// gradients in reverse. Fails with [`Error::Overwrite`] when a launch
+    /// overwrote state that an earlier gradient needs: then use
+    /// [`Recording::backward_with`] and a memory budget.
+    pub fn backward<V: ElementKind, const D: usize>(self, loss: &GradField<V, D>) -> Result<Option<Plan>, Error> {
+        self.backward_with(loss, &BackwardOptions::default())
+    }
+
+    /// `backward` with options: keep the adjoints (`zero_grads: false`), or
+    /// checkpoint within `memory_budget` bytes. Returns the plan it ran when
+    /// it checkpointed.
+    pub fn backward_with<V: ElementKind, const D: usize>(
+        mut self,
+        loss: &GradField<V, D>,
+        options: &BackwardOptions,
+    ) -> Result<Option<Plan>, Error> {
+        self.tape.backward(self.program, loss.name(), options)
+    }
+
+    /// `backward` with an explicit checkpoint policy.
+    pub fn backward_with_policy<V: ElementKind, const D: usize>(
+        mut self,
+        loss: &GradField<V, D>,
+        policy: &dyn Policy,
+    ) -> Result<Option<Plan>, Error> {
+        self.tape.backward_with(self.program, loss.name(), policy)
+    }
+
+    /// Backward where `seed` sets the adjoints (a loss computed outside DiffSim).
+    pub fn backward_from(
+        mut self,
+        options: &BackwardOptions,
+        seed: impl FnOnce(&mut B) -> Result<(), Error>,
+    ) -> Result<Option<Plan>, Error> {
+        self.tape.backward_from(self.program, options, seed)
+    }
+}
