@@ -6,7 +6,7 @@
 //! the handles of [`program`] drive either.
 
 use crate::report::{Outcome, Reporter};
-use crate::{RunOptions, plot};
+use crate::{RunOptions, Simulation, plot};
 use diffsim::prelude::*;
 
 const SOURCE: &str = include_str!("../kernels/appendix_c.mlir");
@@ -36,11 +36,38 @@ pub struct AppendixC {
     update: Kernel<()>,
 }
 
+impl Simulation for AppendixC {
+    fn declare(pb: &mut ProgramBuilder) -> Result<AppendixC, Error> {
+        let (x, y, loss) = (pb.field_with_grad("x", [N]), pb.field("y", [N]), pb.field_with_grad("L", []));
+        Ok(AppendixC { reduce: pb.kernel(reduce(&x, &y, &loss))?, update: pb.kernel(update(&x))?, x, y, loss })
+    }
+
+    fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
+        let ys = self.init(p)?;
+        let iters = opts.iters.unwrap_or(100);
+        let mut out = Outcome::default();
+        report.start(iters);
+        for iter in 0..iters {
+            let loss = self.step(p)?;
+            out.losses.push(loss as f64);
+            report.iteration(iter, loss as f64);
+        }
+        report.finish();
+        out.final_loss = self.loss(p)? as f64;
+        let worst = self.x.to_vec(p)?.iter().zip(&ys).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        out.results.push(("max |x_i - y_i|".into(), format!("{worst:.3e}")));
+        let curve = opts.out.join("loss.png");
+        let steps: Vec<f64> = (0..out.losses.len()).map(|i| i as f64).collect();
+        plot::chart(&curve, &[(&steps, &out.losses, plot::BLUE)], true)?;
+        out.pictures.push(curve);
+        Ok(out)
+    }
+}
+
 /// The program from the `#[kernel]` functions, with its handles.
 pub fn program() -> Result<(Program, AppendixC), Error> {
     let mut pb = ProgramBuilder::new();
-    let (x, y, loss) = (pb.field_with_grad("x", [N]), pb.field("y", [N]), pb.field_with_grad("L", []));
-    let sim = AppendixC { reduce: pb.kernel(reduce(&x, &y, &loss))?, update: pb.kernel(update(&x))?, x, y, loss };
+    let sim = AppendixC::declare(&mut pb)?;
     Ok((pb.build()?, sim))
 }
 
@@ -76,26 +103,4 @@ impl AppendixC {
         self.update.launch(p, ())?;
         Ok(loss)
     }
-}
-
-pub fn run(opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
-    let (mut p, sim) = program()?;
-    let ys = sim.init(&mut p)?;
-    let iters = opts.iters.unwrap_or(100);
-    let mut out = Outcome::default();
-    report.start(iters);
-    for iter in 0..iters {
-        let loss = sim.step(&mut p)?;
-        out.losses.push(loss as f64);
-        report.iteration(iter, loss as f64);
-    }
-    report.finish();
-    out.final_loss = sim.loss(&mut p)? as f64;
-    let worst = sim.x.to_vec(&p)?.iter().zip(&ys).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
-    out.results.push(("max |x_i - y_i|".into(), format!("{worst:.3e}")));
-    let curve = opts.out.join("loss.png");
-    let steps: Vec<f64> = (0..out.losses.len()).map(|i| i as f64).collect();
-    plot::chart(&curve, &[(&steps, &out.losses, plot::BLUE)], true)?;
-    out.pictures.push(curve);
-    Ok(out)
 }

@@ -5,7 +5,7 @@
 //! alpha in {0, 1, 3, 10} and plots dL/da against T (log scale).
 
 use crate::report::{Outcome, Reporter};
-use crate::{RunOptions, plot};
+use crate::{RunOptions, Simulation, plot};
 use diffsim::prelude::*;
 
 pub const DT: f64 = 0.01;
@@ -29,8 +29,7 @@ pub struct Car {
 
 pub fn program() -> Result<(Program, Car), Error> {
     let mut pb = ProgramBuilder::new();
-    let (x, v, a) = (pb.field_with_grad("x", [MAX_STEPS + 1]), pb.field_with_grad("v", [MAX_STEPS + 1]), pb.field_with_grad("a", []));
-    let car = Car { step: pb.kernel(step(&x, &v, &a))?, x, v, a };
+    let car = Car::declare(&mut pb)?;
     Ok((pb.build()?, car))
 }
 
@@ -55,30 +54,36 @@ impl Car {
     }
 }
 
-pub fn run(opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
-    let (mut p, car) = program()?;
-    let horizons: Vec<usize> = (4..=11).map(|k| 1usize << k).filter(|&n| n <= MAX_STEPS).collect();
-    let alphas = [0.0, 1.0, 3.0, 10.0];
-    let colors = [plot::RED, plot::ORANGE, plot::GREEN, plot::BLUE];
-    let mut out = Outcome::default();
-    let mut curves = Vec::new();
-    report.start(alphas.len());
-    for (k, alpha) in alphas.iter().enumerate() {
-        let grads = horizons.iter().map(|&n| car.gradient(&mut p, n, *alpha)).collect::<Result<Vec<_>, _>>()?;
-        let last = *grads.last().expect("horizons");
-        out.results.push((format!("alpha {alpha}: dL/da at T = {}", MAX_STEPS), format!("{last:.4}")));
-        report.iteration(k, last);
-        curves.push(grads);
+impl Simulation for Car {
+    fn declare(pb: &mut ProgramBuilder) -> Result<Car, Error> {
+        let (x, v, a) = (pb.field_with_grad("x", [MAX_STEPS + 1]), pb.field_with_grad("v", [MAX_STEPS + 1]), pb.field_with_grad("a", []));
+        Ok(Car { step: pb.kernel(step(&x, &v, &a))?, x, v, a })
     }
-    report.finish();
-    let t = MAX_STEPS as f64;
-    out.results.push(("0.5 (T dt)^2 at T = 2048".into(), format!("{:.4}", 0.5 * (t * DT).powi(2))));
-    let xs: Vec<f64> = horizons.iter().map(|&n| n as f64).collect();
-    let series: Vec<(&[f64], &[f64], image::Rgb<u8>)> =
-        curves.iter().zip(colors).map(|(c, color)| (xs.as_slice(), c.as_slice(), color)).collect();
-    let path = opts.out.join("gradient_vs_steps.png");
-    plot::chart(&path, &series, true)?;
-    out.pictures.push(path);
-    out.final_loss = curves[0].last().copied().unwrap_or_default();
-    Ok(out)
+
+    fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
+        let horizons: Vec<usize> = (4..=11).map(|k| 1usize << k).filter(|&n| n <= MAX_STEPS).collect();
+        let alphas = [0.0, 1.0, 3.0, 10.0];
+        let colors = [plot::RED, plot::ORANGE, plot::GREEN, plot::BLUE];
+        let mut out = Outcome::default();
+        let mut curves = Vec::new();
+        report.start(alphas.len());
+        for (k, alpha) in alphas.iter().enumerate() {
+            let grads = horizons.iter().map(|&n| self.gradient(p, n, *alpha)).collect::<Result<Vec<_>, _>>()?;
+            let last = *grads.last().expect("horizons");
+            out.results.push((format!("alpha {alpha}: dL/da at T = {}", MAX_STEPS), format!("{last:.4}")));
+            report.iteration(k, last);
+            curves.push(grads);
+        }
+        report.finish();
+        let t = MAX_STEPS as f64;
+        out.results.push(("0.5 (T dt)^2 at T = 2048".into(), format!("{:.4}", 0.5 * (t * DT).powi(2))));
+        let xs: Vec<f64> = horizons.iter().map(|&n| n as f64).collect();
+        let series: Vec<(&[f64], &[f64], image::Rgb<u8>)> =
+            curves.iter().zip(colors).map(|(c, color)| (xs.as_slice(), c.as_slice(), color)).collect();
+        let path = opts.out.join("gradient_vs_steps.png");
+        plot::chart(&path, &series, true)?;
+        out.pictures.push(path);
+        out.final_loss = curves[0].last().copied().unwrap_or_default();
+        Ok(out)
+    }
 }

@@ -2,11 +2,11 @@
 //!
 //! ```text
 //! diffsim list
-//! diffsim run NAME [--iters N] [--out DIR] [--arch cpu]
+//! diffsim run NAME [--iters N] [--out DIR] [--arch cpu|cuda]
 //! ```
 
 use clap::{Parser, Subcommand};
-use diffsim_examples::{EXAMPLES, RunOptions, find, report::Reporter};
+use diffsim_examples::{Arch, EXAMPLES, RunOptions, find, report::Reporter};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -29,8 +29,8 @@ enum Command {
         /// Output folder for pictures (default: out/NAME).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Where kernels run.
-        #[arg(long, default_value = "cpu")]
+        /// Where kernels run: `cpu` (all cores) or `cuda` (GPU 0).
+        #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
         arch: String,
     },
 }
@@ -49,16 +49,13 @@ fn main() {
                 eprintln!("diffsim: no example `{name}` (examples: {})", names.join(", "));
                 std::process::exit(2);
             };
-            if arch != "cpu" {
-                eprintln!("diffsim: the examples run on --arch cpu in this version");
-                std::process::exit(2);
-            }
+            let arch = if arch == "cuda" { Arch::Cuda } else { Arch::Cpu };
             let out = out.unwrap_or_else(|| PathBuf::from("out").join(&name));
             if let Err(e) = std::fs::create_dir_all(&out) {
                 eprintln!("diffsim: cannot create {}: {e}", out.display());
                 std::process::exit(1);
             }
-            let opts = RunOptions { iters, out, verbose: true };
+            let opts = RunOptions { iters, out, verbose: true, arch };
             match (example.run)(&opts, &mut Reporter::new(true)) {
                 Ok(outcome) => {
                     for (what, value) in &outcome.results {

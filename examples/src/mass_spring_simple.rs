@@ -7,7 +7,7 @@
 //! Tape replays their gradients in reverse without checkpointing.
 
 use crate::report::{Outcome, Reporter};
-use crate::{RunOptions, plot};
+use crate::{RunOptions, Simulation, plot};
 use diffsim::prelude::*;
 
 pub const STEPS: usize = 1024;
@@ -71,9 +71,8 @@ pub struct MassSpring {
     compute_loss: Kernel<usize>,
 }
 
-impl MassSpring {
-    /// Declares the fields and kernels on `pb`.
-    pub fn declare(pb: &mut ProgramBuilder) -> Result<MassSpring, Error> {
+impl Simulation for MassSpring {
+    fn declare(pb: &mut ProgramBuilder) -> Result<MassSpring, Error> {
         let (x, v, force) = (pb.field_with_grad("x", [STEPS, 3]), pb.field_with_grad("v", [STEPS, 3]), pb.field_with_grad("force", [STEPS, 3]));
         let rest_length = pb.field_with_grad("spring_length", [3]);
         let (spring_a, spring_b) = (pb.field("spring_a", [3]), pb.field("spring_b", [3]));
@@ -92,6 +91,26 @@ impl MassSpring {
         })
     }
 
+    fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
+        self.init(p)?;
+        let mut out = Outcome { losses: optimize(p, self, opts.iters.unwrap_or(ITERATIONS), report)?, ..Default::default() };
+        out.final_loss = self.forward(p, STEPS, &INITIAL_X)? as f64;
+        out.results.push(("rest lengths".into(), format!("{:.4?}", self.rest_length.to_vec(p)?)));
+        let curve = opts.out.join("loss.png");
+        let xs: Vec<f64> = (0..out.losses.len()).map(|i| i as f64).collect();
+        plot::chart(&curve, &[(&xs, &out.losses, plot::BLUE)], true)?;
+        out.pictures.push(curve);
+        for t in (0..STEPS).step_by(128).chain([STEPS - 1]) {
+            let path = opts.out.join(format!("frame_{t:04}.png"));
+            let positions: Vec<(f64, f64)> = (0..3).map(|i| self.x.get(p, [t, i]).map(|[x, y]| (x as f64, y as f64))).collect::<Result<_, _>>()?;
+            plot::scene(&path, &positions, &[(0, 1), (1, 2), (2, 0)], Some(0.4))?;
+            out.pictures.push(path);
+        }
+        Ok(out)
+    }
+}
+
+impl MassSpring {
     /// The springs and their initial rest lengths.
     pub fn init<B: Backend>(&self, p: &mut B) -> Result<(), Error> {
         self.spring_a.copy_from(p, &SPRINGS.map(|s| s.0))?;
@@ -166,22 +185,4 @@ pub fn optimize<B: Backend>(p: &mut B, sim: &MassSpring, iters: usize, report: &
     }
     report.finish();
     Ok(losses)
-}
-
-pub fn run(opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
-    let (mut p, sim) = program()?;
-    let mut out = Outcome { losses: optimize(&mut p, &sim, opts.iters.unwrap_or(ITERATIONS), report)?, ..Default::default() };
-    out.final_loss = sim.forward(&mut p, STEPS, &INITIAL_X)? as f64;
-    out.results.push(("rest lengths".into(), format!("{:.4?}", sim.rest_length.to_vec(&p)?)));
-    let curve = opts.out.join("loss.png");
-    let xs: Vec<f64> = (0..out.losses.len()).map(|i| i as f64).collect();
-    plot::chart(&curve, &[(&xs, &out.losses, plot::BLUE)], true)?;
-    out.pictures.push(curve);
-    for t in (0..STEPS).step_by(128).chain([STEPS - 1]) {
-        let path = opts.out.join(format!("frame_{t:04}.png"));
-        let positions: Vec<(f64, f64)> = (0..3).map(|i| sim.x.get(&p, [t, i]).map(|[x, y]| (x as f64, y as f64))).collect::<Result<_, _>>()?;
-        plot::scene(&path, &positions, &[(0, 1), (1, 2), (2, 0)], Some(0.4))?;
-        out.pictures.push(path);
-    }
-    Ok(out)
 }

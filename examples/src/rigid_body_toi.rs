@@ -6,7 +6,7 @@
 //! initial height and plots the final height for both integrators.
 
 use crate::report::{Outcome, Reporter};
-use crate::{RunOptions, plot};
+use crate::{RunOptions, Simulation, plot};
 use diffsim::prelude::*;
 
 pub const STEPS: usize = 204;
@@ -46,8 +46,7 @@ pub struct Ball {
 
 pub fn program() -> Result<(Program, Ball), Error> {
     let mut pb = ProgramBuilder::new();
-    let (y, vy) = (pb.field_with_grad("y", [STEPS + 1]), pb.field_with_grad("vy", [STEPS + 1]));
-    let ball = Ball { naive: pb.kernel(advance_naive(&y, &vy))?, toi: pb.kernel(advance_toi(&y, &vy))?, y, vy };
+    let ball = Ball::declare(&mut pb)?;
     Ok((pb.build()?, ball))
 }
 
@@ -69,24 +68,30 @@ impl Ball {
     }
 }
 
-pub fn run(opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
-    let (mut p, ball) = program()?;
-    let samples = opts.iters.unwrap_or(200);
-    let heights: Vec<f64> = (0..samples).map(|k| 0.1 + 0.2 * k as f64 / samples.max(2) as f64).collect();
-    let mut out = Outcome::default();
-    let mut finals = Vec::new();
-    report.start(2);
-    for (k, kernel) in [&ball.naive, &ball.toi].into_iter().enumerate() {
-        let ys = heights.iter().map(|h| Ok(ball.simulate(&mut p, kernel, *h)?.0)).collect::<Result<Vec<_>, Error>>()?;
-        let (_, grad) = ball.simulate(&mut p, kernel, 0.2)?;
-        out.results.push((format!("{}: d(final y)/d(initial y) at 0.2", kernel.name()), format!("{grad:+.6}")));
-        report.iteration(k, grad);
-        finals.push(ys);
+impl Simulation for Ball {
+    fn declare(pb: &mut ProgramBuilder) -> Result<Ball, Error> {
+        let (y, vy) = (pb.field_with_grad("y", [STEPS + 1]), pb.field_with_grad("vy", [STEPS + 1]));
+        Ok(Ball { naive: pb.kernel(advance_naive(&y, &vy))?, toi: pb.kernel(advance_toi(&y, &vy))?, y, vy })
     }
-    report.finish();
-    let path = opts.out.join("final_height.png");
-    plot::chart(&path, &[(&heights, &finals[0], plot::RED), (&heights, &finals[1], plot::BLUE)], false)?;
-    out.pictures.push(path);
-    out.final_loss = finals[1][samples / 2];
-    Ok(out)
+
+    fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
+        let samples = opts.iters.unwrap_or(200);
+        let heights: Vec<f64> = (0..samples).map(|k| 0.1 + 0.2 * k as f64 / samples.max(2) as f64).collect();
+        let mut out = Outcome::default();
+        let mut finals = Vec::new();
+        report.start(2);
+        for (k, kernel) in [&self.naive, &self.toi].into_iter().enumerate() {
+            let ys = heights.iter().map(|h| Ok(self.simulate(p, kernel, *h)?.0)).collect::<Result<Vec<_>, Error>>()?;
+            let (_, grad) = self.simulate(p, kernel, 0.2)?;
+            out.results.push((format!("{}: d(final y)/d(initial y) at 0.2", kernel.name()), format!("{grad:+.6}")));
+            report.iteration(k, grad);
+            finals.push(ys);
+        }
+        report.finish();
+        let path = opts.out.join("final_height.png");
+        plot::chart(&path, &[(&heights, &finals[0], plot::RED), (&heights, &finals[1], plot::BLUE)], false)?;
+        out.pictures.push(path);
+        out.final_loss = finals[1][samples / 2];
+        Ok(out)
+    }
 }

@@ -1,13 +1,13 @@
 //! The examples: paper claims checked on small runs, gradients against finite
 //! differences, and the pictures they write.
 
-use diffsim_examples::{RunOptions, appendix_c, find, gradient_explosion, mass_spring_simple, report::Reporter, rigid_body_toi};
+use diffsim_examples::{Arch, RunOptions, appendix_c, find, gradient_explosion, mass_spring_simple, report::Reporter, rigid_body_toi};
 use std::path::PathBuf;
 
 fn run(name: &str, iters: Option<usize>) -> (diffsim_examples::report::Outcome, PathBuf) {
     let out = std::env::temp_dir().join(format!("diffsim-test-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
-    let opts = RunOptions { iters, out: out.clone(), verbose: false };
+    let opts = RunOptions { iters, out: out.clone(), verbose: false, arch: Arch::Cpu };
     let outcome = (find(name).expect("example").run)(&opts, &mut Reporter::new(false)).unwrap_or_else(|e| panic!("{e}"));
     (outcome, out)
 }
@@ -125,4 +125,35 @@ fn pictures_decode_and_are_not_blank() {
         assert!(colors.len() >= 3, "{} is blank", path.display());
     }
     std::fs::remove_dir_all(out).ok();
+}
+
+/// The same host code (`optimize`, generic over the backend) on the CPU and,
+/// where there is a GPU, on the GPU; without one, the program still compiles
+/// to PTX for every kernel and gradient kernel.
+#[test]
+fn mass_spring_simple_host_code_is_the_same_on_cpu_and_cuda() {
+    use diffsim::ProgramBuilder;
+    use diffsim_examples::Simulation;
+    let mut pb = ProgramBuilder::new();
+    let sim = mass_spring_simple::MassSpring::declare(&mut pb).unwrap();
+    let ptx = pb.build_ptx("sm_90").unwrap();
+    for kernel in ["apply_spring_force", "time_integrate", "compute_loss"] {
+        for name in [kernel.to_string(), format!("{kernel}_grad")] {
+            assert!(ptx.contains(&format!(".entry {name}__task")), "no PTX entry for {name}");
+        }
+    }
+    let mut cpu = pb.build().unwrap();
+    sim.init(&mut cpu).unwrap();
+    let on_cpu = mass_spring_simple::optimize(&mut cpu, &sim, 2, &mut Reporter::new(false)).unwrap();
+    assert!(on_cpu[1] < on_cpu[0], "{on_cpu:?}");
+    match pb.build_cuda() {
+        Ok(mut gpu) => {
+            sim.init(&mut gpu).unwrap();
+            let on_gpu = mass_spring_simple::optimize(&mut gpu, &sim, 2, &mut Reporter::new(false)).unwrap();
+            for (c, g) in on_cpu.iter().zip(&on_gpu) {
+                assert!((c - g).abs() <= 1e-4 * c.abs(), "{on_cpu:?} vs {on_gpu:?}");
+            }
+        }
+        Err(e) => assert!(matches!(e, ds_runtime::Error::NoDriver), "{e}"),
+    }
 }
