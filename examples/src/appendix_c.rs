@@ -1,38 +1,97 @@
 //! Paper appendix C: L = sum_i 0.5 (x_i - y_i)^2 over 32 elements, minimized
 //! by 100 steps of gradient descent (learning rate 0.1) from x = 0; the
 //! gradient comes from the generated `reduce_grad`, the step is a kernel.
+//! The same kernels, written in the ds dialect directly, are in
+//! `examples/kernels/appendix_c.mlir`; [`dialect_program`] compiles them, and
+//! the handles of [`program`] drive either.
 
 use crate::report::{Outcome, Reporter};
 use crate::{RunOptions, plot};
-use ds_runtime::Error;
+use diffsim::prelude::*;
 
 const SOURCE: &str = include_str!("../kernels/appendix_c.mlir");
+const N: usize = 32;
+
+#[kernel]
+fn reduce(x: &ScalarField<f32, 1>, y: &ScalarField<f32, 1>, loss: &ScalarField<f32, 0>) {
+    for i in 0..N {
+        loss[()] += 0.5 * (x[(i,)] - y[(i,)]) * (x[(i,)] - y[(i,)]);
+    }
+}
+
+/// Gradient descent step x -= 0.1 dL/dx (no gradient needed for it).
+#[kernel(no_grad)]
+fn update(x: &GradField<f32, 1>) {
+    for i in 0..N {
+        x[(i,)] = x[(i,)] - x.grad()[(i,)] * 0.1;
+    }
+}
+
+/// The fields and kernels of appendix C.
+pub struct AppendixC {
+    pub x: GradField<f32, 1>,
+    y: Field<f32, 1>,
+    loss: GradField<f32, 0>,
+    reduce: Kernel<()>,
+    update: Kernel<()>,
+}
+
+/// The program from the `#[kernel]` functions, with its handles.
+pub fn program() -> Result<(Program, AppendixC), Error> {
+    let mut pb = ProgramBuilder::new();
+    let (x, y, loss) = (pb.field_with_grad("x", [N]), pb.field("y", [N]), pb.field_with_grad("L", []));
+    let sim = AppendixC { reduce: pb.kernel(reduce(&x, &y, &loss))?, update: pb.kernel(update(&x))?, x, y, loss };
+    Ok((pb.build()?, sim))
+}
+
+/// The same kernels from the ds-dialect file.
+pub fn dialect_program() -> Result<Program, Error> {
+    crate::compile("examples/kernels/appendix_c.mlir", SOURCE)
+}
+
+impl AppendixC {
+    /// Sets x = 0 and random targets y.
+    pub fn init<B: Backend>(&self, p: &mut B) -> Result<Vec<f32>, Error> {
+        let mut rng = ds_runtime::gradcheck::Rng(42);
+        let ys: Vec<f32> = (0..N).map(|_| rng.next_f64() as f32).collect();
+        self.y.copy_from(p, &ys)?;
+        self.x.zero(p)?;
+        Ok(ys)
+    }
+
+    /// The loss at the current x.
+    pub fn loss<B: Backend>(&self, p: &mut B) -> Result<f32, Error> {
+        self.loss.zero(p)?;
+        self.reduce.launch(p, ())?;
+        self.loss.get(p, [])
+    }
+
+    /// One gradient-descent step; returns the loss before it.
+    pub fn step<B: Backend>(&self, p: &mut B) -> Result<f32, Error> {
+        self.loss.zero(p)?;
+        let mut rec = p.record_without_state();
+        rec.launch(&self.reduce, ())?;
+        let loss = self.loss.get(rec.program(), [])?;
+        rec.backward(&self.loss)?;
+        self.update.launch(p, ())?;
+        Ok(loss)
+    }
+}
 
 pub fn run(opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
-    let mut p = crate::compile("examples/kernels/appendix_c.mlir", SOURCE)?;
-    let mut rng = ds_runtime::gradcheck::Rng(42);
-    let ys: Vec<f32> = (0..32).map(|_| rng.next_f64() as f32).collect();
-    p.field_mut("y")?.copy_from(&ys)?;
+    let (mut p, sim) = program()?;
+    let ys = sim.init(&mut p)?;
     let iters = opts.iters.unwrap_or(100);
     let mut out = Outcome::default();
     report.start(iters);
     for iter in 0..iters {
-        p.field_mut("L")?.zero();
-        p.launch("reduce", &[])?;
-        let loss: f32 = p.field("L")?.get(&[])?;
-        p.field_mut("x_grad")?.zero();
-        p.field_mut("L_grad")?.set(&[], 1.0f32)?;
-        p.launch("reduce_grad", &[])?;
-        p.launch("update", &[])?;
+        let loss = sim.step(&mut p)?;
         out.losses.push(loss as f64);
         report.iteration(iter, loss as f64);
     }
     report.finish();
-    p.field_mut("L")?.zero();
-    p.launch("reduce", &[])?;
-    out.final_loss = p.field("L")?.get::<f32>(&[])? as f64;
-    let xs: Vec<f32> = p.field("x")?.to_vec()?;
-    let worst = xs.iter().zip(&ys).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    out.final_loss = sim.loss(&mut p)? as f64;
+    let worst = sim.x.to_vec(&p)?.iter().zip(&ys).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
     out.results.push(("max |x_i - y_i|".into(), format!("{worst:.3e}")));
     let curve = opts.out.join("loss.png");
     let steps: Vec<f64> = (0..out.losses.len()).map(|i| i as f64).collect();

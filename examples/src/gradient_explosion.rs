@@ -7,47 +7,56 @@
 use crate::report::{Outcome, Reporter};
 use crate::{RunOptions, plot};
 use diffsim::prelude::*;
-use ds_runtime::Error;
 
 pub const DT: f64 = 0.01;
 /// The most steps the fields hold.
 pub const MAX_STEPS: usize = 2048;
 
 #[kernel]
-fn step(x: &ScalarField, v: &ScalarField, a: &ScalarField, t: usize, alpha: f64, dt: f64) {
+fn step(x: &ScalarField<f64, 1>, v: &ScalarField<f64, 1>, a: &ScalarField<f64, 0>, t: usize, alpha: f64, dt: f64) {
     let nv = (-(dt * alpha)).exp() * v[(t - 1,)] + dt * a[()];
     v[(t,)] = nv;
     x[(t,)] = x[(t - 1,)] + dt * nv;
 }
 
-pub fn program() -> Result<Program, Error> {
-    let mut pb = ProgramBuilder::new();
-    let x = pb.scalar::<f64>("x", &[MAX_STEPS + 1], true);
-    let v = pb.scalar::<f64>("v", &[MAX_STEPS + 1], true);
-    let a = pb.scalar::<f64>("a", &[], true);
-    pb.kernel(step(&x, &v, &a));
-    pb.build()
+/// The car's fields and its step kernel.
+pub struct Car {
+    x: GradField<f64, 1>,
+    v: GradField<f64, 1>,
+    a: GradField<f64, 0>,
+    step: Kernel<(usize, f64, f64)>,
 }
 
-/// dL/da for `steps` steps with damping `alpha` (a = 1).
-pub fn gradient(p: &mut Program, steps: usize, alpha: f64) -> Result<f64, Error> {
-    for f in p.fields_mut() {
-        f.zero();
+pub fn program() -> Result<(Program, Car), Error> {
+    let mut pb = ProgramBuilder::new();
+    let (x, v, a) = (pb.field_with_grad("x", [MAX_STEPS + 1]), pb.field_with_grad("v", [MAX_STEPS + 1]), pb.field_with_grad("a", []));
+    let car = Car { step: pb.kernel(step(&x, &v, &a))?, x, v, a };
+    Ok((pb.build()?, car))
+}
+
+impl Car {
+    /// dL/da for `steps` steps with damping `alpha` (a = 1), L = x[steps]:
+    /// the step kernel's gradient run by hand, last step first.
+    pub fn gradient<B: Backend>(&self, p: &mut B, steps: usize, alpha: f64) -> Result<f64, Error> {
+        for f in [&self.x, &self.v] {
+            f.zero(p)?;
+            f.grad().zero(p)?;
+        }
+        self.a.set(p, [], 1.0)?;
+        self.a.grad().zero(p)?;
+        for t in 1..=steps {
+            self.step.launch(p, (t, alpha, DT))?;
+        }
+        self.x.grad().set(p, [steps], 1.0)?;
+        for t in (1..=steps).rev() {
+            self.step.grad(p, (t, alpha, DT))?;
+        }
+        self.a.grad().get(p, [])
     }
-    p.field_mut("a")?.set(&[], 1.0f64)?;
-    let args = |t: usize| [Arg::Index(t as i64), Arg::F64(alpha), Arg::F64(DT)];
-    for t in 1..=steps {
-        p.launch("step", &args(t))?;
-    }
-    p.field_mut("x_grad")?.set(&[steps], 1.0f64)?;
-    for t in (1..=steps).rev() {
-        p.launch("step_grad", &args(t))?;
-    }
-    p.field("a_grad")?.get(&[])
 }
 
 pub fn run(opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
-    let mut p = program()?;
+    let (mut p, car) = program()?;
     let horizons: Vec<usize> = (4..=11).map(|k| 1usize << k).filter(|&n| n <= MAX_STEPS).collect();
     let alphas = [0.0, 1.0, 3.0, 10.0];
     let colors = [plot::RED, plot::ORANGE, plot::GREEN, plot::BLUE];
@@ -55,7 +64,7 @@ pub fn run(opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
     let mut curves = Vec::new();
     report.start(alphas.len());
     for (k, alpha) in alphas.iter().enumerate() {
-        let grads = horizons.iter().map(|&n| gradient(&mut p, n, *alpha)).collect::<Result<Vec<_>, _>>()?;
+        let grads = horizons.iter().map(|&n| car.gradient(&mut p, n, *alpha)).collect::<Result<Vec<_>, _>>()?;
         let last = *grads.last().expect("horizons");
         out.results.push((format!("alpha {alpha}: dL/da at T = {}", MAX_STEPS), format!("{last:.4}")));
         report.iteration(k, last);

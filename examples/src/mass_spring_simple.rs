@@ -9,19 +9,20 @@
 use crate::report::{Outcome, Reporter};
 use crate::{RunOptions, plot};
 use diffsim::prelude::*;
-use ds_runtime::{BackwardOptions, Error};
 
 pub const STEPS: usize = 1024;
 const LEARNING_RATE: f32 = 5.0;
 const ITERATIONS: usize = 25;
-pub const INITIAL_X: [(f32, f32); 3] = [(0.3, 0.5), (0.3, 0.4), (0.4, 0.4)];
+pub const INITIAL_X: [[f32; 2]; 3] = [[0.3, 0.5], [0.3, 0.4], [0.4, 0.4]];
 const SPRINGS: [(i32, i32); 3] = [(0, 1), (1, 2), (2, 0)];
 /// The same kernels written directly in the ds dialect (a cross-check).
 const REFERENCE: &str = include_str!("../kernels/mass_spring_simple.mlir");
 
+type Points = GradField<[f32; 2], 2>;
+
 // --- paper sec. 2.2 kernels (kept together: their line count is checked) ---
 #[kernel]
-fn apply_spring_force(x: &VectorField<2>, force: &VectorField<2>, l: &ScalarField, a: &ScalarField, b: &ScalarField, t: usize) {
+fn apply_spring_force(x: &Points, force: &Points, l: &ScalarField<f32, 1>, a: &ScalarField<i32, 1>, b: &ScalarField<i32, 1>, t: usize) {
     for i in 0..3usize {
         let (ia, ib) = (a[(i,)] as usize, b[(i,)] as usize);
         let dist = x[(t - 1, ia)] - x[(t - 1, ib)];
@@ -33,7 +34,7 @@ fn apply_spring_force(x: &VectorField<2>, force: &VectorField<2>, l: &ScalarFiel
 }
 
 #[kernel]
-fn time_integrate(x: &VectorField<2>, v: &VectorField<2>, force: &VectorField<2>, t: usize) {
+fn time_integrate(x: &Points, v: &Points, force: &Points, t: usize) {
     for i in 0..3usize {
         let s = (-0.001f64 * 20.0).exp() as f32;
         let mut nv = v[(t - 1, i)] * s + force[(t, i)] * 0.001;
@@ -49,100 +50,137 @@ fn time_integrate(x: &VectorField<2>, v: &VectorField<2>, force: &VectorField<2>
 }
 
 #[kernel]
-fn compute_loss(x: &VectorField<2>, loss: &ScalarField, t: usize) {
+fn compute_loss(x: &Points, loss: &ScalarField<f32, 0>, t: usize) {
     let area = (0.5 * (x[(t, 0usize)] - x[(t, 1usize)]).cross(&(x[(t, 0usize)] - x[(t, 2usize)]))).abs();
     loss[()] = (area - 0.1) * (area - 0.1);
 }
 // --- end of the paper's kernels ---
 
-fn init(mut p: Program) -> Result<Program, Error> {
-    p.field_mut("spring_a")?.copy_from(&SPRINGS.map(|s| s.0))?;
-    p.field_mut("spring_b")?.copy_from(&SPRINGS.map(|s| s.1))?;
-    p.field_mut("spring_length")?.copy_from(&[0.1f32, 0.1, 0.1 * std::f32::consts::SQRT_2])?;
+/// The simulation's fields and kernels: the handles work on any program built
+/// from them (CPU or CUDA) and on the hand-written reference module.
+pub struct MassSpring {
+    pub x: Points,
+    v: Points,
+    force: Points,
+    pub rest_length: GradField<f32, 1>,
+    spring_a: Field<i32, 1>,
+    spring_b: Field<i32, 1>,
+    pub loss: GradField<f32, 0>,
+    apply_spring_force: Kernel<usize>,
+    time_integrate: Kernel<usize>,
+    compute_loss: Kernel<usize>,
+}
+
+impl MassSpring {
+    /// Declares the fields and kernels on `pb`.
+    pub fn declare(pb: &mut ProgramBuilder) -> Result<MassSpring, Error> {
+        let (x, v, force) = (pb.field_with_grad("x", [STEPS, 3]), pb.field_with_grad("v", [STEPS, 3]), pb.field_with_grad("force", [STEPS, 3]));
+        let rest_length = pb.field_with_grad("spring_length", [3]);
+        let (spring_a, spring_b) = (pb.field("spring_a", [3]), pb.field("spring_b", [3]));
+        let loss = pb.field_with_grad("loss", []);
+        Ok(MassSpring {
+            apply_spring_force: pb.kernel(apply_spring_force(&x, &force, &rest_length, &spring_a, &spring_b))?,
+            time_integrate: pb.kernel(time_integrate(&x, &v, &force))?,
+            compute_loss: pb.kernel(compute_loss(&x, &loss))?,
+            x,
+            v,
+            force,
+            rest_length,
+            spring_a,
+            spring_b,
+            loss,
+        })
+    }
+
+    /// The springs and their initial rest lengths.
+    pub fn init<B: Backend>(&self, p: &mut B) -> Result<(), Error> {
+        self.spring_a.copy_from(p, &SPRINGS.map(|s| s.0))?;
+        self.spring_b.copy_from(p, &SPRINGS.map(|s| s.1))?;
+        self.rest_length.copy_from(p, &[0.1, 0.1, 0.1 * std::f32::consts::SQRT_2])
+    }
+
+    /// Clears state (keeping the rest lengths) and sets the initial positions.
+    fn reset<B: Backend>(&self, p: &mut B, initial: &[[f32; 2]; 3]) -> Result<(), Error> {
+        for f in [&self.x, &self.v, &self.force] {
+            f.zero(p)?;
+        }
+        self.loss.zero(p)?;
+        (0..3).try_for_each(|i| self.x.set(p, [0, i], initial[i]))
+    }
+
+    /// The paper's time loop, `launch` running (or recording) each kernel.
+    fn simulate(&self, steps: usize, mut launch: impl FnMut(&Kernel<usize>, usize) -> Result<(), Error>) -> Result<(), Error> {
+        for t in 1..steps {
+            launch(&self.apply_spring_force, t)?;
+            launch(&self.time_integrate, t)?;
+        }
+        launch(&self.compute_loss, steps - 1)
+    }
+
+    /// The loss after `steps` steps from `initial`.
+    pub fn forward<B: Backend>(&self, p: &mut B, steps: usize, initial: &[[f32; 2]; 3]) -> Result<f32, Error> {
+        self.reset(p, initial)?;
+        self.simulate(steps, |k, t| k.launch(p, t))?;
+        self.loss.get(p, [])
+    }
+
+    /// The loss and dL/d(rest lengths), recorded and replayed in reverse.
+    pub fn loss_and_grad<B: Backend>(&self, p: &mut B, steps: usize, initial: &[[f32; 2]; 3]) -> Result<(f32, Vec<f32>), Error> {
+        self.reset(p, initial)?;
+        let mut rec = p.record_without_state();
+        self.simulate(steps, |k, t| rec.launch(k, t))?;
+        let loss = self.loss.get(rec.program(), [])?;
+        rec.backward(&self.loss)?;
+        Ok((loss, self.rest_length.grad().to_vec(p)?))
+    }
+}
+
+/// The program from the `#[kernel]` functions above, with its handles.
+pub fn program() -> Result<(Program, MassSpring), Error> {
+    let mut pb = ProgramBuilder::new();
+    let sim = MassSpring::declare(&mut pb)?;
+    let mut p = pb.build()?;
+    sim.init(&mut p)?;
+    Ok((p, sim))
+}
+
+/// The same program from the hand-written ds kernels (the handles of
+/// [`program`] apply to it).
+pub fn reference_program(sim: &MassSpring) -> Result<Program, Error> {
+    let mut p = crate::compile("examples/kernels/mass_spring_simple.mlir", REFERENCE)?;
+    sim.init(&mut p)?;
     Ok(p)
 }
 
-/// The program, from the `#[kernel]` functions above.
-pub fn program() -> Result<Program, Error> {
-    let mut pb = ProgramBuilder::new();
-    let x = pb.vector::<f32, 2>("x", &[STEPS, 3], true);
-    let v = pb.vector::<f32, 2>("v", &[STEPS, 3], true);
-    let force = pb.vector::<f32, 2>("force", &[STEPS, 3], true);
-    let l = pb.scalar::<f32>("spring_length", &[3], true);
-    let (a, b) = (pb.scalar::<i32>("spring_a", &[3], false), pb.scalar::<i32>("spring_b", &[3], false));
-    let loss = pb.scalar::<f32>("loss", &[], true);
-    pb.kernel(apply_spring_force(&x, &force, &l, &a, &b));
-    pb.kernel(time_integrate(&x, &v, &force));
-    pb.kernel(compute_loss(&x, &loss));
-    init(pb.build()?)
-}
-
-/// The same program from the hand-written ds kernels.
-pub fn reference_program() -> Result<Program, Error> {
-    init(crate::compile("examples/kernels/mass_spring_simple.mlir", REFERENCE)?)
-}
-
-/// Clears state and adjoints (keeping the rest lengths), sets the initial
-/// positions, runs `steps` steps on a tape and returns the loss at the last one.
-pub fn forward(p: &mut Program, steps: usize) -> Result<(f32, Tape), Error> {
-    forward_from(p, steps, &INITIAL_X)
-}
-
-/// `forward` from other initial positions.
-pub fn forward_from(p: &mut Program, steps: usize, initial: &[(f32, f32); 3]) -> Result<(f32, Tape), Error> {
-    for name in ["x", "v", "force", "loss"] {
-        p.field_mut(name)?.zero();
-    }
-    for (i, (x, y)) in initial.iter().enumerate() {
-        p.field_mut("x")?.set(&[0, i, 0], *x)?;
-        p.field_mut("x")?.set(&[0, i, 1], *y)?;
-    }
-    let mut tape = Tape::new();
-    for t in 1..steps {
-        tape.launch(p, "apply_spring_force", &[Arg::Index(t as i64)])?;
-        tape.launch(p, "time_integrate", &[Arg::Index(t as i64)])?;
-    }
-    tape.launch(p, "compute_loss", &[Arg::Index(steps as i64 - 1)])?;
-    Ok((p.field("loss")?.get(&[])?, tape))
-}
-
-/// dL/d(rest lengths): the tape's gradients in reverse (adjoints zeroed first).
-pub fn backward(p: &mut Program, tape: &mut Tape) -> Result<Vec<f32>, Error> {
-    tape.backward(p, "loss", &BackwardOptions::default())?;
-    p.field("spring_length_grad")?.to_vec()
-}
-
-fn positions(p: &Program, t: usize) -> Result<Vec<(f64, f64)>, Error> {
-    let x = p.field("x")?;
-    (0..3).map(|i| Ok((x.get::<f32>(&[t, i, 0])? as f64, x.get::<f32>(&[t, i, 1])? as f64))).collect()
-}
-
-pub fn run(opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
-    let mut p = program()?;
-    let iters = opts.iters.unwrap_or(ITERATIONS);
-    let mut out = Outcome::default();
+/// The optimization of the paper's sec. 2.2 on any backend: gradient descent
+/// on the rest lengths; returns the loss per iteration.
+pub fn optimize<B: Backend>(p: &mut B, sim: &MassSpring, iters: usize, report: &mut Reporter) -> Result<Vec<f64>, Error> {
+    let mut losses = Vec::new();
     report.start(iters);
     for iter in 0..iters {
-        let (loss, mut tape) = forward(&mut p, STEPS)?;
-        let grad = backward(&mut p, &mut tape)?;
-        let lengths = p.field_mut("spring_length")?.as_mut_slice::<f32>()?;
-        for (l, g) in lengths.iter_mut().zip(&grad) {
-            *l -= LEARNING_RATE * g;
-        }
-        out.losses.push(loss as f64);
+        let (loss, grad) = sim.loss_and_grad(p, STEPS, &INITIAL_X)?;
+        let lengths: Vec<f32> = sim.rest_length.to_vec(p)?.iter().zip(&grad).map(|(l, g)| l - LEARNING_RATE * g).collect();
+        sim.rest_length.copy_from(p, &lengths)?;
+        losses.push(loss as f64);
         report.iteration(iter, loss as f64);
     }
     report.finish();
-    out.final_loss = forward(&mut p, STEPS)?.0 as f64;
-    let lengths: Vec<f32> = p.field("spring_length")?.to_vec()?;
-    out.results.push(("rest lengths".into(), format!("{lengths:.4?}")));
+    Ok(losses)
+}
+
+pub fn run(opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
+    let (mut p, sim) = program()?;
+    let mut out = Outcome { losses: optimize(&mut p, &sim, opts.iters.unwrap_or(ITERATIONS), report)?, ..Default::default() };
+    out.final_loss = sim.forward(&mut p, STEPS, &INITIAL_X)? as f64;
+    out.results.push(("rest lengths".into(), format!("{:.4?}", sim.rest_length.to_vec(&p)?)));
     let curve = opts.out.join("loss.png");
     let xs: Vec<f64> = (0..out.losses.len()).map(|i| i as f64).collect();
     plot::chart(&curve, &[(&xs, &out.losses, plot::BLUE)], true)?;
     out.pictures.push(curve);
     for t in (0..STEPS).step_by(128).chain([STEPS - 1]) {
         let path = opts.out.join(format!("frame_{t:04}.png"));
-        plot::scene(&path, &positions(&p, t)?, &[(0, 1), (1, 2), (2, 0)], Some(0.4))?;
+        let positions: Vec<(f64, f64)> = (0..3).map(|i| sim.x.get(&p, [t, i]).map(|[x, y]| (x as f64, y as f64))).collect::<Result<_, _>>()?;
+        plot::scene(&path, &positions, &[(0, 1), (1, 2), (2, 0)], Some(0.4))?;
         out.pictures.push(path);
     }
     Ok(out)

@@ -27,7 +27,7 @@ fn line(img: &mut RgbImage, (x0, y0): (f64, f64), (x1, y1): (f64, f64), color: R
 }
 
 fn save(img: &RgbImage, path: &Path) -> Result<(), ds_runtime::Error> {
-    img.save(path).map_err(|e| ds_runtime::Error::Launch(format!("cannot write {}: {e}", path.display())))
+    img.save(path).map_err(|e| ds_runtime::Error::Io { path: path.display().to_string(), source: std::io::Error::other(e) })
 }
 
 /// A chart of `(xs, ys, color)` series on shared axes (y on a log scale when

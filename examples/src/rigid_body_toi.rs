@@ -8,14 +8,13 @@
 use crate::report::{Outcome, Reporter};
 use crate::{RunOptions, plot};
 use diffsim::prelude::*;
-use ds_runtime::Error;
 
 pub const STEPS: usize = 204;
 const DT: f64 = 0.002;
 
 /// Collision detected at multiples of dt; the whole step uses the new velocity.
 #[kernel]
-fn advance_naive(y: &ScalarField, vy: &ScalarField, t: usize) {
+fn advance_naive(y: &ScalarField<f64, 1>, vy: &ScalarField<f64, 1>, t: usize) {
     let (y0, v0) = (y[(t - 1,)], vy[(t - 1,)]);
     let nv = select(y0 + DT * v0 < 0.0 && v0 < 0.0, -v0, v0);
     y[(t,)] = y0 + DT * nv;
@@ -24,7 +23,7 @@ fn advance_naive(y: &ScalarField, vy: &ScalarField, t: usize) {
 
 /// The step is split at the time of impact toi = -y / v.
 #[kernel]
-fn advance_toi(y: &ScalarField, vy: &ScalarField, t: usize) {
+fn advance_toi(y: &ScalarField<f64, 1>, vy: &ScalarField<f64, 1>, t: usize) {
     let (y0, v0) = (y[(t - 1,)], vy[(t - 1,)]);
     let mut ny = y0 + DT * v0;
     let mut nv = v0;
@@ -37,46 +36,50 @@ fn advance_toi(y: &ScalarField, vy: &ScalarField, t: usize) {
     vy[(t,)] = nv;
 }
 
-pub fn program() -> Result<Program, Error> {
-    let mut pb = ProgramBuilder::new();
-    let y = pb.scalar::<f64>("y", &[STEPS + 1], true);
-    let vy = pb.scalar::<f64>("vy", &[STEPS + 1], true);
-    pb.kernel(advance_naive(&y, &vy));
-    pb.kernel(advance_toi(&y, &vy));
-    pb.build()
+/// The ball's fields and both integrators.
+pub struct Ball {
+    y: GradField<f64, 1>,
+    vy: GradField<f64, 1>,
+    pub naive: Kernel<usize>,
+    pub toi: Kernel<usize>,
 }
 
-/// Final height and d(final height)/d(initial height) with `kernel`
-/// (`advance_naive` or `advance_toi`).
-pub fn simulate(p: &mut Program, kernel: &str, initial_height: f64) -> Result<(f64, f64), Error> {
-    for f in p.fields_mut() {
-        f.zero();
+pub fn program() -> Result<(Program, Ball), Error> {
+    let mut pb = ProgramBuilder::new();
+    let (y, vy) = (pb.field_with_grad("y", [STEPS + 1]), pb.field_with_grad("vy", [STEPS + 1]));
+    let ball = Ball { naive: pb.kernel(advance_naive(&y, &vy))?, toi: pb.kernel(advance_toi(&y, &vy))?, y, vy };
+    Ok((pb.build()?, ball))
+}
+
+impl Ball {
+    /// Final height and d(final height)/d(initial height) with integrator `advance`.
+    pub fn simulate<B: Backend>(&self, p: &mut B, advance: &Kernel<usize>, initial_height: f64) -> Result<(f64, f64), Error> {
+        for f in [&self.y, &self.vy] {
+            f.zero(p)?;
+        }
+        self.y.set(p, [0], initial_height)?;
+        self.vy.set(p, [0], -1.0)?;
+        let mut rec = p.record_without_state();
+        for t in 1..=STEPS {
+            rec.launch(advance, t)?;
+        }
+        let final_y = self.y.get(rec.program(), [STEPS])?;
+        rec.backward_from(&BackwardOptions::default(), |p| self.y.grad().set(p, [STEPS], 1.0))?;
+        Ok((final_y, self.y.grad().get(p, [0])?))
     }
-    p.field_mut("y")?.set(&[0], initial_height)?;
-    p.field_mut("vy")?.set(&[0], -1.0f64)?;
-    for t in 1..=STEPS {
-        p.launch(kernel, &[Arg::Index(t as i64)])?;
-    }
-    let final_y: f64 = p.field("y")?.get(&[STEPS])?;
-    p.field_mut("y_grad")?.set(&[STEPS], 1.0f64)?;
-    let grad = format!("{kernel}_grad");
-    for t in (1..=STEPS).rev() {
-        p.launch(&grad, &[Arg::Index(t as i64)])?;
-    }
-    Ok((final_y, p.field("y_grad")?.get(&[0])?))
 }
 
 pub fn run(opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
-    let mut p = program()?;
+    let (mut p, ball) = program()?;
     let samples = opts.iters.unwrap_or(200);
     let heights: Vec<f64> = (0..samples).map(|k| 0.1 + 0.2 * k as f64 / samples.max(2) as f64).collect();
     let mut out = Outcome::default();
     let mut finals = Vec::new();
     report.start(2);
-    for (k, kernel) in ["advance_naive", "advance_toi"].into_iter().enumerate() {
-        let ys = heights.iter().map(|h| Ok(simulate(&mut p, kernel, *h)?.0)).collect::<Result<Vec<_>, Error>>()?;
-        let (_, grad) = simulate(&mut p, kernel, 0.2)?;
-        out.results.push((format!("{kernel}: d(final y)/d(initial y) at 0.2"), format!("{grad:+.6}")));
+    for (k, kernel) in [&ball.naive, &ball.toi].into_iter().enumerate() {
+        let ys = heights.iter().map(|h| Ok(ball.simulate(&mut p, kernel, *h)?.0)).collect::<Result<Vec<_>, Error>>()?;
+        let (_, grad) = ball.simulate(&mut p, kernel, 0.2)?;
+        out.results.push((format!("{}: d(final y)/d(initial y) at 0.2", kernel.name()), format!("{grad:+.6}")));
         report.iteration(k, grad);
         finals.push(ys);
     }

@@ -1,7 +1,7 @@
 //! The examples: paper claims checked on small runs, gradients against finite
 //! differences, and the pictures they write.
 
-use diffsim_examples::{RunOptions, find, gradient_explosion, mass_spring_simple, report::Reporter, rigid_body_toi};
+use diffsim_examples::{RunOptions, appendix_c, find, gradient_explosion, mass_spring_simple, report::Reporter, rigid_body_toi};
 use std::path::PathBuf;
 
 fn run(name: &str, iters: Option<usize>) -> (diffsim_examples::report::Outcome, PathBuf) {
@@ -27,16 +27,15 @@ fn mass_spring_gradient_matches_finite_differences() {
     // are meaningless there. Shifted 0.1 left, the wall is out of reach in 256
     // steps; in f32, central differences (step 1e-3) agree to 2%.
     let steps = 256;
-    let initial = mass_spring_simple::INITIAL_X.map(|(x, y)| (x - 0.1, y));
-    let mut p = mass_spring_simple::program().unwrap();
-    let (_, mut tape) = mass_spring_simple::forward_from(&mut p, steps, &initial).unwrap();
-    let grad = mass_spring_simple::backward(&mut p, &mut tape).unwrap();
+    let initial = mass_spring_simple::INITIAL_X.map(|[x, y]| [x - 0.1, y]);
+    let (mut p, sim) = mass_spring_simple::program().unwrap();
+    let (_, grad) = sim.loss_and_grad(&mut p, steps, &initial).unwrap();
     let h = 1e-3f32;
     for s in 0..3 {
-        let base: f32 = p.field("spring_length").unwrap().get(&[s]).unwrap();
+        let base = sim.rest_length.get(&p, [s]).unwrap();
         let mut at = |v: f32| {
-            p.field_mut("spring_length").unwrap().set(&[s], v).unwrap();
-            mass_spring_simple::forward_from(&mut p, steps, &initial).unwrap().0
+            sim.rest_length.set(&mut p, [s], v).unwrap();
+            sim.forward(&mut p, steps, &initial).unwrap()
         };
         let numeric = (at(base + h) - at(base - h)) / (2.0 * h);
         at(base);
@@ -48,15 +47,31 @@ fn mass_spring_gradient_matches_finite_differences() {
 #[test]
 fn frontend_kernels_match_the_ds_reference() {
     let steps = 200;
-    let mut runs = Vec::new();
-    for mut p in [mass_spring_simple::program().unwrap(), mass_spring_simple::reference_program().unwrap()] {
-        let (loss, mut tape) = mass_spring_simple::forward(&mut p, steps).unwrap();
-        runs.push((loss, mass_spring_simple::backward(&mut p, &mut tape).unwrap()));
-    }
+    let (p, sim) = mass_spring_simple::program().unwrap();
+    let reference = mass_spring_simple::reference_program(&sim).unwrap();
+    let runs: Vec<(f32, Vec<f32>)> =
+        [p, reference].into_iter().map(|mut p| sim.loss_and_grad(&mut p, steps, &mass_spring_simple::INITIAL_X).unwrap()).collect();
     let ((l1, g1), (l2, g2)) = (&runs[0], &runs[1]);
     assert!((l1 - l2).abs() <= 1e-6 * l2.abs(), "{l1} vs {l2}");
     for (a, b) in g1.iter().zip(g2) {
         assert!((a - b).abs() <= 1e-3 * b.abs().max(1e-6), "{g1:?} vs {g2:?}");
+    }
+}
+
+#[test]
+fn appendix_c_kernels_match_the_ds_module() {
+    let (p, sim) = appendix_c::program().unwrap();
+    let module = appendix_c::dialect_program().unwrap();
+    let losses: Vec<Vec<f32>> = [p, module]
+        .into_iter()
+        .map(|mut p| {
+            sim.init(&mut p).unwrap();
+            (0..5).map(|_| sim.step(&mut p).unwrap()).collect()
+        })
+        .collect();
+    assert!(losses[0][4] < losses[0][0], "{losses:?}");
+    for (a, b) in losses[0].iter().zip(&losses[1]) {
+        assert!((a - b).abs() <= 1e-6 * b.abs(), "{losses:?}");
     }
 }
 
@@ -71,10 +86,10 @@ fn mass_spring_kernels_are_no_longer_than_the_papers() {
 
 #[test]
 fn time_of_impact_fixes_the_sign_of_the_gradient() {
-    let mut p = rigid_body_toi::program().unwrap();
+    let (mut p, ball) = rigid_body_toi::program().unwrap();
     for h in [0.15, 0.2, 0.27] {
-        let (_, naive) = rigid_body_toi::simulate(&mut p, "advance_naive", h).unwrap();
-        let (_, toi) = rigid_body_toi::simulate(&mut p, "advance_toi", h).unwrap();
+        let (_, naive) = ball.simulate(&mut p, &ball.naive, h).unwrap();
+        let (_, toi) = ball.simulate(&mut p, &ball.toi, h).unwrap();
         assert!((naive - 1.0).abs() < 1e-3, "naive at {h}: {naive}");
         assert!((toi + 1.0).abs() < 1e-3, "toi at {h}: {toi}");
     }
@@ -82,13 +97,13 @@ fn time_of_impact_fixes_the_sign_of_the_gradient() {
 
 #[test]
 fn undamped_gradient_grows_quadratically() {
-    let mut p = gradient_explosion::program().unwrap();
+    let (mut p, car) = gradient_explosion::program().unwrap();
     let t = 1000;
-    let g = gradient_explosion::gradient(&mut p, t, 0.0).unwrap();
+    let g = car.gradient(&mut p, t, 0.0).unwrap();
     let want = 0.5 * (t as f64 * gradient_explosion::DT).powi(2);
     assert!((g - want).abs() <= 0.01 * want, "dL/da = {g}, 0.5 (T dt)^2 = {want}");
-    let damped = gradient_explosion::gradient(&mut p, t, 3.0).unwrap();
-    let damped_double = gradient_explosion::gradient(&mut p, 2 * t, 3.0).unwrap();
+    let damped = car.gradient(&mut p, t, 3.0).unwrap();
+    let damped_double = car.gradient(&mut p, 2 * t, 3.0).unwrap();
     assert!(damped < g / 10.0 && (damped_double / damped - 2.0).abs() < 0.05, "{damped} {damped_double}");
 }
 

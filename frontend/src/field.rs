@@ -151,12 +151,20 @@ impl FieldDecl {
         }
     }
 
-    /// The program's field for this declaration, checked to be this one.
+    /// The program's field for this declaration: at its position in programs
+    /// built from its builder, else the field of the same name (a module
+    /// written by hand); either way checked to have its shape and type.
     fn position_in<B: Backend>(&self, p: &B) -> Result<usize, Error> {
-        match p.field_infos().get(self.position) {
-            Some(info) if info.name == self.name && info.shape == self.ds_shape() => Ok(self.position),
-            _ => Err(Error::ForeignField { field: self.name.clone(), shape: self.shape.clone() }),
-        }
+        let fields = p.field_infos();
+        let matches = |i: &usize| {
+            let info = &fields[*i];
+            info.name == self.name && info.shape == self.ds_shape() && info.elem.name() == self.ty.mlir()
+        };
+        Some(self.position)
+            .filter(|i| *i < fields.len())
+            .filter(matches)
+            .or_else(|| fields.iter().position(|f| f.name == self.name).filter(matches))
+            .ok_or_else(|| Error::ForeignField { field: self.name.clone(), shape: self.shape.clone() })
     }
 
     /// Where the element at a host index starts, in scalars.

@@ -1,10 +1,14 @@
 //! Each construct of #[kernel] against plain Rust, and gradchecks of macro kernels.
 
 use diffsim::prelude::*;
+use ds_runtime::Arg;
 use ds_runtime::gradcheck::{Spec, gradcheck};
 
+type S = ScalarField<f64, 1>;
+type V2 = VectorField<f64, 2, 1>;
+
 #[kernel]
-fn elementwise(x: &ScalarField, y: &ScalarField, n: usize, a: f64) {
+fn elementwise(x: &S, y: &S, n: usize, a: f64) {
     for i in 0..n {
         let v = x[(i,)];
         let mut r = v * a + 1.0;
@@ -16,14 +20,14 @@ fn elementwise(x: &ScalarField, y: &ScalarField, n: usize, a: f64) {
 #[test]
 fn elementwise_math_and_params() {
     let mut pb = ProgramBuilder::new();
-    let x = pb.scalar::<f64>("x", &[64], true);
-    let y = pb.scalar::<f64>("y", &[64], true);
-    pb.kernel(elementwise(&x, &y));
+    let x: GradField<f64, 1> = pb.field_with_grad("x", [64]);
+    let y: GradField<f64, 1> = pb.field_with_grad("y", [64]);
+    let k = pb.kernel(elementwise(&x, &y)).unwrap();
     let mut p = pb.build().unwrap();
     let xs: Vec<f64> = (0..64).map(|i| i as f64 * 0.05 - 1.0).collect();
-    p.field_mut("x").unwrap().copy_from(&xs).unwrap();
-    p.launch("elementwise", &[Arg::Index(64), Arg::F64(0.5)]).unwrap();
-    let ys: Vec<f64> = p.field("y").unwrap().to_vec().unwrap();
+    x.copy_from(&mut p, &xs).unwrap();
+    k.launch(&mut p, (64, 0.5)).unwrap();
+    let ys = y.to_vec(&p).unwrap();
     for (x, y) in xs.iter().zip(&ys) {
         let want = (x * 0.5 + 1.0) * x.sin() + x.exp() / (x * x + 2.0);
         assert!((y - want).abs() < 1e-12, "{x}: {y} vs {want}");
@@ -40,7 +44,7 @@ fn smooth_step(x: Expr) -> Expr {
 }
 
 #[kernel]
-fn control_flow(a: &ScalarField, out: &ScalarField, hist: &ScalarField) {
+fn control_flow(a: &S, out: &S, hist: &S) {
     for i in 0..32usize {
         let x = a[(i,)];
         let mut acc = x;
@@ -84,19 +88,19 @@ fn reference(x: f64, i: usize) -> f64 {
 #[test]
 fn branches_serial_loops_unrolling_funcs_and_atomics() {
     let mut pb = ProgramBuilder::new();
-    let a = pb.scalar::<f64>("a", &[32], true);
-    let out = pb.scalar::<f64>("out", &[32], true);
-    let hist = pb.scalar::<f64>("hist", &[4], true);
-    pb.kernel(control_flow(&a, &out, &hist));
+    let a: GradField<f64, 1> = pb.field_with_grad("a", [32]);
+    let out: GradField<f64, 1> = pb.field_with_grad("out", [32]);
+    let hist: GradField<f64, 1> = pb.field_with_grad("hist", [4]);
+    let k = pb.kernel(control_flow(&a, &out, &hist)).unwrap();
     let mut p = pb.build().unwrap();
     let xs: Vec<f64> = (0..32).map(|i| i as f64 / 16.0 - 1.0).collect();
-    p.field_mut("a").unwrap().copy_from(&xs).unwrap();
-    p.launch("control_flow", &[]).unwrap();
-    let got: Vec<f64> = p.field("out").unwrap().to_vec().unwrap();
+    a.copy_from(&mut p, &xs).unwrap();
+    k.launch(&mut p, ()).unwrap();
+    let got = out.to_vec(&p).unwrap();
     for (i, x) in xs.iter().enumerate() {
         assert!((got[i] - reference(*x, i)).abs() < 1e-12, "{i}: {} vs {}", got[i], reference(*x, i));
     }
-    let hist_got: Vec<f64> = p.field("hist").unwrap().to_vec().unwrap();
+    let hist_got = hist.to_vec(&p).unwrap();
     for (b, got) in hist_got.iter().enumerate() {
         let want: f64 = xs.iter().enumerate().filter(|(i, _)| i % 4 == b).map(|(_, x)| x).sum();
         assert!((got - want).abs() < 1e-12);
@@ -108,7 +112,7 @@ fn branches_serial_loops_unrolling_funcs_and_atomics() {
 }
 
 #[kernel]
-fn vectors(p: &VectorField<2>, q: &VectorField<2>, m: &ScalarField, out: &VectorField<2>, s: &ScalarField) {
+fn vectors(p: &V2, q: &V2, m: &ScalarField<f64, 2>, out: &V2, s: &S) {
     for i in 0..8usize {
         let a = p[(i,)];
         let b = q[(i,)];
@@ -126,21 +130,22 @@ fn vectors(p: &VectorField<2>, q: &VectorField<2>, m: &ScalarField, out: &Vector
 #[test]
 fn vectors_and_matrices() {
     let mut pb = ProgramBuilder::new();
-    let (p, q) = (pb.vector::<f64, 2>("p", &[8], true), pb.vector::<f64, 2>("q", &[8], true));
-    let m = pb.scalar::<f64>("m", &[8, 4], true);
-    let out = pb.vector::<f64, 2>("out", &[8], true);
-    let s = pb.scalar::<f64>("s", &[8], true);
-    pb.kernel(vectors(&p, &q, &m, &out, &s));
+    let (p, q): (GradField<[f64; 2], 1>, GradField<[f64; 2], 1>) = (pb.field_with_grad("p", [8]), pb.field_with_grad("q", [8]));
+    let m: GradField<f64, 2> = pb.field_with_grad("m", [8, 4]);
+    let out: GradField<[f64; 2], 1> = pb.field_with_grad("out", [8]);
+    let s: GradField<f64, 1> = pb.field_with_grad("s", [8]);
+    let k = pb.kernel(vectors(&p, &q, &m, &out, &s)).unwrap();
     let mut prog = pb.build().unwrap();
     let mut rng = ds_runtime::gradcheck::Rng(3);
-    let mut fill = |name: &str, n: usize| -> Vec<f64> {
-        let v: Vec<f64> = (0..n).map(|_| rng.uniform(0.5, 1.5)).collect();
-        prog.field_mut(name).unwrap().copy_from(&v).unwrap();
-        v
-    };
-    let (pv, qv, mv) = (fill("p", 16), fill("q", 16), fill("m", 32));
-    prog.launch("vectors", &[]).unwrap();
-    let (o, sv): (Vec<f64>, Vec<f64>) = (prog.field("out").unwrap().to_vec().unwrap(), prog.field("s").unwrap().to_vec().unwrap());
+    let mut random = |n: usize| -> Vec<f64> { (0..n).map(|_| rng.uniform(0.5, 1.5)).collect() };
+    let (pv, qv, mv) = (random(16), random(16), random(32));
+    let pairs = |v: &[f64]| -> Vec<[f64; 2]> { v.chunks(2).map(|c| [c[0], c[1]]).collect() };
+    p.copy_from(&mut prog, &pairs(&pv)).unwrap();
+    q.copy_from(&mut prog, &pairs(&qv)).unwrap();
+    m.copy_from(&mut prog, &mv).unwrap();
+    k.launch(&mut prog, ()).unwrap();
+    let o: Vec<f64> = out.to_vec(&prog).unwrap().into_iter().flatten().collect();
+    let sv = s.to_vec(&prog).unwrap();
     for i in 0..8 {
         let (a, b) = ([pv[2 * i], pv[2 * i + 1]], [qv[2 * i], qv[2 * i + 1]]);
         let d = [a[0] - b[0], a[1] - b[1]];
@@ -162,7 +167,7 @@ fn vectors_and_matrices() {
 }
 
 #[kernel]
-fn type_mismatch(a: &ScalarField, b: &ScalarField) {
+fn type_mismatch(a: &S, b: &S) {
     for i in 0..4usize {
         b[(i,)] = a[(i,)] + (i as f32);
     }
@@ -171,10 +176,13 @@ fn type_mismatch(a: &ScalarField, b: &ScalarField) {
 #[test]
 fn build_errors_name_the_rust_line() {
     let mut pb = ProgramBuilder::new();
-    let a = pb.scalar::<f64>("a", &[4], true);
-    let b = pb.scalar::<f64>("b", &[4], true);
-    let err = type_mismatch(&a, &b).err().expect("f64 + f32 must fail");
-    assert!(err.contains("tests/constructs.rs:") && err.contains("f32 and f64 values mixed"), "{err}");
+    let (a, b): (Field<f64, 1>, Field<f64, 1>) = (pb.field("a", [4]), pb.field("b", [4]));
+    let err = pb.kernel(type_mismatch(&a, &b)).err().expect("f64 + f32 must fail");
+    let Error::Build { kernel, location: Some(at), message } = &err else { panic!("{err}") };
+    assert_eq!((kernel.as_str(), at.file.as_str()), ("type_mismatch", "frontend/tests/constructs.rs"), "{err}");
+    let line = include_str!("constructs.rs").lines().position(|l| l.contains("a[(i,)] + (i as f32)")).unwrap() + 1;
+    assert_eq!(at.line as usize, line, "{err}");
+    assert!(message.contains("f32 and f64 values mixed"), "{err}");
 }
 
 /// Every op the frontend emitted in these kernels has an adjoint rule or a
@@ -182,13 +190,14 @@ fn build_errors_name_the_rust_line() {
 #[test]
 fn every_emitted_op_is_classified_for_autodiff() {
     let mut pb = ProgramBuilder::new();
-    let (a, out, hist) = (pb.scalar::<f64>("a", &[32], true), pb.scalar::<f64>("out", &[32], true), pb.scalar::<f64>("hist", &[4], true));
-    let (p, q) = (pb.vector::<f64, 2>("p", &[8], true), pb.vector::<f64, 2>("q", &[8], true));
-    let (m, o, s) = (pb.scalar::<f64>("m", &[8, 4], true), pb.vector::<f64, 2>("o", &[8], true), pb.scalar::<f64>("s", &[8], true));
-    let texts: Vec<String> = [elementwise(&a, &out), control_flow(&a, &out, &hist), vectors(&p, &q, &m, &o, &s)]
-        .into_iter()
-        .map(|k| k.unwrap().text)
-        .collect();
+    let (a, out, hist): (S, S, S) = (pb.field("a", [32]), pb.field("out", [32]), pb.field("hist", [4]));
+    let (p, q, o): (V2, V2, V2) = (pb.field("p", [8]), pb.field("q", [8]), pb.field("o", [8]));
+    let (m, s) = (pb.field("m", [8, 4]), pb.field("s", [8]));
+    let texts: Vec<String> = vec![
+        elementwise(&a, &out).unwrap().ir().to_string(),
+        control_flow(&a, &out, &hist).unwrap().ir().to_string(),
+        vectors(&p, &q, &m, &o, &s).unwrap().ir().to_string(),
+    ];
     let mut names: Vec<String> = Vec::new();
     for text in &texts {
         for word in text.split(|c: char| !(c.is_alphanumeric() || c == '.' || c == '_')) {
@@ -204,17 +213,28 @@ fn every_emitted_op_is_classified_for_autodiff() {
     assert!(missing.is_empty(), "emitted ops with no autodiff entry: {missing:?}");
 }
 
+/// The same host code on the CPU and, where a GPU is present, on the GPU:
+/// the results agree; without a driver, building for CUDA is `Error::NoDriver`.
 #[test]
 fn programs_build_for_cuda_or_say_why_not() {
+    fn run<B: Backend>(p: &mut B, x: &GradField<f64, 1>, y: &GradField<f64, 1>, k: &Kernel<(usize, f64)>) -> Vec<f64> {
+        let xs: Vec<f64> = (0..64).map(|i| i as f64 * 0.05 - 1.0).collect();
+        x.copy_from(p, &xs).unwrap();
+        k.launch(p, (64, 0.5)).unwrap();
+        y.to_vec(p).unwrap()
+    }
     let mut pb = ProgramBuilder::new();
-    let x = pb.scalar::<f64>("x", &[64], true);
-    let y = pb.scalar::<f64>("y", &[64], true);
-    let k = pb.kernel(elementwise(&x, &y));
+    let (x, y) = (pb.field_with_grad("x", [64]), pb.field_with_grad("y", [64]));
+    let k = pb.kernel(elementwise(&x, &y)).unwrap();
+    let cpu = run(&mut pb.build().unwrap(), &x, &y, &k);
     match pb.build_cuda() {
-        Ok(mut gpu) => k.launch(&mut gpu, &[Arg::Index(64), Arg::F64(0.5)]).unwrap(),
+        Ok(mut gpu) => {
+            let gpu = run(&mut gpu, &x, &y, &k);
+            assert!(cpu.iter().zip(&gpu).all(|(a, b)| (a - b).abs() <= 1e-9 * a.abs().max(1.0)), "{cpu:?} vs {gpu:?}");
+        }
         Err(e) => {
             assert!(!ds_runtime::cuda::driver_present(), "driver present but: {e}");
-            assert!(e.to_string().contains("no CUDA driver"), "{e}");
+            assert!(matches!(e, Error::NoDriver), "{e}");
         }
     }
 }

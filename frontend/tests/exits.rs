@@ -2,10 +2,11 @@
 //! plain Rust, with a gradcheck in a range where the exits do not move.
 
 use diffsim::prelude::*;
+use ds_runtime::Arg;
 use ds_runtime::gradcheck::{Spec, gradcheck};
 
 #[kernel]
-fn exits(a: &ScalarField, out: &ScalarField, n: usize) {
+fn exits(a: &ScalarField<f64, 1>, out: &ScalarField<f64, 1>, n: usize) {
     for i in 0..n {
         let x = a[(i,)];
         if x < -0.5 {
@@ -61,15 +62,15 @@ fn reference(x: f64) -> Option<f64> {
 #[test]
 fn break_and_continue_in_parallel_serial_and_unrolled_loops() {
     let mut pb = ProgramBuilder::new();
-    let a = pb.scalar::<f64>("a", &[64], true);
-    let out = pb.scalar::<f64>("out", &[64], true);
-    let k = pb.kernel(exits(&a, &out));
+    let a: GradField<f64, 1> = pb.field_with_grad("a", [64]);
+    let out: GradField<f64, 1> = pb.field_with_grad("out", [64]);
+    let k = pb.kernel(exits(&a, &out)).unwrap();
     let mut p = pb.build().unwrap();
     let xs: Vec<f64> = (0..64).map(|i| i as f64 / 30.0 - 1.0).collect();
     a.copy_from(&mut p, &xs).unwrap();
     out.fill(&mut p, -7.0).unwrap();
-    k.launch(&mut p, &[Arg::Index(64)]).unwrap();
-    let got = out.to_vec::<f64>(&p).unwrap();
+    k.launch(&mut p, 64).unwrap();
+    let got = out.to_vec(&p).unwrap();
     for (x, y) in xs.iter().zip(&got) {
         let want = reference(*x).unwrap_or(-7.0);
         assert!((y - want).abs() < 1e-12, "x = {x}: {y} vs {want}");

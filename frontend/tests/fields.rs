@@ -5,8 +5,11 @@
 use diffsim::prelude::*;
 use ds_runtime::gradcheck::{Rng, Spec, gradcheck};
 
+type M2 = [[f64; 2]; 2];
+type F2 = MatrixField<f64, 2, 2, 1>;
+
 #[kernel]
-fn deform(f: &MatrixField<2, 2>, w: &VectorField<3>, out: &VectorField<2>, g: &MatrixField<2, 2>, e: &ScalarField) {
+fn deform(f: &F2, w: &VectorField<f64, 3, 1>, out: &VectorField<f64, 2, 1>, g: &F2, e: &ScalarField<f64, 1>) {
     for i in 0..4usize {
         let m = f[(i,)];
         let u = w[(i,)];
@@ -21,13 +24,12 @@ fn deform(f: &MatrixField<2, 2>, w: &VectorField<3>, out: &VectorField<2>, g: &M
 }
 
 #[kernel(no_grad)]
-fn descend(f: &MatrixField<2, 2>, lr: f64) {
+fn descend(f: &GradField<M2, 1>, lr: f64) {
     for i in 0..4usize {
         f[(i,)] = f[(i,)] - f.grad()[(i,)] * lr;
     }
 }
 
-type M2 = [[f64; 2]; 2];
 
 /// `deform`'s outputs for one element, in plain Rust.
 fn reference(m: M2, u: [f64; 3]) -> ([f64; 2], M2, f64) {
@@ -50,30 +52,27 @@ fn reference(m: M2, u: [f64; 3]) -> ([f64; 2], M2, f64) {
 
 struct Scene {
     program: Program,
-    f: MatrixField<2, 2>,
-    w: VectorField<3>,
-    out: VectorField<2>,
-    g: MatrixField<2, 2>,
-    e: ScalarField,
-    deform: Kernel,
-    descend: Kernel,
+    f: GradField<M2, 1>,
+    w: GradField<[f64; 3], 1>,
+    out: GradField<[f64; 2], 1>,
+    g: GradField<M2, 1>,
+    e: GradField<f64, 1>,
+    deform: Kernel<()>,
+    descend: Kernel<f64>,
     source: String,
 }
 
 fn scene() -> Scene {
     let mut pb = ProgramBuilder::new();
-    let f = pb.matrix::<f64, 2, 2>("F", &[4], true);
-    let w = pb.vector::<f64, 3>("w", &[4], true);
-    let out = pb.vector::<f64, 2>("out", &[4], true);
-    let g = pb.matrix::<f64, 2, 2>("G", &[4], true);
-    let e = pb.scalar::<f64>("e", &[4], true);
-    let deform = pb.kernel(deform(&f, &w, &out, &g, &e));
-    let descend = pb.kernel(descend(&f));
+    let (f, w, out) = (pb.field_with_grad("F", [4]), pb.field_with_grad("w", [4]), pb.field_with_grad("out", [4]));
+    let (g, e) = (pb.field_with_grad("G", [4]), pb.field_with_grad("e", [4]));
+    let deform = pb.kernel(deform(&f, &w, &out, &g, &e)).unwrap();
+    let descend = pb.kernel(descend(&f)).unwrap();
     let mut program = pb.build().unwrap();
     let mut rng = Rng(7);
     for i in 0..4 {
         let m: M2 = std::array::from_fn(|_| std::array::from_fn(|_| rng.uniform(0.5, 1.5)));
-        f.set(&mut program, &[i], m).unwrap();
+        f.set(&mut program, [i], m).unwrap();
     }
     let ws: Vec<[f64; 3]> = (0..4).map(|_| std::array::from_fn(|_| rng.uniform(0.5, 1.5))).collect();
     w.copy_from(&mut program, &ws).unwrap();
@@ -83,20 +82,20 @@ fn scene() -> Scene {
 #[test]
 fn matrix_and_vector_fields_against_rust() {
     let mut s = scene();
-    s.deform.launch(&mut s.program, &[]).unwrap();
+    s.deform.launch(&mut s.program, ()).unwrap();
     let p = &s.program;
-    let (fs, ws) = (s.f.to_vec::<f64>(p).unwrap(), s.w.to_vec::<f64>(p).unwrap());
+    let (fs, ws) = (s.f.to_vec(p).unwrap(), s.w.to_vec(p).unwrap());
     for i in 0..4 {
         let (out, g, e) = reference(fs[i], ws[i]);
-        let got_out: [f64; 2] = s.out.get(p, &[i]).unwrap();
-        let got_g: M2 = s.g.get(p, &[i]).unwrap();
-        let got_e: f64 = s.e.get(p, &[i]).unwrap();
+        let got_out = s.out.get(p, [i]).unwrap();
+        let got_g = s.g.get(p, [i]).unwrap();
+        let got_e = s.e.get(p, [i]).unwrap();
         assert!(got_out.iter().zip(&out).all(|(a, b)| (a - b).abs() < 1e-12), "out {i}: {got_out:?} vs {out:?}");
         assert!(got_g.iter().flatten().zip(g.iter().flatten()).all(|(a, b)| (a - b).abs() < 1e-12), "G {i}");
         assert!((got_e - e).abs() < 1e-12, "e {i}: {got_e} vs {e}");
     }
     // The layout: component dimensions last, matrices row-major.
-    let raw: Vec<f64> = p.field("F").unwrap().to_vec().unwrap();
+    let raw: Vec<f64> = p.fields()[0].to_vec().unwrap();
     assert_eq!(raw[4..8], [fs[1][0][0], fs[1][0][1], fs[1][1][0], fs[1][1][1]]);
     let spec = Spec::new("deform", &[("F", 0.5, 1.5), ("w", 0.5, 1.5)], &["out", "G", "e"]);
     let r = gradcheck(&s.source, &spec).unwrap();
@@ -107,8 +106,8 @@ fn matrix_and_vector_fields_against_rust() {
 fn kernel_grad_and_a_no_grad_optimizer_step() {
     let mut s = scene();
     let energy = |s: &mut Scene| -> f64 {
-        s.deform.launch(&mut s.program, &[]).unwrap();
-        s.e.to_vec::<f64>(&s.program).unwrap().iter().sum()
+        s.deform.launch(&mut s.program, ()).unwrap();
+        s.e.to_vec(&s.program).unwrap().iter().sum()
     };
     energy(&mut s);
     for adjoint in [s.f.grad(), s.g.grad()] {
@@ -117,37 +116,39 @@ fn kernel_grad_and_a_no_grad_optimizer_step() {
     s.out.grad().zero(&mut s.program).unwrap();
     s.w.grad().zero(&mut s.program).unwrap();
     s.e.grad().fill(&mut s.program, 1.0).unwrap();
-    s.deform.grad(&mut s.program, &[]).unwrap();
-    let grad = s.f.grad().to_vec::<f64>(&s.program).unwrap();
+    s.deform.grad(&mut s.program, ()).unwrap();
+    let grad = s.f.grad().to_vec(&s.program).unwrap();
     // dE/dF[2][1][0] by central differences of the primal.
-    let m = s.f.get::<f64>(&s.program, &[2]).unwrap();
+    let m = s.f.get(&s.program, [2]).unwrap();
     let h = 1e-6;
     let at = |v: f64, s: &mut Scene| {
         let mut mm = m;
         mm[1][0] = v;
-        s.f.set(&mut s.program, &[2], mm).unwrap();
+        s.f.set(&mut s.program, [2], mm).unwrap();
         energy(s)
     };
     let fd = (at(m[1][0] + h, &mut s) - at(m[1][0] - h, &mut s)) / (2.0 * h);
-    s.f.set(&mut s.program, &[2], m).unwrap();
+    s.f.set(&mut s.program, [2], m).unwrap();
     assert!((fd - grad[2][1][0]).abs() < 1e-6 * fd.abs().max(1.0), "{fd} vs {}", grad[2][1][0]);
     // The optimizer step reads F_grad inside a kernel.
-    let before = s.f.to_vec::<f64>(&s.program).unwrap();
-    s.descend.launch(&mut s.program, &[Arg::F64(0.1)]).unwrap();
-    let after = s.f.to_vec::<f64>(&s.program).unwrap();
+    let before = s.f.to_vec(&s.program).unwrap();
+    s.descend.launch(&mut s.program, 0.1).unwrap();
+    let after = s.f.to_vec(&s.program).unwrap();
     for ((b, a), g) in before.iter().flatten().flatten().zip(after.iter().flatten().flatten()).zip(grad.iter().flatten().flatten()) {
         assert!((a - (b - 0.1 * g)).abs() < 1e-15);
     }
-    assert!(s.descend.grad(&mut s.program, &[Arg::F64(0.1)]).is_err(), "a no_grad kernel has no gradient kernel");
+    let err = s.descend.grad(&mut s.program, 0.1).unwrap_err();
+    assert!(matches!(&err, Error::NoGradKernel { kernel } if kernel == "descend"), "{err}");
 }
 
 #[test]
-fn host_access_checks_types_and_indices() {
+fn host_access_checks_indices() {
     let s = scene();
     let p = &s.program;
-    assert!(s.f.get::<f32>(p, &[0]).is_err(), "F holds f64");
-    assert!(s.w.get::<f64>(p, &[0, 1]).is_err(), "w takes one index");
-    assert!(s.w.get::<f64>(p, &[4]).is_err(), "w has 4 elements");
+    // Element types and ranks are in the handle's type; the extent is checked.
+    let err = s.w.get(p, [4]).unwrap_err();
+    assert!(matches!(&err, Error::HostIndex { field, index, shape } if field == "w" && index == &[4] && shape == &[4]), "{err}");
     assert_eq!(s.w.name(), "w");
     assert_eq!(s.w.grad().name(), "w_grad");
+    assert_eq!((s.f.shape(), s.f.len()), ([4], 4));
 }

@@ -1,7 +1,7 @@
 use diffsim::prelude::*;
 
 #[kernel]
-fn k(x: &ScalarField) {
+fn k(x: &ScalarField<f32, 1>) {
     for i in 0..4usize {
         let f = |v: Expr| v * 2.0;
     }

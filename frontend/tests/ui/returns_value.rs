@@ -1,7 +1,7 @@
 use diffsim::prelude::*;
 
 #[kernel]
-fn k(x: &ScalarField) -> f32 {
+fn k(x: &ScalarField<f32, 1>) -> f32 {
     1.0
 }
 
