@@ -761,6 +761,9 @@ impl Ctx {
 }
 
 impl Op {
+    pub fn set_loc(self, loc: Loc) {
+        unsafe { mlirOperationSetLocation(self.0, loc.0) }
+    }
     /// The op as text in the custom form with every location written inline
     /// (`loc("file":line:col)`, no `#loc` aliases), so the text can be pasted
     /// into another module and parsed back with its locations.

@@ -95,6 +95,8 @@ struct Builder {
     /// The location of the ops that follow, and its Rust position.
     loc: Loc,
     position: Option<Location>,
+    /// The first location set: the kernel's first statement, the function's location.
+    first: Option<Loc>,
     /// The first error: where, and what.
     error: Option<(Option<Location>, String)>,
     /// Nesting of region bodies (only a loop at depth 0 is parallel).
@@ -209,6 +211,7 @@ impl Builder {
 pub fn at(file: &str, line: u32, col: u32) {
     with(|b| {
         b.loc = b.ctx.file_line_col(file, line, col);
+        b.first.get_or_insert(b.loc);
         b.position = Some(Location { file: file.into(), line, col });
     });
 }
@@ -534,7 +537,8 @@ pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl
             func.set_attr(NO_GRAD_ATTR, ctx.unit_attr());
         }
         let build = BUILDS.fetch_add(1, Ordering::Relaxed) + 1;
-        let scope = Scope::enter(Builder { build, ctx, cursor: Cursor::at_end(entry), loc, position: None, error: None, depth: 0 });
+        let cursor = Cursor::at_end(entry);
+        let scope = Scope::enter(Builder { build, ctx, cursor, loc, position: None, first: None, error: None, depth: 0 });
         let values: Vec<Expr> = entry.args().into_iter().zip(params).map(|(v, (_, ty))| Expr { value: v, ty: *ty, build }).collect();
         body(values);
         let b = scope.finish();
@@ -543,6 +547,9 @@ pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl
             return fail(location, message);
         }
         ops::build_return(Cursor::at_end(entry), &[], b.loc);
+        if let Some(first) = b.first {
+            func.set_loc(first);
+        }
         let (valid, diagnostics) = diag::capture(context, || func.verify());
         if !valid {
             let first = diagnostics.into_iter().next();
