@@ -21,13 +21,13 @@ fn forward() -> Result<(Program, Tape, usize, f64), Error> {
     p.field_mut("x")?.copy_from(&(0..n).map(|i| (i % 100) as f64 * 0.01).collect::<Vec<_>>())?;
     p.field_mut("w")?.fill(1.0f64)?;
     let fields = memory::current_bytes();
-    let mut tape = Tape::with_checkpointing();
+    let mut tape = Tape::new();
     let mut result = Ok(());
     let t = time(|| {
         result = (|| {
             for step in 0..STEPS {
                 if step > 0 {
-                    tape.step();
+                    tape.end_step();
                 }
                 tape.launch(&mut p, "advance", &[])?;
                 tape.launch(&mut p, "commit", &[])?;

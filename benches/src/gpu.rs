@@ -7,15 +7,14 @@ use crate::cases::{median, saxpy_source, time};
 use ds_runtime::cuda::CudaProgram;
 use ds_runtime::gradcheck::Rng;
 use ds_runtime::tape::checkpoint::Binomial;
-use ds_runtime::tape::device::Device;
-use ds_runtime::{Arg, CompileOptions, ElemType, Error, Program, Tape};
+use ds_runtime::{Arg, Backend, CompileOptions, ElemType, Element, Error, Program, Tape};
 
 /// f32 results may differ by summation order and math library ulps.
 const TOLERANCE: f64 = 1e-5;
 
 fn corpus() -> Result<Vec<(String, String)>, Error> {
     let mut files: Vec<_> = std::fs::read_dir("test/kernels")
-        .map_err(|e| Error::Launch(format!("run from the repository root (test/kernels: {e})")))?
+        .map_err(|source| Error::Io { path: "test/kernels (run from the repository root)".into(), source })?
         .flatten()
         .map(|e| e.path())
         .collect();
@@ -23,11 +22,19 @@ fn corpus() -> Result<Vec<(String, String)>, Error> {
     Ok(files.into_iter().map(|p| (p.to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap_or_default())).collect())
 }
 
+/// Every element of field `name` of a program on any backend.
+fn values<T: Element, B: Backend>(p: &B, name: &str) -> Result<Vec<T>, Error> {
+    let field = p.field_index(name)?;
+    let mut out = vec![T::default(); p.field_infos()[field].len()];
+    p.read(field, 0, &mut out)?;
+    Ok(out)
+}
+
 fn device_values(gpu: &CudaProgram, name: &str, elem: ElemType) -> Result<Vec<f64>, Error> {
     Ok(match elem {
-        ElemType::F32 => gpu.to_vec::<f32>(name)?.into_iter().map(f64::from).collect(),
-        ElemType::F64 => gpu.to_vec::<f64>(name)?,
-        ElemType::I32 => gpu.to_vec::<i32>(name)?.into_iter().map(f64::from).collect(),
+        ElemType::F32 => values::<f32, _>(gpu, name)?.into_iter().map(f64::from).collect(),
+        ElemType::F64 => values::<f64, _>(gpu, name)?,
+        ElemType::I32 => values::<i32, _>(gpu, name)?.into_iter().map(f64::from).collect(),
     })
 }
 
@@ -54,11 +61,11 @@ pub fn gpu_check() -> Result<(), Error> {
         let mut cpu = Program::with_options(src, name, &options)?;
         let mut gpu = CudaProgram::new(src, name, &options)?;
         let mut rng = Rng(7);
-        for f in cpu.fields_mut() {
+        for (i, f) in cpu.fields_mut().iter_mut().enumerate() {
             let values: Vec<f32> = (0..f.info.len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
             if f.info.elem == ElemType::F32 {
                 f.copy_from(&values)?;
-                gpu.copy_from(&f.info.name, &values)?;
+                gpu.write(i, 0, &values)?;
             }
         }
         cpu.launch("k", &[])?;
@@ -77,18 +84,18 @@ pub fn gpu_check() -> Result<(), Error> {
     println!("tape_binomial_gradient_max_diff_vs_largest: {tape_diff:.2e}");
     println!("gpu_check_kernels_passed: {passed}/{}", files.len());
     if passed != files.len() || !tape_ok {
-        return Err(Error::Check { kernel: "gpu-check".into(), message: format!("CPU and GPU differ by more than {TOLERANCE}") });
+        return Err(Error::Internal(format!("gpu-check: CPU and GPU differ by more than {TOLERANCE}")));
     }
     Ok(())
 }
 
 /// 200 steps of overwritten state through a checkpointing Tape (binomial, 5
 /// snapshots) on `p`.
-fn tape_backward<D: Device>(p: &mut D) -> Result<(), Error> {
-    let mut tape = Tape::<D>::with_checkpointing();
+fn tape_backward<D: Backend>(p: &mut D) -> Result<(), Error> {
+    let mut tape = Tape::<D>::new();
     for step in 0..200 {
         if step > 0 {
-            tape.step();
+            tape.end_step();
         }
         tape.launch(p, "advance", &[])?;
         tape.launch(p, "commit", &[])?;
@@ -109,11 +116,11 @@ fn tape_check() -> Result<f64, Error> {
     let xs: Vec<f64> = (0..n).map(|i| (i % 100) as f64 * 0.01).collect();
     for (name, values) in [("x", xs), ("w", vec![1.0; n])] {
         cpu.field_mut(name)?.copy_from(&values)?;
-        gpu.copy_from(name, &values)?;
+        gpu.write(gpu.field_index(name)?, 0, &values)?;
     }
     tape_backward(&mut cpu)?;
     tape_backward(&mut gpu)?;
-    let (a, b) = (cpu.field("w_grad")?.to_vec::<f64>()?, gpu.to_vec::<f64>("w_grad")?);
+    let (a, b) = (values::<f64, _>(&cpu, "w_grad")?, values::<f64, _>(&gpu, "w_grad")?);
     let scale = a.iter().fold(0.0, |m: f64, x| m.max(x.abs()));
     Ok(a.iter().zip(&b).map(|(x, y)| (x - y).abs() / scale).fold(0.0, f64::max))
 }
@@ -124,7 +131,7 @@ pub fn saxpy_cuda() -> Result<(), Error> {
     let n = 1usize << 26;
     let mut gpu = CudaProgram::new(&saxpy_source(n), "saxpy", &CompileOptions::default())?;
     let xs: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 1e-3).collect();
-    gpu.copy_from("x", &xs)?;
+    gpu.write(gpu.field_index("x")?, 0, &xs)?;
     gpu.launch("saxpy", &[Arg::F32(0.5)])?;
     gpu.synchronize()?;
     let reps = 50;
@@ -137,7 +144,7 @@ pub fn saxpy_cuda() -> Result<(), Error> {
             gpu.synchronize().expect("synchronize");
         }) / reps as f64);
     }
-    let y: Vec<f32> = gpu.to_vec("y")?;
+    let y: Vec<f32> = values(&gpu, "y")?;
     let launches = 1 + 5 * reps;
     assert!((y[777] - launches as f32 * 0.5 * xs[777]).abs() <= 1e-2 * y[777].abs().max(1.0), "wrong result {}", y[777]);
     let t = median(runs);

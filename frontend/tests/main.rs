@@ -2,6 +2,7 @@
 
 mod compile_fail;
 mod constructs;
+mod errors;
 mod exits;
 mod fields;
 mod locations;

@@ -492,10 +492,11 @@ fn ad_stack_overflow_fails_the_launch() {
     let mut p = Program::with_options(&src, "loop.mlir", &options).unwrap();
     p.launch("k", &[]).unwrap();
     let err = p.launch("k_grad", &[]).unwrap_err();
-    let Error::Check { kernel, message } = &err else {
+    let Error::Assertion { kernel, message, location } = &err else {
         panic!("{err}")
     };
     assert_eq!(kernel, "k_grad");
+    assert_eq!(location.as_ref().map(|l| l.file.as_str()), Some("loop.mlir"), "{err}");
     assert!(
         message.contains("autodiff stack overflow") && message.contains("more than 256 iterations"),
         "{message}"

@@ -4,5 +4,6 @@
 mod autodiff;
 mod common;
 mod cuda;
+mod errors;
 mod kernels;
 mod tape;

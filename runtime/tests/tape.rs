@@ -6,7 +6,7 @@
 
 use crate::common::fields;
 use ds_runtime::tape::checkpoint::{Action, Binomial, Periodic, Policy, Schedule, StoreAll, revolve_advances};
-use ds_runtime::{Arg, BackwardOptions, CompileOptions, Program, Tape};
+use ds_runtime::{Arg, BackwardOptions, CompileOptions, Error, Program, Tape};
 
 const N: usize = 8;
 const STEPS: usize = 1000;
@@ -141,7 +141,7 @@ fn record_overwritten(p: &mut Program, tape: &mut Tape) {
     init(p, "x");
     for t in 0..STEPS {
         if t > 0 {
-            tape.step();
+            tape.end_step();
         }
         tape.launch(p, "advance", &[]).unwrap();
         tape.launch(p, "commit", &[]).unwrap();
@@ -160,7 +160,7 @@ fn checkpointed_gradients_match_per_step_state() {
     let policies: [&dyn Policy; 3] = [&StoreAll, &Binomial { snapshots: 10 }, &Periodic { period: 32 }];
     for policy in policies {
         let mut p = program(&overwritten_source());
-        let mut tape = Tape::with_checkpointing();
+        let mut tape = Tape::new();
         record_overwritten(&mut p, &mut tape);
         assert!((p.field("loss").unwrap().get::<f64>(&[]).unwrap() - loss).abs() < 1e-12);
         let predicted = tape.plan(&p, policy);
@@ -264,14 +264,20 @@ fn overwrite_without_checkpointing_is_an_error() {
     let mut p = program(&overwritten_source());
     let mut tape = Tape::new();
     record_overwritten(&mut p, &mut tape);
-    let err = tape.backward(&mut p, "loss", &BackwardOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("launch 1 (commit[])") && err.contains("@x") && err.contains("launch 0 (advance[])"), "{err}");
+    let err = tape.backward(&mut p, "loss", &BackwardOptions::default()).unwrap_err();
+    let Error::Overwrite { reader, writer, field } = &err else { panic!("{err}") };
+    assert_eq!((reader.as_str(), writer.as_str(), field.as_str()), ("launch 0 (advance[])", "launch 1 (commit[])", "x"));
+    // Without kept state, checkpointing is impossible, and says so.
+    let mut tape = Tape::without_state();
+    record_overwritten(&mut p, &mut tape);
+    let err = tape.backward(&mut p, "loss", &BackwardOptions { memory_budget: Some(1 << 30), ..Default::default() }).unwrap_err();
+    assert!(matches!(&err, Error::StateNotKept { field } if field == "x"), "{err}");
 }
 
 #[test]
 fn memory_budget_picks_the_schedule() {
     let mut p = program(&overwritten_source());
-    let mut tape = Tape::with_checkpointing();
+    let mut tape = Tape::new();
     record_overwritten(&mut p, &mut tape);
     // x, v, x_new, v_new and loss (allocations are at least 64 bytes).
     let state = 4 * N * 8 + 64;
@@ -280,8 +286,9 @@ fn memory_budget_picks_the_schedule() {
     // 11 slots and the scratch copy of a step's start would need 12.
     assert_eq!(small.name(), "binomial(11)");
     assert_eq!(tape.policy_for_budget(&p, STEPS * state).unwrap().name(), "store-all");
-    let err = tape.policy_for_budget(&p, state).err().expect("one state leaves no room for a scratch copy").to_string();
-    assert!(err.contains("too small") && err.contains("binomial(1)"), "{err}");
+    let err = tape.policy_for_budget(&p, state).err().expect("one state leaves no room for a scratch copy");
+    let Error::Budget { budget, smallest } = &err else { panic!("{err}") };
+    assert!(*budget == state && smallest.starts_with("binomial(1)"), "{err}");
     let options = BackwardOptions { memory_budget: Some(12 * state), ..Default::default() };
     let plan = tape.backward(&mut p, "loss", &options).unwrap().expect("checkpointed");
     assert!(plan.predicted_peak_bytes <= 12 * state, "{plan}");
@@ -331,8 +338,9 @@ fn no_grad_kernels_have_no_gradient_and_no_old_values_to_keep() {
     for k in ["square", "reset"] {
         tape.launch(&mut p, k, &[]).unwrap();
     }
-    let err = tape.backward(&mut p, "loss", &BackwardOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("launch 1 (reset[]) overwrote @a after launch 0 (square[])"), "{err}");
+    let err = tape.backward(&mut p, "loss", &BackwardOptions::default()).unwrap_err();
+    let Error::Overwrite { reader, writer, field } = &err else { panic!("{err}") };
+    assert_eq!((reader.as_str(), writer.as_str(), field.as_str()), ("launch 0 (square[])", "launch 1 (reset[])", "a"));
 }
 
 #[test]
@@ -340,8 +348,8 @@ fn backward_without_gradients_is_an_error() {
     let mut p = Program::new(&overwritten_source()).unwrap();
     let mut tape = Tape::new();
     tape.launch(&mut p, "compute_loss", &[]).unwrap();
-    let err = tape.backward(&mut p, "loss", &BackwardOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("autodiff: true"), "{err}");
+    let err = tape.backward(&mut p, "loss", &BackwardOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::NothingToDifferentiate { launches: 1 }), "{err}");
 }
 
 #[test]
