@@ -72,7 +72,7 @@ impl Ty {
 /// stands for; usable only while the kernel that made it is being built.
 #[derive(Clone, Copy, Debug)]
 pub struct Expr {
-    /// Read only by [`Builder::value`], which checks `build` first.
+    /// Read only by `Builder::value`, which checks `build` first.
     value: Value,
     ty: Ty,
     /// The generation of the build that made the value.
