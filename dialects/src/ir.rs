@@ -747,3 +747,34 @@ pub fn clone_module<'c>(module: &Module<'c>) -> Module<'c> {
     // SAFETY: the clone is a detached builtin.module op owned by the new Module.
     unsafe { Module::from_raw(mlirModuleFromOperation(copy.0)) }
 }
+
+impl Ctx {
+    /// The unknown location.
+    pub fn unknown_loc(self) -> Loc {
+        Loc(unsafe { mlirLocationUnknownGet(self.0) })
+    }
+    /// The location `file:line:col`.
+    pub fn file_line_col(self, file: &str, line: u32, col: u32) -> Loc {
+        // SAFETY: MLIR copies the file name into the context.
+        Loc(unsafe { mlirLocationFileLineColGet(self.0, sref(file), line, col) })
+    }
+}
+
+impl Op {
+    pub fn set_loc(self, loc: Loc) {
+        unsafe { mlirOperationSetLocation(self.0, loc.0) }
+    }
+    /// The op as text in the custom form with every location written inline
+    /// (`loc("file":line:col)`, no `#loc` aliases), so the text can be pasted
+    /// into another module and parsed back with its locations.
+    pub fn print_with_locations(self) -> String {
+        unsafe {
+            let flags = mlirOpPrintingFlagsCreate();
+            mlirOpPrintingFlagsEnableDebugInfo(flags, true, false);
+            mlirOpPrintingFlagsUseLocalScope(flags);
+            let s = print_with(|cb, user| mlirOperationPrintWithFlags(self.0, flags, cb, user));
+            mlirOpPrintingFlagsDestroy(flags);
+            s
+        }
+    }
+}

@@ -474,8 +474,12 @@ pub fn build_binary(at: Cursor, name: &str, lhs: Value, rhs: Value, loc: Loc) ->
 /// `arith.cmpi` predicates (their enum values).
 #[derive(Clone, Copy, Debug)]
 pub enum CmpI {
+    Eq = 0,
+    Ne = 1,
     Slt = 2,
+    Sle = 3,
     Sgt = 4,
+    Sge = 5,
     Ult = 6,
     Ule = 7,
 }
@@ -506,4 +510,47 @@ pub fn build_if(at: Cursor, cond: Value, results: &[Type], loc: Loc) -> (Op, Blo
 /// `scf.yield values` at the end of `block`.
 pub fn build_yield(block: Block, values: &[Value], loc: Loc) -> Op {
     Cursor::at_end(block).build(OpBuilder::new("scf.yield", loc).operands(values))
+}
+
+/// `arith.cmpf` predicates (their enum values; the ordered ones).
+#[derive(Clone, Copy, Debug)]
+pub enum CmpF {
+    Oeq = 1,
+    Ogt = 2,
+    Oge = 3,
+    Olt = 4,
+    Ole = 5,
+    One = 6,
+}
+
+/// `arith.cmpf <pred> a, b` on floats.
+pub fn build_cmpf(at: Cursor, pred: CmpF, a: Value, b: Value, loc: Loc) -> Value {
+    let ctx = loc.ctx();
+    at.build(
+        OpBuilder::new("arith.cmpf", loc)
+            .operands(&[a, b])
+            .results(&[ctx.int(1)])
+            .attr("predicate", ctx.int_attr(ctx.int(64), pred as i64)),
+    )
+    .result(0)
+}
+
+/// An `scf.for` from `lower` to `upper` by `step` carrying `inits`: its
+/// results are the carried values after the last iteration. Returns the op
+/// and its body block (arguments: the induction variable, then the carried
+/// values), empty: the caller fills it and ends it with [`build_yield`] of
+/// the next iteration's carried values.
+pub fn build_scf_for_carrying(at: Cursor, lower: Value, upper: Value, step: Value, inits: &[Value], loc: Loc) -> (Op, Block) {
+    let types: Vec<Type> = inits.iter().map(|v| v.ty()).collect();
+    let region = Region::new();
+    let args: Vec<_> = std::iter::once(lower.ty()).chain(types.iter().copied()).map(|t| (t, loc)).collect();
+    let body = region.append_block(Block::new(&args));
+    let op = at.build(
+        OpBuilder::new("scf.for", loc)
+            .operands(&[lower, upper, step])
+            .operands(inits)
+            .results(&types)
+            .region(region),
+    );
+    (op, body)
 }

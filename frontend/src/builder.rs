@@ -1,17 +1,35 @@
 //! The kernel builder behind `#[kernel]`: running a kernel function's
-//! (rewritten) body emits ds-dialect IR through a thread-local builder, so
-//! values are ordinary Rust values ([`Expr`]) with overloaded operators, and
-//! Rust control flow the macro cannot overload becomes calls of [`parallel_for`],
-//! [`serial_for`] and [`branch`], which build `ds.parallel_for`, `scf.for`
-//! (with iteration arguments for reassigned variables) and `scf.if` (with
-//! results for reassigned variables). Every op carries the Rust location of
-//! the statement that made it. The first error (a type mismatch, an
-//! unsupported use) is kept with its location and returned by [`build_kernel`].
+//! (rewritten) body builds the kernel's MLIR ops through the ds dialect's
+//! typed builders ([`ds_dialects::ops`], over the handle layer
+//! [`ds_dialects::ir`]). A thread-local builder holds, while a kernel is
+//! built, its module in this thread's MLIR context, the `func.func` being
+//! filled, the insertion point and the current location.
+//!
+//! Values are ordinary Rust values ([`Expr`]: an MLIR value and its [`Ty`])
+//! with overloaded operators, and Rust control flow the macro cannot overload
+//! becomes calls of [`parallel_for`], [`serial_for`] and [`branch`], which
+//! build `ds.parallel_for`, `scf.for` (with iteration arguments for
+//! reassigned variables) and `scf.if` (with results for reassigned
+//! variables). [`at`] sets the Rust file, line and column that the ops
+//! which follow carry as their MLIR location.
+//!
+//! [`build_kernel`] ends the function with `func.return`, verifies it and
+//! prints it once, with every location inline, into [`KernelIr::text`] (the
+//! runtime parses it back). The first error (a type mismatch, an unsupported
+//! use, IR that does not verify) is kept with its location and returned
+//! instead. [`field_decl`] prints a `ds.field` built the same way.
+//!
+//! Each build has a generation number, kept in every [`Expr`] it makes; the
+//! builder reads a value's MLIR handle only when the value comes from the
+//! build in progress, and records an error for any other (its IR is gone).
 
-use ds_dialects::ir::FileLineCol as Location;
-use ds_dialects::ops::AccessKind;
+use ds_dialects::diag;
+use ds_dialects::ir::{Block, Ctx, Cursor, FileLineCol as Location, Loc, Op, OpBuilder, Region, Type, Value};
+use ds_dialects::ops::{self, AccessKind, CmpF, CmpI};
+use ds_passes::autodiff::NO_GRAD_ATTR;
+use melior::ir::Module;
 use std::cell::RefCell;
-use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Scalar types of kernel values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,50 +56,61 @@ impl Ty {
     pub fn is_float(self) -> bool {
         matches!(self, Ty::F32 | Ty::F64)
     }
+    fn in_ctx(self, ctx: Ctx) -> Type {
+        match self {
+            Ty::F32 => ctx.f32(),
+            Ty::F64 => ctx.f64(),
+            Ty::I32 => ctx.int(32),
+            Ty::I64 => ctx.int(64),
+            Ty::Index => ctx.index(),
+            Ty::Bool => ctx.int(1),
+        }
+    }
 }
 
-/// A scalar value of the kernel being built: SSA value `%v<id>` (or result
-/// `sub` of a multi-result op). Copyable, like the number it stands for.
+/// A scalar value of the kernel being built. Copyable, like the number it
+/// stands for; usable only while the kernel that made it is being built.
 #[derive(Clone, Copy, Debug)]
 pub struct Expr {
-    pub(crate) id: u32,
-    pub(crate) sub: Option<u16>,
-    pub(crate) ty: Ty,
+    /// Read only by `Builder::value`, which checks `build` first.
+    value: Value,
+    ty: Ty,
+    /// The generation of the build that made the value.
+    build: u64,
 }
 
 impl Expr {
     pub fn ty(&self) -> Ty {
         self.ty
     }
-    /// The SSA name in the IR text.
-    pub(crate) fn name(&self) -> String {
-        match self.sub {
-            Some(k) => format!("%v{}#{k}", self.id),
-            None => format!("%v{}", self.id),
-        }
-    }
-    fn value(id: u32, ty: Ty) -> Expr {
-        Expr { id, sub: None, ty }
-    }
 }
 
+/// The state of one kernel build.
 struct Builder {
-    /// Lines of the kernel body, already indented.
-    lines: Vec<String>,
-    depth: usize,
-    next: usize,
-    loc: String,
-    /// The Rust position of `loc`.
+    /// This build's generation.
+    build: u64,
+    ctx: Ctx,
+    /// Where ops go.
+    cursor: Cursor,
+    /// The location of the ops that follow, and its Rust position.
+    loc: Loc,
     position: Option<Location>,
+    /// The first location set: the kernel's first statement, the function's location.
+    first: Option<Loc>,
     /// The first error: where, and what.
     error: Option<(Option<Location>, String)>,
-    /// Nesting of `ds.parallel_for` (only the outermost loop is parallel).
-    loops: usize,
+    /// Nesting of region bodies (only a loop at depth 0 is parallel).
+    depth: usize,
 }
 
 thread_local! {
+    /// The context kernels are built in: made on first use, kept for the thread.
+    static CONTEXT: melior::Context = ds_dialects::context();
     static BUILDER: RefCell<Option<Builder>> = const { RefCell::new(None) };
 }
+
+/// The last build generation handed out (process-wide, so never reused).
+static BUILDS: AtomicU64 = AtomicU64::new(0);
 
 fn with<R>(f: impl FnOnce(&mut Builder) -> R) -> R {
     BUILDER.with(|b| {
@@ -91,70 +120,110 @@ fn with<R>(f: impl FnOnce(&mut Builder) -> R) -> R {
     })
 }
 
+impl Builder {
+    fn fail(&mut self, message: impl Into<String>) {
+        if self.error.is_none() {
+            self.error = Some((self.position.clone(), message.into()));
+        }
+    }
+
+    fn expr(&self, value: Value, ty: Ty) -> Expr {
+        Expr { value, ty, build: self.build }
+    }
+
+    /// The MLIR value of `e` if this build made it; otherwise an error, and a
+    /// zero of its type stands in.
+    fn value(&mut self, e: &Expr) -> Value {
+        if e.build == self.build {
+            return e.value;
+        }
+        self.fail("a value of another kernel is used here: kernel values live only while their kernel is built");
+        self.constant(0.0, e.ty).value
+    }
+
+    fn values(&mut self, es: &[Expr]) -> Vec<Value> {
+        es.iter().map(|e| self.value(e)).collect()
+    }
+
+    /// Op `name` on `operands` with one result of type `ty`.
+    fn op(&mut self, name: &str, operands: &[Expr], ty: Ty) -> Expr {
+        let operands = self.values(operands);
+        let op = self.cursor.build(OpBuilder::new(name, self.loc).operands(&operands).results(&[ty.in_ctx(self.ctx)]));
+        self.expr(op.result(0), ty)
+    }
+
+    fn constant(&mut self, value: f64, ty: Ty) -> Expr {
+        let v = ops::const_scalar(self.cursor, ty.in_ctx(self.ctx), value, self.loc);
+        self.expr(v, ty)
+    }
+
+    fn cast(&mut self, e: &Expr, to: Ty) -> Expr {
+        use Ty::*;
+        let name = match (e.ty, to) {
+            (from, to) if from == to => return *e,
+            (F32, F64) => "arith.extf",
+            (F64, F32) => "arith.truncf",
+            (I32 | I64 | Bool, F32 | F64) => "arith.sitofp",
+            (F32 | F64, I32 | I64) => "arith.fptosi",
+            (I32 | I64, Index) | (Index, I32 | I64) => "arith.index_cast",
+            (I32, I64) | (Bool, I32 | I64) => "arith.extsi",
+            (I64, I32) => "arith.trunci",
+            (Index, F32 | F64) | (F32 | F64, Index) => {
+                let i = self.cast(e, I64);
+                return self.cast(&i, to);
+            }
+            (from, to) => {
+                self.fail(format!("cannot convert a {} value to {}", from.mlir(), to.mlir()));
+                return self.constant(0.0, to);
+            }
+        };
+        self.op(name, &[*e], to)
+    }
+
+    /// The common type of two operands: ints widen to index, i32 to i64;
+    /// floats and ints do not mix implicitly.
+    fn unify(&mut self, a: &Expr, b: &Expr) -> (Expr, Expr) {
+        use Ty::*;
+        let target = match (a.ty, b.ty) {
+            (x, y) if x == y => x,
+            (Index, I32 | I64) | (I32 | I64, Index) => Index,
+            (I32, I64) | (I64, I32) => I64,
+            (F32, F64) | (F64, F32) => {
+                self.fail("f32 and f64 values mixed: convert one with `as`");
+                a.ty
+            }
+            (x, y) => {
+                self.fail(format!("{} and {} values mixed: convert one with `as`", x.mlir(), y.mlir()));
+                a.ty
+            }
+        };
+        (self.cast(a, target), self.cast(b, target))
+    }
+
+    /// `scf.yield values` at the end of `block`.
+    fn yield_values(&mut self, block: Block, values: &[Expr]) {
+        let values = self.values(values);
+        ops::build_yield(block, &values, self.loc);
+    }
+}
+
 /// Sets the source location of the ops that follow (called by the macro).
 pub fn at(file: &str, line: u32, col: u32) {
     with(|b| {
-        b.loc = format!("loc(\"{file}\":{line}:{col})");
+        b.loc = b.ctx.file_line_col(file, line, col);
+        b.first.get_or_insert(b.loc);
         b.position = Some(Location { file: file.into(), line, col });
     });
 }
 
 /// Records a build error at the current location (the first one wins).
 pub fn error(message: impl Into<String>) {
-    let message = message.into();
-    with(|b| {
-        if b.error.is_none() {
-            b.error = Some((b.position.clone(), message));
-        }
-    });
-}
-
-fn fresh() -> u32 {
-    with(|b| {
-        b.next += 1;
-        b.next as u32
-    })
-}
-
-/// Emits one line of IR at the current nesting, with the current location.
-pub(crate) fn line(text: &str) {
-    with(|b| {
-        let pad = "  ".repeat(b.depth + 1);
-        let loc = if text.ends_with('{') || text.ends_with('(') || text.starts_with('^') || text.starts_with('}') {
-            String::new()
-        } else {
-            format!(" {}", b.loc)
-        };
-        b.lines.push(format!("{pad}{text}{loc}"));
-    });
-}
-
-fn nest(delta: isize) {
-    with(|b| b.depth = (b.depth as isize + delta) as usize);
-}
-
-/// `%r = <text> : ty` for an op with one result of type `ty`.
-pub(crate) fn op(text: &str, ty: Ty) -> Expr {
-    let e = Expr::value(fresh(), ty);
-    line(&format!("{} = {text}", e.name()));
-    e
+    with(|b| b.fail(message));
 }
 
 /// A constant of type `ty`.
 pub fn constant(value: f64, ty: Ty) -> Expr {
-    let literal = match ty {
-        Ty::F32 | Ty::F64 => {
-            let mut s = format!("{value:e}");
-            if !s.contains('.') {
-                s = s.replacen('e', ".0e", 1);
-            }
-            s
-        }
-        Ty::Bool => (if value != 0.0 { "true" } else { "false" }).to_string(),
-        Ty::I32 | Ty::I64 | Ty::Index => format!("{}", value as i64),
-    };
-    let suffix = if ty == Ty::Bool { String::new() } else { format!(" : {}", ty.mlir()) };
-    op(&format!("arith.constant {literal}{suffix}"), ty)
+    with(|b| b.constant(value, ty))
 }
 
 /// A boolean constant (the macro's flags for `break` / `continue`).
@@ -164,83 +233,63 @@ pub fn flag(value: bool) -> Expr {
 
 /// Converts `e` to `to` (int <-> float, widths, index), or records an error.
 pub fn cast(e: &Expr, to: Ty) -> Expr {
-    use Ty::*;
-    let (from, n) = (e.ty, e.name());
-    let name = match (from, to) {
-        _ if from == to => return *e,
-        (F32, F64) => "arith.extf",
-        (F64, F32) => "arith.truncf",
-        (I32 | I64 | Bool, F32 | F64) => "arith.sitofp",
-        (F32 | F64, I32 | I64) => "arith.fptosi",
-        (I32 | I64, Index) | (Index, I32 | I64) => "arith.index_cast",
-        (I32, I64) | (Bool, I32 | I64) => "arith.extsi",
-        (I64, I32) => "arith.trunci",
-        (Index, F32 | F64) => {
-            let i = cast(e, I64);
-            return cast(&i, to);
-        }
-        (F32 | F64, Index) => {
-            let i = cast(e, I64);
-            return cast(&i, Index);
-        }
-        _ => {
-            error(format!("cannot convert a {} value to {}", from.mlir(), to.mlir()));
-            return constant(0.0, to);
-        }
-    };
-    op(&format!("{name} {n} : {} to {}", from.mlir(), to.mlir()), to)
+    with(|b| b.cast(e, to))
 }
 
-/// The common type of two operands: ints widen to index, i32 to i64; floats
-/// and ints do not mix implicitly.
-pub(crate) fn unify(a: &Expr, b: &Expr) -> (Expr, Expr) {
-    use Ty::*;
-    let target = match (a.ty, b.ty) {
-        (x, y) if x == y => x,
-        (Index, I32 | I64) | (I32 | I64, Index) => Index,
-        (I32, I64) | (I64, I32) => I64,
-        (F32, F64) | (F64, F32) => {
-            error("f32 and f64 values mixed: convert one with `as`");
-            a.ty
-        }
-        (x, y) => {
-            error(format!("{} and {} values mixed: convert one with `as`", x.mlir(), y.mlir()));
-            a.ty
-        }
-    };
-    (cast(a, target), cast(b, target))
-}
-
-/// A binary arith op chosen by type (`addf` / `addi` ...).
+/// A binary arith op chosen by type (`arith.addf` / `arith.addi` ...) on the
+/// operands' common type.
 pub(crate) fn binary(a: &Expr, b: &Expr, float_op: &str, int_op: &str) -> Expr {
-    let (a, b) = unify(a, b);
-    let name = if a.ty.is_float() { float_op } else { int_op };
-    op(&format!("arith.{name} {}, {} : {}", a.name(), b.name(), a.ty.mlir()), a.ty)
+    with(|bd| {
+        let (a, b) = bd.unify(a, b);
+        let name = if a.ty.is_float() { float_op } else { int_op };
+        bd.op(name, &[a, b], a.ty)
+    })
 }
 
-/// A comparison: `pred` is the float predicate (olt ...), `ipred` the integer one.
-pub(crate) fn compare(a: &Expr, b: &Expr, pred: &str, ipred: &str) -> Expr {
-    let (a, b) = unify(a, b);
-    let text = if a.ty.is_float() {
-        format!("arith.cmpf {pred}, {}, {} : {}", a.name(), b.name(), a.ty.mlir())
-    } else {
-        format!("arith.cmpi {ipred}, {}, {} : {}", a.name(), b.name(), a.ty.mlir())
-    };
-    op(&text, Ty::Bool)
+/// A comparison: `pred` for floats, `ipred` for integers and indices.
+pub(crate) fn compare(a: &Expr, b: &Expr, pred: CmpF, ipred: CmpI) -> Expr {
+    with(|bd| {
+        let (a, b) = bd.unify(a, b);
+        let (x, y) = (bd.value(&a), bd.value(&b));
+        let v = if a.ty.is_float() {
+            ops::build_cmpf(bd.cursor, pred, x, y, bd.loc)
+        } else {
+            ops::build_cmpi(bd.cursor, ipred, x, y, bd.loc)
+        };
+        bd.expr(v, Ty::Bool)
+    })
 }
 
-/// A unary math op (`math.sin` ...) on a float.
+/// A unary float op (`math.sin`, `arith.negf` ...).
 pub(crate) fn math(name: &str, a: &Expr) -> Expr {
-    if !a.ty.is_float() {
-        error(format!("math.{name} needs a float value, got {}", a.ty.mlir()));
-    }
-    op(&format!("math.{name} {} : {}", a.name(), a.ty.mlir()), a.ty)
+    with(|b| {
+        if !a.ty.is_float() {
+            b.fail(format!("{name} needs a float value, got {}", a.ty.mlir()));
+        }
+        b.op(name, &[*a], a.ty)
+    })
+}
+
+/// A binary float op (`math.powf` ...) on the operands' common type.
+pub(crate) fn math_binary(name: &str, a: &Expr, b: &Expr) -> Expr {
+    with(|bd| {
+        let (a, b) = bd.unify(a, b);
+        if !a.ty.is_float() {
+            bd.fail(format!("{name} needs float values, got {}", a.ty.mlir()));
+        }
+        bd.op(name, &[a, b], a.ty)
+    })
 }
 
 /// `cond ? a : b`.
 pub fn select(cond: &Expr, a: &Expr, b: &Expr) -> Expr {
-    let (a, b) = unify(a, b);
-    op(&format!("arith.select {}, {}, {} : {}", cond.name(), a.name(), b.name(), a.ty.mlir()), a.ty)
+    with(|bd| {
+        if cond.ty != Ty::Bool {
+            bd.fail(format!("a select condition must be a comparison (bool), got {}", cond.ty.mlir()));
+        }
+        let (a, b) = bd.unify(a, b);
+        bd.op("arith.select", &[*cond, a, b], a.ty)
+    })
 }
 
 /// Values that a kernel can carry through a branch or a loop: tuples of [`Expr`]s
@@ -292,96 +341,72 @@ carry_tuple!(A, B, C, D, E, F);
 carry_tuple!(A, B, C, D, E, F, G);
 carry_tuple!(A, B, C, D, E, F, G, H);
 
-fn types(values: &[Expr]) -> String {
-    values.iter().map(|v| v.ty.mlir()).collect::<Vec<_>>().join(", ")
-}
-
-fn names(values: &[Expr]) -> String {
-    values.iter().map(|v| v.name()).collect::<Vec<_>>().join(", ")
-}
-
-/// Result values `%r#0, %r#1 ...` (or `%r`) of a region op with `tys`.
-fn results(tys: &[Ty]) -> (String, Vec<Expr>) {
-    let id = fresh();
-    let exprs = if tys.len() == 1 {
-        vec![Expr::value(id, tys[0])]
-    } else {
-        tys.iter().enumerate().map(|(i, t)| Expr { id, sub: Some(i as u16), ty: *t }).collect()
-    };
-    let head = match tys.len() {
-        0 => String::new(),
-        1 => format!("%v{id} = "),
-        n => format!("%v{id}:{n} = "),
-    };
-    (head, exprs)
-}
-
-/// Runs `f` one level deeper and returns what it emitted, without emitting it.
-fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
-    let saved = with(|b| {
+/// Runs `f` with ops going to `cursor`, one region deeper.
+fn inside<R>(cursor: Cursor, f: impl FnOnce() -> R) -> R {
+    let outer = with(|b| {
         b.depth += 1;
-        std::mem::take(&mut b.lines)
+        std::mem::replace(&mut b.cursor, cursor)
     });
     let r = f();
-    let lines = with(|b| {
+    with(|b| {
         b.depth -= 1;
-        std::mem::replace(&mut b.lines, saved)
+        b.cursor = outer;
     });
-    (r, lines)
+    r
 }
 
-fn append(lines: Vec<String>) {
-    with(|b| b.lines.extend(lines));
-}
-
-/// The body of a region yielding `values` (converted to `tys`).
-fn region_body(f: impl FnOnce() -> Vec<Expr>, tys: Option<&[Ty]>) -> (Vec<Ty>, Vec<String>) {
-    capture(|| {
+/// A new block holding what `f` builds, ended by `scf.yield` of the values
+/// `f` returns (converted to `tys` when given); returns it and their types.
+fn region_body(f: impl FnOnce() -> Vec<Expr>, tys: Option<&[Ty]>) -> (Block, Vec<Ty>) {
+    let block = Block::new(&[]);
+    let tys = inside(Cursor::at_end(block), || {
         let out = f();
         let out: Vec<Expr> = match tys {
             Some(tys) => out.iter().zip(tys).map(|(e, t)| cast(e, *t)).collect(),
             None => out,
         };
-        if out.is_empty() {
-            line("scf.yield");
-        } else {
-            line(&format!("scf.yield {} : {}", names(&out), types(&out)));
-        }
+        with(|b| b.yield_values(block, &out));
         out.iter().map(|e| e.ty).collect()
-    })
+    });
+    (block, tys)
 }
 
-fn emit_if(cond: &Expr, tys: &[Ty], then: Vec<String>, otherwise: Vec<String>) -> Vec<Expr> {
-    if cond.ty != Ty::Bool {
-        error(format!("an if condition must be a comparison (bool), got {}", cond.ty.mlir()));
-    }
-    let (head, outs) = results(tys);
-    let arrow =
-        if tys.is_empty() { String::new() } else { format!(" -> ({})", tys.iter().map(|t| t.mlir()).collect::<Vec<_>>().join(", ")) };
-    line(&format!("{head}scf.if {}{arrow} {{", cond.name()));
-    append(then);
-    line("} else {");
-    append(otherwise);
-    line("}");
-    outs
+/// `scf.if cond` at `loc` with results of types `tys` and the two bodies.
+fn emit_if(cond: &Expr, loc: Loc, tys: &[Ty], then: Block, otherwise: Block) -> Vec<Expr> {
+    with(|b| {
+        if cond.ty != Ty::Bool {
+            b.fail(format!("an if condition must be a comparison (bool), got {}", cond.ty.mlir()));
+        }
+        let cond = b.value(cond);
+        let types: Vec<Type> = tys.iter().map(|t| t.in_ctx(b.ctx)).collect();
+        let (then_region, else_region) = (Region::new(), Region::new());
+        then_region.append_block(then);
+        else_region.append_block(otherwise);
+        let op = b.cursor.build(
+            OpBuilder::new("scf.if", loc).operands(&[cond]).results(&types).region(then_region).region(else_region),
+        );
+        op.results().into_iter().zip(tys).map(|(v, t)| b.expr(v, *t)).collect()
+    })
 }
 
 /// `if cond { then } else { otherwise }` as a statement: both branches take
 /// and return the variables they may reassign (`carried`); returns their new
 /// values.
 pub fn branch<C: Carry>(cond: Expr, carried: C, then: impl FnOnce(C) -> C, otherwise: impl FnOnce(C) -> C) -> C {
+    let loc = with(|b| b.loc);
     let inputs = carried.exprs();
     let tys: Vec<Ty> = inputs.iter().map(|e| e.ty).collect();
-    let (_, t) = region_body(|| then(C::rebuild(&mut inputs.clone().into_iter())).exprs(), Some(&tys));
-    let (_, e) = region_body(|| otherwise(C::rebuild(&mut inputs.clone().into_iter())).exprs(), Some(&tys));
-    C::rebuild(&mut emit_if(&cond, &tys, t, e).into_iter())
+    let (t, _) = region_body(|| then(C::rebuild(&mut inputs.clone().into_iter())).exprs(), Some(&tys));
+    let (e, _) = region_body(|| otherwise(C::rebuild(&mut inputs.clone().into_iter())).exprs(), Some(&tys));
+    C::rebuild(&mut emit_if(&cond, loc, &tys, t, e).into_iter())
 }
 
 /// `if cond { a } else { b }` as an expression with a value.
 pub fn branch_value<C: Carry>(cond: Expr, then: impl FnOnce() -> C, otherwise: impl FnOnce() -> C) -> C {
-    let (tys, t) = region_body(|| then().exprs(), None);
-    let (_, e) = region_body(|| otherwise().exprs(), Some(&tys));
-    C::rebuild(&mut emit_if(&cond, &tys, t, e).into_iter())
+    let loc = with(|b| b.loc);
+    let (t, tys) = region_body(|| then().exprs(), None);
+    let (e, _) = region_body(|| otherwise().exprs(), Some(&tys));
+    C::rebuild(&mut emit_if(&cond, loc, &tys, t, e).into_iter())
 }
 
 /// Converts loop bounds and indices to `index` values.
@@ -416,50 +441,40 @@ int_index!(usize, i32, i64, u32);
 /// `ds.parallel_for`; loops inside it are serial (see [`serial_for`]).
 pub fn parallel_for(lo: impl IntoIndex, hi: impl IntoIndex, body: impl FnOnce(Expr)) {
     let (lo, hi) = (lo.into_index(), hi.into_index());
-    let nested = with(|b| b.loops > 0 || b.depth > 0);
-    if nested {
+    if with(|b| b.depth > 0) {
         serial_for(lo, hi, (), |i, ()| body(i));
         return;
     }
-    let i = Expr::value(fresh(), Ty::Index);
-    line(&format!("\"ds.parallel_for\"({}, {}) ({{", lo.name(), hi.name()));
-    line(&format!("^bb0({}: index):", i.name()));
-    with(|b| b.loops += 1);
-    nest(1);
-    body(i);
-    line("gpu.yield");
-    nest(-1);
-    with(|b| b.loops -= 1);
-    line("}) : (index, index) -> ()");
+    let (body_at, i) = with(|b| {
+        let (lo, hi) = (b.value(&lo), b.value(&hi));
+        let pf = ops::build_parallel_for(b.cursor, lo, hi, b.loc);
+        let terminator = pf.body.terminator().expect("a parallel_for body has its terminator");
+        (Cursor::before(terminator), b.expr(pf.index(), Ty::Index))
+    });
+    inside(body_at, || body(i));
 }
 
 /// A serial `for j in lo..hi` carrying the variables it reassigns.
 pub fn serial_for<C: Carry>(lo: impl IntoIndex, hi: impl IntoIndex, carried: C, body: impl FnOnce(Expr, C) -> C) -> C {
     let (lo, hi) = (lo.into_index(), hi.into_index());
-    let one = constant(1.0, Ty::Index);
     let inputs = carried.exprs();
     let tys: Vec<Ty> = inputs.iter().map(|e| e.ty).collect();
-    let (head, outs) = results(&tys);
-    let j = Expr::value(fresh(), Ty::Index);
-    let args: Vec<Expr> = inputs.iter().map(|e| Expr::value(fresh(), e.ty)).collect();
-    let iter_args = if args.is_empty() {
-        String::new()
-    } else {
-        let pairs: Vec<String> = args.iter().zip(&inputs).map(|(a, i)| format!("{} = {}", a.name(), i.name())).collect();
-        format!(" iter_args({}) -> ({})", pairs.join(", "), types(&inputs))
-    };
-    line(&format!("{head}scf.for {} = {} to {} step {}{iter_args} {{", j.name(), lo.name(), hi.name(), one.name()));
-    nest(1);
-    let out = body(j, C::rebuild(&mut args.into_iter())).exprs();
-    let out: Vec<Expr> = out.iter().zip(&tys).map(|(e, t)| cast(e, *t)).collect();
-    if out.is_empty() {
-        line("scf.yield");
-    } else {
-        line(&format!("scf.yield {} : {}", names(&out), types(&out)));
-    }
-    nest(-1);
-    line("}");
-    C::rebuild(&mut outs.into_iter())
+    let (op, block, j, args) = with(|b| {
+        let one = ops::const_index(b.cursor, 1, b.loc);
+        let (lo, hi) = (b.value(&lo), b.value(&hi));
+        let inits = b.values(&inputs);
+        let (op, block) = ops::build_scf_for_carrying(b.cursor, lo, hi, one, &inits, b.loc);
+        let j = b.expr(block.arg(0), Ty::Index);
+        let args: Vec<Expr> = tys.iter().enumerate().map(|(k, t)| b.expr(block.arg(k + 1), *t)).collect();
+        (op, block, j, args)
+    });
+    inside(Cursor::at_end(block), || {
+        let out = body(j, C::rebuild(&mut args.into_iter())).exprs();
+        let out: Vec<Expr> = out.iter().zip(&tys).map(|(e, t)| cast(e, *t)).collect();
+        with(|b| b.yield_values(block, &out));
+    });
+    let results: Vec<Expr> = with(|b| op.results().into_iter().zip(&tys).map(|(v, t)| b.expr(v, *t)).collect());
+    C::rebuild(&mut results.into_iter())
 }
 
 /// A kernel's IR: its name, scalar parameter types and the `func.func` as text.
@@ -480,63 +495,101 @@ pub struct BuildError {
     pub message: String,
 }
 
+/// Installs a build's [`Builder`] for the scope of the build and puts back
+/// the one it replaced (an outer build's, or none) when the scope ends, also
+/// when the body panics: no builder outlives the module it builds into.
+struct Scope {
+    outer: Option<Option<Builder>>,
+}
+
+impl Scope {
+    fn enter(builder: Builder) -> Scope {
+        Scope { outer: Some(BUILDER.with(|b| b.replace(Some(builder)))) }
+    }
+
+    /// Ends the scope, returning this build's builder.
+    fn finish(mut self) -> Builder {
+        let outer = self.outer.take().expect("a scope ends once");
+        BUILDER.with(|b| b.replace(outer)).expect("the build's builder is installed")
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        if let Some(outer) = self.outer.take() {
+            BUILDER.with(|b| b.replace(outer));
+        }
+    }
+}
+
 /// Builds kernel `name` with scalar parameters `params` by running `body`
 /// on the parameters' values; `no_grad` marks it `ds.no_grad` (no gradient
 /// kernel is generated for it).
 pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl FnOnce(Vec<Expr>)) -> Result<KernelIr, BuildError> {
-    // Parameters are %v1 ... %vN; values made by the body follow.
-    BUILDER.with(|b| {
-        *b.borrow_mut() = Some(Builder {
-            lines: vec![],
-            depth: 0,
-            next: params.len(),
-            loc: "loc(unknown)".into(),
-            position: None,
-            error: None,
-            loops: 0,
-        })
-    });
-    let values: Vec<Expr> = params.iter().enumerate().map(|(i, (_, t))| Expr::value(i as u32 + 1, *t)).collect();
-    let signature: Vec<String> = values.iter().map(|v| format!("{}: {}", v.name(), v.ty.mlir())).collect();
-    body(values);
-    let b = BUILDER.with(|b| b.borrow_mut().take()).expect("builder");
-    if let Some((location, message)) = b.error {
-        return Err(BuildError { kernel: name.into(), location, message });
-    }
-    let mut text = String::new();
-    let attributes = if no_grad { "ds.kernel, ds.no_grad" } else { "ds.kernel" };
-    writeln!(text, "func.func @{name}({}) attributes {{{attributes}}} {{", signature.join(", ")).expect("string");
-    for l in &b.lines {
-        writeln!(text, "{l}").expect("string");
-    }
-    writeln!(text, "  return\n}}").expect("string");
-    Ok(KernelIr { name: name.into(), params: params.iter().map(|(_, t)| *t).collect(), no_grad, text })
+    CONTEXT.with(|context| {
+        let ctx = Ctx::of(context);
+        let loc = ctx.unknown_loc();
+        let module = Module::new(melior::ir::Location::unknown(context));
+        let inputs: Vec<Type> = params.iter().map(|(_, t)| t.in_ctx(ctx)).collect();
+        let (func, entry) = ops::build_func(Cursor::at_end(ops::module_body(Op::of_module(&module))), name, &inputs, &[], loc);
+        func.set_attr(ops::KERNEL_ATTR, ctx.unit_attr());
+        if no_grad {
+            func.set_attr(NO_GRAD_ATTR, ctx.unit_attr());
+        }
+        let build = BUILDS.fetch_add(1, Ordering::Relaxed) + 1;
+        let cursor = Cursor::at_end(entry);
+        let scope = Scope::enter(Builder { build, ctx, cursor, loc, position: None, first: None, error: None, depth: 0 });
+        let values: Vec<Expr> = entry.args().into_iter().zip(params).map(|(v, (_, ty))| Expr { value: v, ty: *ty, build }).collect();
+        body(values);
+        let b = scope.finish();
+        let fail = |location, message| Err(BuildError { kernel: name.into(), location, message });
+        if let Some((location, message)) = b.error {
+            return fail(location, message);
+        }
+        ops::build_return(Cursor::at_end(entry), &[], b.loc);
+        if let Some(first) = b.first {
+            func.set_loc(first);
+        }
+        let (valid, diagnostics) = diag::capture(context, || func.verify());
+        if !valid {
+            let first = diagnostics.into_iter().next();
+            let location = first.as_ref().and_then(|d| d.pos.clone());
+            let detail = first.map(|d| d.notes.iter().fold(d.message.clone(), |m, n| format!("{m}\n{n}"))).unwrap_or_default();
+            return fail(location, format!("the kernel's IR is invalid: {detail}"));
+        }
+        let text = format!("{}\n", func.print_with_locations());
+        Ok(KernelIr { name: name.into(), params: params.iter().map(|(_, t)| *t).collect(), no_grad, text })
+    })
 }
 
 /// The `ds.field` declaration of `name` (with `grad` naming its adjoint field)
 /// as module-level IR.
 pub fn field_decl(name: &str, ty: Ty, shape: &[usize], grad: Option<&str>) -> String {
-    let shape = if shape.is_empty() {
-        "array<i64>".to_string()
-    } else {
-        format!("array<i64: {}>", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
-    };
-    let grad = grad.map(|g| format!(", grad = @{g}")).unwrap_or_default();
-    format!("\"ds.field\"() {{sym_name = \"{name}\", element_type = {}, shape = {shape}{grad}}} : () -> ()\n", ty.mlir())
+    CONTEXT.with(|context| {
+        let ctx = Ctx::of(context);
+        let module = Module::new(melior::ir::Location::unknown(context));
+        let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let at = Cursor::at_end(ops::module_body(Op::of_module(&module)));
+        let field = ops::build_field(at, name, ty.in_ctx(ctx), &shape, grad, ctx.unknown_loc());
+        format!("{field}\n")
+    })
 }
 
 /// `ds.load` of one scalar of field `name` (elements of type `ty`).
 pub fn emit_load(name: &str, ty: Ty, index: &[Expr]) -> Expr {
-    let names: Vec<String> = index.iter().map(|e| e.name()).collect();
-    let tys = vec!["index"; index.len()].join(", ");
-    op(&format!("\"{}\"({}) {{field = @{name}}} : ({tys}) -> {}", AccessKind::Load.name(), names.join(", "), ty.mlir()), ty)
+    with(|b| {
+        let index = b.values(index);
+        let v = ops::build_load(b.cursor, name, &index, ty.in_ctx(b.ctx), b.loc);
+        b.expr(v, ty)
+    })
 }
 
 /// A store or atomic update of one scalar of field `name`.
 pub fn emit_update(kind: AccessKind, name: &str, ty: Ty, index: &[Expr], value: &Expr) {
-    let value = cast(value, ty);
-    let mut names = vec![value.name()];
-    names.extend(index.iter().map(|e| e.name()));
-    let tys: Vec<&str> = std::iter::once(ty.mlir()).chain(index.iter().map(|_| "index")).collect();
-    line(&format!("\"{}\"({}) {{field = @{name}}} : ({}) -> ()", kind.name(), names.join(", "), tys.join(", ")));
+    with(|b| {
+        let value = b.cast(value, ty);
+        let value = b.value(&value);
+        let index = b.values(index);
+        ops::build_update(b.cursor, kind, name, value, &index, b.loc);
+    });
 }

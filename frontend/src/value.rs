@@ -3,7 +3,8 @@
 //! scalarized into the IR. Rust numbers mixed with values become constants of
 //! the value's type.
 
-use crate::builder::{self, Carry, Expr, Ty, binary, compare, constant, math};
+use crate::builder::{self, Carry, Expr, Ty, binary, compare, constant, math, math_binary};
+use ds_dialects::ops::{CmpF, CmpI};
 use std::ops::{Add, Div, Mul, Neg, Rem, Sub};
 
 /// Something that can stand where a value of type `ty` is expected.
@@ -91,11 +92,11 @@ macro_rules! arith_op {
         }
     )*};
 }
-arith_op!(Add, add, "addf", "addi");
-arith_op!(Sub, sub, "subf", "subi");
-arith_op!(Mul, mul, "mulf", "muli");
-arith_op!(Div, div, "divf", "divsi");
-arith_op!(Rem, rem, "remf", "remsi");
+arith_op!(Add, add, "arith.addf", "arith.addi");
+arith_op!(Sub, sub, "arith.subf", "arith.subi");
+arith_op!(Mul, mul, "arith.mulf", "arith.muli");
+arith_op!(Div, div, "arith.divf", "arith.divsi");
+arith_op!(Rem, rem, "arith.remf", "arith.remsi");
 
 impl Neg for Expr {
     type Output = Expr;
@@ -108,51 +109,47 @@ impl Neg for &Expr {
     type Output = Expr;
     fn neg(self) -> Expr {
         if self.ty().is_float() {
-            math_like("arith.negf", self)
+            math("arith.negf", self)
         } else {
             constant(0.0, self.ty()) - self
         }
     }
 }
 
-fn math_like(op: &str, a: &Expr) -> Expr {
-    builder::op(&format!("{op} {} : {}", a.name(), a.ty().mlir()), a.ty())
-}
-
 /// Comparisons and logic (the macro rewrites `<`, `==`, `&&`, `!` ... to these).
 pub fn lt(a: impl Operand, b: impl Operand) -> Expr {
     let (a, b) = pair(&a, &b);
-    compare(&a, &b, "olt", "slt")
+    compare(&a, &b, CmpF::Olt, CmpI::Slt)
 }
 pub fn le(a: impl Operand, b: impl Operand) -> Expr {
     let (a, b) = pair(&a, &b);
-    compare(&a, &b, "ole", "sle")
+    compare(&a, &b, CmpF::Ole, CmpI::Sle)
 }
 pub fn gt(a: impl Operand, b: impl Operand) -> Expr {
     let (a, b) = pair(&a, &b);
-    compare(&a, &b, "ogt", "sgt")
+    compare(&a, &b, CmpF::Ogt, CmpI::Sgt)
 }
 pub fn ge(a: impl Operand, b: impl Operand) -> Expr {
     let (a, b) = pair(&a, &b);
-    compare(&a, &b, "oge", "sge")
+    compare(&a, &b, CmpF::Oge, CmpI::Sge)
 }
 pub fn eq(a: impl Operand, b: impl Operand) -> Expr {
     let (a, b) = pair(&a, &b);
-    compare(&a, &b, "oeq", "eq")
+    compare(&a, &b, CmpF::Oeq, CmpI::Eq)
 }
 pub fn ne(a: impl Operand, b: impl Operand) -> Expr {
     let (a, b) = pair(&a, &b);
-    compare(&a, &b, "one", "ne")
+    compare(&a, &b, CmpF::One, CmpI::Ne)
 }
 pub fn and(a: Expr, b: Expr) -> Expr {
-    binary(&a, &b, "andi", "andi")
+    binary(&a, &b, "arith.andi", "arith.andi")
 }
 pub fn or(a: Expr, b: Expr) -> Expr {
-    binary(&a, &b, "ori", "ori")
+    binary(&a, &b, "arith.ori", "arith.ori")
 }
 pub fn not(a: Expr) -> Expr {
     let t = constant(1.0, Ty::Bool);
-    binary(&a, &t, "xori", "xori")
+    binary(&a, &t, "arith.xori", "arith.xori")
 }
 
 /// `e as T` in a kernel.
@@ -163,11 +160,11 @@ pub fn cast_to(e: impl Operand, ty: Ty) -> Expr {
 /// The larger / smaller of two values.
 pub fn max(a: impl Operand, b: impl Operand) -> Expr {
     let (a, b) = pair(&a, &b);
-    binary(&a, &b, "maximumf", "maxsi")
+    binary(&a, &b, "arith.maximumf", "arith.maxsi")
 }
 pub fn min(a: impl Operand, b: impl Operand) -> Expr {
     let (a, b) = pair(&a, &b);
-    binary(&a, &b, "minimumf", "minsi")
+    binary(&a, &b, "arith.minimumf", "arith.minsi")
 }
 
 /// `cond ? a : b` without branching.
@@ -178,42 +175,42 @@ pub fn select(cond: Expr, a: impl Operand, b: impl Operand) -> Expr {
 
 impl Expr {
     pub fn sin(&self) -> Expr {
-        math("sin", self)
+        math("math.sin", self)
     }
     pub fn cos(&self) -> Expr {
-        math("cos", self)
+        math("math.cos", self)
     }
     pub fn tanh(&self) -> Expr {
-        math("tanh", self)
+        math("math.tanh", self)
     }
     pub fn exp(&self) -> Expr {
-        math("exp", self)
+        math("math.exp", self)
     }
     pub fn ln(&self) -> Expr {
-        math("log", self)
+        math("math.log", self)
     }
     pub fn sqrt(&self) -> Expr {
-        math("sqrt", self)
+        math("math.sqrt", self)
     }
     pub fn rsqrt(&self) -> Expr {
-        math("rsqrt", self)
+        math("math.rsqrt", self)
     }
     pub fn abs(&self) -> Expr {
-        math("absf", self)
+        math("math.absf", self)
     }
     pub fn floor(&self) -> Expr {
-        math("floor", self)
+        math("math.floor", self)
     }
     pub fn ceil(&self) -> Expr {
-        math("ceil", self)
+        math("math.ceil", self)
     }
     pub fn powf(&self, e: impl Operand) -> Expr {
         let (a, b) = pair(self, &e);
-        builder::op(&format!("math.powf {}, {} : {}", a.name(), b.name(), a.ty().mlir()), a.ty())
+        math_binary("math.powf", &a, &b)
     }
     pub fn atan2(&self, x: impl Operand) -> Expr {
         let (a, b) = pair(self, &x);
-        builder::op(&format!("math.atan2 {}, {} : {}", a.name(), b.name(), a.ty().mlir()), a.ty())
+        math_binary("math.atan2", &a, &b)
     }
     pub fn max(&self, b: impl Operand) -> Expr {
         max(self, b)
