@@ -163,10 +163,13 @@ impl Builder {
             (from, to) if from == to => return *e,
             (F32, F64) => "arith.extf",
             (F64, F32) => "arith.truncf",
-            (I32 | I64 | Bool, F32 | F64) => "arith.sitofp",
+            (I32 | I64, F32 | F64) => "arith.sitofp",
+            // A bool is 0 or 1 (Rust's `true as i32`), not the signed i1 -1.
+            (Bool, F32 | F64) => "arith.uitofp",
+            (Bool, I32 | I64) => "arith.extui",
             (F32 | F64, I32 | I64) => "arith.fptosi",
             (I32 | I64, Index) | (Index, I32 | I64) => "arith.index_cast",
-            (I32, I64) | (Bool, I32 | I64) => "arith.extsi",
+            (I32, I64) => "arith.extsi",
             (I64, I32) => "arith.trunci",
             (Index, F32 | F64) | (F32 | F64, Index) => {
                 let i = self.cast(e, I64);

@@ -238,3 +238,25 @@ fn programs_build_for_cuda_or_say_why_not() {
         }
     }
 }
+
+#[kernel]
+fn bool_casts(x: &S, y: &S, n: &ScalarField<i32, 1>) {
+    for i in 0..4usize {
+        let big = x[(i,)] > 0.5;
+        y[(i,)] = (big as f64) * 2.0 + x[(i,)];
+        n[(i,)] = big as i32;
+    }
+}
+
+/// `true as f64` is 1.0 and `true as i32` is 1, as in Rust.
+#[test]
+fn bools_cast_to_zero_or_one() {
+    let mut pb = ProgramBuilder::new();
+    let (x, y, n): (S, S, Field<i32, 1>) = (pb.field("x", [4]), pb.field("y", [4]), pb.field("n", [4]));
+    let k = pb.kernel(bool_casts(&x, &y, &n)).unwrap();
+    let mut p = pb.build().unwrap();
+    x.copy_from(&mut p, &[0.25, 0.75, 0.5, 1.0]).unwrap();
+    k.launch(&mut p, ()).unwrap();
+    assert_eq!(y.to_vec(&p).unwrap(), vec![0.25, 2.75, 0.5, 3.0]);
+    assert_eq!(n.to_vec(&p).unwrap(), vec![0, 1, 0, 1]);
+}
