@@ -15,7 +15,8 @@
 //!    the ops backwards accumulating adjoints; field rules: load -> atomic add
 //!    into the adjoint field, store -> read then zero the adjoint, atomic
 //!    add/sub -> read the adjoint;
-//! 3. `rules`: the adjoint of each arith/math op, as a table by op name;
+//! 3. `rules`: one record per op (arith, math, ds, control flow) with its
+//!    treatment: an adjoint rule, non-differentiable, or structural;
 //! 4. `control_flow`: reversed scf.if / scf.for, top-level loops in reverse order;
 //! 5. `stack`: per-thread stacks for values an scf.for carries (capacity option
 //!    `stack-capacity`, default 256; overflow fails the launch, never silently).
