@@ -199,7 +199,10 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: 
             host_op.remove_attr("gpu.container_module");
             for op in ops::module_body(host_op).ops() {
                 if op.name() == "gpu.module" {
-                    op.erase();
+                    // SAFETY: `op` belongs to `host`, the copy: the handles taken
+                    // so far (`gpu_funcs`) point into `module`, and the loop goes
+                    // on to the next sibling.
+                    unsafe { op.erase() };
                 }
             }
             run_steps(&context, &mut host, &steps(ds_lowering::CPU_TO_LLVM)?)?;

@@ -140,7 +140,10 @@ fn differentiate(d: &Differentiator, kernel: Op, module_body: ds_dialects::ir::B
     let ok = d.block(primal, end, &mut fwd, vec![]).is_ok();
     ops::build_return(end, &[], kernel.loc());
     if !ok {
-        grad.erase();
+        // SAFETY: `grad` was built above and nothing outside it refers to it
+        // (a failed differentiation emits only diagnostics); `entry`, `end` and
+        // the values `fwd` maps into it are not used after this point.
+        unsafe { grad.erase() };
     }
     ok
 }

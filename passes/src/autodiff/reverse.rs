@@ -54,7 +54,10 @@ pub fn strip_side_effects(op: Op) {
     let effects: Vec<Op> =
         op.walk().into_iter().filter(|o| ops::has_side_effect(*o)).collect();
     for o in effects {
-        o.erase();
+        // SAFETY: side-effecting ds ops (writing accesses, checks) have no
+        // regions and no results, so erasing one frees only itself; each
+        // handle in `effects` is erased once and never used again.
+        unsafe { o.erase() };
     }
 }
 
