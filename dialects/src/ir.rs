@@ -6,7 +6,9 @@
 //! `mlir-sys` objects, with safe methods. A handle is valid while the IR it
 //! points into is alive: passes receive handles for the module they run on and
 //! never keep them past the pass. Everything `unsafe` lives here; passes,
-//! lowerings and the runtime use only these methods.
+//! lowerings and the runtime use only these methods. The one exception is
+//! [`Op::erase`]: a `Copy` handle cannot stop a use after the free, so erasing
+//! is an `unsafe fn` and each call site says why no handle outlives the op.
 
 use melior::ir::{Module, OperationRef};
 use mlir_sys::*;
@@ -228,8 +230,16 @@ impl Op {
         }
         false
     }
-    /// Removes the op from its block and frees it. Its results must be unused.
-    pub fn erase(self) {
+    /// Removes the op from its block and frees it, with everything nested in it.
+    ///
+    /// # Safety
+    ///
+    /// Handles are `Copy` and do not borrow the IR, so the compiler cannot see
+    /// a use after the free. The caller guarantees that no handle to this op,
+    /// to its results, or to any op, block, region or value nested in it is
+    /// used afterwards (walk snapshots and views holding such handles
+    /// included), and that its results have no uses left.
+    pub unsafe fn erase(self) {
         unsafe { mlirOperationDestroy(self.0) }
     }
     pub fn move_before(self, anchor: Op) {

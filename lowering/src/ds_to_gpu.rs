@@ -78,15 +78,25 @@ fn kernel_from_task(task: Op, gpu_body: Block) {
     }
     let kernel = Cursor::at_end(gpu_body).build(b.region(region));
     let entry = kernel.region(0).first_block().expect("task body");
-    for op in kernel.walk() {
-        if op.name() == "func.return" {
-            Cursor::before(op).build(OpBuilder::new("gpu.return", op.loc()));
-            op.erase();
-        } else if op.name() == "scf.for" && op.attr(abi::TASK_LOOP).is_some() {
-            one_thread_per_iteration(op, entry.arg(0), entry.arg(1));
-        }
+    // Pick the ops to rewrite before rewriting: erasing the task loop frees
+    // its scf.yield, which a walk snapshot would still list.
+    let inner = kernel.walk();
+    let returns: Vec<Op> = inner.iter().copied().filter(|op| op.name() == "func.return").collect();
+    let task_loops: Vec<Op> =
+        inner.into_iter().filter(|op| op.name() == "scf.for" && op.attr(abi::TASK_LOOP).is_some()).collect();
+    for op in returns {
+        Cursor::before(op).build(OpBuilder::new("gpu.return", op.loc()));
+        // SAFETY: a func.return has no results and no regions; `returns` holds
+        // it once and is consumed by this loop.
+        unsafe { op.erase() };
     }
-    task.erase();
+    for op in task_loops {
+        one_thread_per_iteration(op, entry.arg(0), entry.arg(1));
+    }
+    // SAFETY: its body was taken into `kernel` above, so this frees only the
+    // emptied op; its attributes (context-owned) were copied, and no handle to
+    // `task` is used after.
+    unsafe { task.erase() };
 }
 
 /// Replaces the task loop by `i = begin + global thread id; if (i < end) BODY`.
@@ -113,5 +123,9 @@ fn one_thread_per_iteration(task_loop: Op, begin: Value, end: Value) {
             op.move_before(terminator);
         }
     }
-    task_loop.erase();
+    // SAFETY: the body's ops but its scf.yield were moved out and the uses of
+    // its argument replaced, so this frees only the loop, its block and that
+    // scf.yield, to which the caller holds no handle (it lists task loops only,
+    // each once).
+    unsafe { task_loop.erase() };
 }

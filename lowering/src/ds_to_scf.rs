@@ -48,7 +48,10 @@ fn run(module: Op, options: &PassOptions) -> bool {
     let ok = funcs.into_iter().all(|f| f.regions()[0].first_block().is_none() || lower_func(f, &fields, check_bounds));
     if ok {
         for f in fields {
-            f.op.erase();
+            // SAFETY: a ds.field has no regions or results; every access naming
+            // it was lowered, and `fields` is consumed here (views copy what
+            // they read).
+            unsafe { f.op.erase() };
         }
     }
     ok
@@ -109,14 +112,19 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], check_bounds: bool) -> bool {
     ops::sync_func_type(func);
     mark_noalias(func, entry.num_args() - fields.len() - usize::from(status.is_some()), fields.len());
     let mut l = FuncLowering { fields, status, checks: Vec::new(), check_bounds };
-    for op in inner {
-        let Some(kind) = DsOp::of(op) else { continue };
+    // Keep only the ds ops of the walk, before any is erased: erasing a loop
+    // also frees its body terminator, which `inner` lists. Each ds op below is
+    // visited once and stays alive until its own turn (a loop moves its body
+    // out before it is erased).
+    let ds_ops: Vec<(Op, DsOp)> = inner.into_iter().filter_map(|op| Some((op, DsOp::of(op)?))).collect();
+    for (op, kind) in ds_ops {
         match kind {
             DsOp::Load | DsOp::Store | DsOp::AtomicAdd | DsOp::AtomicSub | DsOp::AtomicMin | DsOp::AtomicMax => {
                 l.lower_access(op)
             }
             DsOp::Assert => l.lower_assert(op),
-            DsOp::ParallelFor | DsOp::StructFor => lower_loop(op, kind, all_fields),
+            DsOp::ParallelFor => lower_loop(op, vec![(op.operand(0), op.operand(1))]),
+            DsOp::StructFor => lower_loop(op, struct_for_bounds(op, all_fields)),
             DsOp::Field | DsOp::Dense | DsOp::Pointer | DsOp::Bitmasked | DsOp::Dynamic => {}
         }
     }
@@ -183,7 +191,9 @@ impl FuncLowering<'_> {
         self.record_failure(Cursor::at_end(then_b), CheckKind::Assert { message: msg }, None, loc);
         ops::build_yield(then_b, &[], loc);
         ops::build_yield(else_b, &[], loc);
-        op.erase();
+        // SAFETY: a ds.assert has no results or regions, and the caller visits
+        // it once and does not use it after.
+        unsafe { op.erase() };
     }
 
     fn lower_access(&mut self, op: Op) {
@@ -210,7 +220,10 @@ impl FuncLowering<'_> {
         } else if let Some(r) = result {
             op.replace_all_uses(&[r]);
         }
-        op.erase();
+        // SAFETY: the access has no regions and its result's uses were replaced
+        // above; `a` holds only its operands (defined elsewhere), and the caller
+        // visits it once and does not use it after.
+        unsafe { op.erase() };
     }
 
     /// `scf.if (all indices in bounds)`; the else block records which index
@@ -289,35 +302,39 @@ impl FuncLowering<'_> {
     }
 }
 
-/// A ds loop left in a function runs serially as `scf.for` loops.
-fn lower_loop(op: Op, kind: DsOp, fields: &[FieldDecl]) {
+/// `[0, extent)` in each dimension of the field a `ds.struct_for` runs over,
+/// as constants before the loop.
+fn struct_for_bounds(op: Op, fields: &[FieldDecl]) -> Vec<(Value, Value)> {
+    let at = Cursor::before(op);
+    let loc = op.loc();
+    let field = op.attr("field").and_then(|a| a.as_symbol()).unwrap_or_default();
+    let shape = fields.iter().find(|f| f.name == field).map(|f| f.shape.clone()).unwrap_or_default();
+    shape.iter().map(|&n| (ops::const_index(at, 0, loc), ops::const_index(at, n, loc))).collect()
+}
+
+/// A ds loop left in a function runs serially as nested `scf.for` loops, one
+/// per `(lower, upper)` bound and body argument; with no bounds (a struct_for
+/// over a 0-D field) its body runs once in place.
+fn lower_loop(op: Op, bounds: Vec<(Value, Value)>) {
     let at = Cursor::before(op);
     let loc = op.loc();
     let old = op.region(0).first_block().expect("loop body");
-    let (bounds, args): (Vec<(Value, Value)>, Vec<Value>) = match kind {
-        DsOp::ParallelFor => (vec![(op.operand(0), op.operand(1))], old.args()),
-        _ => {
-            let field = op.attr("field").and_then(|a| a.as_symbol()).unwrap_or_default();
-            let shape = fields.iter().find(|f| f.name == field).map(|f| f.shape.clone()).unwrap_or_default();
-            let b = shape.iter().map(|&n| (ops::const_index(at, 0, loc), ops::const_index(at, n, loc))).collect();
-            (b, old.args())
-        }
-    };
     let one = ops::const_index(at, 1, loc);
     let mut cursor = at;
-    let mut innermost_yield = None;
-    for ((lo, hi), arg) in bounds.into_iter().zip(args) {
+    let mut body_end = op;
+    for ((lo, hi), arg) in bounds.into_iter().zip(old.args()) {
         let (_, body, y) = ops::build_scf_for(cursor, lo, hi, one, loc);
         arg.replace_all_uses_with(body.arg(0));
         cursor = Cursor::before(y);
-        innermost_yield = Some(y);
+        body_end = y;
     }
-    if let Some(y) = innermost_yield {
-        for inner in old.ops() {
-            if inner.name() != ops::BODY_TERMINATOR {
-                inner.move_before(y);
-            }
+    for inner in old.ops() {
+        if inner.name() != ops::BODY_TERMINATOR {
+            inner.move_before(body_end);
         }
     }
-    op.erase();
+    // SAFETY: the body's ops were moved out and the uses of its arguments
+    // replaced, so this frees only the loop, its block and its terminator; the
+    // caller lists ds ops only (not the terminator) and visits this loop once.
+    unsafe { op.erase() };
 }

@@ -121,7 +121,11 @@ fn lower_kernel(kernel: Op, fields: &[FieldDecl]) -> bool {
             return false;
         }
     }
-    kernel.erase();
+    // SAFETY: each loop body was moved into its task with operands remapped to
+    // task values, and serial code was cloned, so nothing outside the kernel
+    // uses its values; the segments and value maps holding handles into it
+    // were dropped with the loop above, and `run` holds only other kernels.
+    unsafe { kernel.erase() };
     true
 }
 

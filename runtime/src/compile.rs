@@ -8,7 +8,7 @@ use crate::field::{ElemType, FieldInfo};
 use crate::native::{Engine, PackedFn};
 use ds_dialects::diag;
 use ds_dialects::ir::{Attr, Block, Op, Type};
-use ds_dialects::ops::{self, Access, AccessKind};
+use ds_dialects::ops::{self, Access};
 use ds_lowering::{abi, pipeline};
 use ds_passes::PassOptions;
 use melior::ExecutionEngine;
@@ -68,16 +68,9 @@ pub struct Task {
     pub checks: Vec<abi::Check>,
 }
 
-/// Which part of a field an access touches, by its first index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lead {
-    /// `param[k] + offset` for the kernel's k-th parameter (e.g. x[t - 1, i]).
-    Param(usize, i64),
-    /// A constant first index.
-    Const(i64),
-    /// Anything (or a 0-D field).
-    Any,
-}
+/// Which part of a field an access touches, by its first index (the shared
+/// access analysis of the dialect).
+pub use ds_dialects::ops::Lead;
 
 /// One field access of a kernel, summarized for the Tape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,7 +199,10 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: 
             host_op.remove_attr("gpu.container_module");
             for op in ops::module_body(host_op).ops() {
                 if op.name() == "gpu.module" {
-                    op.erase();
+                    // SAFETY: `op` belongs to `host`, the copy: the handles taken
+                    // so far (`gpu_funcs`) point into `module`, and the loop goes
+                    // on to the next sibling.
+                    unsafe { op.erase() };
                 }
             }
             run_steps(&context, &mut host, &steps(ds_lowering::CPU_TO_LLVM)?)?;
@@ -267,22 +263,10 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
             .map(|t| ParamType::of(t).ok_or_else(|| Error::Internal(format!("kernel @{name}: parameter type {t}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let (mut reads, mut writes, mut accesses) = (Vec::new(), Vec::new(), Vec::new());
-        let entry = ops::func_body(k);
         for a in k.walk().into_iter().filter_map(Access::read) {
             let Some(i) = position(&a.field) else { continue };
-            let (r, w) = match a.kind {
-                AccessKind::Load => (true, false),
-                AccessKind::AtomicMin | AccessKind::AtomicMax => (true, true),
-                _ => (false, true),
-            };
-            let lead = match a.indices.first().map(|v| ops::index_offset(*v)) {
-                Some((None, c)) => Lead::Const(c),
-                Some((Some(base), offset)) => match base.block_arg() {
-                    Some((block, n)) if block == entry => Lead::Param(n, offset),
-                    _ => Lead::Any,
-                },
-                None => Lead::Any,
-            };
+            let (r, w) = (a.kind.reads(), a.kind.writes());
+            let lead = ops::first_index_lead(k, &a.indices);
             if r && !reads.contains(&i) {
                 reads.push(i);
             }

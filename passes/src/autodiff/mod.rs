@@ -15,7 +15,8 @@
 //!    the ops backwards accumulating adjoints; field rules: load -> atomic add
 //!    into the adjoint field, store -> read then zero the adjoint, atomic
 //!    add/sub -> read the adjoint;
-//! 3. `rules`: the adjoint of each arith/math op, as a table by op name;
+//! 3. `rules`: one record per op (arith, math, ds, control flow) with its
+//!    treatment: an adjoint rule, non-differentiable, or structural;
 //! 4. `control_flow`: reversed scf.if / scf.for, top-level loops in reverse order;
 //! 5. `stack`: per-thread stacks for values an scf.for carries (capacity option
 //!    `stack-capacity`, default 256; overflow fails the launch, never silently).
@@ -41,7 +42,7 @@ pub mod rules;
 mod stack;
 
 use crate::{PassInfo, PassOptions};
-use ds_dialects::ir::{Cursor, Op, Value, ValueMap};
+use ds_dialects::ir::{Cursor, Op, ValueMap};
 use ds_dialects::ops::{self, Access, AccessKind, GRAD_OF_ATTR, KERNEL_ATTR};
 use reverse::Differentiator;
 use std::collections::HashMap;
@@ -90,10 +91,8 @@ fn run(module: Op, options: &PassOptions) -> bool {
 
 /// The global data access rule: no element of a field is written after it was
 /// read in the same kernel (in program order). A write and an earlier read are
-/// independent only when provably apart: in some dimension both indices are
-/// the same kernel-level value (a parameter, or top-level arithmetic, equal in
-/// every iteration) or constant, plus different constant offsets, such as
-/// `x[t - 1, i]` read and `x[t, i]` written.
+/// independent only when [`ops::provably_apart`], such as `x[t - 1, i]` read
+/// and `x[t, i]` written.
 fn check_read_then_write(kernel: Op) -> bool {
     let mut reads: Vec<Access> = Vec::new();
     let mut ok = true;
@@ -103,7 +102,7 @@ fn check_read_then_write(kernel: Op) -> bool {
             reads.push(a);
             continue;
         }
-        let Some(read) = reads.iter().find(|r| r.field == a.field && !provably_apart(kernel, &r.indices, &a.indices))
+        let Some(read) = reads.iter().find(|r| r.field == a.field && !ops::provably_apart(kernel, &r.indices, &a.indices))
         else {
             continue;
         };
@@ -120,27 +119,6 @@ fn check_read_then_write(kernel: Op) -> bool {
         ok = false;
     }
     ok
-}
-
-/// Whether `v` has one value for the whole launch: a kernel parameter, or
-/// computed at the kernel's top level.
-fn kernel_uniform(kernel: Op, v: Value) -> bool {
-    match v.defining_op() {
-        Some(d) => d.parent() == Some(kernel),
-        None => v.owner_block() == Some(ops::func_body(kernel)),
-    }
-}
-
-fn provably_apart(kernel: Op, read: &[Value], write: &[Value]) -> bool {
-    read.iter().zip(write).any(|(r, w)| {
-        let ((rb, ro), (wb, wo)) = (ops::index_offset(*r), ops::index_offset(*w));
-        ro != wo
-            && match (rb, wb) {
-                (None, None) => true,
-                (Some(a), Some(b)) => a == b && kernel_uniform(kernel, a),
-                _ => false,
-            }
-    })
 }
 
 fn differentiate(d: &Differentiator, kernel: Op, module_body: ds_dialects::ir::Block) -> bool {
@@ -162,7 +140,10 @@ fn differentiate(d: &Differentiator, kernel: Op, module_body: ds_dialects::ir::B
     let ok = d.block(primal, end, &mut fwd, vec![]).is_ok();
     ops::build_return(end, &[], kernel.loc());
     if !ok {
-        grad.erase();
+        // SAFETY: `grad` was built above and nothing outside it refers to it
+        // (a failed differentiation emits only diagnostics); `entry`, `end` and
+        // the values `fwd` maps into it are not used after this point.
+        unsafe { grad.erase() };
     }
     ok
 }

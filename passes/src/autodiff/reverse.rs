@@ -10,10 +10,10 @@
 //! region (scf.if results, scf.for iteration arguments).
 
 use super::control_flow;
-use super::rules::{self, Class, Emitter};
+use super::rules::{self, AdTreatment, Emitter};
 use super::stack::{self, Stack};
 use ds_dialects::ir::{Block, Cursor, Op, Type, Value, ValueMap, clone_mapped};
-use ds_dialects::ops::{self, Access, AccessKind};
+use ds_dialects::ops::{self, Access, AccessKind, DsOp};
 use std::collections::HashMap;
 
 /// Adjoints of primal values, as values of the generated code.
@@ -54,12 +54,15 @@ pub fn strip_side_effects(op: Op) {
     let effects: Vec<Op> =
         op.walk().into_iter().filter(|o| ops::has_side_effect(*o)).collect();
     for o in effects {
-        o.erase();
+        // SAFETY: side-effecting ds ops (writing accesses, checks) have no
+        // regions and no results, so erasing one frees only itself; each
+        // handle in `effects` is erased once and never used again.
+        unsafe { o.erase() };
     }
 }
 
 fn is_terminator(op: Op) -> bool {
-    matches!(op.name().as_str(), "scf.yield" | "gpu.yield" | "func.return")
+    matches!(op.name().as_str(), "scf.yield" | ops::BODY_TERMINATOR | "func.return")
 }
 
 fn carries_values(op: Op) -> bool {
@@ -104,11 +107,13 @@ impl Differentiator {
     ) -> Result<(), Reported> {
         let e = Emitter { at, loc: op.loc() };
         let get = |v: Value| fwd.get(&v).copied().unwrap_or(v);
+        if let Some(DsOp::ParallelFor | DsOp::StructFor) = DsOp::of(op) {
+            return control_flow::reverse_ds_loop(self, op, at, fwd);
+        }
         let name = op.name();
         match name.as_str() {
             "scf.if" => return control_flow::reverse_if(self, op, at, fwd, adj),
             "scf.for" => return control_flow::reverse_for(self, op, at, fwd, adj, stacks.get(&op)),
-            "ds.parallel_for" | "ds.struct_for" => return control_flow::reverse_ds_loop(self, op, at, fwd),
             "scf.while" => {
                 return Err(report(
                     op,
@@ -121,12 +126,12 @@ impl Differentiator {
             return self.reverse_access(&a, &e, fwd, adj);
         }
         match rules::classify(&name) {
-            Some(Class::NonDifferentiable) | Some(Class::Structural) => Ok(()),
-            Some(Class::Differentiable) => {
+            Some(AdTreatment::NonDifferentiable) | Some(AdTreatment::Structural) => Ok(()),
+            Some(AdTreatment::Differentiable(rule)) => {
                 let y = op.result(0);
                 let Some(g) = lookup(adj, y) else { return Ok(()) };
                 let x: Vec<Value> = op.operands().into_iter().map(get).collect();
-                let contributions = rules::emit(op, &e, &x, get(y), g);
+                let contributions = rule(&e, &x, get(y), g);
                 for (v, c) in op.operands().into_iter().zip(contributions) {
                     if let Some(c) = c {
                         accumulate(adj, v, c, &e);

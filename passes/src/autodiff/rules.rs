@@ -1,120 +1,58 @@
-//! The adjoint rules of single ops, as a table keyed by op name.
+//! The adjoint rules of single ops: one table, [`RULES`], with one record per
+//! op (as Enzyme's `MathDerivatives.td` has one `def` per op).
 //!
-//! Every op a kernel may contain is in exactly one list: [`DIFFERENTIABLE`]
-//! (a rule in [`emit`]), [`NON_DIFFERENTIABLE`] (no gradient flows through it:
-//! comparisons, integer math, rounding), or [`STRUCTURAL`] (control flow,
-//! field accesses and terminators, handled by `reverse` and `control_flow`).
-//! An op in none of them is rejected by ds-autodiff with its location.
+//! A record names the op and its [`AdTreatment`]: `Differentiable` with the
+//! op's adjoint rule next to it, `NonDifferentiable` (no gradient flows
+//! through it: comparisons, integer math, rounding, checks), or `Structural`
+//! (control flow, field accesses, terminators and declarations, handled by
+//! `reverse` and `control_flow`). An op with no record is rejected by
+//! ds-autodiff with its location. ds ops are named by `DsOp::X.name()`.
+//!
+//! Example record: `AdRule::differentiable("math.sin", |e, x, _, g| vec![Some(e.mul(g, e.un("math.cos", x[0])))])`.
 
-use ds_dialects::ir::{Cursor, Loc, Op, OpBuilder, Type, Value};
-use ds_dialects::ops;
+use ds_dialects::ir::{Cursor, Loc, OpBuilder, Type, Value};
+use ds_dialects::ops::{self, DsOp};
 
-/// Ops with an adjoint rule in [`emit`].
-pub const DIFFERENTIABLE: &[&str] = &[
-    "arith.addf",
-    "arith.subf",
-    "arith.mulf",
-    "arith.divf",
-    "arith.negf",
-    "arith.maximumf",
-    "arith.minimumf",
-    "arith.maxnumf",
-    "arith.minnumf",
-    "arith.select",
-    "arith.extf",
-    "arith.truncf",
-    "arith.remf",
-    "math.sin",
-    "math.cos",
-    "math.tanh",
-    "math.exp",
-    "math.log",
-    "math.sqrt",
-    "math.rsqrt",
-    "math.powf",
-    "math.absf",
-    "math.atan2",
-    "math.fma",
-];
+/// The contributions of a differentiable op to its operands' adjoints, one per
+/// operand (`None` where an operand receives nothing), given an emitter at the
+/// adjoint's insertion point, the recomputed operands `x`, the recomputed
+/// result `y` and the result's adjoint `g`.
+pub type AdjointRule = fn(e: &Emitter, x: &[Value], y: Value, g: Value) -> Vec<Option<Value>>;
 
-/// Ops through which no gradient flows.
-pub const NON_DIFFERENTIABLE: &[&str] = &[
-    "arith.constant",
-    "arith.cmpf",
-    "arith.cmpi",
-    "arith.addi",
-    "arith.subi",
-    "arith.muli",
-    "arith.divsi",
-    "arith.divui",
-    "arith.remsi",
-    "arith.remui",
-    "arith.ceildivsi",
-    "arith.ceildivui",
-    "arith.floordivsi",
-    "arith.andi",
-    "arith.ori",
-    "arith.xori",
-    "arith.shli",
-    "arith.shrsi",
-    "arith.shrui",
-    "arith.maxsi",
-    "arith.minsi",
-    "arith.maxui",
-    "arith.minui",
-    "arith.index_cast",
-    "arith.index_castui",
-    "arith.sitofp",
-    "arith.uitofp",
-    "arith.fptosi",
-    "arith.fptoui",
-    "arith.extsi",
-    "arith.extui",
-    "arith.trunci",
-    "arith.bitcast",
-    "math.floor",
-    "math.ceil",
-    "math.round",
-    "math.roundeven",
-    "math.trunc",
-    "ds.atomic_min",
-    "ds.atomic_max",
-    "ds.assert",
-];
-
-/// Ops the reverse sweep handles itself.
-pub const STRUCTURAL: &[&str] = &[
-    "ds.load",
-    "ds.store",
-    "ds.atomic_add",
-    "ds.atomic_sub",
-    "ds.parallel_for",
-    "ds.struct_for",
-    "scf.if",
-    "scf.for",
-    "scf.yield",
-    "gpu.yield",
-    "func.return",
-];
-
-/// How ds-autodiff treats an op, or `None` if it cannot differentiate it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Class {
-    Differentiable,
+/// How ds-autodiff treats an op.
+#[derive(Clone, Copy, Debug)]
+pub enum AdTreatment {
+    /// Gradients flow through the op by its adjoint rule.
+    Differentiable(AdjointRule),
+    /// No gradient flows through the op.
     NonDifferentiable,
+    /// The reverse sweep handles the op itself.
     Structural,
 }
 
-pub fn classify(name: &str) -> Option<Class> {
-    if DIFFERENTIABLE.contains(&name) {
-        Some(Class::Differentiable)
-    } else if NON_DIFFERENTIABLE.contains(&name) {
-        Some(Class::NonDifferentiable)
-    } else if STRUCTURAL.contains(&name) {
-        Some(Class::Structural)
-    } else {
-        None
+/// One record of the rule table.
+#[derive(Clone, Copy, Debug)]
+pub struct AdRule {
+    pub op: &'static str,
+    pub treatment: AdTreatment,
+}
+
+impl AdRule {
+    const fn differentiable(op: &'static str, rule: AdjointRule) -> AdRule {
+        AdRule { op, treatment: AdTreatment::Differentiable(rule) }
     }
+    const fn non_differentiable(op: &'static str) -> AdRule {
+        AdRule { op, treatment: AdTreatment::NonDifferentiable }
+    }
+    const fn structural(op: &'static str) -> AdRule {
+        AdRule { op, treatment: AdTreatment::Structural }
+    }
+}
+
+/// How ds-autodiff treats the op named `name`, or `None` if it cannot
+/// differentiate it.
+pub fn classify(name: &str) -> Option<AdTreatment> {
+    RULES.iter().find(|r| r.op == name).map(|r| r.treatment)
 }
 
 /// Emits arithmetic at one point, all with the primal op's location.
@@ -166,89 +104,150 @@ impl Emitter {
         let zero = self.constant(g.ty(), 0.0);
         self.select(cond, g, zero)
     }
+    /// The adjoints of the two choices of `cond ? a : b` given `g`: `g` to
+    /// `a` where `cond` holds, else to `b`.
+    fn route(&self, cond: Value, g: Value) -> Vec<Option<Value>> {
+        let zero = self.constant(g.ty(), 0.0);
+        vec![Some(self.select(cond, g, zero)), Some(self.select(cond, zero, g))]
+    }
 }
 
+const CMPF_OGT: i64 = 2;
 const CMPF_OGE: i64 = 3;
 const CMPF_OLE: i64 = 5;
 
-/// The contributions of a differentiable op to its operands' adjoints, given
-/// the recomputed operands `x`, the recomputed result `y` and the result's
-/// adjoint `g`. `None` where an operand receives nothing.
-pub fn emit(op: Op, e: &Emitter, x: &[Value], y: Value, g: Value) -> Vec<Option<Value>> {
-    let name = op.name();
-    let t = g.ty();
-    let one = |e: &Emitter| e.constant(t, 1.0);
-    match name.as_str() {
-        "arith.addf" => vec![Some(g), Some(g)],
-        "arith.subf" => vec![Some(g), Some(e.neg(g))],
-        "arith.mulf" => vec![Some(e.mul(g, x[1])), Some(e.mul(g, x[0]))],
-        "arith.divf" => {
-            let ga = e.div(g, x[1]);
-            let gb = e.neg(e.div(e.mul(ga, x[0]), x[1]));
-            vec![Some(ga), Some(gb)]
-        }
-        "arith.negf" => vec![Some(e.neg(g))],
-        "arith.maximumf" | "arith.maxnumf" => {
-            let first = e.cmpf(CMPF_OGE, x[0], x[1]);
-            let zero = e.constant(t, 0.0);
-            vec![Some(e.select(first, g, zero)), Some(e.select(first, zero, g))]
-        }
-        "arith.minimumf" | "arith.minnumf" => {
-            let first = e.cmpf(CMPF_OLE, x[0], x[1]);
-            let zero = e.constant(t, 0.0);
-            vec![Some(e.select(first, g, zero)), Some(e.select(first, zero, g))]
-        }
-        "arith.select" => {
-            let zero = e.constant(t, 0.0);
-            vec![None, Some(e.select(x[0], g, zero)), Some(e.select(x[0], zero, g))]
-        }
-        "arith.remf" => {
-            // a - b trunc(a / b): d/da = 1, d/db = -trunc(a / b).
-            let q = e.un("math.trunc", e.div(x[0], x[1]));
-            vec![Some(g), Some(e.neg(e.mul(g, q)))]
-        }
-        "arith.extf" => vec![Some(e.cast("arith.truncf", g, x[0].ty()))],
-        "arith.truncf" => vec![Some(e.cast("arith.extf", g, x[0].ty()))],
-        "math.sin" => vec![Some(e.mul(g, e.un("math.cos", x[0])))],
-        "math.cos" => vec![Some(e.neg(e.mul(g, e.un("math.sin", x[0]))))],
-        "math.tanh" => {
-            let y2 = e.mul(y, y);
-            vec![Some(e.mul(g, e.bin("arith.subf", one(e), y2)))]
-        }
-        "math.exp" => vec![Some(e.mul(g, y))],
-        "math.log" => vec![Some(e.div(g, x[0]))],
-        "math.sqrt" => {
-            let half = e.constant(t, 0.5);
-            vec![Some(e.div(e.mul(g, half), y))]
-        }
-        "math.rsqrt" => {
-            // d(a^-1/2) = -1/2 a^-3/2 = -1/2 y^3
-            let mhalf = e.constant(t, -0.5);
-            let y3 = e.mul(e.mul(y, y), y);
-            vec![Some(e.mul(g, e.mul(mhalf, y3)))]
-        }
-        "math.powf" => {
-            // d/da a^b = b a^(b-1); d/db a^b = a^b log a (only for a > 0).
-            let bm1 = e.bin("arith.subf", x[1], one(e));
-            let ga = e.mul(g, e.mul(x[1], e.bin("math.powf", x[0], bm1)));
-            let zero = e.constant(t, 0.0);
-            let positive = e.cmpf(2, x[0], zero);
-            let safe = e.select(positive, x[0], one(e));
-            let gb = e.gate(positive, e.mul(g, e.mul(y, e.un("math.log", safe))));
-            vec![Some(ga), Some(gb)]
-        }
-        "math.absf" => {
-            let zero = e.constant(t, 0.0);
-            let nonneg = e.cmpf(CMPF_OGE, x[0], zero);
-            vec![Some(e.select(nonneg, g, e.neg(g)))]
-        }
-        "math.atan2" => {
-            // atan2(a, b): d/da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2)
-            let r2 = e.bin("arith.addf", e.mul(x[0], x[0]), e.mul(x[1], x[1]));
-            let s = e.div(g, r2);
-            vec![Some(e.mul(s, x[1])), Some(e.neg(e.mul(s, x[0])))]
-        }
-        "math.fma" => vec![Some(e.mul(g, x[1])), Some(e.mul(g, x[0])), Some(g)],
-        other => unreachable!("{other} is listed as differentiable but has no rule"),
-    }
-}
+/// Every op ds-autodiff knows, with its treatment.
+pub static RULES: &[AdRule] = &[
+    // ---- arith, differentiable -----------------------------------------------
+    AdRule::differentiable("arith.addf", |_, _, _, g| vec![Some(g), Some(g)]),
+    AdRule::differentiable("arith.subf", |e, _, _, g| vec![Some(g), Some(e.neg(g))]),
+    AdRule::differentiable("arith.mulf", |e, x, _, g| vec![Some(e.mul(g, x[1])), Some(e.mul(g, x[0]))]),
+    AdRule::differentiable("arith.divf", |e, x, _, g| {
+        let ga = e.div(g, x[1]);
+        let gb = e.neg(e.div(e.mul(ga, x[0]), x[1]));
+        vec![Some(ga), Some(gb)]
+    }),
+    AdRule::differentiable("arith.negf", |e, _, _, g| vec![Some(e.neg(g))]),
+    AdRule::differentiable("arith.maximumf", |e, x, _, g| e.route(e.cmpf(CMPF_OGE, x[0], x[1]), g)),
+    AdRule::differentiable("arith.maxnumf", |e, x, _, g| e.route(e.cmpf(CMPF_OGE, x[0], x[1]), g)),
+    AdRule::differentiable("arith.minimumf", |e, x, _, g| e.route(e.cmpf(CMPF_OLE, x[0], x[1]), g)),
+    AdRule::differentiable("arith.minnumf", |e, x, _, g| e.route(e.cmpf(CMPF_OLE, x[0], x[1]), g)),
+    AdRule::differentiable("arith.select", |e, x, _, g| [vec![None], e.route(x[0], g)].concat()),
+    AdRule::differentiable("arith.remf", |e, x, _, g| {
+        // a - b trunc(a / b): d/da = 1, d/db = -trunc(a / b).
+        let q = e.un("math.trunc", e.div(x[0], x[1]));
+        vec![Some(g), Some(e.neg(e.mul(g, q)))]
+    }),
+    AdRule::differentiable("arith.extf", |e, x, _, g| vec![Some(e.cast("arith.truncf", g, x[0].ty()))]),
+    AdRule::differentiable("arith.truncf", |e, x, _, g| vec![Some(e.cast("arith.extf", g, x[0].ty()))]),
+    // ---- math, differentiable ------------------------------------------------
+    AdRule::differentiable("math.sin", |e, x, _, g| vec![Some(e.mul(g, e.un("math.cos", x[0])))]),
+    AdRule::differentiable("math.cos", |e, x, _, g| vec![Some(e.neg(e.mul(g, e.un("math.sin", x[0]))))]),
+    AdRule::differentiable("math.tanh", |e, _, y, g| {
+        let y2 = e.mul(y, y);
+        let one = e.constant(g.ty(), 1.0);
+        vec![Some(e.mul(g, e.bin("arith.subf", one, y2)))]
+    }),
+    AdRule::differentiable("math.exp", |e, _, y, g| vec![Some(e.mul(g, y))]),
+    AdRule::differentiable("math.log", |e, x, _, g| vec![Some(e.div(g, x[0]))]),
+    AdRule::differentiable("math.sqrt", |e, _, y, g| {
+        let half = e.constant(g.ty(), 0.5);
+        vec![Some(e.div(e.mul(g, half), y))]
+    }),
+    AdRule::differentiable("math.rsqrt", |e, _, y, g| {
+        // d(a^-1/2) = -1/2 a^-3/2 = -1/2 y^3
+        let mhalf = e.constant(g.ty(), -0.5);
+        let y3 = e.mul(e.mul(y, y), y);
+        vec![Some(e.mul(g, e.mul(mhalf, y3)))]
+    }),
+    AdRule::differentiable("math.powf", |e, x, y, g| {
+        // d/da a^b = b a^(b-1); d/db a^b = a^b log a (only for a > 0).
+        let t = g.ty();
+        let one = || e.constant(t, 1.0);
+        let bm1 = e.bin("arith.subf", x[1], one());
+        let ga = e.mul(g, e.mul(x[1], e.bin("math.powf", x[0], bm1)));
+        let zero = e.constant(t, 0.0);
+        let positive = e.cmpf(CMPF_OGT, x[0], zero);
+        let safe = e.select(positive, x[0], one());
+        let gb = e.gate(positive, e.mul(g, e.mul(y, e.un("math.log", safe))));
+        vec![Some(ga), Some(gb)]
+    }),
+    AdRule::differentiable("math.absf", |e, x, _, g| {
+        let zero = e.constant(g.ty(), 0.0);
+        let nonneg = e.cmpf(CMPF_OGE, x[0], zero);
+        vec![Some(e.select(nonneg, g, e.neg(g)))]
+    }),
+    AdRule::differentiable("math.atan2", |e, x, _, g| {
+        // atan2(a, b): d/da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2)
+        let r2 = e.bin("arith.addf", e.mul(x[0], x[0]), e.mul(x[1], x[1]));
+        let s = e.div(g, r2);
+        vec![Some(e.mul(s, x[1])), Some(e.neg(e.mul(s, x[0])))]
+    }),
+    AdRule::differentiable("math.fma", |e, x, _, g| vec![Some(e.mul(g, x[1])), Some(e.mul(g, x[0])), Some(g)]),
+    // ---- arith and math, no gradient -------------------------------------------
+    AdRule::non_differentiable("arith.constant"),
+    AdRule::non_differentiable("arith.cmpf"),
+    AdRule::non_differentiable("arith.cmpi"),
+    AdRule::non_differentiable("arith.addi"),
+    AdRule::non_differentiable("arith.subi"),
+    AdRule::non_differentiable("arith.muli"),
+    AdRule::non_differentiable("arith.divsi"),
+    AdRule::non_differentiable("arith.divui"),
+    AdRule::non_differentiable("arith.remsi"),
+    AdRule::non_differentiable("arith.remui"),
+    AdRule::non_differentiable("arith.ceildivsi"),
+    AdRule::non_differentiable("arith.ceildivui"),
+    AdRule::non_differentiable("arith.floordivsi"),
+    AdRule::non_differentiable("arith.andi"),
+    AdRule::non_differentiable("arith.ori"),
+    AdRule::non_differentiable("arith.xori"),
+    AdRule::non_differentiable("arith.shli"),
+    AdRule::non_differentiable("arith.shrsi"),
+    AdRule::non_differentiable("arith.shrui"),
+    AdRule::non_differentiable("arith.maxsi"),
+    AdRule::non_differentiable("arith.minsi"),
+    AdRule::non_differentiable("arith.maxui"),
+    AdRule::non_differentiable("arith.minui"),
+    AdRule::non_differentiable("arith.index_cast"),
+    AdRule::non_differentiable("arith.index_castui"),
+    AdRule::non_differentiable("arith.sitofp"),
+    AdRule::non_differentiable("arith.uitofp"),
+    AdRule::non_differentiable("arith.fptosi"),
+    AdRule::non_differentiable("arith.fptoui"),
+    AdRule::non_differentiable("arith.extsi"),
+    AdRule::non_differentiable("arith.extui"),
+    AdRule::non_differentiable("arith.trunci"),
+    AdRule::non_differentiable("arith.bitcast"),
+    AdRule::non_differentiable("math.floor"),
+    AdRule::non_differentiable("math.ceil"),
+    AdRule::non_differentiable("math.round"),
+    AdRule::non_differentiable("math.roundeven"),
+    AdRule::non_differentiable("math.trunc"),
+    // ---- ds ------------------------------------------------------------------
+    // Declarations: read for the field -> adjoint map, never inside a kernel.
+    AdRule::structural(DsOp::Field.name()),
+    AdRule::structural(DsOp::Dense.name()),
+    AdRule::structural(DsOp::Pointer.name()),
+    AdRule::structural(DsOp::Bitmasked.name()),
+    AdRule::structural(DsOp::Dynamic.name()),
+    // Loops: reversed by control_flow.
+    AdRule::structural(DsOp::ParallelFor.name()),
+    AdRule::structural(DsOp::StructFor.name()),
+    // Accesses: reverse's field rules. Atomic min/max are rejected there when
+    // their target has an adjoint (which thread won is not recorded), and
+    // need nothing otherwise.
+    AdRule::structural(DsOp::Load.name()),
+    AdRule::structural(DsOp::Store.name()),
+    AdRule::structural(DsOp::AtomicAdd.name()),
+    AdRule::structural(DsOp::AtomicSub.name()),
+    AdRule::structural(DsOp::AtomicMin.name()),
+    AdRule::structural(DsOp::AtomicMax.name()),
+    // A check of the primal launch: the grad kernel does not repeat it.
+    AdRule::non_differentiable(DsOp::Assert.name()),
+    // ---- upstream control flow and terminators ---------------------------------
+    AdRule::structural("scf.if"),
+    AdRule::structural("scf.for"),
+    AdRule::structural("scf.yield"),
+    AdRule::structural(ops::BODY_TERMINATOR),
+    AdRule::structural("func.return"),
+];

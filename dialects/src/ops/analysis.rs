@@ -1,0 +1,116 @@
+//! Analyses of field accesses shared by the passes and the runtime: which
+//! accesses read and which write, which ops have side effects, the affine form
+//! of an index, whether two accesses are provably apart, and which part of a
+//! field an access touches (for the Tape).
+
+use super::catalogue::{AccessKind, DsOp, Role};
+use super::views::func_body;
+use crate::ir::{Op, Value};
+
+impl AccessKind {
+    /// Whether the access reads the element: its effect depends on the value
+    /// there. Atomic min/max compare with it; an atomic add/sub accumulates
+    /// into it without the result depending on what was there first.
+    pub const fn reads(self) -> bool {
+        match self {
+            AccessKind::Load | AccessKind::AtomicMin | AccessKind::AtomicMax => true,
+            AccessKind::Store | AccessKind::AtomicAdd | AccessKind::AtomicSub => false,
+        }
+    }
+
+    /// Whether the access changes the element.
+    pub const fn writes(self) -> bool {
+        match self {
+            AccessKind::Load => false,
+            AccessKind::Store
+            | AccessKind::AtomicAdd
+            | AccessKind::AtomicSub
+            | AccessKind::AtomicMin
+            | AccessKind::AtomicMax => true,
+        }
+    }
+}
+
+/// Whether `op` has a side effect on fields or the launch: a field write or a
+/// run-time check. Recomputation in gradient code must not repeat these.
+pub fn has_side_effect(op: Op) -> bool {
+    DsOp::of(op).is_some_and(|k| match k.role() {
+        Role::Access(kind) => kind.writes(),
+        Role::Check => true,
+        Role::Declaration | Role::LayoutNode | Role::Loop => false,
+    })
+}
+
+/// An index as `base + offset` through `arith.addi`/`arith.subi` with
+/// constants: `base` is None for a constant index.
+pub fn index_offset(v: Value) -> (Option<Value>, i64) {
+    let Some(def) = v.defining_op() else { return (Some(v), 0) };
+    let constant = |x: Value| x.defining_op().filter(|d| d.name() == "arith.constant").and_then(|d| d.attr("value")?.as_int());
+    match def.name().as_str() {
+        "arith.constant" => (None, constant(v).unwrap_or(0)),
+        "arith.addi" | "arith.subi" => {
+            let sign = if def.name() == "arith.addi" { 1 } else { -1 };
+            match (constant(def.operand(0)), constant(def.operand(1))) {
+                (_, Some(c)) => {
+                    let (b, o) = index_offset(def.operand(0));
+                    (b, o + sign * c)
+                }
+                (Some(c), None) if sign == 1 => {
+                    let (b, o) = index_offset(def.operand(1));
+                    (b, o + c)
+                }
+                _ => (Some(v), 0),
+            }
+        }
+        _ => (Some(v), 0),
+    }
+}
+
+/// Whether `v` has one value for the whole launch of `kernel`: a kernel
+/// parameter, or computed at the kernel's top level.
+fn kernel_uniform(kernel: Op, v: Value) -> bool {
+    match v.defining_op() {
+        Some(d) => d.parent() == Some(kernel),
+        None => v.owner_block() == Some(func_body(kernel)),
+    }
+}
+
+/// Whether two accesses of `kernel` with these index lists never touch the
+/// same element, in any pair of iterations: in some dimension both indices are
+/// constants, or the same launch-uniform value ([`kernel_uniform`]), plus
+/// different constant offsets, such as `x[t - 1, i]` and `x[t, i]`.
+pub fn provably_apart(kernel: Op, a: &[Value], b: &[Value]) -> bool {
+    a.iter().zip(b).any(|(x, y)| {
+        let ((xb, xo), (yb, yo)) = (index_offset(*x), index_offset(*y));
+        xo != yo
+            && match (xb, yb) {
+                (None, None) => true,
+                (Some(u), Some(v)) => u == v && kernel_uniform(kernel, u),
+                (Some(_), None) | (None, Some(_)) => false,
+            }
+    })
+}
+
+/// Which part of a field an access touches, by its first index: what the
+/// Tape compares across launches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lead {
+    /// `param[k] + offset` for the kernel's k-th parameter (e.g. x[t - 1, i]).
+    Param(usize, i64),
+    /// A constant first index.
+    Const(i64),
+    /// Anything (or a 0-D field).
+    Any,
+}
+
+/// The [`Lead`] of an access of `kernel` with these indices.
+pub fn first_index_lead(kernel: Op, indices: &[Value]) -> Lead {
+    let Some(first) = indices.first() else { return Lead::Any };
+    match index_offset(*first) {
+        (None, c) => Lead::Const(c),
+        (Some(base), offset) => match base.block_arg() {
+            Some((block, k)) if block == func_body(kernel) => Lead::Param(k, offset),
+            Some(_) | None => Lead::Any,
+        },
+    }
+}
