@@ -177,7 +177,7 @@ fn type_mismatch(a: &S, b: &S) {
 fn build_errors_name_the_rust_line() {
     let mut pb = ProgramBuilder::new();
     let (a, b): (Field<f64, 1>, Field<f64, 1>) = (pb.field("a", [4]), pb.field("b", [4]));
-    let err = pb.kernel(type_mismatch(&a, &b)).err().expect("f64 + f32 must fail");
+    let err = pb.kernel(type_mismatch(&a, &b)).expect_err("f64 + f32 must fail");
     let Error::Build { kernel, location: Some(at), message } = &err else { panic!("{err}") };
     assert_eq!((kernel.as_str(), at.file.as_str()), ("type_mismatch", "frontend/tests/constructs.rs"), "{err}");
     let line = include_str!("constructs.rs").lines().position(|l| l.contains("a[(i,)] + (i as f32)")).unwrap() + 1;

@@ -26,7 +26,7 @@ fn bounds_checks_report_field_index_extent_and_rust_location() {
     shift.launch(&mut p, 7).unwrap();
     let err = shift.launch(&mut p, 8).unwrap_err();
     let Error::OutOfBounds { kernel, field, access, dim, index, extent, location } = &err else { panic!("{err}") };
-    assert_eq!((kernel.as_str(), field.as_str(), access.as_str()), ("shift", "x", "ds.load"));
+    assert_eq!((kernel.as_str(), field.as_str(), *access), ("shift", "x", ds_runtime::error::AccessKind::Load));
     assert_eq!((*dim, *index, *extent), (0, 8, 8));
     let at = location.as_ref().expect("a Rust location");
     assert_eq!((at.file.as_str(), at.line), ("frontend/tests/errors.rs", line_of("reads one past the end")), "{err}");

@@ -8,6 +8,7 @@
 //! wins), slot 1 a detail (the offending index for bounds checks).
 
 use ds_dialects::ir::{Attr, Ctx, FileLineCol};
+use ds_dialects::ops::{AccessKind, DsOp};
 
 /// On a task: the kernel it belongs to.
 pub const TASK_OF: &str = ds_dialects::ops::TASK_OF_ATTR;
@@ -30,7 +31,7 @@ pub const STATUS_SLOTS: i64 = 2;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckKind {
     /// Index `dim` of a field access against the field's extent there.
-    Bounds { access: String, field: String, dim: usize, extent: i64 },
+    Bounds { access: AccessKind, field: String, dim: usize, extent: i64 },
     /// A `ds.assert` (also the autodiff stack's capacity check).
     Assert { message: String },
 }
@@ -57,7 +58,7 @@ impl Check {
         parts.extend([file, line, col]);
         match &self.kind {
             CheckKind::Bounds { access, field, dim, extent } => {
-                parts.extend([access.clone(), field.clone(), dim.to_string(), extent.to_string()])
+                parts.extend([access.name().to_string(), field.clone(), dim.to_string(), extent.to_string()])
             }
             CheckKind::Assert { message } => parts.push(message.clone()),
         }
@@ -72,7 +73,7 @@ impl Check {
         let location = (line > 0).then(|| FileLineCol { file: parts[1].clone(), line, col });
         let kind = match (parts[0].as_str(), &parts[4..]) {
             ("bounds", [access, field, dim, extent]) => CheckKind::Bounds {
-                access: access.clone(),
+                access: DsOp::named(access).and_then(AccessKind::of)?,
                 field: field.clone(),
                 dim: dim.parse().ok()?,
                 extent: extent.parse().ok()?,

@@ -250,7 +250,7 @@ impl FuncLowering<'_> {
             let bad = ops::build_binary(e, "arith.xori", ok, t, loc);
             let (_, bad_then, bad_else) = ops::build_if(e, bad, &[], loc);
             let check =
-                CheckKind::Bounds { access: a.kind.name().into(), field: a.field.clone(), dim: d, extent: decl.shape[d] };
+                CheckKind::Bounds { access: a.kind, field: a.field.clone(), dim: d, extent: decl.shape[d] };
             self.record_failure(Cursor::at_end(bad_then), check, Some(a.indices[d]), loc);
             ops::build_yield(bad_then, &[], loc);
             ops::build_yield(bad_else, &[], loc);

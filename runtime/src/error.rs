@@ -5,6 +5,7 @@
 use crate::compile::ParamType;
 use crate::field::ElemType;
 use ds_dialects::diag::Diagnostic;
+pub use ds_dialects::ops::AccessKind;
 pub use ds_dialects::ir::FileLineCol as Location;
 use std::fmt;
 
@@ -61,13 +62,14 @@ pub enum Error {
     Length { field: String, expected: usize, given: usize },
     /// A kernel indexed a field out of bounds (programs built with bounds checks).
     #[error(
-        "{}: kernel {kernel}: {access} of @{field}: index {index} out of bounds in dimension {dim} (extent {extent})",
-        At(location.clone())
+        "{}: kernel {kernel}: {} of @{field}: index {index} out of bounds in dimension {dim} (extent {extent})",
+        At(location.clone()),
+        access.name()
     )]
     OutOfBounds {
         kernel: String,
         field: String,
-        access: String,
+        access: AccessKind,
         dim: usize,
         index: i64,
         extent: i64,

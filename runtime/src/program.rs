@@ -242,7 +242,7 @@ pub(crate) fn check_status(kernel: &str, task: &Task, status: [i64; 2]) -> Resul
         CheckKind::Bounds { access, field, dim, extent } => Error::OutOfBounds {
             kernel,
             field: field.clone(),
-            access: access.clone(),
+            access: *access,
             dim: *dim,
             index: status[1],
             extent: *extent,

@@ -1,6 +1,7 @@
 //! Kernels written in the ds dialect, run on all cores, compared with plain
 //! Rust computations of the same thing.
 
+use ds_runtime::error::AccessKind;
 use ds_runtime::{Arg, CompileOptions, Error, Program};
 
 fn program(src: &str) -> Program {
@@ -293,7 +294,7 @@ fn bounds_checks_report_kernel_field_index_and_extent() {
     p.launch("k", &[Arg::Index(6)]).unwrap();
     let err = p.launch("k", &[Arg::Index(8)]).unwrap_err();
     let Error::OutOfBounds { kernel, field, access, dim, index, extent, location } = &err else { panic!("{err}") };
-    assert_eq!((kernel.as_str(), field.as_str(), access.as_str()), ("k", "x", "ds.load"));
+    assert_eq!((kernel.as_str(), field.as_str(), *access), ("k", "x", AccessKind::Load));
     assert_eq!((*dim, *index, *extent), (0, 9, 8));
     let at = location.as_ref().expect("the load's location");
     assert_eq!(at.file, "shift.mlir");

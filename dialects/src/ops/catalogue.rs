@@ -111,7 +111,11 @@ ds_ops! {
 impl DsOp {
     /// The ds op that `op` is, if any.
     pub fn of(op: Op) -> Option<DsOp> {
-        let name = op.name();
+        DsOp::named(&op.name())
+    }
+
+    /// The ds op of this full name (`ds.load`), if any.
+    pub fn named(name: &str) -> Option<DsOp> {
         DsOp::ALL.into_iter().find(|k| k.name() == name)
     }
 
