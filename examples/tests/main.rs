@@ -110,6 +110,8 @@ fn undamped_gradient_grows_quadratically() {
 #[test]
 fn appendix_c_converges() {
     let (outcome, _) = run("appendix_c", Some(60));
+    // dL/dx = x - y, so each step shrinks x - y by 0.9 and the loss by 0.81.
+    assert!((outcome.losses[1] / outcome.losses[0] - 0.81).abs() < 1e-4, "{:?}", &outcome.losses[..2]);
     assert!(outcome.final_loss < 1e-3 * outcome.losses[0], "{:?}", outcome.losses);
 }
 

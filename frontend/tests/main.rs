@@ -6,4 +6,3 @@ mod errors;
 mod exits;
 mod fields;
 mod locations;
-mod paper;

@@ -65,10 +65,8 @@ pub fn build_return(at: Cursor, values: &[Value], loc: Loc) -> Op {
 /// returns the op, its body block (argument: the induction variable) and
 /// the body's terminator, before which the body goes.
 pub fn build_scf_for(at: Cursor, lower: Value, upper: Value, step: Value, loc: Loc) -> (Op, Block, Op) {
-    let region = Region::new();
-    let body = region.append_block(Block::new(&[(lower.ty(), loc)]));
-    let yield_op = body.append(OpBuilder::new("scf.yield", loc).build().expect("scf.yield"));
-    let op = at.build(OpBuilder::new("scf.for", loc).operands(&[lower, upper, step]).region(region));
+    let (op, body) = build_scf_for_carrying(at, lower, upper, step, &[], loc);
+    let yield_op = build_yield(body, &[], loc);
     (op, body, yield_op)
 }
 
@@ -92,12 +90,17 @@ pub enum CmpI {
 
 /// `arith.cmpi <pred> a, b` on integers or indices.
 pub fn build_cmpi(at: Cursor, pred: CmpI, a: Value, b: Value, loc: Loc) -> Value {
+    build_compare(at, "arith.cmpi", pred as i64, a, b, loc)
+}
+
+/// A comparison op `name` (`arith.cmpi` / `arith.cmpf`) with its predicate number.
+fn build_compare(at: Cursor, name: &str, predicate: i64, a: Value, b: Value, loc: Loc) -> Value {
     let ctx = loc.ctx();
     at.build(
-        OpBuilder::new("arith.cmpi", loc)
+        OpBuilder::new(name, loc)
             .operands(&[a, b])
             .results(&[ctx.int(1)])
-            .attr("predicate", ctx.int_attr(ctx.int(64), pred as i64)),
+            .attr("predicate", ctx.int_attr(ctx.int(64), predicate)),
     )
     .result(0)
 }
@@ -131,14 +134,7 @@ pub enum CmpF {
 
 /// `arith.cmpf <pred> a, b` on floats.
 pub fn build_cmpf(at: Cursor, pred: CmpF, a: Value, b: Value, loc: Loc) -> Value {
-    let ctx = loc.ctx();
-    at.build(
-        OpBuilder::new("arith.cmpf", loc)
-            .operands(&[a, b])
-            .results(&[ctx.int(1)])
-            .attr("predicate", ctx.int_attr(ctx.int(64), pred as i64)),
-    )
-    .result(0)
+    build_compare(at, "arith.cmpf", pred as i64, a, b, loc)
 }
 
 /// An `scf.for` from `lower` to `upper` by `step` carrying `inits`: its

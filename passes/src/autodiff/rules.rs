@@ -11,7 +11,7 @@
 //! Example record: `AdRule::differentiable("math.sin", |e, x, _, g| vec![Some(e.mul(g, e.un("math.cos", x[0])))])`.
 
 use ds_dialects::ir::{Cursor, Loc, OpBuilder, Type, Value};
-use ds_dialects::ops::{self, DsOp};
+use ds_dialects::ops::{self, CmpF, DsOp};
 
 /// The contributions of a differentiable op to its operands' adjoints, one per
 /// operand (`None` where an operand receives nothing), given an emitter at the
@@ -87,17 +87,9 @@ impl Emitter {
     pub fn select(&self, cond: Value, a: Value, b: Value) -> Value {
         self.at.build(OpBuilder::new("arith.select", self.loc).operands(&[cond, a, b]).results(&[a.ty()])).result(0)
     }
-    /// `a <pred> b` for floats (arith.cmpf predicate numbers).
-    pub fn cmpf(&self, predicate: i64, a: Value, b: Value) -> Value {
-        let ctx = self.loc.ctx();
-        self.at
-            .build(
-                OpBuilder::new("arith.cmpf", self.loc)
-                    .operands(&[a, b])
-                    .results(&[ctx.int(1)])
-                    .attr("predicate", ctx.int_attr(ctx.int(64), predicate)),
-            )
-            .result(0)
+    /// `a <pred> b` for floats.
+    pub fn cmpf(&self, predicate: CmpF, a: Value, b: Value) -> Value {
+        ops::build_cmpf(self.at, predicate, a, b, self.loc)
     }
     /// `g` where `cond` holds, else zero.
     fn gate(&self, cond: Value, g: Value) -> Value {
@@ -112,10 +104,6 @@ impl Emitter {
     }
 }
 
-const CMPF_OGT: i64 = 2;
-const CMPF_OGE: i64 = 3;
-const CMPF_OLE: i64 = 5;
-
 /// Every op ds-autodiff knows, with its treatment.
 pub static RULES: &[AdRule] = &[
     // ---- arith, differentiable -----------------------------------------------
@@ -128,10 +116,10 @@ pub static RULES: &[AdRule] = &[
         vec![Some(ga), Some(gb)]
     }),
     AdRule::differentiable("arith.negf", |e, _, _, g| vec![Some(e.neg(g))]),
-    AdRule::differentiable("arith.maximumf", |e, x, _, g| e.route(e.cmpf(CMPF_OGE, x[0], x[1]), g)),
-    AdRule::differentiable("arith.maxnumf", |e, x, _, g| e.route(e.cmpf(CMPF_OGE, x[0], x[1]), g)),
-    AdRule::differentiable("arith.minimumf", |e, x, _, g| e.route(e.cmpf(CMPF_OLE, x[0], x[1]), g)),
-    AdRule::differentiable("arith.minnumf", |e, x, _, g| e.route(e.cmpf(CMPF_OLE, x[0], x[1]), g)),
+    AdRule::differentiable("arith.maximumf", |e, x, _, g| e.route(e.cmpf(CmpF::Oge, x[0], x[1]), g)),
+    AdRule::differentiable("arith.maxnumf", |e, x, _, g| e.route(e.cmpf(CmpF::Oge, x[0], x[1]), g)),
+    AdRule::differentiable("arith.minimumf", |e, x, _, g| e.route(e.cmpf(CmpF::Ole, x[0], x[1]), g)),
+    AdRule::differentiable("arith.minnumf", |e, x, _, g| e.route(e.cmpf(CmpF::Ole, x[0], x[1]), g)),
     AdRule::differentiable("arith.select", |e, x, _, g| [vec![None], e.route(x[0], g)].concat()),
     AdRule::differentiable("arith.remf", |e, x, _, g| {
         // a - b trunc(a / b): d/da = 1, d/db = -trunc(a / b).
@@ -167,14 +155,14 @@ pub static RULES: &[AdRule] = &[
         let bm1 = e.bin("arith.subf", x[1], one());
         let ga = e.mul(g, e.mul(x[1], e.bin("math.powf", x[0], bm1)));
         let zero = e.constant(t, 0.0);
-        let positive = e.cmpf(CMPF_OGT, x[0], zero);
+        let positive = e.cmpf(CmpF::Ogt, x[0], zero);
         let safe = e.select(positive, x[0], one());
         let gb = e.gate(positive, e.mul(g, e.mul(y, e.un("math.log", safe))));
         vec![Some(ga), Some(gb)]
     }),
     AdRule::differentiable("math.absf", |e, x, _, g| {
         let zero = e.constant(g.ty(), 0.0);
-        let nonneg = e.cmpf(CMPF_OGE, x[0], zero);
+        let nonneg = e.cmpf(CmpF::Oge, x[0], zero);
         vec![Some(e.select(nonneg, g, e.neg(g)))]
     }),
     AdRule::differentiable("math.atan2", |e, x, _, g| {
