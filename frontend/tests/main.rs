@@ -6,3 +6,4 @@ mod errors;
 mod exits;
 mod fields;
 mod locations;
+mod record;
