@@ -1,5 +1,11 @@
 //! The DiffSim runtime: compiles ds modules through MLIR's JIT, owns field
-//! memory, launches kernels on all CPU cores.
+//! memory, launches kernels on all CPU cores (and on GPUs, [`cuda`]).
+//!
+//! This is the module-level API: kernels and fields of a ds module by name,
+//! arguments as [`Arg`]s checked at launch, as tools and other frontends use
+//! it. Rust programs use the `diffsim` crate instead, whose typed handles,
+//! kernel signatures and recordings check the same things at compile time.
+//! Both run on any [`Backend`]; every failure is an [`Error`] variant.
 //!
 //! ```no_run
 //! use ds_runtime::{Arg, Program};

@@ -13,7 +13,9 @@
 //! ([`Tape::launch_with_grad`], the paper's grad_replaced / grad_for): a
 //! closure run instead of `k_grad`. Kernels without a grad kernel
 //! (`ds.no_grad`) are re-run when needed but have no gradient. A grad kernel
-//! can also be launched by hand: `program.launch("k_grad", &args)`.
+//! can also be launched by hand: `program.launch("k_grad", &args)`. Rust
+//! programs reach the Tape through the frontend's recording guard
+//! (`let mut rec = p.record();`), which borrows the program while it records.
 //!
 //! ```ignore
 //! let mut tape = Tape::new();
