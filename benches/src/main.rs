@@ -8,6 +8,8 @@
 //!   iteration (runs inline); headline `launch_overhead_us`.
 //! - `grad_elementwise`: the generated gradient kernel of an elementwise kernel
 //!   against the kernel itself; headline `grad_over_forward_time`.
+//! - `bounds`: run-time bounds checks (on by default) against none, on saxpy,
+//!   a stencil and mass_spring_simple; headline `bounds_check_time_ratio_worst`.
 //! - `checkpoint`: backward through 1000 steps of overwritten state under each
 //!   checkpoint policy; headline `binomial_peak_memory_ratio_vs_store_all`.
 //! - `saxpy --arch cuda`: 64M f32 on the GPU against a device-to-device copy;
@@ -15,6 +17,7 @@
 //! - `gpu-check`: every kernel of `test/kernels` and its gradient, CPU against
 //!   GPU; headline `gpu_check_kernels_passed`.
 
+mod bounds;
 mod cases;
 mod checkpoint;
 mod gpu;
@@ -34,8 +37,9 @@ fn main() {
         (Some("launch"), _) => cases::launch(),
         (Some("grad_elementwise"), _) => cases::grad_elementwise(),
         (Some("checkpoint"), _) => checkpoint::run(),
+        (Some("bounds"), _) => bounds::run(),
         _ => {
-            eprintln!("usage: ds-bench saxpy|launch|grad_elementwise|checkpoint|gpu-check [--arch cpu|cuda]");
+            eprintln!("usage: ds-bench saxpy|launch|grad_elementwise|bounds|checkpoint|gpu-check [--arch cpu|cuda]");
             std::process::exit(2);
         }
     };

@@ -37,6 +37,8 @@ pub struct RunOptions {
     /// Print the loss per iteration and draw a progress bar.
     pub verbose: bool,
     pub arch: Arch,
+    /// Build without run-time bounds checks (`ProgramBuilder::unchecked`).
+    pub unchecked: bool,
 }
 
 /// An example: its fields and kernels, and host code for any backend.
@@ -50,6 +52,9 @@ pub trait Simulation: Sized {
 /// Declares `S`, builds it for `opts.arch` and runs it.
 pub fn run_example<S: Simulation>(opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
     let mut pb = ProgramBuilder::new();
+    if opts.unchecked {
+        pb.unchecked();
+    }
     let sim = S::declare(&mut pb)?;
     match opts.arch {
         Arch::Cpu => sim.run(&mut pb.build()?, opts, report),

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! diffsim list
-//! diffsim run NAME [--iters N] [--out DIR] [--arch cpu|cuda]
+//! diffsim run NAME [--iters N] [--out DIR] [--arch cpu|cuda] [--unchecked]
 //! ```
 
 use clap::{Parser, Subcommand};
@@ -23,15 +23,19 @@ enum Command {
     /// Run an example: loss per iteration, pictures in the output folder.
     Run {
         name: String,
-        /// Optimization iterations (default: the paper's).
-        #[arg(long)]
-        iters: Option<usize>,
+        /// Optimization iterations (default: the paper's); at least 1.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        iters: Option<u64>,
         /// Output folder for pictures (default: out/NAME).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Where kernels run: `cpu` (all cores) or `cuda` (GPU 0).
         #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
         arch: String,
+        /// Build without run-time bounds checks: an index out of bounds then
+        /// reads or writes outside a field instead of failing the launch.
+        #[arg(long)]
+        unchecked: bool,
     },
 }
 
@@ -43,7 +47,7 @@ fn main() {
                 println!("{:<20} {}", e.name, e.summary);
             }
         }
-        Command::Run { name, iters, out, arch } => {
+        Command::Run { name, iters, out, arch, unchecked } => {
             let Some(example) = find(&name) else {
                 let names: Vec<&str> = EXAMPLES.iter().map(|e| e.name).collect();
                 eprintln!("diffsim: no example `{name}` (examples: {})", names.join(", "));
@@ -55,7 +59,7 @@ fn main() {
                 eprintln!("diffsim: cannot create {}: {e}", out.display());
                 std::process::exit(1);
             }
-            let opts = RunOptions { iters, out, verbose: true, arch };
+            let opts = RunOptions { iters: iters.map(|n| n as usize), out, verbose: true, arch, unchecked };
             match (example.run)(&opts, &mut Reporter::new(true)) {
                 Ok(outcome) => {
                     for (what, value) in &outcome.results {

@@ -91,7 +91,7 @@ impl Simulation for Ball {
         let path = opts.out.join("final_height.png");
         plot::chart(&path, &[(&heights, &finals[0], plot::RED), (&heights, &finals[1], plot::BLUE)], false)?;
         out.pictures.push(path);
-        out.final_loss = finals[1][samples / 2];
+        out.final_loss = finals[1].get(samples / 2).copied().unwrap_or_default();
         Ok(out)
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 fn run(name: &str, iters: Option<usize>) -> (diffsim_examples::report::Outcome, PathBuf) {
     let out = std::env::temp_dir().join(format!("diffsim-test-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
-    let opts = RunOptions { iters, out: out.clone(), verbose: false, arch: Arch::Cpu };
+    let opts = RunOptions { iters, out: out.clone(), verbose: false, arch: Arch::Cpu, unchecked: false };
     let outcome = (find(name).expect("example").run)(&opts, &mut Reporter::new(false)).unwrap_or_else(|e| panic!("{e}"));
     (outcome, out)
 }
@@ -157,5 +157,19 @@ fn mass_spring_simple_host_code_is_the_same_on_cpu_and_cuda() {
             }
         }
         Err(e) => assert!(matches!(e, ds_runtime::Error::NoDriver), "{e}"),
+    }
+}
+
+/// Zero iterations is a short run, not a panic, for every example (the CLI
+/// asks for at least one).
+#[test]
+fn zero_iterations_do_not_panic() {
+    for example in diffsim_examples::EXAMPLES {
+        let out = std::env::temp_dir().join(format!("diffsim-test-zero-{}-{}", example.name, std::process::id()));
+        std::fs::create_dir_all(&out).unwrap();
+        let opts = RunOptions { iters: Some(0), out: out.clone(), verbose: false, arch: Arch::Cpu, unchecked: false };
+        let outcome = (example.run)(&opts, &mut Reporter::new(false)).unwrap_or_else(|e| panic!("{}: {e}", example.name));
+        assert!(outcome.final_loss.is_finite(), "{}", example.name);
+        std::fs::remove_dir_all(out).ok();
     }
 }

@@ -108,7 +108,7 @@ impl FieldDecl {
         [&self.shape[..], self.components].concat()
     }
 
-    /// Scalars per element.
+    /// Scalars per element (a handful: vectors and matrices are small).
     fn scalars_per_element(&self) -> usize {
         self.components.iter().product()
     }
@@ -221,9 +221,10 @@ impl<V: ElementKind, const D: usize> Field<V, D> {
         std::array::from_fn(|d| self.decl.shape[d])
     }
 
-    /// Elements (indices), not scalars.
+    /// Elements (indices), not scalars; saturating (a field that large
+    /// does not fit in memory, and building its program fails).
     pub fn len(&self) -> usize {
-        self.decl.shape.iter().product()
+        self.decl.shape.iter().fold(1usize, |n, &d| n.saturating_mul(d))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -178,8 +178,8 @@ pub struct ProgramBuilder {
     decls: Vec<String>,
     field_names: Vec<String>,
     kernels: Vec<KernelIr>,
-    /// A field name declared twice (reported by `build`).
-    duplicate_field: Option<String>,
+    /// The first mistake made declaring fields (reported by `build`).
+    declaration_error: Option<DeclarationError>,
     options: CompileOptions,
 }
 
@@ -188,17 +188,27 @@ impl ProgramBuilder {
         ProgramBuilder { options: CompileOptions { autodiff: true, ..Default::default() }, ..Default::default() }
     }
 
-    /// Checks every field index in kernels at run time (off by default): an
-    /// index out of bounds fails the launch with [`Error::OutOfBounds`]
-    /// (kernel, field, index, extent, location) instead of touching memory.
-    pub fn check_bounds(&mut self, on: bool) -> &mut Self {
-        self.options.check_bounds = on;
+    /// Turns off the run-time check of every field index in kernels. With
+    /// checks (the default) an index out of bounds fails the launch with
+    /// [`Error::OutOfBounds`] (kernel, field, index, extent, location);
+    /// without, it reads or writes outside the field's memory: for programs
+    /// whose indices are known to be in bounds, when the checks' cost
+    /// matters (`ds-bench bounds` measures it).
+    pub fn unchecked(&mut self) -> &mut Self {
+        self.options.check_bounds = false;
         self
     }
 
     fn declare<V: ElementKind, const D: usize>(&mut self, name: &str, shape: [usize; D], grad: Option<&str>) -> Field<V, D> {
-        if self.field_names.iter().any(|n| n == name) && self.duplicate_field.is_none() {
-            self.duplicate_field = Some(name.into());
+        let mistake = if self.field_names.iter().any(|n| n == name) {
+            Some(DeclarationError::Duplicate(name.into()))
+        } else if shape.iter().chain(V::COMPONENTS).any(|&d| i64::try_from(d).is_err()) {
+            Some(DeclarationError::TooLarge(name.into(), shape.to_vec()))
+        } else {
+            None
+        };
+        if self.declaration_error.is_none() {
+            self.declaration_error = mistake;
         }
         let decl = FieldDecl {
             name: name.into(),
@@ -271,9 +281,17 @@ impl ProgramBuilder {
     }
 
     fn check(&self) -> Result<(), Error> {
-        match &self.duplicate_field {
-            Some(name) => Err(Error::Duplicate { what: "field", name: name.clone() }),
+        match &self.declaration_error {
+            Some(DeclarationError::Duplicate(name)) => Err(Error::Duplicate { what: "field", name: name.clone() }),
+            Some(DeclarationError::TooLarge(field, shape)) => Err(Error::FieldTooLarge { field: field.clone(), shape: shape.clone() }),
             None => Ok(()),
         }
     }
+}
+
+/// A mistake in a field declaration, kept until `build` reports it.
+enum DeclarationError {
+    Duplicate(String),
+    /// An extent the IR cannot hold (more than `i64::MAX`).
+    TooLarge(String, Vec<usize>),
 }

@@ -88,17 +88,17 @@ impl<'p, B: Backend> Recording<'p, B> {
 
     /// What a checkpointed backward with `policy` would do.
     pub fn plan(&self, policy: &dyn Policy) -> Plan {
-        self.tape.plan(self.program, policy)
+        self.tape.plan(policy)
     }
 
     /// The policy a memory budget (bytes of saved state) allows.
     pub fn policy_for_budget(&self, budget: usize) -> Result<Box<dyn Policy>, Error> {
-        self.tape.policy_for_budget(self.program, budget)
+        self.tape.policy_for_budget(budget)
     }
 
     /// The launches as a Graphviz graph (edges: fields written then read).
     pub fn to_dot(&self) -> String {
-        self.tape.to_dot(self.program)
+        self.tape.to_dot()
     }
 
     /// Zeroes every adjoint, seeds dL/d`loss` = 1 at each element and runs the

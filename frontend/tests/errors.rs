@@ -17,9 +17,8 @@ fn line_of(text: &str) -> u32 {
 }
 
 #[test]
-fn bounds_checks_report_field_index_extent_and_rust_location() {
+fn bounds_checks_are_on_and_report_field_index_extent_and_rust_location() {
     let mut pb = ProgramBuilder::new();
-    pb.check_bounds(true);
     let (x, y): (Field<f32, 1>, Field<f32, 1>) = (pb.field("x", [8]), pb.field("y", [8]));
     let shift = pb.kernel(shift(&x, &y)).unwrap();
     let mut p = pb.build().unwrap();
@@ -84,4 +83,17 @@ fn backward_from_a_loss_without_gradients_is_nothing_to_differentiate() {
     rec.launch(&copy, ()).unwrap();
     let err = rec.backward(&y).unwrap_err();
     assert!(matches!(err, Error::NothingToDifferentiate { launches: 1 }), "{err}");
+}
+
+#[test]
+fn fields_too_large_are_errors_at_build() {
+    let mut pb = ProgramBuilder::new();
+    let _: Field<f32, 1> = pb.field("x", [usize::MAX]);
+    let err = pb.build().err().expect("an extent beyond i64::MAX");
+    assert!(matches!(&err, Error::FieldTooLarge { field, shape } if field == "x" && shape == &[usize::MAX]), "{err}");
+    let mut pb = ProgramBuilder::new();
+    let big: Field<f32, 2> = pb.field("big", [1 << 40, 1 << 40]);
+    assert_eq!(big.len(), usize::MAX, "the element count saturates");
+    let err = pb.build().err().expect("2^80 elements do not fit");
+    assert!(matches!(&err, Error::OutOfMemory { what, .. } if what == "field @big"), "{err}");
 }

@@ -21,7 +21,7 @@
 
 use crate::abi::{self, Check, CheckKind};
 use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Type, Value};
-use ds_dialects::ops::{self, Access, AccessKind, DsOp, FieldDecl};
+use ds_dialects::ops::{self, Access, AccessKind, DsOp, FieldDecl, LayoutNode};
 use ds_passes::{PassInfo, PassOptions};
 
 pub static PASS: PassInfo = PassInfo {
@@ -46,15 +46,24 @@ fn run(module: Op, options: &PassOptions) -> bool {
     let fields = ops::fields(body);
     let funcs: Vec<Op> = body.ops().into_iter().filter(|o| o.name() == "func.func").collect();
     let ok = funcs.into_iter().all(|f| f.regions()[0].first_block().is_none() || lower_func(f, &fields, check_bounds));
-    if ok {
-        for f in fields {
-            // SAFETY: a ds.field has no regions or results; every access naming
-            // it was lowered, and `fields` is consumed here (views copy what
-            // they read).
-            unsafe { f.op.erase() };
+    if !ok {
+        return false;
+    }
+    for f in fields {
+        // SAFETY: a ds.field has no regions or results; every access naming
+        // it was lowered, and `fields` is consumed here (views copy what
+        // they read).
+        unsafe { f.op.erase() };
+    }
+    // The fields placed under dense nodes are lowered (sparse ones were
+    // rejected above): the layout tree has nothing left to describe.
+    for node in body.ops().into_iter().filter_map(LayoutNode::read) {
+        if node.kind == DsOp::Dense {
+            // SAFETY: a layout node has no regions or results, and nothing refers to it now.
+            unsafe { node.op.erase() };
         }
     }
-    ok
+    crate::no_ds_ops_left(module, PASS.name)
 }
 
 /// memref.atomic_rmw kinds (arith::AtomicRMWKind).
@@ -78,6 +87,11 @@ fn memref_type(f: &FieldDecl) -> Type {
 }
 
 fn lower_func(func: Op, all_fields: &[FieldDecl], check_bounds: bool) -> bool {
+    if check_bounds {
+        for task_loop in func.walk().into_iter().filter(|op| op.name() == "scf.for" && op.attr(abi::TASK_LOOP).is_some()) {
+            version_task_loop(task_loop, all_fields);
+        }
+    }
     let inner = func.walk();
     let accesses: Vec<Access> = inner.iter().filter_map(|o| Access::read(*o)).collect();
     let used: Vec<&FieldDecl> =
@@ -202,10 +216,11 @@ impl FuncLowering<'_> {
         let decl = decl.clone();
         let loc = op.loc();
         let mut at = Cursor::before(op);
-        let checked = self.check_bounds && !a.indices.is_empty();
+        let proven = op.attr(PROVEN_DIMS).and_then(|p| p.as_i64_array()).unwrap_or_default();
+        let unproven: Vec<usize> = (0..a.indices.len()).filter(|d| !proven.contains(&(*d as i64))).collect();
         let mut guard = None;
-        if checked {
-            let (if_op, then_b, else_b) = self.bounds_guard(at, &a, &decl, loc);
+        if self.check_bounds && !unproven.is_empty() {
+            let (if_op, then_b, else_b) = self.bounds_guard(at, &a, &decl, &unproven, loc);
             guard = Some((if_op, then_b, else_b));
             at = Cursor::at_end(then_b);
         }
@@ -228,14 +243,17 @@ impl FuncLowering<'_> {
 
     /// `scf.if (all indices in bounds)`; the else block records which index
     /// failed. Returns the if op and its blocks.
-    fn bounds_guard(&mut self, at: Cursor, a: &Access, decl: &FieldDecl, loc: Loc) -> (Op, Block, Block) {
+    /// The check of the dimensions `dims` of an access (the others are
+    /// proven in bounds): an `scf.if` running the access when every index is
+    /// in bounds, else recording the failed check.
+    fn bounds_guard(&mut self, at: Cursor, a: &Access, decl: &FieldDecl, dims: &[usize], loc: Loc) -> (Op, Block, Block) {
         let ctx = decl.elem.ctx();
         let mut all: Option<Value> = None;
         let mut conds = Vec::new();
-        for (d, idx) in a.indices.iter().enumerate() {
+        for &d in dims {
             let extent = ops::const_index(at, decl.shape[d], loc);
-            let ok = ops::build_cmpi(at, ops::CmpI::Ult, *idx, extent, loc);
-            conds.push(ok);
+            let ok = ops::build_cmpi(at, ops::CmpI::Ult, a.indices[d], extent, loc);
+            conds.push((d, ok));
             all = Some(match all {
                 None => ok,
                 Some(prev) => ops::build_binary(at, "arith.andi", prev, ok, loc),
@@ -245,7 +263,7 @@ impl FuncLowering<'_> {
         let results: Vec<Type> = if a.kind == AccessKind::Load { vec![decl.elem] } else { vec![] };
         let (if_op, then_b, else_b) = ops::build_if(at, cond, &results, loc);
         let t = ops::const_scalar(Cursor::at_end(else_b), ctx.int(1), 1.0, loc);
-        for (d, ok) in conds.into_iter().enumerate() {
+        for (d, ok) in conds {
             let e = Cursor::at_end(else_b);
             let bad = ops::build_binary(e, "arith.xori", ok, t, loc);
             let (_, bad_then, bad_else) = ops::build_if(e, bad, &[], loc);
@@ -337,4 +355,105 @@ fn lower_loop(op: Op, bounds: Vec<(Value, Value)>) {
     // replaced, so this frees only the loop, its block and its terminator; the
     // caller lists ds ops only (not the terminator) and visits this loop once.
     unsafe { op.erase() };
+}
+
+/// On an access in the fast copy of a versioned task loop: the dimensions
+/// whose index is proven in bounds before the loop runs.
+const PROVEN_DIMS: &str = "ds.in_bounds_dims";
+
+/// Hoists bounds checks out of a task loop (`scf.for` over `[lo, hi)`): an
+/// index that is the variable of the task loop or of a serial loop inside
+/// it whose bounds are known before it, plus a constant; a value defined
+/// outside the loop plus a constant; or a constant, is in bounds for every
+/// iteration when a test on those bounds or that value holds, made once
+/// before the loop. The loop becomes `scf.if (tests) { copy with those dimensions
+/// unchecked } else { loop, every index checked }`; indices read from fields
+/// (`x[a[i]]`) stay checked in both.
+fn version_task_loop(task_loop: Op, fields: &[FieldDecl]) {
+    let at = Cursor::before(task_loop);
+    let loc = task_loop.loc();
+    let accesses: Vec<Access> = task_loop.walk().into_iter().filter_map(Access::read).collect();
+    let mut tests = Vec::new();
+    let mut proven: Vec<Vec<i64>> = Vec::new();
+    for a in &accesses {
+        let Some(decl) = fields.iter().find(|f| f.name == a.field) else {
+            proven.push(Vec::new());
+            continue;
+        };
+        let mut dims = Vec::new();
+        for (d, &index) in a.indices.iter().enumerate() {
+            let (base, offset) = ops::index_offset(index);
+            // index = base + offset is in [0, extent) iff base is in [lowest, end).
+            let (Some(lowest), Some(end)) = (offset.checked_neg(), decl.shape[d].checked_sub(offset)) else { continue };
+            let test = match base {
+                None if (0..decl.shape[d]).contains(&offset) => None,
+                None => continue,
+                Some(b) if defined_outside(b, task_loop) => Some(value_within(at, b, lowest, end, loc)),
+                Some(b) => match loop_range_before(b, task_loop, at, loc) {
+                    Some((lo, hi)) => Some(range_within(at, lo, hi, lowest, end, loc)),
+                    None => continue,
+                },
+            };
+            tests.extend(test);
+            dims.push(d as i64);
+        }
+        proven.push(dims);
+    }
+    if proven.iter().all(|d| d.is_empty()) {
+        return;
+    }
+    let ctx = task_loop.ctx();
+    let all = tests.into_iter().reduce(|a, b| ops::build_binary(at, "arith.andi", a, b, loc));
+    let cond = all.unwrap_or_else(|| ops::const_scalar(at, ctx.int(1), 1.0, loc));
+    let (_, fast, checked) = ops::build_if(at, cond, &[], loc);
+    let fast_end = ops::build_yield(fast, &[], loc);
+    let checked_end = ops::build_yield(checked, &[], loc);
+    let copy = fast.insert_before(fast_end, task_loop.deep_clone());
+    task_loop.move_before(checked_end);
+    for (op, dims) in copy.walk().into_iter().filter(|op| Access::read(*op).is_some()).zip(proven) {
+        if !dims.is_empty() {
+            op.set_attr(PROVEN_DIMS, ctx.i64_array_attr(&dims));
+        }
+    }
+}
+
+/// When `v` is the variable of an `scf.for` at or inside `task_loop` whose
+/// bounds are known before `task_loop` (defined outside it, or constants,
+/// materialized at `at`), those bounds: `v` takes values in `[lo, hi)`.
+fn loop_range_before(v: Value, task_loop: Op, at: Cursor, loc: Loc) -> Option<(Value, Value)> {
+    let (block, 0) = v.block_arg()? else { return None };
+    let l = block.parent_op().filter(|l| l.name() == "scf.for" && (*l == task_loop || l.is_inside(task_loop)))?;
+    let before = |bound: Value| match ops::index_offset(bound) {
+        _ if defined_outside(bound, task_loop) => Some(bound),
+        (None, c) => Some(ops::const_index(at, c, loc)),
+        (Some(_), _) => None,
+    };
+    Some((before(l.operand(0))?, before(l.operand(1))?))
+}
+
+/// Whether `v` is defined outside `op` (and so before it: `op` uses it).
+fn defined_outside(v: Value, op: Op) -> bool {
+    let owner = match v.block_arg() {
+        Some((block, _)) => block.parent_op(),
+        None => v.defining_op(),
+    };
+    owner.is_some_and(|o| o != op && !o.is_inside(op))
+}
+
+/// `hi <= lo || (lo >= lowest && hi <= end)`: every value of `[lo, hi)` is in `[lowest, end)`.
+fn range_within(at: Cursor, lo: Value, hi: Value, lowest: i64, end: i64, loc: Loc) -> Value {
+    let (lowest, end) = (ops::const_index(at, lowest, loc), ops::const_index(at, end, loc));
+    let empty = ops::build_cmpi(at, ops::CmpI::Sle, hi, lo, loc);
+    let from = ops::build_cmpi(at, ops::CmpI::Sge, lo, lowest, loc);
+    let to = ops::build_cmpi(at, ops::CmpI::Sle, hi, end, loc);
+    let inside = ops::build_binary(at, "arith.andi", from, to, loc);
+    ops::build_binary(at, "arith.ori", empty, inside, loc)
+}
+
+/// `lowest <= v < end`.
+fn value_within(at: Cursor, v: Value, lowest: i64, end: i64, loc: Loc) -> Value {
+    let (lowest, end) = (ops::const_index(at, lowest, loc), ops::const_index(at, end, loc));
+    let from = ops::build_cmpi(at, ops::CmpI::Sge, v, lowest, loc);
+    let to = ops::build_cmpi(at, ops::CmpI::Slt, v, end, loc);
+    ops::build_binary(at, "arith.andi", from, to, loc)
 }

@@ -17,19 +17,29 @@ pub struct NamedPipeline {
     /// Comma-separated elements, in the same syntax as `--pass-pipeline`;
     /// `$name` stands for the value of option `name`.
     pub elements: &'static str,
-    /// Options (`name{key=value}`) with their defaults.
-    pub options: &'static [(&'static str, &'static str)],
+    /// Options (`name{key=value}`) with their defaults and checks.
+    pub options: &'static [PipelineOption],
+}
+
+/// An option of a named pipeline.
+pub struct PipelineOption {
+    pub name: &'static str,
+    pub default: &'static str,
+    /// Rejects a value the pipeline's passes cannot take (they are
+    /// substituted into pipeline text, and upstream passes do not check them).
+    pub check: fn(&str) -> Result<(), String>,
 }
 
 impl NamedPipeline {
     /// The elements with the options substituted.
     pub fn expand(&self, given: &PassOptions) -> Result<String, String> {
-        let known: Vec<&str> = self.options.iter().map(|(k, _)| *k).collect();
+        let known: Vec<&str> = self.options.iter().map(|o| o.name).collect();
         given.check_known(self.name, &known)?;
         let mut text = self.elements.to_string();
-        for (key, default) in self.options {
-            let value = given.0.get(*key).map_or(*default, |v| v.as_str());
-            text = text.replace(&format!("${key}"), value);
+        for option in self.options {
+            let value = given.0.get(option.name).map_or(option.default, |v| v.as_str());
+            (option.check)(value).map_err(|e| format!("{}: option {}={value:?}: {e}", self.name, option.name))?;
+            text = text.replace(&format!("${}", option.name), value);
         }
         Ok(text)
     }

@@ -8,10 +8,14 @@ use crate::cuda::CudaProgram;
 use crate::error::Error;
 use crate::field::{Element, FieldInfo, Snapshot};
 use crate::program::{Arg, Program};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub trait Backend {
     /// A saved copy of one field.
     type Snapshot;
+    /// This program's identity (unique in the process), so a Tape can refuse
+    /// a program other than the one it recorded.
+    fn id(&self) -> u64;
     fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error>;
     /// The program's fields, by index.
     fn field_infos(&self) -> &[FieldInfo];
@@ -37,8 +41,17 @@ pub trait Backend {
     }
 }
 
+/// A new program identity.
+pub(crate) fn next_program_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 impl Backend for Program {
     type Snapshot = Snapshot;
+    fn id(&self) -> u64 {
+        self.id()
+    }
     fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error> {
         self.kernel(name)
     }
@@ -81,6 +94,9 @@ impl Backend for Program {
 
 impl Backend for CudaProgram {
     type Snapshot = cudarc::driver::CudaSlice<u8>;
+    fn id(&self) -> u64 {
+        self.id()
+    }
     fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error> {
         self.kernel(name)
     }

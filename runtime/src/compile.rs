@@ -11,21 +11,27 @@ use ds_dialects::ir::{Attr, Block, Op, Type};
 use ds_dialects::ops::{self, Access};
 use ds_lowering::{abi, pipeline};
 use ds_passes::PassOptions;
-use melior::ExecutionEngine;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// How to compile a module.
-#[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct CompileOptions {
-    /// Check every field index at run time; a bad one fails the launch with the
-    /// kernel, field, index and extent.
+    /// Check every field index at run time (the default); a bad one fails
+    /// the launch with the kernel, field, index, extent and location. Off,
+    /// an index out of bounds reads or writes outside the field's memory.
     pub check_bounds: bool,
     /// Generate `@k_grad` for every kernel (runs `ds-autodiff` first).
     pub autodiff: bool,
     /// Options for ds-autodiff (`stack-capacity=N`).
     pub autodiff_options: Vec<(String, String)>,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions { check_bounds: true, autodiff: false, autodiff_options: Vec::new() }
+    }
 }
 
 /// A scalar kernel parameter type.
@@ -115,23 +121,38 @@ pub enum Target {
     Cuda { chip: String, libdevice: Option<String> },
 }
 
-fn cache() -> &'static Mutex<HashMap<u64, Arc<Compiled>>> {
-    static CACHE: OnceLock<Mutex<HashMap<u64, Arc<Compiled>>>> = OnceLock::new();
+/// Compiled modules that some program still uses, by a hash of their source,
+/// name, options and target. Entries hold no reference: a module is freed
+/// with its last program, and its entry goes at the next insertion.
+fn cache() -> &'static Mutex<HashMap<u64, Weak<Compiled>>> {
+    static CACHE: OnceLock<Mutex<HashMap<u64, Weak<Compiled>>>> = OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 
-/// Compiles `source` (a ds module as text) or returns the cached result.
-pub fn compile(source: &str, name: &str, options: &CompileOptions, target: &Target) -> Result<Arc<Compiled>, Error> {
+fn cache_key(source: &str, name: &str, options: &CompileOptions, target: &Target) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (source, name, options, target).hash(&mut h);
-    let key = h.finish();
+    h.finish()
+}
+
+/// Compiles `source` (a ds module as text) or returns the compiled module a
+/// live program already uses.
+pub fn compile(source: &str, name: &str, options: &CompileOptions, target: &Target) -> Result<Arc<Compiled>, Error> {
+    let key = cache_key(source, name, options, target);
     let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = cache.get(&key) {
-        return Ok(c.clone());
+    if let Some(c) = cache.get(&key).and_then(Weak::upgrade) {
+        return Ok(c);
     }
     let compiled = Arc::new(compile_uncached(source, name, options, target)?);
-    cache.insert(key, compiled.clone());
+    cache.retain(|_, c| c.strong_count() > 0);
+    cache.insert(key, Arc::downgrade(&compiled));
     Ok(compiled)
+}
+
+/// Whether a live program holds this module compiled (then `compile` reuses it).
+pub fn is_cached(source: &str, name: &str, options: &CompileOptions, target: &Target) -> bool {
+    let cache = cache().lock().unwrap_or_else(|e| e.into_inner());
+    cache.get(&cache_key(source, name, options, target)).is_some_and(|c| c.strong_count() > 0)
 }
 
 /// The steps before lowering: verification and, when asked for, autodiff.
@@ -183,7 +204,7 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: 
     match target {
         Target::Cpu => {
             run_steps(&context, &mut module, &steps(ds_lowering::CPU_TO_LLVM)?)?;
-            let engine = Engine::new(ExecutionEngine::new(&module, 3, &[], false, false));
+            let engine = jit(&module)?;
             let tasks = ops::module_body(Op::of_module(&module)).ops();
             attach_tasks(&tasks, &tasks, &fields, &engine, true, &mut kernels)?;
             Ok(Compiled { _engine: engine, fields, kernels, ptx: None })
@@ -191,7 +212,11 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: 
         Target::Cuda { chip, libdevice } => {
             run_steps(&context, &mut module, &steps(ds_lowering::ds_to_gpu::PASS.name)?)?;
             let body = ops::module_body(Op::of_module(&module));
-            let gpu_module = body.ops().into_iter().find(|o| o.name() == "gpu.module").expect("gpu.module");
+            let gpu_module = body
+                .ops()
+                .into_iter()
+                .find(|o| o.name() == "gpu.module")
+                .ok_or_else(|| Error::Internal("no gpu.module after convert-ds-to-gpu".into()))?;
             let gpu_funcs = ops::module_body(gpu_module).ops();
             // The host part (range functions) goes through the CPU JIT.
             let mut host = ds_dialects::ir::clone_module(&module);
@@ -206,15 +231,22 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: 
                 }
             }
             run_steps(&context, &mut host, &steps(ds_lowering::CPU_TO_LLVM)?)?;
-            let engine = Engine::new(ExecutionEngine::new(&host, 3, &[], false, false));
+            let engine = jit(&host)?;
             let host_funcs = ops::module_body(Op::of_module(&host)).ops();
             attach_tasks(&gpu_funcs, &host_funcs, &fields, &engine, false, &mut kernels)?;
-            let ptx_steps = steps(&ds_lowering::gpu_to_ptx(chip, libdevice.as_deref().unwrap_or("")))?;
+            let ptx_text = ds_lowering::gpu_to_ptx(chip, libdevice.as_deref().unwrap_or("")).map_err(Error::InvalidTarget)?;
+            let ptx_steps = steps(&ptx_text)?;
             run_steps(&context, &mut module, &ptx_steps)?;
             let ptx = extract_ptx(Op::of_module(&module))?;
             Ok(Compiled { _engine: engine, fields, kernels, ptx: Some(ptx) })
         }
     }
+}
+
+/// The JIT engine of a module in the LLVM dialect; an error, never a null
+/// engine, when MLIR cannot compile it.
+fn jit(module: &melior::ir::Module) -> Result<Engine, Error> {
+    Engine::create(module).ok_or_else(|| Error::Internal("the LLVM JIT could not compile the lowered module".into()))
 }
 
 /// The PTX text of the module's `gpu.binary`. Fails clearly when the kernels

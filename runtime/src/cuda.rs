@@ -82,6 +82,7 @@ pub fn compile_ptx(source: &str, name: &str, options: &CompileOptions, chip: &st
 
 /// A compiled program with its fields on one GPU.
 pub struct CudaProgram {
+    id: u64,
     compiled: Arc<Compiled>,
     stream: Arc<CudaStream>,
     functions: HashMap<String, CudaFunction>,
@@ -112,7 +113,12 @@ impl CudaProgram {
             .map(|f| alloc(&stream, f.bytes(), &format!("field @{}", f.name)))
             .collect::<Result<Vec<_>, _>>()?;
         let status = stream.alloc_zeros::<i64>(2).map_err(cuda_err("allocating the status buffer"))?;
-        Ok(CudaProgram { compiled, stream, functions, fields, status })
+        Ok(CudaProgram { id: crate::backend::next_program_id(), compiled, stream, functions, fields, status })
+    }
+
+    /// This program's identity, unique in the process.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     pub fn kernel(&self, name: &str) -> Result<&crate::compile::KernelInfo, Error> {
@@ -163,15 +169,14 @@ impl CudaProgram {
                 Some(range) => {
                     // SAFETY: `params` were checked against the kernel by `param_slots`.
                     let (lo, hi) = unsafe { evaluate_range(range, params) };
-                    if hi <= lo {
+                    let len = crate::program::range_len(name, lo, hi)?;
+                    if len == 0 {
                         continue;
                     }
                     slots[0] = lo as Slot;
                     slots[1] = hi as Slot;
-                    let blocks = u32::try_from((hi - lo + BLOCK as i64 - 1) / BLOCK as i64).map_err(|_| Error::Cuda {
-                        what: format!("launching kernel {name}"),
-                        message: format!("the range [{lo}, {hi}) needs more than 2^32 blocks"),
-                    })?;
+                    let blocks = u32::try_from(len / BLOCK as i64 + i64::from(len % BLOCK as i64 != 0))
+                        .map_err(|_| Error::RangeTooLarge { kernel: name.into(), lo, hi })?;
                     LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 }
                 }
             };

@@ -48,6 +48,13 @@ pub enum Error {
     NoGradKernel { kernel: String },
     #[error("the {what} name `{name}` is declared twice")]
     Duplicate { what: &'static str, name: String },
+    /// A parallel loop's range is longer than the backend can run
+    /// (`i64::MAX` iterations on the CPU, 2^32 blocks on the GPU).
+    #[error("kernel {kernel}: the range [{lo}, {hi}) is too long to run")]
+    RangeTooLarge { kernel: String, lo: i64, hi: i64 },
+    /// A field whose extents the IR cannot hold (one beyond `i64::MAX`).
+    #[error("field @{field}: the shape {shape:?} is too large")]
+    FieldTooLarge { field: String, shape: Vec<usize> },
     #[error("no field @{name} in this program")]
     UnknownField { name: String },
     /// A field handle used with a program that was not built from its builder.
@@ -88,6 +95,9 @@ pub enum Error {
     /// recording was made without keeping it.
     #[error("cannot checkpoint: @{field} is overwritten after being read, and this recording was made without keeping state")]
     StateNotKept { field: String },
+    /// A Tape used with a program other than the one it recorded.
+    #[error("this tape recorded {launches} launches on another program")]
+    ForeignTape { launches: usize },
     #[error("a memory budget of {budget} bytes is too small to checkpoint this recording: the smallest schedule, {smallest}")]
     Budget { budget: usize, smallest: String },
     #[error("cannot run backward: none of the {launches} recorded launches has a gradient")]
@@ -103,6 +113,10 @@ pub enum Error {
     NoLibdevice { functions: Vec<String> },
     #[error("out of memory: {what} needs {bytes} bytes")]
     OutOfMemory { what: String, bytes: usize },
+    /// A GPU target the compiler cannot produce code for (a malformed chip
+    /// name, a libdevice path that is not a file).
+    #[error("invalid GPU target: {0}")]
+    InvalidTarget(String),
     /// The CUDA driver reported an error.
     #[error("CUDA: {what}: {message}")]
     Cuda { what: String, message: String },

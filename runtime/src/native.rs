@@ -3,7 +3,9 @@
 //! interface (`_mlir_<name>(void **args)`: one pointer per argument, then one
 //! per result).
 
-use melior::ExecutionEngine;
+use melior::StringRef;
+use melior::ir::Module;
+use mlir_sys::{MlirExecutionEngine, mlirExecutionEngineCreate, mlirExecutionEngineDestroy, mlirExecutionEngineLookup};
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,7 +84,7 @@ impl Drop for AlignedBuf {
 
 /// The JIT engine of one compiled module. It is only used for symbol lookup,
 /// once, while the module's function table is built.
-pub struct Engine(ExecutionEngine);
+pub struct Engine(MlirExecutionEngine);
 
 // SAFETY: after construction the engine is only read (lookups happen under the
 // compile cache's lock); the compiled code it owns is immutable.
@@ -90,14 +92,29 @@ unsafe impl Send for Engine {}
 unsafe impl Sync for Engine {}
 
 impl Engine {
-    pub fn new(engine: ExecutionEngine) -> Engine {
-        Engine(engine)
+    /// JIT-compiles `module` (already in the LLVM dialect) at -O3; `None`
+    /// when MLIR cannot translate or compile it.
+    pub fn create(module: &Module) -> Option<Engine> {
+        // SAFETY: the module is valid for the call; MLIR copies what it needs,
+        // and returns a null engine on failure.
+        let raw = unsafe { mlirExecutionEngineCreate(module.to_raw(), 3, 0, std::ptr::null(), false, false) };
+        (!raw.ptr.is_null()).then_some(Engine(raw))
     }
+
     /// The packed entry point of function `name`, if the module defines it.
     pub(crate) fn packed(&self, name: &str) -> Option<PackedFn> {
-        let p = self.0.lookup(&format!("_mlir_{name}"));
+        let symbol = format!("_mlir_{name}");
+        // SAFETY: a live engine; the name is valid for the call.
+        let p = unsafe { mlirExecutionEngineLookup(self.0, StringRef::new(&symbol).to_raw()) };
         // SAFETY: ExecutionEngine generates `_mlir_<name>` with exactly this signature.
-        (!p.is_null()).then(|| PackedFn(unsafe { std::mem::transmute::<*mut (), RawPacked>(p) }))
+        (!p.is_null()).then(|| PackedFn(unsafe { std::mem::transmute::<*mut c_void, RawPacked>(p) }))
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // SAFETY: created by `create`, destroyed once.
+        unsafe { mlirExecutionEngineDestroy(self.0) }
     }
 }
 

@@ -77,6 +77,7 @@ const MIN_CHUNK: i64 = 512;
 const CHUNKS_PER_THREAD: i64 = 16;
 
 pub struct Program {
+    id: u64,
     compiled: Arc<Compiled>,
     fields: Vec<Field>,
     by_name: HashMap<String, usize>,
@@ -93,7 +94,12 @@ impl Program {
         let compiled = compile::compile(source, name, options, &Target::Cpu)?;
         let fields: Vec<Field> = compiled.fields.iter().cloned().map(Field::new).collect::<Result<_, _>>()?;
         let by_name = fields.iter().enumerate().map(|(i, f)| (f.info.name.clone(), i)).collect();
-        Ok(Program { compiled, fields, by_name })
+        Ok(Program { id: crate::backend::next_program_id(), compiled, fields, by_name })
+    }
+
+    /// This program's identity, unique in the process.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     pub fn field_index(&self, name: &str) -> Result<usize, Error> {
@@ -149,7 +155,8 @@ impl Program {
                 None => code.call(&mut slots[..n]),
                 Some(range) => {
                     let (lo, hi) = evaluate_range(range, params);
-                    run_range(code, slots, n, lo, hi);
+                    let len = range_len(kernel, lo, hi)?;
+                    run_range(code, slots, n, lo, len);
                 }
             }
         }
@@ -252,15 +259,25 @@ pub(crate) fn check_status(kernel: &str, task: &Task, status: [i64; 2]) -> Resul
     })
 }
 
-/// Runs a parallel task over `[lo, hi)`, inline or in chunks on the pool.
+/// The iterations of `[lo, hi)` (0 when empty); a range longer than
+/// `i64::MAX` is an error, not an overflow.
+pub(crate) fn range_len(kernel: &str, lo: i64, hi: i64) -> Result<i64, Error> {
+    match hi.checked_sub(lo) {
+        Some(len) => Ok(len.max(0)),
+        None => Err(Error::RangeTooLarge { kernel: kernel.into(), lo, hi }),
+    }
+}
+
+/// Runs a parallel task over the `len` iterations from `lo`, inline or in
+/// chunks on the pool.
 ///
 /// # Safety
 /// As for [`PackedFn::call`]: `slots[2..n]` are the task's checked arguments.
-unsafe fn run_range(code: PackedFn, slots: [Slot; MAX_ARGS], n: usize, lo: i64, hi: i64) {
-    let len = hi - lo;
-    if len <= 0 {
+unsafe fn run_range(code: PackedFn, slots: [Slot; MAX_ARGS], n: usize, lo: i64, len: i64) {
+    if len == 0 {
         return;
     }
+    let hi = lo + len;
     let threads = rayon::current_num_threads() as i64;
     let call = |b: i64, e: i64| {
         let mut s = slots;
@@ -273,10 +290,11 @@ unsafe fn run_range(code: PackedFn, slots: [Slot; MAX_ARGS], n: usize, lo: i64, 
         return call(lo, hi);
     }
     let chunks = (threads * CHUNKS_PER_THREAD).min(len / MIN_CHUNK).max(1);
-    let size = (len + chunks - 1) / chunks;
+    // Rounded up without overflow, for ranges up to i64::MAX long.
+    let size = len / chunks + i64::from(len % chunks != 0);
     (0..chunks).into_par_iter().for_each(|c| {
         let b = lo + c * size;
-        let e = (b + size).min(hi);
+        let e = b.saturating_add(size).min(hi);
         if b < e {
             call(b, e);
         }

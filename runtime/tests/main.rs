@@ -5,5 +5,6 @@ mod autodiff;
 mod common;
 mod cuda;
 mod errors;
+mod hardening;
 mod kernels;
 mod tape;

@@ -130,7 +130,7 @@ fn per_step(w_shift: f64) -> (f64, Vec<f64>, Vec<f64>) {
         tape.launch(&mut p, "drift", &[Arg::Index(t as i64)]).unwrap();
     }
     tape.launch(&mut p, "compute_loss", &[Arg::Index(STEPS as i64)]).unwrap();
-    assert!(tape.overwrites(&p).is_empty(), "per-step state overwrites nothing");
+    assert!(tape.overwrites().is_empty(), "per-step state overwrites nothing");
     tape.backward(&mut p, "loss", &BackwardOptions::default()).unwrap();
     let loss = p.field("loss").unwrap().get(&[]).unwrap();
     let x0: Vec<f64> = p.field("x_grad").unwrap().to_f64_vec()[..N].to_vec();
@@ -163,7 +163,7 @@ fn checkpointed_gradients_match_per_step_state() {
         let mut tape = Tape::new();
         record_overwritten(&mut p, &mut tape);
         assert!((p.field("loss").unwrap().get::<f64>(&[]).unwrap() - loss).abs() < 1e-12);
-        let predicted = tape.plan(&p, policy);
+        let predicted = tape.plan(policy);
         let plan = tape.backward_with(&mut p, "loss", policy).unwrap().expect("a checkpointed run");
         assert_eq!(plan, predicted, "what backward re-ran is what the plan said");
         let w: Vec<f64> = p.field("w_grad").unwrap().to_vec().unwrap();
@@ -281,12 +281,12 @@ fn memory_budget_picks_the_schedule() {
     record_overwritten(&mut p, &mut tape);
     // x, v, x_new, v_new and loss (allocations are at least 64 bytes).
     let state = 4 * N * 8 + 64;
-    assert_eq!(tape.plan(&p, &StoreAll).snapshot_bytes, state);
-    let small = tape.policy_for_budget(&p, 12 * state).unwrap();
+    assert_eq!(tape.plan(&StoreAll).snapshot_bytes, state);
+    let small = tape.policy_for_budget(12 * state).unwrap();
     // 11 slots and the scratch copy of a step's start would need 12.
     assert_eq!(small.name(), "binomial(11)");
-    assert_eq!(tape.policy_for_budget(&p, STEPS * state).unwrap().name(), "store-all");
-    let err = tape.policy_for_budget(&p, state).err().expect("one state leaves no room for a scratch copy");
+    assert_eq!(tape.policy_for_budget(STEPS * state).unwrap().name(), "store-all");
+    let err = tape.policy_for_budget(state).err().expect("one state leaves no room for a scratch copy");
     let Error::Budget { budget, smallest } = &err else { panic!("{err}") };
     assert!(*budget == state && smallest.starts_with("binomial(1)"), "{err}");
     let options = BackwardOptions { memory_budget: Some(12 * state), ..Default::default() };
@@ -330,7 +330,7 @@ fn no_grad_kernels_have_no_gradient_and_no_old_values_to_keep() {
     for k in ["observe", "reset", "square"] {
         tape.launch(&mut p, k, &[]).unwrap();
     }
-    assert!(tape.overwrites(&p).is_empty(), "observe has no gradient: reset may overwrite what it read");
+    assert!(tape.overwrites().is_empty(), "observe has no gradient: reset may overwrite what it read");
     tape.backward(&mut p, "loss", &BackwardOptions::default()).unwrap();
     assert_eq!(p.field("a_grad").unwrap().to_vec::<f64>().unwrap(), vec![4.0; N]);
     // square's gradient needs the a it read: overwriting it is an error.
@@ -376,6 +376,6 @@ fn custom_gradients_host_seeds_and_dot_export() {
     let dx0: f64 = p.field("x_grad").unwrap().get(&[0, 0]).unwrap();
     let want = 2.0 * 0.01 * 1.0 * (0.5 * 0.1f64.cos() - 2.0);
     assert!((dx0 - want).abs() < 1e-12, "{dx0} vs {want}");
-    let dot = tape.to_dot(&p);
+    let dot = tape.to_dot();
     assert!(dot.contains("advance") && dot.contains("drift") && dot.contains("\"v\""), "{dot}");
 }

@@ -59,11 +59,18 @@ pub static PASS: PassInfo = PassInfo {
     run,
 };
 
+/// The largest `stack-capacity`: 8-byte values at this capacity take 256 KiB
+/// of a thread's stack per carried value (rayon's threads have 2 MiB).
+pub const MAX_STACK_CAPACITY: usize = 32768;
+
 fn run(module: Op, options: &PassOptions) -> bool {
     let capacity = match options.usize_or("stack-capacity", 256) {
-        Ok(c) if c > 0 => c,
-        Ok(_) => {
-            module.ctx().emit_error(module.loc(), "ds-autodiff: stack-capacity must be positive");
+        Ok(c) if (1..=MAX_STACK_CAPACITY).contains(&c) => c,
+        Ok(c) => {
+            let message = format!(
+                "ds-autodiff: stack-capacity must be between 1 and {MAX_STACK_CAPACITY} (got {c}): each carried value's stack lives on the thread's stack"
+            );
+            module.ctx().emit_error(module.loc(), &message);
             return false;
         }
         Err(e) => {

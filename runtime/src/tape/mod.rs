@@ -5,7 +5,8 @@
 //! the compiler's access summary: by first index, so `x[t - 1, i]` read and
 //! `x[t, i]` written are apart). The records form a petgraph DAG (an edge from
 //! the launch that last wrote a field part to each later launch reading it;
-//! [`Tape::graph`], [`Tape::to_dot`]). `backward(&mut program, "loss", &options)`
+//! [`Tape::graph`], [`Tape::to_dot`]); a tape records one program and
+//! refuses another ([`Error::ForeignTape`]). `backward(&mut program, "loss", &options)`
 //! zeroes the adjoint fields (optional), seeds dL/dloss = 1 at every element
 //! of the loss's adjoint, and runs the grad kernels in reverse;
 //! [`Tape::backward_from`] lets a host callback seed adjoints instead (a loss
@@ -25,7 +26,7 @@
 //!     tape.end_step();
 //! }
 //! tape.launch(&mut p, "compute_loss", &[])?;
-//! println!("{}", tape.plan(&p, &*tape.policy_for_budget(&p, 64 << 20)?));
+//! println!("{}", tape.plan(&*tape.policy_for_budget(64 << 20)?));
 //! tape.backward(&mut p, "loss", &BackwardOptions { memory_budget: Some(64 << 20), ..Default::default() })?;
 //! ```
 //!
@@ -215,11 +216,23 @@ pub struct Tape<D: Backend = Program> {
     marked: bool,
     /// The state fields as they were before their first write.
     initial: State<D>,
+    /// The bytes of each of those snapshots.
+    state_bytes: HashMap<usize, usize>,
+    /// The program recorded on ([`Backend::id`]) and its field names.
+    program: Option<(u64, Vec<String>)>,
 }
 
 impl<D: Backend> Default for Tape<D> {
     fn default() -> Self {
-        Tape { keep_state: true, records: Vec::new(), step_starts: Vec::new(), marked: false, initial: HashMap::new() }
+        Tape {
+            keep_state: true,
+            records: Vec::new(),
+            step_starts: Vec::new(),
+            marked: false,
+            initial: HashMap::new(),
+            state_bytes: HashMap::new(),
+            program: None,
+        }
     }
 }
 
@@ -291,7 +304,24 @@ impl<D: Backend> Tape<D> {
         }
     }
 
+    /// Checks that `p` is the program this tape records (the first one it saw).
+    fn check_program(&self, p: &D) -> Result<(), Error> {
+        match &self.program {
+            Some((id, _)) if *id != p.id() => Err(Error::ForeignTape { launches: self.records.len() }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The name of field `f` of the recorded program.
+    fn field_name(&self, f: usize) -> String {
+        self.program.as_ref().and_then(|(_, names)| names.get(f)).cloned().unwrap_or_else(|| format!("#{f}"))
+    }
+
     fn record(&mut self, p: &mut D, kernel: &str, args: &[Arg], gradient: Gradient<D>) -> Result<(), Error> {
+        self.check_program(p)?;
+        if self.program.is_none() {
+            self.program = Some((p.id(), p.field_infos().iter().map(|f| f.name.clone()).collect()));
+        }
         let info = p.kernel_info(kernel)?;
         let touched = |write: bool| -> Vec<(usize, Part)> {
             info.accesses.iter().filter(|a| a.write == write).map(|a| (a.field, part(a.lead, args))).collect()
@@ -303,6 +333,7 @@ impl<D: Backend> Tape<D> {
             for (f, _) in &writes {
                 if !adjoints.contains(f) && !self.initial.contains_key(f) {
                     self.initial.insert(*f, p.snapshot(*f)?);
+                    self.state_bytes.insert(*f, p.snapshot_bytes(*f));
                 }
             }
         }
@@ -313,13 +344,13 @@ impl<D: Backend> Tape<D> {
 
     /// Every launch that overwrote a part of a field an earlier launch with
     /// a gradient read (paired with the latest such reader), in launch order.
-    pub fn overwrites(&self, p: &D) -> Vec<Overwrite> {
+    pub fn overwrites(&self) -> Vec<Overwrite> {
         let mut readers: HashMap<usize, Latest> = HashMap::new();
         let mut out = Vec::new();
         for (w, record) in self.records.iter().enumerate() {
             for (field, part) in &record.writes {
                 if let Some(reader) = readers.get(field).and_then(|r| r.overlapping(*part)) {
-                    out.push(Overwrite { reader, writer: w, field: p.field_infos()[*field].name.clone() });
+                    out.push(Overwrite { reader, writer: w, field: self.field_name(*field) });
                 }
             }
             if !matches!(record.gradient, Gradient::None) {
@@ -347,17 +378,17 @@ impl<D: Backend> Tape<D> {
     }
 
     /// Bytes of one saved state.
-    fn snapshot_bytes(&self, p: &D) -> usize {
-        self.initial.keys().map(|f| p.snapshot_bytes(*f)).sum()
+    fn snapshot_bytes(&self) -> usize {
+        self.state_bytes.values().sum()
     }
 
     /// The plan of `policy` for this tape.
-    pub fn plan(&self, p: &D, policy: &dyn Policy) -> Plan {
+    pub fn plan(&self, policy: &dyn Policy) -> Plan {
         let steps = self.steps();
-        self.plan_of(p, policy.name(), &policy.schedule(steps.len()), &steps)
+        self.plan_of(policy.name(), &policy.schedule(steps.len()), &steps)
     }
 
-    fn plan_of(&self, p: &D, policy: String, schedule: &Schedule, steps: &[Range<usize>]) -> Plan {
+    fn plan_of(&self, policy: String, schedule: &Schedule, steps: &[Range<usize>]) -> Plan {
         let launches_recomputed = schedule
             .actions
             .iter()
@@ -373,7 +404,7 @@ impl<D: Backend> Tape<D> {
             .iter()
             .zip(schedule.held_slots())
             .any(|(a, held)| matches!(a, Action::Reverse(k) if held.is_none() && steps[*k].len() > 1));
-        let (snapshots, scratch, bytes) = (schedule.peak_slots(), usize::from(scratch), self.snapshot_bytes(p));
+        let (snapshots, scratch, bytes) = (schedule.peak_slots(), usize::from(scratch), self.snapshot_bytes());
         Plan {
             policy,
             steps: steps.len(),
@@ -389,30 +420,30 @@ impl<D: Backend> Tape<D> {
     /// The policy a memory budget (bytes of snapshots, the initial state's
     /// included) allows: store-all when it fits, else binomial with the most
     /// slots that fit.
-    pub fn policy_for_budget(&self, p: &D, budget: usize) -> Result<Box<dyn Policy>, Error> {
-        let fits = |policy: &dyn Policy| self.plan(p, policy).predicted_peak_bytes <= budget;
+    pub fn policy_for_budget(&self, budget: usize) -> Result<Box<dyn Policy>, Error> {
+        let fits = |policy: &dyn Policy| self.plan(policy).predicted_peak_bytes <= budget;
         if fits(&StoreAll) {
             return Ok(Box::new(StoreAll));
         }
-        let bytes = self.snapshot_bytes(p).max(1);
+        let bytes = self.snapshot_bytes().max(1);
         let most = budget / bytes;
         // The slots, less one when the schedule also needs a scratch copy.
         let mut candidates = (most.saturating_sub(1).max(1)..=most.max(1)).rev().map(|snapshots| Binomial { snapshots });
         match candidates.find(|b| fits(b)) {
             Some(b) => Ok(Box::new(b)),
-            None => Err(Error::Budget { budget, smallest: self.plan(p, &Binomial { snapshots: 1 }).to_string() }),
+            None => Err(Error::Budget { budget, smallest: self.plan(&Binomial { snapshots: 1 }).to_string() }),
         }
     }
 
-    fn policy_from(&self, p: &D, options: &BackwardOptions) -> Result<Option<Box<dyn Policy>>, Error> {
-        options.memory_budget.map(|b| self.policy_for_budget(p, b)).transpose()
+    fn policy_from(&self, options: &BackwardOptions) -> Result<Option<Box<dyn Policy>>, Error> {
+        options.memory_budget.map(|b| self.policy_for_budget(b)).transpose()
     }
 
     /// Seeds dL/d`loss` = 1 and runs the gradients in reverse; see the module
     /// doc. Returns the plan it ran when it checkpointed.
     pub fn backward(&mut self, p: &mut D, loss: &str, options: &BackwardOptions) -> Result<Option<Plan>, Error> {
         let grad = loss_grad(p, loss)?;
-        let policy = self.policy_from(p, options)?;
+        let policy = self.policy_from(options)?;
         self.run_backward(p, options.zero_grads, policy.as_deref(), move |p| p.fill(grad, 1.0))
     }
 
@@ -429,7 +460,7 @@ impl<D: Backend> Tape<D> {
         options: &BackwardOptions,
         seed: impl FnOnce(&mut D) -> Result<(), Error>,
     ) -> Result<Option<Plan>, Error> {
-        let policy = self.policy_from(p, options)?;
+        let policy = self.policy_from(options)?;
         self.run_backward(p, options.zero_grads, policy.as_deref(), seed)
     }
 
@@ -440,10 +471,11 @@ impl<D: Backend> Tape<D> {
         policy: Option<&dyn Policy>,
         seed: impl FnOnce(&mut D) -> Result<(), Error>,
     ) -> Result<Option<Plan>, Error> {
+        self.check_program(p)?;
         if !self.records.is_empty() && self.records.iter().all(|r| matches!(r.gradient, Gradient::None)) {
             return Err(Error::NothingToDifferentiate { launches: self.records.len() });
         }
-        let overwrites = self.overwrites(p);
+        let overwrites = self.overwrites();
         let policy = match (overwrites.first(), policy) {
             (Some(o), None) => {
                 return Err(Error::Overwrite {
@@ -470,7 +502,7 @@ impl<D: Backend> Tape<D> {
         };
         let steps = self.steps();
         let schedule = policy.schedule(steps.len());
-        let plan = self.plan_of(p, policy.name(), &schedule, &steps);
+        let plan = self.plan_of(policy.name(), &schedule, &steps);
         let done = self.execute(p, &schedule, &steps)?;
         Ok(Some(Plan { advances: done.advances, launches_recomputed: done.launches, ..plan }))
     }
@@ -549,7 +581,7 @@ impl<D: Backend> Tape<D> {
     /// The tape as a petgraph DAG: node i is launch i; an edge labeled by
     /// field goes from the launch that last wrote a field part to each later
     /// launch reading it.
-    pub fn graph(&self, p: &D) -> DiGraph<String, String> {
+    pub fn graph(&self) -> DiGraph<String, String> {
         let mut g = DiGraph::new();
         let nodes: Vec<_> =
             self.records.iter().enumerate().map(|(i, r)| g.add_node(format!("{i}: {}{:?}", r.kernel, r.args))).collect();
@@ -566,14 +598,14 @@ impl<D: Backend> Tape<D> {
             }
         }
         for (i, j, field) in edges {
-            g.add_edge(nodes[i], nodes[j], p.field_infos()[field].name.clone());
+            g.add_edge(nodes[i], nodes[j], self.field_name(field));
         }
         g
     }
 
     /// The tape as a Graphviz graph (see [`Tape::graph`]).
-    pub fn to_dot(&self, p: &D) -> String {
-        format!("{}", petgraph::dot::Dot::new(&self.graph(p)))
+    pub fn to_dot(&self) -> String {
+        format!("{}", petgraph::dot::Dot::new(&self.graph()))
     }
 }
 
