@@ -190,9 +190,13 @@ pub fn check_gradient(
     Ok(report_of(all))
 }
 
-/// The worst relative error over `(input, analytic, [(element, numeric)])`;
-/// a NaN anywhere is the worst error (NaN), never skipped.
-fn report_of(all: Vec<(String, Vec<f64>, Vec<(usize, f64)>)>) -> Report {
+/// One input's gradients: its name, the analytic gradient of every element,
+/// and the numeric one of the elements checked.
+type Gradients = (String, Vec<f64>, Vec<(usize, f64)>);
+
+/// The worst relative error over every input's gradients; a NaN anywhere is
+/// the worst error (NaN), never skipped.
+fn report_of(all: Vec<Gradients>) -> Report {
     let scale = all.iter().flat_map(|(_, _, n)| n.iter().map(|(_, v)| v.abs())).fold(0.0, f64::max);
     let mut report = Report { worst_error: 0.0, worst_at: String::new(), elements_checked: 0, largest_gradient: scale };
     for (name, analytic, numeric) in all {
