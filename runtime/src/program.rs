@@ -14,6 +14,7 @@ use crate::native::{MAX_ARGS, PackedFn, Slot, pointer_slot};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// A scalar kernel argument.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -75,6 +76,9 @@ impl Arg {
 const MIN_CHUNK: i64 = 512;
 /// Chunks per thread, for load balance.
 const CHUNKS_PER_THREAD: i64 = 16;
+/// The most iterations one call of a task function runs: between calls the
+/// launcher stops a launch whose checks have failed.
+const MAX_CALL: i64 = 1 << 22;
 
 pub struct Program {
     id: u64,
@@ -143,8 +147,9 @@ impl Program {
     }
 
     fn run_task(&self, kernel: &str, task: &Task, params: &[Slot]) -> Result<(), Error> {
-        let mut status = [0i64; 2];
-        let status_ptr = pointer_slot(status.as_mut_ptr() as *mut u8);
+        // Written by the task's checks (atomically: chunks run in parallel).
+        let status = [AtomicI64::new(0), AtomicI64::new(0)];
+        let status_ptr = pointer_slot(status.as_ptr() as *mut u8);
         let (mut slots, n) = task_slots(kernel, task, params, |f| pointer_slot(self.fields[f].ptr()), status_ptr)?;
         let code = task.code.ok_or_else(|| Error::Internal(format!("task {} has no CPU code", task.name)))?;
         // SAFETY: `param_slots` checked the parameters against the kernel's
@@ -156,11 +161,11 @@ impl Program {
                 Some(range) => {
                     let (lo, hi) = evaluate_range(range, params);
                     let len = range_len(kernel, lo, hi)?;
-                    run_range(code, slots, n, lo, len);
+                    run_range(code, slots, n, lo, len, &status[0]);
                 }
             }
         }
-        check_status(kernel, task, status)
+        check_status(kernel, task, [status[0].load(Ordering::Relaxed), status[1].load(Ordering::Relaxed)])
     }
 }
 
@@ -269,34 +274,43 @@ pub(crate) fn range_len(kernel: &str, lo: i64, hi: i64) -> Result<i64, Error> {
 }
 
 /// Runs a parallel task over the `len` iterations from `lo`, inline or in
-/// chunks on the pool.
+/// chunks on the pool, in calls of at most [`MAX_CALL`] iterations; once a
+/// check has failed (`failed` is set), no new call starts.
 ///
 /// # Safety
 /// As for [`PackedFn::call`]: `slots[2..n]` are the task's checked arguments.
-unsafe fn run_range(code: PackedFn, slots: [Slot; MAX_ARGS], n: usize, lo: i64, len: i64) {
+unsafe fn run_range(code: PackedFn, slots: [Slot; MAX_ARGS], n: usize, lo: i64, len: i64, failed: &AtomicI64) {
     if len == 0 {
         return;
     }
     let hi = lo + len;
     let threads = rayon::current_num_threads() as i64;
-    let call = |b: i64, e: i64| {
-        let mut s = slots;
-        s[0] = b as Slot;
-        s[1] = e as Slot;
-        // SAFETY: the caller's contract; chunks are disjoint ranges of one task.
-        unsafe { code.call(&mut s[..n]) };
+    // Runs [b, e) call by call; Err once a check has failed.
+    let run = |b: i64, e: i64| -> Result<(), ()> {
+        let mut start = b;
+        while start < e {
+            let end = start.saturating_add(MAX_CALL).min(e);
+            let mut s = slots;
+            s[0] = start as Slot;
+            s[1] = end as Slot;
+            // SAFETY: the caller's contract; calls are disjoint ranges of one task.
+            unsafe { code.call(&mut s[..n]) };
+            if failed.load(Ordering::Relaxed) != 0 {
+                return Err(());
+            }
+            start = end;
+        }
+        Ok(())
     };
     if threads <= 1 || len < 2 * MIN_CHUNK {
-        return call(lo, hi);
+        return run(lo, hi).unwrap_or(());
     }
     let chunks = (threads * CHUNKS_PER_THREAD).min(len / MIN_CHUNK).max(1);
     // Rounded up without overflow, for ranges up to i64::MAX long.
     let size = len / chunks + i64::from(len % chunks != 0);
-    (0..chunks).into_par_iter().for_each(|c| {
+    // try_for_each stops handing out chunks after the first Err.
+    let _stopped = (0..chunks).into_par_iter().try_for_each(|c| {
         let b = lo + c * size;
-        let e = b.saturating_add(size).min(hi);
-        if b < e {
-            call(b, e);
-        }
+        run(b, b.saturating_add(size).min(hi))
     });
 }

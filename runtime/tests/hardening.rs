@@ -159,3 +159,15 @@ fn custom_gradients_can_be_gradchecked() {
         assert_eq!(p.field("x").unwrap().to_vec::<f64>().unwrap(), xs, "inputs keep their values");
     }
 }
+
+/// A launch over `[0, i64::MAX)` whose first iterations fail a bounds check
+/// stops soon after (no new call starts), instead of running 2^63 iterations.
+#[test]
+fn a_failing_huge_launch_stops_early() {
+    let src = fields(&[("x", "f32", "8")])
+        + &loop_kernel("fill", "%n: index", None, "    %one = arith.constant 1.0 : f32\n    \"ds.store\"(%one, %i) {field = @x} : (f32, index) -> ()");
+    let mut p = Program::new(&src).unwrap();
+    let err = p.launch("fill", &[Arg::Index(i64::MAX)]).unwrap_err();
+    assert!(matches!(&err, Error::OutOfBounds { field, extent: 8, .. } if field == "x"), "{err}");
+    assert_eq!(p.field("x").unwrap().to_vec::<f32>().unwrap(), vec![1.0; 8], "the indices in bounds were written");
+}
