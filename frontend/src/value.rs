@@ -198,6 +198,43 @@ impl Expr {
     pub fn abs(&self) -> Expr {
         math("math.absf", self)
     }
+    pub fn tan(&self) -> Expr {
+        math("math.tan", self)
+    }
+    pub fn asin(&self) -> Expr {
+        math("math.asin", self)
+    }
+    pub fn acos(&self) -> Expr {
+        math("math.acos", self)
+    }
+    pub fn atan(&self) -> Expr {
+        math("math.atan", self)
+    }
+    pub fn sinh(&self) -> Expr {
+        math("math.sinh", self)
+    }
+    pub fn cosh(&self) -> Expr {
+        math("math.cosh", self)
+    }
+    pub fn log2(&self) -> Expr {
+        math("math.log2", self)
+    }
+    pub fn exp2(&self) -> Expr {
+        math("math.exp2", self)
+    }
+    pub fn round(&self) -> Expr {
+        math("math.round", self)
+    }
+    /// -1, 0 or 1 (no gradient flows through it).
+    pub fn signum(&self) -> Expr {
+        let (zero, one) = (constant(0.0, self.ty()), constant(1.0, self.ty()));
+        let negative = select(lt(*self, zero), -one, zero);
+        select(gt(*self, zero), one, negative)
+    }
+    /// `self` limited to `[lo, hi]`.
+    pub fn clamp(&self, lo: impl Operand, hi: impl Operand) -> Expr {
+        self.max(lo).min(hi)
+    }
     pub fn floor(&self) -> Expr {
         math("math.floor", self)
     }

@@ -260,3 +260,40 @@ fn bools_cast_to_zero_or_one() {
     assert_eq!(y.to_vec(&p).unwrap(), vec![0.25, 2.75, 0.5, 3.0]);
     assert_eq!(n.to_vec(&p).unwrap(), vec![0, 1, 0, 1]);
 }
+
+#[kernel]
+fn taichi_math(x: &S, y: &ScalarField<f64, 2>) {
+    for i in 0..16usize {
+        let v = x[(i,)];
+        y[(i, 0usize)] = v.tan() + v.asin() + v.acos() + v.atan();
+        y[(i, 1usize)] = v.sinh() + v.cosh() + (v + 2.0).log2() + v.exp2();
+        y[(i, 2usize)] = v.clamp(-0.25, 0.5) + v.signum() + (v * 4.0).round();
+    }
+}
+
+/// Taichi's math functions against Rust's, with their gradients.
+#[test]
+fn taichi_math_functions() {
+    let mut pb = ProgramBuilder::new();
+    let (x, y): (GradField<f64, 1>, GradField<f64, 2>) = (pb.field_with_grad("x", [16]), pb.field_with_grad("y", [16, 3]));
+    let k = pb.kernel(taichi_math(&x, &y)).unwrap();
+    let mut p = pb.build().unwrap();
+    let xs: Vec<f64> = (0..16).map(|i| i as f64 / 10.0 - 0.78).collect();
+    x.copy_from(&mut p, &xs).unwrap();
+    k.launch(&mut p, ()).unwrap();
+    for (i, v) in xs.iter().enumerate() {
+        let want = [
+            v.tan() + v.asin() + v.acos() + v.atan(),
+            v.sinh() + v.cosh() + (v + 2.0).log2() + v.exp2(),
+            v.clamp(-0.25, 0.5) + v.signum() + (v * 4.0).round(),
+        ];
+        for (c, w) in want.iter().enumerate() {
+            let got = y.get(&p, [i, c]).unwrap();
+            assert!((got - w).abs() < 1e-12, "y[{i}, {c}] at {v}: {got} vs {w}");
+        }
+    }
+    // Away from clamp's corners and round's steps.
+    let spec = Spec::new("taichi_math", &[("x", -0.2, 0.45)], &["y"]);
+    let r = gradcheck(&pb.source(), &spec).unwrap();
+    assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
+}

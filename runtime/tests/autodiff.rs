@@ -84,6 +84,14 @@ elementwise_tests! {
     rsqrt: "    %r = math.rsqrt %a : f64", [POS, ANY, ANY];
     powf: "    %r = math.powf %a, %b : f64", [POS, ANY, ANY];
     absf: "    %r = math.absf %a : f64", [ANY; 3];
+    tan: "    %r = math.tan %a : f64", [(-1.2, 1.2), ANY, ANY];
+    asin: "    %r = math.asin %a : f64", [(-0.9, 0.9), ANY, ANY];
+    acos: "    %r = math.acos %a : f64", [(-0.9, 0.9), ANY, ANY];
+    atan: "    %r = math.atan %a : f64", [ANY; 3];
+    sinh: "    %r = math.sinh %a : f64", [ANY; 3];
+    cosh: "    %r = math.cosh %a : f64", [ANY; 3];
+    log2: "    %r = math.log2 %a : f64", [POS, ANY, ANY];
+    exp2: "    %r = math.exp2 %a : f64", [ANY; 3];
     atan2: "    %r = math.atan2 %a, %b : f64", [ANY, POS, ANY];
     fma: "    %r = math.fma %a, %b, %c : f64", [ANY; 3];
     remf: "    %r = arith.remf %a, %b : f64", [(1.1, 2.9), (0.6, 0.95), ANY];
@@ -561,4 +569,20 @@ func.func @k(%n: index, %s: f64) attributes {{ds.kernel}} {{
     );
     let spec = Spec::new("k", &[("a", -1.0, 1.0)], &["out"]).args(&[Arg::Index(16), Arg::F64(0.7)]);
     check(&src, spec, 1e-6);
+}
+
+/// Taichi's kink conventions: d|a|/da at 0 is 0 (sgn), and ±1 either side.
+#[test]
+fn abs_has_a_zero_derivative_at_zero() {
+    let src = elementwise("    %r = math.absf %a : f64");
+    let mut p = Program::with_options(&src, "abs.mlir", &CompileOptions { autodiff: true, ..Default::default() }).unwrap();
+    let xs: Vec<f64> = (0..N).map(|i| i as f64 - 8.0).collect();
+    p.field_mut("a").unwrap().copy_from(&xs).unwrap();
+    p.launch("k", &[]).unwrap();
+    p.field_mut("out_grad").unwrap().fill(1.0f64).unwrap();
+    p.launch("k_grad", &[]).unwrap();
+    let grads: Vec<f64> = p.field("a_grad").unwrap().to_vec().unwrap();
+    for (x, g) in xs.iter().zip(&grads) {
+        assert_eq!(*g, x.signum() * f64::from(*x != 0.0), "d|a|/da at {x}");
+    }
 }

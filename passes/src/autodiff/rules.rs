@@ -91,6 +91,11 @@ impl Emitter {
     pub fn cmpf(&self, predicate: CmpF, a: Value, b: Value) -> Value {
         ops::build_cmpf(self.at, predicate, a, b, self.loc)
     }
+    /// `sqrt(1 - a^2)` (the derivatives of asin and acos).
+    fn one_minus_square_root(&self, a: Value) -> Value {
+        let one = self.constant(a.ty(), 1.0);
+        self.un("math.sqrt", self.bin("arith.subf", one, self.mul(a, a)))
+    }
     /// `g` where `cond` holds, else zero.
     fn gate(&self, cond: Value, g: Value) -> Value {
         let zero = self.constant(g.ty(), 0.0);
@@ -161,9 +166,30 @@ pub static RULES: &[AdRule] = &[
         vec![Some(ga), Some(gb)]
     }),
     AdRule::differentiable("math.absf", |e, x, _, g| {
+        // sgn(a) g, with sgn(0) = 0 (Taichi's convention).
         let zero = e.constant(g.ty(), 0.0);
-        let nonneg = e.cmpf(CmpF::Oge, x[0], zero);
-        vec![Some(e.select(nonneg, g, e.neg(g)))]
+        let (positive, negative) = (e.cmpf(CmpF::Ogt, x[0], zero), e.cmpf(CmpF::Olt, x[0], zero));
+        vec![Some(e.select(positive, g, e.select(negative, e.neg(g), zero)))]
+    }),
+    AdRule::differentiable("math.tan", |e, _, y, g| {
+        let one = e.constant(g.ty(), 1.0);
+        vec![Some(e.mul(g, e.bin("arith.addf", one, e.mul(y, y))))]
+    }),
+    AdRule::differentiable("math.asin", |e, x, _, g| vec![Some(e.div(g, e.one_minus_square_root(x[0])))]),
+    AdRule::differentiable("math.acos", |e, x, _, g| vec![Some(e.neg(e.div(g, e.one_minus_square_root(x[0]))))]),
+    AdRule::differentiable("math.atan", |e, x, _, g| {
+        let one = e.constant(g.ty(), 1.0);
+        vec![Some(e.div(g, e.bin("arith.addf", one, e.mul(x[0], x[0]))))]
+    }),
+    AdRule::differentiable("math.sinh", |e, x, _, g| vec![Some(e.mul(g, e.un("math.cosh", x[0])))]),
+    AdRule::differentiable("math.cosh", |e, x, _, g| vec![Some(e.mul(g, e.un("math.sinh", x[0])))]),
+    AdRule::differentiable("math.log2", |e, x, _, g| {
+        let ln2 = e.constant(g.ty(), std::f64::consts::LN_2);
+        vec![Some(e.div(g, e.mul(x[0], ln2)))]
+    }),
+    AdRule::differentiable("math.exp2", |e, _, y, g| {
+        let ln2 = e.constant(g.ty(), std::f64::consts::LN_2);
+        vec![Some(e.mul(g, e.mul(y, ln2)))]
     }),
     AdRule::differentiable("math.atan2", |e, x, _, g| {
         // atan2(a, b): d/da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2)
