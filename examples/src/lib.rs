@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub arch: Arch,
     /// Build without run-time bounds checks (`ProgramBuilder::unchecked`).
     pub unchecked: bool,
+    /// Write the program's IR (after autodiff) to `OUT/program.mlir`.
+    pub dump_ir: bool,
 }
 
 /// An example: its fields and kernels, and host code for any backend.
@@ -57,9 +59,21 @@ pub fn run_example<S: Simulation>(opts: &RunOptions, report: &mut Reporter) -> R
     }
     let sim = S::declare(&mut pb)?;
     match opts.arch {
-        Arch::Cpu => sim.run(&mut pb.build()?, opts, report),
-        Arch::Cuda => sim.run(&mut pb.build_cuda()?, opts, report),
+        Arch::Cpu => run_built(&sim, &mut pb.build()?, opts, report),
+        Arch::Cuda => run_built(&sim, &mut pb.build_cuda()?, opts, report),
     }
+}
+
+fn run_built<S: Simulation, B: Backend>(sim: &S, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
+    let ir = opts.out.join("program.mlir");
+    if opts.dump_ir {
+        std::fs::write(&ir, p.ir()).map_err(|source| Error::Io { path: ir.display().to_string(), source })?;
+    }
+    let mut outcome = sim.run(p, opts, report)?;
+    if opts.dump_ir {
+        outcome.pictures.push(ir);
+    }
+    Ok(outcome)
 }
 
 /// One runnable example.

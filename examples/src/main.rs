@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! diffsim list
-//! diffsim run NAME [--iters N] [--out DIR] [--arch cpu|cuda] [--unchecked]
+//! diffsim run NAME [--iters N] [--out DIR] [--arch cpu|cuda] [--unchecked] [--dump-ir]
 //! ```
 
 use clap::{Parser, Subcommand};
@@ -36,6 +36,9 @@ enum Command {
         /// reads or writes outside a field instead of failing the launch.
         #[arg(long)]
         unchecked: bool,
+        /// Write the program's IR after autodiff (gradient kernels included) to OUT/program.mlir.
+        #[arg(long)]
+        dump_ir: bool,
     },
 }
 
@@ -47,7 +50,7 @@ fn main() {
                 println!("{:<20} {}", e.name, e.summary);
             }
         }
-        Command::Run { name, iters, out, arch, unchecked } => {
+        Command::Run { name, iters, out, arch, unchecked, dump_ir } => {
             let Some(example) = find(&name) else {
                 let names: Vec<&str> = EXAMPLES.iter().map(|e| e.name).collect();
                 eprintln!("diffsim: no example `{name}` (examples: {})", names.join(", "));
@@ -59,7 +62,7 @@ fn main() {
                 eprintln!("diffsim: cannot create {}: {e}", out.display());
                 std::process::exit(1);
             }
-            let opts = RunOptions { iters: iters.map(|n| n as usize), out, verbose: true, arch, unchecked };
+            let opts = RunOptions { iters: iters.map(|n| n as usize), out, verbose: true, arch, unchecked, dump_ir };
             match (example.run)(&opts, &mut Reporter::new(true)) {
                 Ok(outcome) => {
                     for (what, value) in &outcome.results {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 fn run(name: &str, iters: Option<usize>) -> (diffsim_examples::report::Outcome, PathBuf) {
     let out = std::env::temp_dir().join(format!("diffsim-test-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
-    let opts = RunOptions { iters, out: out.clone(), verbose: false, arch: Arch::Cpu, unchecked: false };
+    let opts = RunOptions { iters, out: out.clone(), verbose: false, arch: Arch::Cpu, unchecked: false, dump_ir: false };
     let outcome = (find(name).expect("example").run)(&opts, &mut Reporter::new(false)).unwrap_or_else(|e| panic!("{e}"));
     (outcome, out)
 }
@@ -167,9 +167,24 @@ fn zero_iterations_do_not_panic() {
     for example in diffsim_examples::EXAMPLES {
         let out = std::env::temp_dir().join(format!("diffsim-test-zero-{}-{}", example.name, std::process::id()));
         std::fs::create_dir_all(&out).unwrap();
-        let opts = RunOptions { iters: Some(0), out: out.clone(), verbose: false, arch: Arch::Cpu, unchecked: false };
+        let opts = RunOptions { iters: Some(0), out: out.clone(), verbose: false, arch: Arch::Cpu, unchecked: false, dump_ir: false };
         let outcome = (example.run)(&opts, &mut Reporter::new(false)).unwrap_or_else(|e| panic!("{}: {e}", example.name));
         assert!(outcome.final_loss.is_finite(), "{}", example.name);
         std::fs::remove_dir_all(out).ok();
     }
+}
+
+/// `--dump-ir` writes what the program runs, gradient kernels included,
+/// with the Rust locations of the kernels' statements.
+#[test]
+fn the_programs_ir_can_be_dumped() {
+    let out = std::env::temp_dir().join(format!("diffsim-test-dump-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let opts = RunOptions { iters: Some(1), out: out.clone(), verbose: false, arch: Arch::Cpu, unchecked: false, dump_ir: true };
+    let outcome = (find("appendix_c").unwrap().run)(&opts, &mut Reporter::new(false)).unwrap();
+    let ir = std::fs::read_to_string(out.join("program.mlir")).unwrap();
+    assert!(outcome.pictures.contains(&out.join("program.mlir")));
+    assert!(ir.contains("func.func @reduce(") && ir.contains("func.func @reduce_grad("), "{ir}");
+    assert!(ir.contains("examples/src/appendix_c.rs\":"), "the kernels' Rust locations: {ir}");
+    std::fs::remove_dir_all(out).ok();
 }

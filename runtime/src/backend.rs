@@ -17,6 +17,8 @@ pub trait Backend {
     /// a program other than the one it recorded.
     fn id(&self) -> u64;
     fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error>;
+    /// The program's ds module after autodiff, gradient kernels included.
+    fn ir(&self) -> &str;
     /// The program's fields, by index.
     fn field_infos(&self) -> &[FieldInfo];
     /// Runs kernel `kernel` with `args` (checked against its parameters).
@@ -54,6 +56,9 @@ impl Backend for Program {
     }
     fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error> {
         self.kernel(name)
+    }
+    fn ir(&self) -> &str {
+        self.ir()
     }
     fn field_infos(&self) -> &[FieldInfo] {
         self.field_infos()
@@ -99,6 +104,9 @@ impl Backend for CudaProgram {
     }
     fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error> {
         self.kernel(name)
+    }
+    fn ir(&self) -> &str {
+        self.ir()
     }
     fn field_infos(&self) -> &[FieldInfo] {
         self.field_infos()

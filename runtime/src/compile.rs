@@ -106,6 +106,9 @@ pub struct Compiled {
     _engine: Engine,
     pub fields: Vec<FieldInfo>,
     pub kernels: HashMap<String, KernelInfo>,
+    /// The ds module after verification and autodiff (gradient kernels
+    /// included), before lowering: what the program runs, for inspection.
+    pub ir: String,
     /// For GPU targets: the PTX of every task kernel.
     pub ptx: Option<String>,
 }
@@ -197,6 +200,7 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: 
     let (module, diags) = diag::capture(&context, || ds_dialects::parse_module(&context, source, name));
     let mut module = module.ok_or(Error::Compile(diags))?;
     run_steps(&context, &mut module, &front_steps(options)?)?;
+    let ir = Op::of_module(&module).print_with_locations();
     let body = ops::module_body(Op::of_module(&module));
     let fields = read_fields(body)?;
     let mut kernels = read_kernels(body, &fields)?;
@@ -207,7 +211,7 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: 
             let engine = jit(&module)?;
             let tasks = ops::module_body(Op::of_module(&module)).ops();
             attach_tasks(&tasks, &tasks, &fields, &engine, true, &mut kernels)?;
-            Ok(Compiled { _engine: engine, fields, kernels, ptx: None })
+            Ok(Compiled { _engine: engine, fields, kernels, ir, ptx: None })
         }
         Target::Cuda { chip, libdevice } => {
             run_steps(&context, &mut module, &steps(ds_lowering::ds_to_gpu::PASS.name)?)?;
@@ -238,7 +242,7 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: 
             let ptx_steps = steps(&ptx_text)?;
             run_steps(&context, &mut module, &ptx_steps)?;
             let ptx = extract_ptx(Op::of_module(&module))?;
-            Ok(Compiled { _engine: engine, fields, kernels, ptx: Some(ptx) })
+            Ok(Compiled { _engine: engine, fields, kernels, ir, ptx: Some(ptx) })
         }
     }
 }

@@ -116,6 +116,12 @@ impl CudaProgram {
         Ok(CudaProgram { id: crate::backend::next_program_id(), compiled, stream, functions, fields, status })
     }
 
+    /// The ds module after verification and autodiff (gradient kernels
+    /// included), with its source locations: what this program runs.
+    pub fn ir(&self) -> &str {
+        &self.compiled.ir
+    }
+
     /// This program's identity, unique in the process.
     pub fn id(&self) -> u64 {
         self.id

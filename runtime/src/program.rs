@@ -101,6 +101,12 @@ impl Program {
         Ok(Program { id: crate::backend::next_program_id(), compiled, fields, by_name })
     }
 
+    /// The ds module after verification and autodiff (gradient kernels
+    /// included), with its source locations: what this program runs.
+    pub fn ir(&self) -> &str {
+        &self.compiled.ir
+    }
+
     /// This program's identity, unique in the process.
     pub fn id(&self) -> u64 {
         self.id
