@@ -183,18 +183,17 @@ impl Builder {
         self.op(name, &[*e], to)
     }
 
-    /// The common type of two operands: ints widen to index, i32 to i64;
-    /// floats and ints do not mix implicitly.
+    /// The common type of two operands, as in Taichi: ints widen to index,
+    /// i32 to i64, f32 to f64, and an int mixed with a float becomes that
+    /// float; bools mix with nothing.
     fn unify(&mut self, a: &Expr, b: &Expr) -> (Expr, Expr) {
         use Ty::*;
         let target = match (a.ty, b.ty) {
             (x, y) if x == y => x,
             (Index, I32 | I64) | (I32 | I64, Index) => Index,
             (I32, I64) | (I64, I32) => I64,
-            (F32, F64) | (F64, F32) => {
-                self.fail("f32 and f64 values mixed: convert one with `as`");
-                a.ty
-            }
+            (F32, F64) | (F64, F32) => F64,
+            (I32 | I64 | Index, f @ (F32 | F64)) | (f @ (F32 | F64), I32 | I64 | Index) => f,
             (x, y) => {
                 self.fail(format!("{} and {} values mixed: convert one with `as`", x.mlir(), y.mlir()));
                 a.ty
@@ -395,7 +394,12 @@ fn emit_if(cond: &Expr, loc: Loc, tys: &[Ty], then: Block, otherwise: Block) -> 
 /// `if cond { then } else { otherwise }` as a statement: both branches take
 /// and return the variables they may reassign (`carried`); returns their new
 /// values.
-pub fn branch<C: Carry>(cond: Expr, carried: C, then: impl FnOnce(C) -> C, otherwise: impl FnOnce(C) -> C) -> C {
+pub fn branch<C: Carry>(cond: impl Condition, carried: C, then: impl FnOnce(C) -> C, otherwise: impl FnOnce(C) -> C) -> C {
+    let cond = match cond.decide() {
+        Decided::AtBuild(true) => return then(carried),
+        Decided::AtBuild(false) => return otherwise(carried),
+        Decided::AtRun(cond) => cond,
+    };
     let loc = with(|b| b.loc);
     let inputs = carried.exprs();
     let tys: Vec<Ty> = inputs.iter().map(|e| e.ty).collect();
@@ -405,11 +409,41 @@ pub fn branch<C: Carry>(cond: Expr, carried: C, then: impl FnOnce(C) -> C, other
 }
 
 /// `if cond { a } else { b }` as an expression with a value.
-pub fn branch_value<C: Carry>(cond: Expr, then: impl FnOnce() -> C, otherwise: impl FnOnce() -> C) -> C {
+pub fn branch_value<C: Carry>(cond: impl Condition, then: impl FnOnce() -> C, otherwise: impl FnOnce() -> C) -> C {
+    let cond = match cond.decide() {
+        Decided::AtBuild(true) => return then(),
+        Decided::AtBuild(false) => return otherwise(),
+        Decided::AtRun(cond) => cond,
+    };
     let loc = with(|b| b.loc);
     let (t, tys) = region_body(|| then().exprs(), None);
     let (e, _) = region_body(|| otherwise().exprs(), Some(&tys));
     C::rebuild(&mut emit_if(&cond, loc, &tys, t, e).into_iter())
+}
+
+/// An `if` condition: a kernel value (an `scf.if` at run time) or a Rust
+/// `bool` known when the kernel is built (only the taken branch is built:
+/// Taichi's `ti.static(cond)`, so one kernel function serves several variants).
+pub trait Condition {
+    fn decide(self) -> Decided;
+}
+
+/// When an `if` is decided.
+pub enum Decided {
+    AtBuild(bool),
+    AtRun(Expr),
+}
+
+impl Condition for Expr {
+    fn decide(self) -> Decided {
+        Decided::AtRun(self)
+    }
+}
+
+impl Condition for bool {
+    fn decide(self) -> Decided {
+        Decided::AtBuild(self)
+    }
 }
 
 /// Converts loop bounds and indices to `index` values.

@@ -106,6 +106,21 @@ impl<A: KernelArgs> KernelDef<A> {
     pub fn ir(&self) -> &str {
         &self.ir.text
     }
+
+    /// The same kernel under another name: to add one `#[kernel]` function
+    /// built twice (with different build-time arguments) to one program.
+    pub fn renamed(mut self, name: &str) -> Result<KernelDef<A>, Error> {
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            let message = format!("`{name}` is not a kernel name (letters, digits and _, not starting with a digit)");
+            return Err(Error::Build { kernel: self.ir.name, location: None, message });
+        }
+        // The printed function starts with its own symbol, and nothing in it refers to it.
+        self.ir.text = self.ir.text.replacen(&format!("func.func @{}(", self.ir.name), &format!("func.func @{name}("), 1);
+        self.ir.name = name.into();
+        Ok(self)
+    }
 }
 
 /// The result of a `#[kernel]` function (used by the code the macro generates).

@@ -169,7 +169,7 @@ fn vectors_and_matrices() {
 #[kernel]
 fn type_mismatch(a: &S, b: &S) {
     for i in 0..4usize {
-        b[(i,)] = a[(i,)] + (i as f32);
+        b[(i,)] = a[(i,)] + (a[(i,)] > 0.5);
     }
 }
 
@@ -177,12 +177,12 @@ fn type_mismatch(a: &S, b: &S) {
 fn build_errors_name_the_rust_line() {
     let mut pb = ProgramBuilder::new();
     let (a, b): (Field<f64, 1>, Field<f64, 1>) = (pb.field("a", [4]), pb.field("b", [4]));
-    let err = pb.kernel(type_mismatch(&a, &b)).expect_err("f64 + f32 must fail");
+    let err = pb.kernel(type_mismatch(&a, &b)).expect_err("f64 + bool must fail");
     let Error::Build { kernel, location: Some(at), message } = &err else { panic!("{err}") };
     assert_eq!((kernel.as_str(), at.file.as_str()), ("type_mismatch", "frontend/tests/constructs.rs"), "{err}");
-    let line = include_str!("constructs.rs").lines().position(|l| l.contains("a[(i,)] + (i as f32)")).unwrap() + 1;
+    let line = include_str!("constructs.rs").lines().position(|l| l.contains("a[(i,)] + (a[(i,)] > 0.5)")).unwrap() + 1;
     assert_eq!(at.line as usize, line, "{err}");
-    assert!(message.contains("f32 and f64 values mixed"), "{err}");
+    assert!(message.contains("f64 and i1 values mixed"), "{err}");
 }
 
 /// Every op the frontend emitted in these kernels has an adjoint rule or a
@@ -296,4 +296,38 @@ fn taichi_math_functions() {
     let spec = Spec::new("taichi_math", &[("x", -0.2, 0.45)], &["y"]);
     let r = gradcheck(&pb.source(), &spec).unwrap();
     assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
+}
+
+#[kernel]
+fn promotions(x: &S, y: &ScalarField<f32, 1>, out: &S, variant: &bool, n: i32) {
+    for i in 0..8usize {
+        // i32 and index mixed with floats become floats; f32 with f64 becomes f64.
+        let v = x[(i,)] * n + i + y[(i,)];
+        if *variant {
+            out[(i,)] = v * 2.0;
+        } else {
+            out[(i,)] = -v;
+        }
+    }
+}
+
+/// Taichi's implicit promotions, and an `if` on a build-time `bool`
+/// (Taichi's `ti.static`): one kernel function, two kernels.
+#[test]
+fn promotions_and_build_time_conditions() {
+    let mut pb = ProgramBuilder::new();
+    let (x, y, out): (S, ScalarField<f32, 1>, S) = (pb.field("x", [8]), pb.field("y", [8]), pb.field("out", [8]));
+    let doubled = pb.kernel(promotions(&x, &y, &out, &true).and_then(|k| k.renamed("doubled"))).unwrap();
+    let negated = pb.kernel(promotions(&x, &y, &out, &false)).unwrap();
+    assert!(!pb.source().contains("scf.if"), "a build-time condition builds one branch:\n{}", pb.source());
+    let mut p = pb.build().unwrap();
+    let xs: Vec<f64> = (0..8).map(|i| 0.1 * i as f64).collect();
+    let ys: Vec<f32> = (0..8).map(|i| 0.5 + i as f32).collect();
+    x.copy_from(&mut p, &xs).unwrap();
+    y.copy_from(&mut p, &ys).unwrap();
+    let v = |i: usize| xs[i] * 3.0 + i as f64 + ys[i] as f64;
+    doubled.launch(&mut p, 3).unwrap();
+    assert_eq!(out.to_vec(&p).unwrap(), (0..8).map(|i| v(i) * 2.0).collect::<Vec<_>>());
+    negated.launch(&mut p, 3).unwrap();
+    assert_eq!(out.to_vec(&p).unwrap(), (0..8).map(|i| -v(i)).collect::<Vec<_>>());
 }
