@@ -360,6 +360,14 @@ impl<const N: usize> IntoValue<Vector<N>> for Vector<N> {
     }
 }
 
+/// A scalar written into (or added to) every component of a vector element.
+impl<T: crate::value::Operand, const N: usize> IntoValue<Vector<N>> for T {
+    fn into_value(self, ty: Ty) -> Vector<N> {
+        let s = self.to_expr(ty);
+        Vector([s; N])
+    }
+}
+
 impl<const R: usize, const C: usize> IntoValue<Matrix<R, C>> for Matrix<R, C> {
     fn into_value(self, _: Ty) -> Matrix<R, C> {
         self

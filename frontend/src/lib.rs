@@ -52,7 +52,7 @@ pub mod prelude {
     pub use crate::value::{max, min, select};
     pub use crate::{
         BackwardOptions, Backend, CudaProgram, Error, Expr, Field, GradField, Kernel, Mat2, Mat3, Matrix, MatrixField, Program,
-        ProgramBuilder, Record, Recording, ScalarField, Vec2, Vec3, Vec4, Vector, VectorField, func, kernel,
+        ProgramBuilder, Record, Recording, ScalarField, Ty, Vec2, Vec3, Vec4, Vector, VectorField, func, kernel,
     };
 }
 

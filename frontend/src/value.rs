@@ -361,7 +361,64 @@ impl<const N: usize> Mul<Vector<N>> for f64 {
     }
 }
 
+/// Element-wise products and quotients of two vectors (Taichi's `*` and `/`).
+impl<const N: usize> Mul for Vector<N> {
+    type Output = Self;
+    fn mul(self, o: Self) -> Self {
+        self.zip(&o, |a, b| a * b)
+    }
+}
+impl<const N: usize> Div for Vector<N> {
+    type Output = Self;
+    fn div(self, o: Self) -> Self {
+        self.zip(&o, |a, b| a / b)
+    }
+}
+
+/// A scalar broadcast to every component: `v + s`, `v - s`.
+impl<const N: usize, R: Operand> Add<R> for Vector<N> {
+    type Output = Self;
+    fn add(self, s: R) -> Self {
+        self.map(|a| a + s.to_expr(a.ty()))
+    }
+}
+impl<const N: usize, R: Operand> Sub<R> for Vector<N> {
+    type Output = Self;
+    fn sub(self, s: R) -> Self {
+        self.map(|a| a - s.to_expr(a.ty()))
+    }
+}
+
+/// A scalar on the left of a vector or a matrix: `s + v`, `s - v`, `s * m`.
+macro_rules! scalar_on_the_left {
+    ($($s:ty),*) => {$(
+        impl<const N: usize> Add<Vector<N>> for $s {
+            type Output = Vector<N>;
+            fn add(self, v: Vector<N>) -> Vector<N> {
+                v.map(|a| self.to_expr(a.ty()) + a)
+            }
+        }
+        impl<const N: usize> Sub<Vector<N>> for $s {
+            type Output = Vector<N>;
+            fn sub(self, v: Vector<N>) -> Vector<N> {
+                v.map(|a| self.to_expr(a.ty()) - a)
+            }
+        }
+        impl<const R: usize, const C: usize> Mul<Matrix<R, C>> for $s {
+            type Output = Matrix<R, C>;
+            fn mul(self, m: Matrix<R, C>) -> Matrix<R, C> {
+                m.scale(self)
+            }
+        }
+    )*};
+}
+scalar_on_the_left!(Expr, f64);
+
 impl<const R: usize, const C: usize> Matrix<R, C> {
+    /// The zero matrix of element type `ty`.
+    pub fn zero(ty: Ty) -> Self {
+        Matrix(std::array::from_fn(|_| std::array::from_fn(|_| constant(0.0, ty))))
+    }
     pub fn at(&self, i: usize, j: usize) -> Expr {
         self.0[i][j]
     }
@@ -385,6 +442,14 @@ impl<const R: usize, const C: usize> Matrix<R, C> {
 }
 
 impl<const N: usize> Matrix<N, N> {
+    /// The identity matrix of element type `ty`.
+    pub fn identity(ty: Ty) -> Self {
+        Matrix(std::array::from_fn(|i| std::array::from_fn(|j| constant(if i == j { 1.0 } else { 0.0 }, ty))))
+    }
+    /// The diagonal matrix with `d` on its diagonal.
+    pub fn diag(d: Vector<N>) -> Self {
+        Matrix(std::array::from_fn(|i| std::array::from_fn(|j| if i == j { d.0[i] } else { constant(0.0, d.0[i].ty()) })))
+    }
     pub fn trace(&self) -> Expr {
         (1..N).fold(self.0[0][0], |acc, i| acc + self.0[i][i])
     }

@@ -331,3 +331,45 @@ fn promotions_and_build_time_conditions() {
     negated.launch(&mut p, 3).unwrap();
     assert_eq!(out.to_vec(&p).unwrap(), (0..8).map(|i| -v(i)).collect::<Vec<_>>());
 }
+
+#[kernel]
+fn vector_arithmetic(p: &V2, q: &V2, out: &V2, m: &MatrixField<f64, 2, 2, 1>) {
+    for i in 0..4usize {
+        let (a, b) = (p[(i,)], q[(i,)]);
+        let c = a * b / (b + 1.0) - 0.5 + (2.0 - a);
+        out[(i,)] = c;
+        out[(i,)] += 1.0;
+        let d = Mat2::diag(a) + 2.0 * Mat2::identity(Ty::F64) - Mat2::zero(Ty::F64);
+        m[(i,)] = a.at(0) * d;
+    }
+}
+
+/// Element-wise vector products and quotients, scalars broadcast on either
+/// side and into `+=`, and the matrix constructors, against plain Rust, with
+/// their gradients.
+#[test]
+fn vector_and_matrix_arithmetic() {
+    let mut pb = ProgramBuilder::new();
+    let (p, q, out): (GradField<[f64; 2], 1>, GradField<[f64; 2], 1>, GradField<[f64; 2], 1>) =
+        (pb.field_with_grad("p", [4]), pb.field_with_grad("q", [4]), pb.field_with_grad("out", [4]));
+    let m: GradField<[[f64; 2]; 2], 1> = pb.field_with_grad("m", [4]);
+    let k = pb.kernel(vector_arithmetic(&p, &q, &out, &m)).unwrap();
+    let mut prog = pb.build().unwrap();
+    let ps: Vec<[f64; 2]> = (0..4).map(|i| [0.5 + 0.1 * i as f64, 1.5 - 0.2 * i as f64]).collect();
+    let qs: Vec<[f64; 2]> = (0..4).map(|i| [0.3 * i as f64, 0.7 + 0.1 * i as f64]).collect();
+    p.copy_from(&mut prog, &ps).unwrap();
+    q.copy_from(&mut prog, &qs).unwrap();
+    out.fill(&mut prog, [10.0, 20.0]).unwrap();
+    k.launch(&mut prog, ()).unwrap();
+    for i in 0..4 {
+        let (a, b) = (ps[i], qs[i]);
+        let want: [f64; 2] = std::array::from_fn(|c| a[c] * b[c] / (b[c] + 1.0) - 0.5 + (2.0 - a[c]) + 1.0);
+        let got = out.get(&prog, [i]).unwrap();
+        assert!(got.iter().zip(&want).all(|(g, w)| (g - w).abs() < 1e-12), "out {i}: {got:?} vs {want:?}");
+        let mm = m.get(&prog, [i]).unwrap();
+        assert_eq!(mm, [[a[0] * (a[0] + 2.0), 0.0], [0.0, a[0] * (a[1] + 2.0)]], "m {i}");
+    }
+    let spec = Spec::new("vector_arithmetic", &[("p", 0.5, 1.5), ("q", 0.5, 1.5)], &["m"]);
+    let r = gradcheck(&pb.source(), &spec).unwrap();
+    assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
+}
