@@ -350,8 +350,8 @@ fn vector_arithmetic(p: &V2, q: &V2, out: &V2, m: &MatrixField<f64, 2, 2, 1>) {
 #[test]
 fn vector_and_matrix_arithmetic() {
     let mut pb = ProgramBuilder::new();
-    let (p, q, out): (GradField<[f64; 2], 1>, GradField<[f64; 2], 1>, GradField<[f64; 2], 1>) =
-        (pb.field_with_grad("p", [4]), pb.field_with_grad("q", [4]), pb.field_with_grad("out", [4]));
+    type G2 = GradField<[f64; 2], 1>;
+    let (p, q, out): (G2, G2, G2) = (pb.field_with_grad("p", [4]), pb.field_with_grad("q", [4]), pb.field_with_grad("out", [4]));
     let m: GradField<[[f64; 2]; 2], 1> = pb.field_with_grad("m", [4]);
     let k = pb.kernel(vector_arithmetic(&p, &q, &out, &m)).unwrap();
     let mut prog = pb.build().unwrap();
