@@ -109,6 +109,15 @@ irdl.dialect @ds {
     irdl.attributes { "field" = %field }
   }
 
+  // ---- Values ----------------------------------------------------------------------
+  irdl.operation @stop_grad {
+    %f32 = irdl.is f32
+    %f64 = irdl.is f64
+    %elem = irdl.any_of(%f32, %f64)
+    irdl.operands(value: %elem)
+    irdl.results(result: %elem)
+  }
+
   // ---- Run-time checks ------------------------------------------------------------
   irdl.operation @assert {
     %cond = irdl.is i1

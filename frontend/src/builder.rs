@@ -283,6 +283,18 @@ pub(crate) fn math_binary(name: &str, a: &Expr, b: &Expr) -> Expr {
     })
 }
 
+/// `ds.stop_grad`: the value of `x`, with no gradient flowing through it.
+pub(crate) fn stop_grad(x: &Expr) -> Expr {
+    with(|b| {
+        if !x.ty.is_float() {
+            b.fail(format!("stop_grad needs a float value, got {}", x.ty.mlir()));
+        }
+        let v = b.value(x);
+        let frozen = ops::build_stop_grad(b.cursor, v, b.loc);
+        b.expr(frozen, x.ty)
+    })
+}
+
 /// `cond ? a : b`.
 pub fn select(cond: &Expr, a: &Expr, b: &Expr) -> Expr {
     with(|bd| {

@@ -116,6 +116,11 @@ impl Neg for &Expr {
     }
 }
 
+/// `x` itself, through which no gradient flows (Taichi's `ti.stop_grad`).
+pub fn stop_grad(x: Expr) -> Expr {
+    builder::stop_grad(&x)
+}
+
 /// Comparisons and logic (the macro rewrites `<`, `==`, `&&`, `!` ... to these).
 pub fn lt(a: impl Operand, b: impl Operand) -> Expr {
     let (a, b) = pair(&a, &b);

@@ -373,3 +373,26 @@ fn vector_and_matrix_arithmetic() {
     let r = gradcheck(&pb.source(), &spec).unwrap();
     assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
 }
+
+#[kernel]
+fn frozen_square(x: &S, y: &S) {
+    for i in 0..4usize {
+        y[(i,)] = x[(i,)] * stop_grad(x[(i,)]);
+    }
+}
+
+/// `stop_grad(x)` is x forward and blocks the gradient: d(x * stop_grad(x))/dx = x.
+#[test]
+fn stop_grad_blocks_the_gradient() {
+    let mut pb = ProgramBuilder::new();
+    let (x, y): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [4]), pb.field_with_grad("y", [4]));
+    let k = pb.kernel(frozen_square(&x, &y)).unwrap();
+    let mut p = pb.build().unwrap();
+    let xs = [0.5, -1.0, 2.0, 3.0];
+    x.copy_from(&mut p, &xs).unwrap();
+    let mut rec = p.record();
+    rec.launch(&k, ()).unwrap();
+    assert_eq!(y.to_vec(rec.program()).unwrap(), xs.map(|v| v * v));
+    rec.backward(&y).unwrap();
+    assert_eq!(x.grad().to_vec(&p).unwrap(), xs);
+}

@@ -11,6 +11,7 @@
 //!   min/max` -> `memref.atomic_rmw` (addf/addi of the value or its negation,
 //!   minimumf/mins, maximumf/maxs);
 //! - `ds.parallel_for` -> `scf.for` (serial), `ds.struct_for` -> nested `scf.for`s;
+//! - `ds.stop_grad %v` -> `%v` (its purpose, blocking gradients, is served);
 //! - `ds.assert` and, with `check-bounds=1`, a bounds check per index: on failure
 //!   the check's number goes to a status buffer argument (`ds.status_checks`
 //!   describes the checks) and an out-of-bounds access is skipped.
@@ -137,6 +138,12 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], check_bounds: bool) -> bool {
                 l.lower_access(op)
             }
             DsOp::Assert => l.lower_assert(op),
+            DsOp::StopGrad => {
+                // Gradients are made by now: the op is its operand.
+                op.replace_all_uses(&[op.operand(0)]);
+                // SAFETY: no regions, its result's uses replaced; visited once.
+                unsafe { op.erase() };
+            }
             DsOp::ParallelFor => lower_loop(op, vec![(op.operand(0), op.operand(1))]),
             DsOp::StructFor => lower_loop(op, struct_for_bounds(op, all_fields)),
             DsOp::Field | DsOp::Dense | DsOp::Pointer | DsOp::Bitmasked | DsOp::Dynamic => {}

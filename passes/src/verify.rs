@@ -164,9 +164,9 @@ impl Verifier {
                 self.check_access(op, fields)
             }
             DsOp::ParallelFor | DsOp::StructFor => self.check_loop(op, kind, fields),
-            DsOp::Assert => {
+            DsOp::Assert | DsOp::StopGrad => {
                 if Self::enclosing_kernel(op).is_none() {
-                    self.error(op, "ds.assert must be inside a kernel (a func.func with ds.kernel)".into());
+                    self.error(op, format!("{} must be inside a kernel (a func.func with ds.kernel)", kind.name()));
                 }
             }
         }

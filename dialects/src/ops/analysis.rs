@@ -37,7 +37,7 @@ pub fn has_side_effect(op: Op) -> bool {
     DsOp::of(op).is_some_and(|k| match k.role() {
         Role::Access(kind) => kind.writes(),
         Role::Check => true,
-        Role::Declaration | Role::LayoutNode | Role::Loop => false,
+        Role::Declaration | Role::LayoutNode | Role::Loop | Role::Value => false,
     })
 }
 

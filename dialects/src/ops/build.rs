@@ -84,3 +84,8 @@ pub fn build_assert(at: Cursor, condition: Value, message: &str, loc: Loc) -> Op
             .attr("message", ctx.string_attr(message)),
     )
 }
+
+/// `ds.stop_grad %value`: the value, with no gradient flowing through it.
+pub fn build_stop_grad(at: Cursor, value: Value, loc: Loc) -> Value {
+    at.build(OpBuilder::new(DsOp::StopGrad.name(), loc).operands(&[value]).results(&[value.ty()])).result(0)
+}

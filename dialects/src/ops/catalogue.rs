@@ -32,6 +32,8 @@ pub enum Role {
     Access(AccessKind),
     /// A run-time check of the launch.
     Check,
+    /// A pure function of its operands (no side effect).
+    Value,
 }
 
 macro_rules! ds_ops {
@@ -106,6 +108,8 @@ ds_ops! {
     AtomicMax => "ds.atomic_max", Access(AtomicMax);
     /// `ds.assert`: fails the launch with a message when its condition is false.
     Assert => "ds.assert", Check;
+    /// `ds.stop_grad`: its operand's value, through which no gradient flows.
+    StopGrad => "ds.stop_grad", Value;
 }
 
 impl DsOp {
@@ -123,7 +127,7 @@ impl DsOp {
     pub const fn is_layout_node(self) -> bool {
         match self.role() {
             Role::LayoutNode => true,
-            Role::Declaration | Role::Loop | Role::Access(_) | Role::Check => false,
+            Role::Declaration | Role::Loop | Role::Access(_) | Role::Check | Role::Value => false,
         }
     }
 }
@@ -133,7 +137,7 @@ impl AccessKind {
     pub const fn of(op: DsOp) -> Option<AccessKind> {
         match op.role() {
             Role::Access(kind) => Some(kind),
-            Role::Declaration | Role::LayoutNode | Role::Loop | Role::Check => None,
+            Role::Declaration | Role::LayoutNode | Role::Loop | Role::Check | Role::Value => None,
         }
     }
 

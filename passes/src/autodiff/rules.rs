@@ -258,6 +258,7 @@ pub static RULES: &[AdRule] = &[
     AdRule::structural(DsOp::AtomicMax.name()),
     // A check of the primal launch: the grad kernel does not repeat it.
     AdRule::non_differentiable(DsOp::Assert.name()),
+    AdRule::non_differentiable(DsOp::StopGrad.name()),
     // ---- upstream control flow and terminators ---------------------------------
     AdRule::structural("scf.if"),
     AdRule::structural("scf.for"),

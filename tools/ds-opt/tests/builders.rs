@@ -28,7 +28,8 @@ fn every_builder_makes_a_verified_op() {
     let pf = ops::build_parallel_for(at, zero, entry.arg(0), loc);
     let inner = Cursor::before(pf.body.terminator().expect("terminator"));
     let j = ops::const_index(inner, 1, loc);
-    let v = ops::build_load(inner, "x", &[pf.index(), j], ctx.f32(), loc);
+    let loaded = ops::build_load(inner, "x", &[pf.index(), j], ctx.f32(), loc);
+    let v = ops::build_stop_grad(inner, loaded, loc);
     for kind in [AccessKind::Store, AccessKind::AtomicAdd, AccessKind::AtomicSub, AccessKind::AtomicMin, AccessKind::AtomicMax] {
         ops::build_update(inner, kind, "x", v, &[pf.index(), j], loc);
     }
