@@ -27,5 +27,5 @@ pub fn apply(source: &str, name: &str, pipeline: &str) -> Result<String, Error> 
     if !ok {
         return Err(ds_runtime::Error::Compile(diags).into());
     }
-    Ok(op.print(false, true))
+    Ok(op.print_with_locations())
 }
