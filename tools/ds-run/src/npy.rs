@@ -115,15 +115,31 @@ fn read_checked(path: &str, want: Option<(ElemType, &[usize])>) -> Result<Result
     }
     let fortran = npy.order() == npyz::Order::Fortran && shape.len() > 1;
     let strides = npy.strides().to_vec();
-    let values = match elem {
-        ElemType::F32 => Values::F32(c_order(npy.into_vec::<f32>().map_err(io_error(path))?, &shape, &strides, fortran)),
-        ElemType::F64 => Values::F64(c_order(npy.into_vec::<f64>().map_err(io_error(path))?, &shape, &strides, fortran)),
-        ElemType::I32 => Values::I32(c_order(npy.into_vec::<i32>().map_err(io_error(path))?, &shape, &strides, fortran)),
-    };
     let expected: u64 = shape.iter().product();
-    if values.len() as u64 != expected {
-        return Err(Error::Npy { path: path.into(), message: format!("{} elements for shape {shape:?}", values.len()) });
-    }
+    let checked = |n: usize| {
+        if n as u64 == expected {
+            Ok(())
+        } else {
+            Err(Error::Npy { path: path.into(), message: format!("{n} elements for shape {shape:?}") })
+        }
+    };
+    let values = match elem {
+        ElemType::F32 => {
+            let v = npy.into_vec::<f32>().map_err(io_error(path))?;
+            checked(v.len())?;
+            Values::F32(c_order(v, &shape, &strides, fortran))
+        }
+        ElemType::F64 => {
+            let v = npy.into_vec::<f64>().map_err(io_error(path))?;
+            checked(v.len())?;
+            Values::F64(c_order(v, &shape, &strides, fortran))
+        }
+        ElemType::I32 => {
+            let v = npy.into_vec::<i32>().map_err(io_error(path))?;
+            checked(v.len())?;
+            Values::I32(c_order(v, &shape, &strides, fortran))
+        }
+    };
     Ok(Ok(Array { shape, values }))
 }
 

@@ -168,6 +168,11 @@ fn options_that_change_how_it_runs_keep_the_results() {
     assert_eq!(kernels, ["reduce", "reduce_grad"]);
     assert!(timed.timings.iter().all(|t| t.launches == 1 && t.min <= t.median && t.median > 0.0));
     assert!(timed.stdout.contains("time reduce: median "), "{}", timed.stdout);
+    let stencil = path("test/kernels/stencil.mlir");
+    let timed = ds_run(&[&stencil, "--fill", "u=1", "--launch", "k", "--repeat", "5", "--grad", "v", "--time"]).unwrap();
+    let counts: Vec<(&str, usize)> = timed.timings.iter().map(|t| (t.kernel.as_str(), t.launches)).collect();
+    assert_eq!(counts, [("k", 5), ("k_grad", 5)]);
+    assert_eq!(timed.launches, 10);
     let help = ds_run(&["--help"]).unwrap();
     assert!(help.stdout.contains("--launch"));
 }
