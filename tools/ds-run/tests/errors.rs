@@ -176,3 +176,37 @@ fn options_that_change_how_it_runs_keep_the_results() {
     let help = ds_run(&["--help"]).unwrap();
     assert!(help.stdout.contains("--launch"));
 }
+
+/// Random command lines from pieces of good and bad arguments: errors are
+/// expected, a panic fails the test.
+#[test]
+fn random_command_lines_never_panic() {
+    let module = path(APPENDIX_C);
+    let spring = path("examples/kernels/mass_spring_simple.mlir");
+    let pieces: &[&str] = &[
+        &module, &spring, "--launch", "reduce", "reduce()", "update; reduce", "reduce(", "reduce(1)", "compute_loss(%t)",
+        "compute_loss(%t-1)", "compute_loss(%t+99999999999999999999)", "apply_spring_force(%t); time_integrate(%t)",
+        "k(%)", "(", ")", ";", "--for", "t=1..4", "t=4..1", "t=0..=0", "x=1..", "--repeat", "3", "0", "-1",
+        "--fill", "x=1", "L=nan", "spring_a=1e99", "x", "--print", "x", "x[1]", "x[99]", "x[0, 0, 0, 0]", "L",
+        "--grad", "L", "loss", "y", "--memory-budget", "1", "1G", "99999999999999999999G", "--print-plan",
+        "--check-bounds", "--time", "--threads", "2", "--arch", "cpu", "--pass-pipeline", "builtin.module(cse)",
+        "builtin.module(", "--out", "--field", "x=/nonexistent.npy", "é", "--launch=reduce", "--time=1",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..300 {
+        let n = 1 + (next() % 8) as usize;
+        let mut args: Vec<String> = vec![pieces[(next() % 2) as usize].to_string()];
+        args.extend((0..n).map(|_| pieces[(next() % pieces.len() as u64) as usize].to_string()));
+        let result = std::panic::catch_unwind(|| ds_run::run(&args));
+        assert!(result.is_ok(), "ds-run panicked on {args:?}");
+        if let Ok(Err(e)) = result {
+            assert!(!e.render().is_empty());
+        }
+    }
+}
