@@ -152,3 +152,47 @@ pub fn grad_elementwise() -> Result<(), Error> {
     println!("grad_over_forward_time: {:.3}", b / f);
     Ok(())
 }
+
+const STENCIL: &str = include_str!("../../test/kernels/stencil.mlir");
+
+/// The five-point stencil of `test/kernels/stencil.mlir` (64 x 48 f32, v =
+/// laplacian(u) inside the border) launched 2000 times, against the same loop
+/// in Rust; per-launch median and min. `ds-run test/kernels/stencil.mlir
+/// --launch k --repeat 2000 --time` times the same launches.
+pub fn stencil() -> Result<(), Error> {
+    let (h, w) = (64usize, 48usize);
+    let mut p = Program::with_options(STENCIL, "test/kernels/stencil.mlir", &CompileOptions::default())?;
+    let us: Vec<f32> = (0..h * w).map(|i| ((i * 7919) % 1000) as f32 * 1e-3).collect();
+    p.field_mut("u")?.copy_from(&us)?;
+    let mut vs = vec![0f32; h * w];
+    let rust = |vs: &mut [f32]| {
+        for i in 1..h - 1 {
+            for j in 1..w - 1 {
+                let (a, b, c, d, e) = (us[(i - 1) * w + j], us[(i + 1) * w + j], us[i * w + j - 1], us[i * w + j + 1], us[i * w + j]);
+                vs[i * w + j] = (a + b) + (c + d) - 4.0 * e;
+            }
+        }
+    };
+    let (mut ds, mut rs) = (Vec::new(), Vec::new());
+    for _ in 0..2000 {
+        rs.push(time(|| rust(std::hint::black_box(&mut vs))));
+        ds.push(time(|| p.launch("k", &[]).expect("launch")));
+    }
+    // Back to back, as `ds-run --launch k --repeat 2000 --time` launches them
+    // (interleaved with the Rust loop, the fields share the cache with its arrays).
+    let alone: Vec<f64> = (0..2000).map(|_| time(|| p.launch("k", &[]).expect("launch"))).collect();
+    let v: Vec<f32> = p.field("v")?.to_vec()?;
+    assert!(v.iter().zip(&vs).all(|(a, b)| (a - b).abs() <= 1e-5), "results differ");
+    let min = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
+    let (dmin, rmin) = (min(&ds), min(&rs));
+    let (d, r) = (median(ds), median(rs));
+    println!("launches: 2000");
+    println!("diffsim_min_us: {:.3}", dmin * 1e6);
+    println!("rust_min_us: {:.3}", rmin * 1e6);
+    println!("diffsim_back_to_back_min_us: {:.3}", min(&alone) * 1e6);
+    println!("diffsim_back_to_back_us: {:.3}", median(alone) * 1e6);
+    println!("diffsim_us: {:.3}", d * 1e6);
+    println!("rust_us: {:.3}", r * 1e6);
+    println!("stencil_time_ratio_vs_rust: {:.3}", d / r);
+    Ok(())
+}

@@ -10,6 +10,9 @@
 //!   against the kernel itself; headline `grad_over_forward_time`.
 //! - `bounds`: run-time bounds checks (on by default) against none, on saxpy,
 //!   a stencil and mass_spring_simple; headline `bounds_check_time_ratio_worst`.
+//! - `stencil`: the five-point stencil of `test/kernels/stencil.mlir`, launch
+//!   by launch, against the same loop in Rust; headline
+//!   `stencil_time_ratio_vs_rust` (ds-run --time times the same launches).
 //! - `checkpoint`: backward through 1000 steps of overwritten state under each
 //!   checkpoint policy; headline `binomial_peak_memory_ratio_vs_store_all`.
 //! - `saxpy --arch cuda`: 64M f32 on the GPU against a device-to-device copy;
@@ -36,10 +39,11 @@ fn main() {
         (Some("saxpy"), _) => cases::saxpy(),
         (Some("launch"), _) => cases::launch(),
         (Some("grad_elementwise"), _) => cases::grad_elementwise(),
+        (Some("stencil"), _) => cases::stencil(),
         (Some("checkpoint"), _) => checkpoint::run(),
         (Some("bounds"), _) => bounds::run(),
         _ => {
-            eprintln!("usage: ds-bench saxpy|launch|grad_elementwise|bounds|checkpoint|gpu-check [--arch cpu|cuda]");
+            eprintln!("usage: ds-bench saxpy|launch|grad_elementwise|stencil|bounds|checkpoint|gpu-check [--arch cpu|cuda]");
             std::process::exit(2);
         }
     };
