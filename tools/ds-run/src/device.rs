@@ -47,6 +47,12 @@ impl<B: Device> Timed<B> {
 
 impl<B: Device> Backend for Timed<B> {
     type Snapshot = B::Snapshot;
+    fn id(&self) -> u64 {
+        self.inner.id()
+    }
+    fn ir(&self) -> &str {
+        self.inner.ir()
+    }
     fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error> {
         self.inner.kernel_info(name)
     }

@@ -346,7 +346,7 @@ fn execute<B: Device>(program: B, opts: &Options) -> Result<Output, Error> {
             take(&p, false, &mut taken)?;
             let budget = opts.memory_budget;
             if opts.print_plan {
-                let overwrites = tape.overwrites(&p);
+                let overwrites = tape.overwrites();
                 match (overwrites.first(), budget) {
                     (None, _) => {
                         let _ = writeln!(
@@ -356,8 +356,8 @@ fn execute<B: Device>(program: B, opts: &Options) -> Result<Output, Error> {
                         );
                     }
                     (Some(_), Some(b)) => {
-                        let policy = tape.policy_for_budget(&p, b)?;
-                        let _ = writeln!(out.stdout, "plan: {}", tape.plan(&p, &*policy));
+                        let policy = tape.policy_for_budget(b)?;
+                        let _ = writeln!(out.stdout, "plan: {}", tape.plan(&*policy));
                     }
                     (Some(o), None) => {
                         let _ = writeln!(
