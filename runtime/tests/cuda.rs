@@ -2,16 +2,10 @@
 //! PTX; missing libdevice and a missing driver are clear errors. (On a GPU
 //! machine, `scripts/gpu-check` runs the corpus on the device.)
 
+use crate::common::corpus;
 use ds_runtime::CompileOptions;
 use ds_runtime::compile::{Target, compile};
 use ds_runtime::cuda::{CudaProgram, compile_ptx, driver_present, find_libdevice};
-
-fn corpus() -> Vec<(String, String)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../test/kernels");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).expect("test/kernels").flatten().map(|e| e.path()).collect();
-    files.sort();
-    files.into_iter().map(|p| (p.to_string_lossy().into_owned(), std::fs::read_to_string(&p).expect("readable"))).collect()
-}
 
 fn autodiff() -> CompileOptions {
     CompileOptions { autodiff: true, ..Default::default() }

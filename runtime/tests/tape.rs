@@ -4,7 +4,7 @@
 //! Revolve's optimum; the overwrite error; no-grad kernels, custom gradients
 //! and host seeding.
 
-use crate::common::fields;
+use crate::common::{fields, loop_kernel};
 use ds_runtime::tape::checkpoint::{Action, Binomial, Periodic, Policy, Schedule, StoreAll, revolve_advances};
 use ds_runtime::{Arg, BackwardOptions, CompileOptions, Error, Program, Tape};
 
@@ -28,10 +28,6 @@ const PHYSICS: &str = r#"
     %dx = arith.mulf %dt, %nv : f64
     %nx = arith.addf %x, %dx : f64"#;
 
-fn loop_kernel(name: &str, params: &str, body: &str) -> String {
-    crate::common::loop_kernel(name, params, Some(N), body)
-}
-
 /// State indexed by time step: x[t, i], v[t, i].
 fn per_step_source() -> String {
     let (shape, row) = (format!("{}, {N}", STEPS + 1), N.to_string());
@@ -39,6 +35,7 @@ fn per_step_source() -> String {
     s += &loop_kernel(
         "advance",
         "%t: index",
+        Some(N),
         &format!(
             r#"    %c1 = arith.constant 1 : index
     %tp = arith.subi %t, %c1 : index
@@ -51,6 +48,7 @@ fn per_step_source() -> String {
     s += &loop_kernel(
         "drift",
         "%t: index",
+        Some(N),
         r#"    %c1 = arith.constant 1 : index
     %tp = arith.subi %t, %c1 : index
     %x = "ds.load"(%tp, %i) {field = @x} : (index, index) -> f64
@@ -63,6 +61,7 @@ fn per_step_source() -> String {
     s += &loop_kernel(
         "compute_loss",
         "%t: index",
+        Some(N),
         r#"    %x = "ds.load"(%t, %i) {field = @x} : (index, index) -> f64
     %sq = arith.mulf %x, %x : f64
     "ds.atomic_add"(%sq) {field = @loss} : (f64) -> ()"#,
@@ -78,6 +77,7 @@ fn overwritten_source() -> String {
     s += &loop_kernel(
         "advance",
         "",
+        Some(N),
         &format!(
             r#"    %x = "ds.load"(%i) {{field = @x}} : (index) -> f64
     %v = "ds.load"(%i) {{field = @v}} : (index) -> f64
@@ -89,6 +89,7 @@ fn overwritten_source() -> String {
     s += &loop_kernel(
         "commit",
         "",
+        Some(N),
         r#"    %x = "ds.load"(%i) {field = @x_new} : (index) -> f64
     %v = "ds.load"(%i) {field = @v_new} : (index) -> f64
     "ds.store"(%x, %i) {field = @x} : (f64, index) -> ()
@@ -97,6 +98,7 @@ fn overwritten_source() -> String {
     s += &loop_kernel(
         "compute_loss",
         "",
+        Some(N),
         r#"    %x = "ds.load"(%i) {field = @x} : (index) -> f64
     %sq = arith.mulf %x, %x : f64
     "ds.atomic_add"(%sq) {field = @loss} : (f64) -> ()"#,
@@ -303,18 +305,21 @@ fn no_grad_source() -> String {
     s += &no_grad(loop_kernel(
         "observe",
         "",
+        Some(N),
         r#"    %a = "ds.load"(%i) {field = @a} : (index) -> f64
     "ds.store"(%a, %i) {field = @obs} : (f64, index) -> ()"#,
     ));
     s += &no_grad(loop_kernel(
         "reset",
         "",
+        Some(N),
         r#"    %two = arith.constant 2.0 : f64
     "ds.store"(%two, %i) {field = @a} : (f64, index) -> ()"#,
     ));
     s += &loop_kernel(
         "square",
         "",
+        Some(N),
         r#"    %a = "ds.load"(%i) {field = @a} : (index) -> f64
     %sq = arith.mulf %a, %a : f64
     "ds.atomic_add"(%sq) {field = @loss} : (f64) -> ()"#,

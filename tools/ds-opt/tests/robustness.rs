@@ -4,21 +4,8 @@
 //! MLIR ends the test binary, which fails the run too.
 
 use crate::lit::{lit_files, run_stages, workspace_root};
-
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+// The tests' one deterministic generator (SplitMix64), so failures reproduce.
+use ds_runtime::gradcheck::Rng;
 
 const TOKENS: &[&str] = &[
     "f32", "f64", "i32", "i1", "index", "@x", "@nope", "%0", "%arg0", "(", ")", "{", "}", "[", "]", ",", ":", "->",
