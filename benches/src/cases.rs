@@ -1,6 +1,7 @@
 //! The benchmark cases. Timings are medians of repeated runs, baseline and
 //! DiffSim interleaved so both see the same machine state.
 
+use ds_runtime::gradcheck::{fields, fields_without_grad, loop_kernel};
 use ds_runtime::{Arg, CompileOptions, Error, Program};
 use rayon::prelude::*;
 use std::time::Instant;
@@ -19,26 +20,17 @@ pub fn time(mut f: impl FnMut()) -> f64 {
 
 /// y = a*x + y over `n` f32 elements.
 pub fn saxpy_source(n: usize) -> String {
-    format!(
-        r#"
-"ds.field"() {{sym_name = "x", element_type = f32, shape = array<i64: {n}>}} : () -> ()
-"ds.field"() {{sym_name = "y", element_type = f32, shape = array<i64: {n}>}} : () -> ()
-func.func @saxpy(%a: f32) attributes {{ds.kernel}} {{
-  %c0 = arith.constant 0 : index
-  %n = arith.constant {n} : index
-  "ds.parallel_for"(%c0, %n) ({{
-  ^bb0(%i: index):
-    %x = "ds.load"(%i) {{field = @x}} : (index) -> f32
-    %y = "ds.load"(%i) {{field = @y}} : (index) -> f32
+    fields_without_grad(&[("x", "f32", &n.to_string()), ("y", "f32", &n.to_string())])
+        + &loop_kernel(
+            "saxpy",
+            "%a: f32",
+            Some(n),
+            r#"    %x = "ds.load"(%i) {field = @x} : (index) -> f32
+    %y = "ds.load"(%i) {field = @y} : (index) -> f32
     %ax = arith.mulf %a, %x : f32
     %r = arith.addf %ax, %y : f32
-    "ds.store"(%r, %i) {{field = @y}} : (f32, index) -> ()
-    gpu.yield
-  }}) : (index, index) -> ()
-  return
-}}
-"#
-    )
+    "ds.store"(%r, %i) {field = @y} : (f32, index) -> ()"#,
+        )
 }
 
 pub fn saxpy() -> Result<(), Error> {
@@ -68,25 +60,15 @@ pub fn saxpy() -> Result<(), Error> {
     Ok(())
 }
 
-const TINY: &str = r#"
-"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 1>} : () -> ()
-func.func @empty() attributes {ds.kernel} {
-  return
+/// An empty kernel, and one storing its argument in a one-element field.
+fn tiny_source() -> String {
+    fields_without_grad(&[("x", "f32", "1")])
+        + "func.func @empty() attributes {ds.kernel} {\n  return\n}\n"
+        + &loop_kernel("one", "%v: f32", Some(1), r#"    "ds.store"(%v, %i) {field = @x} : (f32, index) -> ()"#)
 }
-func.func @one(%v: f32) attributes {ds.kernel} {
-  %c0 = arith.constant 0 : index
-  %c1 = arith.constant 1 : index
-  "ds.parallel_for"(%c0, %c1) ({
-  ^bb0(%i: index):
-    "ds.store"(%v, %i) {field = @x} : (f32, index) -> ()
-    gpu.yield
-  }) : (index, index) -> ()
-  return
-}
-"#;
 
 pub fn launch() -> Result<(), Error> {
-    let mut p = Program::new(TINY)?;
+    let mut p = Program::new(&tiny_source())?;
     let reps = 200_000;
     let per_launch = |p: &mut Program, name: &str, args: &[Arg]| -> Result<f64, Error> {
         let mut runs = Vec::new();
@@ -107,33 +89,27 @@ pub fn launch() -> Result<(), Error> {
     Ok(())
 }
 
-const ELEMENTWISE: &str = r#"
-"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4000000>, grad = @x_grad} : () -> ()
-"ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 4000000>} : () -> ()
-"ds.field"() {sym_name = "y", element_type = f32, shape = array<i64: 4000000>, grad = @y_grad} : () -> ()
-"ds.field"() {sym_name = "y_grad", element_type = f32, shape = array<i64: 4000000>} : () -> ()
-func.func @f() attributes {ds.kernel} {
-  %c0 = arith.constant 0 : index
-  %n = arith.constant 4000000 : index
-  "ds.parallel_for"(%c0, %n) ({
-  ^bb0(%i: index):
-    %x = "ds.load"(%i) {field = @x} : (index) -> f32
+/// y = sin(x^2) + tanh(x) over 4M f32 elements, with adjoint fields.
+fn elementwise_source() -> String {
+    fields(&[("x", "f32", "4000000"), ("y", "f32", "4000000")])
+        + &loop_kernel(
+            "f",
+            "",
+            Some(4_000_000),
+            r#"    %x = "ds.load"(%i) {field = @x} : (index) -> f32
     %x2 = arith.mulf %x, %x : f32
     %s = math.sin %x2 : f32
     %t = math.tanh %x : f32
     %y = arith.addf %s, %t : f32
-    "ds.store"(%y, %i) {field = @y} : (f32, index) -> ()
-    gpu.yield
-  }) : (index, index) -> ()
-  return
+    "ds.store"(%y, %i) {field = @y} : (f32, index) -> ()"#,
+        )
 }
-"#;
 
 /// Forward and generated gradient of an elementwise kernel (4M f32,
 /// y = sin(x^2) + tanh(x)).
 pub fn grad_elementwise() -> Result<(), Error> {
     let options = CompileOptions { autodiff: true, ..Default::default() };
-    let mut p = Program::with_options(ELEMENTWISE, "grad_elementwise", &options)?;
+    let mut p = Program::with_options(&elementwise_source(), "grad_elementwise", &options)?;
     let xs: Vec<f32> = (0..4_000_000).map(|i| (i % 2000) as f32 * 1e-3 - 1.0).collect();
     p.field_mut("x")?.copy_from(&xs)?;
     let (mut fwd, mut bwd) = (Vec::new(), Vec::new());

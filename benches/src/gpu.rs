@@ -5,22 +5,12 @@
 
 use crate::cases::{median, saxpy_source, time};
 use ds_runtime::cuda::CudaProgram;
-use ds_runtime::gradcheck::Rng;
+use ds_runtime::gradcheck::{Rng, corpus};
 use ds_runtime::tape::checkpoint::Binomial;
 use ds_runtime::{Arg, Backend, CompileOptions, ElemType, Element, Error, Program, Tape};
 
 /// f32 results may differ by summation order and math library ulps.
 const TOLERANCE: f64 = 1e-5;
-
-fn corpus() -> Result<Vec<(String, String)>, Error> {
-    let mut files: Vec<_> = std::fs::read_dir("test/kernels")
-        .map_err(|source| Error::Io { path: "test/kernels (run from the repository root)".into(), source })?
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    files.sort();
-    Ok(files.into_iter().map(|p| (p.to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap_or_default())).collect())
-}
 
 /// Every element of field `name` of a program on any backend.
 fn values<T: Element, B: Backend>(p: &B, name: &str) -> Result<Vec<T>, Error> {
@@ -55,7 +45,10 @@ fn compare(cpu: &Program, gpu: &CudaProgram) -> Result<(f64, String), Error> {
 
 pub fn gpu_check() -> Result<(), Error> {
     let options = CompileOptions { autodiff: true, ..Default::default() };
-    let files = corpus()?;
+    let files = corpus(std::path::Path::new("test/kernels")).map_err(|e| match e {
+        Error::Io { path, source } => Error::Io { path: format!("{path} (run from the repository root)"), source },
+        e => e,
+    })?;
     let mut passed = 0;
     for (name, src) in &files {
         let mut cpu = Program::with_options(src, name, &options)?;

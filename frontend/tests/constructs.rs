@@ -185,32 +185,149 @@ fn build_errors_name_the_rust_line() {
     assert!(message.contains("f64 and i1 values mixed"), "{err}");
 }
 
-/// Every op the frontend emitted in these kernels has an adjoint rule or a
-/// non-differentiable entry in ds-autodiff.
-#[test]
-fn every_emitted_op_is_classified_for_autodiff() {
-    let mut pb = ProgramBuilder::new();
-    let (a, out, hist): (S, S, S) = (pb.field("a", [32]), pb.field("out", [32]), pb.field("hist", [4]));
-    let (p, q, o): (V2, V2, V2) = (pb.field("p", [8]), pb.field("q", [8]), pb.field("o", [8]));
-    let (m, s) = (pb.field("m", [8, 4]), pb.field("s", [8]));
-    let texts: Vec<String> = vec![
-        elementwise(&a, &out).unwrap().ir().to_string(),
-        control_flow(&a, &out, &hist).unwrap().ir().to_string(),
-        vectors(&p, &q, &m, &o, &s).unwrap().ir().to_string(),
-    ];
-    let mut names: Vec<String> = Vec::new();
-    for text in &texts {
-        for word in text.split(|c: char| !(c.is_alphanumeric() || c == '.' || c == '_')) {
-            let is_op = ["arith.", "math.", "scf.", "ds.", "gpu."].iter().any(|p| word.starts_with(p));
-            // `ds.kernel` is the attribute marking the function, not an op.
-            if is_op && word != "ds.kernel" && !names.contains(&word.to_string()) {
-                names.push(word.to_string());
+/// Every op the builder can emit, at least once: each operator on floats and
+/// on integers (i32, i64, index), every conversion of the cast table, the
+/// comparisons and logic, the math methods, select, min and max, branches
+/// with and without values, serial loops with and without `break`, loads,
+/// stores and atomic updates.
+#[kernel]
+#[allow(clippy::nonminimal_bool)]
+fn every_builder_op(x: &S, h: &ScalarField<f32, 1>, k: &ScalarField<i32, 1>, out: &S, hout: &ScalarField<f32, 1>, kout: &ScalarField<i32, 1>, sum: &S, n: i64) {
+    for i in 0..4usize {
+        let a = x[(i,)];
+        let pos = a * a + 1.0;
+        let mut r = (a + 1.0) - a * 2.0 / (a + 3.0) % 0.7 + -a;
+        r = r + a.sin() + a.cos() + a.tanh() + a.exp() + pos.ln() + pos.sqrt() + pos.rsqrt() + a.abs();
+        r = r + a.floor() + a.ceil() + pos.powf(1.5) + a.atan2(2.0) + max(a, 0.0) + min(a, 1.0) + select(a > 0.0, a, 0.5);
+        let unit = a.clamp(-0.5, 0.5);
+        r = r + a.tan() + unit.asin() + unit.acos() + a.atan() + a.sinh() + a.cosh() + pos.log2() + a.exp2();
+        r = r + a.round() + a.signum() + stop_grad(a);
+        let hv = h[(i,)];
+        r = r + (hv as f64);
+        hout[(i,)] = (r as f32) * hv;
+        let kv = k[(i,)];
+        let wide = kv as i64 + n;
+        let m = (wide - 1) * 3 / 2 % 5 + -wide;
+        let narrow = (max(m, 0) + min(m, 9)) as i32;
+        let j = narrow as usize + i;
+        let p = a > 0.0 && !(a <= -1.0) || kv == 2 || kv != 3 && a >= 0.25 && a < 0.75;
+        let q = i >= 1usize && i <= 2usize || j > 5usize || j < 1usize;
+        kout[(i,)] = narrow + (i as i32) + (a as i32) + (p as i32) + (q as i32) + ((j % 4) as i32);
+        r = r + (kv as f64) + (i as f64) + (p as f64) + (((a * a) as usize) as f64);
+        let mut acc = 0.0 * a;
+        for t in 0..(j % 3) {
+            acc = acc + (t as f64);
+        }
+        for t in 0..4usize {
+            if t > 2usize {
+                break;
+            }
+            acc = acc + 1.0;
+        }
+        if p {
+            acc = acc * 2.0;
+        } else {
+            acc = acc - 1.0;
+        }
+        let v = if a >= 0.5 { a } else { -a };
+        out[(i,)] = r + acc + v;
+        sum[((i + 1) % 4,)] += v;
+        sum[(0usize,)] -= acc;
+    }
+}
+
+/// The op names the frontend's source spells out (`"arith.addf"` ...), and
+/// the functions of `ds_dialects::ops` it calls (`build_load` ...).
+fn frontend_source_ops() -> (Vec<String>, Vec<String>) {
+    let (mut names, mut calls) = (Vec::new(), Vec::new());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for entry in std::fs::read_dir(&dir).expect("frontend/src").flatten() {
+        let text = std::fs::read_to_string(entry.path()).expect("readable");
+        for line in text.lines() {
+            let code = line.split("//").next().unwrap_or_default();
+            // The contents of the string literals: every other piece between quotes.
+            for literal in code.split('"').skip(1).step_by(2) {
+                let op = literal.split_once('.').is_some_and(|(dialect, name)| {
+                    ["arith", "math", "scf", "func", "gpu", "ds"].contains(&dialect)
+                        && !name.is_empty()
+                        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                });
+                if op && !names.iter().any(|n| n == literal) {
+                    names.push(literal.to_string());
+                }
+            }
+            for (at, _) in code.match_indices("ops::") {
+                let rest = &code[at + "ops::".len()..];
+                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if !name.is_empty() && rest[name.len()..].starts_with('(') && !calls.contains(&name) {
+                    calls.push(name);
+                }
             }
         }
     }
-    assert!(names.len() > 15, "{names:?}");
-    let missing: Vec<&String> = names.iter().filter(|n| ds_passes::autodiff::rules::classify(n).is_none()).collect();
+    (names, calls)
+}
+
+/// The `ds_dialects::ops` functions the frontend calls, with the ops each builds.
+const DIALECT_CALLS: &[(&str, &[&str])] = &[
+    ("const_scalar", &["arith.constant"]),
+    ("const_index", &["arith.constant"]),
+    ("build_cmpf", &["arith.cmpf"]),
+    ("build_cmpi", &["arith.cmpi"]),
+    ("build_yield", &["scf.yield"]),
+    ("build_scf_for_carrying", &["scf.for"]),
+    ("build_parallel_for", &["ds.parallel_for", "gpu.yield"]),
+    ("build_load", &["ds.load"]),
+    ("build_update", &["ds.store", "ds.atomic_add", "ds.atomic_sub"]),
+    ("build_field", &["ds.field"]),
+    ("build_return", &["func.return"]),
+    ("build_stop_grad", &["ds.stop_grad"]),
+    // The kernel's func.func itself, and a function that only reads the IR.
+    ("build_func", &[]),
+    ("module_body", &[]),
+];
+
+/// Every op the frontend can emit has an adjoint rule or a
+/// non-differentiable entry in ds-autodiff: the ops of `every_builder_op`
+/// (which must use every op the frontend's source names or builds) and of
+/// the kernels above, and ds-autodiff differentiates them.
+#[test]
+fn every_emitted_op_is_classified_for_autodiff() {
+    type G1<T> = GradField<T, 1>;
+    type P = GradField<[f64; 2], 1>;
+    let mut pb = ProgramBuilder::new();
+    let (a, out, hist): (G1<f64>, G1<f64>, G1<f64>) =
+        (pb.field_with_grad("a", [32]), pb.field_with_grad("out", [32]), pb.field_with_grad("hist", [4]));
+    let (p, q, o): (P, P, P) =
+        (pb.field_with_grad("p", [8]), pb.field_with_grad("q", [8]), pb.field_with_grad("o", [8]));
+    let (m, s): (GradField<f64, 2>, G1<f64>) = (pb.field_with_grad("m", [8, 4]), pb.field_with_grad("s", [8]));
+    let (x, h, hout, sum): (G1<f64>, G1<f32>, G1<f32>, G1<f64>) =
+        (pb.field_with_grad("x", [4]), pb.field_with_grad("h", [4]), pb.field_with_grad("hout", [4]), pb.field_with_grad("sum", [4]));
+    let (k, kout): (Field<i32, 1>, Field<i32, 1>) = (pb.field("k", [4]), pb.field("kout", [4]));
+    pb.kernel(elementwise(&a, &out)).unwrap();
+    pb.kernel(control_flow(&a, &out, &hist)).unwrap();
+    pb.kernel(vectors(&p, &q, &m, &o, &s)).unwrap();
+    pb.kernel(every_builder_op(&x, &h, &k, &out, &hout, &kout, &sum)).unwrap();
+    // The ops of the module (func.func is the kernel, not an op of its body).
+    let context = ds_dialects::context();
+    let module = ds_dialects::parse_module(&context, &pb.source(), "every_op").expect("the module parses");
+    let mut emitted: Vec<String> = ds_dialects::ir::Op::of_module(&module).walk().iter().map(|o| o.name()).collect();
+    emitted.sort();
+    emitted.dedup();
+    emitted.retain(|n| n != "func.func");
+    assert!(emitted.len() > 40, "{emitted:?}");
+    // every_builder_op uses everything the frontend can build.
+    let (names, calls) = frontend_source_ops();
+    assert!(names.len() > 25 && calls.len() > 8, "{names:?} {calls:?}");
+    let unknown: Vec<&String> = calls.iter().filter(|c| !DIALECT_CALLS.iter().any(|(f, _)| f == c)).collect();
+    assert!(unknown.is_empty(), "frontend/src calls ds_dialects::ops functions missing from DIALECT_CALLS: {unknown:?}");
+    let built = DIALECT_CALLS.iter().flat_map(|(_, ops)| ops.iter().map(|o| o.to_string()));
+    let unused: Vec<String> = names.into_iter().chain(built).filter(|n| !emitted.contains(n)).collect();
+    assert!(unused.is_empty(), "ops the frontend can emit that every_builder_op does not use (extend it): {unused:?}");
+    let missing: Vec<&String> = emitted.iter().filter(|n| ds_passes::autodiff::rules::classify(n).is_none()).collect();
     assert!(missing.is_empty(), "emitted ops with no autodiff entry: {missing:?}");
+    // And ds-autodiff differentiates them: the program builds with its gradients.
+    pb.build().unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The same host code on the CPU and, where a GPU is present, on the GPU:

@@ -10,6 +10,11 @@
 //! over all checked inputs); a NaN is the worst error. [`check_gradient`]
 //! does the same for a gradient computed any other way (a Tape with custom
 //! gradients).
+//!
+//! The helpers the test binaries and the benchmarks share live here too, one
+//! copy each: [`Rng`], the source builders [`fields`],
+//! [`fields_without_grad`] and [`loop_kernel`], and the corpus reader
+//! [`corpus`].
 
 use crate::compile::CompileOptions;
 use crate::error::Error;
@@ -62,21 +67,93 @@ pub struct Report {
     pub largest_gradient: f64,
 }
 
-/// A deterministic uniform generator (SplitMix64).
+/// A deterministic generator (SplitMix64): the same seed gives the same
+/// numbers, so a failure found with it reproduces.
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next_f64(&mut self) -> f64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
     pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
         lo + (hi - lo) * self.next_f64()
     }
+    /// An index in [0, n) (0 when n is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+/// `ds.field` declarations, one line each, every field followed by its
+/// adjoint field `NAME_grad`: (name, element type, extents such as "4, 8",
+/// or "" for a 0-D field).
+pub fn fields(decls: &[(&str, &str, &str)]) -> String {
+    declarations(decls, true)
+}
+
+/// `ds.field` declarations as [`fields`] makes them, without adjoint fields.
+pub fn fields_without_grad(decls: &[(&str, &str, &str)]) -> String {
+    declarations(decls, false)
+}
+
+fn declarations(decls: &[(&str, &str, &str)], with_grad: bool) -> String {
+    let field = |name: &str, ty: &str, shape: &str, grad: Option<&str>| {
+        let shape = if shape.is_empty() { "array<i64>".to_string() } else { format!("array<i64: {shape}>") };
+        let grad = grad.map_or(String::new(), |g| format!(", grad = @{g}"));
+        format!("\"ds.field\"() {{sym_name = \"{name}\", element_type = {ty}, shape = {shape}{grad}}} : () -> ()\n")
+    };
+    let mut out = String::new();
+    for (name, ty, shape) in decls {
+        if with_grad {
+            let grad = format!("{name}_grad");
+            out += &field(name, ty, shape, Some(&grad));
+            out += &field(&grad, ty, shape, None);
+        } else {
+            out += &field(name, ty, shape, None);
+        }
+    }
+    out
+}
+
+/// A kernel `@name(params)` whose body is one parallel loop over `[0, %n)`
+/// running `body` (lines of IR indented by four spaces) with the index `%i`.
+/// `n` is a constant extent, or None when `%n: index` is among the
+/// parameters.
+pub fn loop_kernel(name: &str, params: &str, n: Option<usize>, body: &str) -> String {
+    let extent = n.map_or(String::new(), |n| format!("\n  %n = arith.constant {n} : index"));
+    format!(
+        r#"func.func @{name}({params}) attributes {{ds.kernel}} {{
+  %c0 = arith.constant 0 : index{extent}
+  "ds.parallel_for"(%c0, %n) ({{
+  ^bb0(%i: index):
+{body}
+    gpu.yield
+  }}) : (index, index) -> ()
+  return
+}}
+"#
+    )
+}
+
+/// Every file of the directory `dir` (a kernel corpus such as `test/kernels`)
+/// as (path, text), sorted by path.
+pub fn corpus(dir: &std::path::Path) -> Result<Vec<(String, String)>, Error> {
+    let io = |path: &std::path::Path| {
+        let path = path.to_string_lossy().into_owned();
+        move |source| Error::Io { path, source }
+    };
+    let entries = std::fs::read_dir(dir).map_err(io(dir))?;
+    let mut files: Vec<_> = entries.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>().map_err(io(dir))?;
+    files.sort();
+    files.into_iter().map(|p| Ok((p.to_string_lossy().into_owned(), std::fs::read_to_string(&p).map_err(io(&p))?))).collect()
 }
 
 /// Compiles `source` with autodiff and checks `spec.kernel`'s gradient.

@@ -1,6 +1,7 @@
 //! Kernels written in the ds dialect, run on all cores, compared with plain
 //! Rust computations of the same thing.
 
+use crate::common::{fields_without_grad, loop_kernel};
 use ds_runtime::error::AccessKind;
 use ds_runtime::{Arg, CompileOptions, Error, Program};
 
@@ -8,23 +9,15 @@ fn program(src: &str) -> Program {
     Program::new(src).unwrap_or_else(|e| panic!("compile error:\n{e}"))
 }
 
-/// A 1-D parallel kernel `@k(%n: index, params)` over `[0, n)` with `body`,
-/// which sees `%i` and the fields declared in `fields`.
-fn loop_kernel(fields: &str, params: &str, body: &str) -> String {
-    format!("{fields}\n{}", crate::common::loop_kernel("k", &format!("%n: index{params}"), None, body))
-}
-
-fn field(name: &str, ty: &str, shape: &str) -> String {
-    format!(r#""ds.field"() {{sym_name = "{name}", element_type = {ty}, shape = array<i64: {shape}>}} : () -> ()"#)
-}
-
 #[test]
 fn elementwise_math_matches_rust() {
     let n = 100_000usize;
-    let src = loop_kernel(
-        &[field("x", "f32", &n.to_string()), field("y", "f32", &n.to_string())].join("\n"),
-        ", %a: f32",
-        r#"    %x = "ds.load"(%i) {field = @x} : (index) -> f32
+    let src = fields_without_grad(&[("x", "f32", &n.to_string()), ("y", "f32", &n.to_string())])
+        + &loop_kernel(
+            "k",
+            "%n: index, %a: f32",
+            None,
+            r#"    %x = "ds.load"(%i) {field = @x} : (index) -> f32
     %s = math.sin %x : f32
     %e = math.exp %s : f32
     %q = math.sqrt %e : f32
@@ -32,7 +25,7 @@ fn elementwise_math_matches_rust() {
     %m = arith.mulf %a, %q : f32
     %r = arith.addf %m, %t : f32
     "ds.store"(%r, %i) {field = @y} : (f32, index) -> ()"#,
-    );
+        );
     let mut p = program(&src);
     let xs: Vec<f32> = (0..n).map(|i| (i as f32) * 1e-3 - 50.0).collect();
     p.field_mut("x").unwrap().copy_from(&xs).unwrap();
@@ -79,8 +72,8 @@ func.func @blur() attributes {{ds.kernel}} {{
   }}) : (index, index) -> ()
   return
 }}"#,
-        field("u", "f64", &format!("{h}, {w}")),
-        field("v", "f64", &format!("{h}, {w}")),
+        fields_without_grad(&[("u", "f64", &format!("{h}, {w}"))]),
+        fields_without_grad(&[("v", "f64", &format!("{h}, {w}"))]),
         h - 1,
         w - 1
     );
@@ -105,17 +98,19 @@ func.func @blur() attributes {{ds.kernel}} {{
 #[test]
 fn atomic_scatter_under_contention_is_exact() {
     let n = 1_000_000i64;
-    let src = loop_kernel(
-        &field("bins", "i32", "16"),
-        "",
-        r#"    %c16 = arith.constant 16 : index
+    let src = fields_without_grad(&[("bins", "i32", "16")])
+        + &loop_kernel(
+            "k",
+            "%n: index",
+            None,
+            r#"    %c16 = arith.constant 16 : index
     %b = arith.remui %i, %c16 : index
     %one = arith.constant 1 : i32
     "ds.atomic_add"(%one, %b) {field = @bins} : (i32, index) -> ()
     %two = arith.constant 2 : i32
     %c0b = arith.constant 0 : index
     "ds.atomic_sub"(%two, %c0b) {field = @bins} : (i32, index) -> ()"#,
-    );
+        );
     let mut p = program(&src);
     p.launch("k", &[Arg::Index(n)]).unwrap();
     let bins: Vec<i32> = p.field("bins").unwrap().to_vec().unwrap();
@@ -127,16 +122,17 @@ fn atomic_scatter_under_contention_is_exact() {
 #[test]
 fn reduction_and_min_max() {
     let n = 50_000usize;
-    let src = loop_kernel(
-        &[field("x", "f64", &n.to_string()), field("sum", "f64", ""), field("lo", "f64", ""), field("hi", "f64", "")]
-            .join("\n")
-            .replace("array<i64: >", "array<i64>"),
-        "",
-        r#"    %x = "ds.load"(%i) {field = @x} : (index) -> f64
+    let x = n.to_string();
+    let src = fields_without_grad(&[("x", "f64", &x), ("sum", "f64", ""), ("lo", "f64", ""), ("hi", "f64", "")])
+        + &loop_kernel(
+            "k",
+            "%n: index",
+            None,
+            r#"    %x = "ds.load"(%i) {field = @x} : (index) -> f64
     "ds.atomic_add"(%x) {field = @sum} : (f64) -> ()
     "ds.atomic_min"(%x) {field = @lo} : (f64) -> ()
     "ds.atomic_max"(%x) {field = @hi} : (f64) -> ()"#,
-    );
+        );
     let mut p = program(&src);
     // Integers in f64: the sum is exact in any order.
     let xs: Vec<f64> = (0..n).map(|i| ((i * 37) % 1001) as f64 - 500.0).collect();
@@ -150,10 +146,12 @@ fn reduction_and_min_max() {
 #[test]
 fn if_else_matches_rust() {
     let n = 10_000usize;
-    let src = loop_kernel(
-        &[field("x", "f32", &n.to_string()), field("y", "f32", &n.to_string())].join("\n"),
-        "",
-        r#"    %x = "ds.load"(%i) {field = @x} : (index) -> f32
+    let src = fields_without_grad(&[("x", "f32", &n.to_string()), ("y", "f32", &n.to_string())])
+        + &loop_kernel(
+            "k",
+            "%n: index",
+            None,
+            r#"    %x = "ds.load"(%i) {field = @x} : (index) -> f32
     %zero = arith.constant 0.0 : f32
     %pos = arith.cmpf ogt, %x, %zero : f32
     %r = scf.if %pos -> (f32) {
@@ -172,7 +170,7 @@ fn if_else_matches_rust() {
     } else {
       "ds.store"(%r, %i) {field = @y} : (f32, index) -> ()
     }"#,
-    );
+        );
     let mut p = program(&src);
     let xs: Vec<f32> = (0..n).map(|i| (i as f32 - 5000.0) * 0.01).collect();
     p.field_mut("x").unwrap().copy_from(&xs).unwrap();
@@ -188,10 +186,12 @@ fn if_else_matches_rust() {
 fn serial_inner_loop_with_carried_value() {
     // y[i] = sum_{j < i} j, by a loop whose bound depends on the outer index.
     let n = 2000usize;
-    let src = loop_kernel(
-        &field("y", "i32", &n.to_string()),
-        "",
-        r#"    %c0i = arith.constant 0 : index
+    let src = fields_without_grad(&[("y", "i32", &n.to_string())])
+        + &loop_kernel(
+            "k",
+            "%n: index",
+            None,
+            r#"    %c0i = arith.constant 0 : index
     %c1 = arith.constant 1 : index
     %z = arith.constant 0 : i32
     %s = scf.for %j = %c0i to %i step %c1 iter_args(%acc = %z) -> (i32) {
@@ -200,7 +200,7 @@ fn serial_inner_loop_with_carried_value() {
       scf.yield %a : i32
     }
     "ds.store"(%s, %i) {field = @y} : (i32, index) -> ()"#,
-    );
+        );
     let mut p = program(&src);
     p.launch("k", &[Arg::Index(n as i64)]).unwrap();
     let ys: Vec<i32> = p.field("y").unwrap().to_vec().unwrap();
@@ -239,9 +239,9 @@ func.func @k(%n: index) attributes {{ds.kernel}} {{
   }}) : (index, index) -> ()
   return
 }}"#,
-        field("a", "i32", &n.to_string()),
-        field("b", "i32", &n.to_string()),
-        field("total", "i32", "").replace("array<i64: >", "array<i64>")
+        fields_without_grad(&[("a", "i32", &n.to_string())]),
+        fields_without_grad(&[("b", "i32", &n.to_string())]),
+        fields_without_grad(&[("total", "i32", "")])
     );
     let mut p = program(&src);
     p.launch("k", &[Arg::Index(n as i64)]).unwrap();
@@ -267,7 +267,7 @@ func.func @k() attributes {{ds.kernel}} {{
   }}) {{field = @m}} : () -> ()
   return
 }}"#,
-        field("m", "i32", "30, 7")
+        fields_without_grad(&[("m", "i32", "30, 7")])
     );
     let mut p = program(&src);
     p.launch("k", &[]).unwrap();
@@ -281,14 +281,16 @@ func.func @k() attributes {{ds.kernel}} {{
 
 #[test]
 fn bounds_checks_report_kernel_field_index_and_extent() {
-    let src = loop_kernel(
-        &field("x", "f32", "8"),
-        "",
-        r#"    %c2 = arith.constant 2 : index
+    let src = fields_without_grad(&[("x", "f32", "8")])
+        + &loop_kernel(
+            "k",
+            "%n: index",
+            None,
+            r#"    %c2 = arith.constant 2 : index
     %j = arith.addi %i, %c2 : index
     %v = "ds.load"(%j) {field = @x} : (index) -> f32
     "ds.store"(%v, %i) {field = @x} : (f32, index) -> ()"#,
-    );
+        );
     let options = CompileOptions { check_bounds: true, ..Default::default() };
     let mut p = Program::with_options(&src, "shift.mlir", &options).unwrap();
     p.launch("k", &[Arg::Index(6)]).unwrap();
@@ -305,7 +307,8 @@ fn bounds_checks_report_kernel_field_index_and_extent() {
 
 #[test]
 fn compile_errors_carry_locations() {
-    let src = loop_kernel(&field("x", "f32", "8"), "", r#"    %v = "ds.load"(%i, %i) {field = @x} : (index, index) -> f32"#);
+    let src = fields_without_grad(&[("x", "f32", "8")])
+        + &loop_kernel("k", "%n: index", None, r#"    %v = "ds.load"(%i, %i) {field = @x} : (index, index) -> f32"#);
     let err = Program::with_options(&src, "bad.mlir", &CompileOptions::default()).err().expect("must fail");
     let text = err.to_string();
     assert!(text.contains("bad.mlir:") && text.contains("takes 1 indices (one per dimension), got 2"), "{text}");

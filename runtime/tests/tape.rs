@@ -4,9 +4,11 @@
 //! Revolve's optimum; the overwrite error; no-grad kernels, custom gradients
 //! and host seeding.
 
-use crate::common::fields;
+use crate::common::{fields, loop_kernel};
 use ds_runtime::tape::checkpoint::{Action, Binomial, Periodic, Policy, Schedule, StoreAll, revolve_advances};
-use ds_runtime::{Arg, BackwardOptions, CompileOptions, Error, Program, Tape};
+use ds_runtime::compile::KernelInfo;
+use ds_runtime::{Arg, Backend, BackwardOptions, CompileOptions, Element, Error, FieldInfo, Program, Snapshot, Tape, memory};
+use std::collections::HashMap;
 
 const N: usize = 8;
 const STEPS: usize = 1000;
@@ -28,10 +30,6 @@ const PHYSICS: &str = r#"
     %dx = arith.mulf %dt, %nv : f64
     %nx = arith.addf %x, %dx : f64"#;
 
-fn loop_kernel(name: &str, params: &str, body: &str) -> String {
-    crate::common::loop_kernel(name, params, Some(N), body)
-}
-
 /// State indexed by time step: x[t, i], v[t, i].
 fn per_step_source() -> String {
     let (shape, row) = (format!("{}, {N}", STEPS + 1), N.to_string());
@@ -39,6 +37,7 @@ fn per_step_source() -> String {
     s += &loop_kernel(
         "advance",
         "%t: index",
+        Some(N),
         &format!(
             r#"    %c1 = arith.constant 1 : index
     %tp = arith.subi %t, %c1 : index
@@ -51,6 +50,7 @@ fn per_step_source() -> String {
     s += &loop_kernel(
         "drift",
         "%t: index",
+        Some(N),
         r#"    %c1 = arith.constant 1 : index
     %tp = arith.subi %t, %c1 : index
     %x = "ds.load"(%tp, %i) {field = @x} : (index, index) -> f64
@@ -63,6 +63,7 @@ fn per_step_source() -> String {
     s += &loop_kernel(
         "compute_loss",
         "%t: index",
+        Some(N),
         r#"    %x = "ds.load"(%t, %i) {field = @x} : (index, index) -> f64
     %sq = arith.mulf %x, %x : f64
     "ds.atomic_add"(%sq) {field = @loss} : (f64) -> ()"#,
@@ -78,6 +79,7 @@ fn overwritten_source() -> String {
     s += &loop_kernel(
         "advance",
         "",
+        Some(N),
         &format!(
             r#"    %x = "ds.load"(%i) {{field = @x}} : (index) -> f64
     %v = "ds.load"(%i) {{field = @v}} : (index) -> f64
@@ -89,6 +91,7 @@ fn overwritten_source() -> String {
     s += &loop_kernel(
         "commit",
         "",
+        Some(N),
         r#"    %x = "ds.load"(%i) {field = @x_new} : (index) -> f64
     %v = "ds.load"(%i) {field = @v_new} : (index) -> f64
     "ds.store"(%x, %i) {field = @x} : (f64, index) -> ()
@@ -97,6 +100,7 @@ fn overwritten_source() -> String {
     s += &loop_kernel(
         "compute_loss",
         "",
+        Some(N),
         r#"    %x = "ds.load"(%i) {field = @x} : (index) -> f64
     %sq = arith.mulf %x, %x : f64
     "ds.atomic_add"(%sq) {field = @loss} : (f64) -> ()"#,
@@ -108,14 +112,14 @@ fn program(src: &str) -> Program {
     Program::with_options(src, "tape.mlir", &CompileOptions { autodiff: true, ..Default::default() }).unwrap()
 }
 
-fn init(p: &mut Program, x0: &str) {
+/// x0 (the first N elements of `x0`) and w.
+fn init(p: &mut impl Backend, x0: &str) {
     let xs: Vec<f64> = (0..N).map(|i| 0.1 + 0.1 * i as f64).collect();
     let ws: Vec<f64> = (0..N).map(|i| 1.0 + 0.05 * i as f64).collect();
-    let x = p.field_mut(x0).unwrap();
-    for (i, v) in xs.iter().enumerate() {
-        x.set_f64(i, *v);
-    }
-    p.field_mut("w").unwrap().copy_from(&ws).unwrap();
+    let x = p.field_index(x0).unwrap();
+    p.write(x, 0, &xs).unwrap();
+    let w = p.field_index("w").unwrap();
+    p.write(w, 0, &ws).unwrap();
 }
 
 /// Runs the [t, i] version; returns (loss, dL/dw, dL/dx0).
@@ -137,7 +141,7 @@ fn per_step(w_shift: f64) -> (f64, Vec<f64>, Vec<f64>) {
     (loss, p.field("w_grad").unwrap().to_vec().unwrap(), x0)
 }
 
-fn record_overwritten(p: &mut Program, tape: &mut Tape) {
+fn record_overwritten<D: Backend>(p: &mut D, tape: &mut Tape<D>) {
     init(p, "x");
     for t in 0..STEPS {
         if t > 0 {
@@ -153,35 +157,168 @@ fn close(a: &[f64], b: &[f64]) -> bool {
     a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-10 * x.abs().max(1.0))
 }
 
+/// A program that counts the launches of each kernel: what backward really
+/// re-runs, seen from outside the Tape.
+struct Counting {
+    p: Program,
+    launches: HashMap<String, usize>,
+}
+
+impl Backend for Counting {
+    type Snapshot = Snapshot;
+    fn id(&self) -> u64 {
+        self.p.id()
+    }
+    fn ir(&self) -> &str {
+        self.p.ir()
+    }
+    fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error> {
+        self.p.kernel_info(name)
+    }
+    fn field_infos(&self) -> &[FieldInfo] {
+        self.p.field_infos()
+    }
+    fn launch(&mut self, kernel: &str, args: &[Arg]) -> Result<(), Error> {
+        *self.launches.entry(kernel.to_string()).or_default() += 1;
+        self.p.launch(kernel, args)
+    }
+    fn snapshot(&self, field: usize) -> Result<Snapshot, Error> {
+        self.p.snapshot(field)
+    }
+    fn restore(&mut self, field: usize, saved: &Snapshot) -> Result<(), Error> {
+        self.p.restore(field, saved)
+    }
+    fn snapshot_bytes(&self, field: usize) -> usize {
+        self.p.snapshot_bytes(field)
+    }
+    fn fill(&mut self, field: usize, value: f64) -> Result<(), Error> {
+        self.p.fill(field, value)
+    }
+    fn zero(&mut self, field: usize) -> Result<(), Error> {
+        Backend::zero(&mut self.p, field)
+    }
+    fn read<T: Element>(&self, field: usize, start: usize, out: &mut [T]) -> Result<(), Error> {
+        self.p.read(field, start, out)
+    }
+    fn write<T: Element>(&mut self, field: usize, start: usize, values: &[T]) -> Result<(), Error> {
+        self.p.write(field, start, values)
+    }
+}
+
+/// Set in the child process [`alone`] starts.
+const ALONE: &str = "DS_TEST_ALONE";
+
+/// Whether the test `name` runs alone in this process. If not, runs it again
+/// in a child process of this test binary (`--exact`, one thread), where
+/// the process-wide counters of `ds_runtime::memory` see its allocations
+/// only, and asserts that it passed there.
+fn alone(name: &str) -> bool {
+    if std::env::var_os(ALONE).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(exe)
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(ALONE, "1")
+        .output()
+        .expect("the test binary runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("1 passed"), "{name}, run alone:\n{text}");
+    false
+}
+
+/// What a checkpointed backward over the steps of `overwritten_source` must
+/// do under `policy`, worked out by hand rather than from the schedules:
+/// (steps advanced, snapshot slots held at once with the initial state's,
+/// scratch copies).
+fn expected(policy: &str, best: &[Vec<usize>]) -> (usize, usize, usize) {
+    match policy {
+        // One sweep saving the start of every step but the first (slot 0
+        // holds it); every step is reversed from its own slot.
+        "store-all" => (STEPS - 1, STEPS, 0),
+        // The fewest advances 10 slots allow (9 beside the held one), by brute
+        // force; some step is reversed from an advanced state, held in no
+        // slot, so its start is copied once more.
+        "binomial(10)" => (best[9][STEPS], 10, 1),
+        // A sweep to the start of the last segment saving each segment's
+        // start, then each segment advanced through again saving its steps:
+        // 32 segment slots and 31 inside a segment.
+        "periodic(32)" => {
+            let segments = STEPS.div_ceil(32);
+            ((segments - 1) * 32 + (STEPS - segments), segments + 31, 0)
+        }
+        _ => unreachable!("{policy}"),
+    }
+}
+
 #[test]
 fn checkpointed_gradients_match_per_step_state() {
+    // Measures memory with the process-wide counters: alone in a child process.
+    if !alone("tape::checkpointed_gradients_match_per_step_state") {
+        return;
+    }
     let (loss, dw, dx0) = per_step(0.0);
     assert!(dw.iter().all(|g| g.abs() > 1e-6), "{dw:?}");
+    let best = optimal_advances(STEPS, 9);
+    assert_eq!(best[9][STEPS], 4 * STEPS - 364, "r n - C(14, 11) with r = 4 (see schedules_reverse_every_step...)");
+    // One saved state: x, v, x_new, v_new of N f64 and the 0-D loss, each
+    // allocation at least 64 bytes.
+    let state = 4 * (N * 8).max(64) + 64;
     let policies: [&dyn Policy; 3] = [&StoreAll, &Binomial { snapshots: 10 }, &Periodic { period: 32 }];
     for policy in policies {
-        let mut p = program(&overwritten_source());
+        let name = policy.name();
+        let mut p = Counting { p: program(&overwritten_source()), launches: HashMap::new() };
         let mut tape = Tape::new();
+        let fields = memory::current_bytes();
         record_overwritten(&mut p, &mut tape);
-        assert!((p.field("loss").unwrap().get::<f64>(&[]).unwrap() - loss).abs() < 1e-12);
+        let initial = memory::current_bytes() - fields;
+        assert_eq!(initial, state, "{name}: recording keeps one copy of the initial state");
+        assert!((p.p.field("loss").unwrap().get::<f64>(&[]).unwrap() - loss).abs() < 1e-12);
         let predicted = tape.plan(policy);
+        p.launches.clear();
+        memory::reset_peak();
+        let before = memory::current_bytes();
         let plan = tape.backward_with(&mut p, "loss", policy).unwrap().expect("a checkpointed run");
+        let peak = memory::peak_bytes() - before + initial;
+        assert_eq!(memory::current_bytes(), before, "{name}: backward frees every snapshot but the initial state");
+        // The gradients.
+        let w: Vec<f64> = p.p.field("w_grad").unwrap().to_vec().unwrap();
+        let x: Vec<f64> = p.p.field("x_grad").unwrap().to_vec().unwrap();
+        assert!(close(&w, &dw), "{name}: dL/dw {w:?} vs {dw:?}");
+        assert!(close(&x, &dx0), "{name}: dL/dx0 {x:?} vs {dx0:?}");
+        // The launches backward ran, counted here. A step is advance then
+        // commit (the last also compute_loss); advancing a step runs both;
+        // reversing it runs before each launch's gradient that launch and
+        // the ones before it, from the step's start: 2 + 1 launches (3 + 2 +
+        // 1 for the last step). Every gradient runs once.
+        let (advances, slots, scratch) = expected(&name, &best);
+        let ran = |k: &str| p.launches.get(k).copied().unwrap_or(0);
+        let counted = [
+            ("advance", ran("advance")),
+            ("commit", ran("commit")),
+            ("compute_loss", ran("compute_loss")),
+            ("advance_grad", ran("advance_grad")),
+            ("commit_grad", ran("commit_grad")),
+            ("compute_loss_grad", ran("compute_loss_grad")),
+        ];
+        let want = [
+            ("advance", advances + 2 * STEPS + 1),
+            ("commit", advances + STEPS + 1),
+            ("compute_loss", 1),
+            ("advance_grad", STEPS),
+            ("commit_grad", STEPS),
+            ("compute_loss_grad", 1),
+        ];
+        assert_eq!(counted, want, "{name}: launches in backward");
+        assert_eq!(p.launches.values().sum::<usize>(), want.iter().map(|(_, n)| n).sum::<usize>(), "{name}: other launches");
+        // The memory it held, measured: the slots and the scratch copy.
+        assert_eq!(peak, (slots + scratch) * state, "{name}: peak snapshot bytes");
+        // What the Tape reports is what was measured.
         assert_eq!(plan, predicted, "what backward re-ran is what the plan said");
-        let w: Vec<f64> = p.field("w_grad").unwrap().to_vec().unwrap();
-        let x: Vec<f64> = p.field("x_grad").unwrap().to_vec().unwrap();
-        assert!(close(&w, &dw), "{}: dL/dw {w:?} vs {dw:?}", plan.policy);
-        assert!(close(&x, &dx0), "{}: dL/dx0 {x:?} vs {dx0:?}", plan.policy);
         assert_eq!(plan.steps, STEPS);
-        // Reversing a step re-runs advance and commit, then advance (and the
-        // last step, with compute_loss, 3 + 2 + 1 launches).
-        assert_eq!(plan.launches_recomputed, 2 * plan.advances + 3 * STEPS + 3, "{plan}");
-        match plan.policy.as_str() {
-            "binomial(10)" => {
-                assert_eq!((plan.snapshots, plan.scratch), (10, 1), "{plan}");
-                assert_eq!(plan.advances, revolve_advances(STEPS, 10), "{plan}");
-            }
-            "store-all" => assert_eq!((plan.advances, plan.snapshots, plan.scratch), (STEPS - 1, STEPS, 0), "{plan}"),
-            _ => assert!(plan.snapshots < 2 * 32 + STEPS / 32, "{plan}"),
-        }
+        assert_eq!(plan.launches_recomputed, counted[..3].iter().map(|(_, n)| n).sum::<usize>(), "{plan}");
+        assert_eq!((plan.advances, plan.snapshots, plan.scratch), (advances, slots, scratch), "{plan}");
+        assert_eq!((plan.snapshot_bytes, plan.predicted_peak_bytes), (state, peak), "{plan}");
     }
 }
 
@@ -211,25 +348,25 @@ fn check_schedule(schedule: &Schedule, steps: usize) {
 }
 
 /// The fewest advances reversing n steps with c free slots beside the held
-/// one, by brute force over the first split.
-fn optimal_advances(n: usize, c: usize, memo: &mut std::collections::HashMap<(usize, usize), usize>) -> usize {
-    if n <= 1 {
-        return 0;
+/// one, by brute force over the first split: `best[c][n]` for every n up to
+/// `steps` and c up to `free`.
+fn optimal_advances(steps: usize, free: usize) -> Vec<Vec<usize>> {
+    let mut best = vec![vec![0; steps + 1]; free + 1];
+    for c in 0..=free {
+        for n in 2..=steps {
+            best[c][n] = match c {
+                0 => n * (n - 1) / 2,
+                _ => (1..n).map(|m| m + best[c - 1][n - m] + best[c][m]).min().unwrap(),
+            };
+        }
     }
-    if c == 0 {
-        return n * (n - 1) / 2;
-    }
-    if let Some(v) = memo.get(&(n, c)) {
-        return *v;
-    }
-    let best = (1..n).map(|m| m + optimal_advances(n - m, c - 1, memo) + optimal_advances(m, c, memo)).min().unwrap();
-    memo.insert((n, c), best);
     best
 }
 
 #[test]
 fn schedules_reverse_every_step_and_binomial_is_optimal() {
-    let mut memo = std::collections::HashMap::new();
+    let best = optimal_advances(60, 5);
+    let optimum = |n: usize, s: usize| best[s - 1][n];
     for n in 0..=60 {
         check_schedule(&StoreAll.schedule(n), n);
         for period in [1, 4, 7] {
@@ -239,9 +376,8 @@ fn schedules_reverse_every_step_and_binomial_is_optimal() {
             let schedule = Binomial { snapshots: s }.schedule(n);
             check_schedule(&schedule, n);
             assert!(schedule.peak_slots() <= s.max(1), "n={n} s={s}");
-            let optimum = optimal_advances(n, s - 1, &mut memo);
-            assert_eq!(schedule.advances(), optimum, "n={n} s={s}");
-            assert_eq!(revolve_advances(n, s), optimum, "n={n} s={s}");
+            assert_eq!(schedule.advances(), optimum(n, s), "n={n} s={s}");
+            assert_eq!(revolve_advances(n, s), optimum(n, s), "n={n} s={s}");
         }
     }
     let schedule = Binomial { snapshots: 10 }.schedule(STEPS);
@@ -303,18 +439,21 @@ fn no_grad_source() -> String {
     s += &no_grad(loop_kernel(
         "observe",
         "",
+        Some(N),
         r#"    %a = "ds.load"(%i) {field = @a} : (index) -> f64
     "ds.store"(%a, %i) {field = @obs} : (f64, index) -> ()"#,
     ));
     s += &no_grad(loop_kernel(
         "reset",
         "",
+        Some(N),
         r#"    %two = arith.constant 2.0 : f64
     "ds.store"(%two, %i) {field = @a} : (f64, index) -> ()"#,
     ));
     s += &loop_kernel(
         "square",
         "",
+        Some(N),
         r#"    %a = "ds.load"(%i) {field = @a} : (index) -> f64
     %sq = arith.mulf %a, %a : f64
     "ds.atomic_add"(%sq) {field = @loss} : (f64) -> ()"#,

@@ -1,9 +1,7 @@
 // RUN: ds-opt %s --split-input-file --ds-autodiff --canonicalize --cse
-// ds-autodiff on each control-flow construct: scf.if with and without else,
-// nested; scf.for without and with carried values (per-thread stack); a loop
-// bound from the outer index; several top-level loops (reversed in reverse
-// order); top-level serial code.
+// ds-autodiff on each control-flow construct, one case each.
 
+// scf.if with results and else, then scf.if without else: the grad kernel branches on the same condition.
 "ds.field"() {sym_name = "a", element_type = f32, shape = array<i64: 8>, grad = @a_grad} : () -> ()
 "ds.field"() {sym_name = "a_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
 "ds.field"() {sym_name = "out", element_type = f32, shape = array<i64: 8>, grad = @out_grad} : () -> ()
@@ -33,11 +31,12 @@ func.func @if_else() attributes {ds.kernel} {
 
 // -----
 
+// scf.for carrying a value, its bound the outer index: the values are pushed on a per-thread stack.
 "ds.field"() {sym_name = "a", element_type = f32, shape = array<i64: 8>, grad = @a_grad} : () -> ()
 "ds.field"() {sym_name = "a_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
 "ds.field"() {sym_name = "out", element_type = f32, shape = array<i64: 8>, grad = @out_grad} : () -> ()
 "ds.field"() {sym_name = "out_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
-func.func @loops() attributes {ds.kernel} {
+func.func @carried_loop() attributes {ds.kernel} {
   %c0 = arith.constant 0 : index
   %c8 = arith.constant 8 : index
   "ds.parallel_for"(%c0, %c8) ({
@@ -49,9 +48,30 @@ func.func @loops() attributes {ds.kernel} {
       %m = arith.mulf %x, %a : f32
       scf.yield %m : f32
     }
+    "ds.store"(%r, %i) {field = @out} : (f32, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
+
+// -----
+
+// scf.for without carried values: reversed as a loop running backwards.
+"ds.field"() {sym_name = "a", element_type = f32, shape = array<i64: 8>, grad = @a_grad} : () -> ()
+"ds.field"() {sym_name = "a_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+"ds.field"() {sym_name = "out", element_type = f32, shape = array<i64: 8>, grad = @out_grad} : () -> ()
+"ds.field"() {sym_name = "out_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+func.func @plain_loop() attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %c8 = arith.constant 8 : index
+  "ds.parallel_for"(%c0, %c8) ({
+  ^bb0(%i: index):
+    %a = "ds.load"(%i) {field = @a} : (index) -> f32
+    %c0b = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
     %c3 = arith.constant 3 : index
     scf.for %j = %c0b to %c3 step %c1 {
-      "ds.atomic_add"(%r, %j) {field = @out} : (f32, index) -> ()
+      "ds.atomic_add"(%a, %j) {field = @out} : (f32, index) -> ()
     }
     gpu.yield
   }) : (index, index) -> ()
@@ -60,6 +80,7 @@ func.func @loops() attributes {ds.kernel} {
 
 // -----
 
+// Two top-level parallel loops and serial code: reversed in reverse order.
 "ds.field"() {sym_name = "a", element_type = f32, shape = array<i64: 8>, grad = @a_grad} : () -> ()
 "ds.field"() {sym_name = "a_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
 "ds.field"() {sym_name = "t", element_type = f32, shape = array<i64: 8>, grad = @t_grad} : () -> ()

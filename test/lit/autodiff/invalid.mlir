@@ -1,6 +1,7 @@
 // RUN: ds-opt %s --split-input-file --verify-diagnostics --ds-autodiff
 // Kernels ds-autodiff rejects, each with the rule it breaks.
 
+// A store to a field read earlier in the same kernel.
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, grad = @x_grad} : () -> ()
 "ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
 func.func @overwrite() attributes {ds.kernel} {
@@ -19,6 +20,7 @@ func.func @overwrite() attributes {ds.kernel} {
 
 // -----
 
+// An op without an adjoint rule (math.erf).
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, grad = @x_grad} : () -> ()
 "ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
 func.func @no_rule(%i: index) attributes {ds.kernel} {
@@ -31,6 +33,7 @@ func.func @no_rule(%i: index) attributes {ds.kernel} {
 
 // -----
 
+// An scf.while, whose trip count depends on data.
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, grad = @x_grad} : () -> ()
 "ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
 "ds.field"() {sym_name = "y", element_type = f32, shape = array<i64: 8>} : () -> ()
@@ -52,6 +55,7 @@ func.func @while_loop(%i: index) attributes {ds.kernel} {
 
 // -----
 
+// An atomic max into a field with a gradient.
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, grad = @x_grad} : () -> ()
 "ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
 "ds.field"() {sym_name = "m", element_type = f32, shape = array<i64>, grad = @m_grad} : () -> ()
@@ -65,6 +69,7 @@ func.func @extremum(%i: index) attributes {ds.kernel} {
 
 // -----
 
+// A ds.no_grad kernel is not differentiated, so nothing is an error.
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, grad = @x_grad} : () -> ()
 "ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
 // A kernel marked ds.no_grad (an optimizer step) is left alone: no error.
@@ -85,6 +90,7 @@ func.func @update(%lr: f32) attributes {ds.kernel, ds.no_grad} {
 
 // -----
 
+// A store to x[i] after a load of x[i + 1]: iterations overlap.
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, grad = @x_grad} : () -> ()
 "ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
 func.func @shift() attributes {ds.kernel} {
@@ -105,6 +111,7 @@ func.func @shift() attributes {ds.kernel} {
 
 // -----
 
+// A load of step t - 1 and a store to step t: no overlap, no error.
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4, 8>, grad = @x_grad} : () -> ()
 "ds.field"() {sym_name = "x_grad", element_type = f32, shape = array<i64: 4, 8>} : () -> ()
 // Reading step t - 1 and writing step t is fine: the time index is the same

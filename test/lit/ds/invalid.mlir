@@ -1,5 +1,7 @@
 // RUN: ds-opt %s --split-input-file --verify-diagnostics --ds-verify
+// ds-verify's diagnostics, one case per rule it checks.
 
+// A load with one index into a 2-D field.
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4, 4>} : () -> ()
 func.func @k(%i: index) attributes {ds.kernel} {
   // expected-error@+1 {{ds.load of @x takes 2 indices (one per dimension), got 1}}
@@ -9,6 +11,7 @@ func.func @k(%i: index) attributes {ds.kernel} {
 
 // -----
 
+// A load of a symbol that is not a field.
 func.func @k(%i: index) attributes {ds.kernel} {
   // expected-error@+1 {{ds.load refers to @y, which is not a field of this module}}
   %v = "ds.load"(%i) {field = @y} : (index) -> f32
@@ -17,6 +20,7 @@ func.func @k(%i: index) attributes {ds.kernel} {
 
 // -----
 
+// A store of an f64 value into an f32 field.
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>} : () -> ()
 func.func @k(%i: index) attributes {ds.kernel} {
   %c = arith.constant 1.0 : f64
@@ -27,6 +31,7 @@ func.func @k(%i: index) attributes {ds.kernel} {
 
 // -----
 
+// A load whose result type is not the field's element type.
 "ds.field"() {sym_name = "x", element_type = i32, shape = array<i64: 4>} : () -> ()
 func.func @k(%i: index) attributes {ds.kernel} {
   // expected-error@+1 {{ds.load of @x: result type must be the field's element type i32, got f32}}
@@ -36,6 +41,7 @@ func.func @k(%i: index) attributes {ds.kernel} {
 
 // -----
 
+// A field access outside a kernel.
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>} : () -> ()
 func.func @not_a_kernel(%i: index) {
   // expected-error@+1 {{ds.load of @x is outside a kernel}}
@@ -45,32 +51,38 @@ func.func @not_a_kernel(%i: index) {
 
 // -----
 
+// A field of f16 elements.
 // expected-error@+1 {{field @x: element type must be f32, f64 or i32, got f16}}
 "ds.field"() {sym_name = "x", element_type = f16, shape = array<i64: 4>} : () -> ()
 
 // -----
 
+// A field with a zero extent.
 // expected-error@+1 {{field @x: every extent must be positive, got [4, 0]}}
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4, 0>} : () -> ()
 
 // -----
 
+// A field of five dimensions.
 // expected-error@+1 {{field @x: at most 4 dimensions are supported, got 5}}
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 2, 2, 2, 2, 2>} : () -> ()
 
 // -----
 
+// A field whose grad is not a field.
 // expected-error@+1 {{field @x: its grad @x_grad is not a field of this module}}
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>, grad = @x_grad} : () -> ()
 
 // -----
 
+// A field whose grad has another shape.
 // expected-error@+1 {{field @x: its grad @g must be a float field of the same shape [4]}}
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>, grad = @g} : () -> ()
 "ds.field"() {sym_name = "g", element_type = f32, shape = array<i64: 8>} : () -> ()
 
 // -----
 
+// Two fields of the same name.
 // expected-note@+1 {{see existing symbol definition here}}
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>} : () -> ()
 // expected-error@+1 {{redefinition of symbol named 'x'}}
@@ -78,11 +90,13 @@ func.func @not_a_kernel(%i: index) {
 
 // -----
 
+// A field placed in a layout node that does not exist.
 // expected-error@+1 {{field @x: layout @nowhere is not a layout node of this module}}
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>, layout = @nowhere} : () -> ()
 
 // -----
 
+// A kernel with a memref parameter.
 // expected-error@+1 {{kernel @k: parameters must be scalars (integer, float or index), got memref<4xf32>}}
 func.func @k(%m: memref<4xf32>) attributes {ds.kernel} {
   return
@@ -90,6 +104,7 @@ func.func @k(%m: memref<4xf32>) attributes {ds.kernel} {
 
 // -----
 
+// A kernel that returns a value.
 // expected-error@+1 {{kernel @k must not return values}}
 func.func @k(%a: f32) -> f32 attributes {ds.kernel} {
   return %a : f32
@@ -97,6 +112,7 @@ func.func @k(%a: f32) -> f32 attributes {ds.kernel} {
 
 // -----
 
+// A parallel loop inside a parallel loop.
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>} : () -> ()
 func.func @k(%n: index) attributes {ds.kernel} {
   %c0 = arith.constant 0 : index
@@ -114,6 +130,7 @@ func.func @k(%n: index) attributes {ds.kernel} {
 
 // -----
 
+// A loop body using a value loaded at the kernel's top level.
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>} : () -> ()
 "ds.field"() {sym_name = "n", element_type = f32, shape = array<i64>} : () -> ()
 func.func @k(%n: index) attributes {ds.kernel} {
@@ -131,6 +148,7 @@ func.func @k(%n: index) attributes {ds.kernel} {
 
 // -----
 
+// A struct_for over a 2-D field with one index.
 "ds.field"() {sym_name = "m", element_type = f32, shape = array<i64: 4, 4>} : () -> ()
 func.func @k() attributes {ds.kernel} {
   // expected-error@+1 {{ds.struct_for over @m needs 2 index block arguments, got 1}}
@@ -143,6 +161,7 @@ func.func @k() attributes {ds.kernel} {
 
 // -----
 
+// A struct_for over a symbol that is not a field.
 func.func @k() attributes {ds.kernel} {
   // expected-error@+1 {{ds.struct_for over @nope, which is not a field of this module}}
   "ds.struct_for"() ({
@@ -154,6 +173,7 @@ func.func @k() attributes {ds.kernel} {
 
 // -----
 
+// An atomic add of an f16 value (IRDL's own constraint).
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>} : () -> ()
 func.func @k(%i: index) attributes {ds.kernel} {
   %c = arith.constant 1.0 : f16
@@ -164,10 +184,12 @@ func.func @k(%i: index) attributes {ds.kernel} {
 
 // -----
 
+// A layout node with a negative extent.
 // expected-error@+1 {{layout node @g: shape must be an array<i64> of positive extents}}
 "ds.dense"() {sym_name = "g", shape = array<i64: -2>} : () -> ()
 
 // -----
 
+// A layout node whose parent does not exist.
 // expected-error@+1 {{layout node @leaf: its parent @missing is not a layout node of this module}}
 "ds.dense"() {sym_name = "leaf", shape = array<i64: 4>, parent = @missing} : () -> ()

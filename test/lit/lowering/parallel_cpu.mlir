@@ -3,6 +3,7 @@
 // sub-range plus a range function; serial top-level code becomes a serial task;
 // captured top-level arithmetic is recomputed in each task.
 
+// Two parallel loops and serial code between them: two tasks with range functions and a serial task.
 "ds.field"() {sym_name = "a", element_type = f32, shape = array<i64: 64>} : () -> ()
 "ds.field"() {sym_name = "total", element_type = f32, shape = array<i64>} : () -> ()
 func.func @two_loops_and_serial(%n: index, %s: f32) attributes {ds.kernel} {
@@ -28,6 +29,7 @@ func.func @two_loops_and_serial(%n: index, %s: f32) attributes {ds.kernel} {
 
 // -----
 
+// A struct_for over a dense 2-D field: a task over its cells.
 "ds.field"() {sym_name = "m", element_type = i32, shape = array<i64: 4, 8>} : () -> ()
 func.func @struct_for() attributes {ds.kernel} {
   "ds.struct_for"() ({

@@ -1,9 +1,12 @@
 //! The autodiff rule table (`ds_passes::autodiff::rules::RULES`) is complete
 //! and tested: every op of the ds dialect and every op inside the kernels of
 //! the lit tests and example kernels has a record, no op has two, and every
-//! differentiable op is gradchecked in `runtime/tests/autodiff.rs`.
+//! differentiable op is gradchecked in `runtime/tests/autodiff.rs` and has
+//! its own case in `test/lit/autodiff/rules.mlir`. (That every op the
+//! frontend can emit is classified is checked by the frontend's tests:
+//! `constructs::every_emitted_op_is_classified_for_autodiff`.)
 
-use crate::lit::{lit_files, workspace_root};
+use crate::lit::{cases, lit_files, workspace_root};
 use ds_dialects::ir::Op;
 use ds_dialects::ops::{self, DsOp};
 use ds_passes::autodiff::rules::{AdTreatment, RULES, classify};
@@ -116,4 +119,19 @@ fn every_differentiable_op_is_gradchecked() {
             assert!(mentions(check.text, rule.op), "gradcheck `{}` does not use {}", check.name, rule.op);
         }
     }
+}
+
+#[test]
+fn every_differentiable_op_has_a_lit_case() {
+    let path = workspace_root().join("test/lit/autodiff/rules.mlir");
+    let text = std::fs::read_to_string(&path).expect("test/lit/autodiff/rules.mlir");
+    let cases = cases(&text);
+    // A case says what it shows first: `// arith.addf: ...`.
+    let shown: Vec<&str> = cases.iter().filter_map(|(_, what)| what.split_once(':').map(|(ops, _)| ops)).collect();
+    let differentiable = RULES.iter().filter(|r| matches!(r.treatment, AdTreatment::Differentiable(_)));
+    let missing: Vec<&str> =
+        differentiable.map(|r| r.op).filter(|op| !shown.iter().any(|s| s.split(", ").any(|o| o == *op))).collect();
+    assert!(missing.is_empty(), "differentiable ops without a case `// OP: ...` in {}: {missing:?}", path.display());
+    let undescribed: Vec<usize> = cases.iter().filter(|(_, what)| what.is_empty()).map(|(line, _)| *line).collect();
+    assert!(undescribed.is_empty(), "cases of {} without a one-line comment, at lines {undescribed:?}", path.display());
 }
