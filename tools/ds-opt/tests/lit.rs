@@ -10,6 +10,7 @@
 //! snapshot is: a failure names the file, the case's line and the one-line
 //! comment that says what the case shows.
 
+use crate::shell_words::shell_words;
 use std::path::{Path, PathBuf};
 
 pub fn workspace_root() -> PathBuf {
@@ -136,37 +137,6 @@ fn case_differences(rel: &str, input: &str, old: &str, output: &str) -> Vec<Stri
     out
 }
 
-/// Splits a command line into words, honouring single and double quotes.
-pub fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut in_word = false;
-    for ch in line.chars() {
-        match (quote, ch) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(ch);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    words
-}
 
 /// The stages of a RUN line: the ds-opt arguments of each piped command.
 pub fn run_stages(file: &Path, rel: &str) -> Result<Vec<Vec<String>>, String> {

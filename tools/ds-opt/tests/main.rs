@@ -6,3 +6,4 @@ mod builders;
 mod catalogue;
 mod lit;
 mod robustness;
+mod shell_words;

@@ -6,6 +6,8 @@ mod binary;
 mod errors;
 mod examples;
 mod snapshots;
+#[path = "../../ds-opt/tests/shell_words.rs"]
+mod shell_words;
 
 use std::path::{Path, PathBuf};
 

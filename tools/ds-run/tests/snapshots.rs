@@ -4,6 +4,7 @@
 //! command, then what it printed, or `[exit 1]` and its error.
 //! (Future: the lit harness of tools/ds-opt runs these RUN lines itself.)
 
+use crate::shell_words::shell_words;
 use crate::workspace_root;
 use std::path::{Path, PathBuf};
 
@@ -18,37 +19,6 @@ fn run_files() -> Vec<PathBuf> {
     files
 }
 
-/// Splits a command line into words, honouring single and double quotes.
-pub fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut in_word = false;
-    for ch in line.chars() {
-        match (quote, ch) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(ch);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    words
-}
 
 /// The RUN lines at the top of a file, as ds-run arguments.
 fn run_lines(file: &Path, rel: &str) -> Result<Vec<(String, Vec<String>)>, String> {
