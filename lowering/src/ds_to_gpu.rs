@@ -59,7 +59,7 @@ fn run(module: Op, _: &PassOptions) -> bool {
     for task in tasks {
         kernel_from_task(task, gpu_body);
     }
-    true
+    crate::no_ds_ops_left(module, PASS.name)
 }
 
 fn kernel_from_task(task: Op, gpu_body: Block) {
