@@ -1,7 +1,9 @@
-//! The ds-opt test binary: the lit snapshot harness, the robustness test, and
+//! The ds-opt test binary: the lit snapshot harness, the robustness test, the
+//! size of autodiff output on deep nesting, and
 //! checks of the op table, the builders and the autodiff rule table.
 
 mod autodiff_rules;
+mod autodiff_size;
 mod builders;
 mod catalogue;
 mod lit;
