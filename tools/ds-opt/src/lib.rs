@@ -12,6 +12,7 @@
 //! in-process.
 
 mod expect;
+pub mod mutate;
 
 use ds_dialects::diag::{self, Diagnostic, Severity};
 use ds_dialects::ir::Op;
