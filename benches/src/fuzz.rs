@@ -90,20 +90,16 @@ fn root() -> PathBuf {
 
 /// The files mutated: lit files and kernel files, sorted.
 fn corpus(root: &Path) -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "mlir") {
-                out.push(p);
+    let mut dirs: Vec<PathBuf> = ["test/lit", "examples/kernels", "test/kernels"].iter().map(|d| root.join(d)).collect();
+    let mut files = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for path in std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()) {
+            match (path.is_dir(), path.extension().is_some_and(|x| x == "mlir")) {
+                (true, _) => dirs.push(path),
+                (false, true) => files.push(path),
+                (false, false) => {}
             }
         }
-    }
-    let mut files = Vec::new();
-    for dir in ["test/lit", "examples/kernels", "test/kernels"] {
-        walk(&root.join(dir), &mut files);
     }
     files.sort();
     files

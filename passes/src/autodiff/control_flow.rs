@@ -19,7 +19,7 @@
 
 use super::reverse::{Adjoints, Differentiator, Reported, Saved, accumulate, alloca, lookup, report};
 use super::rules::Emitter;
-use super::stack::{self, Stack};
+use super::stack;
 use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Region, Type, Value, ValueMap};
 use ds_dialects::ops::{self, DsOp};
 use std::collections::HashSet;
@@ -37,9 +37,9 @@ fn union_keys(lists: &[&Adjoints]) -> Vec<Value> {
 /// Recomputes the `scf.if` with results `op` at `at` (step 1 of
 /// `Differentiator::block`): its branches recompute the primal branches
 /// (recursively, so nested ifs are handled the same way) and store the
-/// scalar values each defines in slots at the top of `top`, recorded in
+/// scalar values each defines in slots at the top of the thread's block, recorded in
 /// `saved` for [`reverse_if`]. Maps the results in `fwd`.
-pub fn forward_if(d: &Differentiator, op: Op, at: Cursor, top: Block, fwd: &mut ValueMap, saved: &mut Saved) {
+pub fn forward_if(d: &Differentiator, op: Op, at: Cursor, fwd: &mut ValueMap, saved: &mut Saved) {
     let loc = op.loc();
     let get = |fwd: &ValueMap, v: Value| fwd.get(&v).copied().unwrap_or(v);
     let types: Vec<Type> = op.results().iter().map(|r| r.ty()).collect();
@@ -50,10 +50,10 @@ pub fn forward_if(d: &Differentiator, op: Op, at: Cursor, top: Block, fwd: &mut 
             let block = new_region.append_block(Block::new(&[]));
             let end = Cursor::at_end(block);
             let mut slots = Vec::new();
-            for v in d.recompute(old, end, top, fwd, saved) {
+            for v in d.recompute(old, end, fwd, saved) {
                 let t = v.ty();
                 if t.is_float() || t.is_integer() || t.is_index() {
-                    let slot = alloca(top, t, "", loc);
+                    let slot = alloca(saved.top, t, "", loc);
                     end.build(OpBuilder::new("memref.store", loc).operands(&[get(fwd, v), slot]));
                     slots.push((v, slot));
                 }
@@ -71,15 +71,9 @@ pub fn forward_if(d: &Differentiator, op: Op, at: Cursor, top: Block, fwd: &mut 
     }
 }
 
-pub fn reverse_if(
-    d: &Differentiator,
-    op: Op,
-    at: Cursor,
-    top: Block,
-    fwd: &ValueMap,
-    adj: &mut Adjoints,
-    saved: &Saved,
-) -> Result<(), Reported> {
+type Reversal = Result<(), Reported>;
+
+pub fn reverse_if(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap, adj: &mut Adjoints, saved: &Saved) -> Reversal {
     let loc = op.loc();
     let cond = fwd.get(&op.operand(0)).copied().unwrap_or(op.operand(0));
     let mut branches = Vec::new();
@@ -104,9 +98,9 @@ pub fn reverse_if(
                             let load = OpBuilder::new("memref.load", loc).operands(&[*slot]).results(&[v.ty()]);
                             inner.insert(*v, end.build(load).result(0));
                         }
-                        d.reverse(old, end, top, &inner, seed, saved)?
+                        d.reverse(old, end, &inner, seed, saved)?
                     }
-                    None => d.block(old, end, top, &mut inner, seed)?,
+                    None => d.block(old, end, saved.top, &mut inner, seed)?,
                 }
             }
             None => vec![],
@@ -145,15 +139,8 @@ pub fn trip_count(at: Cursor, lb: Value, ub: Value, step: Value, loc: Loc) -> Va
     at.build(OpBuilder::new("arith.select", loc).operands(&[positive, q, z]).results(&[q.ty()])).result(0)
 }
 
-pub fn reverse_for(
-    d: &Differentiator,
-    op: Op,
-    at: Cursor,
-    top: Block,
-    fwd: &ValueMap,
-    adj: &mut Adjoints,
-    stack: Option<&Stack>,
-) -> Result<(), Reported> {
+pub fn reverse_for(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap, adj: &mut Adjoints, saved: &Saved) -> Reversal {
+    let stack = saved.stacks.get(&op);
     let loc = op.loc();
     let get = |v: Value| fwd.get(&v).copied().unwrap_or(v);
     let (lb, ub, step) = (get(op.operand(0)), get(op.operand(1)), get(op.operand(2)));
@@ -184,7 +171,7 @@ pub fn reverse_for(
     }
     let seed: Adjoints =
         carried.iter().enumerate().map(|(slot, &j)| (old_yield.operand(j), body.arg(slot + 1))).collect();
-    let contributions = d.block(old, b, top, &mut inner, seed)?;
+    let contributions = d.block(old, b, saved.top, &mut inner, seed)?;
     // Split: adjoints of the primal's carried block arguments, and of enclosing values.
     let own: Vec<Value> = carried
         .iter()
@@ -222,7 +209,7 @@ pub fn reverse_for(
     Ok(())
 }
 
-pub fn reverse_ds_loop(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap) -> Result<(), Reported> {
+pub fn reverse_ds_loop(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap) -> Reversal {
     let loc = op.loc();
     let old = op.region(0).first_block().expect("loop body");
     let mut inner = fwd.clone();

@@ -35,14 +35,21 @@ pub struct Differentiator {
     pub stack_capacity: usize,
 }
 
-/// What the recomputation of a block saved for its reverse sweep.
-#[derive(Default)]
+/// What the recomputation of a block saved for its reverse sweep, and where.
 pub struct Saved {
+    /// The thread's block, whose top holds the stacks and slots.
+    pub top: Block,
     /// The stacks of its carried loops (also those inside recomputed ifs).
     pub stacks: HashMap<Op, Stack>,
     /// Per primal branch of a recomputed `scf.if`: the scalar values the
     /// branch defines and the slots (0-d memrefs) holding them.
     pub slots: HashMap<Block, Vec<(Value, Value)>>,
+}
+
+impl Saved {
+    pub fn new(top: Block) -> Saved {
+        Saved { top, stacks: HashMap::new(), slots: HashMap::new() }
+    }
 }
 
 /// The insertion point at the very top of `block` (for allocas).
@@ -112,33 +119,26 @@ impl Differentiator {
     /// primal values visible in the block to recomputed ones; `seed` gives
     /// adjoints of values the block's terminator yields; `top` is the
     /// thread's block, where stacks and slots are allocated.
-    pub fn block(
-        &self,
-        block: Block,
-        at: Cursor,
-        top: Block,
-        fwd: &mut ValueMap,
-        seed: Adjoints,
-    ) -> Result<Adjoints, Reported> {
-        let mut saved = Saved::default();
-        self.recompute(block, at, top, fwd, &mut saved);
-        self.reverse(block, at, top, fwd, seed, &saved)
+    pub fn block(&self, block: Block, at: Cursor, top: Block, fwd: &mut ValueMap, seed: Adjoints) -> Result<Adjoints, Reported> {
+        let mut saved = Saved::new(top);
+        self.recompute(block, at, fwd, &mut saved);
+        self.reverse(block, at, fwd, seed, &saved)
     }
 
     /// Step (1): recomputes at `at` the values `block` defines and maps them
     /// in `fwd`; values inside its `scf.if`s with results are recomputed
     /// there and saved ([`control_flow::forward_if`]). Returns the values
     /// defined by `block`'s own ops.
-    pub fn recompute(&self, block: Block, at: Cursor, top: Block, fwd: &mut ValueMap, saved: &mut Saved) -> Vec<Value> {
+    pub fn recompute(&self, block: Block, at: Cursor, fwd: &mut ValueMap, saved: &mut Saved) -> Vec<Value> {
         let mut defined = Vec::new();
         for op in block.ops() {
             if op.num_results() == 0 || is_terminator(op) {
                 continue;
             }
             if carries_values(op) {
-                saved.stacks.insert(op, stack::clone_with_pushes(op, at, top, fwd, self.stack_capacity));
+                saved.stacks.insert(op, stack::clone_with_pushes(op, at, saved.top, fwd, self.stack_capacity));
             } else if op.name() == "scf.if" {
-                control_flow::forward_if(self, op, at, top, fwd, saved);
+                control_flow::forward_if(self, op, at, fwd, saved);
             } else {
                 strip_side_effects(clone_mapped(op, at, fwd));
             }
@@ -150,35 +150,19 @@ impl Differentiator {
     /// Step (2): the adjoints of `block`'s ops in reverse order, at `at`,
     /// once [`Differentiator::recompute`] has mapped its values in `fwd`.
     /// Returns the adjoints of values the block uses but does not define.
-    pub fn reverse(
-        &self,
-        block: Block,
-        at: Cursor,
-        top: Block,
-        fwd: &ValueMap,
-        seed: Adjoints,
-        saved: &Saved,
-    ) -> Result<Adjoints, Reported> {
+    pub fn reverse(&self, block: Block, at: Cursor, fwd: &ValueMap, seed: Adjoints, saved: &Saved) -> Result<Adjoints, Reported> {
         let mut adj = Vec::new();
         let seed_emitter = Emitter { at, loc: block.parent_op().map_or_else(|| at_loc(at), |o| o.loc()) };
         for (v, a) in seed {
             accumulate(&mut adj, v, a, &seed_emitter);
         }
         for op in block.ops().into_iter().rev().filter(|o| !is_terminator(*o)) {
-            self.reverse_op(op, at, top, fwd, &mut adj, saved)?;
+            self.reverse_op(op, at, fwd, &mut adj, saved)?;
         }
         Ok(adj.into_iter().filter(|(v, _)| v.defining_op().and_then(|d| d.block()) != Some(block)).collect())
     }
 
-    fn reverse_op(
-        &self,
-        op: Op,
-        at: Cursor,
-        top: Block,
-        fwd: &ValueMap,
-        adj: &mut Adjoints,
-        saved: &Saved,
-    ) -> Result<(), Reported> {
+    fn reverse_op(&self, op: Op, at: Cursor, fwd: &ValueMap, adj: &mut Adjoints, saved: &Saved) -> Result<(), Reported> {
         let e = Emitter { at, loc: op.loc() };
         let get = |v: Value| fwd.get(&v).copied().unwrap_or(v);
         if let Some(DsOp::ParallelFor | DsOp::StructFor) = DsOp::of(op) {
@@ -186,8 +170,8 @@ impl Differentiator {
         }
         let name = op.name();
         match name.as_str() {
-            "scf.if" => return control_flow::reverse_if(self, op, at, top, fwd, adj, saved),
-            "scf.for" => return control_flow::reverse_for(self, op, at, top, fwd, adj, saved.stacks.get(&op)),
+            "scf.if" => return control_flow::reverse_if(self, op, at, fwd, adj, saved),
+            "scf.for" => return control_flow::reverse_for(self, op, at, fwd, adj, saved),
             "scf.while" => {
                 return Err(report(
                     op,
