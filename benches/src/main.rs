@@ -19,14 +19,31 @@
 //!   headline `saxpy_bandwidth_fraction_of_copy`.
 //! - `gpu-check`: every kernel of `test/kernels` and its gradient, CPU against
 //!   GPU; headline `gpu_check_kernels_passed`.
+//!
+//! Not a benchmark: `fuzz` (see `fuzz.rs`) mutates the lit and kernel files
+//! and runs them through every pipeline in subprocesses (`fuzz-one`), ending
+//! with `runs: N, crashes: C, hangs: H`.
 
 mod bounds;
 mod cases;
 mod checkpoint;
+mod fuzz;
 mod gpu;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let fuzzing = match args.first().map(|s| s.as_str()) {
+        Some("fuzz") => Some(fuzz::run(&args[1..])),
+        Some("fuzz-one") => Some(fuzz::run_one_here(&args[1..])),
+        _ => None,
+    };
+    if let Some(result) = fuzzing {
+        if let Err(e) = result {
+            eprintln!("ds-bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let arch = args.iter().position(|a| a == "--arch").and_then(|i| args.get(i + 1)).map_or("cpu", |s| s.as_str());
     let name = args.iter().find(|a| !a.starts_with("--") && a.as_str() != arch).map(|s| s.as_str());
     let result = match (name, arch) {
@@ -43,7 +60,10 @@ fn main() {
         (Some("checkpoint"), _) => checkpoint::run(),
         (Some("bounds"), _) => bounds::run(),
         _ => {
-            eprintln!("usage: ds-bench saxpy|launch|grad_elementwise|stencil|bounds|checkpoint|gpu-check [--arch cpu|cuda]");
+            eprintln!(
+                "usage: ds-bench saxpy|launch|grad_elementwise|stencil|bounds|checkpoint|gpu-check [--arch cpu|cuda]
+       ds-bench fuzz [--runs N] [--seed S] [--save DIR] [--jobs J] [--timeout SECS]"
+            );
             std::process::exit(2);
         }
     };

@@ -678,8 +678,13 @@ fn wrap_in_module(text: &str) -> Option<String> {
     Some(format!("{first}\n{rest}\n}}\n"))
 }
 
-/// See [`crate::parse_module`].
-pub(crate) fn parse_module<'c>(context: &'c melior::Context, text: &str, filename: &str) -> Option<Module<'c>> {
+/// See [`crate::parse_module_at`].
+pub(crate) fn parse_module<'c>(
+    context: &'c melior::Context,
+    text: &str,
+    filename: &str,
+    first_line: usize,
+) -> Option<Module<'c>> {
     let wrapped = wrap_in_module(text);
     let source = wrapped.as_deref().unwrap_or(text);
     // SAFETY: the parsed op is owned here and handed to a melior Module, which
@@ -693,7 +698,24 @@ pub(crate) fn parse_module<'c>(context: &'c melior::Context, text: &str, filenam
             mlirOperationDestroy(op);
             return None;
         }
+        if first_line > 0 {
+            shift_lines(Op(op), first_line as u32);
+        }
         Module::from_option_raw(mlirModuleFromOperation(op))
+    }
+}
+
+/// Moves the file:line:col locations of `op` and the ops inside it down by
+/// `by` lines (locations of other kinds are left as they are).
+fn shift_lines(op: Op, by: u32) {
+    for o in std::iter::once(op).chain(op.walk()) {
+        let loc = o.loc();
+        // SAFETY: reading a location's kind and parts reads only the location.
+        if unsafe { mlirLocationIsAFileLineColRange(loc.0) }
+            && let Some(p) = loc.file_line_col()
+        {
+            o.set_loc(o.ctx().file_line_col(&p.file, p.line + by, p.col));
+        }
     }
 }
 

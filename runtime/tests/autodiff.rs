@@ -178,6 +178,31 @@ elementwise_tests! {
       %m = arith.mulf %a, %c : f64
       scf.yield %m : f64
     }"#, [ANY; 3];
+    if_in_carried_loop_in_if: r#"    %z = arith.constant 0.0 : f64
+    %p = arith.cmpf ogt, %c, %z : f64
+    %r = scf.if %p -> (f64) {
+      %e = math.exp %b : f64
+      %c0i = arith.constant 0 : index
+      %c3 = arith.constant 3 : index
+      %c1 = arith.constant 1 : index
+      %l = scf.for %j = %c0i to %c3 step %c1 iter_args(%x = %a) -> (f64) {
+        %q = arith.cmpf olt, %x, %e : f64
+        %y = scf.if %q -> (f64) {
+          %s = math.sin %x : f64
+          scf.yield %s : f64
+        } else {
+          %m = arith.mulf %x, %e : f64
+          %t = math.tanh %m : f64
+          scf.yield %t : f64
+        }
+        scf.yield %y : f64
+      }
+      %w = arith.mulf %l, %e : f64
+      scf.yield %w : f64
+    } else {
+      %m = arith.mulf %a, %c : f64
+      scf.yield %m : f64
+    }"#, [ANY; 3];
     nested_loops: r#"    %c0i = arith.constant 0 : index
     %c3 = arith.constant 3 : index
     %c1 = arith.constant 1 : index

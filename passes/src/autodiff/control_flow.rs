@@ -1,7 +1,14 @@
 //! Reversing control flow: `scf.if`, `scf.for` and the top-level ds loops.
 //!
+//! - `scf.if %c` with results is recomputed as an `scf.if %c` whose branches
+//!   recompute the primal branches and store the scalar values they define in
+//!   per-thread slots (`memref<T>`), so nested ifs are recomputed once, not
+//!   once per level (with values passed out as results instead, an if nested
+//!   k deep would pass k levels of values: quadratic operands, and MLIR's
+//!   verifier walks each use's ancestors: cubic time).
 //! - `scf.if %c` -> `scf.if %c` whose branches differentiate the primal
-//!   branches (recomputing their values first) and yield the adjoints of the
+//!   branches (reading the slots, or, for an if without results, which is not
+//!   recomputed, recomputing the branch first) and yield the adjoints of the
 //!   enclosing values they used; the results are added to those adjoints.
 //! - `scf.for %i = lb to ub step s` -> a loop over k = 0..n running iteration
 //!   i = lb + (n-1-k)*s, carrying the adjoints of enclosing values (and of the
@@ -10,11 +17,12 @@
 //!   with the differentiated body; iterations stay independent, and adjoints
 //!   of kernel-level values (parameters, constants) are not needed.
 
-use super::reverse::{Adjoints, Differentiator, Reported, accumulate, lookup, report};
+use super::reverse::{Adjoints, Differentiator, Reported, Saved, accumulate, alloca, lookup, report};
 use super::rules::Emitter;
-use super::stack::{self, Stack};
+use super::stack;
 use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Region, Type, Value, ValueMap};
 use ds_dialects::ops::{self, DsOp};
+use std::collections::HashSet;
 
 fn zero(at: Cursor, t: Type, loc: Loc) -> Value {
     ops::const_scalar(at, t, 0.0, loc)
@@ -22,18 +30,50 @@ fn zero(at: Cursor, t: Type, loc: Loc) -> Value {
 
 /// The union of the keys of several adjoint lists, in first-seen order.
 fn union_keys(lists: &[&Adjoints]) -> Vec<Value> {
-    let mut out: Vec<Value> = Vec::new();
-    for l in lists {
-        for (v, _) in l.iter() {
-            if !out.contains(v) {
-                out.push(*v);
-            }
-        }
-    }
-    out
+    let mut seen = HashSet::new();
+    lists.iter().flat_map(|l| l.iter().map(|(v, _)| *v)).filter(|v| seen.insert(*v)).collect()
 }
 
-pub fn reverse_if(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap, adj: &mut Adjoints) -> Result<(), Reported> {
+/// Recomputes the `scf.if` with results `op` at `at` (step 1 of
+/// `Differentiator::block`): its branches recompute the primal branches
+/// (recursively, so nested ifs are handled the same way) and store the
+/// scalar values each defines in slots at the top of the thread's block, recorded in
+/// `saved` for [`reverse_if`]. Maps the results in `fwd`.
+pub fn forward_if(d: &Differentiator, op: Op, at: Cursor, fwd: &mut ValueMap, saved: &mut Saved) {
+    let loc = op.loc();
+    let get = |fwd: &ValueMap, v: Value| fwd.get(&v).copied().unwrap_or(v);
+    let types: Vec<Type> = op.results().iter().map(|r| r.ty()).collect();
+    let mut if_op = OpBuilder::new("scf.if", loc).operands(&[get(fwd, op.operand(0))]).results(&types);
+    for region in op.regions() {
+        let new_region = Region::new();
+        if let Some(old) = region.first_block() {
+            let block = new_region.append_block(Block::new(&[]));
+            let end = Cursor::at_end(block);
+            let mut slots = Vec::new();
+            for v in d.recompute(old, end, fwd, saved) {
+                let t = v.ty();
+                if t.is_float() || t.is_integer() || t.is_index() {
+                    let slot = alloca(saved.top, t, "", loc);
+                    end.build(OpBuilder::new("memref.store", loc).operands(&[get(fwd, v), slot]));
+                    slots.push((v, slot));
+                }
+            }
+            saved.slots.insert(old, slots);
+            let yielded: Vec<Value> =
+                old.terminator().map(|y| y.operands()).unwrap_or_default().into_iter().map(|v| get(fwd, v)).collect();
+            ops::build_yield(block, &yielded, loc);
+        }
+        if_op = if_op.region(new_region);
+    }
+    let new_if = at.build(if_op);
+    for (old, new) in op.results().into_iter().zip(new_if.results()) {
+        fwd.insert(old, new);
+    }
+}
+
+type Reversal = Result<(), Reported>;
+
+pub fn reverse_if(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap, adj: &mut Adjoints, saved: &Saved) -> Reversal {
     let loc = op.loc();
     let cond = fwd.get(&op.operand(0)).copied().unwrap_or(op.operand(0));
     let mut branches = Vec::new();
@@ -50,8 +90,18 @@ pub fn reverse_if(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap, adj: &
                         .collect(),
                     None => vec![],
                 };
+                let end = Cursor::at_end(new_block);
                 let mut inner = fwd.clone();
-                d.block(old, Cursor::at_end(new_block), &mut inner, seed)?
+                match saved.slots.get(&old) {
+                    Some(slots) => {
+                        for (v, slot) in slots {
+                            let load = OpBuilder::new("memref.load", loc).operands(&[*slot]).results(&[v.ty()]);
+                            inner.insert(*v, end.build(load).result(0));
+                        }
+                        d.reverse(old, end, &inner, seed, saved)?
+                    }
+                    None => d.block(old, end, saved.top, &mut inner, seed)?,
+                }
             }
             None => vec![],
         };
@@ -89,14 +139,8 @@ pub fn trip_count(at: Cursor, lb: Value, ub: Value, step: Value, loc: Loc) -> Va
     at.build(OpBuilder::new("arith.select", loc).operands(&[positive, q, z]).results(&[q.ty()])).result(0)
 }
 
-pub fn reverse_for(
-    d: &Differentiator,
-    op: Op,
-    at: Cursor,
-    fwd: &ValueMap,
-    adj: &mut Adjoints,
-    stack: Option<&Stack>,
-) -> Result<(), Reported> {
+pub fn reverse_for(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap, adj: &mut Adjoints, saved: &Saved) -> Reversal {
+    let stack = saved.stacks.get(&op);
     let loc = op.loc();
     let get = |v: Value| fwd.get(&v).copied().unwrap_or(v);
     let (lb, ub, step) = (get(op.operand(0)), get(op.operand(1)), get(op.operand(2)));
@@ -104,10 +148,7 @@ pub fn reverse_for(
     let old_yield = old.terminator().expect("scf.for body ends in scf.yield");
     // Float carried values get an adjoint carried through the reversed loop.
     let carried: Vec<usize> = (0..op.num_results()).filter(|&j| op.result(j).ty().is_float()).collect();
-    let n = match stack {
-        Some(s) => s.trip_count,
-        None => trip_count(at, lb, ub, step, loc),
-    };
+    let n = trip_count(at, lb, ub, step, loc);
     let index = loc.ctx().index();
     let mut arg_types = vec![index];
     arg_types.extend(carried.iter().map(|&j| op.result(j).ty()));
@@ -130,7 +171,7 @@ pub fn reverse_for(
     }
     let seed: Adjoints =
         carried.iter().enumerate().map(|(slot, &j)| (old_yield.operand(j), body.arg(slot + 1))).collect();
-    let contributions = d.block(old, b, &mut inner, seed)?;
+    let contributions = d.block(old, b, saved.top, &mut inner, seed)?;
     // Split: adjoints of the primal's carried block arguments, and of enclosing values.
     let own: Vec<Value> = carried
         .iter()
@@ -168,7 +209,7 @@ pub fn reverse_for(
     Ok(())
 }
 
-pub fn reverse_ds_loop(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap) -> Result<(), Reported> {
+pub fn reverse_ds_loop(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap) -> Reversal {
     let loc = op.loc();
     let old = op.region(0).first_block().expect("loop body");
     let mut inner = fwd.clone();
@@ -188,6 +229,6 @@ pub fn reverse_ds_loop(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap) -
     }
     let term = body.terminator().expect("body terminator");
     // Adjoints of kernel-level values (parameters, constants) are not needed.
-    d.block(old, Cursor::before(term), &mut inner, vec![])?;
+    d.block(old, Cursor::before(term), body, &mut inner, vec![])?;
     Ok(())
 }

@@ -21,6 +21,16 @@
 //! 5. `stack`: per-thread stacks for values an scf.for carries (capacity option
 //!    `stack-capacity`, default 256; overflow fails the launch, never silently).
 //!
+//! Size of the output: every op is recomputed once, plus once more per
+//! enclosing `scf.for` with carried values (its reversed body re-runs each
+//! iteration, inner loops included), so the grad kernel grows linearly with
+//! nested `scf.if`s and with one level of carried loops, and quadratically
+//! with carried loops nested in carried loops. Before generating anything
+//! the pass counts the recomputations beyond an op's second (one per carried
+//! loop around it but the innermost) and rejects a kernel that needs more
+//! than `max-recompute` (default 100000, about 250 nested carried loops of a
+//! few ops each) with an error at its most deeply nested carried loop.
+//!
 //! Adjoint ops keep the location of the primal op they come from.
 //!
 //! Example (appendix B), y[i] = sin(x[i]^2):
@@ -51,11 +61,13 @@ use std::collections::HashMap;
 pub const NO_GRAD_ATTR: &str = "ds.no_grad";
 /// Suffix of generated grad kernels.
 pub const GRAD_SUFFIX: &str = "_grad";
+/// Default of the `max-recompute` option (see the module doc).
+pub const DEFAULT_MAX_RECOMPUTE: usize = 100_000;
 
 pub static PASS: PassInfo = PassInfo {
     name: "ds-autodiff",
     summary: "Generate the reverse-mode gradient kernel @k_grad of every kernel @k",
-    options: &["stack-capacity"],
+    options: &["stack-capacity", "max-recompute"],
     run,
 };
 
@@ -64,20 +76,29 @@ pub static PASS: PassInfo = PassInfo {
 pub const MAX_STACK_CAPACITY: usize = 32768;
 
 fn run(module: Op, options: &PassOptions) -> bool {
-    let capacity = match options.usize_or("stack-capacity", 256) {
-        Ok(c) if (1..=MAX_STACK_CAPACITY).contains(&c) => c,
-        Ok(c) => {
-            let message = format!(
-                "ds-autodiff: stack-capacity must be between 1 and {MAX_STACK_CAPACITY} (got {c}): each carried value's stack lives on the thread's stack"
-            );
-            module.ctx().emit_error(module.loc(), &message);
-            return false;
+    let positive = |key: &str, default: usize| match options.usize_or(key, default) {
+        Ok(c) if c > 0 => Some(c),
+        Ok(_) => {
+            module.ctx().emit_error(module.loc(), &format!("ds-autodiff: {key} must be positive"));
+            None
         }
         Err(e) => {
             module.ctx().emit_error(module.loc(), &e);
-            return false;
+            None
         }
     };
+    let (Some(capacity), Some(max_recompute)) =
+        (positive("stack-capacity", 256), positive("max-recompute", DEFAULT_MAX_RECOMPUTE))
+    else {
+        return false;
+    };
+    if capacity > MAX_STACK_CAPACITY {
+        let message = format!(
+            "ds-autodiff: stack-capacity must be between 1 and {MAX_STACK_CAPACITY} (got {capacity}): each carried value's stack lives on the thread's stack"
+        );
+        module.ctx().emit_error(module.loc(), &message);
+        return false;
+    }
     if !crate::verify::check(module) {
         return false;
     }
@@ -91,7 +112,7 @@ fn run(module: Op, options: &PassOptions) -> bool {
         if kernel.attr(GRAD_OF_ATTR).is_some() || kernel.attr(NO_GRAD_ATTR).is_some() {
             continue;
         }
-        ok &= check_read_then_write(kernel) && differentiate(&d, kernel, body);
+        ok &= check_read_then_write(kernel) && check_recompute(kernel, max_recompute) && differentiate(&d, kernel, body);
     }
     ok
 }
@@ -128,6 +149,43 @@ fn check_read_then_write(kernel: Op) -> bool {
     ok
 }
 
+/// Counts the recomputations beyond each op's second (see the module doc)
+/// and rejects the kernel past `limit`, at its most deeply nested carried
+/// loop.
+fn check_recompute(kernel: Op, limit: usize) -> bool {
+    // (ops counted, the deepest carried loop and its depth).
+    fn count(op: Op, depth: usize, total: &mut usize, deepest: &mut Option<(Op, usize)>) {
+        for region in op.regions() {
+            for block in region.blocks() {
+                for inner in block.ops() {
+                    let carried = inner.name() == "scf.for" && inner.num_results() > 0;
+                    let d = depth + usize::from(carried);
+                    *total += d.saturating_sub(1);
+                    if carried && deepest.is_none_or(|(_, best)| d > best) {
+                        *deepest = Some((inner, d));
+                    }
+                    count(inner, d, total, deepest);
+                }
+            }
+        }
+    }
+    let (mut total, mut deepest) = (0, None);
+    count(kernel, 0, &mut total, &mut deepest);
+    match deepest {
+        Some((at, depth)) if total > limit => {
+            let kname = kernel.sym_name().unwrap_or_default();
+            at.ctx().emit_error(
+                at.loc(),
+                &format!(
+                    "kernel @{kname} cannot be differentiated within ds-autodiff's max-recompute={limit}: its gradient would make {total} recomputations of ops beyond their second (an op is recomputed once more per enclosing scf.for with carried values, and this loop is nested {depth} deep); flatten the loop nest, split the kernel, or raise max-recompute"
+                ),
+            );
+            false
+        }
+        _ => true,
+    }
+}
+
 fn differentiate(d: &Differentiator, kernel: Op, module_body: ds_dialects::ir::Block) -> bool {
     let name = kernel.sym_name().unwrap_or_default();
     let grad_name = format!("{name}{GRAD_SUFFIX}");
@@ -144,7 +202,7 @@ fn differentiate(d: &Differentiator, kernel: Op, module_body: ds_dialects::ir::B
     let mut fwd: ValueMap = primal.args().into_iter().zip(entry.args()).collect();
     let end = Cursor::at_end(entry);
     // Adjoints of the parameters are not wanted: gradients are w.r.t. fields.
-    let ok = d.block(primal, end, &mut fwd, vec![]).is_ok();
+    let ok = d.block(primal, end, entry, &mut fwd, vec![]).is_ok();
     ops::build_return(end, &[], kernel.loc());
     if !ok {
         // SAFETY: `grad` was built above and nothing outside it refers to it

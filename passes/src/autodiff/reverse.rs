@@ -1,18 +1,28 @@
 //! The reverse sweep over one block: recompute, then walk backwards.
 //!
 //! `Differentiator::block` emits, at a cursor, (1) a forward recomputation of
-//! every value the block defines (ops with results are cloned with their side
-//! effects stripped; loops with carried values also push those values on a
-//! per-thread stack), then (2) the adjoint of each op in reverse order,
-//! accumulating adjoints in a map from primal values to generated values. It
-//! returns the adjoints of values the block uses but does not define (block
-//! arguments and values of enclosing scopes): the caller moves them out of the
-//! region (scf.if results, scf.for iteration arguments).
+//! every value the block defines ([`Differentiator::recompute`]: ops with
+//! results are cloned with their side effects stripped; loops with carried
+//! values also push those values on a per-thread stack; an `scf.if` with
+//! results is rebuilt with recomputed branches that also save the values they
+//! define in per-thread slots), then (2) the adjoint of each op in reverse
+//! order ([`Differentiator::reverse`]; a reversed `scf.if` branch reads the
+//! slots instead of recomputing), accumulating adjoints in a map from primal
+//! values to generated values. It returns the adjoints of values the block
+//! uses but does not define (block arguments and values of enclosing scopes):
+//! the caller moves them out of the region (scf.if results, scf.for iteration
+//! arguments).
+//!
+//! So an op is recomputed once however deeply `scf.if`s nest, plus once per
+//! enclosing `scf.for` with carried values (whose reversed body re-runs the
+//! iteration, inner loops included). Stacks and slots are `memref.alloca`s
+//! at the top of the thread's block (`top`: the reversed parallel loop's
+//! body, or the grad kernel's entry).
 
 use super::control_flow;
 use super::rules::{self, AdTreatment, Emitter};
 use super::stack::{self, Stack};
-use ds_dialects::ir::{Block, Cursor, Op, Type, Value, ValueMap, clone_mapped};
+use ds_dialects::ir::{Block, Cursor, Op, OpBuilder, Type, Value, ValueMap, clone_mapped};
 use ds_dialects::ops::{self, Access, AccessKind, DsOp};
 use std::collections::HashMap;
 
@@ -23,6 +33,41 @@ pub struct Differentiator {
     /// field -> its adjoint field, and the adjoint's element type.
     pub grads: HashMap<String, (String, Type)>,
     pub stack_capacity: usize,
+}
+
+/// What the recomputation of a block saved for its reverse sweep, and where.
+pub struct Saved {
+    /// The thread's block, whose top holds the stacks and slots.
+    pub top: Block,
+    /// The stacks of its carried loops (also those inside recomputed ifs).
+    pub stacks: HashMap<Op, Stack>,
+    /// Per primal branch of a recomputed `scf.if`: the scalar values the
+    /// branch defines and the slots (0-d memrefs) holding them.
+    pub slots: HashMap<Block, Vec<(Value, Value)>>,
+}
+
+impl Saved {
+    pub fn new(top: Block) -> Saved {
+        Saved { top, stacks: HashMap::new(), slots: HashMap::new() }
+    }
+}
+
+/// The insertion point at the very top of `block` (for allocas).
+pub fn at_top(block: Block) -> Cursor {
+    block.first_op().map_or(Cursor::at_end(block), Cursor::before)
+}
+
+/// A per-thread slot (`memref<T>`) at the top of `top` for a value of type `t`.
+pub fn alloca(top: Block, t: Type, shape: &str, loc: ds_dialects::ir::Loc) -> Value {
+    let ctx = loc.ctx();
+    let ty = ctx.parse_type(&format!("memref<{shape}{t}>")).expect("memref of a scalar type");
+    at_top(top)
+        .build(
+            OpBuilder::new("memref.alloca", loc)
+                .results(&[ty])
+                .attr("operandSegmentSizes", ctx.parse_attr("array<i32: 0, 0>").expect("segments")),
+        )
+        .result(0)
 }
 
 /// Failure already reported as a diagnostic.
@@ -72,39 +117,52 @@ fn carries_values(op: Op) -> bool {
 impl Differentiator {
     /// Differentiates `block` at `at` (see the module doc). `fwd` maps the
     /// primal values visible in the block to recomputed ones; `seed` gives
-    /// adjoints of values the block's terminator yields.
-    pub fn block(&self, block: Block, at: Cursor, fwd: &mut ValueMap, seed: Adjoints) -> Result<Adjoints, Reported> {
-        let body: Vec<Op> = block.ops().into_iter().filter(|o| !is_terminator(*o)).collect();
-        let mut stacks: HashMap<Op, Stack> = HashMap::new();
-        for op in &body {
-            if op.num_results() == 0 {
+    /// adjoints of values the block's terminator yields; `top` is the
+    /// thread's block, where stacks and slots are allocated.
+    pub fn block(&self, block: Block, at: Cursor, top: Block, fwd: &mut ValueMap, seed: Adjoints) -> Result<Adjoints, Reported> {
+        let mut saved = Saved::new(top);
+        self.recompute(block, at, fwd, &mut saved);
+        self.reverse(block, at, fwd, seed, &saved)
+    }
+
+    /// Step (1): recomputes at `at` the values `block` defines and maps them
+    /// in `fwd`; values inside its `scf.if`s with results are recomputed
+    /// there and saved ([`control_flow::forward_if`]). Returns the values
+    /// defined by `block`'s own ops.
+    pub fn recompute(&self, block: Block, at: Cursor, fwd: &mut ValueMap, saved: &mut Saved) -> Vec<Value> {
+        let mut defined = Vec::new();
+        for op in block.ops() {
+            if op.num_results() == 0 || is_terminator(op) {
                 continue;
             }
-            if carries_values(*op) {
-                stacks.insert(*op, stack::clone_with_pushes(*op, at, fwd, self.stack_capacity));
+            if carries_values(op) {
+                saved.stacks.insert(op, stack::clone_with_pushes(op, at, saved.top, fwd, self.stack_capacity));
+            } else if op.name() == "scf.if" {
+                control_flow::forward_if(self, op, at, fwd, saved);
             } else {
-                strip_side_effects(clone_mapped(*op, at, fwd));
+                strip_side_effects(clone_mapped(op, at, fwd));
             }
+            defined.extend(op.results());
         }
+        defined
+    }
+
+    /// Step (2): the adjoints of `block`'s ops in reverse order, at `at`,
+    /// once [`Differentiator::recompute`] has mapped its values in `fwd`.
+    /// Returns the adjoints of values the block uses but does not define.
+    pub fn reverse(&self, block: Block, at: Cursor, fwd: &ValueMap, seed: Adjoints, saved: &Saved) -> Result<Adjoints, Reported> {
         let mut adj = Vec::new();
         let seed_emitter = Emitter { at, loc: block.parent_op().map_or_else(|| at_loc(at), |o| o.loc()) };
         for (v, a) in seed {
             accumulate(&mut adj, v, a, &seed_emitter);
         }
-        for op in body.iter().rev() {
-            self.reverse_op(*op, at, fwd, &mut adj, &stacks)?;
+        for op in block.ops().into_iter().rev().filter(|o| !is_terminator(*o)) {
+            self.reverse_op(op, at, fwd, &mut adj, saved)?;
         }
         Ok(adj.into_iter().filter(|(v, _)| v.defining_op().and_then(|d| d.block()) != Some(block)).collect())
     }
 
-    fn reverse_op(
-        &self,
-        op: Op,
-        at: Cursor,
-        fwd: &ValueMap,
-        adj: &mut Adjoints,
-        stacks: &HashMap<Op, Stack>,
-    ) -> Result<(), Reported> {
+    fn reverse_op(&self, op: Op, at: Cursor, fwd: &ValueMap, adj: &mut Adjoints, saved: &Saved) -> Result<(), Reported> {
         let e = Emitter { at, loc: op.loc() };
         let get = |v: Value| fwd.get(&v).copied().unwrap_or(v);
         if let Some(DsOp::ParallelFor | DsOp::StructFor) = DsOp::of(op) {
@@ -112,8 +170,8 @@ impl Differentiator {
         }
         let name = op.name();
         match name.as_str() {
-            "scf.if" => return control_flow::reverse_if(self, op, at, fwd, adj),
-            "scf.for" => return control_flow::reverse_for(self, op, at, fwd, adj, stacks.get(&op)),
+            "scf.if" => return control_flow::reverse_if(self, op, at, fwd, adj, saved),
+            "scf.for" => return control_flow::reverse_for(self, op, at, fwd, adj, saved),
             "scf.while" => {
                 return Err(report(
                     op,

@@ -1,15 +1,17 @@
 //! Per-thread stacks for the values an `scf.for` carries from one iteration
 //! to the next: the recomputed loop pushes them, the reversed loop pops them.
 //!
-//! Each carried value gets a `memref.alloca` of `stack-capacity` elements.
+//! Each carried value gets a `memref.alloca` of `stack-capacity` elements at
+//! the top of the thread's block (so a loop recomputed inside an `scf.if`
+//! is reversed, in the reversed branch, with the same buffers).
 //! Pushes past the capacity are skipped and the loop is followed by a
 //! `ds.assert` that its trip count fits, so an overflow fails the launch with
 //! a message naming the loop; pops clamp their index, so memory is never
 //! read or written out of bounds.
 
 use super::control_flow::trip_count;
-use super::reverse::strip_side_effects;
-use ds_dialects::ir::{Cursor, Loc, Op, OpBuilder, Type, Value, ValueMap, clone_mapped};
+use super::reverse::{alloca, strip_side_effects};
+use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Type, Value, ValueMap, clone_mapped};
 use ds_dialects::ops;
 
 /// The stacks of one recomputed loop.
@@ -18,31 +20,17 @@ pub struct Stack {
     pub buffers: Vec<Value>,
     /// The carried values' types.
     pub elems: Vec<Type>,
-    pub trip_count: Value,
     pub capacity: usize,
 }
 
 /// Clones the carried loop `op` at `at` (side effects stripped), pushing the
-/// carried values of each iteration.
-pub fn clone_with_pushes(op: Op, at: Cursor, fwd: &mut ValueMap, capacity: usize) -> Stack {
+/// carried values of each iteration on stacks allocated at the top of `top`.
+pub fn clone_with_pushes(op: Op, at: Cursor, top: Block, fwd: &mut ValueMap, capacity: usize) -> Stack {
     let loc = op.loc();
-    let ctx = loc.ctx();
     let get = |v: Value| fwd.get(&v).copied().unwrap_or(v);
     let (lb, ub, step) = (get(op.operand(0)), get(op.operand(1)), get(op.operand(2)));
     let n = trip_count(at, lb, ub, step, loc);
-    let buffers: Vec<Value> = op
-        .results()
-        .iter()
-        .map(|r| {
-            let t = ctx.parse_type(&format!("memref<{capacity}x{}>", r.ty())).expect("stack type");
-            at.build(
-                OpBuilder::new("memref.alloca", loc)
-                    .results(&[t])
-                    .attr("operandSegmentSizes", ctx.parse_attr("array<i32: 0, 0>").expect("segments")),
-            )
-            .result(0)
-        })
-        .collect();
+    let buffers: Vec<Value> = op.results().iter().map(|r| alloca(top, r.ty(), &format!("{capacity}x"), loc)).collect();
     let new = clone_mapped(op, at, fwd);
     strip_side_effects(new);
     let body = new.region(0).first_block().expect("scf.for body");
@@ -66,7 +54,7 @@ pub fn clone_with_pushes(op: Op, at: Cursor, fwd: &mut ValueMap, capacity: usize
     );
     ops::build_assert(at, ok, &message, loc);
     let elems = op.results().iter().map(|r| r.ty()).collect();
-    Stack { buffers, elems, trip_count: n, capacity }
+    Stack { buffers, elems, capacity }
 }
 
 /// The carried values of primal iteration `rk`, read back (index clamped).

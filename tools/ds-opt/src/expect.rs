@@ -12,10 +12,10 @@ struct Expected {
     matched: bool,
 }
 
-fn parse_expectations(source: &str) -> Vec<Expected> {
+fn parse_expectations(source: &str, first_line: usize) -> Vec<Expected> {
     let mut out = Vec::new();
     for (i, line) in source.lines().enumerate() {
-        let line_no = i + 1;
+        let line_no = first_line + i + 1;
         let mut rest = line;
         while let Some(pos) = rest.find("expected-") {
             rest = &rest[pos + "expected-".len()..];
@@ -55,8 +55,9 @@ fn parse_expectations(source: &str) -> Vec<Expected> {
 }
 
 /// Returns one message per mismatch (empty when everything matched).
-pub fn check(source: &str, name: &str, diags: &[Diagnostic]) -> Vec<String> {
-    let mut expected = parse_expectations(source);
+/// `source` is a chunk that starts after `first_line` lines of the file.
+pub fn check(source: &str, first_line: usize, name: &str, diags: &[Diagnostic]) -> Vec<String> {
+    let mut expected = parse_expectations(source, first_line);
     let mut problems = Vec::new();
     let flat: Vec<&Diagnostic> = diags.iter().flat_map(|d| std::iter::once(d).chain(d.notes.iter())).collect();
     // MLIR adds "see current operation" to some errors; mlir-opt turns that off

@@ -12,6 +12,7 @@
 //! in-process.
 
 mod expect;
+pub mod mutate;
 
 use ds_dialects::diag::{self, Diagnostic, Severity};
 use ds_dialects::ir::Op;
@@ -147,8 +148,10 @@ pub fn run(args: &[String], stdin: impl FnOnce() -> std::io::Result<String>) -> 
     let chunks = if opts.split { split_input(&text) } else { vec![(0, text.as_str())] };
     let mut out = Outcome::default();
     let mut printed = Vec::new();
+    // One context for all chunks, as mlir-opt does (a context costs ~10 ms).
+    let context = ds_dialects::context();
     for (first_line, chunk) in chunks {
-        let r = process_chunk(&opts, &steps, &name, first_line, chunk);
+        let r = process_chunk(&context, &opts, &steps, &name, first_line, chunk);
         out.stderr.push_str(&r.stderr);
         out.code = out.code.max(r.code);
         if !r.stdout.is_empty() {
@@ -167,8 +170,9 @@ pub fn run(args: &[String], stdin: impl FnOnce() -> std::io::Result<String>) -> 
     out
 }
 
-/// Splits at `// -----` lines; each chunk keeps the line number it starts at.
-fn split_input(text: &str) -> Vec<(usize, &str)> {
+/// Splits at `// -----` lines; each chunk comes with the number of lines
+/// before it. Linear in the text.
+pub fn split_input(text: &str) -> Vec<(usize, &str)> {
     let mut chunks = Vec::new();
     let mut start_byte = 0;
     let mut start_line = 0;
@@ -185,12 +189,36 @@ fn split_input(text: &str) -> Vec<(usize, &str)> {
     chunks
 }
 
-fn process_chunk(opts: &Options, steps: &[Step], name: &str, first_line: usize, chunk: &str) -> Outcome {
-    let context = ds_dialects::context();
-    // Blank lines in front keep every location at its line in the whole file.
-    let source = "\n".repeat(first_line) + chunk;
+/// Moves a diagnostic of `file` (and its notes) down by `by` lines.
+fn shift_diagnostic(d: &mut Diagnostic, file: &str, by: usize) {
+    if let Some(p) = d.pos.as_mut().filter(|p| p.file == file) {
+        let old = p.to_string();
+        p.line += by as u32;
+        if d.loc == old {
+            d.loc = p.to_string();
+        }
+    }
+    for n in &mut d.notes {
+        shift_diagnostic(n, file, by);
+    }
+}
+
+fn process_chunk(
+    context: &melior::Context,
+    opts: &Options,
+    steps: &[Step],
+    name: &str,
+    first_line: usize,
+    chunk: &str,
+) -> Outcome {
     let mut dump = String::new();
-    let (module, mut diags) = diag::capture(&context, || ds_dialects::parse_module(&context, &source, name));
+    // Locations keep the lines of the whole file: the parser shifts the ops',
+    // and the parse's own diagnostics are shifted here.
+    let (module, mut diags) =
+        diag::capture(context, || ds_dialects::parse_module_at(context, chunk, name, first_line));
+    for d in &mut diags {
+        shift_diagnostic(d, name, first_line);
+    }
     let mut printed = String::new();
     if let Some(mut module) = module {
         let mut after = |label: &str, m: &Module| {
@@ -198,7 +226,7 @@ fn process_chunk(opts: &Options, steps: &[Step], name: &str, first_line: usize, 
             dump.push_str(&print_module(opts, m));
         };
         let hook: Option<pipeline::AfterEach> = if opts.print_after_all { Some(&mut after) } else { None };
-        match pipeline::run(&context, &mut module, steps, hook) {
+        match pipeline::run(context, &mut module, steps, hook) {
             Ok(d) => {
                 diags.extend(d);
                 printed = print_module(opts, &module);
@@ -220,7 +248,7 @@ fn process_chunk(opts: &Options, steps: &[Step], name: &str, first_line: usize, 
     }
     let failed = diags.iter().any(|d| d.severity == Severity::Error) || printed.is_empty();
     if opts.verify_diagnostics {
-        let problems = expect::check(&source, name, &diags);
+        let problems = expect::check(chunk, first_line, name, &diags);
         let code = i32::from(!problems.is_empty());
         let stdout = if failed { String::new() } else { printed };
         return Outcome { stdout, stderr: dump + &problems.join(""), code };
