@@ -71,9 +71,10 @@ macro_rules! arith_op {
                 binary(&a, &b, $f, $i)
             }
         }
-        // Left-hand Rust numbers: f64 and i32 only, so unsuffixed literals
-        // (`2.0 * x`, `2 * i`) infer their type.
-        arith_op!(@numbers $trait, $method, $f, $i, f64, i32);
+        // Left-hand Rust numbers: f64 (the one float, so `2.0 * x` infers
+        // its type) and the integers (`2 * i` falls back to i32; `N * i`
+        // with a usize or i64 constant works too).
+        arith_op!(@numbers $trait, $method, $f, $i, f64, i32, i64, usize);
     };
     (@numbers $trait:ident, $method:ident, $f:literal, $i:literal, $($t:ty),*) => {$(
         impl $trait<Expr> for $t {

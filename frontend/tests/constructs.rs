@@ -513,3 +513,28 @@ fn stop_grad_blocks_the_gradient() {
     rec.backward(&y).unwrap();
     assert_eq!(x.grad().to_vec(&p).unwrap(), xs);
 }
+
+const N_GRID: usize = 4;
+const DX: f64 = 0.25;
+
+#[kernel]
+fn rust_numbers_on_the_left(x: &S, y: &S) {
+    for i in 0..4usize {
+        let cell = N_GRID * i + 1;
+        y[(i,)] = 2.0 * x[(i,)] + (3.0f64).sqrt() * DX + 2 * cell;
+    }
+}
+
+/// Rust numbers of any type on the left of an operator, and constants
+/// computed with Rust math at build time.
+#[test]
+fn rust_numbers_on_the_left_of_operators() {
+    let mut pb = ProgramBuilder::new();
+    let (x, y): (S, S) = (pb.field("x", [4]), pb.field("y", [4]));
+    let k = pb.kernel(rust_numbers_on_the_left(&x, &y)).unwrap();
+    let mut p = pb.build().unwrap();
+    x.copy_from(&mut p, &[1.0, 2.0, 3.0, 4.0]).unwrap();
+    k.launch(&mut p, ()).unwrap();
+    let want: Vec<f64> = (0..4).map(|i| 2.0 * (i + 1) as f64 + 3f64.sqrt() * DX + 2.0 * (N_GRID * i + 1) as f64).collect();
+    assert_eq!(y.to_vec(&p).unwrap(), want);
+}
