@@ -538,3 +538,49 @@ fn rust_numbers_on_the_left_of_operators() {
     let want: Vec<f64> = (0..4).map(|i| 2.0 * (i + 1) as f64 + 3f64.sqrt() * DX + 2.0 * (N_GRID * i + 1) as f64).collect();
     assert_eq!(y.to_vec(&p).unwrap(), want);
 }
+
+#[kernel]
+fn polar_and_ties(m: &MatrixField<f64, 2, 2, 1>, r: &MatrixField<f64, 2, 2, 1>, s: &MatrixField<f64, 2, 2, 1>, out: &S) {
+    for i in 0..3usize {
+        let (rot, sym) = m[(i,)].polar();
+        r[(i,)] = rot;
+        s[(i,)] = sym;
+        let a = m[(i,)].at(0, 0);
+        out[(i,)] = a.max(m[(i,)].at(1, 1)) + a.min(m[(i,)].at(1, 1)) * 2.0 + sym.trace();
+    }
+}
+
+/// Taichi's kink conventions: polar of the zero matrix is (I, 0) with finite
+/// gradients; for det < 0, R is a rotation and S = R^T A symmetric; at a tie
+/// max and min give the whole gradient to their first operand.
+#[test]
+fn polar_decomposition_and_tie_conventions() {
+    let mut pb = ProgramBuilder::new();
+    type M = GradField<[[f64; 2]; 2], 1>;
+    let (m, r, s): (M, M, M) = (pb.field_with_grad("m", [3]), pb.field_with_grad("r", [3]), pb.field_with_grad("s", [3]));
+    let out: GradField<f64, 1> = pb.field_with_grad("out", [3]);
+    let k = pb.kernel(polar_and_ties(&m, &r, &s, &out)).unwrap();
+    let mut p = pb.build().unwrap();
+    // zero; det < 0 (a reflection times a stretch); a tie a00 = a11.
+    m.copy_from(&mut p, &[[[0.0, 0.0], [0.0, 0.0]], [[1.0, 2.0], [3.0, -1.5]], [[0.7, 0.2], [-0.4, 0.7]]]).unwrap();
+    let mut rec = p.record();
+    rec.launch(&k, ()).unwrap();
+    let (rs, ss) = (r.to_vec(rec.program()).unwrap(), s.to_vec(rec.program()).unwrap());
+    assert_eq!((rs[0], ss[0]), ([[1.0, 0.0], [0.0, 1.0]], [[0.0; 2]; 2]), "polar(0) = (I, 0)");
+    let [[c, ms], [sn, c2]] = rs[1];
+    assert!((c - c2).abs() < 1e-15 && (ms + sn).abs() < 1e-15 && (c * c + sn * sn - 1.0).abs() < 1e-12, "R is a rotation: {:?}", rs[1]);
+    assert!((ss[1][0][1] - ss[1][1][0]).abs() < 1e-12, "S is symmetric: {:?}", ss[1]);
+    let a = [[1.0, 2.0], [3.0, -1.5]];
+    for i in 0..2 {
+        for j in 0..2 {
+            let rsij = rs[1][i][0] * ss[1][0][j] + rs[1][i][1] * ss[1][1][j];
+            assert!((rsij - a[i][j]).abs() < 1e-12, "R S = A at ({i}, {j})");
+        }
+    }
+    rec.backward(&out).unwrap();
+    let grads = m.grad().to_vec(&p).unwrap();
+    assert!(grads.iter().flatten().flatten().all(|g| g.is_finite()), "finite gradients, the zero matrix included: {grads:?}");
+    // At the tie (m00 = m11 = 0.7): max's and min's gradients go to m00 (1 + 2),
+    // none to m11; trace(S) = |(m00 + m11, m10 - m01)| adds the same to both.
+    assert!((grads[2][0][0] - grads[2][1][1] - 3.0).abs() < 1e-12, "{:?}", grads[2]);
+}
