@@ -584,3 +584,46 @@ fn polar_decomposition_and_tie_conventions() {
     // none to m11; trace(S) = |(m00 + m11, m10 - m01)| adds the same to both.
     assert!((grads[2][0][0] - grads[2][1][1] - 3.0).abs() < 1e-12, "{:?}", grads[2]);
 }
+
+#[kernel]
+fn fibonacci(x: &S, out: &S) {
+    for i in 0..4usize {
+        let (mut p, mut q) = (x[(i,)], x[(i,)] * 0.5);
+        for _k in 0..(i + 3) {
+            (p, q) = (q, p + q);
+        }
+        if p > 1.0 {
+            (p, q) = (q, p);
+        }
+        out[(i,)] = p * 10.0 + q;
+    }
+}
+
+/// Tuple assignment of locals, carried through a serial loop and an `if`.
+#[test]
+fn tuple_assignment_is_carried() {
+    let mut pb = ProgramBuilder::new();
+    let (x, out): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [4]), pb.field_with_grad("out", [4]));
+    let k = pb.kernel(fibonacci(&x, &out)).unwrap();
+    let mut p = pb.build().unwrap();
+    let xs = [0.1, 0.2, 0.3, 0.4];
+    x.copy_from(&mut p, &xs).unwrap();
+    k.launch(&mut p, ()).unwrap();
+    let want: Vec<f64> = xs
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let (mut p, mut q) = (v, v * 0.5);
+            for _ in 0..(i + 3) {
+                (p, q) = (q, p + q);
+            }
+            if p > 1.0 {
+                (p, q) = (q, p);
+            }
+            p * 10.0 + q
+        })
+        .collect();
+    assert_eq!(out.to_vec(&p).unwrap(), want);
+    let r = gradcheck(&pb.source(), &Spec::new("fibonacci", &[("x", 0.1, 0.3)], &["out"])).unwrap();
+    assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
+}

@@ -219,6 +219,24 @@ impl Rewriter {
             assigned: Vec<syn::Ident>,
             declared: Vec<syn::Ident>,
         }
+        impl Finder {
+            /// The variables an assignment target names: `x`, or each of a
+            /// destructuring `(p, q) = ...`.
+            fn note_target(&mut self, target: &Expr) {
+                match target {
+                    Expr::Path(p) => {
+                        if let Some(id) = p.path.get_ident()
+                            && !self.assigned.contains(id)
+                        {
+                            self.assigned.push(id.clone());
+                        }
+                    }
+                    Expr::Tuple(t) => t.elems.iter().for_each(|e| self.note_target(e)),
+                    Expr::Paren(p) => self.note_target(&p.expr),
+                    _ => {}
+                }
+            }
+        }
         impl<'a> Visit<'a> for Finder {
             fn visit_expr(&mut self, e: &'a Expr) {
                 let target = match e {
@@ -226,11 +244,8 @@ impl Rewriter {
                     Expr::Binary(b) if is_compound_assign(&b.op) => Some(&*b.left),
                     _ => None,
                 };
-                if let Some(Expr::Path(p)) = target
-                    && let Some(id) = p.path.get_ident()
-                    && !self.assigned.contains(id)
-                {
-                    self.assigned.push(id.clone());
+                if let Some(t) = target {
+                    self.note_target(t);
                 }
                 syn::visit::visit_expr(self, e);
             }
