@@ -223,6 +223,17 @@ pub fn error(message: impl Into<String>) {
     with(|b| b.fail(message));
 }
 
+/// The value of an index known when the kernel is built (a constant), if it is one.
+pub(crate) fn known_index(e: &Expr) -> Option<i64> {
+    with(|b| {
+        let v = b.value(e);
+        match ops::index_offset(v) {
+            (None, c) if e.ty == Ty::Index => Some(c),
+            _ => None,
+        }
+    })
+}
+
 /// A constant of type `ty`.
 pub fn constant(value: f64, ty: Ty) -> Expr {
     with(|b| b.constant(value, ty))

@@ -18,7 +18,7 @@
 //! `x.to_vec(&p)`, `x.copy_from(&mut p, &values)`, `x.fill(&mut p, v)` work on
 //! any [`Backend`] (a CPU `Program` or a `CudaProgram`), with `V` as the value.
 
-use crate::builder::{Carry, Expr, IntoIndex, Ty, constant, emit_load, emit_update, error};
+use crate::builder::{Carry, Expr, IntoIndex, Ty, constant, emit_load, emit_update, error, known_index};
 use crate::value::{Matrix, Vector};
 use ds_dialects::ops::AccessKind;
 use ds_runtime::{Backend, Element, Error};
@@ -379,19 +379,151 @@ pub fn index<I: IntoIndex>(i: I) -> Expr {
     i.into_index()
 }
 
-/// `field[idx]` in a kernel.
-pub fn load<F: Access>(field: &F, idx: Vec<Expr>) -> F::Value {
-    F::Value::rebuild(&mut field.decl().load_element(&idx).into_iter())
+/// What `x[idx]` reads in a kernel: an element of a field, a component of
+/// a local vector or matrix (the index may be known only at run time), or
+/// an element of a Rust array of kernel values (a build-time index).
+pub trait Indexed {
+    type Value;
+    fn load_at(&self, idx: Vec<Expr>) -> Self::Value;
+}
+
+impl<F: Access> Indexed for F {
+    type Value = F::Value;
+    fn load_at(&self, idx: Vec<Expr>) -> F::Value {
+        F::Value::rebuild(&mut self.decl().load_element(&idx).into_iter())
+    }
+}
+
+impl<const N: usize> Indexed for Vector<N> {
+    type Value = Expr;
+    fn load_at(&self, idx: Vec<Expr>) -> Expr {
+        match one_index(&idx, "a vector") {
+            Some(i) => component(&self.0, i),
+            None => constant(0.0, self.0[0].ty()),
+        }
+    }
+}
+
+impl<const R: usize, const C: usize> Indexed for Matrix<R, C> {
+    type Value = Expr;
+    fn load_at(&self, idx: Vec<Expr>) -> Expr {
+        let [i, j] = idx[..] else {
+            error(format!("a matrix takes 2 indices, got {}", idx.len()));
+            return constant(0.0, self.0[0][0].ty());
+        };
+        let row: [Expr; C] = std::array::from_fn(|c| component(&self.0.map(|r| r[c]), i));
+        component(&row, j)
+    }
+}
+
+impl<T: Copy, const N: usize> Indexed for [T; N] {
+    type Value = T;
+    fn load_at(&self, idx: Vec<Expr>) -> T {
+        let known = one_index(&idx, "a Rust array").map(|i| known_index(&i));
+        match known {
+            Some(Some(k)) if (0..N as i64).contains(&k) => self[k as usize],
+            Some(Some(k)) => {
+                error(format!("index {k} is out of bounds for a Rust array of {N}"));
+                self[0]
+            }
+            _ => {
+                error("a Rust array is indexed by a build-time index (an `unroll` variable or a constant): use a Vector for run-time indices");
+                self[0]
+            }
+        }
+    }
+}
+
+fn one_index(idx: &[Expr], what: &str) -> Option<Expr> {
+    match idx {
+        [i] => Some(*i),
+        _ => {
+            error(format!("{what} takes 1 index, got {}", idx.len()));
+            None
+        }
+    }
+}
+
+/// Component `i` of `values`: direct for a build-time index, else a chain of
+/// selects (an index out of range reads the last component; bounds are the
+/// kernel author's).
+fn component<const N: usize>(values: &[Expr; N], i: Expr) -> Expr {
+    if let Some(k) = known_index(&i) {
+        return match usize::try_from(k).ok().filter(|k| *k < N) {
+            Some(k) => values[k],
+            None => {
+                error(format!("index {k} is out of bounds for {N} components"));
+                values[0]
+            }
+        };
+    }
+    (0..N - 1).rev().fold(values[N - 1], |rest, k| crate::value::select(crate::value::eq(i, k), values[k], rest))
+}
+
+/// What `x[idx] = value` writes in a kernel: an element of a field, or a
+/// component of a local vector or matrix (`let mut v`).
+pub trait Place {
+    type Value;
+    fn store_at(self, idx: Vec<Expr>, value: impl IntoValue<Self::Value>);
+}
+
+impl<F: Access> Place for &F {
+    type Value = F::Value;
+    fn store_at(self, idx: Vec<Expr>, value: impl IntoValue<F::Value>) {
+        update(AccessKind::Store, self, idx, value)
+    }
+}
+
+impl<const N: usize> Place for &mut Vector<N> {
+    type Value = Expr;
+    fn store_at(self, idx: Vec<Expr>, value: impl IntoValue<Expr>) {
+        let value = value.into_value(self.0[0].ty());
+        if let Some(i) = one_index(&idx, "a vector") {
+            set_component(&mut self.0, i, value);
+        }
+    }
+}
+
+impl<const R: usize, const C: usize> Place for &mut Matrix<R, C> {
+    type Value = Expr;
+    fn store_at(self, idx: Vec<Expr>, value: impl IntoValue<Expr>) {
+        let value = value.into_value(self.0[0][0].ty());
+        let [i, j] = idx[..] else {
+            error(format!("a matrix takes 2 indices, got {}", idx.len()));
+            return;
+        };
+        for r in 0..R {
+            let mut row = self.0[r];
+            set_component(&mut row, j, value);
+            let picked = crate::value::eq(i, r);
+            for (entry, new) in self.0[r].iter_mut().zip(row) {
+                *entry = crate::value::select(picked, new, *entry);
+            }
+        }
+    }
+}
+
+/// Sets component `i` of `values` (a select per component for a run-time index).
+fn set_component<const N: usize>(values: &mut [Expr; N], i: Expr, value: Expr) {
+    match known_index(&i) {
+        Some(k) if usize::try_from(k).is_ok_and(|k| k < N) => values[k as usize] = value,
+        Some(k) => error(format!("index {k} is out of bounds for {N} components")),
+        None => {
+            for (k, v) in values.iter_mut().enumerate() {
+                *v = crate::value::select(crate::value::eq(i, k), value, *v);
+            }
+        }
+    }
+}
+
+/// `x[idx]` in a kernel.
+pub fn load<F: Indexed>(x: &F, idx: Vec<Expr>) -> F::Value {
+    x.load_at(idx)
 }
 
 fn update<F: Access>(kind: AccessKind, field: &F, idx: Vec<Expr>, value: impl IntoValue<F::Value>) {
     let decl = field.decl();
     decl.update_element(kind, &idx, &value.into_value(decl.ty).exprs())
-}
-
-/// `field[idx] = value` in a kernel.
-pub fn store<F: Access>(field: &F, idx: Vec<Expr>, value: impl IntoValue<F::Value>) {
-    update(AccessKind::Store, field, idx, value)
 }
 
 /// `field[idx] += value` in a kernel (atomic).

@@ -282,6 +282,8 @@ const DIALECT_CALLS: &[(&str, &[&str])] = &[
     ("build_field", &["ds.field"]),
     ("build_return", &["func.return"]),
     ("build_stop_grad", &["ds.stop_grad"]),
+    // Reads the IR (is an index a constant?), builds nothing.
+    ("index_offset", &[]),
     // The kernel's func.func itself, and a function that only reads the IR.
     ("build_func", &[]),
     ("module_body", &[]),
@@ -625,5 +627,60 @@ fn tuple_assignment_is_carried() {
         .collect();
     assert_eq!(out.to_vec(&p).unwrap(), want);
     let r = gradcheck(&pb.source(), &Spec::new("fibonacci", &[("x", 0.1, 0.3)], &["out"])).unwrap();
+    assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
+}
+
+#[kernel]
+fn local_components(x: &V2, w: &S, out: &S) {
+    for i in 0..4usize {
+        let mut v = x[(i,)];
+        v[0] = v[1] * 2.0; // element assignment, build-time index
+        let mut m = Mat2::identity(Ty::F64);
+        m[(1usize, 0usize)] = v[0];
+        let weights = [w[(i,)], w[(i,)] * 2.0, 3.0 * w[(i,)]];
+        let mut total = 0.0 * v[0];
+        for k in unroll(0..3) {
+            total = total + weights[k] * (k as f64); // a Rust array under unroll
+        }
+        let mut picked = 0.0 * v[0];
+        for j in 0..2usize {
+            picked = picked + v[j] * (j + 1); // a component index known at run time
+            v[j] = v[j] + 1.0; // and assigned at run time
+        }
+        out[(i,)] = total + picked + m[(1usize, 0usize)] + v[0] + v[1];
+    }
+}
+
+/// Element assignment in local vectors and matrices, run-time component
+/// indices, and Rust arrays of kernel values under `unroll`, against Rust.
+#[test]
+fn local_vectors_arrays_and_run_time_components() {
+    let mut pb = ProgramBuilder::new();
+    let x: GradField<[f64; 2], 1> = pb.field_with_grad("x", [4]);
+    let (w, out): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("w", [4]), pb.field_with_grad("out", [4]));
+    let k = pb.kernel(local_components(&x, &w, &out)).unwrap();
+    let mut p = pb.build().unwrap();
+    let xs: Vec<[f64; 2]> = (0..4).map(|i| [0.5 + i as f64, 1.5 - 0.25 * i as f64]).collect();
+    let ws: Vec<f64> = (0..4).map(|i| 0.1 * (i + 1) as f64).collect();
+    x.copy_from(&mut p, &xs).unwrap();
+    w.copy_from(&mut p, &ws).unwrap();
+    k.launch(&mut p, ()).unwrap();
+    let want: Vec<f64> = (0..4)
+        .map(|i| {
+            let mut v = xs[i];
+            v[0] = v[1] * 2.0;
+            let m10 = v[0];
+            let weights = [ws[i], ws[i] * 2.0, 3.0 * ws[i]];
+            let total: f64 = (0..3).map(|k| weights[k] * k as f64).sum();
+            let mut picked = 0.0;
+            for j in 0..2 {
+                picked += v[j] * (j + 1) as f64;
+                v[j] += 1.0;
+            }
+            total + picked + m10 + v[0] + v[1]
+        })
+        .collect();
+    assert_eq!(out.to_vec(&p).unwrap(), want);
+    let r = gradcheck(&pb.source(), &Spec::new("local_components", &[("x", 0.5, 1.5), ("w", 0.1, 0.9)], &["out"])).unwrap();
     assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
 }

@@ -81,7 +81,7 @@ fn scalar_ty(t: &Type) -> Option<Tokens> {
 
 /// `kernel` is `Some(no_grad)` for a kernel, `None` for a `#[func]`.
 fn expand(f: ItemFn, kernel: Option<bool>) -> syn::Result<Tokens> {
-    let mut rewriter = Rewriter { depth: if kernel.is_some() { 0 } else { 1 }, loops: 0, error: None };
+    let mut rewriter = Rewriter { depth: if kernel.is_some() { 0 } else { 1 }, loops: 0, locals: Vec::new(), error: None };
     let body = rewriter.fold_block((*f.block).clone());
     if let Some(e) = rewriter.error {
         return Err(e);
@@ -138,6 +138,9 @@ struct Rewriter {
     depth: usize,
     /// Loops rewritten so far (names the flags of their exits).
     loops: usize,
+    /// The `let` bindings in scope: `v[i] = x` reassigns a local vector `v`
+    /// (a field handle is not a local and is not reassigned by a store).
+    locals: Vec<syn::Ident>,
     error: Option<syn::Error>,
 }
 
@@ -213,15 +216,16 @@ impl Rewriter {
     }
 
     /// Variables a block reassigns that it does not declare itself.
-    fn reassigned(block: &Block) -> Vec<syn::Ident> {
-        #[derive(Default)]
-        struct Finder {
+    fn reassigned(&self, block: &Block) -> Vec<syn::Ident> {
+        struct Finder<'l> {
+            locals: &'l [syn::Ident],
             assigned: Vec<syn::Ident>,
             declared: Vec<syn::Ident>,
         }
-        impl Finder {
-            /// The variables an assignment target names: `x`, or each of a
-            /// destructuring `(p, q) = ...`.
+        impl Finder<'_> {
+            /// The variables an assignment target names: `x`, each of a
+            /// destructuring `(p, q) = ...`, or a local vector or matrix
+            /// whose component is assigned (`v[i] = ...`).
             fn note_target(&mut self, target: &Expr) {
                 match target {
                     Expr::Path(p) => {
@@ -233,11 +237,18 @@ impl Rewriter {
                     }
                     Expr::Tuple(t) => t.elems.iter().for_each(|e| self.note_target(e)),
                     Expr::Paren(p) => self.note_target(&p.expr),
+                    Expr::Index(ix) => {
+                        if let Expr::Path(p) = &*ix.expr
+                            && p.path.get_ident().is_some_and(|id| self.locals.contains(id))
+                        {
+                            self.note_target(&ix.expr)
+                        }
+                    }
                     _ => {}
                 }
             }
         }
-        impl<'a> Visit<'a> for Finder {
+        impl<'a> Visit<'a> for Finder<'_> {
             fn visit_expr(&mut self, e: &'a Expr) {
                 let target = match e {
                     Expr::Assign(a) => Some(&*a.left),
@@ -253,7 +264,7 @@ impl Rewriter {
                 self.declared.push(p.ident.clone());
             }
         }
-        let mut f = Finder::default();
+        let mut f = Finder { locals: &self.locals, assigned: Vec::new(), declared: Vec::new() };
         f.visit_block(block);
         f.assigned.into_iter().filter(|a| !f.declared.contains(a)).collect()
     }
@@ -298,7 +309,7 @@ impl Rewriter {
             return vec![self.fail_at(r.span(), "use a half-open range `a..b` in kernel loops")];
         }
         let (lo, hi) = (self.fold_expr(*lo), self.fold_expr(*hi));
-        let carried = Self::reassigned(&body);
+        let carried = self.reassigned(&body);
         if kind == LoopKind::Parallel {
             if let Some(v) = carried.first() {
                 return vec![self.fail_at(v.span(), "a parallel loop cannot reassign a variable declared outside it")];
@@ -335,7 +346,7 @@ impl Rewriter {
     /// `if` as a statement: reassigned variables become the `scf.if`'s results.
     fn rewrite_if_stmt(&mut self, i: syn::ExprIf) -> Stmt {
         let cond = self.fold_expr(*i.cond);
-        let mut carried = Self::reassigned(&i.then_branch);
+        let mut carried = self.reassigned(&i.then_branch);
         let else_block: Block = match i.else_branch {
             Some((_, e)) => match *e {
                 Expr::Block(b) => b.block,
@@ -343,7 +354,7 @@ impl Rewriter {
             },
             None => parse_quote!({}),
         };
-        for v in Self::reassigned(&else_block) {
+        for v in self.reassigned(&else_block) {
             if !carried.contains(&v) {
                 carried.push(v);
             }
@@ -386,6 +397,17 @@ fn statements(block: Block) -> Vec<Stmt> {
         .collect()
 }
 
+/// The names a `let` pattern binds.
+fn pattern_names(pat: &Pat, out: &mut Vec<syn::Ident>) {
+    struct Names<'o>(&'o mut Vec<syn::Ident>);
+    impl<'a> Visit<'a> for Names<'_> {
+        fn visit_pat_ident(&mut self, p: &'a syn::PatIdent) {
+            self.0.push(p.ident.clone());
+        }
+    }
+    Names(out).visit_pat(pat);
+}
+
 fn is_compound_assign(op: &BinOp) -> bool {
     matches!(op, BinOp::AddAssign(_) | BinOp::SubAssign(_) | BinOp::MulAssign(_) | BinOp::DivAssign(_))
 }
@@ -397,6 +419,7 @@ impl Fold for Rewriter {
     }
 
     fn fold_block(&mut self, b: Block) -> Block {
+        let scope = self.locals.len();
         let mut stmts = Vec::new();
         let last = b.stmts.len().saturating_sub(1);
         for (k, s) in b.stmts.into_iter().enumerate() {
@@ -415,9 +438,16 @@ impl Fold for Rewriter {
                 Stmt::Macro(m) => stmts.push(
                     self.fail_at(m.span(), "macros are not supported in kernels (their code cannot be compiled for the device)"),
                 ),
+                Stmt::Local(local) => {
+                    let mut names = Vec::new();
+                    pattern_names(&local.pat, &mut names);
+                    stmts.push(syn::fold::fold_stmt(self, Stmt::Local(local)));
+                    self.locals.extend(names);
+                }
                 other => stmts.push(syn::fold::fold_stmt(self, other)),
             }
         }
+        self.locals.truncate(scope);
         Block { brace_token: b.brace_token, stmts }
     }
 
@@ -434,7 +464,18 @@ impl Fold for Rewriter {
                 })
             }
             Expr::Assign(a) => match *a.left {
-                Expr::Index(ix) => self.field_update(span, "store", ix, *a.right),
+                // `x[idx] = v`: a field element, or a component of a local
+                // vector or matrix (`Place`, by method call for its autoref).
+                Expr::Index(ix) => {
+                    let base = self.fold_expr(*ix.expr);
+                    let idx = self.indices(&ix.index);
+                    let value = self.fold_expr(*a.right);
+                    let place = Self::rt("Place");
+                    Self::located_expr(span, vec![idx, value], |o| {
+                        let (i, v) = (&o[0], &o[1]);
+                        quote!({ use #place as _; (#base).store_at(#i, #v) })
+                    })
+                }
                 left => {
                     let value = self.fold_expr(*a.right);
                     parse_quote!(#left = #value)
