@@ -673,9 +673,9 @@ fn local_vectors_arrays_and_run_time_components() {
             let weights = [ws[i], ws[i] * 2.0, 3.0 * ws[i]];
             let total: f64 = (0..3).map(|k| weights[k] * k as f64).sum();
             let mut picked = 0.0;
-            for j in 0..2 {
-                picked += v[j] * (j + 1) as f64;
-                v[j] += 1.0;
+            for (j, c) in v.iter_mut().enumerate() {
+                picked += *c * (j + 1) as f64;
+                *c += 1.0;
             }
             total + picked + m10 + v[0] + v[1]
         })
