@@ -117,6 +117,28 @@ impl Neg for &Expr {
     }
 }
 
+/// A Rust number literal as a kernel value (`let mut t = 0.0;`): of its
+/// suffix's type, else Taichi's defaults, f32 for floats and i32 for integers.
+pub trait Literal {
+    fn literal(self) -> Expr;
+}
+
+macro_rules! literal {
+    ($($t:ty => $ty:ident),*) => {$(
+        impl Literal for $t {
+            fn literal(self) -> Expr {
+                constant(self as f64, Ty::$ty)
+            }
+        }
+    )*};
+}
+literal!(f32 => F32, f64 => F64, i32 => I32, i64 => I64, usize => Index);
+
+/// Used by the code `#[kernel]` generates for `let mut NAME = LITERAL;`.
+pub fn literal<L: Literal>(value: L) -> Expr {
+    value.literal()
+}
+
 /// `x` itself, through which no gradient flows (Taichi's `ti.stop_grad`).
 pub fn stop_grad(x: Expr) -> Expr {
     builder::stop_grad(&x)

@@ -684,3 +684,41 @@ fn local_vectors_arrays_and_run_time_components() {
     let r = gradcheck(&pb.source(), &Spec::new("local_components", &[("x", 0.5, 1.5), ("w", 0.1, 0.9)], &["out"])).unwrap();
     assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
 }
+
+#[kernel]
+fn literal_locals(x: &S, out: &S) {
+    for i in 0..4usize {
+        let mut t = 0.0f64;
+        if x[(i,)] > 0.5 {
+            t = 1.0 / x[(i,)];
+        }
+        let mut n = 0;
+        for k in 0..i {
+            n = n + (k as i32) * 2;
+        }
+        let mut f = 0.0; // f32, Taichi's default float
+        f += 1.5;
+        out[(i,)] = t + n + f;
+    }
+}
+
+/// Mutable locals started from a literal and later assigned kernel values,
+/// through an `if` and a serial loop.
+#[test]
+fn locals_started_from_literals() {
+    let mut pb = ProgramBuilder::new();
+    let (x, out): (S, S) = (pb.field("x", [4]), pb.field("out", [4]));
+    let k = pb.kernel(literal_locals(&x, &out)).unwrap();
+    let mut p = pb.build().unwrap();
+    let xs = [0.25, 0.75, 1.0, 2.0];
+    x.copy_from(&mut p, &xs).unwrap();
+    k.launch(&mut p, ()).unwrap();
+    let want: Vec<f64> = (0..4)
+        .map(|i| {
+            let t = if xs[i] > 0.5 { 1.0 / xs[i] } else { 0.0 };
+            let n: i32 = (0..i as i32).map(|k| k * 2).sum();
+            t + n as f64 + 1.5
+        })
+        .collect();
+    assert_eq!(out.to_vec(&p).unwrap(), want);
+}

@@ -397,6 +397,16 @@ fn statements(block: Block) -> Vec<Stmt> {
         .collect()
 }
 
+/// A number literal, maybe negated (`0.0`, `-1`, `2.5f64`).
+fn is_number_literal(e: &Expr) -> bool {
+    match e {
+        Expr::Lit(l) => matches!(l.lit, syn::Lit::Int(_) | syn::Lit::Float(_)),
+        Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => is_number_literal(&u.expr),
+        Expr::Paren(p) => is_number_literal(&p.expr),
+        _ => false,
+    }
+}
+
 /// The names a `let` pattern binds.
 fn pattern_names(pat: &Pat, out: &mut Vec<syn::Ident>) {
     struct Names<'o>(&'o mut Vec<syn::Ident>);
@@ -438,9 +448,18 @@ impl Fold for Rewriter {
                 Stmt::Macro(m) => stmts.push(
                     self.fail_at(m.span(), "macros are not supported in kernels (their code cannot be compiled for the device)"),
                 ),
-                Stmt::Local(local) => {
+                Stmt::Local(mut local) => {
                     let mut names = Vec::new();
                     pattern_names(&local.pat, &mut names);
+                    // `let mut t = 0.0;` is a kernel value (later assigned
+                    // kernel values); a `let` without `mut` stays a Rust number.
+                    if let (Pat::Ident(p), Some(init)) = (&local.pat, &mut local.init)
+                        && p.mutability.is_some()
+                        && is_number_literal(&init.expr)
+                    {
+                        let (lit, value) = (Self::rt("literal"), &init.expr);
+                        init.expr = Box::new(parse_quote!(#lit(#value)));
+                    }
                     stmts.push(syn::fold::fold_stmt(self, Stmt::Local(local)));
                     self.locals.extend(names);
                 }
