@@ -458,7 +458,7 @@ impl Fold for Rewriter {
                         && is_number_literal(&init.expr)
                     {
                         let (lit, value) = (Self::rt("literal"), &init.expr);
-                        init.expr = Box::new(parse_quote!(#lit(#value)));
+                        *init.expr = parse_quote!(#lit(#value));
                     }
                     stmts.push(syn::fold::fold_stmt(self, Stmt::Local(local)));
                     self.locals.extend(names);
