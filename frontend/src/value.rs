@@ -181,8 +181,44 @@ pub fn not(a: Expr) -> Expr {
 }
 
 /// `e as T` in a kernel.
-pub fn cast_to(e: impl Operand, ty: Ty) -> Expr {
-    builder::cast(&e.to_expr(ty), ty)
+/// `v as T` in a kernel: a kernel value converted (an IR cast), or a Rust
+/// number converted by Rust (it stays a build-time value: `k as f64` of an
+/// `unroll` index, `N as i32` of a constant).
+pub trait Cast<T> {
+    type Output;
+    fn cast(self) -> Self::Output;
+}
+
+impl<T: crate::program::Param> Cast<T> for Expr {
+    type Output = Expr;
+    fn cast(self) -> Expr {
+        builder::cast(&self, T::TY)
+    }
+}
+
+macro_rules! rust_casts {
+    ($($from:ty => [$($to:ty),*];)*) => {$($(
+        impl Cast<$to> for $from {
+            type Output = $to;
+            fn cast(self) -> $to {
+                self as $to
+            }
+        }
+    )*)*};
+}
+rust_casts! {
+    f32 => [f32, f64, i32, i64, usize];
+    f64 => [f32, f64, i32, i64, usize];
+    i32 => [f32, f64, i32, i64, usize];
+    i64 => [f32, f64, i32, i64, usize];
+    usize => [f32, f64, i32, i64, usize];
+    u32 => [f32, f64, i32, i64, usize];
+    bool => [i32, i64, usize, bool];
+}
+
+/// Used by the code `#[kernel]` generates for `v as T`.
+pub fn cast<T, V: Cast<T>>(v: V) -> V::Output {
+    v.cast()
 }
 
 /// The larger / smaller of two values.

@@ -523,12 +523,14 @@ const DX: f64 = 0.25;
 fn rust_numbers_on_the_left(x: &S, y: &S) {
     for i in 0..4usize {
         let cell = N_GRID * i + 1;
-        y[(i,)] = 2.0 * x[(i,)] + (3.0f64).sqrt() * DX + 2 * cell;
+        // `as` on Rust numbers stays Rust (a build-time f64 here, not a kernel value).
+        let width: f64 = (N_GRID as f64) * DX;
+        y[(i,)] = 2.0 * x[(i,)] + (3.0f64).sqrt() * DX + 2 * cell + width;
     }
 }
 
-/// Rust numbers of any type on the left of an operator, and constants
-/// computed with Rust math at build time.
+/// Rust numbers of any type on the left of an operator, constants computed
+/// with Rust math at build time, and `as` on them staying build-time.
 #[test]
 fn rust_numbers_on_the_left_of_operators() {
     let mut pb = ProgramBuilder::new();
@@ -537,7 +539,7 @@ fn rust_numbers_on_the_left_of_operators() {
     let mut p = pb.build().unwrap();
     x.copy_from(&mut p, &[1.0, 2.0, 3.0, 4.0]).unwrap();
     k.launch(&mut p, ()).unwrap();
-    let want: Vec<f64> = (0..4).map(|i| 2.0 * (i + 1) as f64 + 3f64.sqrt() * DX + 2.0 * (N_GRID * i + 1) as f64).collect();
+    let want: Vec<f64> = (0..4).map(|i| 2.0 * (i + 1) as f64 + 3f64.sqrt() * DX + 2.0 * (N_GRID * i + 1) as f64 + 1.0).collect();
     assert_eq!(y.to_vec(&p).unwrap(), want);
 }
 

@@ -559,11 +559,13 @@ impl Fold for Rewriter {
             Expr::Cast(c) => {
                 let inner = self.fold_expr(*c.expr);
                 match scalar_ty(&c.ty) {
-                    Some(ty) => {
-                        let cast = Self::rt("cast_to");
+                    // `v as T`: a kernel value's conversion, or a Rust
+                    // number's (a build-time value stays one).
+                    Some(_) => {
+                        let (cast, to) = (Self::rt("cast"), &c.ty);
                         Self::located_expr(span, vec![inner], |o| {
                             let v = &o[0];
-                            quote!(#cast(#v, #ty))
+                            quote!(#cast::<#to, _>(#v))
                         })
                     }
                     None => self.fail(c.ty.span(), "kernels cast only to i32, i64, f32, f64, usize or bool"),
