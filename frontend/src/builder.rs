@@ -469,6 +469,20 @@ impl Condition for bool {
     }
 }
 
+/// `if cond { LITERAL } else { b }` as an expression: the else branch is
+/// built first, so the literal takes its type.
+pub fn branch_value_else_first<C: Carry>(cond: impl Condition, then: impl FnOnce() -> C, otherwise: impl FnOnce() -> C) -> C {
+    let cond = match cond.decide() {
+        Decided::AtBuild(true) => return then(),
+        Decided::AtBuild(false) => return otherwise(),
+        Decided::AtRun(cond) => cond,
+    };
+    let loc = with(|b| b.loc);
+    let (e, tys) = region_body(|| otherwise().exprs(), None);
+    let (t, _) = region_body(|| then().exprs(), Some(&tys));
+    C::rebuild(&mut emit_if(&cond, loc, &tys, t, e).into_iter())
+}
+
 /// Converts loop bounds and indices to `index` values.
 pub trait IntoIndex {
     fn into_index(self) -> Expr;

@@ -134,6 +134,33 @@ macro_rules! literal {
 }
 literal!(f32 => F32, f64 => F64, i32 => I32, i64 => I64, usize => Index);
 
+/// A number literal as the value of an `if` branch (`else { 0.0 }`): a
+/// constant that the branch's result then converts to the other branch's
+/// type (f64 for floats, i64 for integers until then, so it converts exactly).
+pub fn literal_arm<L: ArmLiteral>(value: L) -> Expr {
+    value.arm()
+}
+
+/// The number types an `if` branch may end with.
+pub trait ArmLiteral {
+    fn arm(self) -> Expr;
+}
+impl ArmLiteral for f64 {
+    fn arm(self) -> Expr {
+        constant(self, Ty::F64)
+    }
+}
+impl ArmLiteral for f32 {
+    fn arm(self) -> Expr {
+        constant(self as f64, Ty::F32)
+    }
+}
+impl ArmLiteral for i32 {
+    fn arm(self) -> Expr {
+        constant(self as f64, Ty::I64)
+    }
+}
+
 /// Used by the code `#[kernel]` generates for `let mut NAME = LITERAL;`.
 pub fn literal<L: Literal>(value: L) -> Expr {
     value.literal()

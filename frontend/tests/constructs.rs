@@ -724,3 +724,38 @@ fn locals_started_from_literals() {
         .collect();
     assert_eq!(out.to_vec(&p).unwrap(), want);
 }
+
+#[kernel]
+fn literal_branches(x: &ScalarField<f32, 1>, n: &ScalarField<i32, 1>, y: &ScalarField<f32, 1>) {
+    for i in 0..4usize {
+        let v = x[(i,)];
+        let clipped = if v > 0.5 { v } else { 0.1 };
+        let floor = if v < 0.3 { -1.0 } else { v * 2.0 };
+        let count = if v > 0.5 { n[(i,)] } else { 7 };
+        y[(i,)] = clipped + floor + count;
+    }
+}
+
+/// An `if` used as a value may end a branch with a number literal: it takes
+/// the other branch's type (f32 here, and i32), whichever branch it is in.
+#[test]
+fn if_values_may_be_literals() {
+    let mut pb = ProgramBuilder::new();
+    let (x, n, y): (Field<f32, 1>, Field<i32, 1>, Field<f32, 1>) = (pb.field("x", [4]), pb.field("n", [4]), pb.field("y", [4]));
+    let k = pb.kernel(literal_branches(&x, &n, &y)).unwrap();
+    let mut p = pb.build().unwrap();
+    let xs = [0.2f32, 0.4, 0.6, 0.8];
+    x.copy_from(&mut p, &xs).unwrap();
+    n.copy_from(&mut p, &[1, 2, 3, 4]).unwrap();
+    k.launch(&mut p, ()).unwrap();
+    let want: Vec<f32> = (0..4)
+        .map(|i| {
+            let v = xs[i];
+            let clipped = if v > 0.5 { v } else { 0.1 };
+            let floor = if v < 0.3 { -1.0 } else { v * 2.0 };
+            let count = if v > 0.5 { i as i32 + 1 } else { 7 };
+            clipped + floor + count as f32
+        })
+        .collect();
+    assert_eq!(y.to_vec(&p).unwrap(), want);
+}

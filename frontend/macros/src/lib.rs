@@ -397,6 +397,19 @@ fn statements(block: Block) -> Vec<Stmt> {
         .collect()
 }
 
+/// Wraps a block's tail number literal as `literal_arm(LIT)` (a kernel value
+/// that takes the other branch's type); whether it had one.
+fn literal_tail(block: &mut Block) -> bool {
+    match block.stmts.last_mut() {
+        Some(Stmt::Expr(e, None)) if is_number_literal(e) => {
+            let arm = Rewriter::rt("literal_arm");
+            *e = parse_quote!(#arm(#e));
+            true
+        }
+        _ => false,
+    }
+}
+
 /// A number literal, maybe negated (`0.0`, `-1`, `2.5f64`).
 fn is_number_literal(e: &Expr) -> bool {
     match e {
@@ -595,9 +608,23 @@ impl Fold for Rewriter {
                     return self.fail(span, "an `if` used as a value needs an `else`");
                 };
                 let cond = self.fold_expr(*i.cond);
-                let then = self.body_with(i.then_branch, self.depth.max(1));
-                let otherwise = self.fold_expr(*otherwise);
-                let bv = Self::rt("branch_value");
+                // A branch whose value is a number literal (`else { 0.0 }`)
+                // takes the other branch's type: that branch is built first.
+                let mut then_block = i.then_branch;
+                let then_literal = literal_tail(&mut then_block);
+                let mut otherwise = *otherwise;
+                let otherwise_literal = match &mut otherwise {
+                    Expr::Block(b) => literal_tail(&mut b.block),
+                    other if is_number_literal(other) => {
+                        let arm = Self::rt("literal_arm");
+                        *other = parse_quote!(#arm(#other));
+                        true
+                    }
+                    _ => false,
+                };
+                let then = self.body_with(then_block, self.depth.max(1));
+                let otherwise = self.fold_expr(otherwise);
+                let bv = Self::rt(if then_literal && !otherwise_literal { "branch_value_else_first" } else { "branch_value" });
                 parse_quote!(#bv(#cond, || #then, || #otherwise))
             }
             Expr::ForLoop(f) => {
