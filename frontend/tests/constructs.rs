@@ -759,3 +759,47 @@ fn if_values_may_be_literals() {
         .collect();
     assert_eq!(y.to_vec(&p).unwrap(), want);
 }
+
+#[func]
+fn corners(c: Vec2, h: Expr) -> [Vec2; 2] {
+    [c - h, c + h]
+}
+
+#[kernel]
+fn closure_helpers(p: &V2, out: &S) {
+    for i in 0..4usize {
+        let c = p[(i,)];
+        let spread = |v: Vec2, s: f64| -> Vec2 {
+            let mut w = v;
+            for k in 0..2usize {
+                w[k] = w[k] * s;
+            }
+            w
+        };
+        let [lo, hi] = corners(spread(c, 2.0), c.at(0) * 0.5);
+        out[(i,)] = lo.dot(&hi);
+    }
+}
+
+/// Helpers as Rust closures (inlined, their loops serial) and #[func]s
+/// returning arrays of vectors, against Rust, with their gradients.
+#[test]
+fn closures_and_funcs_return_vectors() {
+    let mut pb = ProgramBuilder::new();
+    let (p, out): (GradField<[f64; 2], 1>, GradField<f64, 1>) = (pb.field_with_grad("p", [4]), pb.field_with_grad("out", [4]));
+    let k = pb.kernel(closure_helpers(&p, &out)).unwrap();
+    let mut prog = pb.build().unwrap();
+    let ps: Vec<[f64; 2]> = (0..4).map(|i| [0.5 + 0.1 * i as f64, 1.0 - 0.2 * i as f64]).collect();
+    p.copy_from(&mut prog, &ps).unwrap();
+    k.launch(&mut prog, ()).unwrap();
+    let want: Vec<f64> = ps
+        .iter()
+        .map(|c| {
+            let (s, h) = ([c[0] * 2.0, c[1] * 2.0], c[0] * 0.5);
+            (s[0] - h) * (s[0] + h) + (s[1] - h) * (s[1] + h)
+        })
+        .collect();
+    assert_eq!(out.to_vec(&prog).unwrap(), want);
+    let r = gradcheck(&pb.source(), &Spec::new("closure_helpers", &[("p", 0.5, 1.5)], &["out"])).unwrap();
+    assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
+}

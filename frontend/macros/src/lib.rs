@@ -22,8 +22,8 @@
 //!   (operands first, so an op carries the location of its own expression).
 //!
 //! `#[func]` applies the same rewriting to a helper called from kernels (it
-//! is inlined by being called). Unsupported syntax (while, loop, match,
-//! closures, return, `break` out of a parallel loop, strings, nested items,
+//! is inlined by being called), and so are closures in a kernel. Unsupported
+//! syntax (while, loop, match, return, `break` out of a parallel loop, strings, nested items,
 //! macros) is a compile error at its span.
 
 mod exits;
@@ -634,7 +634,16 @@ impl Fold for Rewriter {
             Expr::While(_) => self.fail(span, "`while` is not supported in kernels: use `for i in a..b` with a bound"),
             Expr::Loop(_) => self.fail(span, "`loop` is not supported in kernels: use `for i in a..b` with a bound"),
             Expr::Match(_) => self.fail(span, "`match` is not supported in kernels: use if / else"),
-            Expr::Closure(_) => self.fail(span, "closures are not supported in kernels: use a #[func] function"),
+            // A closure is a helper inlined where it is called, like a
+            // #[func]: its body is kernel code, its loops serial.
+            Expr::Closure(mut c) => {
+                let body = match *c.body {
+                    Expr::Block(b) => Expr::Block(syn::ExprBlock { block: self.body_with(b.block, self.depth.max(1)), ..b }),
+                    other => self.fold_expr(other),
+                };
+                c.body = Box::new(body);
+                Expr::Closure(c)
+            }
             Expr::Return(_) => self.fail(span, "`return` is not supported in kernels"),
             // Exits inside loops were lowered (see `exits`) before this.
             Expr::Break(_) | Expr::Continue(_) => self.fail(span, "`break` and `continue` belong in a loop"),
