@@ -101,6 +101,12 @@ struct Builder {
     error: Option<(Option<Location>, String)>,
     /// Nesting of region bodies (only a loop at depth 0 is parallel).
     depth: usize,
+    /// The variables of the loops around the insertion point, outermost first.
+    loop_indices: Vec<Expr>,
+    /// The random stream parameter, once `random` is used (see [`random_bits`]).
+    random_stream: Option<Expr>,
+    /// `random` call sites so far.
+    random_calls: u64,
 }
 
 thread_local! {
@@ -150,6 +156,30 @@ impl Builder {
         let operands = self.values(operands);
         let op = self.cursor.build(OpBuilder::new(name, self.loc).operands(&operands).results(&[ty.in_ctx(self.ctx)]));
         self.expr(op.result(0), ty)
+    }
+
+    /// An i64 constant holding `v` exactly.
+    fn integer(&mut self, v: i64) -> Expr {
+        let ty = Ty::I64.in_ctx(self.ctx);
+        let c = self.cursor.build(
+            OpBuilder::new("arith.constant", self.loc).attr("value", self.ctx.int_attr(ty, v)).results(&[ty]),
+        );
+        self.expr(c.result(0), Ty::I64)
+    }
+
+    /// SplitMix64's finalizer (x ^= x >> 30; x *= C1; x ^= x >> 27; x *= C2; x ^= x >> 31).
+    fn splitmix(&mut self, x: Expr) -> Expr {
+        let mut x = x;
+        for (shift, multiplier) in [(30, 0xBF58_476D_1CE4_E5B9u64 as i64), (27, 0x94D0_49BB_1331_11EBu64 as i64)] {
+            let s = self.integer(shift);
+            let shifted = self.op("arith.shrui", &[x, s], Ty::I64);
+            let mixed = self.op("arith.xori", &[x, shifted], Ty::I64);
+            let m = self.integer(multiplier);
+            x = self.op("arith.muli", &[mixed, m], Ty::I64);
+        }
+        let s = self.integer(31);
+        let shifted = self.op("arith.shrui", &[x, s], Ty::I64);
+        self.op("arith.xori", &[x, shifted], Ty::I64)
     }
 
     fn constant(&mut self, value: f64, ty: Ty) -> Expr {
@@ -525,7 +555,79 @@ pub fn parallel_for(lo: impl IntoIndex, hi: impl IntoIndex, body: impl FnOnce(Ex
         let terminator = pf.body.terminator().expect("a parallel_for body has its terminator");
         (Cursor::before(terminator), b.expr(pf.index(), Ty::Index))
     });
-    inside(body_at, || body(i));
+    inside_loop(body_at, i, || body(i));
+}
+
+/// `inside` the body of a loop with variable `index`.
+fn inside_loop<R>(cursor: Cursor, index: Expr, f: impl FnOnce() -> R) -> R {
+    with(|b| b.loop_indices.push(index));
+    let r = inside(cursor, f);
+    with(|b| b.loop_indices.pop());
+    r
+}
+
+/// 64 random bits, different for every call site, every iteration of the
+/// loops around it and every launch (the kernel's random stream), and the
+/// same for the same ones: a counter-based generator (SplitMix64's mixer over
+/// a hash of the seed, the stream, the call site and the loop variables), so
+/// CPU and GPU, a launch and its gradient's recomputation, see equal numbers.
+fn random_bits() -> Expr {
+    with(|b| {
+        let i64t = Ty::I64;
+        let stream = match b.random_stream {
+            Some(s) => s,
+            None => {
+                let entry = ops::func_body(enclosing_func(b.cursor));
+                let arg = entry.add_arg(i64t.in_ctx(b.ctx), b.loc);
+                let s = b.expr(arg, i64t);
+                b.random_stream = Some(s);
+                s
+            }
+        };
+        b.random_calls += 1;
+        let golden = 0x9E37_79B9_7F4A_7C15u64;
+        let site = b.random_calls.wrapping_mul(0xD1B5_4A32_D192_ED03);
+        let mut h = b.integer(site as i64);
+        let mix = |b: &mut Builder, h: Expr, v: Expr| {
+            let v = b.cast(&v, i64t);
+            let k = b.integer(golden as i64);
+            let scaled = b.op("arith.muli", &[v, k], i64t);
+            let sum = b.op("arith.addi", &[h, scaled], i64t);
+            b.splitmix(sum)
+        };
+        h = mix(b, h, stream);
+        for index in b.loop_indices.clone() {
+            h = mix(b, h, index);
+        }
+        h
+    })
+}
+
+/// A uniform random number in [0, 1) of float type `ty` (the top 24 or 53
+/// bits of [`random_bits`]), not differentiable.
+pub(crate) fn random_float(ty: Ty) -> Expr {
+    if !ty.is_float() {
+        error(format!("random numbers are f32 or f64, not {}", ty.mlir()));
+        return constant(0.0, ty);
+    }
+    let bits = random_bits();
+    with(|b| {
+        let kept: i64 = if ty == Ty::F32 { 24 } else { 53 };
+        let s = b.integer(64 - kept);
+        let top = b.op("arith.shrui", &[bits, s], Ty::I64);
+        let f = b.op("arith.uitofp", &[top], ty);
+        let unit = b.constant(1.0 / (1u64 << kept) as f64, ty);
+        b.op("arith.mulf", &[f, unit], ty)
+    })
+}
+
+/// The kernel the cursor builds into.
+fn enclosing_func(at: Cursor) -> Op {
+    let mut op = at.block().parent_op().expect("kernel code is inside its kernel");
+    while !ops::is_kernel(op) {
+        op = op.parent().expect("kernel code is inside its kernel");
+    }
+    op
 }
 
 /// A serial `for j in lo..hi` carrying the variables it reassigns.
@@ -542,7 +644,7 @@ pub fn serial_for<C: Carry>(lo: impl IntoIndex, hi: impl IntoIndex, carried: C, 
         let args: Vec<Expr> = tys.iter().enumerate().map(|(k, t)| b.expr(block.arg(k + 1), *t)).collect();
         (op, block, j, args)
     });
-    inside(Cursor::at_end(block), || {
+    inside_loop(Cursor::at_end(block), j, || {
         let out = body(j, C::rebuild(&mut args.into_iter())).exprs();
         let out: Vec<Expr> = out.iter().zip(&tys).map(|(e, t)| cast(e, *t)).collect();
         with(|b| b.yield_values(block, &out));
@@ -558,6 +660,9 @@ pub struct KernelIr {
     pub params: Vec<Ty>,
     /// Marked `ds.no_grad`: no gradient kernel is generated.
     pub no_grad: bool,
+    /// Uses `random`: the kernel takes one more parameter, its random stream
+    /// (an i64 after the declared ones), given by the launcher.
+    pub random: bool,
     pub text: String,
 }
 
@@ -612,7 +717,20 @@ pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl
         }
         let build = BUILDS.fetch_add(1, Ordering::Relaxed) + 1;
         let cursor = Cursor::at_end(entry);
-        let scope = Scope::enter(Builder { build, ctx, cursor, loc, position: None, first: None, error: None, depth: 0 });
+        let builder = Builder {
+            build,
+            ctx,
+            cursor,
+            loc,
+            position: None,
+            first: None,
+            error: None,
+            depth: 0,
+            loop_indices: Vec::new(),
+            random_stream: None,
+            random_calls: 0,
+        };
+        let scope = Scope::enter(builder);
         let values: Vec<Expr> = entry.args().into_iter().zip(params).map(|(v, (_, ty))| Expr { value: v, ty: *ty, build }).collect();
         body(values);
         let b = scope.finish();
@@ -621,6 +739,10 @@ pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl
             return fail(location, message);
         }
         ops::build_return(Cursor::at_end(entry), &[], b.loc);
+        let random = b.random_stream.is_some();
+        if random {
+            ops::sync_func_type(func);
+        }
         if let Some(first) = b.first {
             func.set_loc(first);
         }
@@ -632,7 +754,7 @@ pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl
             return fail(location, format!("the kernel's IR is invalid: {detail}"));
         }
         let text = format!("{}\n", func.print_with_locations());
-        Ok(KernelIr { name: name.into(), params: params.iter().map(|(_, t)| *t).collect(), no_grad, text })
+        Ok(KernelIr { name: name.into(), params: params.iter().map(|(_, t)| *t).collect(), no_grad, random, text })
     })
 }
 

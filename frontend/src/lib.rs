@@ -49,7 +49,7 @@ pub use value::{Mat2, Mat3, Matrix, Vec2, Vec3, Vec4, Vector};
 
 /// What kernels and programs need in scope.
 pub mod prelude {
-    pub use crate::value::{max, min, select, stop_grad};
+    pub use crate::value::{max, min, random, select, stop_grad};
     pub use crate::{
         BackwardOptions, Backend, CudaProgram, Error, Expr, Field, GradField, Kernel, Mat2, Mat3, Matrix, MatrixField, Program,
         ProgramBuilder, Record, Recording, ScalarField, Ty, Vec2, Vec3, Vec4, Vector, VectorField, func, kernel,

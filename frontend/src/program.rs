@@ -153,12 +153,14 @@ impl<A: KernelArgs> IntoKernelDef<A> for Result<KernelDef<A>, Error> {
 pub struct Kernel<A: KernelArgs> {
     name: Arc<str>,
     grad: Option<Arc<str>>,
+    /// Draws random numbers: takes the program's next random stream.
+    random: bool,
     args: PhantomData<fn(A)>,
 }
 
 impl<A: KernelArgs> Clone for Kernel<A> {
     fn clone(&self) -> Self {
-        Kernel { name: self.name.clone(), grad: self.grad.clone(), args: PhantomData }
+        Kernel { name: self.name.clone(), grad: self.grad.clone(), random: self.random, args: PhantomData }
     }
 }
 
@@ -175,14 +177,29 @@ impl<A: KernelArgs> Kernel<A> {
 
     /// Runs the kernel (on a CPU `Program` or a `CudaProgram`).
     pub fn launch<B: Backend>(&self, program: &mut B, args: A) -> Result<(), Error> {
-        program.launch(&self.name, &args.args())
+        let args = self.launch_args(program, args);
+        program.launch(&self.name, &args)
     }
 
     /// Runs the generated gradient kernel (after the kernel, with the output
-    /// adjoints set).
+    /// adjoints set). A kernel drawing random numbers differentiates only
+    /// through a recording, which knows the numbers each launch drew.
     pub fn grad<B: Backend>(&self, program: &mut B, args: A) -> Result<(), Error> {
         let grad = self.grad.as_deref().ok_or_else(|| Error::NoGradKernel { kernel: self.name.to_string() })?;
+        if self.random {
+            return Err(Error::RandomNeedsRecording { kernel: self.name.to_string() });
+        }
         program.launch(grad, &args.args())
+    }
+
+    /// The arguments of a launch: the scalar ones, then the random stream
+    /// for a kernel that draws random numbers.
+    pub(crate) fn launch_args<B: Backend>(&self, program: &mut B, args: A) -> Vec<Arg> {
+        let mut all = args.args();
+        if self.random {
+            all.push(Arg::I64(program.next_random_stream()));
+        }
+        all
     }
 }
 
@@ -261,8 +278,9 @@ impl ProgramBuilder {
         }
         let name: Arc<str> = ir.name.as_str().into();
         let grad = (self.options.autodiff && !ir.no_grad).then(|| format!("{name}_grad").into());
+        let random = ir.random;
         self.kernels.push(ir);
-        Ok(Kernel { name, grad, args: PhantomData })
+        Ok(Kernel { name, grad, random, args: PhantomData })
     }
 
     /// The ds module: fields, then kernels.

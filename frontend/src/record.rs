@@ -52,7 +52,8 @@ pub struct Recording<'p, B: Backend> {
 impl<'p, B: Backend> Recording<'p, B> {
     /// Runs `kernel` and records it.
     pub fn launch<A: KernelArgs>(&mut self, kernel: &Kernel<A>, args: A) -> Result<(), Error> {
-        self.tape.launch(self.program, kernel.name(), &args.args())
+        let args = kernel.launch_args(self.program, args);
+        self.tape.launch(self.program, kernel.name(), &args)
     }
 
     /// Runs `kernel` and records it with a custom gradient (the paper's
@@ -64,7 +65,8 @@ impl<'p, B: Backend> Recording<'p, B> {
         args: A,
         grad: impl FnMut(&mut B) -> Result<(), Error> + 'static,
     ) -> Result<(), Error> {
-        self.tape.launch_with_grad(self.program, kernel.name(), &args.args(), grad)
+        let args = kernel.launch_args(self.program, args);
+        self.tape.launch_with_grad(self.program, kernel.name(), &args, grad)
     }
 
     /// Ends the current time step (the unit of checkpointing).

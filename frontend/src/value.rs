@@ -166,6 +166,16 @@ pub fn literal<L: Literal>(value: L) -> Expr {
     value.literal()
 }
 
+/// A uniform random number in [0, 1) of float type `T` (f32 or f64), with
+/// no gradient: a counter-based generator over the launch's random stream,
+/// the call site and the loop variables, so the same program, launched in
+/// the same order, gives the same numbers on the CPU and the GPU, and a
+/// launch's gradient recomputes exactly the numbers the launch drew.
+/// Programs choose their sequence with `Program::seed_random`.
+pub fn random<T: crate::field::Scalar>() -> Expr {
+    builder::random_float(T::TY)
+}
+
 /// `x` itself, through which no gradient flows (Taichi's `ti.stop_grad`).
 pub fn stop_grad(x: Expr) -> Expr {
     builder::stop_grad(&x)

@@ -201,7 +201,7 @@ fn every_builder_op(x: &S, h: &ScalarField<f32, 1>, k: &ScalarField<i32, 1>, out
         r = r + a.floor() + a.ceil() + pos.powf(1.5) + a.atan2(2.0) + max(a, 0.0) + min(a, 1.0) + select(a > 0.0, a, 0.5);
         let unit = a.clamp(-0.5, 0.5);
         r = r + a.tan() + unit.asin() + unit.acos() + a.atan() + a.sinh() + a.cosh() + pos.log2() + a.exp2();
-        r = r + a.round() + a.signum() + stop_grad(a);
+        r = r + a.round() + a.signum() + stop_grad(a) + random::<f64>();
         let hv = h[(i,)];
         r = r + (hv as f64);
         hout[(i,)] = (r as f32) * hv;
@@ -282,8 +282,12 @@ const DIALECT_CALLS: &[(&str, &[&str])] = &[
     ("build_field", &["ds.field"]),
     ("build_return", &["func.return"]),
     ("build_stop_grad", &["ds.stop_grad"]),
-    // Reads the IR (is an index a constant?), builds nothing.
+    // Read the IR (is an index a constant? which block?) or update the
+    // function's type to its arguments (the random stream): build nothing.
     ("index_offset", &[]),
+    ("func_body", &[]),
+    ("is_kernel", &[]),
+    ("sync_func_type", &[]),
     // The kernel's func.func itself, and a function that only reads the IR.
     ("build_func", &[]),
     ("module_body", &[]),
@@ -802,4 +806,65 @@ fn closures_and_funcs_return_vectors() {
     assert_eq!(out.to_vec(&prog).unwrap(), want);
     let r = gradcheck(&pb.source(), &Spec::new("closure_helpers", &[("p", 0.5, 1.5)], &["out"])).unwrap();
     assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
+}
+
+#[kernel]
+fn noise(x: &S, noisy: &S, draws: &ScalarField<f32, 2>, loss: &ScalarField<f64, 0>) {
+    for i in 0..256usize {
+        let n = random::<f64>() - 0.5;
+        noisy[(i,)] = x[(i,)] + n;
+        for k in 0..2usize {
+            draws[(i, k)] = random::<f32>();
+        }
+        loss[()] += (x[(i,)] + n) * (x[(i,)] + n);
+    }
+}
+
+/// Random numbers in kernels: uniform in [0, 1), different per iteration,
+/// call site and launch, the same for the same seed and launches, and a
+/// recording's gradient sees the numbers its launch drew.
+#[test]
+fn random_numbers_are_reproducible_and_differentiable_through_recordings() {
+    let build = || {
+        let mut pb = ProgramBuilder::new();
+        let (x, noisy): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [256]), pb.field_with_grad("noisy", [256]));
+        let draws: GradField<f32, 2> = pb.field_with_grad("draws", [256, 2]);
+        let loss: GradField<f64, 0> = pb.field_with_grad("loss", []);
+        let k = pb.kernel(noise(&x, &noisy, &draws, &loss)).unwrap();
+        (pb.build().unwrap(), x, noisy, draws, loss, k)
+    };
+    let (mut p, x, noisy, draws, loss, k) = build();
+    x.fill(&mut p, 1.0).unwrap();
+    let mut rec = p.record();
+    rec.launch(&k, ()).unwrap();
+    let first: Vec<f64> = noisy.to_vec(rec.program()).unwrap();
+    let d: Vec<f32> = draws.to_vec(rec.program()).unwrap();
+    rec.backward(&loss).unwrap();
+    // dL/dx = 2 (x + n) with the n the launch drew.
+    let grads = x.grad().to_vec(&p).unwrap();
+    assert!(grads.iter().zip(&first).all(|(g, v)| (g - 2.0 * v).abs() < 1e-12), "the gradient used other numbers");
+    assert!(d.iter().all(|v| (0.0..1.0).contains(v)) && first.iter().all(|v| (0.5..1.5).contains(v)));
+    let mean = d.iter().map(|v| *v as f64).sum::<f64>() / d.len() as f64;
+    assert!((mean - 0.5).abs() < 0.05, "mean {mean}");
+    let mut distinct = d.clone();
+    distinct.sort_by(f32::total_cmp);
+    distinct.dedup();
+    assert!(distinct.len() > 500, "{} distinct of 512", distinct.len());
+    // A second launch draws other numbers; a new program with the same seed, the same ones.
+    k.launch(&mut p, ()).unwrap();
+    assert_ne!(noisy.to_vec(&p).unwrap(), first);
+    let (mut q, qx, qnoisy, _, _, qk) = build();
+    qx.fill(&mut q, 1.0).unwrap();
+    qk.launch(&mut q, ()).unwrap();
+    assert_eq!(qnoisy.to_vec(&q).unwrap(), first);
+    q.seed_random(7);
+    qk.launch(&mut q, ()).unwrap();
+    assert_ne!(qnoisy.to_vec(&q).unwrap(), first, "another seed");
+    let err = k.grad(&mut p, ()).unwrap_err();
+    assert!(matches!(&err, Error::RandomNeedsRecording { kernel } if kernel == "noise"), "{err}");
+    // The same integer mixing compiles for the GPU.
+    let mut pb = ProgramBuilder::new();
+    let (x, noisy, draws, loss) = (pb.field_with_grad("x", [256]), pb.field_with_grad("noisy", [256]), pb.field_with_grad("draws", [256, 2]), pb.field_with_grad("loss", []));
+    pb.kernel(noise(&x, &noisy, &draws, &loss)).unwrap();
+    assert!(pb.build_ptx("sm_90").unwrap().contains(".entry noise__task"));
 }

@@ -19,6 +19,9 @@ pub trait Backend {
     fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error>;
     /// The program's ds module after autodiff, gradient kernels included.
     fn ir(&self) -> &str;
+    /// The random stream of the next launch of a kernel that draws random
+    /// numbers (its last parameter): 0, 1, 2 ... from the seed.
+    fn next_random_stream(&mut self) -> i64;
     /// The program's fields, by index.
     fn field_infos(&self) -> &[FieldInfo];
     /// Runs kernel `kernel` with `args` (checked against its parameters).
@@ -43,6 +46,11 @@ pub trait Backend {
     }
 }
 
+/// The first random stream of a seed (seeds far apart, streams in order).
+pub(crate) fn stream_of_seed(seed: u64) -> i64 {
+    (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 1) as i64
+}
+
 /// A new program identity.
 pub(crate) fn next_program_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -59,6 +67,9 @@ impl Backend for Program {
     }
     fn ir(&self) -> &str {
         self.ir()
+    }
+    fn next_random_stream(&mut self) -> i64 {
+        self.next_random_stream()
     }
     fn field_infos(&self) -> &[FieldInfo] {
         self.field_infos()
@@ -107,6 +118,9 @@ impl Backend for CudaProgram {
     }
     fn ir(&self) -> &str {
         self.ir()
+    }
+    fn next_random_stream(&mut self) -> i64 {
+        self.next_random_stream()
     }
     fn field_infos(&self) -> &[FieldInfo] {
         self.field_infos()

@@ -83,6 +83,8 @@ pub fn compile_ptx(source: &str, name: &str, options: &CompileOptions, chip: &st
 /// A compiled program with its fields on one GPU.
 pub struct CudaProgram {
     id: u64,
+    /// The next random stream (see [`CudaProgram::seed_random`]).
+    random_stream: i64,
     compiled: Arc<Compiled>,
     stream: Arc<CudaStream>,
     functions: HashMap<String, CudaFunction>,
@@ -113,13 +115,26 @@ impl CudaProgram {
             .map(|f| alloc(&stream, f.bytes(), &format!("field @{}", f.name)))
             .collect::<Result<Vec<_>, _>>()?;
         let status = stream.alloc_zeros::<i64>(2).map_err(cuda_err("allocating the status buffer"))?;
-        Ok(CudaProgram { id: crate::backend::next_program_id(), compiled, stream, functions, fields, status })
+        Ok(CudaProgram { id: crate::backend::next_program_id(), random_stream: 0, compiled, stream, functions, fields, status })
     }
 
     /// The ds module after verification and autodiff (gradient kernels
     /// included), with its source locations: what this program runs.
     pub fn ir(&self) -> &str {
         &self.compiled.ir
+    }
+
+    /// Starts the random streams of kernels that draw random numbers from
+    /// `seed`: the same seed and the same launches give the same numbers.
+    pub fn seed_random(&mut self, seed: u64) {
+        self.random_stream = crate::backend::stream_of_seed(seed);
+    }
+
+    /// The random stream of the next launch that draws random numbers.
+    pub fn next_random_stream(&mut self) -> i64 {
+        let s = self.random_stream;
+        self.random_stream = s.wrapping_add(1);
+        s
     }
 
     /// This program's identity, unique in the process.

@@ -46,6 +46,10 @@ pub enum Error {
     TooManyArguments { kernel: String, limit: usize },
     #[error("kernel {kernel} has no gradient kernel (it is `no_grad`, or the program was built without autodiff)")]
     NoGradKernel { kernel: String },
+    /// A kernel that draws random numbers launched by hand for its gradient:
+    /// only a recording knows the random stream each launch used.
+    #[error("kernel {kernel} draws random numbers: differentiate it through a recording (p.record()), which replays each launch's numbers")]
+    RandomNeedsRecording { kernel: String },
     #[error("the {what} name `{name}` is declared twice")]
     Duplicate { what: &'static str, name: String },
     /// A parallel loop's range is longer than the backend can run

@@ -172,6 +172,9 @@ impl Backend for Counting {
     fn ir(&self) -> &str {
         self.p.ir()
     }
+    fn next_random_stream(&mut self) -> i64 {
+        self.p.next_random_stream()
+    }
     fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error> {
         self.p.kernel_info(name)
     }

@@ -53,6 +53,9 @@ impl<B: Device> Backend for Timed<B> {
     fn ir(&self) -> &str {
         self.inner.ir()
     }
+    fn next_random_stream(&mut self) -> i64 {
+        self.inner.next_random_stream()
+    }
     fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error> {
         self.inner.kernel_info(name)
     }
