@@ -97,3 +97,32 @@ fn fields_too_large_are_errors_at_build() {
     let err = pb.build().err().expect("2^80 elements do not fit");
     assert!(matches!(&err, Error::OutOfMemory { what, .. } if what == "field @big"), "{err}");
 }
+
+#[kernel]
+fn long_carry(x: &ScalarField<f64, 1>, y: &ScalarField<f64, 1>, n: usize) {
+    for i in 0..2usize {
+        let mut acc = x[(i,)];
+        for _k in 0..n {
+            acc = acc * 0.5 + 1.0; // carried through every iteration
+        }
+        y[(i,)] = acc;
+    }
+}
+
+/// An autodiff stack overflow, found while the gradient runs, names the Rust
+/// line of the loop whose values overflowed it.
+#[test]
+fn autodiff_stack_overflow_names_the_rust_loop() {
+    let mut pb = ProgramBuilder::new();
+    let (x, y): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [2]), pb.field_with_grad("y", [2]));
+    let k = pb.kernel(long_carry(&x, &y)).unwrap();
+    let mut p = pb.build().unwrap();
+    let mut rec = p.record();
+    rec.launch(&k, 1000).unwrap();
+    let err = rec.backward(&y).unwrap_err();
+    let Error::Assertion { kernel, message, location } = &err else { panic!("{err}") };
+    assert_eq!(kernel, "long_carry_grad");
+    assert!(message.contains("autodiff stack overflow"), "{err}");
+    let at = location.as_ref().expect("a Rust location");
+    assert_eq!((at.file.as_str(), at.line), ("frontend/tests/errors.rs", line_of("for _k in 0..n {")), "{err}");
+}

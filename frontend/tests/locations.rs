@@ -57,4 +57,5 @@ fn compile_errors_name_the_rust_line() {
     let at = diagnostics[0].pos.as_ref().expect("a Rust location");
     assert!(at.file.ends_with("locations.rs") && at.line as usize == line && at.col == 9, "{err}");
     assert!(err.to_string().contains("cannot be differentiated"), "{err}");
+    assert!(!err.to_string().contains("<diffsim program>"), "no location names the generated IR: {err}");
 }
