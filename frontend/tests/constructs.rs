@@ -868,3 +868,57 @@ fn random_numbers_are_reproducible_and_differentiable_through_recordings() {
     pb.kernel(noise(&x, &noisy, &draws, &loss)).unwrap();
     assert!(pb.build_ptx("sm_90").unwrap().contains(".entry noise__task"));
 }
+
+#[kernel]
+fn chain(x0: &S, x: &ScalarField<f64, 2>, y: &S) {
+    for i in 0..3usize {
+        x[(0usize, i)] = x0[(i,)];
+        for k in 0..4usize {
+            // Reads the element the previous iteration wrote.
+            x[(k + 1, i)] = (x[(k, i)] * 0.8).sin() + 0.5 * x[(k, i)];
+        }
+        y[(i,)] = x[(4usize, i)] * x[(2usize, i)];
+    }
+}
+
+/// A serial loop reading what its previous iteration wrote (Taichi
+/// differentiates it; so does ds-autodiff: each element is written once,
+/// before it is read, so recomputing from memory sees the values read);
+/// the other direction, `x[k] = f(x[k + 1])`, stays a located error.
+#[test]
+fn serial_loops_reading_their_previous_iteration() {
+    let mut pb = ProgramBuilder::new();
+    let (x0, y): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x0", [3]), pb.field_with_grad("y", [3]));
+    let x: GradField<f64, 2> = pb.field_with_grad("x", [5, 3]);
+    let k = pb.kernel(chain(&x0, &x, &y)).unwrap();
+    let mut p = pb.build().unwrap();
+    let starts: Vec<f64> = (0..3).map(|i| 0.2 + 0.3 * i as f64).collect();
+    x0.copy_from(&mut p, &starts).unwrap();
+    k.launch(&mut p, ()).unwrap();
+    for (i, v0) in starts.iter().enumerate() {
+        let mut v = vec![*v0];
+        for k in 0..4 {
+            v.push((v[k] * 0.8).sin() + 0.5 * v[k]);
+        }
+        assert!((y.get(&p, [i]).unwrap() - v[4] * v[2]).abs() < 1e-12);
+    }
+    let r = gradcheck(&pb.source(), &Spec::new("chain", &[("x0", 0.1, 0.9)], &["y"])).unwrap();
+    assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
+    let mut pb = ProgramBuilder::new();
+    let (x0, y) = (pb.field_with_grad("x0", [3]), pb.field_with_grad("y", [3]));
+    let x: GradField<f64, 2> = pb.field_with_grad("x", [5, 3]);
+    pb.kernel(backwards_chain(&x0, &x, &y)).unwrap();
+    let err = pb.build().err().expect("x[k] = f(x[k + 1]) overwrites what an earlier iteration read");
+    assert!(err.to_string().contains("cannot be differentiated") && err.to_string().contains("constructs.rs"), "{err}");
+}
+
+#[kernel]
+fn backwards_chain(x0: &S, x: &ScalarField<f64, 2>, y: &S) {
+    for i in 0..3usize {
+        x[(4usize, i)] = x0[(i,)];
+        for k in 0..4usize {
+            x[(k, i)] = x[(k + 1, i)] * 0.5;
+        }
+        y[(i,)] = x[(0usize, i)];
+    }
+}

@@ -91,6 +91,36 @@ pub fn provably_apart(kernel: Op, a: &[Value], b: &[Value]) -> bool {
     })
 }
 
+/// Whether every element a write touches is written before any read of it
+/// reads it: in some dimension both indices are the variable of the same
+/// serial loop (an `scf.for`, not inside another one) plus constants, the
+/// write's offset the larger, so the write of an element happens in an
+/// earlier iteration than its read (`x[k + 1] = f(x[k])`, Taichi's chains).
+/// Recomputing the read from memory then sees the value it read.
+pub fn written_before_read(read: &[Value], write: &[Value]) -> bool {
+    read.iter().zip(write).any(|(r, w)| {
+        let ((rb, ro), (wb, wo)) = (index_offset(*r), index_offset(*w));
+        match (rb, wb) {
+            (Some(u), Some(v)) if u == v && wo > ro => outermost_serial_loop_variable(u),
+            _ => false,
+        }
+    })
+}
+
+/// Whether `v` is the variable of an `scf.for` that no other `scf.for` encloses.
+fn outermost_serial_loop_variable(v: Value) -> bool {
+    let Some((block, 0)) = v.block_arg() else { return false };
+    let Some(l) = block.parent_op().filter(|l| l.name() == "scf.for") else { return false };
+    let mut up = l.parent();
+    while let Some(op) = up {
+        if op.name() == "scf.for" {
+            return false;
+        }
+        up = op.parent();
+    }
+    true
+}
+
 /// Which part of a field an access touches, by its first index: what the
 /// Tape compares across launches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

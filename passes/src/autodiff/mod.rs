@@ -8,9 +8,10 @@
 //! read, given dL/d(output) in the adjoint fields of what it wrote.
 //!
 //! Steps (each in its own module):
-//! 1. the global data access rule (here): a field read and later written in
-//!    the same kernel is rejected, naming both lines: the grad kernel
-//!    recomputes values from global loads, which would see the new value;
+//! 1. the global data access rule (here): an element read and later written
+//!    in the same kernel is rejected, naming both lines: the grad kernel
+//!    recomputes values from global loads, which would see the new value
+//!    (a serial loop writing ahead of its reads, `x[k + 1] = f(x[k])`, is fine);
 //! 2. `reverse`: per block, recompute local values from global loads, then walk
 //!    the ops backwards accumulating adjoints; field rules: load -> atomic add
 //!    into the adjoint field, store -> read then zero the adjoint, atomic
@@ -119,8 +120,9 @@ fn run(module: Op, options: &PassOptions) -> bool {
 
 /// The global data access rule: no element of a field is written after it was
 /// read in the same kernel (in program order). A write and an earlier read are
-/// independent only when [`ops::provably_apart`], such as `x[t - 1, i]` read
-/// and `x[t, i]` written.
+/// independent when [`ops::provably_apart`], such as `x[t - 1, i]` read and
+/// `x[t, i]` written, or when each element is [`ops::written_before_read`],
+/// such as `x[k + 1] = f(x[k])` in a serial loop.
 fn check_read_then_write(kernel: Op) -> bool {
     let mut reads: Vec<Access> = Vec::new();
     let mut ok = true;
@@ -130,7 +132,12 @@ fn check_read_then_write(kernel: Op) -> bool {
             reads.push(a);
             continue;
         }
-        let Some(read) = reads.iter().find(|r| r.field == a.field && !ops::provably_apart(kernel, &r.indices, &a.indices))
+        let overwrites = |r: &&Access| {
+            r.field == a.field
+                && !ops::provably_apart(kernel, &r.indices, &a.indices)
+                && !ops::written_before_read(&r.indices, &a.indices)
+        };
+        let Some(read) = reads.iter().find(overwrites)
         else {
             continue;
         };
