@@ -46,15 +46,30 @@ pub trait Backend {
     }
 }
 
-/// The first random stream of a seed (seeds far apart, streams in order).
-pub(crate) fn stream_of_seed(seed: u64) -> i64 {
-    (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 1) as i64
+/// What each program keeps besides its code and fields, the same for every
+/// backend: its identity (unique in the process) and its next random stream.
+pub(crate) struct Instance {
+    id: u64,
+    next_stream: i64,
 }
 
-/// A new program identity.
-pub(crate) fn next_program_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
+impl Instance {
+    pub(crate) fn new() -> Instance {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Instance { id: NEXT.fetch_add(1, Ordering::Relaxed), next_stream: 0 }
+    }
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+    /// Streams start from `seed` (seeds far apart, streams in order).
+    pub(crate) fn seed(&mut self, seed: u64) {
+        self.next_stream = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 1) as i64;
+    }
+    pub(crate) fn next_stream(&mut self) -> i64 {
+        let s = self.next_stream;
+        self.next_stream = s.wrapping_add(1);
+        s
+    }
 }
 
 impl Backend for Program {
@@ -73,6 +88,10 @@ impl Backend for Program {
     }
     fn field_infos(&self) -> &[FieldInfo] {
         self.field_infos()
+    }
+    /// By the program's name table, not a search.
+    fn field_index(&self, name: &str) -> Result<usize, Error> {
+        Program::field_index(self, name)
     }
     fn launch(&mut self, kernel: &str, args: &[Arg]) -> Result<(), Error> {
         Program::launch(self, kernel, args)

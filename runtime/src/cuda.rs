@@ -82,9 +82,7 @@ pub fn compile_ptx(source: &str, name: &str, options: &CompileOptions, chip: &st
 
 /// A compiled program with its fields on one GPU.
 pub struct CudaProgram {
-    id: u64,
-    /// The next random stream (see [`CudaProgram::seed_random`]).
-    random_stream: i64,
+    instance: crate::backend::Instance,
     compiled: Arc<Compiled>,
     stream: Arc<CudaStream>,
     functions: HashMap<String, CudaFunction>,
@@ -115,7 +113,7 @@ impl CudaProgram {
             .map(|f| alloc(&stream, f.bytes(), &format!("field @{}", f.name)))
             .collect::<Result<Vec<_>, _>>()?;
         let status = stream.alloc_zeros::<i64>(2).map_err(cuda_err("allocating the status buffer"))?;
-        Ok(CudaProgram { id: crate::backend::next_program_id(), random_stream: 0, compiled, stream, functions, fields, status })
+        Ok(CudaProgram { instance: crate::backend::Instance::new(), compiled, stream, functions, fields, status })
     }
 
     /// The ds module after verification and autodiff (gradient kernels
@@ -127,19 +125,17 @@ impl CudaProgram {
     /// Starts the random streams of kernels that draw random numbers from
     /// `seed`: the same seed and the same launches give the same numbers.
     pub fn seed_random(&mut self, seed: u64) {
-        self.random_stream = crate::backend::stream_of_seed(seed);
+        self.instance.seed(seed);
     }
 
     /// The random stream of the next launch that draws random numbers.
     pub fn next_random_stream(&mut self) -> i64 {
-        let s = self.random_stream;
-        self.random_stream = s.wrapping_add(1);
-        s
+        self.instance.next_stream()
     }
 
     /// This program's identity, unique in the process.
     pub fn id(&self) -> u64 {
-        self.id
+        self.instance.id()
     }
 
     pub fn kernel(&self, name: &str) -> Result<&crate::compile::KernelInfo, Error> {

@@ -81,9 +81,7 @@ const CHUNKS_PER_THREAD: i64 = 16;
 const MAX_CALL: i64 = 1 << 22;
 
 pub struct Program {
-    id: u64,
-    /// The next random stream (see [`Program::seed_random`]).
-    random_stream: i64,
+    instance: crate::backend::Instance,
     compiled: Arc<Compiled>,
     fields: Vec<Field>,
     by_name: HashMap<String, usize>,
@@ -100,7 +98,7 @@ impl Program {
         let compiled = compile::compile(source, name, options, &Target::Cpu)?;
         let fields: Vec<Field> = compiled.fields.iter().cloned().map(Field::new).collect::<Result<_, _>>()?;
         let by_name = fields.iter().enumerate().map(|(i, f)| (f.info.name.clone(), i)).collect();
-        Ok(Program { id: crate::backend::next_program_id(), random_stream: 0, compiled, fields, by_name })
+        Ok(Program { instance: crate::backend::Instance::new(), compiled, fields, by_name })
     }
 
     /// The ds module after verification and autodiff (gradient kernels
@@ -112,19 +110,17 @@ impl Program {
     /// Starts the random streams of kernels that draw random numbers from
     /// `seed`: the same seed and the same launches give the same numbers.
     pub fn seed_random(&mut self, seed: u64) {
-        self.random_stream = crate::backend::stream_of_seed(seed);
+        self.instance.seed(seed);
     }
 
     /// The random stream of the next launch that draws random numbers.
     pub fn next_random_stream(&mut self) -> i64 {
-        let s = self.random_stream;
-        self.random_stream = s.wrapping_add(1);
-        s
+        self.instance.next_stream()
     }
 
     /// This program's identity, unique in the process.
     pub fn id(&self) -> u64 {
-        self.id
+        self.instance.id()
     }
 
     pub fn field_index(&self, name: &str) -> Result<usize, Error> {

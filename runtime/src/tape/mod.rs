@@ -263,7 +263,7 @@ impl<D: Backend> Tape<D> {
     }
 
     /// A tape that keeps no state: for simulations that never overwrite what
-    /// they read (state indexed by time step), it saves one copy of every
+    /// they read (state indexed by time step), it spares the copy of every
     /// written field; backward then cannot checkpoint.
     pub fn without_state() -> Self {
         Tape { keep_state: false, ..Tape::default() }
