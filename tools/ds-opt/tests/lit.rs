@@ -10,7 +10,7 @@
 //! snapshot is: a failure names the file, the case's line and the one-line
 //! comment that says what the case shows.
 
-use crate::shell_words::shell_words;
+use crate::harness::{check_snapshot, shell_words};
 use std::path::{Path, PathBuf};
 
 pub fn workspace_root() -> PathBuf {
@@ -193,23 +193,12 @@ fn lit_snapshots() {
                 continue;
             }
         };
-        let mut settings = insta::Settings::clone_current();
-        settings.set_snapshot_path(file.parent().expect("file in a dir"));
-        settings.set_prepend_module_to_snapshot(false);
-        settings.set_input_file(&file);
-        settings.set_omit_expression(true);
         let name = file.file_name().expect("file name").to_string_lossy().to_string();
-        let snap = file.with_file_name(format!("{name}.snap"));
-        if let Some(old) = snapshot_contents(&snap) {
+        if let Some(old) = snapshot_contents(&file.with_file_name(format!("{name}.snap"))) {
             let input = std::fs::read_to_string(&file).expect("readable");
             failures.extend(case_differences(&rel, &input, &old, &output));
         }
-        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            settings.bind(|| insta::assert_snapshot!(name.clone(), output));
-        }));
-        if checked.is_err() {
-            failures.push(format!("{rel}: output differs from {name}.snap"));
-        }
+        failures.extend(check_snapshot(&file, &rel, &output));
     }
     assert!(failures.is_empty(), "lit failures:\n{}", failures.join("\n"));
 }

@@ -10,4 +10,4 @@ mod catalogue;
 mod input;
 mod lit;
 mod robustness;
-mod shell_words;
+mod harness;

@@ -6,8 +6,8 @@ mod binary;
 mod errors;
 mod examples;
 mod snapshots;
-#[path = "../../ds-opt/tests/shell_words.rs"]
-mod shell_words;
+#[path = "../../ds-opt/tests/harness.rs"]
+mod harness;
 
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,7 @@
 //! command, then what it printed, or `[exit 1]` and its error.
 //! (Future: the lit harness of tools/ds-opt runs these RUN lines itself.)
 
-use crate::shell_words::shell_words;
+use crate::harness::{check_snapshot, shell_words};
 use crate::workspace_root;
 use std::path::{Path, PathBuf};
 
@@ -63,18 +63,7 @@ fn run_snapshots() {
                 Err(e) => output.push_str(&format!("[exit 1]\n{}", e.render())),
             }
         }
-        let mut settings = insta::Settings::clone_current();
-        settings.set_snapshot_path(file.parent().expect("file in a dir"));
-        settings.set_prepend_module_to_snapshot(false);
-        settings.set_input_file(&file);
-        settings.set_omit_expression(true);
-        let name = file.file_name().expect("file name").to_string_lossy().to_string();
-        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            settings.bind(|| insta::assert_snapshot!(name.clone(), output));
-        }));
-        if checked.is_err() {
-            failures.push(format!("{rel}: output differs from {name}.snap"));
-        }
+        failures.extend(check_snapshot(&file, &rel, &output));
     }
     assert!(failures.is_empty(), "test/run failures:\n{}", failures.join("\n"));
 }
