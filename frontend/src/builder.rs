@@ -461,16 +461,32 @@ pub fn branch<C: Carry>(cond: impl Condition, carried: C, then: impl FnOnce(C) -
     C::rebuild(&mut emit_if(&cond, loc, &tys, t, e).into_iter())
 }
 
-/// `if cond { a } else { b }` as an expression with a value.
+/// `if cond { a } else { b }` as an expression with a value; `b` takes `a`'s types.
 pub fn branch_value<C: Carry>(cond: impl Condition, then: impl FnOnce() -> C, otherwise: impl FnOnce() -> C) -> C {
+    value_if(cond, then, otherwise, false)
+}
+
+/// `if cond { LITERAL } else { b }` as an expression: the else branch is
+/// built first, so the literal takes its type.
+pub fn branch_value_else_first<C: Carry>(cond: impl Condition, then: impl FnOnce() -> C, otherwise: impl FnOnce() -> C) -> C {
+    value_if(cond, then, otherwise, true)
+}
+
+/// An `if` with a value, the branch whose types the other takes built first.
+fn value_if<C: Carry>(cond: impl Condition, then: impl FnOnce() -> C, otherwise: impl FnOnce() -> C, else_first: bool) -> C {
     let cond = match cond.decide() {
         Decided::AtBuild(true) => return then(),
         Decided::AtBuild(false) => return otherwise(),
         Decided::AtRun(cond) => cond,
     };
     let loc = with(|b| b.loc);
-    let (t, tys) = region_body(|| then().exprs(), None);
-    let (e, _) = region_body(|| otherwise().exprs(), Some(&tys));
+    let (t, e, tys) = if else_first {
+        let (e, tys) = region_body(|| otherwise().exprs(), None);
+        (region_body(|| then().exprs(), Some(&tys)).0, e, tys)
+    } else {
+        let (t, tys) = region_body(|| then().exprs(), None);
+        (t, region_body(|| otherwise().exprs(), Some(&tys)).0, tys)
+    };
     C::rebuild(&mut emit_if(&cond, loc, &tys, t, e).into_iter())
 }
 
@@ -497,20 +513,6 @@ impl Condition for bool {
     fn decide(self) -> Decided {
         Decided::AtBuild(self)
     }
-}
-
-/// `if cond { LITERAL } else { b }` as an expression: the else branch is
-/// built first, so the literal takes its type.
-pub fn branch_value_else_first<C: Carry>(cond: impl Condition, then: impl FnOnce() -> C, otherwise: impl FnOnce() -> C) -> C {
-    let cond = match cond.decide() {
-        Decided::AtBuild(true) => return then(),
-        Decided::AtBuild(false) => return otherwise(),
-        Decided::AtRun(cond) => cond,
-    };
-    let loc = with(|b| b.loc);
-    let (e, tys) = region_body(|| otherwise().exprs(), None);
-    let (t, _) = region_body(|| then().exprs(), Some(&tys));
-    C::rebuild(&mut emit_if(&cond, loc, &tys, t, e).into_iter())
 }
 
 /// Converts loop bounds and indices to `index` values.
