@@ -158,7 +158,7 @@ impl FieldDecl {
         let fields = p.field_infos();
         let matches = |i: &usize| {
             let info = &fields[*i];
-            info.name == self.name && info.shape == self.ds_shape() && info.elem.name() == self.ty.mlir()
+            info.name == self.name && info.shape.iter().eq(self.shape.iter().chain(self.components)) && info.elem.name() == self.ty.mlir()
         };
         Some(self.position)
             .filter(|i| *i < fields.len())
