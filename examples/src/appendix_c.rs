@@ -5,8 +5,8 @@
 //! `examples/kernels/appendix_c.mlir`; [`dialect_program`] compiles them, and
 //! the handles of [`program`] drive either.
 
-use crate::report::{Outcome, Reporter};
-use crate::{RunOptions, Simulation, plot};
+use crate::report::{Outcome, Reporter, Stopwatch};
+use crate::{RunError, RunOptions, Simulation, plot};
 use diffsim::prelude::*;
 
 const SOURCE: &str = include_str!("../kernels/appendix_c.mlir");
@@ -37,29 +37,36 @@ pub struct AppendixC {
 }
 
 impl Simulation for AppendixC {
-    fn declare(pb: &mut ProgramBuilder) -> Result<AppendixC, Error> {
-        let (x, y, loss) = (pb.field_with_grad("x", [N]), pb.field("y", [N]), pb.field_with_grad("L", []));
-        Ok(AppendixC { reduce: pb.kernel(reduce(&x, &y, &loss))?, update: pb.kernel(update(&x))?, x, y, loss })
+    fn declare(pb: &mut ProgramBuilder, _: &RunOptions) -> Result<AppendixC, RunError> {
+        Ok(AppendixC::new(pb)?)
     }
 
-    fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
-        let ys = self.init(p)?;
+    fn params(&self) -> Vec<&str> {
+        vec![self.x.name()]
+    }
+
+    fn init<B: Backend>(&self, p: &mut B, _: &RunOptions) -> Result<(), RunError> {
+        self.init(p)?;
+        Ok(())
+    }
+
+    fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, RunError> {
+        let ys = self.y.to_vec(p)?;
         let iters = opts.iters.unwrap_or(100);
         let mut out = Outcome::default();
         report.start(iters);
         for iter in 0..iters {
-            let loss = self.step(p)?;
+            let (loss, fwd_ms, bwd_ms) = self.timed_step(p)?;
             out.losses.push(loss as f64);
-            report.iteration(iter, loss as f64);
+            report.iteration(iter, loss as f64, fwd_ms, bwd_ms);
         }
         report.finish();
         out.final_loss = self.loss(p)? as f64;
         let worst = self.x.to_vec(p)?.iter().zip(&ys).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
         out.results.push(("max |x_i - y_i|".into(), format!("{worst:.3e}")));
-        let curve = opts.out.join("loss.png");
-        let steps: Vec<f64> = (0..out.losses.len()).map(|i| i as f64).collect();
-        plot::chart(&curve, &[(&steps, &out.losses, plot::BLUE)], true)?;
-        out.pictures.push(curve);
+        if opts.pictures {
+            out.files.push(plot::loss_curve(&opts.out.join("loss.png"), "appendix C: gradient descent on sum 0.5 (x - y)^2", &out.losses)?);
+        }
         Ok(out)
     }
 }
@@ -67,7 +74,7 @@ impl Simulation for AppendixC {
 /// The program from the `#[kernel]` functions, with its handles.
 pub fn program() -> Result<(Program, AppendixC), Error> {
     let mut pb = ProgramBuilder::new();
-    let sim = AppendixC::declare(&mut pb)?;
+    let sim = AppendixC::new(&mut pb)?;
     Ok((pb.build()?, sim))
 }
 
@@ -77,7 +84,12 @@ pub fn dialect_program() -> Result<Program, Error> {
 }
 
 impl AppendixC {
-    /// Sets x = 0 and random targets y.
+    fn new(pb: &mut ProgramBuilder) -> Result<AppendixC, Error> {
+        let (x, y, loss) = (pb.field_with_grad("x", [N]), pb.field("y", [N]), pb.field_with_grad("L", []));
+        Ok(AppendixC { reduce: pb.kernel(reduce(&x, &y, &loss))?, update: pb.kernel(update(&x))?, x, y, loss })
+    }
+
+    /// Sets x = 0 and random targets y; returns y.
     pub fn init<B: Backend>(&self, p: &mut B) -> Result<Vec<f32>, Error> {
         let mut rng = ds_runtime::gradcheck::Rng(42);
         let ys: Vec<f32> = (0..N).map(|_| rng.next_f64() as f32).collect();
@@ -95,12 +107,20 @@ impl AppendixC {
 
     /// One gradient-descent step; returns the loss before it.
     pub fn step<B: Backend>(&self, p: &mut B) -> Result<f32, Error> {
+        Ok(self.timed_step(p)?.0)
+    }
+
+    /// One gradient-descent step: the loss before it, forward and backward ms.
+    fn timed_step<B: Backend>(&self, p: &mut B) -> Result<(f32, f64, f64), Error> {
+        let mut clock = Stopwatch::start();
         self.loss.zero(p)?;
         let mut rec = p.record_without_state();
         rec.launch(&self.reduce, ())?;
         let loss = self.loss.get(rec.program(), [])?;
+        let fwd_ms = clock.lap();
         rec.backward(&self.loss)?;
+        let bwd_ms = clock.lap();
         self.update.launch(p, ())?;
-        Ok(loss)
+        Ok((loss, fwd_ms, bwd_ms))
     }
 }

@@ -5,7 +5,7 @@
 //! alpha in {0, 1, 3, 10} and plots dL/da against T (log scale).
 
 use crate::report::{Outcome, Reporter};
-use crate::{RunOptions, Simulation, plot};
+use crate::{RunError, RunOptions, Simulation, plot};
 use diffsim::prelude::*;
 
 pub const DT: f64 = 0.01;
@@ -29,11 +29,16 @@ pub struct Car {
 
 pub fn program() -> Result<(Program, Car), Error> {
     let mut pb = ProgramBuilder::new();
-    let car = Car::declare(&mut pb)?;
+    let car = Car::new(&mut pb)?;
     Ok((pb.build()?, car))
 }
 
 impl Car {
+    fn new(pb: &mut ProgramBuilder) -> Result<Car, Error> {
+        let (x, v, a) = (pb.field_with_grad("x", [MAX_STEPS + 1]), pb.field_with_grad("v", [MAX_STEPS + 1]), pb.field_with_grad("a", []));
+        Ok(Car { step: pb.kernel(step(&x, &v, &a))?, x, v, a })
+    }
+
     /// dL/da for `steps` steps with damping `alpha` (a = 1), L = x[steps]:
     /// the step kernel's gradient run by hand, last step first.
     pub fn gradient<B: Backend>(&self, p: &mut B, steps: usize, alpha: f64) -> Result<f64, Error> {
@@ -55,34 +60,41 @@ impl Car {
 }
 
 impl Simulation for Car {
-    fn declare(pb: &mut ProgramBuilder) -> Result<Car, Error> {
-        let (x, v, a) = (pb.field_with_grad("x", [MAX_STEPS + 1]), pb.field_with_grad("v", [MAX_STEPS + 1]), pb.field_with_grad("a", []));
-        Ok(Car { step: pb.kernel(step(&x, &v, &a))?, x, v, a })
+    fn declare(pb: &mut ProgramBuilder, _: &RunOptions) -> Result<Car, RunError> {
+        Ok(Car::new(pb)?)
     }
 
-    fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
+    fn init<B: Backend>(&self, _: &mut B, _: &RunOptions) -> Result<(), RunError> {
+        Ok(())
+    }
+
+    fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, _: &mut Reporter) -> Result<Outcome, RunError> {
         let horizons: Vec<usize> = (4..=11).map(|k| 1usize << k).filter(|&n| n <= MAX_STEPS).collect();
         let alphas = [0.0, 1.0, 3.0, 10.0];
-        let colors = [plot::RED, plot::ORANGE, plot::GREEN, plot::BLUE];
         let mut out = Outcome::default();
         let mut curves = Vec::new();
-        report.start(alphas.len());
-        for (k, alpha) in alphas.iter().enumerate() {
+        for alpha in &alphas {
             let grads = horizons.iter().map(|&n| self.gradient(p, n, *alpha)).collect::<Result<Vec<_>, _>>()?;
             let last = *grads.last().expect("horizons");
             out.results.push((format!("alpha {alpha}: dL/da at T = {}", MAX_STEPS), format!("{last:.4}")));
-            report.iteration(k, last);
             curves.push(grads);
         }
-        report.finish();
         let t = MAX_STEPS as f64;
         out.results.push(("0.5 (T dt)^2 at T = 2048".into(), format!("{:.4}", 0.5 * (t * DT).powi(2))));
-        let xs: Vec<f64> = horizons.iter().map(|&n| n as f64).collect();
-        let series: Vec<(&[f64], &[f64], image::Rgb<u8>)> =
-            curves.iter().zip(colors).map(|(c, color)| (xs.as_slice(), c.as_slice(), color)).collect();
-        let path = opts.out.join("gradient_vs_steps.png");
-        plot::chart(&path, &series, true)?;
-        out.pictures.push(path);
+        if opts.pictures {
+            let xs: Vec<f64> = horizons.iter().map(|&n| n as f64).collect();
+            let series = curves.iter().zip(alphas).zip(plot::COLORS).map(|((c, alpha), color)| plot::Series::new(format!("alpha = {alpha}"), xs.clone(), c.clone(), color));
+            let chart = plot::Chart {
+                title: "Fig. 10: dL/da against the horizon, with and without damping".into(),
+                x_label: "steps T".into(),
+                y_label: "dL/da".into(),
+                series: series.collect(),
+                scale: plot::Scale::Log,
+            };
+            let path = opts.out.join("gradient_vs_steps.png");
+            plot::draw_chart(&path, &chart)?;
+            out.files.push(path);
+        }
         out.final_loss = curves[0].last().copied().unwrap_or_default();
         Ok(out)
     }

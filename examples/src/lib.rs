@@ -1,30 +1,47 @@
 //! The paper's simulators and gradient studies as DiffSim programs: kernels
 //! written with `#[kernel]` (cross-checked against hand-written ds modules in
 //! `examples/kernels/`), host loops and optimizers here. Each example is a
-//! [`Simulation`]: it declares its fields and kernels, then runs its host
-//! code, written once for any [`Backend`], on the CPU or the GPU
-//! (`diffsim run NAME --arch cpu|cuda`). It writes its pictures (loss curve,
-//! frames, study plots) to an output folder and reports its loss per iteration.
+//! [`Simulation`]: it declares its fields and kernels, sets their initial
+//! values, then runs its host code, written once for any [`Backend`], on the
+//! CPU or the GPU (`diffsim run NAME --arch cpu|cuda`).
+//!
+//! What every example shares lives here, not in the examples: settings
+//! (`--set KEY=VALUE`), parameters loaded from and saved to `.npz` files
+//! ([`params`]), the per-iteration report and timings ([`report`]), pictures
+//! ([`plot`]) and `diffsim bench` (the kernel profile and median times).
 
 pub mod appendix_c;
+pub mod error;
 pub mod gradient_explosion;
 pub mod mass_spring_simple;
+pub mod params;
 pub mod plot;
 pub mod report;
 pub mod rigid_body_toi;
+
+pub use error::RunError;
 
 use diffsim::{Backend, ProgramBuilder};
 use ds_runtime::{CompileOptions, Error, Program};
 use report::{Outcome, Reporter};
 use std::path::PathBuf;
+use std::str::FromStr;
 
 /// Where an example's kernels run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
-    /// All CPU cores.
+    /// All CPU cores (or `--threads N`).
     Cpu,
     /// GPU 0, through the CUDA driver.
     Cuda,
+}
+
+/// An example's own setting (`--set NAME=VALUE`), with its default.
+#[derive(Clone, Copy, Debug)]
+pub struct Setting {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
 }
 
 /// What a run is asked for.
@@ -32,47 +49,117 @@ pub enum Arch {
 pub struct RunOptions {
     /// Optimization iterations (None: the example's own default, as in the paper).
     pub iters: Option<usize>,
+    /// Seeds the initial parameters and the kernels' random numbers.
+    pub seed: u64,
     /// Where pictures go.
     pub out: PathBuf,
-    /// Print the loss per iteration and draw a progress bar.
-    pub verbose: bool,
+    /// Write pictures (off for `diffsim bench`).
+    pub pictures: bool,
     pub arch: Arch,
     /// Build without run-time bounds checks (`ProgramBuilder::unchecked`).
     pub unchecked: bool,
     /// Write the program's IR (after autodiff) to `OUT/program.mlir`.
     pub dump_ir: bool,
+    /// Print the Tape's plan and other details.
+    pub verbose: bool,
+    /// `--set NAME=VALUE` pairs, checked against the example's [`Setting`]s.
+    pub settings: Vec<(String, String)>,
+    /// Initial values of the optimized parameters, by field name (`--params`).
+    pub params: Option<PathBuf>,
+    /// Where the optimized parameters are written after the run (`--save-params`).
+    pub save_params: Option<PathBuf>,
+}
+
+impl RunOptions {
+    /// The defaults of `diffsim run`, writing into `out`.
+    pub fn new(out: impl Into<PathBuf>) -> RunOptions {
+        RunOptions {
+            iters: None,
+            seed: 0,
+            out: out.into(),
+            pictures: true,
+            arch: Arch::Cpu,
+            unchecked: false,
+            dump_ir: false,
+            verbose: false,
+            settings: Vec::new(),
+            params: None,
+            save_params: None,
+        }
+    }
+
+    /// The value of setting `name` (given with `--set`, or its default).
+    pub fn setting<T: FromStr>(&self, name: &str) -> Result<T, RunError> {
+        let value = self.settings.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).ok_or_else(|| {
+            RunError::UnknownSetting { name: name.into(), known: self.settings.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ") }
+        })?;
+        value.parse().map_err(|_| RunError::BadSetting { name: name.into(), value: value.into(), expected: std::any::type_name::<T>() })
+    }
+
+    /// These options with every setting of `known` present (defaults first,
+    /// then those given); a setting `known` does not have is an error.
+    fn with_settings(&self, known: &[Setting]) -> Result<RunOptions, RunError> {
+        if let Some((name, _)) = self.settings.iter().find(|(n, _)| !known.iter().any(|s| s.name == n)) {
+            let names: Vec<&str> = known.iter().map(|s| s.name).collect();
+            let known = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+            return Err(RunError::UnknownSetting { name: name.clone(), known });
+        }
+        let mut opts = self.clone();
+        opts.settings = known.iter().map(|s| (s.name.to_string(), s.default.to_string())).chain(self.settings.iter().cloned()).collect();
+        Ok(opts)
+    }
 }
 
 /// An example: its fields and kernels, and host code for any backend.
 pub trait Simulation: Sized {
-    /// Declares the fields and kernels on `pb`.
-    fn declare(pb: &mut ProgramBuilder) -> Result<Self, Error>;
-    /// Runs the example on a built program.
-    fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error>;
+    /// The example's own settings (`--set NAME=VALUE`).
+    const SETTINGS: &'static [Setting] = &[];
+    /// Declares the fields and kernels on `pb` (the settings may choose sizes).
+    fn declare(pb: &mut ProgramBuilder, opts: &RunOptions) -> Result<Self, RunError>;
+    /// The fields holding the optimized parameters, by name (`--params`,
+    /// `--save-params`).
+    fn params(&self) -> Vec<&str> {
+        Vec::new()
+    }
+    /// Sets the initial values (the parameters drawn from `opts.seed`);
+    /// `--params` then overrides the parameters.
+    fn init<B: Backend>(&self, p: &mut B, opts: &RunOptions) -> Result<(), RunError>;
+    /// Runs the example on a built, initialized program.
+    fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, RunError>;
 }
 
-/// Declares `S`, builds it for `opts.arch` and runs it.
-pub fn run_example<S: Simulation>(opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
+/// Declares `S`, builds it for `opts.arch`, initializes and runs it.
+pub fn run_example<S: Simulation>(opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, RunError> {
+    let opts = opts.with_settings(S::SETTINGS)?;
     let mut pb = ProgramBuilder::new();
     if opts.unchecked {
         pb.unchecked();
     }
-    let sim = S::declare(&mut pb)?;
+    let sim = S::declare(&mut pb, &opts)?;
     match opts.arch {
-        Arch::Cpu => run_built(&sim, &mut pb.build()?, opts, report),
-        Arch::Cuda => run_built(&sim, &mut pb.build_cuda()?, opts, report),
+        Arch::Cpu => run_built(&sim, &mut pb.build()?, &opts, report),
+        Arch::Cuda => run_built(&sim, &mut pb.build_cuda()?, &opts, report),
     }
 }
 
-fn run_built<S: Simulation, B: Backend>(sim: &S, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
-    let ir = opts.out.join("program.mlir");
+fn run_built<S: Simulation, B: Backend>(sim: &S, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, RunError> {
+    p.seed_random(opts.seed);
+    let mut written = Vec::new();
     if opts.dump_ir {
-        std::fs::write(&ir, p.ir()).map_err(|source| Error::Io { path: ir.display().to_string(), source })?;
+        let ir = opts.out.join("program.mlir");
+        std::fs::write(&ir, p.ir()).map_err(RunError::io(&ir))?;
+        written.push(ir);
+    }
+    sim.init(p, opts)?;
+    if let Some(path) = &opts.params {
+        params::load(p, &sim.params(), path)?;
     }
     let mut outcome = sim.run(p, opts, report)?;
-    if opts.dump_ir {
-        outcome.pictures.push(ir);
+    if let Some(path) = &opts.save_params {
+        params::save(p, &sim.params(), path)?;
+        written.push(path.clone());
     }
+    outcome.files.extend(written);
     Ok(outcome)
 }
 
@@ -80,31 +167,25 @@ fn run_built<S: Simulation, B: Backend>(sim: &S, p: &mut B, opts: &RunOptions, r
 pub struct Example {
     pub name: &'static str,
     pub summary: &'static str,
-    pub run: fn(&RunOptions, &mut Reporter) -> Result<Outcome, Error>,
+    pub settings: &'static [Setting],
+    pub run: fn(&RunOptions, &mut Reporter) -> Result<Outcome, RunError>,
+}
+
+impl Example {
+    const fn of<S: Simulation>(name: &'static str, summary: &'static str) -> Example {
+        Example { name, summary, settings: S::SETTINGS, run: run_example::<S> }
+    }
 }
 
 /// The examples, as `diffsim list` shows them.
 pub static EXAMPLES: &[Example] = &[
-    Example {
-        name: "mass_spring_simple",
-        summary: "paper sec. 2.2: optimize 3 spring rest lengths so the triangle's area reaches 0.1",
-        run: run_example::<mass_spring_simple::MassSpring>,
-    },
-    Example {
-        name: "appendix_c",
-        summary: "paper appendix C: minimize sum 0.5 (x_i - y_i)^2 by gradient descent",
-        run: run_example::<appendix_c::AppendixC>,
-    },
-    Example {
-        name: "gradient_explosion",
-        summary: "paper Fig. 10: dL/da against the number of steps, with and without damping",
-        run: run_example::<gradient_explosion::Car>,
-    },
-    Example {
-        name: "rigid_body_toi",
-        summary: "paper Fig. 8: d(final height)/d(initial height), naive integrator vs time of impact",
-        run: run_example::<rigid_body_toi::Ball>,
-    },
+    Example::of::<mass_spring_simple::MassSpring>(
+        "mass_spring_simple",
+        "paper sec. 2.2: optimize 3 spring rest lengths so the triangle's area reaches 0.1",
+    ),
+    Example::of::<appendix_c::AppendixC>("appendix_c", "paper appendix C: minimize sum 0.5 (x_i - y_i)^2 by gradient descent"),
+    Example::of::<gradient_explosion::Car>("gradient_explosion", "paper Fig. 10: dL/da against the number of steps, with and without damping"),
+    Example::of::<rigid_body_toi::Ball>("rigid_body_toi", "paper Fig. 8: d(final height)/d(initial height), naive integrator vs time of impact"),
 ];
 
 pub fn find(name: &str) -> Option<&'static Example> {

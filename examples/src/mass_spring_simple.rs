@@ -6,8 +6,8 @@
 //! no longer than its Python); state is stored per time step (x[t, i]), so the
 //! Tape replays their gradients in reverse without checkpointing.
 
-use crate::report::{Outcome, Reporter};
-use crate::{RunOptions, Simulation, plot};
+use crate::report::{Outcome, Reporter, Stopwatch};
+use crate::{RunError, RunOptions, Simulation, plot};
 use diffsim::prelude::*;
 
 pub const STEPS: usize = 1024;
@@ -72,7 +72,41 @@ pub struct MassSpring {
 }
 
 impl Simulation for MassSpring {
-    fn declare(pb: &mut ProgramBuilder) -> Result<MassSpring, Error> {
+    fn declare(pb: &mut ProgramBuilder, _: &RunOptions) -> Result<MassSpring, RunError> {
+        Ok(MassSpring::new(pb)?)
+    }
+
+    fn params(&self) -> Vec<&str> {
+        vec![self.rest_length.name()]
+    }
+
+    fn init<B: Backend>(&self, p: &mut B, _: &RunOptions) -> Result<(), RunError> {
+        Ok(self.init(p)?)
+    }
+
+    fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, RunError> {
+        let mut out = Outcome { losses: optimize(p, self, opts.iters.unwrap_or(ITERATIONS), report)?, ..Default::default() };
+        out.final_loss = self.forward(p, STEPS, &INITIAL_X)? as f64;
+        out.results.push(("rest lengths".into(), format!("{:.4?}", self.rest_length.to_vec(p)?)));
+        if opts.pictures {
+            out.files.push(plot::loss_curve(&opts.out.join("loss.png"), "mass_spring_simple: (area - 0.1)^2", &out.losses)?);
+            let frame = |t: usize| -> Result<Vec<plot::Shape>, Error> {
+                let x: Vec<(f64, f64)> = (0..3).map(|i| self.x.get(p, [t, i]).map(|[x, y]| (x as f64, y as f64))).collect::<Result<_, _>>()?;
+                let wall = plot::Shape::Segment { from: (0.4, 0.0), to: (0.4, 1.0), color: plot::GREY, width: 2 };
+                let springs = SPRINGS.map(|(a, b)| plot::Shape::Segment { from: x[a as usize], to: x[b as usize], color: plot::BLUE, width: 2 });
+                let masses = x.iter().map(|&center| plot::Shape::Circle { center, radius: 0.006, color: plot::RED });
+                Ok([wall].into_iter().chain(springs).chain(masses).collect())
+            };
+            let frames = (0..STEPS).step_by(16).chain([STEPS - 1]).map(frame).collect::<Result<_, _>>()?;
+            let anim = plot::Animation { title: "mass_spring_simple, final iteration".into(), x_range: (0.2, 0.5), y_range: (0.3, 0.6), frames };
+            out.files.extend(plot::animate(&opts.out, "motion", &anim, 40, 4)?);
+        }
+        Ok(out)
+    }
+}
+
+impl MassSpring {
+    fn new(pb: &mut ProgramBuilder) -> Result<MassSpring, Error> {
         let (x, v, force) = (pb.field_with_grad("x", [STEPS, 3]), pb.field_with_grad("v", [STEPS, 3]), pb.field_with_grad("force", [STEPS, 3]));
         let rest_length = pb.field_with_grad("spring_length", [3]);
         let (spring_a, spring_b) = (pb.field("spring_a", [3]), pb.field("spring_b", [3]));
@@ -91,26 +125,6 @@ impl Simulation for MassSpring {
         })
     }
 
-    fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
-        self.init(p)?;
-        let mut out = Outcome { losses: optimize(p, self, opts.iters.unwrap_or(ITERATIONS), report)?, ..Default::default() };
-        out.final_loss = self.forward(p, STEPS, &INITIAL_X)? as f64;
-        out.results.push(("rest lengths".into(), format!("{:.4?}", self.rest_length.to_vec(p)?)));
-        let curve = opts.out.join("loss.png");
-        let xs: Vec<f64> = (0..out.losses.len()).map(|i| i as f64).collect();
-        plot::chart(&curve, &[(&xs, &out.losses, plot::BLUE)], true)?;
-        out.pictures.push(curve);
-        for t in (0..STEPS).step_by(128).chain([STEPS - 1]) {
-            let path = opts.out.join(format!("frame_{t:04}.png"));
-            let positions: Vec<(f64, f64)> = (0..3).map(|i| self.x.get(p, [t, i]).map(|[x, y]| (x as f64, y as f64))).collect::<Result<_, _>>()?;
-            plot::scene(&path, &positions, &[(0, 1), (1, 2), (2, 0)], Some(0.4))?;
-            out.pictures.push(path);
-        }
-        Ok(out)
-    }
-}
-
-impl MassSpring {
     /// The springs and their initial rest lengths.
     pub fn init<B: Backend>(&self, p: &mut B) -> Result<(), Error> {
         self.spring_a.copy_from(p, &SPRINGS.map(|s| s.0))?;
@@ -145,19 +159,27 @@ impl MassSpring {
 
     /// The loss and dL/d(rest lengths), recorded and replayed in reverse.
     pub fn loss_and_grad<B: Backend>(&self, p: &mut B, steps: usize, initial: &[[f32; 2]; 3]) -> Result<(f32, Vec<f32>), Error> {
+        self.timed_loss_and_grad(p, steps, initial).map(|(loss, grad, _)| (loss, grad))
+    }
+
+    /// [`Self::loss_and_grad`] with the forward and backward milliseconds.
+    fn timed_loss_and_grad<B: Backend>(&self, p: &mut B, steps: usize, initial: &[[f32; 2]; 3]) -> Result<(f32, Vec<f32>, [f64; 2]), Error> {
+        let mut clock = Stopwatch::start();
         self.reset(p, initial)?;
         let mut rec = p.record_without_state();
         self.simulate(steps, |k, t| rec.launch(k, t))?;
         let loss = self.loss.get(rec.program(), [])?;
+        let fwd_ms = clock.lap();
         rec.backward(&self.loss)?;
-        Ok((loss, self.rest_length.grad().to_vec(p)?))
+        let grad = self.rest_length.grad().to_vec(p)?;
+        Ok((loss, grad, [fwd_ms, clock.lap()]))
     }
 }
 
 /// The program from the `#[kernel]` functions above, with its handles.
 pub fn program() -> Result<(Program, MassSpring), Error> {
     let mut pb = ProgramBuilder::new();
-    let sim = MassSpring::declare(&mut pb)?;
+    let sim = MassSpring::new(&mut pb)?;
     let mut p = pb.build()?;
     sim.init(&mut p)?;
     Ok((p, sim))
@@ -177,11 +199,11 @@ pub fn optimize<B: Backend>(p: &mut B, sim: &MassSpring, iters: usize, report: &
     let mut losses = Vec::new();
     report.start(iters);
     for iter in 0..iters {
-        let (loss, grad) = sim.loss_and_grad(p, STEPS, &INITIAL_X)?;
+        let (loss, grad, [fwd_ms, bwd_ms]) = sim.timed_loss_and_grad(p, STEPS, &INITIAL_X)?;
         let lengths: Vec<f32> = sim.rest_length.to_vec(p)?.iter().zip(&grad).map(|(l, g)| l - LEARNING_RATE * g).collect();
         sim.rest_length.copy_from(p, &lengths)?;
         losses.push(loss as f64);
-        report.iteration(iter, loss as f64);
+        report.iteration(iter, loss as f64, fwd_ms, bwd_ms);
     }
     report.finish();
     Ok(losses)

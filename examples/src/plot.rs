@@ -1,86 +1,234 @@
-//! Minimal PNG pictures (no fonts needed): line charts of series and scenes of
-//! points and segments. Numbers belong in the printed output, pictures show shape.
+//! Pictures, through plotters with an embedded font (DejaVu Sans): charts with
+//! a title, labelled axes, tick values, a legend and a log scale where the
+//! values span decades; scenes of circles, segments and polygons, animated as
+//! a GIF with a few PNG stills. Numbers belong in the printed output.
 
-use image::{Rgb, RgbImage};
-use std::path::Path;
+use crate::RunError;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
 
-pub const BLUE: Rgb<u8> = Rgb([40, 90, 200]);
-pub const RED: Rgb<u8> = Rgb([210, 50, 40]);
-pub const GREEN: Rgb<u8> = Rgb([40, 160, 70]);
-pub const ORANGE: Rgb<u8> = Rgb([230, 140, 20]);
-const BLACK: Rgb<u8> = Rgb([20, 20, 20]);
-const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
-const GREY: Rgb<u8> = Rgb([200, 200, 200]);
+/// Series colors, in order.
+pub const COLORS: [RGBColor; 6] =
+    [RGBColor(40, 90, 200), RGBColor(210, 50, 40), RGBColor(40, 160, 70), RGBColor(230, 140, 20), RGBColor(130, 60, 170), RGBColor(20, 20, 20)];
+pub const BLUE: RGBColor = COLORS[0];
+pub const RED: RGBColor = COLORS[1];
+pub const GREEN: RGBColor = COLORS[2];
+pub const ORANGE: RGBColor = COLORS[3];
+pub const GREY: RGBColor = RGBColor(150, 150, 150);
+const FONT: &str = "sans-serif";
 
-fn line(img: &mut RgbImage, (x0, y0): (f64, f64), (x1, y1): (f64, f64), color: Rgb<u8>) {
-    let steps = ((x1 - x0).abs().max((y1 - y0).abs()).ceil() as usize).max(1);
-    for k in 0..=steps {
-        let t = k as f64 / steps as f64;
-        let (x, y) = (x0 + t * (x1 - x0), y0 + t * (y1 - y0));
-        for (dx, dy) in [(0, 0), (1, 0), (0, 1)] {
-            let (px, py) = (x.round() as i64 + dx, y.round() as i64 + dy);
-            if px >= 0 && py >= 0 && (px as u32) < img.width() && (py as u32) < img.height() {
-                img.put_pixel(px as u32, py as u32, color);
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).unwrap_or_else(|_| panic!("DejaVu Sans is a valid font"));
+    });
+}
+
+fn failed<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> RunError + '_ {
+    move |e| RunError::Plot { path: path.to_path_buf(), message: e.to_string() }
+}
+
+/// One line of a chart, with an optional band (low, high) around it.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub label: String,
+    pub xs: Vec<f64>,
+    pub ys: Vec<f64>,
+    pub color: RGBColor,
+    pub band: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+impl Series {
+    pub fn new(label: impl Into<String>, xs: Vec<f64>, ys: Vec<f64>, color: RGBColor) -> Series {
+        Series { label: label.into(), xs, ys, color, band: None }
+    }
+}
+
+/// How the y axis is scaled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    Linear,
+    Log,
+    /// Log where every value is positive and they span more than two decades.
+    Auto,
+}
+
+/// A line chart.
+#[derive(Clone, Debug)]
+pub struct Chart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+    pub scale: Scale,
+}
+
+impl Chart {
+    fn log_y(&self) -> bool {
+        let ys = || self.series.iter().flat_map(|s| s.ys.iter().chain(s.band.iter().flat_map(|(lo, hi)| lo.iter().chain(hi)))).filter(|y| y.is_finite());
+        match self.scale {
+            Scale::Linear => false,
+            Scale::Log => true,
+            Scale::Auto => {
+                let (lo, hi) = ys().fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
+                lo > 0.0 && hi / lo > 100.0
             }
         }
     }
 }
 
-fn save(img: &RgbImage, path: &Path) -> Result<(), ds_runtime::Error> {
-    img.save(path).map_err(|e| ds_runtime::Error::Io { path: path.display().to_string(), source: std::io::Error::other(e) })
-}
-
-/// A chart of `(xs, ys, color)` series on shared axes (y on a log scale when
-/// `log_y`, non-positive values then skipped), with a frame and grid lines.
-pub fn chart(path: &Path, series: &[(&[f64], &[f64], Rgb<u8>)], log_y: bool) -> Result<(), ds_runtime::Error> {
-    let (w, h, m) = (640u32, 400u32, 40.0);
-    let mut img = RgbImage::from_pixel(w, h, WHITE);
-    let fy = |y: f64| if log_y { y.log10() } else { y };
-    let points: Vec<(f64, f64)> = series
-        .iter()
-        .flat_map(|(xs, ys, _)| xs.iter().zip(ys.iter()))
-        .filter(|(_, y)| !log_y || **y > 0.0)
-        .map(|(x, y)| (*x, fy(*y)))
-        .filter(|(x, y)| x.is_finite() && y.is_finite())
-        .collect();
-    let (xmin, xmax) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (ymin, ymax) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let span = |lo: f64, hi: f64| if hi > lo { hi - lo } else { 1.0 };
-    let to_px = |x: f64, y: f64| {
-        (m + (x - xmin) / span(xmin, xmax) * (w as f64 - 2.0 * m), h as f64 - m - (y - ymin) / span(ymin, ymax) * (h as f64 - 2.0 * m))
+/// The loss against the iteration, titled `title`.
+pub fn loss_curve(path: &Path, title: &str, losses: &[f64]) -> Result<PathBuf, RunError> {
+    let xs = (0..losses.len()).map(|i| i as f64).collect();
+    let chart = Chart {
+        title: title.into(),
+        x_label: "iteration".into(),
+        y_label: "loss".into(),
+        series: vec![Series::new("loss", xs, losses.to_vec(), BLUE)],
+        scale: Scale::Auto,
     };
-    for k in 1..4 {
-        let gy = m + k as f64 * (h as f64 - 2.0 * m) / 4.0;
-        line(&mut img, (m, gy), (w as f64 - m, gy), GREY);
-    }
-    line(&mut img, (m, m), (m, h as f64 - m), BLACK);
-    line(&mut img, (m, h as f64 - m), (w as f64 - m, h as f64 - m), BLACK);
-    for (xs, ys, color) in series {
-        let pts: Vec<(f64, f64)> =
-            xs.iter().zip(ys.iter()).filter(|(_, y)| !log_y || **y > 0.0).map(|(x, y)| to_px(*x, fy(*y))).collect();
-        for pair in pts.windows(2) {
-            line(&mut img, pair[0], pair[1], *color);
-        }
-    }
-    save(&img, path)
+    draw_chart(path, &chart)?;
+    Ok(path.to_path_buf())
 }
 
-/// A square scene of the unit box: `segments` between points, then the points.
-pub fn scene(path: &Path, points: &[(f64, f64)], segments: &[(usize, usize)], wall_x: Option<f64>) -> Result<(), ds_runtime::Error> {
-    let s = 400u32;
-    let mut img = RgbImage::from_pixel(s, s, WHITE);
-    let px = |(x, y): (f64, f64)| (x * s as f64, (1.0 - y) * s as f64);
-    if let Some(wx) = wall_x {
-        line(&mut img, px((wx, 0.0)), px((wx, 1.0)), GREY);
+/// Draws `chart` as a PNG at `path` (non-finite points, and non-positive ones
+/// on a log scale, are left out).
+pub fn draw_chart(path: &Path, chart: &Chart) -> Result<(), RunError> {
+    register_font();
+    let log_y = chart.log_y();
+    let keep = |y: f64| y.is_finite() && (!log_y || y > 0.0);
+    let points = chart.series.iter().flat_map(|s| {
+        let band = s.band.iter().flat_map(|(lo, hi)| s.xs.iter().zip(lo).chain(s.xs.iter().zip(hi)));
+        s.xs.iter().zip(&s.ys).chain(band).filter(|(x, y)| x.is_finite() && keep(**y)).map(|(x, y)| (*x, *y)).collect::<Vec<_>>()
+    });
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (x, y) in points {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
     }
-    for (a, b) in segments {
-        line(&mut img, px(points[*a]), px(points[*b]), BLUE);
+    if x0 > x1 {
+        (x0, x1, y0, y1) = (0.0, 1.0, if log_y { 0.1 } else { 0.0 }, 1.0);
     }
-    for p in points {
-        let (cx, cy) = px(*p);
-        for dy in -3..=3 {
-            line(&mut img, (cx - 3.0, cy + dy as f64), (cx + 3.0, cy + dy as f64), RED);
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    if y1 <= y0 {
+        let pad = if y0 == 0.0 { 1.0 } else { y0.abs() * 0.1 };
+        (y0, y1) = (y0 - if log_y { 0.0 } else { pad }, y1 + pad);
+    }
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(failed(path))?;
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(&chart.title, (FONT, 22)).margin(15).x_label_area_size(45).y_label_area_size(75);
+    if log_y {
+        let mut c = builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(failed(path))?;
+        c.configure_mesh().x_desc(&chart.x_label).y_desc(&chart.y_label).y_label_formatter(&|y| format!("{y:.0e}")).draw().map_err(failed(path))?;
+        draw_series(&mut c, chart, keep, path)
+    } else {
+        let mut c = builder.build_cartesian_2d(x0..x1, y0..y1).map_err(failed(path))?;
+        c.configure_mesh().x_desc(&chart.x_label).y_desc(&chart.y_label).draw().map_err(failed(path))?;
+        draw_series(&mut c, chart, keep, path)
+    }?;
+    root.present().map_err(failed(path))
+}
+
+fn draw_series<'a, Y>(
+    c: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    chart: &Chart,
+    keep: impl Fn(f64) -> bool,
+    path: &Path,
+) -> Result<(), RunError>
+where
+    Y: Ranged<ValueType = f64>,
+{
+    for s in &chart.series {
+        if let Some((lo, hi)) = &s.band {
+            let edge = |ys: &[f64]| s.xs.iter().zip(ys).filter(|(_, y)| keep(**y)).map(|(x, y)| (*x, *y)).collect::<Vec<_>>();
+            let mut outline = edge(lo);
+            outline.extend(edge(hi).into_iter().rev());
+            c.draw_series(std::iter::once(Polygon::new(outline, s.color.mix(0.2)))).map_err(failed(path))?;
+        }
+        let points: Vec<(f64, f64)> = s.xs.iter().zip(&s.ys).filter(|(_, y)| keep(**y)).map(|(x, y)| (*x, *y)).collect();
+        let color = s.color;
+        c.draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(failed(path))?
+            .label(&s.label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    if chart.series.len() > 1 {
+        c.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).label_font((FONT, 15)).draw().map_err(failed(path))?;
+    }
+    Ok(())
+}
+
+/// Something drawn in a scene, in the scene's coordinates.
+#[derive(Clone, Debug)]
+pub enum Shape {
+    Circle { center: (f64, f64), radius: f64, color: RGBColor },
+    Segment { from: (f64, f64), to: (f64, f64), color: RGBColor, width: u32 },
+    Polygon { points: Vec<(f64, f64)>, color: RGBColor },
+}
+
+/// Frames of a scene over a fixed view.
+#[derive(Clone, Debug)]
+pub struct Animation {
+    pub title: String,
+    pub x_range: (f64, f64),
+    pub y_range: (f64, f64),
+    pub frames: Vec<Vec<Shape>>,
+}
+
+fn draw_frame(area: &DrawingArea<BitMapBackend<'_>, Shift>, anim: &Animation, k: usize, path: &Path) -> Result<(), RunError> {
+    area.fill(&WHITE).map_err(failed(path))?;
+    let title = format!("{} (frame {}/{})", anim.title, k + 1, anim.frames.len());
+    let mut c = ChartBuilder::on(area)
+        .caption(title, (FONT, 18))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(40)
+        .build_cartesian_2d(anim.x_range.0..anim.x_range.1, anim.y_range.0..anim.y_range.1)
+        .map_err(failed(path))?;
+    c.configure_mesh().light_line_style(WHITE).draw().map_err(failed(path))?;
+    let px_per_unit = c.plotting_area().dim_in_pixel().0 as f64 / (anim.x_range.1 - anim.x_range.0);
+    for shape in &anim.frames[k] {
+        match shape {
+            Shape::Circle { center, radius, color } => {
+                let r = ((radius * px_per_unit).round() as i32).max(1);
+                c.draw_series(std::iter::once(Circle::new(*center, r, color.filled())))
+            }
+            Shape::Segment { from, to, color, width } => c.draw_series(std::iter::once(PathElement::new(vec![*from, *to], color.stroke_width(*width)))),
+            Shape::Polygon { points, color } => c.draw_series(std::iter::once(Polygon::new(points.clone(), color.mix(0.8).filled()))),
+        }
+        .map_err(failed(path))?;
+    }
+    Ok(())
+}
+
+/// Writes `DIR/NAME.gif` (every frame, `delay_ms` apart) and `stills` PNG
+/// frames spread over the run, the last included; returns the files written.
+pub fn animate(dir: &Path, name: &str, anim: &Animation, delay_ms: u32, stills: usize) -> Result<Vec<PathBuf>, RunError> {
+    register_font();
+    let size = (520, (520.0 * (anim.y_range.1 - anim.y_range.0) / (anim.x_range.1 - anim.x_range.0)).clamp(200.0, 900.0) as u32);
+    let gif = dir.join(format!("{name}.gif"));
+    {
+        let root = BitMapBackend::gif(&gif, size, delay_ms).map_err(failed(&gif))?.into_drawing_area();
+        for k in 0..anim.frames.len() {
+            draw_frame(&root, anim, k, &gif)?;
+            root.present().map_err(failed(&gif))?;
         }
     }
-    save(&img, path)
+    let mut written = vec![gif];
+    let n = anim.frames.len();
+    let mut picks: Vec<usize> = (0..stills).map(|s| if stills > 1 { s * (n.saturating_sub(1)) / (stills - 1) } else { n.saturating_sub(1) }).collect();
+    picks.dedup();
+    for k in picks.into_iter().filter(|&k| k < n) {
+        let png = dir.join(format!("{name}_{k:04}.png"));
+        {
+            let root = BitMapBackend::new(&png, size).into_drawing_area();
+            draw_frame(&root, anim, k, &png)?;
+            root.present().map_err(failed(&png))?;
+        }
+        written.push(png);
+    }
+    Ok(written)
 }

@@ -1,8 +1,10 @@
-//! Progress and results of a run: `iter N loss X` lines, a progress bar, the
-//! pictures written, and a final summary.
+//! Progress and results of a run: one `iter N loss X fwd_ms A bwd_ms B` line
+//! per iteration, a progress bar on a terminal, the times of every iteration
+//! (what `diffsim bench` takes its medians from), and the files written.
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// What a run produced.
 #[derive(Clone, Debug, Default)]
@@ -11,41 +13,100 @@ pub struct Outcome {
     pub final_loss: f64,
     /// Named results (rest lengths, gradients, ...), printed after the run.
     pub results: Vec<(String, String)>,
-    pub pictures: Vec<PathBuf>,
+    /// Pictures and other files written.
+    pub files: Vec<PathBuf>,
 }
 
-/// Prints progress while an example runs: `iter N loss X` on stdout, a bar on
-/// stderr (drawn only on a terminal).
+/// Milliseconds between laps.
+pub struct Stopwatch(Instant);
+
+impl Stopwatch {
+    pub fn start() -> Stopwatch {
+        Stopwatch(Instant::now())
+    }
+
+    /// Milliseconds since the start or the last lap.
+    pub fn lap(&mut self) -> f64 {
+        let now = Instant::now();
+        let ms = (now - self.0).as_secs_f64() * 1e3;
+        self.0 = now;
+        ms
+    }
+}
+
+/// One iteration's loss and times: forward, backward (both measured by the
+/// example) and the whole iteration (since the previous one: forward,
+/// backward, the update and whatever the host did).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Iteration {
+    pub loss: f64,
+    pub fwd_ms: f64,
+    pub bwd_ms: f64,
+    pub iter_ms: f64,
+}
+
+/// Prints progress while an example runs and keeps every iteration's times.
 pub struct Reporter {
-    verbose: bool,
+    print: bool,
     bar: Option<ProgressBar>,
+    last: Instant,
+    /// Iterations after which the kernel profiler is reset and turned on
+    /// (`diffsim bench`'s warm-up).
+    profile_after: Option<usize>,
+    pub iterations: Vec<Iteration>,
 }
 
 impl Reporter {
-    pub fn new(verbose: bool) -> Reporter {
-        Reporter { verbose, bar: None }
+    /// Prints each iteration when `print` (and draws a bar on a terminal).
+    pub fn new(print: bool) -> Reporter {
+        Reporter { print, bar: None, last: Instant::now(), profile_after: None, iterations: Vec::new() }
+    }
+
+    /// A silent reporter that profiles kernels after `warmup` iterations.
+    pub fn profiling_after(warmup: usize) -> Reporter {
+        let mut r = Reporter::new(false);
+        r.profile_after = Some(warmup);
+        r
     }
 
     /// Starts a bar of `total` iterations.
     pub fn start(&mut self, total: usize) {
-        if self.verbose {
-            let bar = ProgressBar::new(total as u64);
+        if self.print {
+            let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("valid template"));
             self.bar = Some(bar);
         }
-    }
-
-    /// Reports one iteration's loss.
-    pub fn iteration(&mut self, iter: usize, loss: f64) {
-        if let Some(bar) = &self.bar {
-            bar.suspend(|| println!("iter {iter} loss {loss:.6e}"));
-            bar.set_message(format!("loss {loss:.3e}"));
-            bar.inc(1);
+        self.last = Instant::now();
+        if self.profile_after == Some(0) {
+            ds_runtime::profiler::reset();
+            ds_runtime::profiler::enable(true);
         }
     }
 
+    /// Reports one iteration: its loss and the forward and backward times.
+    pub fn iteration(&mut self, iter: usize, loss: f64, fwd_ms: f64, bwd_ms: f64) {
+        let iter_ms = self.last.elapsed().as_secs_f64() * 1e3;
+        self.iterations.push(Iteration { loss, fwd_ms, bwd_ms, iter_ms });
+        if self.print {
+            let line = format!("iter {iter} loss {loss:.6e} fwd_ms {fwd_ms:.3} bwd_ms {bwd_ms:.3}");
+            match &self.bar {
+                Some(bar) => {
+                    bar.suspend(|| println!("{line}"));
+                    bar.set_message(format!("loss {loss:.3e}"));
+                    bar.inc(1);
+                }
+                None => println!("{line}"),
+            }
+        }
+        if self.profile_after == Some(self.iterations.len()) {
+            ds_runtime::profiler::reset();
+            ds_runtime::profiler::enable(true);
+        }
+        self.last = Instant::now();
+    }
+
     pub fn finish(&mut self) {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
     }

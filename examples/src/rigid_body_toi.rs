@@ -6,7 +6,7 @@
 //! initial height and plots the final height for both integrators.
 
 use crate::report::{Outcome, Reporter};
-use crate::{RunOptions, Simulation, plot};
+use crate::{RunError, RunOptions, Simulation, plot};
 use diffsim::prelude::*;
 
 pub const STEPS: usize = 204;
@@ -46,11 +46,16 @@ pub struct Ball {
 
 pub fn program() -> Result<(Program, Ball), Error> {
     let mut pb = ProgramBuilder::new();
-    let ball = Ball::declare(&mut pb)?;
+    let ball = Ball::new(&mut pb)?;
     Ok((pb.build()?, ball))
 }
 
 impl Ball {
+    fn new(pb: &mut ProgramBuilder) -> Result<Ball, Error> {
+        let (y, vy) = (pb.field_with_grad("y", [STEPS + 1]), pb.field_with_grad("vy", [STEPS + 1]));
+        Ok(Ball { naive: pb.kernel(advance_naive(&y, &vy))?, toi: pb.kernel(advance_toi(&y, &vy))?, y, vy })
+    }
+
     /// Final height and d(final height)/d(initial height) with integrator `advance`.
     pub fn simulate<B: Backend>(&self, p: &mut B, advance: &Kernel<usize>, initial_height: f64) -> Result<(f64, f64), Error> {
         for f in [&self.y, &self.vy] {
@@ -69,28 +74,38 @@ impl Ball {
 }
 
 impl Simulation for Ball {
-    fn declare(pb: &mut ProgramBuilder) -> Result<Ball, Error> {
-        let (y, vy) = (pb.field_with_grad("y", [STEPS + 1]), pb.field_with_grad("vy", [STEPS + 1]));
-        Ok(Ball { naive: pb.kernel(advance_naive(&y, &vy))?, toi: pb.kernel(advance_toi(&y, &vy))?, y, vy })
+    fn declare(pb: &mut ProgramBuilder, _: &RunOptions) -> Result<Ball, RunError> {
+        Ok(Ball::new(pb)?)
     }
 
-    fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, Error> {
+    fn init<B: Backend>(&self, _: &mut B, _: &RunOptions) -> Result<(), RunError> {
+        Ok(())
+    }
+
+    fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, _: &mut Reporter) -> Result<Outcome, RunError> {
         let samples = opts.iters.unwrap_or(200);
         let heights: Vec<f64> = (0..samples).map(|k| 0.1 + 0.2 * k as f64 / samples.max(2) as f64).collect();
         let mut out = Outcome::default();
         let mut finals = Vec::new();
-        report.start(2);
-        for (k, kernel) in [&self.naive, &self.toi].into_iter().enumerate() {
+        for kernel in [&self.naive, &self.toi] {
             let ys = heights.iter().map(|h| Ok(self.simulate(p, kernel, *h)?.0)).collect::<Result<Vec<_>, Error>>()?;
             let (_, grad) = self.simulate(p, kernel, 0.2)?;
             out.results.push((format!("{}: d(final y)/d(initial y) at 0.2", kernel.name()), format!("{grad:+.6}")));
-            report.iteration(k, grad);
             finals.push(ys);
         }
-        report.finish();
-        let path = opts.out.join("final_height.png");
-        plot::chart(&path, &[(&heights, &finals[0], plot::RED), (&heights, &finals[1], plot::BLUE)], false)?;
-        out.pictures.push(path);
+        if opts.pictures {
+            let series = finals.iter().zip(["naive", "time of impact"]).zip(plot::COLORS).map(|((ys, label), color)| plot::Series::new(label, heights.clone(), ys.clone(), color));
+            let chart = plot::Chart {
+                title: "Fig. 8: final height against initial height".into(),
+                x_label: "initial height".into(),
+                y_label: "final height".into(),
+                series: series.collect(),
+                scale: plot::Scale::Linear,
+            };
+            let path = opts.out.join("final_height.png");
+            plot::draw_chart(&path, &chart)?;
+            out.files.push(path);
+        }
         out.final_loss = finals[1].get(samples / 2).copied().unwrap_or_default();
         Ok(out)
     }

@@ -1,13 +1,14 @@
 //! The examples: paper claims checked on small runs, gradients against finite
 //! differences, and the pictures they write.
 
-use diffsim_examples::{Arch, RunOptions, appendix_c, find, gradient_explosion, mass_spring_simple, report::Reporter, rigid_body_toi};
+use diffsim_examples::{RunError, RunOptions, appendix_c, find, gradient_explosion, mass_spring_simple, report::Reporter, rigid_body_toi};
 use std::path::PathBuf;
 
 fn run(name: &str, iters: Option<usize>) -> (diffsim_examples::report::Outcome, PathBuf) {
     let out = std::env::temp_dir().join(format!("diffsim-test-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
-    let opts = RunOptions { iters, out: out.clone(), verbose: false, arch: Arch::Cpu, unchecked: false, dump_ir: false };
+    let mut opts = RunOptions::new(&out);
+    opts.iters = iters;
     let outcome = (find(name).expect("example").run)(&opts, &mut Reporter::new(false)).unwrap_or_else(|e| panic!("{e}"));
     (outcome, out)
 }
@@ -117,14 +118,92 @@ fn appendix_c_converges() {
 
 #[test]
 fn pictures_decode_and_are_not_blank() {
-    let (outcome, out) = run("rigid_body_toi", Some(40));
-    assert!(!outcome.pictures.is_empty());
-    for path in &outcome.pictures {
+    let (mut outcome, out) = run("rigid_body_toi", Some(40));
+    let (motion, out2) = run("mass_spring_simple", Some(1));
+    outcome.files.extend(motion.files);
+    let names: Vec<String> = outcome.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    for want in ["final_height.png", "loss.png", "motion.gif", "motion_0000.png"] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+    for path in &outcome.files {
         let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
         let mut colors: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
         colors.sort();
         colors.dedup();
         assert!(colors.len() >= 3, "{} is blank", path.display());
+    }
+    std::fs::remove_dir_all(out).ok();
+    std::fs::remove_dir_all(out2).ok();
+}
+
+fn scratch(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("diffsim-test-{what}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `--save-params` then `--params`: the second run starts where the first ended.
+#[test]
+fn parameters_round_trip_through_npz() {
+    let out = scratch("params");
+    let file = out.join("x.npz");
+    let mut opts = RunOptions::new(&out);
+    opts.iters = Some(20);
+    opts.pictures = false;
+    opts.save_params = Some(file.clone());
+    let first = (find("appendix_c").unwrap().run)(&opts, &mut Reporter::new(false)).unwrap();
+    assert!(first.files.contains(&file));
+    opts.iters = Some(1);
+    opts.save_params = None;
+    opts.params = Some(file.clone());
+    let second = (find("appendix_c").unwrap().run)(&opts, &mut Reporter::new(false)).unwrap();
+    assert!((second.losses[0] - first.final_loss).abs() <= 1e-6 * first.final_loss, "{} vs {}", second.losses[0], first.final_loss);
+    assert!(second.losses[0] < 0.5 * first.losses[0], "{second:?}");
+    std::fs::remove_dir_all(out).ok();
+}
+
+/// A parameter file that does not fit is an error naming the array.
+#[test]
+fn parameter_files_that_do_not_fit_are_errors() {
+    use npyz::WriterBuilder;
+    let out = scratch("badparams");
+    let write = |name: &str, array: &str, shape: &[u64], values: Vec<f64>| {
+        let path = out.join(name);
+        let mut npz = npyz::npz::NpzWriter::create(&path).unwrap();
+        let mut w = npz.array::<f64>(array, Default::default()).unwrap().default_dtype().shape(shape).begin_nd().unwrap();
+        w.extend(values).unwrap();
+        w.finish().unwrap();
+        npz.zip_writer().finish().unwrap();
+        path
+    };
+    let cases = [
+        (write("missing.npz", "y", &[32], vec![0.0; 32]), "missing"),
+        (write("shape.npz", "x", &[16], vec![0.0; 16]), "shape [16]"),
+        (write("dtype.npz", "x", &[32], vec![0.0; 32]), "dtype '<f8'"),
+    ];
+    for (path, want) in cases {
+        let mut opts = RunOptions::new(&out);
+        opts.iters = Some(1);
+        opts.params = Some(path.clone());
+        match (find("appendix_c").unwrap().run)(&opts, &mut Reporter::new(false)) {
+            Err(e @ RunError::Params { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains("array `x`") && message.contains(want), "{message}");
+            }
+            other => panic!("{}: {other:?}", path.display()),
+        }
+    }
+    std::fs::remove_dir_all(out).ok();
+}
+
+#[test]
+fn unknown_settings_are_errors() {
+    let out = scratch("settings");
+    let mut opts = RunOptions::new(&out);
+    opts.settings = vec![("robot".into(), "2".into())];
+    match (find("appendix_c").unwrap().run)(&opts, &mut Reporter::new(false)) {
+        Err(RunError::UnknownSetting { name, .. }) => assert_eq!(name, "robot"),
+        other => panic!("{other:?}"),
     }
     std::fs::remove_dir_all(out).ok();
 }
@@ -137,7 +216,7 @@ fn mass_spring_simple_host_code_is_the_same_on_cpu_and_cuda() {
     use diffsim::ProgramBuilder;
     use diffsim_examples::Simulation;
     let mut pb = ProgramBuilder::new();
-    let sim = mass_spring_simple::MassSpring::declare(&mut pb).unwrap();
+    let sim = mass_spring_simple::MassSpring::declare(&mut pb, &RunOptions::new(".")).unwrap();
     let ptx = pb.build_ptx("sm_90").unwrap();
     for kernel in ["apply_spring_force", "time_integrate", "compute_loss"] {
         for name in [kernel.to_string(), format!("{kernel}_grad")] {
@@ -167,7 +246,8 @@ fn zero_iterations_do_not_panic() {
     for example in diffsim_examples::EXAMPLES {
         let out = std::env::temp_dir().join(format!("diffsim-test-zero-{}-{}", example.name, std::process::id()));
         std::fs::create_dir_all(&out).unwrap();
-        let opts = RunOptions { iters: Some(0), out: out.clone(), verbose: false, arch: Arch::Cpu, unchecked: false, dump_ir: false };
+        let mut opts = RunOptions::new(&out);
+        opts.iters = Some(0);
         let outcome = (example.run)(&opts, &mut Reporter::new(false)).unwrap_or_else(|e| panic!("{}: {e}", example.name));
         assert!(outcome.final_loss.is_finite(), "{}", example.name);
         std::fs::remove_dir_all(out).ok();
@@ -180,10 +260,12 @@ fn zero_iterations_do_not_panic() {
 fn the_programs_ir_can_be_dumped() {
     let out = std::env::temp_dir().join(format!("diffsim-test-dump-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
-    let opts = RunOptions { iters: Some(1), out: out.clone(), verbose: false, arch: Arch::Cpu, unchecked: false, dump_ir: true };
+    let mut opts = RunOptions::new(&out);
+    opts.iters = Some(1);
+    opts.dump_ir = true;
     let outcome = (find("appendix_c").unwrap().run)(&opts, &mut Reporter::new(false)).unwrap();
     let ir = std::fs::read_to_string(out.join("program.mlir")).unwrap();
-    assert!(outcome.pictures.contains(&out.join("program.mlir")));
+    assert!(outcome.files.contains(&out.join("program.mlir")));
     assert!(ir.contains("func.func @reduce(") && ir.contains("func.func @reduce_grad("), "{ir}");
     assert!(ir.contains("examples/src/appendix_c.rs\":"), "the kernels' Rust locations: {ir}");
     std::fs::remove_dir_all(out).ok();

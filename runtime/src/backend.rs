@@ -22,6 +22,9 @@ pub trait Backend {
     /// The random stream of the next launch of a kernel that draws random
     /// numbers (its last parameter): 0, 1, 2 ... from the seed.
     fn next_random_stream(&mut self) -> i64;
+    /// Restarts the random streams from `seed`: the same seed and the same
+    /// launches give the same numbers.
+    fn seed_random(&mut self, seed: u64);
     /// The program's fields, by index.
     fn field_infos(&self) -> &[FieldInfo];
     /// Runs kernel `kernel` with `args` (checked against its parameters).
@@ -86,6 +89,9 @@ impl Backend for Program {
     fn next_random_stream(&mut self) -> i64 {
         self.next_random_stream()
     }
+    fn seed_random(&mut self, seed: u64) {
+        self.seed_random(seed);
+    }
     fn field_infos(&self) -> &[FieldInfo] {
         self.field_infos()
     }
@@ -140,6 +146,9 @@ impl Backend for CudaProgram {
     }
     fn next_random_stream(&mut self) -> i64 {
         self.next_random_stream()
+    }
+    fn seed_random(&mut self, seed: u64) {
+        self.seed_random(seed);
     }
     fn field_infos(&self) -> &[FieldInfo] {
         self.field_infos()

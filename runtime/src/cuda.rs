@@ -169,8 +169,16 @@ impl CudaProgram {
         }
     }
 
-    /// Runs kernel `name` with `args` (asynchronously, unless a task has checks).
+    /// Runs kernel `name` with `args` (asynchronously, unless a task has
+    /// checks or the [`profiler`](crate::profiler) is on).
     pub fn launch(&mut self, name: &str, args: &[Arg]) -> Result<(), Error> {
+        crate::profiler::time(name, || {
+            self.launch_async(name, args)?;
+            if crate::profiler::is_enabled() { self.synchronize() } else { Ok(()) }
+        })
+    }
+
+    fn launch_async(&mut self, name: &str, args: &[Arg]) -> Result<(), Error> {
         let compiled = self.compiled.clone();
         let kernel = crate::program::find_kernel(&compiled, name)?;
         let params = param_slots(kernel, args)?;

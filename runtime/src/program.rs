@@ -155,6 +155,10 @@ impl Program {
 
     /// Runs kernel `name` with `args`.
     pub fn launch(&mut self, name: &str, args: &[Arg]) -> Result<(), Error> {
+        crate::profiler::time(name, || self.launch_untimed(name, args))
+    }
+
+    fn launch_untimed(&self, name: &str, args: &[Arg]) -> Result<(), Error> {
         let kernel = self.kernel(name)?;
         let params = param_slots(kernel, args)?;
         for task in &kernel.tasks {
