@@ -175,6 +175,9 @@ impl Backend for Counting {
     fn next_random_stream(&mut self) -> i64 {
         self.p.next_random_stream()
     }
+    fn seed_random(&mut self, seed: u64) {
+        self.p.seed_random(seed);
+    }
     fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error> {
         self.p.kernel_info(name)
     }

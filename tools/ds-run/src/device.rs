@@ -56,6 +56,9 @@ impl<B: Device> Backend for Timed<B> {
     fn next_random_stream(&mut self) -> i64 {
         self.inner.next_random_stream()
     }
+    fn seed_random(&mut self, seed: u64) {
+        self.inner.seed_random(seed);
+    }
     fn kernel_info(&self, name: &str) -> Result<&KernelInfo, Error> {
         self.inner.kernel_info(name)
     }
