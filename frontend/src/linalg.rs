@@ -42,9 +42,9 @@ fn jacobi_sweeps(ty: Ty) -> usize {
     if ty == Ty::F32 { 4 } else { 6 }
 }
 
-/// `(x > 0, sqrt(x))`, with 1 for the root where x is below the smallest
-/// normal number: a divisor that is never zero and whose gradient stays
-/// finite at x = 0.
+/// `(x > tiny, sqrt(x))`, tiny the type's smallest normal number, with 1
+/// for the root where x <= tiny: a divisor that is never zero and whose
+/// gradient stays finite at x = 0.
 fn guarded_sqrt(x: Expr) -> (Expr, Expr) {
     let tiny = if x.ty() == Ty::F32 { f32::MIN_POSITIVE as f64 } else { f64::MIN_POSITIVE };
     let positive = gt(x, tiny);
@@ -119,7 +119,9 @@ impl Mat2 {
     /// Singular value decomposition A = U Σ V^T, as Taichi's `svd2d`: S of
     /// the polar decomposition A = R S diagonalized by one Jacobi rotation
     /// V, the two sorted so that σ0 >= σ1 (σ1 < 0 where det A < 0), U = R V.
-    /// U and V are rotations; Σ is returned as a diagonal matrix.
+    /// U and V are rotations; Σ is returned as a diagonal matrix. Unlike
+    /// Taichi, the rotation is also computed where |S01| < 1e-5 (exact
+    /// rather than skipped).
     pub fn svd(&self) -> (Mat2, Mat2, Mat2) {
         let (r, sym) = self.polar();
         let (c, s) = jacobi(sym.0[0][0], sym.0[0][1], sym.0[1][1]);
