@@ -24,7 +24,8 @@
 //! ```
 //!
 //! Modules: [`builder`] (the IR builder kernel code runs on), [`value`]
-//! (scalars, vectors, matrices), [`field`] (typed field handles in kernels and
+//! (scalars, vectors, matrices), [`linalg`] (polar decompositions and SVDs
+//! of 2x2 and 3x3 matrices), [`field`] (typed field handles in kernels and
 //! on the host), [`program`] (declaring, building, launching), [`record`]
 //! (recording launches for backward). How the macro
 //! compiles Rust: see `diffsim-macros`. Kernel code runs once, when the kernel
@@ -32,6 +33,7 @@
 
 pub mod builder;
 pub mod field;
+pub mod linalg;
 pub mod program;
 pub mod record;
 pub mod value;

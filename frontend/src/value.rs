@@ -609,24 +609,6 @@ impl Mat2 {
         let m = &self.0;
         Matrix([[m[1][1] / d, -(m[0][1] / d)], [-(m[1][0] / d), m[0][0] / d]])
     }
-    /// Polar decomposition A = R S (R a rotation, S symmetric), as Taichi's
-    /// `ti.polar_decompose` for 2x2: R from the angle atan2(a10 - a01, a00 + a11),
-    /// S = R^T A. For det A < 0, R is still a rotation and S symmetric but not
-    /// positive semi-definite (Taichi's decomposition). The zero matrix (no
-    /// angle) gives (I, 0), with finite gradients.
-    pub fn polar(&self) -> (Mat2, Mat2) {
-        let m = &self.0;
-        let x = m[0][0] + m[1][1];
-        let y = m[1][0] - m[0][1];
-        let r2 = x * x + y * y;
-        let has_angle = gt(r2, 0.0);
-        let scale = 1.0 / select(has_angle, r2, 1.0).sqrt();
-        let c = select(has_angle, x * scale, 1.0);
-        let s = select(has_angle, y * scale, 0.0);
-        let r = Matrix([[c, -&s], [s, c]]);
-        let sym = r.transpose().matmul(self);
-        (r, sym)
-    }
 }
 
 impl Mat3 {
