@@ -51,15 +51,16 @@ pub struct Reporter {
     bar: Option<ProgressBar>,
     last: Instant,
     /// Iterations after which the kernel profiler is reset and turned on
-    /// (`diffsim bench`'s warm-up).
+    /// (`diffsim bench`'s warm-up); it is turned off after the last one.
     profile_after: Option<usize>,
+    total: usize,
     pub iterations: Vec<Iteration>,
 }
 
 impl Reporter {
     /// Prints each iteration when `print` (and draws a bar on a terminal).
     pub fn new(print: bool) -> Reporter {
-        Reporter { print, bar: None, last: Instant::now(), profile_after: None, iterations: Vec::new() }
+        Reporter { print, bar: None, last: Instant::now(), profile_after: None, total: 0, iterations: Vec::new() }
     }
 
     /// A silent reporter that profiles kernels after `warmup` iterations.
@@ -71,6 +72,7 @@ impl Reporter {
 
     /// Starts a bar of `total` iterations.
     pub fn start(&mut self, total: usize) {
+        self.total = total;
         if self.print {
             let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("valid template"));
@@ -101,6 +103,9 @@ impl Reporter {
         if self.profile_after == Some(self.iterations.len()) {
             ds_runtime::profiler::reset();
             ds_runtime::profiler::enable(true);
+        }
+        if self.profile_after.is_some() && self.iterations.len() == self.total {
+            ds_runtime::profiler::enable(false);
         }
         self.last = Instant::now();
     }

@@ -270,3 +270,40 @@ fn the_programs_ir_can_be_dumped() {
     assert!(ir.contains("examples/src/appendix_c.rs\":"), "the kernels' Rust locations: {ir}");
     std::fs::remove_dir_all(out).ok();
 }
+
+/// `diffsim bench`: the kernel profile counts the timed iterations' launches
+/// (gradient kernels included) and the medians come last.
+#[test]
+fn bench_prints_the_kernel_profile_and_medians() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffsim"))
+        .args(["bench", "appendix_c", "--iters", "3", "--warmup", "2", "--threads", "1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    let launches = |kernel: &str| -> u64 {
+        let row = lines.iter().find(|l| l.split_whitespace().next() == Some(kernel)).unwrap_or_else(|| panic!("no {kernel} in\n{stdout}"));
+        row.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    // Each iteration: reduce, its gradient, update.
+    assert_eq!((launches("reduce"), launches("reduce_grad"), launches("update")), (3, 3, 3), "{stdout}");
+    let tail: Vec<&str> = lines[lines.len() - 3..].iter().map(|l| l.split(':').next().unwrap()).collect();
+    assert_eq!(tail, ["fwd_ms", "bwd_ms", "iter_ms"], "{stdout}");
+    for l in &lines[lines.len() - 3..] {
+        let ms: f64 = l.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(ms.is_finite() && ms >= 0.0, "{l}");
+    }
+}
+
+#[test]
+fn the_cli_rejects_unknown_settings_with_their_name() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffsim"))
+        .args(["run", "appendix_c", "--iters", "1", "--set", "robot=2", "--out"])
+        .arg(std::env::temp_dir().join(format!("diffsim-test-cli-{}", std::process::id())))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no setting `robot`"), "{stderr}");
+}

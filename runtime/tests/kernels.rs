@@ -313,3 +313,29 @@ fn compile_errors_carry_locations() {
     let text = err.to_string();
     assert!(text.contains("bad.mlir:") && text.contains("takes 1 indices (one per dimension), got 2"), "{text}");
 }
+
+/// The kernel profiler counts every launch of a kernel (gradient kernels
+/// launched by the Tape included) while it is on, and none while it is off.
+#[test]
+fn the_profiler_counts_launches_while_on() {
+    let src = crate::common::fields(&[("px", "f32", "8"), ("py", "f32", "8")])
+        + &crate::common::loop_kernel(
+            "profiled_double",
+            "%n: index",
+            None,
+            r#"    %x = "ds.load"(%i) {field = @px} : (index) -> f32
+    %y = arith.addf %x, %x : f32
+    "ds.store"(%y, %i) {field = @py} : (f32, index) -> ()"#,
+        );
+    let mut p = ds_runtime::Program::new(&src).unwrap();
+    let launches = || ds_runtime::profiler::totals().into_iter().find(|k| k.kernel == "profiled_double").map_or(0, |k| k.launches);
+    p.launch("profiled_double", &[ds_runtime::Arg::Index(8)]).unwrap();
+    let before = launches();
+    ds_runtime::profiler::enable(true);
+    for _ in 0..3 {
+        p.launch("profiled_double", &[ds_runtime::Arg::Index(8)]).unwrap();
+    }
+    ds_runtime::profiler::enable(false);
+    p.launch("profiled_double", &[ds_runtime::Arg::Index(8)]).unwrap();
+    assert_eq!(launches() - before, 3);
+}
