@@ -95,7 +95,21 @@ pub fn loss_curve(path: &Path, title: &str, losses: &[f64]) -> Result<PathBuf, R
 /// Draws `chart` as a PNG at `path` (non-finite points, and non-positive ones
 /// on a log scale, are left out).
 pub fn draw_chart(path: &Path, chart: &Chart) -> Result<(), RunError> {
+    draw_panels(path, std::slice::from_ref(chart))
+}
+
+/// Draws `charts` side by side as one PNG at `path`.
+pub fn draw_panels(path: &Path, charts: &[Chart]) -> Result<(), RunError> {
     register_font();
+    let root = BitMapBackend::new(path, (800 * charts.len().max(1) as u32, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(failed(path))?;
+    for (chart, area) in charts.iter().zip(root.split_evenly((1, charts.len().max(1)))) {
+        draw_on(&area, chart, path)?;
+    }
+    root.present().map_err(failed(path))
+}
+
+fn draw_on(root: &DrawingArea<BitMapBackend<'_>, Shift>, chart: &Chart, path: &Path) -> Result<(), RunError> {
     let log_y = chart.log_y();
     let keep = |y: f64| y.is_finite() && (!log_y || y > 0.0);
     let points = chart.series.iter().flat_map(|s| {
@@ -116,9 +130,7 @@ pub fn draw_chart(path: &Path, chart: &Chart) -> Result<(), RunError> {
         let pad = if y0 == 0.0 { 1.0 } else { y0.abs() * 0.1 };
         (y0, y1) = (y0 - if log_y { 0.0 } else { pad }, y1 + pad);
     }
-    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(failed(path))?;
-    let mut builder = ChartBuilder::on(&root);
+    let mut builder = ChartBuilder::on(root);
     builder.caption(&chart.title, (FONT, 22)).margin(15).x_label_area_size(45).y_label_area_size(75);
     if log_y {
         let mut c = builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(failed(path))?;
@@ -128,8 +140,7 @@ pub fn draw_chart(path: &Path, chart: &Chart) -> Result<(), RunError> {
         let mut c = builder.build_cartesian_2d(x0..x1, y0..y1).map_err(failed(path))?;
         c.configure_mesh().x_desc(&chart.x_label).y_desc(&chart.y_label).draw().map_err(failed(path))?;
         draw_series(&mut c, chart, keep, path)
-    }?;
-    root.present().map_err(failed(path))
+    }
 }
 
 fn draw_series<'a, Y>(
