@@ -10,7 +10,7 @@ use crate::compile::{self, CompileOptions, Compiled, KernelInfo, ParamType, Targ
 use ds_lowering::abi::CheckKind;
 use crate::error::Error;
 use crate::field::{Field, FieldInfo};
-use crate::native::{MAX_ARGS, PackedFn, Slot, pointer_slot};
+use crate::native::{AlignedBuf, MAX_ARGS, PackedFn, Slot, pointer_slot};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -96,7 +96,13 @@ impl Program {
     /// Compiles `source`; `name` is the file name used in diagnostics.
     pub fn with_options(source: &str, name: &str, options: &CompileOptions) -> Result<Program, Error> {
         let compiled = compile::compile(source, name, options, &Target::Cpu)?;
-        let fields: Vec<Field> = compiled.fields.iter().cloned().map(Field::new).collect::<Result<_, _>>()?;
+        let buffers = compiled
+            .buffers
+            .iter()
+            .map(|b| AlignedBuf::zeroed(b.bytes).map(Arc::new).ok_or_else(|| Error::OutOfMemory { what: b.what(), bytes: b.bytes }))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fields: Vec<Field> =
+            compiled.fields.iter().map(|f| Field::in_buffer(f.clone(), buffers[f.placement.buffer].clone())).collect();
         let by_name = fields.iter().enumerate().map(|(i, f)| (f.info.name.clone(), i)).collect();
         Ok(Program { instance: crate::backend::Instance::new(), compiled, fields, by_name })
     }
