@@ -147,6 +147,19 @@ impl CudaProgram {
         &self.compiled.fields
     }
 
+    /// The allocations holding the fields (a field's `placement.buffer` indexes them).
+    pub fn buffer_infos(&self) -> &[crate::field::BufferInfo] {
+        &self.compiled.buffers
+    }
+
+    /// The raw bytes of buffer `i`, in memory order (see `Program::buffer_bytes`).
+    pub fn buffer_bytes(&self, i: usize) -> Result<Vec<u8>, Error> {
+        let b = self.compiled.buffers.get(i).ok_or_else(|| Error::Internal(format!("no buffer {i}")))?;
+        let mut out = vec![0u8; b.bytes];
+        self.stream.memcpy_dtoh(&self.buffers[i].slice(..b.bytes), &mut out).map_err(cuda_err("copying a buffer to the host"))?;
+        Ok(out)
+    }
+
     /// A device copy of field `i` (its elements, row-major).
     pub fn snapshot_field(&self, i: usize) -> Result<CudaSlice<u8>, Error> {
         let info = &self.compiled.fields[i];
