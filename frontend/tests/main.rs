@@ -5,5 +5,6 @@ mod constructs;
 mod errors;
 mod exits;
 mod fields;
+mod layouts;
 mod locations;
 mod record;
