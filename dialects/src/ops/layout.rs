@@ -75,22 +75,28 @@ impl Strided {
 }
 
 /// The row-major strides of `shape` (the last dimension has stride 1).
+/// Sizes saturate: a shape too large for memory fails to allocate, not here.
 pub fn row_major(shape: &[i64]) -> Vec<i64> {
-    let mut strides = vec![1; shape.len()];
+    let mut strides = vec![1i64; shape.len()];
     for d in (0..shape.len().saturating_sub(1)).rev() {
-        strides[d] = strides[d + 1] * shape[d + 1];
+        strides[d] = strides[d + 1].saturating_mul(shape[d + 1]);
     }
     strides
+}
+
+/// The number of elements of `shape` (saturating).
+fn size(shape: &[i64]) -> i64 {
+    shape.iter().fold(1i64, |n, &d| n.saturating_mul(d))
 }
 
 /// The storage of the fields placed under one dense node of `cells` (the
 /// node's shape), in `order`: each field given by its component shape, in
 /// placement order. Returns each field's strides and the node's size in elements.
 pub fn place(cells: &[i64], components: &[&[i64]], order: Order) -> (Vec<Strided>, i64) {
-    let n_cells: i64 = cells.iter().product();
-    let per_cell: i64 = components.iter().map(|c| c.iter().product::<i64>()).sum();
+    let n_cells = size(cells);
+    let per_cell = components.iter().fold(0i64, |n, c| n.saturating_add(size(c)));
     let cell_strides = row_major(cells);
-    let mut first = 0; // the first component of this field, counted over the cell
+    let mut first = 0i64; // the first component of this field, counted over the cell
     let placed = components
         .iter()
         .map(|c| {
@@ -99,14 +105,17 @@ pub fn place(cells: &[i64], components: &[&[i64]], order: Order) -> (Vec<Strided
                 Order::Aos => (per_cell, 1),
                 Order::Soa => (1, n_cells),
             };
-            let strides =
-                cell_strides.iter().map(|s| s * cell_scale).chain(comp_strides.iter().map(|s| s * comp_scale)).collect();
-            let s = Strided { offset: first * comp_scale, strides };
-            first += c.iter().product::<i64>();
+            let strides = cell_strides
+                .iter()
+                .map(|s| s.saturating_mul(cell_scale))
+                .chain(comp_strides.iter().map(|s| s.saturating_mul(comp_scale)))
+                .collect();
+            let s = Strided { offset: first.saturating_mul(comp_scale), strides };
+            first = first.saturating_add(size(c));
             s
         })
         .collect();
-    (placed, n_cells * per_cell)
+    (placed, n_cells.saturating_mul(per_cell))
 }
 
 /// One allocation of a program: a dense node's, or a field's own.
@@ -232,7 +241,7 @@ pub fn storage(module_body: Block) -> Result<Storage, (Op, String)> {
                 out.buffers.push(Buffer {
                     name: f.name.clone(),
                     node: false,
-                    elements: f.shape.iter().product(),
+                    elements: size(&f.shape),
                     elem_bytes: elem_bytes(f),
                 });
                 (out.buffers.len() - 1, Strided { offset: 0, strides: row_major(&f.shape) })
