@@ -2,7 +2,8 @@
 //! ds loops become `scf.for`, run-time checks write a status buffer.
 //!
 //! Input: a verified module, usually after `ds-lower-parallel-cpu`. Dense fields
-//! only (a field placed under a pointer/bitmasked/dynamic node is an error).
+//! only (a field placed under a pointer/bitmasked/dynamic node, or a nested
+//! one, is a located error).
 //! Output, per function that touches fields:
 //! - one `memref<shape x elem>` argument per field it uses, appended in
 //!   declaration order and listed in `ds.fields`: row-major for a field of

@@ -290,7 +290,7 @@ fn read_fields(context: &melior::Context, body: Block) -> Result<(Vec<FieldInfo>
         .buffers
         .iter()
         .map(|b| {
-            let bytes = size(b.elements)?.checked_mul(b.elem_bytes as usize).unwrap_or(usize::MAX);
+            let bytes = size(b.elements)?.saturating_mul(b.elem_bytes as usize);
             Ok(BufferInfo { name: b.name.clone(), node: b.node, bytes })
         })
         .collect::<Result<Vec<_>, Error>>()?;

@@ -22,7 +22,7 @@ fn decls(layout: &str) -> String {
     };
     let place = |text: String, field: &str, node: &str| {
         let from = format!("sym_name = \"{field}\", element_type = f64, shape = array<i64: {}>", if field.starts_with('s') { "8" } else { "8, 2" });
-        text.replace(&format!("{from}"), &format!("{from}, layout = @{node}"))
+        text.replace(&from, &format!("{from}, layout = @{node}"))
     };
     let mut text = plain.clone();
     let mut nodes = String::new();
