@@ -760,16 +760,40 @@ pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl
     })
 }
 
-/// The `ds.field` declaration of `name` (with `grad` naming its adjoint field)
-/// as module-level IR.
-pub fn field_decl(name: &str, ty: Ty, shape: &[usize], grad: Option<&str>) -> String {
+/// The `ds.field` declaration of `name` (with `grad` naming its adjoint
+/// field, `layout` the dense node it is placed under) as module-level IR.
+pub fn field_decl(name: &str, ty: Ty, shape: &[usize], grad: Option<&str>, layout: Option<&str>) -> String {
+    module_level(|at, ctx| {
+        let field = ops::build_field(at, name, ty.in_ctx(ctx), &i64s(shape), grad, ctx.unknown_loc());
+        if let Some(node) = layout {
+            ops::set_layout(field, node);
+        }
+        field
+    })
+}
+
+/// The `ds.dense` node `name` of cells `shape`, storing them in `order`, as module-level IR.
+pub fn dense_decl(name: &str, shape: &[usize], order: ops::Order) -> String {
+    module_level(|at, ctx| {
+        let node = ops::build_layout_node(at, ops::DsOp::Dense, name, &i64s(shape), None, ctx.unknown_loc());
+        if order != ops::Order::Aos {
+            ops::set_order(node, order);
+        }
+        node
+    })
+}
+
+fn i64s(shape: &[usize]) -> Vec<i64> {
+    shape.iter().map(|&d| d as i64).collect()
+}
+
+/// One module-level op, built by `build` in a scratch module, printed.
+fn module_level(build: impl FnOnce(Cursor, Ctx) -> Op) -> String {
     CONTEXT.with(|context| {
         let ctx = Ctx::of(context);
         let module = Module::new(melior::ir::Location::unknown(context));
-        let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
         let at = Cursor::at_end(ops::module_body(Op::of_module(&module)));
-        let field = ops::build_field(at, name, ty.in_ctx(ctx), &shape, grad, ctx.unknown_loc());
-        format!("{field}\n")
+        format!("{}\n", build(at, ctx))
     })
 }
 

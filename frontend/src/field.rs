@@ -10,7 +10,9 @@
 //! Layout: a field of `N`-vectors with shape `[a, b]` is the ds field of shape
 //! `[a, b, N]`, and a field of `R` x `C` matrices the ds field `[a, b, R, C]`
 //! (components innermost, matrices row-major); the adjoint of field `x` is the
-//! ds field `x_grad`, with the same layout.
+//! ds field `x_grad`, with the same layout. That is the index order of host
+//! access; the memory order is interleaved unless the field is stored by
+//! component or placed with others ([`crate::layout`]).
 //!
 //! In a kernel, `x[(i, j)]` loads an element (a scalar [`Expr`], [`Vector`]
 //! or [`Matrix`]), `x[(i, j)] = v` stores, `x[(i, j)] += v` / `-= v` add

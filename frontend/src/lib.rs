@@ -26,13 +26,15 @@
 //! Modules: [`builder`] (the IR builder kernel code runs on), [`value`]
 //! (scalars, vectors, matrices), [`linalg`] (polar decompositions and SVDs
 //! of 2x2 and 3x3 matrices), [`field`] (typed field handles in kernels and
-//! on the host), [`program`] (declaring, building, launching), [`record`]
+//! on the host), [`layout`] (AoS/SoA, fields placed together), [`program`]
+//! (declaring, building, launching), [`record`]
 //! (recording launches for backward). How the macro
 //! compiles Rust: see `diffsim-macros`. Kernel code runs once, when the kernel
 //! is built, and emits ds-dialect IR; values are [`Expr`]s.
 
 pub mod builder;
 pub mod field;
+pub mod layout;
 pub mod linalg;
 pub mod program;
 pub mod record;
@@ -45,6 +47,7 @@ pub use ds_runtime::tape::checkpoint::{Binomial, Periodic, Policy, StoreAll};
 pub use ds_runtime::tape::{BackwardOptions, Plan};
 pub use ds_runtime::{Backend, Error, Location, Program};
 pub use field::{ElementKind, Field, GradField, MatrixField, Scalar, ScalarField, VectorField};
+pub use layout::Layout;
 pub use program::{Kernel, KernelArgs, KernelDef, Param, ProgramBuilder};
 pub use record::{Record, Recording};
 pub use value::{Mat2, Mat3, Matrix, Vec2, Vec3, Vec4, Vector};
@@ -53,7 +56,7 @@ pub use value::{Mat2, Mat3, Matrix, Vec2, Vec3, Vec4, Vector};
 pub mod prelude {
     pub use crate::value::{max, min, random, select, stop_grad};
     pub use crate::{
-        BackwardOptions, Backend, CudaProgram, Error, Expr, Field, GradField, Kernel, Mat2, Mat3, Matrix, MatrixField, Program,
+        BackwardOptions, Backend, CudaProgram, Error, Expr, Field, GradField, Kernel, Layout, Mat2, Mat3, Matrix, MatrixField, Program,
         ProgramBuilder, Record, Recording, ScalarField, Ty, Vec2, Vec3, Vec4, Vector, VectorField, func, kernel,
     };
 }

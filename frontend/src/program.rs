@@ -10,7 +10,7 @@
 //! step.launch(&mut p, (1, 0.01))?;
 //! ```
 
-use crate::builder::{BuildError, KernelIr, Ty, field_decl};
+use crate::builder::{BuildError, KernelIr, Ty, dense_decl, field_decl};
 use crate::field::{ElementKind, Field, FieldDecl, GradField, Scalar};
 use ds_runtime::cuda::CudaProgram;
 use ds_runtime::{Arg, Backend, CompileOptions, Error, Program};
@@ -206,9 +206,10 @@ impl<A: KernelArgs> Kernel<A> {
 /// Collects typed field declarations and kernels, then compiles them together.
 #[derive(Default)]
 pub struct ProgramBuilder {
-    /// The `ds.field` declarations in program order (an adjoint right after its field).
-    decls: Vec<String>,
-    field_names: Vec<String>,
+    /// The fields in program order (an adjoint right after its field).
+    pub(crate) fields: Vec<FieldEntry>,
+    /// The dense layout nodes fields are placed under (see [`crate::layout`]).
+    pub(crate) nodes: Vec<NodeEntry>,
     kernels: Vec<KernelIr>,
     /// The first mistake made declaring fields (reported by `build`).
     declaration_error: Option<DeclarationError>,
@@ -232,26 +233,36 @@ impl ProgramBuilder {
     }
 
     fn declare<V: ElementKind, const D: usize>(&mut self, name: &str, shape: [usize; D], grad: Option<&str>) -> Field<V, D> {
-        let mistake = if self.field_names.iter().any(|n| n == name) {
+        let mistake = if self.fields.iter().any(|f| f.name == name) {
             Some(DeclarationError::Duplicate(name.into()))
         } else if shape.iter().chain(V::COMPONENTS).any(|&d| i64::try_from(d).is_err()) {
             Some(DeclarationError::TooLarge(name.into(), shape.to_vec()))
         } else {
             None
         };
-        if self.declaration_error.is_none() {
-            self.declaration_error = mistake;
-        }
+        self.mistake(mistake);
         let decl = FieldDecl {
             name: name.into(),
             ty: <V::Scalar as Scalar>::TY,
             shape: shape.to_vec(),
             components: V::COMPONENTS,
-            position: self.field_names.len(),
+            position: self.fields.len(),
         };
-        self.decls.push(field_decl(name, decl.ty, &decl.ds_shape(), grad));
-        self.field_names.push(name.into());
+        self.fields.push(FieldEntry {
+            name: name.into(),
+            ty: decl.ty,
+            ds_shape: decl.ds_shape(),
+            grad: grad.map(Into::into),
+            layout: None,
+        });
         Field::new(decl)
+    }
+
+    /// Keeps the first mistake for `build` to report.
+    pub(crate) fn mistake(&mut self, mistake: Option<DeclarationError>) {
+        if self.declaration_error.is_none() {
+            self.declaration_error = mistake;
+        }
     }
 
     /// A field of elements `V` (`f32`, `[f32; 2]`, `[[f64; 3]; 3]` ...) with
@@ -283,9 +294,12 @@ impl ProgramBuilder {
         Ok(Kernel { name, grad, random, args: PhantomData })
     }
 
-    /// The ds module: fields, then kernels.
+    /// The ds module: layout nodes, fields, then kernels.
     pub fn source(&self) -> String {
-        let mut s: String = self.decls.concat();
+        let mut s: String = self.nodes.iter().map(|n| dense_decl(&n.name, &n.shape, n.order)).collect();
+        for f in &self.fields {
+            s.push_str(&field_decl(&f.name, f.ty, &f.ds_shape, f.grad.as_deref(), f.layout.as_deref()));
+        }
         for k in &self.kernels {
             s.push_str(&k.text);
         }
@@ -317,14 +331,34 @@ impl ProgramBuilder {
         match &self.declaration_error {
             Some(DeclarationError::Duplicate(name)) => Err(Error::Duplicate { what: "field", name: name.clone() }),
             Some(DeclarationError::TooLarge(field, shape)) => Err(Error::FieldTooLarge { field: field.clone(), shape: shape.clone() }),
+            Some(DeclarationError::Layout { fields, reason }) => Err(Error::Layout { fields: fields.clone(), reason: reason.clone() }),
             None => Ok(()),
         }
     }
 }
 
 /// A mistake in a field declaration, kept until `build` reports it.
-enum DeclarationError {
+pub(crate) enum DeclarationError {
     Duplicate(String),
     /// An extent the IR cannot hold (more than `i64::MAX`).
     TooLarge(String, Vec<usize>),
+    /// Fields that cannot be placed together ([`Error::Layout`]).
+    Layout { fields: Vec<String>, reason: String },
+}
+
+/// A field as the builder declares it in the module.
+pub(crate) struct FieldEntry {
+    pub name: String,
+    pub ty: Ty,
+    pub ds_shape: Vec<usize>,
+    pub grad: Option<String>,
+    /// The dense node it is placed under.
+    pub layout: Option<String>,
+}
+
+/// A dense layout node of the module.
+pub(crate) struct NodeEntry {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub order: crate::layout::Layout,
 }

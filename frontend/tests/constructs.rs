@@ -280,6 +280,7 @@ const DIALECT_CALLS: &[(&str, &[&str])] = &[
     ("build_load", &["ds.load"]),
     ("build_update", &["ds.store", "ds.atomic_add", "ds.atomic_sub"]),
     ("build_field", &["ds.field"]),
+    ("build_layout_node", &["ds.dense"]),
     ("build_return", &["func.return"]),
     ("build_stop_grad", &["ds.stop_grad"]),
     // Read the IR (is an index a constant? which block?) or update the
@@ -288,6 +289,9 @@ const DIALECT_CALLS: &[(&str, &[&str])] = &[
     ("func_body", &[]),
     ("is_kernel", &[]),
     ("sync_func_type", &[]),
+    // Set a field's layout node, a node's order: attributes only.
+    ("set_layout", &[]),
+    ("set_order", &[]),
     // The kernel's func.func itself, and a function that only reads the IR.
     ("build_func", &[]),
     ("module_body", &[]),
@@ -310,6 +314,7 @@ fn every_emitted_op_is_classified_for_autodiff() {
     let (x, h, hout, sum): (G1<f64>, G1<f32>, G1<f32>, G1<f64>) =
         (pb.field_with_grad("x", [4]), pb.field_with_grad("h", [4]), pb.field_with_grad("hout", [4]), pb.field_with_grad("sum", [4]));
     let (k, kout): (Field<i32, 1>, Field<i32, 1>) = (pb.field("k", [4]), pb.field("kout", [4]));
+    pb.root().dense([8]).layout(Layout::Soa).place((&p, &q));
     pb.kernel(elementwise(&a, &out)).unwrap();
     pb.kernel(control_flow(&a, &out, &hist)).unwrap();
     pb.kernel(vectors(&p, &q, &m, &o, &s)).unwrap();

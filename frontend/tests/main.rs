@@ -5,6 +5,7 @@ mod constructs;
 mod errors;
 mod exits;
 mod fields;
+mod layouts;
 mod linalg;
 mod locations;
 mod record;

@@ -2,7 +2,10 @@
 //! and in which order their arguments come.
 //!
 //! A task function's arguments are, in order: `begin, end` (parallel tasks
-//! only), the kernel's parameters, one memref per field in `ds.fields`, and,
+//! only), the kernel's parameters, one memref per field in `ds.fields` (the
+//! base of the buffer holding the field: the field's own, or its layout
+//! node's, whose offset and strides the memref type holds, from
+//! `ds_dialects::ops::layout`), and,
 //! when `ds.status_checks` is present, the status buffer (`memref<2xi64>`):
 //! slot 0 receives the 1-based number of the failed check (the highest one
 //! wins), slot 1 a detail (the offending index for bounds checks).

@@ -2,11 +2,14 @@
 //! ds loops become `scf.for`, run-time checks write a status buffer.
 //!
 //! Input: a verified module, usually after `ds-lower-parallel-cpu`. Dense fields
-//! only (a field placed under a pointer/bitmasked/dynamic node is an error).
+//! only (a field placed under a pointer/bitmasked/dynamic node, or a nested
+//! one, is a located error).
 //! Output, per function that touches fields:
 //! - one `memref<shape x elem>` argument per field it uses, appended in
-//!   declaration order and listed in `ds.fields` (row-major, identity layout:
-//!   the address arithmetic is memref's);
+//!   declaration order and listed in `ds.fields`: row-major for a field of
+//!   its own, strided (`strided<[4, 1], offset: 2>`, from `ops::layout`) for
+//!   one placed in a dense node's buffer, whose argument is then the node's
+//!   buffer. The address arithmetic is memref's;
 //! - `ds.load`/`ds.store` -> `memref.load`/`memref.store`; `ds.atomic_add/sub/
 //!   min/max` -> `memref.atomic_rmw` (addf/addi of the value or its negation,
 //!   minimumf/mins, maximumf/maxs);
@@ -22,7 +25,7 @@
 
 use crate::abi::{self, Check, CheckKind};
 use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Type, Value};
-use ds_dialects::ops::{self, Access, AccessKind, DsOp, FieldDecl, LayoutNode};
+use ds_dialects::ops::{self, Access, AccessKind, DsOp, FieldDecl, LayoutNode, Storage};
 use ds_passes::{PassInfo, PassOptions};
 
 pub static PASS: PassInfo = PassInfo {
@@ -45,8 +48,15 @@ fn run(module: Op, options: &PassOptions) -> bool {
     };
     let body = ops::module_body(module);
     let fields = ops::fields(body);
+    let storage = match ops::layout::storage(body) {
+        Ok(s) => s,
+        Err((op, message)) => {
+            op.ctx().emit_error(op.loc(), &message);
+            return false;
+        }
+    };
     let funcs: Vec<Op> = body.ops().into_iter().filter(|o| o.name() == "func.func").collect();
-    let ok = funcs.into_iter().all(|f| f.regions()[0].first_block().is_none() || lower_func(f, &fields, check_bounds));
+    let ok = funcs.into_iter().all(|f| f.regions()[0].first_block().is_none() || lower_func(f, &fields, &storage, check_bounds));
     if !ok {
         return false;
     }
@@ -82,12 +92,22 @@ struct FuncLowering<'a> {
     check_bounds: bool,
 }
 
-fn memref_type(f: &FieldDecl) -> Type {
+/// The memref type of a field's argument: `memref<16x2xf32>` for a plain
+/// row-major array, `memref<16x2xf32, strided<[1, 16], offset: 32>>` for a
+/// field stored in a layout node's buffer (its strides from `ops::layout`).
+fn memref_type(f: &FieldDecl, storage: &Storage) -> Type {
     let dims: String = f.shape.iter().map(|d| format!("{d}x")).collect();
-    f.elem.ctx().parse_type(&format!("memref<{dims}{}>", f.elem)).expect("memref type")
+    let strided = &storage.of(&f.name).expect("every field has storage").strided;
+    let layout = if strided.is_identity(&f.shape) {
+        String::new()
+    } else {
+        let strides: Vec<String> = strided.strides.iter().map(|s| s.to_string()).collect();
+        format!(", strided<[{}], offset: {}>", strides.join(", "), strided.offset)
+    };
+    f.elem.ctx().parse_type(&format!("memref<{dims}{}{layout}>", f.elem)).expect("memref type")
 }
 
-fn lower_func(func: Op, all_fields: &[FieldDecl], check_bounds: bool) -> bool {
+fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bounds: bool) -> bool {
     if check_bounds {
         for task_loop in func.walk().into_iter().filter(|op| op.name() == "scf.for" && op.attr(abi::TASK_LOOP).is_some()) {
             version_task_loop(task_loop, all_fields);
@@ -97,24 +117,11 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], check_bounds: bool) -> bool {
     let accesses: Vec<Access> = inner.iter().filter_map(|o| Access::read(*o)).collect();
     let used: Vec<&FieldDecl> =
         all_fields.iter().filter(|f| accesses.iter().any(|a| a.field == f.name)).collect();
-    for f in &used {
-        if let Some(layout) = &f.layout {
-            let body = ops::module_body(func.parent().expect("function in a module"));
-            let node = body.ops().into_iter().find(|o| o.sym_name().as_deref() == Some(layout.as_str()));
-            if node.and_then(DsOp::of) != Some(DsOp::Dense) {
-                f.op.ctx().emit_error(
-                    f.op.loc(),
-                    &format!("field @{}: only dense layouts are lowered so far; @{layout} is sparse", f.name),
-                );
-                return false;
-            }
-        }
-    }
     let has_assert = inner.iter().any(|o| DsOp::of(*o) == Some(DsOp::Assert));
     let entry = ops::func_body(func);
     let ctx = func.ctx();
     let loc = func.loc();
-    let fields = used.iter().map(|f| (*f, entry.add_arg(memref_type(f), loc))).collect::<Vec<_>>();
+    let fields = used.iter().map(|f| (*f, entry.add_arg(memref_type(f, storage), loc))).collect::<Vec<_>>();
     let needs_status = has_assert || (check_bounds && !accesses.is_empty());
     let status = needs_status.then(|| {
         let t = ctx.parse_type(&format!("memref<{}xi64>", abi::STATUS_SLOTS)).expect("status type");
@@ -156,8 +163,9 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], check_bounds: bool) -> bool {
     true
 }
 
-/// Fields are distinct allocations: tell LLVM their arguments do not alias,
-/// so it vectorizes without run-time overlap checks.
+/// Fields are distinct allocations, or disjoint elements of one node's
+/// buffer: tell LLVM their arguments do not alias (no element is reached
+/// through two of them), so it vectorizes without run-time overlap checks.
 fn mark_noalias(func: Op, first: usize, count: usize) {
     let n = ops::func_inputs(func).len();
     let old = func.attr("arg_attrs").and_then(|a| a.as_array()).unwrap_or_default();

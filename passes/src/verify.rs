@@ -4,7 +4,9 @@
 //! broken rule. Rules:
 //! - field declarations (unique names are MLIR's symbol-table rule): rank 0 to 4, positive extents, element
 //!   type f32/f64/i32, `grad` names a float field of the same shape, `layout`
-//!   names a layout node;
+//!   names a layout node, whose shape the field's shape starts with; the
+//!   fields placed under one node have elements of one size, and the node's
+//!   `order` is "aos" or "soa" (`ops::layout::check_node`);
 //! - accesses (`ds.load`, `ds.store`, `ds.atomic_*`): the field exists, one index
 //!   per dimension, the value type is the field's element type, and the access
 //!   sits inside a kernel;
@@ -81,6 +83,8 @@ impl Verifier {
                 self.error(node.op, format!("layout node @{}: its parent @{parent} is not a layout node of this module", node.name));
             }
         }
+        let declared: Vec<FieldDecl> = top.iter().filter_map(|op| FieldDecl::read(*op)).collect();
+        let in_order: Vec<LayoutNode> = top.iter().filter_map(|op| LayoutNode::read(*op)).collect();
         for op in top {
             if DsOp::of(op) != Some(DsOp::Field) {
                 continue;
@@ -105,6 +109,11 @@ impl Verifier {
                 self.error(op, format!("field @{}: layout @{layout} is not a layout node of this module", f.name));
             }
             fields.insert(f.name.clone(), f);
+        }
+        for node in &in_order {
+            for (op, message) in ops::layout::check_node(node, &ops::layout::members(&node.name, &declared)) {
+                self.error(op, message);
+            }
         }
         let grads: Vec<(String, String, Op)> =
             fields.values().filter_map(|f| Some((f.name.clone(), f.grad.clone()?, f.op))).collect();

@@ -120,16 +120,10 @@ impl Backend for Program {
         Ok(())
     }
     fn read<T: Element>(&self, field: usize, start: usize, out: &mut [T]) -> Result<(), Error> {
-        let f = &self.fields()[field];
-        let range = f.info.check_range(start, out.len())?;
-        out.copy_from_slice(&f.as_slice::<T>()?[range]);
-        Ok(())
+        self.fields()[field].read(start, out)
     }
     fn write<T: Element>(&mut self, field: usize, start: usize, values: &[T]) -> Result<(), Error> {
-        let f = &mut self.fields_mut()[field];
-        let range = f.info.check_range(start, values.len())?;
-        f.as_mut_slice::<T>()?[range].copy_from_slice(values);
-        Ok(())
+        self.fields_mut()[field].write(start, values)
     }
 }
 

@@ -4,7 +4,7 @@
 //! their source and options, so programs built from the same source share code.
 
 use crate::error::Error;
-use crate::field::{ElemType, FieldInfo};
+use crate::field::{BufferInfo, ElemType, FieldInfo, Placement};
 use crate::native::{Engine, PackedFn};
 use ds_dialects::diag;
 use ds_dialects::ir::{Attr, Block, Op, Type};
@@ -105,6 +105,8 @@ pub struct KernelInfo {
 pub struct Compiled {
     _engine: Engine,
     pub fields: Vec<FieldInfo>,
+    /// The allocations holding the fields (each field's `placement` names one).
+    pub buffers: Vec<BufferInfo>,
     pub kernels: HashMap<String, KernelInfo>,
     /// The ds module after verification and autodiff (gradient kernels
     /// included), before lowering: what the program runs, for inspection.
@@ -202,7 +204,7 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: 
     run_steps(&context, &mut module, &front_steps(options)?)?;
     let ir = Op::of_module(&module).print_with_locations();
     let body = ops::module_body(Op::of_module(&module));
-    let fields = read_fields(body)?;
+    let (fields, buffers) = read_fields(&context, body)?;
     let mut kernels = read_kernels(body, &fields)?;
     run_steps(&context, &mut module, &task_steps(options)?)?;
     match target {
@@ -211,7 +213,7 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: 
             let engine = jit(&module)?;
             let tasks = ops::module_body(Op::of_module(&module)).ops();
             attach_tasks(&tasks, &tasks, &fields, &engine, true, &mut kernels)?;
-            Ok(Compiled { _engine: engine, fields, kernels, ir, ptx: None })
+            Ok(Compiled { _engine: engine, fields, buffers, kernels, ir, ptx: None })
         }
         Target::Cuda { chip, libdevice } => {
             run_steps(&context, &mut module, &steps(ds_lowering::ds_to_gpu::PASS.name)?)?;
@@ -242,7 +244,7 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: 
             let ptx_steps = steps(&ptx_text)?;
             run_steps(&context, &mut module, &ptx_steps)?;
             let ptx = extract_ptx(Op::of_module(&module))?;
-            Ok(Compiled { _engine: engine, fields, kernels, ir, ptx: Some(ptx) })
+            Ok(Compiled { _engine: engine, fields, buffers, kernels, ir, ptx: Some(ptx) })
         }
     }
 }
@@ -277,15 +279,37 @@ fn extract_ptx(module: Op) -> Result<String, Error> {
     Ok(ptx)
 }
 
-fn read_fields(body: Block) -> Result<Vec<FieldInfo>, Error> {
-    ops::fields(body)
+/// The fields and the buffers holding them (`ops::layout`). A layout the
+/// lowering cannot handle is its located compile error.
+fn read_fields(context: &melior::Context, body: Block) -> Result<(Vec<FieldInfo>, Vec<BufferInfo>), Error> {
+    let storage = ops::layout::storage(body).map_err(|(op, message)| {
+        Error::Compile(diag::capture(context, || op.ctx().emit_error(op.loc(), &message)).1)
+    })?;
+    let size = |v: i64| usize::try_from(v).map_err(|_| Error::Internal(format!("negative size {v} in a layout")));
+    let buffers = storage
+        .buffers
+        .iter()
+        .map(|b| {
+            let bytes = size(b.elements)?.saturating_mul(b.elem_bytes as usize);
+            Ok(BufferInfo { name: b.name.clone(), node: b.node, bytes })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let fields = ops::fields(body)
         .into_iter()
-        .map(|f| {
+        .zip(&storage.fields)
+        .map(|(f, s)| {
             let elem = ElemType::parse(&f.elem.to_string())
                 .ok_or_else(|| Error::Internal(format!("field @{}: element type {}", f.name, f.elem)))?;
-            Ok(FieldInfo { name: f.name, elem, shape: f.shape.iter().map(|&d| d as usize).collect(), grad: f.grad })
+            let placement = Placement {
+                buffer: s.buffer,
+                offset: size(s.strided.offset)?,
+                strides: s.strided.strides.iter().map(|&d| size(d)).collect::<Result<_, _>>()?,
+            };
+            let shape = f.shape.iter().map(|&d| d as usize).collect();
+            Ok(FieldInfo { name: f.name, elem, shape, grad: f.grad, placement })
         })
-        .collect()
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok((fields, buffers))
 }
 
 /// Kernel signatures and the fields each reads and writes, from the ds module.

@@ -7,7 +7,9 @@
 //! capability (math functions linked from libdevice, see [`find_libdevice`]),
 //! range functions JIT-compiled for the host. Fields live in device memory;
 //! host access copies. A parallel task launches one thread per iteration in
-//! blocks of [`BLOCK`]; a serial task one thread. Run-time checks (bounds,
+//! blocks of [`BLOCK`]; a serial task one thread. Buffers are the layout's
+//! (one per dense node holding fields, one per other field); host access to a
+//! field that is not contiguous there copies the span of the buffer holding it. Run-time checks (bounds,
 //! asserts, the autodiff stack) write a device status buffer that is read
 //! after each checked task.
 
@@ -86,7 +88,8 @@ pub struct CudaProgram {
     compiled: Arc<Compiled>,
     stream: Arc<CudaStream>,
     functions: HashMap<String, CudaFunction>,
-    fields: Vec<CudaSlice<u8>>,
+    /// The program's buffers (`Compiled::buffers`): a field's placement names its own.
+    buffers: Vec<CudaSlice<u8>>,
     status: CudaSlice<i64>,
 }
 
@@ -107,13 +110,10 @@ impl CudaProgram {
             functions.insert(task.name.clone(), f);
         }
         let stream = ctx.default_stream();
-        let fields = compiled
-            .fields
-            .iter()
-            .map(|f| alloc(&stream, f.bytes(), &format!("field @{}", f.name)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let buffers =
+            compiled.buffers.iter().map(|b| alloc(&stream, b.bytes, &b.what())).collect::<Result<Vec<_>, _>>()?;
         let status = stream.alloc_zeros::<i64>(2).map_err(cuda_err("allocating the status buffer"))?;
-        Ok(CudaProgram { instance: crate::backend::Instance::new(), compiled, stream, functions, fields, status })
+        Ok(CudaProgram { instance: crate::backend::Instance::new(), compiled, stream, functions, buffers, status })
     }
 
     /// The ds module after verification and autodiff (gradient kernels
@@ -147,16 +147,94 @@ impl CudaProgram {
         &self.compiled.fields
     }
 
-    /// A device copy of field `i`.
+    /// The allocations holding the fields (a field's `placement.buffer` indexes them).
+    pub fn buffer_infos(&self) -> &[crate::field::BufferInfo] {
+        &self.compiled.buffers
+    }
+
+    /// The raw bytes of buffer `i`, in memory order (see `Program::buffer_bytes`).
+    pub fn buffer_bytes(&self, i: usize) -> Result<Vec<u8>, Error> {
+        let b = self.compiled.buffers.get(i).ok_or_else(|| Error::Internal(format!("no buffer {i}")))?;
+        let mut out = vec![0u8; b.bytes];
+        self.stream.memcpy_dtoh(&self.buffers[i].slice(..b.bytes), &mut out).map_err(cuda_err("copying a buffer to the host"))?;
+        Ok(out)
+    }
+
+    /// A device copy of field `i` (its elements, row-major).
     pub fn snapshot_field(&self, i: usize) -> Result<CudaSlice<u8>, Error> {
-        let mut copy = alloc(&self.stream, self.fields[i].len(), "a field snapshot")?;
-        self.stream.memcpy_dtod(&self.fields[i], &mut copy).map_err(cuda_err("saving a field"))?;
+        let info = &self.compiled.fields[i];
+        let mut copy = alloc(&self.stream, info.bytes(), "a field snapshot")?;
+        if info.is_contiguous() {
+            let view = self.buffers[info.placement.buffer].slice(self.byte_span(i, 0..info.len()));
+            self.stream.memcpy_dtod(&view, &mut copy.slice_mut(..info.bytes())).map_err(cuda_err("saving a field"))?;
+        } else {
+            let mut packed = vec![0u8; info.bytes()];
+            self.read_bytes(i, 0..info.len(), &mut packed)?;
+            self.stream.memcpy_htod(&packed, &mut copy.slice_mut(..info.bytes())).map_err(cuda_err("saving a field"))?;
+        }
         Ok(copy)
     }
 
-    /// Puts back a copy made by `snapshot_field(i)`.
+    /// Puts back a copy made by `snapshot_field(i)`; the other fields of its
+    /// buffer keep their elements.
     pub fn restore_field(&mut self, i: usize, saved: &CudaSlice<u8>) -> Result<(), Error> {
-        self.stream.memcpy_dtod(saved, &mut self.fields[i]).map_err(cuda_err("restoring a field"))
+        let info = &self.compiled.fields[i];
+        let saved = saved.slice(..info.bytes());
+        if info.is_contiguous() {
+            let span = self.byte_span(i, 0..info.len());
+            let mut view = self.buffers[info.placement.buffer].slice_mut(span);
+            return self.stream.memcpy_dtod(&saved, &mut view).map_err(cuda_err("restoring a field"));
+        }
+        let mut packed = vec![0u8; info.bytes()];
+        self.stream.memcpy_dtoh(&saved, &mut packed).map_err(cuda_err("restoring a field"))?;
+        self.write_bytes(i, 0..info.len(), &packed)
+    }
+
+    /// The bytes of field `i`'s buffer that hold its elements `range`.
+    fn byte_span(&self, i: usize, range: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        let info = &self.compiled.fields[i];
+        let span = info.span(range);
+        span.start * info.elem.size()..span.end * info.elem.size()
+    }
+
+    /// Copies elements `range` of field `i` into `out` (row-major), through
+    /// the smallest span of its buffer that holds them.
+    fn read_bytes(&self, i: usize, range: std::ops::Range<usize>, out: &mut [u8]) -> Result<(), Error> {
+        let info = &self.compiled.fields[i];
+        let bytes = self.byte_span(i, range.clone());
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let mut span = vec![0u8; bytes.len()];
+        let view = self.buffers[info.placement.buffer].slice(bytes.clone());
+        self.stream.memcpy_dtoh(&view, &mut span).map_err(cuda_err("copying a field to the host"))?;
+        let base = bytes.start / info.elem.size();
+        // SAFETY: `span` holds the buffer positions of the range from `base`,
+        // `out` the range's elements (the callers check its length).
+        unsafe { crate::field::transfer(info, range, span.as_mut_ptr(), base, out.as_mut_ptr(), true) };
+        Ok(())
+    }
+
+    /// Writes `values` (row-major) into elements `range` of field `i`: a
+    /// contiguous field directly, another through a read, patch and write
+    /// back of the span of its buffer holding them.
+    fn write_bytes(&mut self, i: usize, range: std::ops::Range<usize>, values: &[u8]) -> Result<(), Error> {
+        let info = &self.compiled.fields[i];
+        let bytes = self.byte_span(i, range.clone());
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let buffer = &mut self.buffers[info.placement.buffer];
+        let mut span = vec![0u8; bytes.len()];
+        if !info.is_contiguous() {
+            let view = buffer.slice(bytes.clone());
+            self.stream.memcpy_dtoh(&view, &mut span).map_err(cuda_err("copying a field to the host"))?;
+        }
+        let base = bytes.start / info.elem.size();
+        // SAFETY: as in `read_bytes`; `values` is only read.
+        unsafe { crate::field::transfer(info, range, span.as_mut_ptr(), base, values.as_ptr() as *mut u8, false) };
+        let mut view = buffer.slice_mut(bytes);
+        self.stream.memcpy_htod(&span, &mut view).map_err(cuda_err("copying a field to the device"))
     }
 
     /// Sets every element of field `i` to `value`.
@@ -186,9 +264,10 @@ impl CudaProgram {
         let stream = self.stream.clone();
         let stream = &stream;
         let device_ptr = |s: &CudaSlice<u8>| s.device_ptr(stream).0 as Slot;
+        let fields = &self.compiled.fields;
         let status_ptr = self.status.device_ptr(stream).0 as Slot;
         for task in &kernel.tasks {
-            let (mut slots, n) = task_slots(name, task, params, |f| device_ptr(&self.fields[f]), status_ptr)?;
+            let (mut slots, n) = task_slots(name, task, params, |f| device_ptr(&self.buffers[fields[f].placement.buffer]), status_ptr)?;
             let cfg = match task.range {
                 None => LaunchConfig { grid_dim: (1, 1, 1), block_dim: (1, 1, 1), shared_mem_bytes: 0 },
                 Some(range) => {
@@ -230,34 +309,36 @@ impl CudaProgram {
         self.stream.synchronize().map_err(cuda_err("synchronizing"))
     }
 
-    /// Copies elements `[start, start + out.len())` of field `i` to the host.
+    /// Copies elements `[start, start + out.len())` (row-major) of field `i` to the host.
     pub fn read_elements<T: Element>(&self, i: usize, start: usize, out: &mut [T]) -> Result<(), Error> {
         let info = &self.compiled.fields[i];
         info.check_type::<T>()?;
         let range = info.check_range(start, out.len())?;
-        let size = size_of::<T>();
-        let view = self.fields[i].slice(range.start * size..range.end * size);
-        // SAFETY: T is an Element (f32, f64, i32): every byte pattern is a value,
-        // and `out` is exactly `range.len() * size` bytes.
+        // SAFETY: T is an Element (f32, f64, i32): every byte pattern is a value.
         let bytes = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, std::mem::size_of_val(out)) };
-        self.stream.memcpy_dtoh(&view, bytes).map_err(cuda_err("copying a field to the host"))
+        self.read_bytes(i, range, bytes)
     }
 
-    /// Writes `values` into elements `[start, start + values.len())` of field `i`.
+    /// Writes `values` into elements `[start, start + values.len())` (row-major) of field `i`.
     pub fn write_elements<T: Element>(&mut self, i: usize, start: usize, values: &[T]) -> Result<(), Error> {
         let info = &self.compiled.fields[i];
         info.check_type::<T>()?;
         let range = info.check_range(start, values.len())?;
-        let size = size_of::<T>();
-        let mut view = self.fields[i].slice_mut(range.start * size..range.end * size);
         // SAFETY: plain numbers viewed as their bytes.
         let bytes = unsafe { std::slice::from_raw_parts(values.as_ptr() as *const u8, std::mem::size_of_val(values)) };
-        self.stream.memcpy_htod(bytes, &mut view).map_err(cuda_err("copying a field to the device"))
+        self.write_bytes(i, range, bytes)
     }
 
     /// Sets every element of field `i` to zero.
     pub fn zero_field(&mut self, i: usize) -> Result<(), Error> {
-        self.stream.memset_zeros(&mut self.fields[i]).map_err(cuda_err("zeroing a field"))
+        let info = &self.compiled.fields[i];
+        if info.is_contiguous() {
+            let span = self.byte_span(i, 0..info.len());
+            let mut view = self.buffers[info.placement.buffer].slice_mut(span);
+            return self.stream.memset_zeros(&mut view).map_err(cuda_err("zeroing a field"));
+        }
+        let zeros = vec![0u8; info.bytes()];
+        self.write_bytes(i, 0..info.len(), &zeros)
     }
 
     /// Device-to-device copy bandwidth over `bytes` bytes (read plus written,

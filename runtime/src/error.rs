@@ -59,6 +59,10 @@ pub enum Error {
     /// A field whose extents the IR cannot hold (one beyond `i64::MAX`).
     #[error("field @{field}: the shape {shape:?} is too large")]
     FieldTooLarge { field: String, shape: Vec<usize> },
+    /// Fields placed together under one layout node that cannot share it
+    /// (cell shapes or element sizes that differ, a field placed twice ...).
+    #[error("cannot place {} under one layout node: {reason}", fields.iter().map(|f| format!("@{f}")).collect::<Vec<_>>().join(", "))]
+    Layout { fields: Vec<String>, reason: String },
     #[error("no field @{name} in this program")]
     UnknownField { name: String },
     /// A field handle used with a program that was not built from its builder.

@@ -1,8 +1,14 @@
-//! Field storage and host access: one aligned, zero-initialized allocation per
-//! field, row-major, with typed element access, slices, fill and zero.
+//! Field storage and host access. A program allocates one aligned,
+//! zero-initialized buffer per dense layout node that holds fields and one per
+//! field of its own (`ds_dialects::ops::layout`); a field is a strided view of
+//! its buffer ([`Placement`]). Host access (typed elements, fill, zero,
+//! snapshots) goes through the strides, in row-major order of the field's
+//! index, whatever the layout.
 
 use crate::error::Error;
 use crate::native::AlignedBuf;
+use std::ops::Range;
+use std::sync::Arc;
 
 /// The element types fields may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +71,33 @@ impl Element for i32 {
     const TYPE: ElemType = ElemType::I32;
 }
 
+/// Where a field's elements live: element `index` is at
+/// `offset + sum(index[d] * strides[d])` (in elements) of buffer `buffer`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Placement {
+    /// Index into the program's buffers ([`BufferInfo`]).
+    pub buffer: usize,
+    pub offset: usize,
+    pub strides: Vec<usize>,
+}
+
+/// One allocation of a program: a dense layout node's, or a field's own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BufferInfo {
+    /// The layout node's name, or the field's.
+    pub name: String,
+    /// Whether it is a layout node's buffer (shared by the fields placed there).
+    pub node: bool,
+    pub bytes: usize,
+}
+
+impl BufferInfo {
+    /// What an allocation failure names: `layout node @n` or `field @x`.
+    pub fn what(&self) -> String {
+        format!("{} @{}", if self.node { "layout node" } else { "field" }, self.name)
+    }
+}
+
 /// A field's declaration as the runtime needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldInfo {
@@ -73,6 +106,8 @@ pub struct FieldInfo {
     pub shape: Vec<usize>,
     /// The field holding this field's adjoint, if any.
     pub grad: Option<String>,
+    /// Where its elements are.
+    pub placement: Placement,
 }
 
 impl FieldInfo {
@@ -118,9 +153,112 @@ impl FieldInfo {
             Err(Error::ElementType { field: self.name.clone(), holds: self.elem, accessed: T::TYPE })
         }
     }
+
+    /// Whether the elements lie row-major, one after another, in the buffer
+    /// (from `placement.offset`): then a range of them is one copy.
+    pub fn is_contiguous(&self) -> bool {
+        let mut expected = 1;
+        for (&s, &n) in self.placement.strides.iter().zip(&self.shape).rev() {
+            if n > 1 && s != expected {
+                return false;
+            }
+            expected *= n;
+        }
+        true
+    }
+
+    /// The buffer positions (in elements) of the field's elements `range`,
+    /// in row-major order of the index (`range` within the field).
+    pub fn positions(&self, range: Range<usize>) -> Positions<'_> {
+        let mut index = vec![0; self.shape.len()];
+        let mut rest = range.start;
+        for (i, &n) in index.iter_mut().zip(&self.shape).rev() {
+            if n > 0 {
+                *i = rest % n;
+                rest /= n;
+            }
+        }
+        let pos = self.placement.offset + index.iter().zip(&self.placement.strides).map(|(i, s)| i * s).sum::<usize>();
+        Positions { info: self, index, pos, left: range.len() }
+    }
+
+    /// The buffer span `[lo, hi)` (elements) holding the elements `range`.
+    pub fn span(&self, range: Range<usize>) -> Range<usize> {
+        if self.is_contiguous() {
+            let start = self.placement.offset + range.start;
+            return start..start + range.len();
+        }
+        let (lo, hi) = self.positions(range).fold((usize::MAX, 0), |(lo, hi), p| (lo.min(p), hi.max(p + 1)));
+        lo.min(hi)..hi
+    }
 }
 
-/// A saved copy of a field's contents.
+/// The buffer positions of a run of a field's elements ([`FieldInfo::positions`]).
+pub struct Positions<'a> {
+    info: &'a FieldInfo,
+    index: Vec<usize>,
+    pos: usize,
+    left: usize,
+}
+
+impl Iterator for Positions<'_> {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let out = self.pos;
+        if self.left > 0 {
+            let (shape, strides) = (&self.info.shape, &self.info.placement.strides);
+            for d in (0..shape.len()).rev() {
+                self.index[d] += 1;
+                self.pos += strides[d];
+                if self.index[d] < shape[d] {
+                    break;
+                }
+                self.pos -= strides[d] * shape[d];
+                self.index[d] = 0;
+            }
+        }
+        Some(out)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+/// Copies elements `range` of a field between memory holding its buffer's
+/// positions from `base` on (`buf`) and `packed` (the elements row-major, one
+/// after another): out of the buffer into `packed` when `out`, else back.
+///
+/// # Safety
+/// `buf` is valid for the buffer positions `info.span(range)` (relative to
+/// `base`) and `packed` for `range.len()` elements, and nothing else reads or
+/// writes the bytes written meanwhile.
+pub(crate) unsafe fn transfer(info: &FieldInfo, range: Range<usize>, buf: *mut u8, base: usize, packed: *mut u8, out: bool) {
+    let size = info.elem.size();
+    let copy = |pos: usize, k: usize, n: usize| {
+        let (b, p) = ((pos - base) * size, k * size);
+        // SAFETY: the caller's contract: both are in bounds and not aliased.
+        unsafe {
+            if out {
+                std::ptr::copy_nonoverlapping(buf.add(b), packed.add(p), n * size)
+            } else {
+                std::ptr::copy_nonoverlapping(packed.add(p), buf.add(b), n * size)
+            }
+        }
+    };
+    if info.is_contiguous() {
+        copy(info.placement.offset + range.start, 0, range.len());
+    } else {
+        for (k, pos) in info.positions(range).enumerate() {
+            copy(pos, k, 1);
+        }
+    }
+}
+
+/// A saved copy of a field's contents (its elements, row-major).
 pub struct Snapshot {
     buf: AlignedBuf,
     bytes: usize,
@@ -132,18 +270,19 @@ impl Snapshot {
     }
 }
 
-/// A field's memory.
+/// A field: its declaration and the buffer that holds it, shared with the
+/// fields placed with it under one layout node. Each field reaches only its
+/// own elements (the layout gives fields disjoint positions), through raw
+/// pointers, so handles of fields sharing a buffer never overlap.
 pub struct Field {
     pub info: FieldInfo,
-    pub(crate) buf: AlignedBuf,
+    pub(crate) buf: Arc<AlignedBuf>,
 }
 
 impl Field {
-    /// The field's zeroed memory; [`Error::OutOfMemory`] when it cannot be had.
-    pub fn new(info: FieldInfo) -> Result<Field, Error> {
-        let bytes = info.bytes();
-        let buf = AlignedBuf::zeroed(bytes).ok_or_else(|| Error::OutOfMemory { what: format!("field @{}", info.name), bytes })?;
-        Ok(Field { info, buf })
+    /// The field `info` in `buf`, the buffer its placement names.
+    pub(crate) fn in_buffer(info: FieldInfo, buf: Arc<AlignedBuf>) -> Field {
+        Field { info, buf }
     }
 
     fn check_type<T: Element>(&self) -> Result<(), Error> {
@@ -155,99 +294,129 @@ impl Field {
         self.info.offset(index)
     }
 
-    pub fn as_slice<T: Element>(&self) -> Result<&[T], Error> {
-        self.check_type::<T>()?;
-        Ok(self.buf.as_slice(self.info.len()))
+    /// Copies elements `range` (checked against the shape) out to `packed`
+    /// (`range.len()` elements) or in from it.
+    fn copy(&self, range: Range<usize>, packed: *mut u8, out: bool) {
+        let span = self.info.span(range.clone());
+        if span.is_empty() {
+            return;
+        }
+        assert!(span.end * self.info.elem.size() <= self.buf.capacity(), "field @{} outside its buffer", self.info.name);
+        // SAFETY: the span is in the buffer (asserted) and `packed` holds the
+        // elements (the callers' slices). The positions are this field's own
+        // (the layout gives fields disjoint ones), which no reference aliases:
+        // fields sharing a buffer reach it only through raw pointers.
+        unsafe { transfer(&self.info, range, self.buf.as_ptr(), 0, packed, out) }
     }
 
-    pub fn as_mut_slice<T: Element>(&mut self) -> Result<&mut [T], Error> {
+    /// Copies the elements `[start, start + out.len())` (row-major) into `out`.
+    pub fn read<T: Element>(&self, start: usize, out: &mut [T]) -> Result<(), Error> {
         self.check_type::<T>()?;
-        let n = self.info.len();
-        Ok(self.buf.as_mut_slice(n))
+        let range = self.info.check_range(start, out.len())?;
+        self.copy(range, out.as_mut_ptr() as *mut u8, true);
+        Ok(())
+    }
+
+    /// Writes `values` into the elements `[start, start + values.len())` (row-major).
+    pub fn write<T: Element>(&mut self, start: usize, values: &[T]) -> Result<(), Error> {
+        self.check_type::<T>()?;
+        let range = self.info.check_range(start, values.len())?;
+        // Only read from: `copy` into the buffer.
+        self.copy(range, values.as_ptr() as *mut u8, false);
+        Ok(())
     }
 
     pub fn get<T: Element>(&self, index: &[usize]) -> Result<T, Error> {
-        let off = self.offset(index)?;
-        Ok(self.as_slice::<T>()?[off])
+        let mut v = [T::default()];
+        self.read(self.offset(index)?, &mut v)?;
+        Ok(v[0])
     }
 
     pub fn set<T: Element>(&mut self, index: &[usize], value: T) -> Result<(), Error> {
         let off = self.offset(index)?;
-        self.as_mut_slice::<T>()?[off] = value;
-        Ok(())
+        self.write(off, &[value])
     }
 
+    /// Every element, row-major.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>, Error> {
-        Ok(self.as_slice::<T>()?.to_vec())
+        let mut v = vec![T::default(); self.info.len()];
+        self.read(0, &mut v)?;
+        Ok(v)
     }
 
+    /// Sets every element from `values` (row-major, exactly one per element).
     pub fn copy_from<T: Element>(&mut self, values: &[T]) -> Result<(), Error> {
-        let name = self.info.name.clone();
-        let dst = self.as_mut_slice::<T>()?;
-        if dst.len() != values.len() {
-            return Err(Error::Length { field: name, expected: dst.len(), given: values.len() });
+        self.check_type::<T>()?;
+        if values.len() != self.info.len() {
+            return Err(Error::Length { field: self.info.name.clone(), expected: self.info.len(), given: values.len() });
         }
-        dst.copy_from_slice(values);
-        Ok(())
+        self.write(0, values)
     }
 
     pub fn fill<T: Element>(&mut self, value: T) -> Result<(), Error> {
-        self.as_mut_slice::<T>()?.fill(value);
-        Ok(())
+        self.check_type::<T>()?;
+        self.write(0, &vec![value; self.info.len()])
     }
 
     /// Sets every element to zero, whatever its type.
     pub fn zero(&mut self) {
-        let n = self.info.bytes();
-        self.buf.as_mut_slice::<u8>(n).fill(0);
+        let zeros = vec![0u8; self.info.bytes()];
+        self.copy(0..self.info.len(), zeros.as_ptr() as *mut u8, false);
     }
 
     /// Every element as f64 (for gradchecks and reports).
     pub fn to_f64_vec(&self) -> Vec<f64> {
-        match self.info.elem {
-            ElemType::F32 => self.buf.as_slice::<f32>(self.info.len()).iter().map(|v| *v as f64).collect(),
-            ElemType::F64 => self.buf.as_slice::<f64>(self.info.len()).to_vec(),
-            ElemType::I32 => self.buf.as_slice::<i32>(self.info.len()).iter().map(|v| *v as f64).collect(),
-        }
+        let all = || -> Result<Vec<f64>, Error> {
+            Ok(match self.info.elem {
+                ElemType::F32 => self.to_vec::<f32>()?.into_iter().map(f64::from).collect(),
+                ElemType::F64 => self.to_vec::<f64>()?,
+                ElemType::I32 => self.to_vec::<i32>()?.into_iter().map(f64::from).collect(),
+            })
+        };
+        all().expect("the field's own element type")
     }
 
     /// Sets every element from an f64 (converted to the element type).
     pub fn fill_f64(&mut self, v: f64) -> Result<(), Error> {
-        for i in 0..self.info.len() {
-            self.set_f64(i, v);
+        match self.info.elem {
+            ElemType::F32 => self.fill(v as f32),
+            ElemType::F64 => self.fill(v),
+            ElemType::I32 => self.fill(v as i32),
         }
-        Ok(())
     }
 
     /// Sets element `offset` (row-major) from an f64.
     pub fn set_f64(&mut self, offset: usize, v: f64) {
-        let n = self.info.len();
-        match self.info.elem {
-            ElemType::F32 => self.buf.as_mut_slice::<f32>(n)[offset] = v as f32,
-            ElemType::F64 => self.buf.as_mut_slice::<f64>(n)[offset] = v,
-            ElemType::I32 => self.buf.as_mut_slice::<i32>(n)[offset] = v as i32,
-        }
+        let r = match self.info.elem {
+            ElemType::F32 => self.write(offset, &[v as f32]),
+            ElemType::F64 => self.write(offset, &[v]),
+            ElemType::I32 => self.write(offset, &[v as i32]),
+        };
+        r.expect("an element of the field");
     }
 
-    /// A copy of the field's contents (counted in the allocation counters).
+    /// A copy of the field's elements (counted in the allocation counters).
     pub fn snapshot(&self) -> Result<Snapshot, Error> {
         let n = self.info.bytes();
         let what = || Error::OutOfMemory { what: format!("a snapshot of @{}", self.info.name), bytes: n };
-        let mut buf = AlignedBuf::zeroed(n).ok_or_else(what)?;
-        buf.as_mut_slice::<u8>(n).copy_from_slice(self.buf.as_slice::<u8>(n));
+        let buf = AlignedBuf::zeroed(n).ok_or_else(what)?;
+        self.copy(0..self.info.len(), buf.as_ptr(), true);
         Ok(Snapshot { buf, bytes: n })
     }
 
-    /// Puts back the contents saved by `snapshot` (of this field).
+    /// Puts back the elements saved by `snapshot` (of this field); the other
+    /// fields of its buffer keep theirs.
     pub fn restore(&mut self, s: &Snapshot) -> Result<(), Error> {
         let n = self.info.bytes();
         if s.bytes != n {
             return Err(Error::Internal(format!("snapshot of {} bytes restored into @{} ({n} bytes)", s.bytes, self.info.name)));
         }
-        self.buf.as_mut_slice::<u8>(n).copy_from_slice(s.buf.as_slice::<u8>(n));
+        self.copy(0..self.info.len(), s.buf.as_ptr(), false);
         Ok(())
     }
 
+    /// The base of the field's buffer: what its kernels' memref argument
+    /// takes (the field's offset and strides are in the memref type).
     pub(crate) fn ptr(&self) -> *mut u8 {
         self.buf.as_ptr()
     }

@@ -31,7 +31,7 @@ pub mod tape;
 pub use compile::CompileOptions;
 pub use backend::Backend;
 pub use error::{Error, Location};
-pub use field::{ElemType, Element, Field, FieldInfo, Snapshot};
+pub use field::{BufferInfo, ElemType, Element, Field, FieldInfo, Placement, Snapshot};
 pub use native::counters as memory;
 pub use program::{Arg, Program};
 pub use tape::{BackwardOptions, Tape};

@@ -34,7 +34,8 @@ pub mod counters {
 /// Alignment of every field allocation (a cache line; AVX-512 friendly).
 pub const FIELD_ALIGN: usize = 64;
 
-/// A zero-initialized, 64-byte aligned allocation owned by one field.
+/// A zero-initialized, 64-byte aligned allocation: a program's buffer (of a
+/// field, or of the fields placed under one layout node) or a snapshot.
 pub struct AlignedBuf {
     ptr: *mut u8,
     layout: Layout,
@@ -61,16 +62,9 @@ impl AlignedBuf {
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr
     }
-    /// The memory as a typed slice of `len` elements.
-    pub fn as_slice<T: Copy>(&self, len: usize) -> &[T] {
-        assert!(len * size_of::<T>() <= self.layout.size());
-        // SAFETY: in bounds (checked above), aligned (64 >= align of T), initialized (zeroed).
-        unsafe { std::slice::from_raw_parts(self.ptr as *const T, len) }
-    }
-    pub fn as_mut_slice<T: Copy>(&mut self, len: usize) -> &mut [T] {
-        assert!(len * size_of::<T>() <= self.layout.size());
-        // SAFETY: as above, and `&mut self` guarantees exclusive host access.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut T, len) }
+    /// Bytes allocated (at least one alignment unit).
+    pub fn capacity(&self) -> usize {
+        self.layout.size()
     }
 }
 

@@ -9,8 +9,8 @@
 use crate::compile::{self, CompileOptions, Compiled, KernelInfo, ParamType, Target, Task};
 use ds_lowering::abi::CheckKind;
 use crate::error::Error;
-use crate::field::{Field, FieldInfo};
-use crate::native::{MAX_ARGS, PackedFn, Slot, pointer_slot};
+use crate::field::{BufferInfo, Field, FieldInfo};
+use crate::native::{AlignedBuf, MAX_ARGS, PackedFn, Slot, pointer_slot};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -96,7 +96,13 @@ impl Program {
     /// Compiles `source`; `name` is the file name used in diagnostics.
     pub fn with_options(source: &str, name: &str, options: &CompileOptions) -> Result<Program, Error> {
         let compiled = compile::compile(source, name, options, &Target::Cpu)?;
-        let fields: Vec<Field> = compiled.fields.iter().cloned().map(Field::new).collect::<Result<_, _>>()?;
+        let buffers = compiled
+            .buffers
+            .iter()
+            .map(|b| AlignedBuf::zeroed(b.bytes).map(Arc::new).ok_or_else(|| Error::OutOfMemory { what: b.what(), bytes: b.bytes }))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fields: Vec<Field> =
+            compiled.fields.iter().map(|f| Field::in_buffer(f.clone(), buffers[f.placement.buffer].clone())).collect();
         let by_name = fields.iter().enumerate().map(|(i, f)| (f.info.name.clone(), i)).collect();
         Ok(Program { instance: crate::backend::Instance::new(), compiled, fields, by_name })
     }
@@ -139,6 +145,25 @@ impl Program {
     /// The declarations of the fields, by index.
     pub fn field_infos(&self) -> &[FieldInfo] {
         &self.compiled.fields
+    }
+
+    /// The allocations holding the fields (a field's `placement.buffer` indexes them).
+    pub fn buffer_infos(&self) -> &[BufferInfo] {
+        &self.compiled.buffers
+    }
+
+    /// The raw bytes of buffer `i`, in memory order: how the layout stores
+    /// the fields placed there (for inspection, or to hand the memory to
+    /// another system).
+    pub fn buffer_bytes(&self, i: usize) -> Result<Vec<u8>, Error> {
+        let missing = || Error::Internal(format!("no buffer {i}"));
+        let bytes = self.compiled.buffers.get(i).ok_or_else(missing)?.bytes;
+        let buf = &self.fields.iter().find(|f| f.info.placement.buffer == i).ok_or_else(missing)?.buf;
+        let mut out = vec![0u8; bytes];
+        // SAFETY: the buffer holds `bytes` bytes; `&self` excludes launches
+        // and host writes meanwhile.
+        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), out.as_mut_ptr(), bytes) };
+        Ok(out)
     }
 
     pub fn fields(&self) -> &[Field] {

@@ -1,5 +1,5 @@
 //! The runtime test binary: kernels against plain Rust references, gradients
-//! against finite differences, the CUDA path up to PTX, the Tape.
+//! against finite differences, the CUDA path up to PTX, the Tape, field layouts.
 
 mod autodiff;
 mod common;
@@ -7,4 +7,5 @@ mod cuda;
 mod errors;
 mod hardening;
 mod kernels;
+mod layout;
 mod tape;

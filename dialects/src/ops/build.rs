@@ -29,6 +29,16 @@ pub fn build_layout_node(at: Cursor, kind: DsOp, name: &str, shape: &[i64], pare
     at.build(b)
 }
 
+/// Places field `field` under the layout node `node` (its `layout` attribute).
+pub fn set_layout(field: Op, node: &str) {
+    field.set_attr("layout", field.ctx().symbol_ref(node));
+}
+
+/// Sets how a dense node stores its cells' components (`order`; AoS is the default).
+pub fn set_order(node: Op, order: super::layout::Order) {
+    node.set_attr(super::layout::ORDER_ATTR, node.ctx().string_attr(order.name()));
+}
+
 pub fn build_load(at: Cursor, field: &str, indices: &[Value], elem: Type, loc: Loc) -> Value {
     let ctx = elem.ctx();
     at.build(

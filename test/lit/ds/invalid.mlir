@@ -193,3 +193,25 @@ func.func @k(%i: index) attributes {ds.kernel} {
 // A layout node whose parent does not exist.
 // expected-error@+1 {{layout node @leaf: its parent @missing is not a layout node of this module}}
 "ds.dense"() {sym_name = "leaf", shape = array<i64: 4>, parent = @missing} : () -> ()
+
+// -----
+
+// A field whose shape does not start with its layout node's cell shape.
+"ds.dense"() {sym_name = "cells", shape = array<i64: 8>} : () -> ()
+// expected-error@+1 {{field @x: its shape [4, 2] must start with the cell shape [8] of its layout node @cells}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4, 2>, layout = @cells} : () -> ()
+
+// -----
+
+// Fields placed under one node with elements of different sizes.
+"ds.dense"() {sym_name = "cells", shape = array<i64: 8>} : () -> ()
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8, 2>, layout = @cells} : () -> ()
+"ds.field"() {sym_name = "n", element_type = i32, shape = array<i64: 8>, layout = @cells} : () -> ()
+// expected-error@+1 {{field @m (f64) is placed under @cells with @x (f32): fields placed together must have elements of one size}}
+"ds.field"() {sym_name = "m", element_type = f64, shape = array<i64: 8>, layout = @cells} : () -> ()
+
+// -----
+
+// A layout node whose order is neither "aos" nor "soa".
+// expected-error@+1 {{layout node @cells: order must be "aos" or "soa", got "columns"}}
+"ds.dense"() {sym_name = "cells", shape = array<i64: 8>, order = "columns"} : () -> ()

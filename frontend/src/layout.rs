@@ -1,0 +1,188 @@
+//! Field layouts, as in Taichi: a vector or matrix field stored interleaved
+//! (AoS, the default) or by component (SoA), and several fields placed under
+//! one dense node, interleaved per cell.
+//!
+//! ```ignore
+//! let x: GradField<[f32; 2], 1> = pb.field_with_grad("x", [n]);
+//! let v: GradField<[f32; 2], 1> = pb.field_with_grad("v", [n]);
+//! let m: Field<f32, 1> = pb.field("m", [n]);
+//! // ti.root.dense(ti.i, n).place(x, v): each cell holds x0 x1 v0 v1
+//! pb.root().dense([n]).place((&x, &v));
+//! // ti.field(..., layout=ti.Layout.SOA): all of m's cells, one component after another
+//! pb.layout(&m, Layout::Soa);
+//! ```
+//!
+//! The adjoints of placed fields (`x_grad`, `v_grad`) are placed the same way
+//! under a node of their own, so they have the same strides. Fields placed
+//! together have the node's shape as their index shape and elements of one
+//! size (f32 and i32, or f64), are placed once, and are placed in the order
+//! they were declared: otherwise `build` fails with [`Error::Layout`] naming
+//! them. Kernels and host code are the same for every layout: only the
+//! memory order changes (`ds_dialects::ops::layout` computes it).
+
+use crate::field::{ElementKind, Field, FieldDecl, GradField};
+use crate::program::{DeclarationError, NodeEntry, ProgramBuilder};
+use ds_runtime::ElemType;
+#[cfg(doc)]
+use ds_runtime::Error;
+use std::sync::Arc;
+
+/// How a layout node stores its cells' components (Taichi's `ti.Layout`):
+/// `Layout::Aos` interleaved per cell, `Layout::Soa` by component.
+pub use ds_dialects::ops::Order as Layout;
+
+/// The root of the layout tree (`ti.root`); see the [module doc](self).
+pub struct Root<'a> {
+    pb: &'a mut ProgramBuilder,
+}
+
+/// A dense node of cells `[usize; D]` (`ti.root.dense(...)`), not yet holding fields.
+pub struct Dense<'a, const D: usize> {
+    pb: &'a mut ProgramBuilder,
+    shape: [usize; D],
+    order: Layout,
+}
+
+/// Fields that can be placed under a node of `D`-dimensional cells: a
+/// `&Field`, a `&GradField`, or a tuple of them.
+pub trait Placeable<const D: usize> {
+    #[doc(hidden)]
+    fn decls(&self, out: &mut Vec<Arc<FieldDecl>>);
+}
+
+impl<V: ElementKind, const D: usize> Placeable<D> for &Field<V, D> {
+    fn decls(&self, out: &mut Vec<Arc<FieldDecl>>) {
+        out.push(self.decl.clone())
+    }
+}
+
+impl<V: ElementKind, const D: usize> Placeable<D> for &GradField<V, D> {
+    fn decls(&self, out: &mut Vec<Arc<FieldDecl>>) {
+        out.push(self.decl.clone())
+    }
+}
+
+macro_rules! placeable_tuple {
+    ($($p:ident),+) => {
+        impl<const D: usize, $($p: Placeable<D>),+> Placeable<D> for ($($p,)+) {
+            #[allow(non_snake_case)]
+            fn decls(&self, out: &mut Vec<Arc<FieldDecl>>) {
+                let ($($p,)+) = self;
+                $($p.decls(out);)+
+            }
+        }
+    };
+}
+placeable_tuple!(A);
+placeable_tuple!(A, B);
+placeable_tuple!(A, B, C);
+placeable_tuple!(A, B, C, E);
+placeable_tuple!(A, B, C, E, F);
+placeable_tuple!(A, B, C, E, F, G);
+
+impl<'a> Root<'a> {
+    /// A dense node of cells `shape`, storing them interleaved (AoS) unless
+    /// [`Dense::layout`] says otherwise.
+    pub fn dense<const D: usize>(self, shape: [usize; D]) -> Dense<'a, D> {
+        Dense { pb: self.pb, shape, order: Layout::Aos }
+    }
+}
+
+impl<const D: usize> Dense<'_, D> {
+    /// How the node stores its cells' components.
+    pub fn layout(mut self, order: Layout) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Places `fields` under this node (`.place(x, v)`), in the order given.
+    pub fn place(self, fields: impl Placeable<D>) {
+        let mut decls = Vec::new();
+        fields.decls(&mut decls);
+        self.pb.place(&self.shape, self.order, &decls);
+    }
+}
+
+impl ProgramBuilder {
+    /// The root of the layout tree: `pb.root().dense([n]).place((&x, &v))`.
+    pub fn root(&mut self) -> Root<'_> {
+        Root { pb: self }
+    }
+
+    /// Stores `field` (and its adjoint) in `order`: a dense node of its own
+    /// shape holding it alone. `pb.layout(&x, Layout::Soa)` is Taichi's
+    /// `ti.Vector.field(..., layout=ti.Layout.SOA)`.
+    pub fn layout<const D: usize>(&mut self, field: impl Placeable<D>, order: Layout) {
+        let mut decls = Vec::new();
+        field.decls(&mut decls);
+        if let Some(first) = decls.first() {
+            let shape = first.shape.clone();
+            self.place(&shape, order, &decls);
+        }
+    }
+
+    /// Places `decls` under a new dense node of cells `shape`, and their
+    /// adjoints under another; the first rule they break is kept for `build`.
+    fn place(&mut self, shape: &[usize], order: Layout, decls: &[Arc<FieldDecl>]) {
+        let names: Vec<String> = decls.iter().map(|d| d.name.clone()).collect();
+        if let Err(reason) = self.check_placement(shape, decls) {
+            self.mistake(Some(DeclarationError::Layout { fields: names, reason }));
+            return;
+        }
+        let members: Vec<usize> = decls.iter().map(|d| d.position).collect();
+        let grads: Vec<usize> = members
+            .iter()
+            .filter_map(|&i| self.fields[i].grad.clone())
+            .filter_map(|g| self.fields.iter().position(|f| f.name == g))
+            .collect();
+        for group in [members, grads] {
+            let Some(&first) = group.first() else { continue };
+            let name = self.fresh_name(&format!("{}_cells", self.fields[first].name));
+            for &i in &group {
+                self.fields[i].layout = Some(name.clone());
+            }
+            self.nodes.push(NodeEntry { name, shape: shape.to_vec(), order });
+        }
+    }
+
+    /// Why `decls` cannot be placed together under cells `shape`, if they cannot.
+    fn check_placement(&self, shape: &[usize], decls: &[Arc<FieldDecl>]) -> Result<(), String> {
+        let mut last: Option<&FieldDecl> = None;
+        for d in decls {
+            let entry = self.fields.get(d.position).filter(|e| e.name == d.name);
+            let Some(entry) = entry else { return Err(format!("@{} is not a field of this program builder", d.name)) };
+            if entry.layout.is_some() {
+                return Err(format!("@{} is placed twice", d.name));
+            }
+            if d.shape != shape {
+                return Err(format!("@{} has cells {:?}, the node {shape:?}", d.name, d.shape));
+            }
+            if let Some(prev) = last {
+                if d.position <= prev.position {
+                    return Err(format!(
+                        "place them in the order they were declared (@{} was declared before @{})",
+                        d.name, prev.name
+                    ));
+                }
+                let size = |f: &FieldDecl| ElemType::parse(f.ty.mlir()).map(ElemType::size);
+                if size(d) != size(prev) {
+                    return Err(format!(
+                        "their elements differ in size (@{} holds {}, @{} {}); place fields of one element size together",
+                        prev.name,
+                        prev.ty.mlir(),
+                        d.name,
+                        d.ty.mlir()
+                    ));
+                }
+            }
+            last = Some(d);
+        }
+        Ok(())
+    }
+
+    /// `base`, or `base` with a number, unused by fields and nodes.
+    fn fresh_name(&self, base: &str) -> String {
+        let taken = |n: &str| self.fields.iter().any(|f| f.name == n) || self.nodes.iter().any(|x| x.name == n);
+        (0..).map(|k| if k == 0 { base.to_string() } else { format!("{base}{k}") }).find(|n| !taken(n)).expect("a free name")
+    }
+}
