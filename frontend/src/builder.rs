@@ -762,9 +762,10 @@ pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl
 
 /// The `ds.field` declaration of `name` (with `grad` naming its adjoint
 /// field, `layout` the dense node it is placed under) as module-level IR.
-pub fn field_decl(name: &str, ty: Ty, shape: &[usize], grad: Option<&str>, layout: Option<&str>) -> String {
+pub fn field_decl(name: &str, ty: Ty, shape: &[usize], grad: Option<&str>, layout: Option<&str>, declared: &std::panic::Location) -> String {
     module_level(|at, ctx| {
-        let field = ops::build_field(at, name, ty.in_ctx(ctx), &i64s(shape), grad, ctx.unknown_loc());
+        let loc = ctx.file_line_col(declared.file(), declared.line(), declared.column());
+        let field = ops::build_field(at, name, ty.in_ctx(ctx), &i64s(shape), grad, loc);
         if let Some(node) = layout {
             ops::set_layout(field, node);
         }
@@ -773,9 +774,10 @@ pub fn field_decl(name: &str, ty: Ty, shape: &[usize], grad: Option<&str>, layou
 }
 
 /// The `ds.dense` node `name` of cells `shape`, storing them in `order`, as module-level IR.
-pub fn dense_decl(name: &str, shape: &[usize], order: ops::Order) -> String {
+pub fn dense_decl(name: &str, shape: &[usize], order: ops::Order, placed: &std::panic::Location) -> String {
     module_level(|at, ctx| {
-        let node = ops::build_layout_node(at, ops::DsOp::Dense, name, &i64s(shape), None, ctx.unknown_loc());
+        let loc = ctx.file_line_col(placed.file(), placed.line(), placed.column());
+        let node = ops::build_layout_node(at, ops::DsOp::Dense, name, &i64s(shape), None, loc);
         if order != ops::Order::Aos {
             ops::set_order(node, order);
         }
@@ -793,7 +795,7 @@ fn module_level(build: impl FnOnce(Cursor, Ctx) -> Op) -> String {
         let ctx = Ctx::of(context);
         let module = Module::new(melior::ir::Location::unknown(context));
         let at = Cursor::at_end(ops::module_body(Op::of_module(&module)));
-        format!("{}\n", build(at, ctx))
+        format!("{}\n", build(at, ctx).print_with_locations())
     })
 }
 

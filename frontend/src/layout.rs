@@ -96,6 +96,7 @@ impl<const D: usize> Dense<'_, D> {
     }
 
     /// Places `fields` under this node (`.place(x, v)`), in the order given.
+    #[track_caller]
     pub fn place(self, fields: impl Placeable<D>) {
         let mut decls = Vec::new();
         fields.decls(&mut decls);
@@ -112,6 +113,7 @@ impl ProgramBuilder {
     /// Stores `field` (and its adjoint) in `order`: a dense node of its own
     /// shape holding it alone. `pb.layout(&x, Layout::Soa)` is Taichi's
     /// `ti.Vector.field(..., layout=ti.Layout.SOA)`.
+    #[track_caller]
     pub fn layout<const D: usize>(&mut self, field: impl Placeable<D>, order: Layout) {
         let mut decls = Vec::new();
         field.decls(&mut decls);
@@ -123,6 +125,7 @@ impl ProgramBuilder {
 
     /// Places `decls` under a new dense node of cells `shape`, and their
     /// adjoints under another; the first rule they break is kept for `build`.
+    #[track_caller]
     fn place(&mut self, shape: &[usize], order: Layout, decls: &[Arc<FieldDecl>]) {
         let names: Vec<String> = decls.iter().map(|d| d.name.clone()).collect();
         if let Err(reason) = self.check_placement(shape, decls) {
@@ -141,7 +144,7 @@ impl ProgramBuilder {
             for &i in &group {
                 self.fields[i].layout = Some(name.clone());
             }
-            self.nodes.push(NodeEntry { name, shape: shape.to_vec(), order });
+            self.nodes.push(NodeEntry { name, shape: shape.to_vec(), order, at: std::panic::Location::caller() });
         }
     }
 

@@ -232,6 +232,7 @@ impl ProgramBuilder {
         self
     }
 
+    #[track_caller]
     fn declare<V: ElementKind, const D: usize>(&mut self, name: &str, shape: [usize; D], grad: Option<&str>) -> Field<V, D> {
         let mistake = if self.fields.iter().any(|f| f.name == name) {
             Some(DeclarationError::Duplicate(name.into()))
@@ -254,6 +255,7 @@ impl ProgramBuilder {
             ds_shape: decl.ds_shape(),
             grad: grad.map(Into::into),
             layout: None,
+            at: std::panic::Location::caller(),
         });
         Field::new(decl)
     }
@@ -267,11 +269,13 @@ impl ProgramBuilder {
 
     /// A field of elements `V` (`f32`, `[f32; 2]`, `[[f64; 3]; 3]` ...) with
     /// `shape`, without a gradient.
+    #[track_caller]
     pub fn field<V: ElementKind, const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Field<V, D> {
         self.declare(name, shape, None)
     }
 
     /// A field with its adjoint field (`NAME_grad`), for gradients.
+    #[track_caller]
     pub fn field_with_grad<V: ElementKind, const D: usize>(&mut self, name: &str, shape: [usize; D]) -> GradField<V, D> {
         let grad_name = format!("{name}_grad");
         let field = self.declare(name, shape, Some(&grad_name));
@@ -296,9 +300,9 @@ impl ProgramBuilder {
 
     /// The ds module: layout nodes, fields, then kernels.
     pub fn source(&self) -> String {
-        let mut s: String = self.nodes.iter().map(|n| dense_decl(&n.name, &n.shape, n.order)).collect();
+        let mut s: String = self.nodes.iter().map(|n| dense_decl(&n.name, &n.shape, n.order, n.at)).collect();
         for f in &self.fields {
-            s.push_str(&field_decl(&f.name, f.ty, &f.ds_shape, f.grad.as_deref(), f.layout.as_deref()));
+            s.push_str(&field_decl(&f.name, f.ty, &f.ds_shape, f.grad.as_deref(), f.layout.as_deref(), f.at));
         }
         for k in &self.kernels {
             s.push_str(&k.text);
@@ -354,6 +358,8 @@ pub(crate) struct FieldEntry {
     pub grad: Option<String>,
     /// The dense node it is placed under.
     pub layout: Option<String>,
+    /// Where it was declared (the location of its `ds.field`).
+    pub at: &'static std::panic::Location<'static>,
 }
 
 /// A dense layout node of the module.
@@ -361,4 +367,6 @@ pub(crate) struct NodeEntry {
     pub name: String,
     pub shape: Vec<usize>,
     pub order: crate::layout::Layout,
+    /// Where its fields were placed (the location of its `ds.dense`).
+    pub at: &'static std::panic::Location<'static>,
 }

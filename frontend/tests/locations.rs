@@ -59,3 +59,27 @@ fn compile_errors_name_the_rust_line() {
     assert!(err.to_string().contains("cannot be differentiated"), "{err}");
     assert!(!err.to_string().contains("<diffsim program>"), "no location names the generated IR: {err}");
 }
+
+/// Every op of a built program, fields, layout nodes and generated gradient
+/// kernels included, carries a Rust location: none names the generated IR
+/// text, so no error raised after building can (the module itself aside).
+#[test]
+fn every_op_of_a_built_program_has_a_rust_location() {
+    let mut pb = ProgramBuilder::new();
+    let x: GradField<f32, 1> = pb.field_with_grad("x", [4]);
+    let y: GradField<f32, 1> = pb.field_with_grad("y", [4]); // y declared here
+    pb.root().dense([4]).place((&x, &y)); // placed here
+    pb.kernel(spread(&x, &y)).unwrap();
+    let p = pb.build().unwrap();
+    let ir = p.ir();
+    assert!(ir.contains("func.func @spread_grad("), "{ir}");
+    let locations: Vec<&str> = ir.match_indices("loc(").map(|(i, _)| &ir[i..i + ir[i..].find(')').unwrap() + 1]).collect();
+    let foreign: Vec<&&str> = locations.iter().filter(|l| !l.contains("locations.rs\":")).collect();
+    assert!(foreign.len() <= 1 && foreign.iter().all(|l| l.contains(":1:1)")), "ops without a Rust location: {foreign:?}\n{ir}");
+    let placed = line_of("pb.root().dense([4]).place((&x, &y)); // placed here");
+    let dense = ir.lines().find(|l| l.contains("\"ds.dense\"")).expect("a dense node");
+    assert!(dense.contains(&format!("locations.rs\":{placed}:")), "{dense}");
+    let field = ir.lines().find(|l| l.contains("sym_name = \"y_grad\"")).expect("y_grad");
+    let declared = line_of("pb.field_with_grad(\"y\", [4]); // y declared here");
+    assert!(field.contains(&format!("locations.rs\":{declared}:")), "{field}");
+}
