@@ -453,7 +453,7 @@ impl Billiards<f32> {
             });
             [table.clone(), goal.clone()].into_iter().chain(balls).collect()
         };
-        let frames = (0..STEPS).step_by(11).chain([STEPS - 1]).map(frame).collect();
+        let frames = (0..STEPS).step_by(21).chain([STEPS - 1]).map(frame).collect();
         let anim = plot::Animation { title: "billiards, final iteration".into(), x_range: (0.0, 1.0), y_range: (0.0, 1.0), frames };
         plot::animate(&opts.out, "motion", &anim, 40, 4)
     }
