@@ -4,6 +4,8 @@
 use diffsim_examples::{RunError, RunOptions, appendix_c, find, gradient_explosion, mass_spring_simple, report::Reporter, rigid_body_toi};
 use std::path::PathBuf;
 
+mod billiards;
+
 fn run(name: &str, iters: Option<usize>) -> (diffsim_examples::report::Outcome, PathBuf) {
     let out = std::env::temp_dir().join(format!("diffsim-test-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
