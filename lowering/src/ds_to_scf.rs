@@ -12,7 +12,12 @@
 //!   buffer. The address arithmetic is memref's;
 //! - `ds.load`/`ds.store` -> `memref.load`/`memref.store`; `ds.atomic_add/sub/
 //!   min/max` -> `memref.atomic_rmw` (addf/addi of the value or its negation,
-//!   minimumf/mins, maximumf/maxs);
+//!   minimumf/mins, maximumf/maxs), except an add or sub to an element the
+//!   task loop's iteration owns (`ops::owned_by_iteration`: every access of
+//!   the field in the loop indexes one dimension by the loop variable plus
+//!   one constant), which is a plain load, add and store: no other iteration
+//!   touches that element, and an atomic is a compare-and-swap loop on the
+//!   CPU (the adjoint of every per-particle read is such an update);
 //! - `ds.parallel_for` -> `scf.for` (serial), `ds.struct_for` -> nested `scf.for`s;
 //! - `ds.stop_grad %v` -> `%v` (its purpose, blocking gradients, is served);
 //! - `ds.assert` and, with `check-bounds=1`, a bounds check per index: on failure
@@ -87,6 +92,8 @@ const RMW_MINS: i64 = 10;
 
 struct FuncLowering<'a> {
     fields: Vec<(&'a FieldDecl, Value)>,
+    /// The atomic adds and subs to elements their iteration owns.
+    owned: Vec<Op>,
     status: Option<Value>,
     checks: Vec<Check>,
     check_bounds: bool,
@@ -133,7 +140,7 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
     }
     ops::sync_func_type(func);
     mark_noalias(func, entry.num_args() - fields.len() - usize::from(status.is_some()), fields.len());
-    let mut l = FuncLowering { fields, status, checks: Vec::new(), check_bounds };
+    let mut l = FuncLowering { fields, owned: owned_updates(func), status, checks: Vec::new(), check_bounds };
     // Keep only the ds ops of the walk, before any is erased: erasing a loop
     // also frees its body terminator, which `inner` lists. Each ds op below is
     // visited once and stays alive until its own turn (a loop moves its body
@@ -161,6 +168,27 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
         func.set_attr(abi::STATUS_CHECKS, ctx.array_attr(&checks));
     }
     true
+}
+
+/// The atomic adds and subs of `func`'s task loops whose element the loop's
+/// iteration owns ([`ops::owned_by_iteration`] over every access of the field).
+fn owned_updates(func: Op) -> Vec<Op> {
+    let mut owned = Vec::new();
+    for task_loop in func.walk().into_iter().filter(|op| op.name() == "scf.for" && op.attr(abi::TASK_LOOP).is_some()) {
+        let var = task_loop.region(0).first_block().expect("loop body").arg(0);
+        let accesses: Vec<Access> = task_loop.walk().into_iter().filter_map(Access::read).collect();
+        let mut names: Vec<&str> = accesses.iter().map(|a| a.field.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            let of: Vec<&Access> = accesses.iter().filter(|a| a.field == name).collect();
+            let indices: Vec<&[Value]> = of.iter().map(|a| a.indices.as_slice()).collect();
+            if ops::owned_by_iteration(var, &indices) {
+                owned.extend(of.iter().filter(|a| matches!(a.kind, AccessKind::AtomicAdd | AccessKind::AtomicSub)).map(|a| a.op));
+            }
+        }
+    }
+    owned
 }
 
 /// Fields are distinct allocations, or disjoint elements of one node's
@@ -308,6 +336,21 @@ impl FuncLowering<'_> {
             );
         };
         let float = elem.is_float();
+        if self.owned.contains(&a.op) {
+            // The iteration's own element: load, add (or subtract), store.
+            let old = at.build(OpBuilder::new("memref.load", loc).operands(&operands).results(&[elem])).result(0);
+            let op = match (a.kind == AccessKind::AtomicAdd, float) {
+                (true, true) => "arith.addf",
+                (true, false) => "arith.addi",
+                (false, true) => "arith.subf",
+                (false, false) => "arith.subi",
+            };
+            let new = ops::build_binary(at, op, old, a.value.expect("value"), loc);
+            let mut o = vec![new];
+            o.extend(&operands);
+            at.build(OpBuilder::new("memref.store", loc).operands(&o));
+            return None;
+        }
         match a.kind {
             AccessKind::Load => {
                 return Some(at.build(OpBuilder::new("memref.load", loc).operands(&operands).results(&[elem])).result(0));

@@ -91,6 +91,20 @@ pub fn provably_apart(kernel: Op, a: &[Value], b: &[Value]) -> bool {
     })
 }
 
+/// Whether distinct iterations of a parallel loop over `var` never touch one
+/// element through these accesses (the indices of every access of one field
+/// in the loop): in one dimension, every index is `var` plus one same
+/// constant (`x[t, i]`, `x[t - 1, i]` and `x_grad[.., i + 1]` alike). An
+/// atomic update of the field there needs no atomic: its element is the
+/// iteration's own.
+pub fn owned_by_iteration(var: Value, accesses: &[&[Value]]) -> bool {
+    let Some(first) = accesses.first() else { return false };
+    (0..first.len()).any(|d| {
+        let lead = index_offset(first[d]);
+        lead.0 == Some(var) && accesses.iter().all(|a| a.get(d).is_some_and(|v| index_offset(*v) == lead))
+    })
+}
+
 /// Whether every element a write touches is written before any read of it
 /// reads it: in some dimension both indices are the variable of the same
 /// serial loop (an `scf.for`, not inside another one) plus constants, the
