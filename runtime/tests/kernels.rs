@@ -339,3 +339,32 @@ fn the_profiler_counts_launches_while_on() {
     p.launch("profiled_double", &[ds_runtime::Arg::Index(8)]).unwrap();
     assert_eq!(launches() - before, 3);
 }
+
+/// Updates of an element the iteration owns (`own[i] += 1` in a serial
+/// loop, lowered without atomics) and of shared elements (`all[j] += 1`,
+/// atomic) are both exact with the range split over threads.
+#[test]
+fn owned_and_shared_updates_are_exact_in_parallel() {
+    let n = 1 << 16;
+    let src = crate::common::fields_without_grad(&[("own", "i32", &n.to_string()), ("all", "i32", "4")])
+        + &crate::common::loop_kernel(
+            "updates",
+            "%n: index",
+            None,
+            r#"    %c1 = arith.constant 1 : index
+    %c4 = arith.constant 4 : index
+    %one = arith.constant 1 : i32
+    scf.for %j = %c0 to %c4 step %c1 {
+      "ds.atomic_add"(%one, %i) {field = @own} : (i32, index) -> ()
+      "ds.atomic_add"(%one, %j) {field = @all} : (i32, index) -> ()
+    }"#,
+        );
+    let mut p = ds_runtime::Program::new(&src).unwrap();
+    for _ in 0..3 {
+        p.launch("updates", &[ds_runtime::Arg::Index(n)]).unwrap();
+    }
+    let own: Vec<i32> = p.field("own").unwrap().to_vec().unwrap();
+    assert!(own.iter().all(|&v| v == 12), "{:?}", &own[..8]);
+    let all: Vec<i32> = p.field("all").unwrap().to_vec().unwrap();
+    assert_eq!(all, vec![3 * n as i32; 4]);
+}
