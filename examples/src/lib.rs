@@ -14,6 +14,7 @@ pub mod appendix_c;
 pub mod billiards;
 pub mod error;
 pub mod gradient_explosion;
+pub mod mass_spring;
 pub mod mass_spring_simple;
 pub mod params;
 pub mod plot;
@@ -187,6 +188,7 @@ pub static EXAMPLES: &[Example] = &[
     Example::of::<appendix_c::AppendixC>("appendix_c", "paper appendix C: minimize sum 0.5 (x_i - y_i)^2 by gradient descent"),
     Example::of::<gradient_explosion::Car>("gradient_explosion", "paper Fig. 10: dL/da against the number of steps, with and without damping"),
     Example::of::<billiards::Billiards<f32>>("billiards", "paper Fig. 4 middle, Fig. 11: shoot the cue ball so the blue ball ends at the goal"),
+    Example::of::<mass_spring::MassSpring>("mass_spring", "paper Fig. 4 left: an NN controller for a mass-spring robot walking right (robots 1-3, with or without TOI)"),
     Example::of::<rigid_body_toi::Ball>("rigid_body_toi", "paper Fig. 8: d(final height)/d(initial height), naive integrator vs time of impact"),
 ];
 

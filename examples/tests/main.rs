@@ -5,6 +5,7 @@ use diffsim_examples::{RunError, RunOptions, appendix_c, find, gradient_explosio
 use std::path::PathBuf;
 
 mod billiards;
+mod mass_spring;
 
 fn run(name: &str, iters: Option<usize>) -> (diffsim_examples::report::Outcome, PathBuf) {
     let out = std::env::temp_dir().join(format!("diffsim-test-{name}-{}", std::process::id()));
