@@ -19,6 +19,12 @@ pub const TASK_OF: &str = ds_dialects::ops::TASK_OF_ATTR;
 pub const TASK_INDEX: &str = "ds.task_index";
 /// On a task: `"parallel"` or `"serial"`.
 pub const TASK_KIND: &str = "ds.task_kind";
+/// On a parallel task's serial twin `TASK__serial` (every update plain, no
+/// atomics): the task. The CPU runtime calls the twin when one thread runs
+/// the whole range; the GPU has no use for it.
+pub const SERIAL_OF: &str = "ds.serial_of";
+/// The suffix of a serial twin's name.
+pub const SERIAL_SUFFIX: &str = "__serial";
 /// On a range function: the task whose range it computes.
 pub const RANGE_OF: &str = "ds.range_of";
 /// On the `scf.for` of a parallel task: the loop the runtime splits.

@@ -49,6 +49,13 @@ fn run(module: Op, _: &PassOptions) -> bool {
         ctx.emit_error(k.loc(), "convert-ds-to-gpu expects task functions: run ds-lower-parallel-cpu and convert-ds-to-scf first");
         return false;
     }
+    // Serial twins of tasks are for the CPU (a GPU task's iterations are
+    // threads): they are dropped.
+    for twin in body.ops().into_iter().filter(|o| o.name() == "func.func" && o.attr(abi::SERIAL_OF).is_some()) {
+        // SAFETY: nothing refers to a twin (no calls, no symbol uses), and it
+        // is not visited again.
+        unsafe { twin.erase() };
+    }
     module.set_attr("gpu.container_module", ctx.unit_attr());
     let loc = module.loc();
     let region = Region::new();

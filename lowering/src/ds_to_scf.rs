@@ -18,6 +18,11 @@
 //!   one constant), which is a plain load, add and store: no other iteration
 //!   touches that element, and an atomic is a compare-and-swap loop on the
 //!   CPU (the adjoint of every per-particle read is such an update);
+//! - a parallel task with other atomic adds or subs gets a serial twin
+//!   `TASK__serial` (`abi::SERIAL_OF`) in which every add and sub is plain:
+//!   the CPU runtime runs it when one thread runs the whole range (short
+//!   ranges, one thread), so small kernels pay no compare-and-swap loops;
+//!   a serial task's adds and subs are always plain;
 //! - `ds.parallel_for` -> `scf.for` (serial), `ds.struct_for` -> nested `scf.for`s;
 //! - `ds.stop_grad %v` -> `%v` (its purpose, blocking gradients, is served);
 //! - `ds.assert` and, with `check-bounds=1`, a bounds check per index: on failure
@@ -60,8 +65,12 @@ fn run(module: Op, options: &PassOptions) -> bool {
             return false;
         }
     };
-    let funcs: Vec<Op> = body.ops().into_iter().filter(|o| o.name() == "func.func").collect();
-    let ok = funcs.into_iter().all(|f| f.regions()[0].first_block().is_none() || lower_func(f, &fields, &storage, check_bounds));
+    let mut funcs: Vec<(Op, bool)> = body.ops().into_iter().filter(|o| o.name() == "func.func").map(|f| (f, false)).collect();
+    let twins: Vec<(Op, bool)> = funcs.iter().filter_map(|(f, _)| serial_twin(*f)).map(|t| (t, true)).collect();
+    funcs.extend(twins);
+    let ok = funcs
+        .into_iter()
+        .all(|(f, all_plain)| f.regions()[0].first_block().is_none() || lower_func(f, &fields, &storage, check_bounds, all_plain));
     if !ok {
         return false;
     }
@@ -114,7 +123,10 @@ fn memref_type(f: &FieldDecl, storage: &Storage) -> Type {
     f.elem.ctx().parse_type(&format!("memref<{dims}{}{layout}>", f.elem)).expect("memref type")
 }
 
-fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bounds: bool) -> bool {
+/// Lowers one function; with `all_plain` (a serial twin, or a serial task)
+/// every atomic add and sub is a plain load, add and store.
+fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bounds: bool, all_plain: bool) -> bool {
+    let all_plain = all_plain || func.attr(abi::TASK_KIND).and_then(|k| k.as_string()).as_deref() == Some("serial");
     if check_bounds {
         for task_loop in func.walk().into_iter().filter(|op| op.name() == "scf.for" && op.attr(abi::TASK_LOOP).is_some()) {
             version_task_loop(task_loop, all_fields);
@@ -140,7 +152,8 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
     }
     ops::sync_func_type(func);
     mark_noalias(func, entry.num_args() - fields.len() - usize::from(status.is_some()), fields.len());
-    let mut l = FuncLowering { fields, owned: owned_updates(func), status, checks: Vec::new(), check_bounds };
+    let owned = if all_plain { updates(func) } else { owned_updates(func) };
+    let mut l = FuncLowering { fields, owned, status, checks: Vec::new(), check_bounds };
     // Keep only the ds ops of the walk, before any is erased: erasing a loop
     // also frees its body terminator, which `inner` lists. Each ds op below is
     // visited once and stays alive until its own turn (a loop moves its body
@@ -168,6 +181,34 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
         func.set_attr(abi::STATUS_CHECKS, ctx.array_attr(&checks));
     }
     true
+}
+
+/// The atomic adds and subs in `op`.
+fn updates(op: Op) -> Vec<Op> {
+    op.walk().into_iter().filter(|o| matches!(DsOp::of(*o), Some(DsOp::AtomicAdd | DsOp::AtomicSub))).collect()
+}
+
+/// For a parallel task with an atomic add or sub its iteration does not own:
+/// its serial twin (a copy named `TASK__serial`, marked `abi::SERIAL_OF`,
+/// placed after it), to be lowered with every update plain.
+fn serial_twin(task: Op) -> Option<Op> {
+    let name = task.attr(abi::TASK_OF).and(task.sym_name())?;
+    if task.attr(abi::TASK_KIND).and_then(|k| k.as_string()).as_deref() != Some("parallel") || updates(task).len() == owned_updates(task).len() {
+        return None;
+    }
+    let twin = task.deep_clone();
+    let ctx = task.ctx();
+    for attr in [abi::TASK_OF, abi::TASK_INDEX, abi::TASK_KIND] {
+        twin.remove_attr(attr);
+    }
+    twin.set_attr("sym_name", ctx.string_attr(&format!("{name}{}", abi::SERIAL_SUFFIX)));
+    twin.set_attr(abi::SERIAL_OF, ctx.string_attr(&name));
+    let block = task.block().expect("a task in the module");
+    match task.next() {
+        Some(next) => block.insert_before(next, twin),
+        None => block.append(twin),
+    };
+    Some(twin)
 }
 
 /// The atomic adds and subs of `func`'s task loops whose element the loop's

@@ -66,6 +66,9 @@ pub struct Task {
     pub name: String,
     /// The JIT-compiled task (CPU targets only).
     pub(crate) code: Option<PackedFn>,
+    /// For parallel tasks with shared atomic updates (CPU targets only): the
+    /// serial twin, every update plain, for a range run on one thread.
+    pub(crate) serial: Option<PackedFn>,
     /// For parallel tasks: the function computing the iteration range.
     pub(crate) range: Option<PackedFn>,
     /// Indices into the program's fields of the task's field arguments.
@@ -384,7 +387,8 @@ fn attach_tasks(
             .map(|c| abi::Check::from_attr(c).ok_or_else(|| Error::Internal(format!("task {fname}: malformed check {c}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let code = if cpu { Some(lookup(&fname)?) } else { None };
-        tasks.push((kernel, index, Task { name: fname, code, range, fields: field_idx, checks }));
+        let serial = if cpu { engine.packed(&format!("{fname}{}", abi::SERIAL_SUFFIX)) } else { None };
+        tasks.push((kernel, index, Task { name: fname, code, serial, range, fields: field_idx, checks }));
     }
     tasks.sort_by_key(|(k, i, _)| (k.clone(), *i));
     for (kernel, _, task) in tasks {

@@ -207,7 +207,7 @@ impl Program {
                 Some(range) => {
                     let (lo, hi) = evaluate_range(range, params);
                     let len = range_len(kernel, lo, hi)?;
-                    run_range(code, slots, n, lo, len, &status[0]);
+                    run_range(code, task.serial, slots, n, lo, len, &status[0]);
                 }
             }
         }
@@ -320,19 +320,20 @@ pub(crate) fn range_len(kernel: &str, lo: i64, hi: i64) -> Result<i64, Error> {
 }
 
 /// Runs a parallel task over the `len` iterations from `lo`, inline or in
-/// chunks on the pool, in calls of at most [`MAX_CALL`] iterations; once a
+/// chunks on the pool (`serial`, the task's twin without atomics, runs a
+/// range run inline), in calls of at most [`MAX_CALL`] iterations; once a
 /// check has failed (`failed` is set), no new call starts.
 ///
 /// # Safety
 /// As for [`PackedFn::call`]: `slots[2..n]` are the task's checked arguments.
-unsafe fn run_range(code: PackedFn, slots: [Slot; MAX_ARGS], n: usize, lo: i64, len: i64, failed: &AtomicI64) {
+unsafe fn run_range(code: PackedFn, serial: Option<PackedFn>, slots: [Slot; MAX_ARGS], n: usize, lo: i64, len: i64, failed: &AtomicI64) {
     if len == 0 {
         return;
     }
     let hi = lo + len;
     let threads = rayon::current_num_threads() as i64;
     // Runs [b, e) call by call; Err once a check has failed.
-    let run = |b: i64, e: i64| -> Result<(), ()> {
+    let run = |code: PackedFn, b: i64, e: i64| -> Result<(), ()> {
         let mut start = b;
         while start < e {
             let end = start.saturating_add(MAX_CALL).min(e);
@@ -349,7 +350,8 @@ unsafe fn run_range(code: PackedFn, slots: [Slot; MAX_ARGS], n: usize, lo: i64, 
         Ok(())
     };
     if threads <= 1 || len < 2 * MIN_CHUNK {
-        return run(lo, hi).unwrap_or(());
+        // One thread runs it all: the serial twin's plain updates are safe.
+        return run(serial.unwrap_or(code), lo, hi).unwrap_or(());
     }
     let chunks = (threads * CHUNKS_PER_THREAD).min(len / MIN_CHUNK).max(1);
     // Rounded up without overflow, for ranges up to i64::MAX long.
@@ -357,6 +359,6 @@ unsafe fn run_range(code: PackedFn, slots: [Slot; MAX_ARGS], n: usize, lo: i64, 
     // try_for_each stops handing out chunks after the first Err.
     let _stopped = (0..chunks).into_par_iter().try_for_each(|c| {
         let b = lo + c * size;
-        run(b, b.saturating_add(size).min(hi))
+        run(code, b, b.saturating_add(size).min(hi))
     });
 }

@@ -342,10 +342,16 @@ fn the_profiler_counts_launches_while_on() {
 
 /// Updates of an element the iteration owns (`own[i] += 1` in a serial
 /// loop, lowered without atomics) and of shared elements (`all[j] += 1`,
-/// atomic) are both exact with the range split over threads.
+/// atomic) are both exact, with the range split over threads and with a
+/// short range run inline (by the task's serial twin, without atomics).
 #[test]
-fn owned_and_shared_updates_are_exact_in_parallel() {
-    let n = 1 << 16;
+fn owned_and_shared_updates_are_exact_in_parallel_and_inline() {
+    for n in [1 << 16, 64] {
+        owned_and_shared_updates(n);
+    }
+}
+
+fn owned_and_shared_updates(n: usize) {
     let src = crate::common::fields_without_grad(&[("own", "i32", &n.to_string()), ("all", "i32", "4")])
         + &crate::common::loop_kernel(
             "updates",

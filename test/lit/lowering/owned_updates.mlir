@@ -1,7 +1,9 @@
 // RUN: ds-opt %s --ds-lower-parallel-cpu --convert-ds-to-scf
 // Atomic adds to elements the task loop's iteration owns (every access of the
 // field indexes one dimension by the loop variable plus one same constant)
-// become a plain load, add and store; the others stay atomic.
+// become a plain load, add and store; the others stay atomic, and the task
+// gets a serial twin (`__serial`, for a range one thread runs) where every
+// add is plain.
 
 // Owned: v[t, i] and v[t - 1, i] (dimension 1 is i in both); not owned: f[j]
 // (a serial loop's variable) and g[i] next to g[i + 1] (two offsets).
