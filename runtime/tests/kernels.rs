@@ -346,12 +346,12 @@ fn the_profiler_counts_launches_while_on() {
 /// short range run inline (by the task's serial twin, without atomics).
 #[test]
 fn owned_and_shared_updates_are_exact_in_parallel_and_inline() {
-    for n in [1 << 16, 64] {
+    for n in [1i64 << 16, 64] {
         owned_and_shared_updates(n);
     }
 }
 
-fn owned_and_shared_updates(n: usize) {
+fn owned_and_shared_updates(n: i64) {
     let src = crate::common::fields_without_grad(&[("own", "i32", &n.to_string()), ("all", "i32", "4")])
         + &crate::common::loop_kernel(
             "updates",
