@@ -98,6 +98,16 @@ impl RunOptions {
         value.parse().map_err(|_| RunError::BadSetting { name: name.into(), value: value.into(), expected: std::any::type_name::<T>() })
     }
 
+    /// The value of a yes/no setting: `true`/`on`/`1` or `false`/`off`/`0`.
+    pub fn flag(&self, name: &str) -> Result<bool, RunError> {
+        let value: String = self.setting(name)?;
+        match value.as_str() {
+            "true" | "on" | "1" => Ok(true),
+            "false" | "off" | "0" => Ok(false),
+            _ => Err(RunError::BadSetting { name: name.into(), value, expected: "true/on/1 or false/off/0" }),
+        }
+    }
+
     /// These options with every setting of `known` present (defaults first,
     /// then those given); a setting `known` does not have is an error.
     fn with_settings(&self, known: &[Setting]) -> Result<RunOptions, RunError> {

@@ -541,7 +541,7 @@ impl<T: Real> Simulation for Robot<T> {
     ];
 
     fn declare(pb: &mut ProgramBuilder, opts: &RunOptions) -> Result<Robot<T>, RunError> {
-        Robot::new(pb, opts.setting("robot")?, opts.setting("toi")?, 2 * STEPS)
+        Robot::new(pb, opts.setting("robot")?, opts.flag("toi")?, 2 * STEPS)
     }
 
     fn params(&self) -> Vec<&str> {
