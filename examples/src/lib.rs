@@ -17,6 +17,8 @@ pub mod mass_spring_simple;
 pub mod params;
 pub mod plot;
 pub mod report;
+pub mod rigid_body;
+pub mod rigid_body_discontinuity;
 pub mod rigid_body_toi;
 
 pub use error::RunError;
@@ -185,6 +187,8 @@ pub static EXAMPLES: &[Example] = &[
     ),
     Example::of::<appendix_c::AppendixC>("appendix_c", "paper appendix C: minimize sum 0.5 (x_i - y_i)^2 by gradient descent"),
     Example::of::<gradient_explosion::Car>("gradient_explosion", "paper Fig. 10: dL/da against the number of steps, with and without damping"),
+    Example::of::<rigid_body::RigidBody>("rigid_body", "paper Fig. 4 right, Fig. 9: train an NN controller so a rigid-body robot reaches the goal"),
+    Example::of::<rigid_body_discontinuity::Discontinuity>("rigid_body_discontinuity", "paper Fig. 12: a box's final position jumps with its initial rotation"),
     Example::of::<rigid_body_toi::Ball>("rigid_body_toi", "paper Fig. 8: d(final height)/d(initial height), naive integrator vs time of impact"),
 ];
 
