@@ -719,8 +719,8 @@ impl<T: Real> RigidBody<T> {
     }
 
     /// One step of the original's clipped gradient descent on the weights
-    /// (after [`Self::loss_and_grad`]).
-    pub fn descend<B: Backend>(&self, p: &mut B) -> Result<(), Error> {
+    /// (after [`Self::loss_and_grad`]); returns the gradient's norm.
+    pub fn descend<B: Backend>(&self, p: &mut B) -> Result<f64, Error> {
         let c = &self.controller;
         let grads = [c.weights1.grad().to_vec(p)?, c.bias1.grad().to_vec(p)?, c.weights2.grad().to_vec(p)?, c.bias2.grad().to_vec(p)?];
         let total_norm_sqr: f64 = grads.iter().flatten().map(|&g| g.into() * g.into()).sum();
@@ -729,22 +729,23 @@ impl<T: Real> RigidBody<T> {
         c.weights1.copy_from(p, &step(c.weights1.to_vec(p)?, &grads[0]))?;
         c.bias1.copy_from(p, &step(c.bias1.to_vec(p)?, &grads[1]))?;
         c.weights2.copy_from(p, &step(c.weights2.to_vec(p)?, &grads[2]))?;
-        c.bias2.copy_from(p, &step(c.bias2.to_vec(p)?, &grads[3]))
+        c.bias2.copy_from(p, &step(c.bias2.to_vec(p)?, &grads[3]))?;
+        Ok(total_norm_sqr.sqrt())
     }
 
     /// The original's `optimize`: `iters` iterations of gradient descent over
-    /// the full horizon; the loss before each update.
-    pub fn optimize<B: Backend>(&self, p: &mut B, iters: usize, report: &mut Reporter) -> Result<Vec<f64>, Error> {
+    /// the full horizon; the loss before each update and the gradient's norm.
+    pub fn optimize<B: Backend>(&self, p: &mut B, iters: usize, report: &mut Reporter) -> Result<(Vec<f64>, Vec<f64>), Error> {
         report.start(iters);
-        let mut losses = Vec::new();
+        let (mut losses, mut norms) = (Vec::new(), Vec::new());
         for iter in 0..iters {
             let (loss, [fwd_ms, bwd_ms]) = self.loss_and_grad(p, STEPS)?;
-            self.descend(p)?;
+            norms.push(self.descend(p)?);
             losses.push(loss);
             report.iteration(iter, loss, fwd_ms, bwd_ms);
         }
         report.finish();
-        Ok(losses)
+        Ok((losses, norms))
     }
 
     /// The scene at step `t`: ground, goal, boxes, springs and joints.
@@ -815,8 +816,11 @@ impl Simulation for RigidBody<f32> {
     }
 
     fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, RunError> {
-        let losses = self.optimize(p, opts.iters.unwrap_or(ITERATIONS), report)?;
+        let (losses, norms) = self.optimize(p, opts.iters.unwrap_or(ITERATIONS), report)?;
         let mut out = Outcome { losses, ..Default::default() };
+        if let (Some(first), Some(last)) = (norms.first(), norms.last()) {
+            out.results.push(("gradient norm, first and last iteration".into(), format!("{first:.3e}, {last:.3e}")));
+        }
         // The original's forward('final'): twice the horizon, the loss at step 2047.
         let shown = if opts.pictures { MAX_STEPS } else { STEPS };
         self.world.clear_states(p)?;
