@@ -13,12 +13,15 @@
 pub mod appendix_c;
 pub mod billiards;
 pub mod error;
+pub mod fig9;
 pub mod gradient_explosion;
 pub mod mass_spring;
 pub mod mass_spring_simple;
 pub mod params;
 pub mod plot;
 pub mod report;
+pub mod rigid_body;
+pub mod rigid_body_discontinuity;
 pub mod rigid_body_toi;
 
 pub use error::RunError;
@@ -199,6 +202,14 @@ pub static EXAMPLES: &[Example] = &[
     Example::of::<gradient_explosion::Car>("gradient_explosion", "paper Fig. 10: dL/da against the number of steps, with and without damping"),
     Example::of::<billiards::Billiards<f32>>("billiards", "paper Fig. 4 middle, Fig. 11: shoot the cue ball so the blue ball ends at the goal"),
     Example::of::<mass_spring::MassSpring>("mass_spring", "paper Fig. 4 left: an NN controller for a mass-spring robot walking right (robots 1-3, with or without TOI)"),
+    Example::of::<rigid_body::RigidBody>("rigid_body", "paper Fig. 4 right, Fig. 9: train an NN controller so a rigid-body robot reaches the goal"),
+    Example::of::<rigid_body_discontinuity::Discontinuity>("rigid_body_discontinuity", "paper Fig. 12: a box's final position jumps with its initial rotation"),
+    Example {
+        name: "fig9",
+        summary: "paper Fig. 9: mass_spring and rigid_body trained 5 times each with and without time of impact",
+        settings: fig9::SETTINGS,
+        run: fig9::run,
+    },
     Example::of::<rigid_body_toi::Ball>("rigid_body_toi", "paper Fig. 8: d(final height)/d(initial height), naive integrator vs time of impact"),
 ];
 

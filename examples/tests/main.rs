@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 mod billiards;
 mod mass_spring;
+mod rigid_body;
 
 fn run(name: &str, iters: Option<usize>) -> (diffsim_examples::report::Outcome, PathBuf) {
     let out = std::env::temp_dir().join(format!("diffsim-test-{name}-{}", std::process::id()));
