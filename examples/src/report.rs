@@ -110,6 +110,20 @@ impl Reporter {
         self.last = Instant::now();
     }
 
+    /// Reports one step of a study that is not an optimization iteration
+    /// (a training run of `fig9`, say): its line, and the bar moves on.
+    pub fn step(&mut self, line: &str) {
+        if self.print {
+            match &self.bar {
+                Some(bar) => {
+                    bar.suspend(|| println!("{line}"));
+                    bar.inc(1);
+                }
+                None => println!("{line}"),
+            }
+        }
+    }
+
     pub fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();

@@ -311,3 +311,20 @@ fn the_cli_rejects_unknown_settings_with_their_name() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no setting `robot`"), "{stderr}");
 }
+
+/// Paper Fig. 9 (minutes: run with `--ignored`): with the time-of-impact
+/// integrator the mean final loss is lower than without, for both simulators.
+#[test]
+#[ignore]
+fn fig9_time_of_impact_optimizes_better() {
+    let (outcome, out) = run("fig9", None);
+    let mean = |what: &str| -> f64 {
+        let (_, v) = outcome.results.iter().find(|(k, _)| k == what).unwrap_or_else(|| panic!("no {what} in {:?}", outcome.results));
+        v.parse().unwrap()
+    };
+    for sim in ["mass_spring", "rigid_body"] {
+        let (with, without) = (mean(&format!("{sim} with TOI: mean final loss")), mean(&format!("{sim} without TOI: mean final loss")));
+        assert!(with < without, "{sim}: with TOI {with}, without {without}");
+    }
+    std::fs::remove_dir_all(out).ok();
+}
