@@ -11,6 +11,7 @@
 //! ([`plot`]) and `diffsim bench` (the kernel profile and median times).
 
 pub mod appendix_c;
+pub mod electric;
 pub mod error;
 pub mod gradient_explosion;
 pub mod mass_spring_simple;
@@ -185,6 +186,7 @@ pub static EXAMPLES: &[Example] = &[
     ),
     Example::of::<appendix_c::AppendixC>("appendix_c", "paper appendix C: minimize sum 0.5 (x_i - y_i)^2 by gradient descent"),
     Example::of::<gradient_explosion::Car>("gradient_explosion", "paper Fig. 10: dL/da against the number of steps, with and without damping"),
+    Example::of::<electric::Electric>("electric", "DiffTaichi electric.py: an NN sets 8 electrode charges so a charged particle follows a moving goal"),
     Example::of::<rigid_body_toi::Ball>("rigid_body_toi", "paper Fig. 8: d(final height)/d(initial height), naive integrator vs time of impact"),
 ];
 

@@ -270,3 +270,4 @@ fn the_programs_ir_can_be_dumped() {
     assert!(ir.contains("examples/src/appendix_c.rs\":"), "the kernels' Rust locations: {ir}");
     std::fs::remove_dir_all(out).ok();
 }
+mod electric;
