@@ -307,15 +307,33 @@ impl Simulation for Electric<f32> {
         let mut out = Outcome { losses, ..Default::default() };
         // The original's closing forward run, with the last iteration's goals.
         out.final_loss = self.forward(p, STEPS, &last)?.into();
-        let window = out.losses.len().clamp(1, 200);
+        // The goals change every iteration, so single losses are noisy: the
+        // original prints sums over 200 iterations; these are the means.
+        let n = out.losses.len();
+        let window = (n / 2).clamp(1, 200);
         let mean = |ls: &[f64]| ls.iter().sum::<f64>() / ls.len().max(1) as f64;
-        if !out.losses.is_empty() {
-            let n = out.losses.len();
+        if n > 0 {
             out.results.push((format!("mean loss, first {window} iterations"), format!("{:.6}", mean(&out.losses[..window]))));
             out.results.push((format!("mean loss, last {window} iterations"), format!("{:.6}", mean(&out.losses[n - window..]))));
         }
         if opts.pictures {
-            out.files.push(plot::loss_curve(&opts.out.join("loss.png"), "electric: sum_t dt |x_t - goal_t|^2", &out.losses)?);
+            let path = opts.out.join("loss.png");
+            let xs: Vec<f64> = (0..n).map(|i| i as f64).collect();
+            let mut series = vec![plot::Series::new("loss", xs, out.losses.clone(), plot::GREY)];
+            if n >= 2 * window && window > 1 {
+                let means: Vec<f64> = out.losses.chunks(window).map(mean).collect();
+                let centers = (0..means.len()).map(|k| (k * window) as f64 + (window as f64 - 1.0) / 2.0).collect();
+                series.push(plot::Series::new(format!("mean over {window} iterations"), centers, means, plot::BLUE));
+            }
+            let chart = plot::Chart {
+                title: "electric: sum_t dt |x_t - goal_t|^2 (new goal points every iteration)".into(),
+                x_label: "iteration".into(),
+                y_label: "loss".into(),
+                series,
+                scale: plot::Scale::Auto,
+            };
+            plot::draw_chart(&path, &chart)?;
+            out.files.push(path);
             out.files.extend(self.draw(p, &opts.out, &last)?);
         }
         Ok(out)
@@ -456,7 +474,7 @@ impl<T: Real> Electric<T> {
         Ok((losses, points))
     }
 
-    /// The last forward run as an animation (every 8th step, as the original's GUI).
+    /// The last forward run as an animation (every 16th step; the original's GUI shows every 8th).
     fn draw<B: Backend>(&self, p: &B, out: &Path, points: &GoalPoints) -> Result<Vec<PathBuf>, RunError> {
         let (x, goal, g) = (self.x.to_vec(p)?, self.goal.to_vec(p)?, self.gravitation.to_vec(p)?);
         let xy = |v: [T; 2]| -> (f64, f64) { (v[0].into(), v[1].into()) };
@@ -470,7 +488,7 @@ impl<T: Real> Electric<T> {
             let target = plot::Shape::Circle { center: xy(goal[t]), radius: 0.012, color: plot::BLUE };
             path.chain(electrodes).chain([particle, target]).collect()
         };
-        let frames = (8..STEPS).step_by(8).chain([STEPS - 1]).map(frame).collect();
+        let frames = (16..STEPS).step_by(16).chain([STEPS - 1]).map(frame).collect();
         let anim = plot::Animation { title: "electric, final run".into(), x_range: (0.0, 1.0), y_range: (0.0, 1.0), frames };
         plot::animate(out, "motion", &anim, 40, 4)
     }
