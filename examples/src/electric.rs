@@ -160,6 +160,10 @@ pub enum GradMode {
     Taichi,
 }
 
+/// A loss, its gradient (weights1, bias1, weights2, bias2, flat) and the
+/// forward and backward milliseconds.
+pub type LossAndGrad<T> = (T, [Vec<T>; 4], [f64; 2]);
+
 /// Three goal points (the path's corners).
 pub type GoalPoints = [[f64; 2]; 3];
 
@@ -429,7 +433,7 @@ impl<T: Real> Electric<T> {
 
     /// The loss and its gradient (weights1, bias1, weights2, bias2, flat),
     /// with the forward and backward milliseconds (not remembered).
-    pub fn loss_and_grad<B: Backend>(&self, p: &mut B, steps: usize, points: &GoalPoints) -> Result<(T, [Vec<T>; 4], [f64; 2]), Error> {
+    pub fn loss_and_grad<B: Backend>(&self, p: &mut B, steps: usize, points: &GoalPoints) -> Result<LossAndGrad<T>, Error> {
         let mut clock = Stopwatch::start();
         self.set_goals(p, points)?;
         let mut rec = p.record_without_state();

@@ -92,18 +92,20 @@ fn electric_taichi_gradient_differs_only_in_the_first_layer() {
 }
 
 /// The original's optimization on its own settings (f32, lr 2e-2, 512 steps)
-/// with the same goal points every run, as a check with little noise: 40
-/// iterations lower the loss by at least a third.
+/// with the same goal points every run, as a check with little noise: 15
+/// iterations lower the loss by at least 40% (measured: 0.833 -> 0.411,
+/// steadily; it levels off near 0.38 by iteration 40).
 #[test]
 fn electric_optimization_makes_progress() {
     let (mut p, sim) = electric::program::<f32>(GradMode::Exact).unwrap();
     sim.init_params(&mut p, 0).unwrap();
-    let iters = 40;
+    let iters = 15;
     let mut goals = Goals::File { path: "fixed".into(), runs: vec![B; iters + 1], next: 0 };
     let (losses, _) = sim.optimize(&mut p, iters, electric::STEPS, &mut goals, &mut Reporter::new(false)).unwrap();
     let (first, last) = (losses[0], losses[iters - 1]);
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
-    assert!(last < 0.67 * first, "{first} -> {last}: {losses:?}");
+    assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
+    assert!(last < 0.6 * first, "{first} -> {last}: {losses:?}");
 }
 
 fn write_goals(path: &std::path::Path, dtype_f32: bool, runs: &[GoalPoints]) {
