@@ -278,7 +278,11 @@ impl Simulation for Electric<f32> {
             default: "exact",
             help: "nn1's gradient: exact, or taichi (activations recomputed from this run's x, v, as Taichi's Tape does)",
         },
-        Setting { name: "goal_points", default: "random", help: "each run's goal points: random (from --seed), or an npz file with goal_points [runs, 3, 2] f64" },
+        Setting {
+            name: "goal_points",
+            default: "random",
+            help: "each run's goal points: random (from --seed), or an npz file with goal_points [runs, 3, 2] f64",
+        },
     ];
 
     fn declare(pb: &mut ProgramBuilder, opts: &RunOptions) -> Result<Electric, RunError> {
@@ -456,7 +460,14 @@ impl<T: Real> Electric<T> {
     /// Gradient descent: before each iteration new goal points, as the
     /// original (after one forward run before the loop); returns the loss per
     /// iteration and the last iteration's goal points.
-    pub fn optimize<B: Backend>(&self, p: &mut B, iters: usize, steps: usize, goals: &mut Goals, report: &mut Reporter) -> Result<(Vec<f64>, GoalPoints), RunError> {
+    pub fn optimize<B: Backend>(
+        &self,
+        p: &mut B,
+        iters: usize,
+        steps: usize,
+        goals: &mut Goals,
+        report: &mut Reporter,
+    ) -> Result<(Vec<f64>, GoalPoints), RunError> {
         let mut points = goals.draw()?;
         self.forward(p, steps, &points)?;
         self.remember(p)?;

@@ -42,7 +42,8 @@ fn electric_gradient_matches_finite_differences() {
     let (_, grads, _) = sim.loss_and_grad(&mut p, steps, &B).unwrap();
     let fields: [(&diffsim::Field<f64, 2>, usize); 2] = [(&sim.weights1, 64), (&sim.weights2, 8)];
     // (layer, flat index): inputs x, v, goal, goal_v of weights1; biases; weights2.
-    let picks = [(0, 3), (0, 64 + 10), (0, 2 * 64 + 5), (0, 3 * 64 + 40), (0, 4 * 64 + 1), (0, 7 * 64 + 63), (1, 0), (1, 33), (2, 7), (2, 8 * 20 + 3), (3, 0), (3, 5)];
+    let picks =
+        [(0, 3), (0, 64 + 10), (0, 2 * 64 + 5), (0, 3 * 64 + 40), (0, 4 * 64 + 1), (0, 7 * 64 + 63), (1, 0), (1, 33), (2, 7), (2, 8 * 20 + 3), (3, 0), (3, 5)];
     let h = 1e-3;
     for (layer, k) in picks {
         let analytic = grads[layer][k];
