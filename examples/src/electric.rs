@@ -40,7 +40,11 @@
 //! nn1 read. `--set grad=taichi` reproduces that (nn1's gradient is the
 //! generated gradient of an nn1 that reads x, v), for comparing loss
 //! trajectories with the original; `grad=exact` (the default) is what the
-//! finite-difference test checks.
+//! finite-difference test checks. Measured against Taichi 1.7 from the same
+//! weights and goal points: with `grad=taichi` the losses of 2500 iterations
+//! agree to 1e-5 relative through iteration 906 and to 0.8% throughout (f32
+//! rounding drift); with `grad=exact` single losses differ by about 15%
+//! after a few iterations, and their means over 200 iterations by under 3%.
 //!
 //! Departures: the random numbers (Python's `random` cannot be reproduced):
 //! weights and goal points are drawn from `opts.seed` here. To replay the
