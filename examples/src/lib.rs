@@ -12,6 +12,7 @@
 
 pub mod appendix_c;
 pub mod billiards;
+pub mod electric;
 pub mod error;
 pub mod fig9;
 pub mod gradient_explosion;
@@ -210,6 +211,7 @@ pub static EXAMPLES: &[Example] = &[
         settings: fig9::SETTINGS,
         run: fig9::run,
     },
+    Example::of::<electric::Electric>("electric", "DiffTaichi electric.py: an NN sets 8 electrode charges so a charged particle follows a moving goal"),
     Example::of::<rigid_body_toi::Ball>("rigid_body_toi", "paper Fig. 8: d(final height)/d(initial height), naive integrator vs time of impact"),
 ];
 
