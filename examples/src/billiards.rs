@@ -31,7 +31,7 @@
 //! in f32 like the original, the gradient test in f64.
 
 use crate::report::{Outcome, Reporter, Stopwatch};
-use crate::{RunError, RunOptions, Setting, Simulation, plot};
+use crate::{Real, RunError, RunOptions, Setting, Simulation, plot};
 use diffsim::field::Scalar;
 use diffsim::prelude::*;
 use plotters::style::RGBColor;
@@ -122,31 +122,6 @@ fn compute_loss<T: Scalar>(x: &Balls<T>, loss: &GradField<T, 0>, t: usize) {
     loss[()] = dx * dx + dy * dy;
 }
 
-/// The float types the simulation runs in (f32 as the original; f64 for
-/// gradient checks).
-pub trait Real: Scalar {
-    fn of(v: f64) -> Self;
-    fn get(self) -> f64;
-}
-
-impl Real for f32 {
-    fn of(v: f64) -> f32 {
-        v as f32
-    }
-    fn get(self) -> f64 {
-        self as f64
-    }
-}
-
-impl Real for f64 {
-    fn of(v: f64) -> f64 {
-        v
-    }
-    fn get(self) -> f64 {
-        self
-    }
-}
-
 /// The balls' state per step, the optimized cue, and the kernels.
 pub struct Billiards<T: Real> {
     pub x: Balls<T>,
@@ -216,7 +191,7 @@ impl<T: Real> Billiards<T> {
 
     /// The cue's initial position and velocity.
     pub fn params<B: Backend>(&self, p: &B) -> Result<([f64; 2], [f64; 2]), Error> {
-        Ok((self.init_x.get(p, [])?.map(T::get), self.init_v.get(p, [])?.map(T::get)))
+        Ok((self.init_x.get(p, [])?.map(Into::into), self.init_v.get(p, [])?.map(Into::into)))
     }
 
     /// Clears the state (the original's `clear()` of impulse and x_inc; x and
@@ -238,7 +213,7 @@ impl<T: Real> Billiards<T> {
             self.advance.launch(p, t)?;
         }
         self.compute_loss.launch(p, steps - 1)?;
-        Ok(self.loss.get(p, [])?.get())
+        Ok(self.loss.get(p, [])?.into())
     }
 
     /// The loss and its gradient, the launches recorded and replayed in reverse.
@@ -252,11 +227,11 @@ impl<T: Real> Billiards<T> {
             rec.launch(&self.advance, t)?;
         }
         rec.launch(&self.compute_loss, steps - 1)?;
-        let loss = self.loss.get(rec.program(), [])?.get();
+        let loss = self.loss.get(rec.program(), [])?.into();
         let fwd_ms = clock.lap();
         rec.backward(&self.loss)?;
         let (gx, gv) = (self.init_x.grad().get(p, [])?, self.init_v.grad().get(p, [])?);
-        Ok(Gradient { loss, init_x: gx.map(T::get), init_v: gv.map(T::get), ms: [fwd_ms, clock.lap()] })
+        Ok(Gradient { loss, init_x: gx.map(Into::into), init_v: gv.map(Into::into), ms: [fwd_ms, clock.lap()] })
     }
 
     /// One gradient-descent step (the update in f64, stored in T, as the

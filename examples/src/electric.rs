@@ -57,7 +57,7 @@
 //! run is drawn as an animation.
 
 use crate::report::{Outcome, Reporter, Stopwatch};
-use crate::{RunError, RunOptions, Setting, Simulation, plot};
+use crate::{Real, RunError, RunOptions, Setting, Simulation, plot};
 use diffsim::Scalar;
 use diffsim::prelude::*;
 use ds_runtime::gradcheck::Rng;
@@ -75,21 +75,6 @@ pub const ITERATIONS: usize = 200_000;
 const PAD: f64 = 0.1;
 pub const ELECTRODES: [[f64; 2]; N_GRAVITATION] =
     [[PAD, PAD], [PAD, 1.0 - PAD], [1.0 - PAD, 1.0 - PAD], [1.0 - PAD, PAD], [0.5, 1.0 - PAD], [0.5, PAD], [PAD, 0.5], [1.0 - PAD, 0.5]];
-
-/// The float type of the fields: f32 (the original's) or f64.
-pub trait Real: Scalar + Into<f64> + Default {
-    fn of(v: f64) -> Self;
-}
-impl Real for f32 {
-    fn of(v: f64) -> f32 {
-        v as f32
-    }
-}
-impl Real for f64 {
-    fn of(v: f64) -> f64 {
-        v
-    }
-}
 
 type Points<T> = VectorField<T, 2, 1>;
 type Grid<T> = ScalarField<T, 2>;

@@ -33,6 +33,25 @@ use report::{Outcome, Reporter};
 use std::path::PathBuf;
 use std::str::FromStr;
 
+/// The float types the simulators run in: f32 as the originals, f64 for
+/// gradient checks against finite differences.
+pub trait Real: diffsim::Scalar + diffsim::Param + Into<f64> + Default {
+    /// `v` rounded to this type.
+    fn of(v: f64) -> Self;
+}
+
+impl Real for f32 {
+    fn of(v: f64) -> f32 {
+        v as f32
+    }
+}
+
+impl Real for f64 {
+    fn of(v: f64) -> f64 {
+        v
+    }
+}
+
 /// Where an example's kernels run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {

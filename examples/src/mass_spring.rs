@@ -31,7 +31,7 @@
 //! inputs are still computed in f32).
 
 use crate::report::{Outcome, Reporter, Stopwatch};
-use crate::{RunError, RunOptions, Setting, Simulation, plot};
+use crate::{Real, RunError, RunOptions, Setting, Simulation, plot};
 use diffsim::Scalar;
 use diffsim::prelude::*;
 use ds_runtime::gradcheck::Rng;
@@ -179,21 +179,6 @@ fn compute_loss<T: Scalar>(x: &Points<T>, loss: &ScalarField<T, 0>, t: usize) {
     loss[()] = -x[(t, 0usize)].at(0);
 }
 // --- end of the original's kernels ---
-
-/// The float types the kernels run in: f32 (the original's) or f64.
-pub trait Real: Scalar + Into<f64> {
-    fn of(v: f64) -> Self;
-}
-impl Real for f32 {
-    fn of(v: f64) -> f32 {
-        v as f32
-    }
-}
-impl Real for f64 {
-    fn of(v: f64) -> f64 {
-        v
-    }
-}
 
 /// A spring: its masses, rest length, stiffness and actuation amplitude.
 #[derive(Clone, Copy, Debug, PartialEq)]

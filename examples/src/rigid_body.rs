@@ -59,9 +59,9 @@
 //!   `misc/rigid_body_discountinuity.py`.
 
 use crate::report::{Outcome, Reporter, Stopwatch};
-use crate::{RunError, RunOptions, Setting, Simulation, plot};
+use crate::{Real, RunError, RunOptions, Setting, Simulation, plot};
 use diffsim::prelude::*;
-use diffsim::{KernelArgs, KernelDef, Param, Scalar};
+use diffsim::{KernelArgs, KernelDef, Scalar};
 use plotters::style::RGBColor;
 use std::f64::consts::PI;
 
@@ -76,21 +76,6 @@ const DEFAULT_ACTUATION: f64 = 0.05;
 const LEARNING_RATE: f64 = 1.0;
 const GRADIENT_CLIP: f64 = 0.2;
 const ITERATIONS: usize = 20;
-
-/// The float type of a simulation (f32 as the original, f64 for checks).
-pub trait Real: Scalar + Param + Into<f64> {
-    fn of(x: f64) -> Self;
-}
-impl Real for f32 {
-    fn of(x: f64) -> f32 {
-        x as f32
-    }
-}
-impl Real for f64 {
-    fn of(x: f64) -> f64 {
-        x
-    }
-}
 
 /// A kernel value converted to `T` (`as T` for a generic `T`).
 fn real<T: Real>(e: Expr) -> Expr {

@@ -2,7 +2,8 @@
 //! differences, the optimization's progress, and the scan mode.
 
 use diffsim::ProgramBuilder;
-use diffsim_examples::billiards::{Billiards, Real, STEPS};
+use diffsim_examples::Real;
+use diffsim_examples::billiards::{Billiards, STEPS};
 use diffsim_examples::report::{Outcome, Reporter};
 use diffsim_examples::{RunError, RunOptions, find};
 

@@ -16,7 +16,7 @@ fn scratch(what: &str) -> PathBuf {
 
 /// A program whose nn1 reads a real trajectory (a remembered run towards A),
 /// set up for a run towards B.
-fn prepared<T: electric::Real>(mode: GradMode, steps: usize) -> (diffsim::Program, Electric<T>) {
+fn prepared<T: diffsim_examples::Real>(mode: GradMode, steps: usize) -> (diffsim::Program, Electric<T>) {
     let (mut p, sim) = electric::program::<T>(mode).unwrap();
     sim.init_params(&mut p, 7).unwrap();
     // Nonzero biases, so their gradients are tested away from 0 too.
