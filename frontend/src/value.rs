@@ -166,6 +166,12 @@ pub fn literal<L: Literal>(value: L) -> Expr {
     value.literal()
 }
 
+/// `value` as a kernel constant of type `T` (what `#[kernel]` makes of
+/// `0.5 as T` for a type parameter `T` of the kernel).
+pub fn literal_of<T: crate::program::Param>(value: f64) -> Expr {
+    builder::constant(value, T::TY)
+}
+
 /// A uniform random number in [0, 1) of float type `T` (f32 or f64), with
 /// no gradient: a counter-based generator over the launch's random stream,
 /// the call site and the loop variables, so the same program, launched in

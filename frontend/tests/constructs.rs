@@ -927,3 +927,33 @@ fn backwards_chain(x0: &S, x: &ScalarField<f64, 2>, y: &S) {
         y[(i,)] = x[(0usize, i)];
     }
 }
+
+/// `v as T` and `0.1 as T` for a type parameter `T` of the kernel: one
+/// kernel serves f32 and f64, with constants of the instance's type.
+#[kernel]
+fn generic_scale<T: diffsim::field::Scalar + diffsim::Param>(x: &ScalarField<T, 1>, y: &ScalarField<T, 1>, k: &ScalarField<i32, 1>) {
+    for i in 0..4usize {
+        let mut t = 0.1 as T;
+        if x[(i,)] > 0.0 {
+            t = x[(i,)] * (k[(i,)] as T);
+        }
+        y[(i,)] = t;
+    }
+}
+
+fn run_generic_scale<T: diffsim::field::Scalar + diffsim::Param + Copy>(xs: [T; 4]) -> Vec<T> {
+    let mut pb = ProgramBuilder::new();
+    let (x, y, k) = (pb.field("x", [4]), pb.field("y", [4]), pb.field("k", [4]));
+    let kernel = pb.kernel(generic_scale::<T>(&x, &y, &k)).unwrap();
+    let mut p = pb.build().unwrap();
+    x.copy_from(&mut p, &xs).unwrap();
+    k.copy_from(&mut p, &[1, 2, 3, 4]).unwrap();
+    kernel.launch(&mut p, ()).unwrap();
+    y.to_vec(&p).unwrap()
+}
+
+#[test]
+fn casts_to_a_generic_scalar() {
+    assert_eq!(run_generic_scale([1.5f64, -1.0, 0.25, 2.0]), vec![1.5, 0.1, 0.75, 8.0]);
+    assert_eq!(run_generic_scale([1.5f32, -1.0, 0.25, 2.0]), vec![1.5, 0.1f32, 0.75, 8.0]);
+}

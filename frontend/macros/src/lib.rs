@@ -81,7 +81,8 @@ fn scalar_ty(t: &Type) -> Option<Tokens> {
 
 /// `kernel` is `Some(no_grad)` for a kernel, `None` for a `#[func]`.
 fn expand(f: ItemFn, kernel: Option<bool>) -> syn::Result<Tokens> {
-    let mut rewriter = Rewriter { depth: if kernel.is_some() { 0 } else { 1 }, loops: 0, locals: Vec::new(), error: None };
+    let generics = f.sig.generics.type_params().map(|p| p.ident.clone()).collect();
+    let mut rewriter = Rewriter { depth: if kernel.is_some() { 0 } else { 1 }, loops: 0, locals: Vec::new(), generics, error: None };
     let body = rewriter.fold_block((*f.block).clone());
     if let Some(e) = rewriter.error {
         return Err(e);
@@ -141,6 +142,8 @@ struct Rewriter {
     /// The `let` bindings in scope: `v[i] = x` reassigns a local vector `v`
     /// (a field handle is not a local and is not reassigned by a store).
     locals: Vec<syn::Ident>,
+    /// The function's type parameters: `v as T` casts to a generic scalar.
+    generics: Vec<syn::Ident>,
     error: Option<syn::Error>,
 }
 
@@ -570,10 +573,17 @@ impl Fold for Rewriter {
                 })
             }
             Expr::Cast(c) => {
+                let generic = matches!(&*c.ty, Type::Path(p) if p.path.get_ident().is_some_and(|i| self.generics.contains(i)));
+                if generic && is_number_literal(&c.expr) {
+                    // `0.5 as T` for a generic scalar T: a constant of T's type.
+                    let (lit, to, value) = (Self::rt("literal_of"), &c.ty, &c.expr);
+                    return parse_quote!(#lit::<#to>(#value as f64));
+                }
                 let inner = self.fold_expr(*c.expr);
-                match scalar_ty(&c.ty) {
+                match scalar_ty(&c.ty).or(generic.then(Tokens::new)) {
                     // `v as T`: a kernel value's conversion, or a Rust
-                    // number's (a build-time value stays one).
+                    // number's (a build-time value stays one); `T` may be
+                    // a type parameter of the kernel (a generic scalar).
                     Some(_) => {
                         let (cast, to) = (Self::rt("cast"), &c.ty);
                         Self::located_expr(span, vec![inner], |o| {
@@ -581,7 +591,7 @@ impl Fold for Rewriter {
                             quote!(#cast::<#to, _>(#v))
                         })
                     }
-                    None => self.fail(c.ty.span(), "kernels cast only to i32, i64, f32, f64, usize or bool"),
+                    None => self.fail(c.ty.span(), "kernels cast only to i32, i64, f32, f64, usize, bool or a type parameter of the kernel"),
                 }
             }
             Expr::MethodCall(m) => {
