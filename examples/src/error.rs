@@ -17,6 +17,8 @@ pub enum RunError {
     Params { path: PathBuf, array: String, problem: String },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: cannot read the picture: {message}")]
+    Image { path: PathBuf, message: String },
     #[error("{path}: drawing failed: {message}")]
     Plot { path: PathBuf, message: String },
 }

@@ -16,6 +16,7 @@ pub mod electric;
 pub mod error;
 pub mod fig9;
 pub mod gradient_explosion;
+pub mod image;
 pub mod mass_spring;
 pub mod mass_spring_simple;
 pub mod params;
@@ -93,6 +94,10 @@ pub struct RunOptions {
     pub params: Option<PathBuf>,
     /// Where the optimized parameters are written after the run (`--save-params`).
     pub save_params: Option<PathBuf>,
+    /// A target picture for the examples that match one (`--target IMAGE`).
+    pub target: Option<PathBuf>,
+    /// An initial picture for the examples that start from one (`--init IMAGE`).
+    pub init: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -110,6 +115,8 @@ impl RunOptions {
             settings: Vec::new(),
             params: None,
             save_params: None,
+            target: None,
+            init: None,
         }
     }
 

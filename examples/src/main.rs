@@ -40,6 +40,12 @@ struct Common {
     /// Initial values of the optimized parameters: arrays named after their fields.
     #[arg(long, value_name = "FILE.npz")]
     params: Option<PathBuf>,
+    /// The target picture (any PNG, resized to the grid), for examples that match one.
+    #[arg(long, value_name = "IMAGE")]
+    target: Option<PathBuf>,
+    /// The initial picture (any PNG, resized to the grid), for examples that start from one.
+    #[arg(long, value_name = "IMAGE")]
+    init: Option<PathBuf>,
     /// Build without run-time bounds checks: an index out of bounds then
     /// reads or writes outside a field instead of failing the launch.
     #[arg(long)]
@@ -115,6 +121,8 @@ fn prepare(common: Common, out: PathBuf) -> (&'static Example, RunOptions) {
     opts.seed = common.seed;
     opts.settings = settings;
     opts.params = common.params;
+    opts.target = common.target;
+    opts.init = common.init;
     opts.unchecked = common.unchecked;
     (example, opts)
 }

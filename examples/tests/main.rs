@@ -329,3 +329,24 @@ fn fig9_time_of_impact_optimizes_better() {
     }
     std::fs::remove_dir_all(out).ok();
 }
+
+/// `--target`/`--init` pictures: any PNG as grey levels resized to the grid;
+/// a missing or undecodable file is an error naming it.
+#[test]
+fn pictures_load_as_grey_grids() {
+    let dir = scratch("image");
+    let path = dir.join("half.png");
+    image::GrayImage::from_fn(8, 4, |x, _| image::Luma([if x < 4 { 0 } else { 255 }])).save(&path).unwrap();
+    let grid = diffsim_examples::image::load_gray(&path, 2, 4).unwrap();
+    assert_eq!(grid.len(), 8);
+    assert!(grid[0] < 0.05 && grid[3] > 0.95 && grid[4] < 0.05, "{grid:?}");
+    let junk = dir.join("junk.png");
+    std::fs::write(&junk, b"not a picture").unwrap();
+    for bad in [dir.join("missing.png"), junk] {
+        match diffsim_examples::image::load_gray(&bad, 2, 2) {
+            Err(e @ RunError::Image { .. }) => assert!(e.to_string().contains(&bad.display().to_string()), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
