@@ -172,3 +172,29 @@ pub fn stencil() -> Result<(), Error> {
     println!("stencil_time_ratio_vs_rust: {:.3}", d / r);
     Ok(())
 }
+
+/// Clearing a 128 MiB field (what backward does to each adjoint) against a
+/// memset of a buffer of the same size, interleaved.
+pub fn zero() -> Result<(), Error> {
+    let n = 32 << 20;
+    let mut p = Program::new(&fields_without_grad(&[("big", "f32", &n.to_string())]))?;
+    let mut baseline = vec![1f32; n];
+    p.field_mut("big")?.fill(1f32)?;
+    let (mut ds, mut ms) = (Vec::new(), Vec::new());
+    for _ in 0..21 {
+        ms.push(time(|| {
+            // SAFETY: `baseline` holds `n` f32s; zero bytes are 0.0.
+            unsafe { std::ptr::write_bytes(baseline.as_mut_ptr(), 0, n) };
+            std::hint::black_box(&baseline);
+        }));
+        ds.push(time(|| p.field_mut("big").expect("field").zero()));
+    }
+    let check: Vec<f32> = p.field("big")?.to_vec()?;
+    assert!(check.iter().all(|&v| v == 0.0), "the field is not zero");
+    let (d, m) = (median(ds), median(ms));
+    println!("bytes: {}", 4 * n);
+    println!("zero_ms: {:.3}", d * 1e3);
+    println!("memset_ms: {:.3}", m * 1e3);
+    println!("zero_time_ratio_vs_memset: {:.3}", d / m);
+    Ok(())
+}

@@ -13,6 +13,8 @@
 //! - `stencil`: the five-point stencil of `test/kernels/stencil.mlir`, launch
 //!   by launch, against the same loop in Rust; headline
 //!   `stencil_time_ratio_vs_rust` (ds-run --time times the same launches).
+//! - `zero`: clearing a 128 MiB field (as backward clears adjoints) against a
+//!   memset; headline `zero_time_ratio_vs_memset`.
 //! - `checkpoint`: backward through 1000 steps of overwritten state under each
 //!   checkpoint policy; headline `binomial_peak_memory_ratio_vs_store_all`.
 //! - `saxpy --arch cuda`: 64M f32 on the GPU against a device-to-device copy;
@@ -59,9 +61,10 @@ fn main() {
         (Some("stencil"), _) => cases::stencil(),
         (Some("checkpoint"), _) => checkpoint::run(),
         (Some("bounds"), _) => bounds::run(),
+        (Some("zero"), _) => cases::zero(),
         _ => {
             eprintln!(
-                "usage: ds-bench saxpy|launch|grad_elementwise|stencil|bounds|checkpoint|gpu-check [--arch cpu|cuda]
+                "usage: ds-bench saxpy|launch|grad_elementwise|stencil|bounds|checkpoint|zero|gpu-check [--arch cpu|cuda]
        ds-bench fuzz [--runs N] [--seed S] [--save DIR] [--jobs J] [--timeout SECS]"
             );
             std::process::exit(2);

@@ -358,8 +358,19 @@ impl Field {
         self.write(0, &vec![value; self.info.len()])
     }
 
-    /// Sets every element to zero, whatever its type.
+    /// Sets every element to zero, whatever its type: a memset where the
+    /// field's elements are contiguous in its buffer.
     pub fn zero(&mut self) {
+        let span = self.info.span(0..self.info.len());
+        if self.info.is_contiguous() && !span.is_empty() {
+            let size = self.info.elem.size();
+            assert!(span.end * size <= self.buf.capacity(), "field @{} outside its buffer", self.info.name);
+            // SAFETY: the span is in the buffer (asserted) and is this field's
+            // own (fields sharing a buffer have disjoint positions, reached
+            // only through raw pointers).
+            unsafe { std::ptr::write_bytes(self.buf.as_ptr().add(span.start * size), 0, span.len() * size) };
+            return;
+        }
         let zeros = vec![0u8; self.info.bytes()];
         self.copy(0..self.info.len(), zeros.as_ptr() as *mut u8, false);
     }
