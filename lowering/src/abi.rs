@@ -10,7 +10,7 @@
 //! slot 0 receives the 1-based number of the failed check (the highest one
 //! wins), slot 1 a detail (the offending index for bounds checks).
 
-use ds_dialects::ir::{Attr, Ctx, FileLineCol};
+use ds_dialects::ir::{Attr, Block, Ctx, FileLineCol, Op};
 use ds_dialects::ops::{AccessKind, DsOp};
 
 /// On a task: the kernel it belongs to.
@@ -27,6 +27,9 @@ pub const SERIAL_OF: &str = "ds.serial_of";
 pub const SERIAL_SUFFIX: &str = "__serial";
 /// On a range function: the task whose range it computes.
 pub const RANGE_OF: &str = "ds.range_of";
+/// On a parallel task: the estimated ops one iteration of its loop runs
+/// ([`work`]), from which the runtime decides how finely to split it.
+pub const TASK_WORK: &str = "ds.task_work";
 /// On the `scf.for` of a parallel task: the loop the runtime splits.
 pub const TASK_LOOP: &str = "ds.task_loop";
 /// On a function using fields: the field names of its memref arguments.
@@ -92,4 +95,22 @@ impl Check {
         };
         Some(Check { kind, location })
     }
+}
+
+/// An estimate of the ops the ops of `block` run: each op counts one, plus
+/// what its regions run; an `scf.for` with constant bounds runs its body
+/// trip-count times, one with bounds known only at run time 16 times.
+pub fn work(block: Block) -> i64 {
+    block.ops().into_iter().fold(0i64, |total, op| {
+        let inner = op.regions().into_iter().flat_map(|r| r.blocks()).fold(0i64, |n, b| n.saturating_add(work(b)));
+        let times = if op.name() == "scf.for" { constant_trip_count(op).unwrap_or(16) } else { 1 };
+        total.saturating_add(1).saturating_add(inner.saturating_mul(times))
+    })
+}
+
+/// The trip count of an `scf.for` whose bounds and step are constants.
+fn constant_trip_count(op: Op) -> Option<i64> {
+    let constant = |i: usize| ds_dialects::ops::index_offset(op.operand(i)).0.is_none().then(|| ds_dialects::ops::index_offset(op.operand(i)).1);
+    let (lo, hi, step) = (constant(0)?, constant(1)?, constant(2)?);
+    (step > 0).then(|| (hi - lo).max(0) / step + i64::from((hi - lo).max(0) % step != 0))
 }

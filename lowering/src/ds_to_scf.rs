@@ -180,6 +180,11 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
         let checks: Vec<_> = l.checks.iter().map(|c| c.to_attr(ctx)).collect();
         func.set_attr(abi::STATUS_CHECKS, ctx.array_attr(&checks));
     }
+    if func.attr(abi::TASK_OF).is_some()
+        && let Some(task_loop) = func.walk().into_iter().find(|op| op.name() == "scf.for" && op.attr(abi::TASK_LOOP).is_some()) {
+        let work = abi::work(task_loop.region(0).first_block().expect("loop body"));
+        func.set_attr(abi::TASK_WORK, ctx.int_attr(ctx.int(64), work));
+    }
     true
 }
 

@@ -69,6 +69,8 @@ pub struct Task {
     /// For parallel tasks with shared atomic updates (CPU targets only): the
     /// serial twin, every update plain, for a range run on one thread.
     pub(crate) serial: Option<PackedFn>,
+    /// For parallel tasks: the estimated ops of one iteration (`abi::work`).
+    pub(crate) work: i64,
     /// For parallel tasks: the function computing the iteration range.
     pub(crate) range: Option<PackedFn>,
     /// Indices into the program's fields of the task's field arguments.
@@ -388,7 +390,8 @@ fn attach_tasks(
             .collect::<Result<Vec<_>, _>>()?;
         let code = if cpu { Some(lookup(&fname)?) } else { None };
         let serial = if cpu { engine.packed(&format!("{fname}{}", abi::SERIAL_SUFFIX)) } else { None };
-        tasks.push((kernel, index, Task { name: fname, code, serial, range, fields: field_idx, checks }));
+        let work = f.attr(abi::TASK_WORK).and_then(|a| a.as_int()).unwrap_or(1).max(1);
+        tasks.push((kernel, index, Task { name: fname, code, serial, work, range, fields: field_idx, checks }));
     }
     tasks.sort_by_key(|(k, i, _)| (k.clone(), *i));
     for (kernel, _, task) in tasks {

@@ -72,8 +72,12 @@ impl Arg {
     }
 }
 
-/// Below this many iterations per thread a parallel task runs inline.
+/// A chunk of a parallel task runs at most this many iterations...
 const MIN_CHUNK: i64 = 512;
+/// ...or fewer, as long as they run this many ops (the task's estimated
+/// work per iteration times the iterations): below two such chunks a task
+/// runs inline, where handing out work would cost more than it saves.
+const MIN_CHUNK_WORK: i64 = 16384;
 /// Chunks per thread, for load balance.
 const CHUNKS_PER_THREAD: i64 = 16;
 /// The most iterations one call of a task function runs: between calls the
@@ -207,7 +211,7 @@ impl Program {
                 Some(range) => {
                     let (lo, hi) = evaluate_range(range, params);
                     let len = range_len(kernel, lo, hi)?;
-                    run_range(code, task.serial, slots, n, lo, len, &status[0]);
+                    run_range(code, task, slots, n, lo, len, &status[0]);
                 }
             }
         }
@@ -320,13 +324,13 @@ pub(crate) fn range_len(kernel: &str, lo: i64, hi: i64) -> Result<i64, Error> {
 }
 
 /// Runs a parallel task over the `len` iterations from `lo`, inline or in
-/// chunks on the pool (`serial`, the task's twin without atomics, runs a
-/// range run inline), in calls of at most [`MAX_CALL`] iterations; once a
+/// chunks on the pool, as many as its estimated work makes worth it (the
+/// task's serial twin, without atomics, runs a range run inline), in calls of at most [`MAX_CALL`] iterations; once a
 /// check has failed (`failed` is set), no new call starts.
 ///
 /// # Safety
 /// As for [`PackedFn::call`]: `slots[2..n]` are the task's checked arguments.
-unsafe fn run_range(code: PackedFn, serial: Option<PackedFn>, slots: [Slot; MAX_ARGS], n: usize, lo: i64, len: i64, failed: &AtomicI64) {
+unsafe fn run_range(code: PackedFn, task: &Task, slots: [Slot; MAX_ARGS], n: usize, lo: i64, len: i64, failed: &AtomicI64) {
     if len == 0 {
         return;
     }
@@ -349,11 +353,12 @@ unsafe fn run_range(code: PackedFn, serial: Option<PackedFn>, slots: [Slot; MAX_
         }
         Ok(())
     };
-    if threads <= 1 || len < 2 * MIN_CHUNK {
+    let min_chunk = (MIN_CHUNK_WORK / task.work).clamp(1, MIN_CHUNK);
+    if threads <= 1 || len < 2 * min_chunk {
         // One thread runs it all: the serial twin's plain updates are safe.
-        return run(serial.unwrap_or(code), lo, hi).unwrap_or(());
+        return run(task.serial.unwrap_or(code), lo, hi).unwrap_or(());
     }
-    let chunks = (threads * CHUNKS_PER_THREAD).min(len / MIN_CHUNK).max(1);
+    let chunks = (threads * CHUNKS_PER_THREAD).min(len / min_chunk).max(1);
     // Rounded up without overflow, for ranges up to i64::MAX long.
     let size = len / chunks + i64::from(len % chunks != 0);
     // try_for_each stops handing out chunks after the first Err.
