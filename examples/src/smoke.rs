@@ -79,7 +79,8 @@ fn compute_div<T: Scalar>(v_updated: &VGrid<T>, div: &Grid<T>, n: &usize, t: usi
         for x in 0..*n {
             let (up, down, right, left) = ((y + 1) % *n, (y + *n - 1) % *n, (x + 1) % *n, (x + *n - 1) % *n);
             let scale = -0.5 / (*n as f64);
-            div[(t, y, x)] = scale * (v_updated[(t, up, x)].at(0) - v_updated[(t, down, x)].at(0) + v_updated[(t, y, right)].at(1) - v_updated[(t, y, left)].at(1));
+            div[(t, y, x)] =
+                scale * (v_updated[(t, up, x)].at(0) - v_updated[(t, down, x)].at(0) + v_updated[(t, y, right)].at(1) - v_updated[(t, y, left)].at(1));
         }
     }
 }
@@ -327,9 +328,9 @@ impl<T: Real> Smoke<T> {
             // The original reads layer N t - 1 of its layout, whose step t
             // writes N t + 1 ..= N t + N: here layers are shifted down by N
             // (step t writes N (t - 1) + 1 ..= N t), so N t - 1 is N (t - 1) - 1;
-            // at t = 1 that layer (5 in the original) is never written: zero.
-            // Layer 0 is never written (step 1's zero warm start).
-            let a = (jacobi * (t - 1)).checked_sub(1).unwrap_or(0);
+            // at t = 1 that layer (5 in the original) is never written: zero,
+            // and so is layer 0 here (step 1's warm start), which it reads.
+            let a = (jacobi * (t - 1)).saturating_sub(1);
             launch(Launch::Layer(&self.update_v, (t, a)))?;
             launch(Launch::Step(&self.advect_smoke, t))?;
         }
@@ -402,8 +403,11 @@ pub fn program<T: Real>(scene: Scene, steps: usize) -> Result<(Program, Smoke<T>
 }
 
 impl Simulation for Smoke<f32> {
-    const SETTINGS: &'static [Setting] =
-        &[Setting { name: "scene", default: "bench", help: "bench: smoke_taichi_cpu.py (110 x 110, 6 Jacobi iterations); showcase: smoke_taichi.py (128 x 128, 10)" }];
+    const SETTINGS: &'static [Setting] = &[Setting {
+        name: "scene",
+        default: "bench",
+        help: "bench: smoke_taichi_cpu.py (110 x 110, 6 Jacobi iterations); showcase: smoke_taichi.py (128 x 128, 10)",
+    }];
 
     fn declare(pb: &mut ProgramBuilder, opts: &RunOptions) -> Result<Smoke<f32>, RunError> {
         let scene = Scene::parse(&opts.setting::<String>("scene")?)?;
