@@ -73,30 +73,19 @@ fn smoke_gradient_matches_finite_differences() {
 }
 
 /// The original's optimization (f32, 100 steps, learning rate 100) from
-/// v = 0 with the procedural pictures: each of the first 10 iterations lowers
-/// the loss (measured: 0.374, 0.234, 0.184, ..., 0.115; the 12th rises a
-/// little, as the original's do now and then), and after 10 updates it is
-/// more than 3x lower than at first.
+/// v = 0 with the procedural pictures, over 50 iterations (about 6 s in the
+/// debug profile): each of the first 10 lowers the loss (measured: 0.374,
+/// 0.234, 0.184, ..., 0.115; later ones rise a little now and then, as the
+/// original's do) and the loss falls more than 5x (measured: 0.374 to 0.0733,
+/// 5.1x; the original with its own pictures: 0.398 to 0.0498, 8.0x).
 #[test]
-fn smoke_optimization_lowers_the_loss() {
-    let (outcome, out) = run(&[], 10, false);
-    let outcome = outcome.unwrap();
-    let l = &outcome.losses;
-    assert_eq!(l.len(), 10);
-    assert!(l.windows(2).all(|w| w[1] < w[0]), "{l:?}");
-    assert!(outcome.final_loss < l[0] / 3.0, "{} -> {}", l[0], outcome.final_loss);
-    std::fs::remove_dir_all(out).ok();
-}
-
-/// The paper's 50-iteration claim (the original: 0.398 to 0.0498, 8.0x, with
-/// its pictures; here with the procedural ones, measured 0.374 to 0.0733,
-/// 5.1x). A minute in the debug profile: run with `--ignored`.
-#[test]
-#[ignore]
 fn smoke_loss_falls_five_fold_in_50_iterations() {
     let (outcome, out) = run(&[], 50, false);
     let outcome = outcome.unwrap();
-    assert!(outcome.final_loss < outcome.losses[0] / 5.0, "{} -> {}", outcome.losses[0], outcome.final_loss);
+    let l = &outcome.losses;
+    assert_eq!(l.len(), 50);
+    assert!(l[..10].windows(2).all(|w| w[1] < w[0]), "{l:?}");
+    assert!(outcome.final_loss < l[0] / 5.0, "{} -> {}", l[0], outcome.final_loss);
     std::fs::remove_dir_all(out).ok();
 }
 
