@@ -25,6 +25,7 @@ pub mod report;
 pub mod rigid_body;
 pub mod rigid_body_discontinuity;
 pub mod rigid_body_toi;
+pub mod smoke;
 
 pub use error::RunError;
 
@@ -238,6 +239,7 @@ pub static EXAMPLES: &[Example] = &[
         run: fig9::run,
     },
     Example::of::<electric::Electric>("electric", "DiffTaichi electric.py: an NN sets 8 electrode charges so a charged particle follows a moving goal"),
+    Example::of::<smoke::Smoke<f32>>("smoke", "paper Fig. 5a, Table 2: optimize the initial velocity so advected smoke ends as a target picture"),
     Example::of::<rigid_body_toi::Ball>("rigid_body_toi", "paper Fig. 8: d(final height)/d(initial height), naive integrator vs time of impact"),
 ];
 
