@@ -30,6 +30,10 @@ pub const RANGE_OF: &str = "ds.range_of";
 /// On a parallel task: the estimated ops one iteration of its loop runs
 /// ([`work`]), from which the runtime decides how finely to split it.
 pub const TASK_WORK: &str = "ds.task_work";
+/// On a parallel task: the estimated atomic updates one iteration runs
+/// ([`atomic_updates`]), which make running it on several threads costlier
+/// than its serial twin on one.
+pub const TASK_ATOMICS: &str = "ds.task_atomics";
 /// On the `scf.for` of a parallel task: the loop the runtime splits.
 pub const TASK_LOOP: &str = "ds.task_loop";
 /// On a function using fields: the field names of its memref arguments.
@@ -101,10 +105,20 @@ impl Check {
 /// what its regions run; an `scf.for` with constant bounds runs its body
 /// trip-count times, one with bounds known only at run time 16 times.
 pub fn work(block: Block) -> i64 {
+    count(block, &|_| true)
+}
+
+/// The `memref.atomic_rmw` ops the ops of `block` run, counted as [`work`] counts.
+pub fn atomic_updates(block: Block) -> i64 {
+    count(block, &|op| op.name() == "memref.atomic_rmw")
+}
+
+/// How many times the ops of `block` that `counted` selects run.
+fn count(block: Block, counted: &dyn Fn(Op) -> bool) -> i64 {
     block.ops().into_iter().fold(0i64, |total, op| {
-        let inner = op.regions().into_iter().flat_map(|r| r.blocks()).fold(0i64, |n, b| n.saturating_add(work(b)));
+        let inner = op.regions().into_iter().flat_map(|r| r.blocks()).fold(0i64, |n, b| n.saturating_add(count(b, counted)));
         let times = if op.name() == "scf.for" { constant_trip_count(op).unwrap_or(16) } else { 1 };
-        total.saturating_add(1).saturating_add(inner.saturating_mul(times))
+        total.saturating_add(i64::from(counted(op))).saturating_add(inner.saturating_mul(times))
     })
 }
 

@@ -182,8 +182,9 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
     }
     if func.attr(abi::TASK_OF).is_some()
         && let Some(task_loop) = func.walk().into_iter().find(|op| op.name() == "scf.for" && op.attr(abi::TASK_LOOP).is_some()) {
-        let work = abi::work(task_loop.region(0).first_block().expect("loop body"));
-        func.set_attr(abi::TASK_WORK, ctx.int_attr(ctx.int(64), work));
+        let body = task_loop.region(0).first_block().expect("loop body");
+        func.set_attr(abi::TASK_WORK, ctx.int_attr(ctx.int(64), abi::work(body)));
+        func.set_attr(abi::TASK_ATOMICS, ctx.int_attr(ctx.int(64), abi::atomic_updates(body)));
     }
     true
 }

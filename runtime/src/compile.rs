@@ -71,6 +71,8 @@ pub struct Task {
     pub(crate) serial: Option<PackedFn>,
     /// For parallel tasks: the estimated ops of one iteration (`abi::work`).
     pub(crate) work: i64,
+    /// For parallel tasks: the estimated atomic updates of one iteration.
+    pub(crate) atomics: i64,
     /// For parallel tasks: the function computing the iteration range.
     pub(crate) range: Option<PackedFn>,
     /// Indices into the program's fields of the task's field arguments.
@@ -391,7 +393,8 @@ fn attach_tasks(
         let code = if cpu { Some(lookup(&fname)?) } else { None };
         let serial = if cpu { engine.packed(&format!("{fname}{}", abi::SERIAL_SUFFIX)) } else { None };
         let work = f.attr(abi::TASK_WORK).and_then(|a| a.as_int()).unwrap_or(1).max(1);
-        tasks.push((kernel, index, Task { name: fname, code, serial, work, range, fields: field_idx, checks }));
+        let atomics = f.attr(abi::TASK_ATOMICS).and_then(|a| a.as_int()).unwrap_or(0).max(0);
+        tasks.push((kernel, index, Task { name: fname, code, serial, work, atomics, range, fields: field_idx, checks }));
     }
     tasks.sort_by_key(|(k, i, _)| (k.clone(), *i));
     for (kernel, _, task) in tasks {

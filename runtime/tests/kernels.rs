@@ -343,7 +343,9 @@ fn the_profiler_counts_launches_while_on() {
 /// Updates of an element the iteration owns (`own[i] += 1` in a serial
 /// loop, lowered without atomics) and of shared elements (`all[j] += 1`,
 /// atomic) are both exact, with the range split over threads and with a
-/// short range run inline (by the task's serial twin, without atomics).
+/// short range run inline (by the task's serial twin, without atomics). A
+/// loop of 64 sines per iteration (into `work`) makes the atomics cheap
+/// enough against the work that the long range does run on all threads.
 #[test]
 fn owned_and_shared_updates_are_exact_in_parallel_and_inline() {
     for n in [1i64 << 16, 64] {
@@ -352,7 +354,7 @@ fn owned_and_shared_updates_are_exact_in_parallel_and_inline() {
 }
 
 fn owned_and_shared_updates(n: i64) {
-    let src = crate::common::fields_without_grad(&[("own", "i32", &n.to_string()), ("all", "i32", "4")])
+    let src = crate::common::fields_without_grad(&[("own", "i32", &n.to_string()), ("all", "i32", "4"), ("work", "f32", &n.to_string())])
         + &crate::common::loop_kernel(
             "updates",
             "%n: index",
@@ -363,7 +365,17 @@ fn owned_and_shared_updates(n: i64) {
     scf.for %j = %c0 to %c4 step %c1 {
       "ds.atomic_add"(%one, %i) {field = @own} : (i32, index) -> ()
       "ds.atomic_add"(%one, %j) {field = @all} : (i32, index) -> ()
-    }"#,
+    }
+    %c64 = arith.constant 64 : index
+    %z = arith.constant 0.0 : f32
+    %w = scf.for %k = %c0 to %c64 step %c1 iter_args(%a = %z) -> (f32) {
+      %ki = arith.index_cast %k : index to i64
+      %kf = arith.sitofp %ki : i64 to f32
+      %sk = math.sin %kf : f32
+      %b = arith.addf %a, %sk : f32
+      scf.yield %b : f32
+    }
+    "ds.store"(%w, %i) {field = @work} : (f32, index) -> ()"#,
         );
     let mut p = ds_runtime::Program::new(&src).unwrap();
     for _ in 0..3 {
