@@ -25,6 +25,7 @@ pub mod report;
 pub mod rigid_body;
 pub mod rigid_body_discontinuity;
 pub mod rigid_body_toi;
+pub mod wave;
 
 pub use error::RunError;
 
@@ -239,6 +240,7 @@ pub static EXAMPLES: &[Example] = &[
     },
     Example::of::<electric::Electric>("electric", "DiffTaichi electric.py: an NN sets 8 electrode charges so a charged particle follows a moving goal"),
     Example::of::<rigid_body_toi::Ball>("rigid_body_toi", "paper Fig. 8: d(final height)/d(initial height), naive integrator vs time of impact"),
+    Example::of::<wave::Wave<f32>>("wave", "paper Fig. 5b, appendix D: optimize the initial height so the wave draws a picture 256 steps later"),
 ];
 
 pub fn find(name: &str) -> Option<&'static Example> {
