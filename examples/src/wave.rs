@@ -6,7 +6,8 @@
 //! alpha = 0 (`--set damping=ALPHA`), dt = (sqrt(alpha^2 + dx^2/3) - alpha)/c
 //! (dx/(c sqrt 3) undamped); the height p[t, i, j] is stored for 512 steps
 //! (the original's max_steps, for its final 512-step visualization) and is 0
-//! outside the grid. p[0] = `initial` (the optimized field, all zeros at the
+//! outside the grid (here a frame of cells around it that stays 0: cell (i, j)
+//! is p[t, i + 1, j + 1], so the stencil reads without tests). p[0] = `initial` (the optimized field, all zeros at the
 //! start), p[1] = 0 (never written), then for t = 2..255
 //! p[t] = 2 p[t-1] + (c^2 dt^2 + c alpha dt) lap(p[t-1]) - p[t-2] - c alpha dt lap(p[t-2])
 //! with lap(q)[i, j] = (-4 q[i,j] + q[i,j-1] + q[i,j+1] + q[i+1,j] + q[i-1,j]) / dx^2.
@@ -50,25 +51,23 @@ type History<T> = GradField<T, 3>;
 fn initialize<T: Scalar>(p: &History<T>, initial: &Grid<T>) {
     for i in 0..N_GRID {
         for j in 0..N_GRID {
-            p[(0usize, i, j)] = initial[(i, j)];
+            p[(0usize, i + 1usize, j + 1usize)] = initial[(i, j)];
         }
     }
 }
 
 /// One FDTD step: p[t] from p[t-1] and p[t-2]; `k_q` = c^2 dt^2 + c alpha dt,
-/// `k_p` = c alpha dt (its term is built only when `damped`).
+/// `k_p` = c alpha dt (its term is built only when `damped`). Cell (i, j) of
+/// the grid is p[t, i + 1, j + 1]: the frame of zeros around it, never
+/// written, is the original's p = 0 outside the grid.
 #[kernel]
 fn fdtd<T: Scalar>(p: &History<T>, k_q: &f64, k_p: &f64, damped: &bool, t: usize) {
-    for i in 0..N_GRID {
-        for j in 0..N_GRID {
+    for i in 1..(N_GRID + 1) {
+        for j in 1..(N_GRID + 1) {
             let (q, r) = (t - 1, t - 2);
-            // The original's laplacian(t, i, j), p being 0 outside the grid.
+            // The original's laplacian(t, i, j), in its order.
             let lap = |s: Expr| -> Expr {
-                let west = if j > 0usize { p[(s, i, j - 1usize)] } else { 0.0 };
-                let east = if j + 1usize < N_GRID { p[(s, i, j + 1usize)] } else { 0.0 };
-                let south = if i + 1usize < N_GRID { p[(s, i + 1usize, j)] } else { 0.0 };
-                let north = if i > 0usize { p[(s, i - 1usize, j)] } else { 0.0 };
-                INV_DX2 * (-4.0 * p[(s, i, j)] + west + east + south + north)
+                INV_DX2 * (-4.0 * p[(s, i, j)] + p[(s, i, j - 1usize)] + p[(s, i, j + 1usize)] + p[(s, i + 1usize, j)] + p[(s, i - 1usize, j)])
             };
             let mut next = 2.0 * p[(q, i, j)] + *k_q * lap(q) - p[(r, i, j)];
             if *damped {
@@ -83,8 +82,21 @@ fn fdtd<T: Scalar>(p: &History<T>, k_q: &f64, k_p: &f64, damped: &bool, t: usize
 fn compute_loss<T: Scalar>(p: &History<T>, target: &Field<T, 2>, loss: &GradField<T, 0>, t: usize) {
     for i in 0..N_GRID {
         for j in 0..N_GRID {
-            let d = target[(i, j)] - p[(t, i, j)];
+            let d = target[(i, j)] - p[(t, i + 1usize, j + 1usize)];
             loss[()] += DX * DX * (d * d);
+        }
+    }
+}
+
+/// Zeroes dL/dp for steps 0..steps: what a backward over `steps` steps adds
+/// to (the Tape's own clearing would zero all 512 steps, twice the memory).
+#[kernel(no_grad)]
+fn clear_adjoint<T: Scalar>(p: &History<T>, steps: usize) {
+    for t in 0..steps {
+        for i in 0..(N_GRID + 2) {
+            for j in 0..(N_GRID + 2) {
+                p.grad()[(t, i, j)] = 0.0;
+            }
         }
     }
 }
@@ -113,6 +125,7 @@ pub struct Wave<T: Real> {
     fdtd: Kernel<usize>,
     compute_loss: Kernel<usize>,
     apply_grad: Kernel<()>,
+    clear_adjoint: Kernel<usize>,
 }
 
 /// A loss and the forward and backward milliseconds (dL/dinitial is in
@@ -141,19 +154,9 @@ pub fn taiji(n: usize) -> Vec<f32> {
             let x = (col as f64 + 0.5) / n as f64 - 0.5;
             let y = 0.5 - (row as f64 + 0.5) / n as f64;
             let within = |cy: f64, r: f64| x * x + (y - cy) * (y - cy) < r * r;
-            let light = if !within(0.0, big) {
-                false
-            } else if within(half, dot) {
-                false
-            } else if within(-half, dot) {
-                true
-            } else if within(half, half) {
-                true
-            } else if within(-half, half) {
-                false
-            } else {
-                x > 0.0
-            };
+            let light = within(0.0, big)
+                && !within(half, dot)
+                && (within(-half, dot) || within(half, half) || (!within(-half, half) && x > 0.0));
             grid.push(if light { 1.0 } else { 0.0 });
         }
     }
@@ -163,7 +166,7 @@ pub fn taiji(n: usize) -> Vec<f32> {
 impl<T: Real> Wave<T> {
     /// The fields (history of `max_steps` steps) and kernels for damping `damping`.
     pub fn new(pb: &mut ProgramBuilder, max_steps: usize, damping: f64) -> Result<Wave<T>, Error> {
-        let p = pb.field_with_grad("p", [max_steps, N_GRID, N_GRID]);
+        let p = pb.field_with_grad("p", [max_steps, N_GRID + 2, N_GRID + 2]);
         let initial = pb.field_with_grad("initial", [N_GRID, N_GRID]);
         let target = pb.field("target", [N_GRID, N_GRID]);
         let loss = pb.field_with_grad("loss", []);
@@ -174,6 +177,7 @@ impl<T: Real> Wave<T> {
             fdtd: pb.kernel(fdtd(&p, &k_q, &k_p, &(damping != 0.0)))?,
             compute_loss: pb.kernel(compute_loss(&p, &target, &loss))?,
             apply_grad: pb.kernel(apply_grad(&initial, &LEARNING_RATE))?,
+            clear_adjoint: pb.kernel(clear_adjoint(&p))?,
             p,
             initial,
             target,
@@ -215,14 +219,18 @@ impl<T: Real> Wave<T> {
     /// The loss after `steps` steps and dL/dinitial.
     pub fn loss_and_grad<B: Backend>(&self, p: &mut B, steps: usize) -> Result<Gradient, Error> {
         let mut clock = Stopwatch::start();
+        // The adjoints backward adds to, zeroed here (the loss's is seeded).
+        self.clear_adjoint.launch(p, steps)?;
+        self.initial.grad().zero(p)?;
+        let clear_ms = clock.lap();
         self.reset(p)?;
         let mut rec = p.record_without_state();
         rec.launch(&self.initialize, ())?;
         self.simulate(steps, steps, |k, t| rec.launch(k, t))?;
         let loss = self.loss.get(rec.program(), [])?.into();
         let fwd_ms = clock.lap();
-        rec.backward(&self.loss)?;
-        let bwd_ms = clock.lap();
+        rec.backward_with(&self.loss, &BackwardOptions { zero_grads: false, ..Default::default() })?;
+        let bwd_ms = clock.lap() + clear_ms;
         Ok(Gradient { loss, ms: [fwd_ms, bwd_ms] })
     }
 
@@ -300,8 +308,8 @@ impl<T: Real> Wave<T> {
             Ok(path)
         };
         let all = self.p.to_vec(p)?;
-        let cells = N_GRID * N_GRID;
-        let height = |t: usize, i: usize, j: usize| -> f32 { Into::<f64>::into(all[t * cells + i * N_GRID + j]) as f32 };
+        let (side, cells) = (N_GRID + 2, (N_GRID + 2) * (N_GRID + 2));
+        let height = |t: usize, i: usize, j: usize| -> f32 { Into::<f64>::into(all[t * cells + (i + 1) * side + j + 1]) as f32 };
         let target: Vec<f32> = self.target.to_vec(p)?.into_iter().map(|v| Into::<f64>::into(v) as f32).collect();
         let gap = 8;
         let mut result = image::RgbImage::from_pixel(2 * n + gap, n, image::Rgb([255, 255, 255]));
