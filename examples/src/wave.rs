@@ -299,7 +299,8 @@ fn colour(v: f32) -> image::Rgb<u8> {
 
 impl<T: Real> Wave<T> {
     /// PNGs: `result.png` (p[255] of the last run beside the target) and
-    /// `frames.png` (8 frames of the 512-step run, p[0] .. p[511]).
+    /// `frames.png` (8 frames of the 512-step run: p[0], p[51], .., p[255],
+    /// p[383], p[511]; rows of 4, blue below 0, red above).
     fn pictures<B: Backend>(&self, p: &B, dir: &Path) -> Result<Vec<PathBuf>, RunError> {
         let n = N_GRID as u32;
         let save = |img: image::RgbImage, name: &str| -> Result<PathBuf, RunError> {
@@ -319,7 +320,9 @@ impl<T: Real> Wave<T> {
                 result.put_pixel(n + gap + j as u32, i as u32, colour(target[i * N_GRID + j]));
             }
         }
-        let picks: Vec<usize> = (0..8).map(|k| k * (self.max_steps - 1) / 7).collect();
+        // Steps 0, 51, .., 255 (the loss's step) every 51, then halfway to the end and the end.
+        let last = self.max_steps - 1;
+        let picks: Vec<usize> = (0..6).map(|k| k * (STEPS - 1) / 5).chain([(STEPS - 1 + last) / 2, last]).map(|t| t.min(last)).collect();
         let mut frames = image::RgbImage::from_pixel(4 * n + 3 * gap, 2 * n + gap, image::Rgb([255, 255, 255]));
         for (k, &t) in picks.iter().enumerate() {
             let (x0, y0) = ((k as u32 % 4) * (n + gap), (k as u32 / 4) * (n + gap));
