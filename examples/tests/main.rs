@@ -9,6 +9,7 @@ mod electric;
 mod mass_spring;
 mod rigid_body;
 mod smoke;
+mod wave;
 
 fn run(name: &str, iters: Option<usize>) -> (diffsim_examples::report::Outcome, PathBuf) {
     let out = std::env::temp_dir().join(format!("diffsim-test-{name}-{}", std::process::id()));
