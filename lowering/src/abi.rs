@@ -101,24 +101,25 @@ impl Check {
     }
 }
 
-/// An estimate of the ops the ops of `block` run: each op counts one, plus
-/// what its regions run; an `scf.for` with constant bounds runs its body
-/// trip-count times, one with bounds known only at run time 16 times.
+/// An estimate of the ops the ops of `block` run: each op counts one (a
+/// `math` function, sin or exp, 16), plus what its regions run; an `scf.for`
+/// with constant bounds runs its body trip-count times, one with bounds known
+/// only at run time 16 times.
 pub fn work(block: Block) -> i64 {
-    count(block, &|_| true)
+    count(block, &|op| if op.name().starts_with("math.") { 16 } else { 1 })
 }
 
 /// The `memref.atomic_rmw` ops the ops of `block` run, counted as [`work`] counts.
 pub fn atomic_updates(block: Block) -> i64 {
-    count(block, &|op| op.name() == "memref.atomic_rmw")
+    count(block, &|op| i64::from(op.name() == "memref.atomic_rmw"))
 }
 
-/// How many times the ops of `block` that `counted` selects run.
-fn count(block: Block, counted: &dyn Fn(Op) -> bool) -> i64 {
+/// The sum of `weight` over the ops of `block`, each as many times as it runs.
+fn count(block: Block, weight: &dyn Fn(Op) -> i64) -> i64 {
     block.ops().into_iter().fold(0i64, |total, op| {
-        let inner = op.regions().into_iter().flat_map(|r| r.blocks()).fold(0i64, |n, b| n.saturating_add(count(b, counted)));
+        let inner = op.regions().into_iter().flat_map(|r| r.blocks()).fold(0i64, |n, b| n.saturating_add(count(b, weight)));
         let times = if op.name() == "scf.for" { constant_trip_count(op).unwrap_or(16) } else { 1 };
-        total.saturating_add(i64::from(counted(op))).saturating_add(inner.saturating_mul(times))
+        total.saturating_add(weight(op)).saturating_add(inner.saturating_mul(times))
     })
 }
 

@@ -72,15 +72,19 @@ impl Arg {
     }
 }
 
-/// A chunk of a parallel task runs at most this many iterations...
+/// Below this many iterations per thread a parallel task runs inline...
 const MIN_CHUNK: i64 = 512;
-/// ...or fewer, as long as they run this many ops (the task's estimated
-/// work per iteration times the iterations): below two such chunks a task
-/// runs inline, where handing out work would cost more than it saves.
-const MIN_CHUNK_WORK: i64 = 16384;
-/// What an atomic update costs in ops (a compare-and-swap loop against a
-/// plain add: about 5 ns against 1 measured on wave's gradient).
-const ATOMIC_COST: i64 = 8;
+/// ...unless its range runs this many ops (the task's estimated work per
+/// iteration times the iterations): then even a short range is split, one
+/// iteration per chunk at least. Below it, handing out work costs more than
+/// it saves: waking the pool takes tens of microseconds (on the 2-vCPU VM,
+/// wave's 2M-op stencil ran 3x slower split than inline; a 5M-op loop of
+/// sines ran 1.8x faster).
+const PARALLEL_WORK: i64 = 1 << 22;
+/// What an atomic update costs in ops: a compare-and-swap loop on a cache
+/// line other threads update too (wave's stencil gradient ran 8x slower on
+/// two threads with atomics than on one without).
+const ATOMIC_COST: i64 = 64;
 /// Chunks per thread, for load balance.
 const CHUNKS_PER_THREAD: i64 = 16;
 /// The most iterations one call of a task function runs: between calls the
@@ -356,7 +360,8 @@ unsafe fn run_range(code: PackedFn, task: &Task, slots: [Slot; MAX_ARGS], n: usi
         }
         Ok(())
     };
-    let min_chunk = (MIN_CHUNK_WORK / task.work).clamp(1, MIN_CHUNK);
+    let heavy = len.saturating_mul(task.work) >= PARALLEL_WORK;
+    let min_chunk = if heavy { 1 } else { MIN_CHUNK };
     // With a serial twin, one thread without atomics may beat all with them.
     let atomics_lose = task.serial.is_some() && task.work.saturating_add(ATOMIC_COST.saturating_mul(task.atomics)) >= threads.saturating_mul(task.work);
     if threads <= 1 || len < 2 * min_chunk || atomics_lose {
