@@ -152,7 +152,7 @@ fn main() {
             for e in EXAMPLES {
                 println!("{:<26} {}", e.name, e.summary);
                 for s in e.settings {
-                    println!("{:<26}   --set {}={:<8} {}", "", s.name, s.default, s.help);
+                    println!("{:<26}   --set {:<22} {}", "", format!("{}={}", s.name, s.default), s.help);
                 }
             }
         }
