@@ -71,20 +71,28 @@ type Grid<T> = ScalarField<T, 3>;
 type VGrid<T> = VectorField<T, 2, 3>;
 
 // --- the original's kernels ---
+/// Semi-Lagrangian lookup from cell (y, x) moving at `vel`: the corners of
+/// the periodic n x n cell the departure point falls in (left, top, right,
+/// bottom) and its weights (rw, bw), as both of the original's advections.
+#[func]
+fn departure_cell<T: Scalar + diffsim::Param>(y: Expr, x: Expr, vel: Vec2, n: usize) -> [Expr; 6] {
+    let center_x = (y as T) - vel.at(0);
+    let center_y = (x as T) - vel.at(1);
+    let (left, top) = (center_x.floor() as i32, center_y.floor() as i32);
+    let rw = center_x - (left as T);
+    let bw = center_y - (top as T);
+    let wrap = n as i32;
+    let left = ((left % wrap + wrap) % wrap) as usize;
+    let top = ((top % wrap + wrap) % wrap) as usize;
+    let (right, bot) = ((left + 1) % n, (top + 1) % n);
+    [left, top, right, bot, rw, bw]
+}
+
 #[kernel]
 fn advect_velocity<T: Scalar + diffsim::Param>(v: &VGrid<T>, v_updated: &VGrid<T>, n: &usize, t: usize) {
     for y in 0..*n {
         for x in 0..*n {
-            let vel = v[(t - 1, y, x)];
-            let center_x = (y as T) - vel.at(0);
-            let center_y = (x as T) - vel.at(1);
-            let (left, top) = (center_x.floor() as i32, center_y.floor() as i32);
-            let rw = center_x - (left as T);
-            let bw = center_y - (top as T);
-            let wrap = *n as i32;
-            let left = ((left % wrap + wrap) % wrap) as usize;
-            let top = ((top % wrap + wrap) % wrap) as usize;
-            let (right, bot) = ((left + 1) % *n, (top + 1) % *n);
+            let [left, top, right, bot, rw, bw] = departure_cell::<T>(y, x, v[(t - 1, y, x)], *n);
             let f = |i, j| v[(t - 1, i, j)];
             v_updated[(t, y, x)] = (f(left, top) * (1.0 - bw) + f(left, bot) * bw) * (1.0 - rw) + (f(right, top) * (1.0 - bw) + f(right, bot) * bw) * rw;
         }
@@ -131,16 +139,7 @@ fn update_v<T: Scalar>(v: &VGrid<T>, v_updated: &VGrid<T>, p: &Grid<T>, n: &usiz
 fn advect_smoke<T: Scalar + diffsim::Param>(v: &VGrid<T>, smoke: &Grid<T>, n: &usize, t: usize) {
     for y in 0..*n {
         for x in 0..*n {
-            let vel = v[(t, y, x)];
-            let center_x = (y as T) - vel.at(0);
-            let center_y = (x as T) - vel.at(1);
-            let (left, top) = (center_x.floor() as i32, center_y.floor() as i32);
-            let rw = center_x - (left as T);
-            let bw = center_y - (top as T);
-            let wrap = *n as i32;
-            let left = ((left % wrap + wrap) % wrap) as usize;
-            let top = ((top % wrap + wrap) % wrap) as usize;
-            let (right, bot) = ((left + 1) % *n, (top + 1) % *n);
+            let [left, top, right, bot, rw, bw] = departure_cell::<T>(y, x, v[(t, y, x)], *n);
             let f = |i, j| smoke[(t - 1, i, j)];
             smoke[(t, y, x)] = (1.0 - rw) * ((1.0 - bw) * f(left, top) + bw * f(left, bot)) + rw * ((1.0 - bw) * f(right, top) + bw * f(right, bot));
         }
