@@ -89,16 +89,9 @@ impl Reporter {
     pub fn iteration(&mut self, iter: usize, loss: f64, fwd_ms: f64, bwd_ms: f64) {
         let iter_ms = self.last.elapsed().as_secs_f64() * 1e3;
         self.iterations.push(Iteration { loss, fwd_ms, bwd_ms, iter_ms });
-        if self.print {
-            let line = format!("iter {iter} loss {loss:.6e} fwd_ms {fwd_ms:.3} bwd_ms {bwd_ms:.3}");
-            match &self.bar {
-                Some(bar) => {
-                    bar.suspend(|| println!("{line}"));
-                    bar.set_message(format!("loss {loss:.3e}"));
-                    bar.inc(1);
-                }
-                None => println!("{line}"),
-            }
+        self.step(&format!("iter {iter} loss {loss:.6e} fwd_ms {fwd_ms:.3} bwd_ms {bwd_ms:.3}"));
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("loss {loss:.3e}"));
         }
         if self.profile_after == Some(self.iterations.len()) {
             ds_runtime::profiler::reset();
@@ -110,8 +103,9 @@ impl Reporter {
         self.last = Instant::now();
     }
 
-    /// Reports one step of a study that is not an optimization iteration
-    /// (a training run of `fig9`, say): its line, and the bar moves on.
+    /// Prints one line of progress (above the bar) and moves the bar on:
+    /// each iteration's, and the steps of studies that are not optimization
+    /// iterations (a training run of `fig9`, say).
     pub fn step(&mut self, line: &str) {
         if self.print {
             match &self.bar {
