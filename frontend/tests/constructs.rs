@@ -957,3 +957,40 @@ fn casts_to_a_generic_scalar() {
     assert_eq!(run_generic_scale([1.5f64, -1.0, 0.25, 2.0]), vec![1.5, 0.1, 0.75, 8.0]);
     assert_eq!(run_generic_scale([1.5f32, -1.0, 0.25, 2.0]), vec![1.5, 0.1f32, 0.75, 8.0]);
 }
+
+/// A ray march: 1000 steps summing what they cross, under a test, into one
+/// carried value. The sum is a pure accumulator, so its gradient needs no
+/// autodiff stack (the default stack holds 256 iterations); `m`, carried
+/// through a product, keeps its stack (200 steps, within it).
+#[kernel]
+fn ray_march(density: &S, image: &S, attenuated: &S, steps: usize) {
+    for i in 0..4usize {
+        let mut acc = 0.0;
+        for k in 0..steps {
+            let d = density[((k * 7 + i * 3) % 16,)];
+            if d > 0.2 {
+                acc += d * d;
+            } else {
+                acc -= d;
+            }
+        }
+        image[(i,)] = acc;
+        let mut m = 1.0;
+        for k in 0..200usize {
+            m = m * (1.0 - 0.01 * density[((k + i) % 16,)]);
+        }
+        attenuated[(i,)] = m;
+    }
+}
+
+#[test]
+fn accumulator_loops_need_no_autodiff_stack() {
+    let mut pb = ProgramBuilder::new();
+    let density: GradField<f64, 1> = pb.field_with_grad("density", [16]);
+    let (image, attenuated): (GradField<f64, 1>, GradField<f64, 1>) =
+        (pb.field_with_grad("image", [4]), pb.field_with_grad("attenuated", [4]));
+    pb.kernel(ray_march(&density, &image, &attenuated)).unwrap();
+    let spec = Spec::new("ray_march", &[("density", 0.0, 0.4)], &["image", "attenuated"]).args(&[Arg::Index(1000)]);
+    let r = gradcheck(&pb.source(), &spec).unwrap();
+    assert!(r.worst_error < 1e-6 && r.largest_gradient > 1.0, "{r:?}");
+}
