@@ -73,6 +73,11 @@ pub struct Task {
     pub(crate) work: i64,
     /// For parallel tasks: the estimated atomic updates of one iteration.
     pub(crate) atomics: i64,
+    /// For parallel tasks with a serial twin whose updates are banded
+    /// (`abi::TASK_BAND`): iterations farther apart than this never update
+    /// one element, so the twin may run on chunks longer than the band,
+    /// even and odd chunks in turn.
+    pub(crate) band: Option<i64>,
     /// For parallel tasks: the function computing the iteration range.
     pub(crate) range: Option<PackedFn>,
     /// Indices into the program's fields of the task's field arguments.
@@ -394,7 +399,8 @@ fn attach_tasks(
         let serial = if cpu { engine.packed(&format!("{fname}{}", abi::SERIAL_SUFFIX)) } else { None };
         let work = f.attr(abi::TASK_WORK).and_then(|a| a.as_int()).unwrap_or(1).max(1);
         let atomics = f.attr(abi::TASK_ATOMICS).and_then(|a| a.as_int()).unwrap_or(0).max(0);
-        tasks.push((kernel, index, Task { name: fname, code, serial, work, atomics, range, fields: field_idx, checks }));
+        let band = f.attr(abi::TASK_BAND).and_then(|a| a.as_int()).filter(|b| *b >= 0);
+        tasks.push((kernel, index, Task { name: fname, code, serial, work, atomics, band, range, fields: field_idx, checks }));
     }
     tasks.sort_by_key(|(k, i, _)| (k.clone(), *i));
     for (kernel, _, task) in tasks {
