@@ -4,7 +4,7 @@
 //! diffsim list
 //! diffsim run NAME [--iters N] [--seed S] [--params FILE.npz] [--save-params FILE.npz]
 //!                  [--arch cpu|cuda] [--threads N] [--out DIR] [--set KEY=VALUE]...
-//!                  [--unchecked] [--dump-ir] [--verbose]
+//!                  [--unchecked] [--strict-math] [--dump-ir] [--verbose]
 //! diffsim bench NAME [--iters K] [--warmup W] [--threads N] [--arch cpu|cuda] [--set KEY=VALUE]...
 //! ```
 
@@ -50,6 +50,10 @@ struct Common {
     /// reads or writes outside a field instead of failing the launch.
     #[arg(long)]
     unchecked: bool,
+    /// Keep IEEE float semantics: no fast-math folding of x*0, x*1, x+0
+    /// and constants before differentiating (`ProgramBuilder::strict_math`).
+    #[arg(long)]
+    strict_math: bool,
 }
 
 #[derive(Subcommand)]
@@ -124,6 +128,7 @@ fn prepare(common: Common, out: PathBuf) -> (&'static Example, RunOptions) {
     opts.target = common.target;
     opts.init = common.init;
     opts.unchecked = common.unchecked;
+    opts.strict_math = common.strict_math;
     (example, opts)
 }
 

@@ -994,3 +994,31 @@ fn accumulator_loops_need_no_autodiff_stack() {
     let r = gradcheck(&pb.source(), &spec).unwrap();
     assert!(r.worst_error < 1e-6 && r.largest_gradient > 1.0, "{r:?}");
 }
+
+#[kernel]
+fn zero_coefficient(x: &S, y: &S, k: &f64) {
+    for i in 0..2usize {
+        y[(i,)] = x[(i,)] * *k + 1.0;
+    }
+}
+
+/// Fast-math (the default, as Taichi's): `x * 0` folds to 0 before the
+/// kernel runs, so an infinite x gives 1; `strict_math` keeps IEEE
+/// semantics, where inf * 0 is NaN.
+#[test]
+fn fast_math_folds_zero_coefficients_and_strict_math_keeps_ieee() {
+    for strict in [false, true] {
+        let mut pb = ProgramBuilder::new();
+        if strict {
+            pb.strict_math();
+        }
+        let (x, y): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [2]), pb.field_with_grad("y", [2]));
+        let k = pb.kernel(zero_coefficient(&x, &y, &0.0)).unwrap();
+        let mut p = pb.build().unwrap();
+        x.copy_from(&mut p, &[f64::INFINITY, 2.0]).unwrap();
+        k.launch(&mut p, ()).unwrap();
+        let ys = y.to_vec(&p).unwrap();
+        assert_eq!(ys[1], 1.0);
+        assert_eq!(ys[0].is_nan(), strict, "strict_math {strict}: {ys:?}");
+    }
+}

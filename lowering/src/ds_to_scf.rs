@@ -157,7 +157,8 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
     ops::sync_func_type(func);
     mark_noalias(func, entry.num_args() - fields.len() - usize::from(status.is_some()), fields.len());
     let owned = if all_plain { updates(func) } else { owned_updates(func) };
-    let band = if all_plain { None } else { update_band(func) };
+    // Only a task with a serial twin (shared updates) needs its band.
+    let band = if all_plain || updates(func).len() == owned.len() { None } else { update_band(func) };
     let mut l = FuncLowering { fields, owned, status, checks: Vec::new(), check_bounds };
     // Keep only the ds ops of the walk, before any is erased: erasing a loop
     // also frees its body terminator, which `inner` lists. Each ds op below is

@@ -26,11 +26,15 @@ pub struct CompileOptions {
     pub autodiff: bool,
     /// Options for ds-autodiff (`stack-capacity=N`).
     pub autodiff_options: Vec<(String, String)>,
+    /// Simplify float arithmetic as fast-math allows, before autodiff
+    /// (`ds-simplify`: `x * 0` is 0, `x + 0` is x, constants folded): the
+    /// default, as Taichi's `fast_math=True`. Off, IEEE semantics are kept.
+    pub fast_math: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { check_bounds: true, autodiff: false, autodiff_options: Vec::new() }
+        CompileOptions { check_bounds: true, autodiff: false, autodiff_options: Vec::new(), fast_math: true }
     }
 }
 
@@ -172,9 +176,13 @@ pub fn is_cached(source: &str, name: &str, options: &CompileOptions, target: &Ta
     cache.get(&cache_key(source, name, options, target)).is_some_and(|c| c.strong_count() > 0)
 }
 
-/// The steps before lowering: verification and, when asked for, autodiff.
+/// The steps before lowering: verification, fast-math simplification and,
+/// when asked for, autodiff.
 fn front_steps(options: &CompileOptions) -> Result<Vec<pipeline::Step>, Error> {
     let mut text = String::from(ds_passes::verify::PASS.name);
+    if options.fast_math {
+        text.push_str(&format!(", {}", ds_passes::simplify::PASS.name));
+    }
     if options.autodiff {
         let opts: Vec<String> = options.autodiff_options.iter().map(|(k, v)| format!("{k}={v}")).collect();
         text.push_str(&format!(", ds-autodiff{{{}}}", opts.join(" ")));
