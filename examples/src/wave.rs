@@ -152,6 +152,16 @@ pub struct Gradient {
 }
 
 /// The time step for damping `alpha`, as the original computes it.
+/// What an iteration must read and write at least, with the whole history
+/// kept: for each of the 254 steps, forward reads p[t-1] and p[t-2] and writes
+/// p[t]; backward reads dL/dp[t] and updates (reads and writes) dL/dp[t-1]
+/// and dL/dp[t-2] (undamped, no primal value is needed): 8 layers of the
+/// framed grid.
+pub fn moved_bytes<T>() -> f64 {
+    let layer = ((N_GRID + 2) * (N_GRID + 2) * std::mem::size_of::<T>()) as f64;
+    (STEPS - 2) as f64 * 8.0 * layer
+}
+
 pub fn time_step(alpha: f64) -> f64 {
     ((alpha * alpha + DX * DX / 3.0).sqrt() - alpha) / C
 }
@@ -292,7 +302,7 @@ impl Simulation for Wave<f32> {
 
     fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, RunError> {
         let losses = self.optimize(p, opts.iters.unwrap_or(ITERATIONS), report)?;
-        let mut out = Outcome { losses, ..Default::default() };
+        let mut out = Outcome { losses, moved_bytes: Some(moved_bytes::<f32>()), ..Default::default() };
         // The original's closing forward('optimized'): 512 steps, the loss at 255.
         let run_steps = if opts.pictures { MAX_STEPS } else { STEPS };
         out.final_loss = self.forward(p, STEPS, run_steps)?;
