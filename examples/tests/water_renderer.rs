@@ -21,16 +21,19 @@ fn run(tag: &str, iters: usize, settings: &[(&str, &str)], target: Option<PathBu
 }
 
 /// In f64, 24 steps (the wave moves ~14 cells), from a smooth start that is
-/// not the hidden field (so samples move by several pixels and the loss is
-/// far from 0), against the target of the hidden field: dL/dinitial, from
-/// dL/drendered computed on the host and seeded with `backward_from`,
-/// agrees with central differences at cells in the bumps, between them
-/// and near an edge (not on the border: there the clamp max(0, .) of the
-/// sample sits exactly on its switch at a flat surface). The loss is piecewise smooth
-/// (the floor of the bilinear lookup switches cells where a sample crosses
-/// a pixel line); a step of 1e-6 moves each sample by ~1e-5 pixels, so a
-/// switch inside the step is unlikely for any of the ~1000 samples a cell
-/// reaches, and f64 rounding of the ~1e-2 loss is 1e-12 of the difference:
+/// not the hidden field (samples move by several pixels; loss 0.086),
+/// against the target of the hidden field: dL/dinitial, from dL/drendered
+/// computed on the host and seeded with `backward_from`, agrees with
+/// central differences at cells in and between the bumps and near three
+/// edges. The loss is only piecewise smooth: the bilinear lookup's floor
+/// switches cells where a sample crosses a pixel line, and the clamp at the
+/// border; a cell's perturbation moves ~1000 samples, so some cells have a
+/// switch within a small step (cell (8, 60) has one within 1e-6: its central
+/// differences are off by 7e-4 at a step of 1e-5 and agree to 2e-7 at 1e-7).
+/// The cells here have none within the step 1e-5, which is large enough
+/// that the f64 rounding of the loss (~1e-16 of it) stays below 1e-7 of the
+/// difference; the truncation error at 1e-5 is below 1e-7 too (measured:
+/// the central differences at 1e-5 and 1e-6 agree to 1e-7 there):
 /// tolerance 1e-5 relative.
 #[test]
 fn water_renderer_gradient_matches_finite_differences() {
@@ -54,12 +57,12 @@ fn water_renderer_gradient_matches_finite_differences() {
     assert!((g.loss - sim.loss(&mut p).unwrap()).abs() <= 1e-12, "recorded and plain forward differ");
     let grad = sim.wave.initial.grad().to_vec(&p).unwrap();
     let largest = grad.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    for (i, j) in [(115, 128), (97, 107), (180, 75), (160, 180), (3, 128), (128, 250)] {
+    for (i, j) in [(115, 128), (97, 107), (160, 180), (230, 200), (200, 20), (10, 128), (6, 60), (128, 245)] {
         let at = |p: &mut diffsim::Program, d: f64| {
             sim.wave.initial.set(p, [i, j], start[i * N_GRID + j] + d).unwrap();
             sim.loss(p).unwrap()
         };
-        let h = 1e-6;
+        let h = 1e-5;
         let numeric = (at(&mut p, h) - at(&mut p, -h)) / (2.0 * h);
         at(&mut p, 0.0);
         let analytic = grad[i * N_GRID + j];
@@ -88,7 +91,8 @@ fn water_renderer_loss_falls_and_draws() {
     assert_eq!(l.len(), 3);
     assert!(l[0] > 1e-3, "{l:?}");
     assert!(l[1] < l[0] && l[2] < l[1] && outcome.final_loss < l[2], "{outcome:?}");
-    assert!(outcome.final_loss < 0.9 * l[0], "{outcome:?}");
+    // Taichi 1.7 with the original kernels: 0.01271, 0.00393, 0.00187, then 0.00111.
+    assert!(outcome.final_loss < 0.2 * l[0], "{outcome:?}");
     for name in ["loss.png", "result.png", "water.gif"] {
         let file = out.join(name);
         assert!(outcome.files.contains(&file), "{name} in {:?}", outcome.files);
