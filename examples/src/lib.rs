@@ -26,6 +26,7 @@ pub mod rigid_body;
 pub mod rigid_body_discontinuity;
 pub mod rigid_body_toi;
 pub mod smoke;
+pub mod water_renderer;
 pub mod wave;
 
 pub use error::RunError;
@@ -248,6 +249,7 @@ pub static EXAMPLES: &[Example] = &[
     Example::of::<electric::Electric>("electric", "DiffTaichi electric.py: an NN sets 8 electrode charges so a charged particle follows a moving goal"),
     Example::of::<smoke::Smoke<f32>>("smoke", "paper Fig. 5a, Table 2: optimize the initial velocity so advected smoke ends as a target picture"),
     Example::of::<rigid_body_toi::Ball>("rigid_body_toi", "paper Fig. 8: d(final height)/d(initial height), naive integrator vs time of impact"),
+    Example::of::<water_renderer::WaterRenderer<f32>>("water_renderer", "paper Fig. 6: optimize the initial wave so the refracted bottom image matches a target (the loss on the host)"),
     Example::of::<wave::Wave<f32>>("wave", "paper Fig. 5b, appendix D: optimize the initial height so the wave draws a picture 256 steps later"),
 ];
 

@@ -136,11 +136,11 @@ pub struct Wave<T: Real> {
     pub max_steps: usize,
     /// The damping alpha the kernels were built with.
     pub damping: f64,
-    initialize: Kernel<()>,
-    fdtd: Kernel<usize>,
+    pub(crate) initialize: Kernel<()>,
+    pub(crate) fdtd: Kernel<usize>,
     compute_loss: Kernel<usize>,
-    apply_grad: Kernel<()>,
-    clear_adjoint: Kernel<usize>,
+    pub(crate) apply_grad: Kernel<()>,
+    pub(crate) clear_adjoint: Kernel<usize>,
 }
 
 /// A loss and the forward and backward milliseconds (dL/dinitial is in
@@ -191,6 +191,12 @@ pub fn taiji(n: usize) -> Vec<f32> {
 impl<T: Real> Wave<T> {
     /// The fields (history of `max_steps` steps) and kernels for damping `damping`.
     pub fn new(pb: &mut ProgramBuilder, max_steps: usize, damping: f64) -> Result<Wave<T>, Error> {
+        Wave::with_learning_rate(pb, max_steps, damping, LEARNING_RATE)
+    }
+
+    /// `new` with `apply_grad` stepping `initial -= learning_rate * dL/dinitial`
+    /// (the water renderer's own rate).
+    pub fn with_learning_rate(pb: &mut ProgramBuilder, max_steps: usize, damping: f64, learning_rate: f64) -> Result<Wave<T>, Error> {
         let p = pb.field_with_grad("p", [max_steps, N_GRID + 2, N_GRID + 2]);
         let initial = pb.field_with_grad("initial", [N_GRID, N_GRID]);
         let target = pb.field("target", [N_GRID, N_GRID]);
@@ -201,7 +207,7 @@ impl<T: Real> Wave<T> {
             initialize: pb.kernel(initialize(&p, &initial))?,
             fdtd: pb.kernel(fdtd(&p, &k_q, &k_p))?,
             compute_loss: pb.kernel(compute_loss(&p, &target, &loss))?,
-            apply_grad: pb.kernel(apply_grad(&initial, &LEARNING_RATE))?,
+            apply_grad: pb.kernel(apply_grad(&initial, &learning_rate))?,
             clear_adjoint: pb.kernel(clear_adjoint(&p))?,
             p,
             initial,
