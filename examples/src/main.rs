@@ -40,10 +40,10 @@ struct Common {
     /// Initial values of the optimized parameters: arrays named after their fields.
     #[arg(long, value_name = "FILE.npz")]
     params: Option<PathBuf>,
-    /// The target picture (any PNG, resized to the grid), for examples that match one.
+    /// The target picture (any PNG or JPEG, resized to the grid), for examples that match one.
     #[arg(long, value_name = "IMAGE")]
     target: Option<PathBuf>,
-    /// The initial picture (any PNG, resized to the grid), for examples that start from one.
+    /// The initial picture (any PNG or JPEG, resized to the grid), for examples that start from one.
     #[arg(long, value_name = "IMAGE")]
     init: Option<PathBuf>,
     /// Build without run-time bounds checks: an index out of bounds then

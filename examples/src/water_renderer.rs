@@ -39,7 +39,7 @@
 //! the program ([`pattern`]: smooth rings, a soft checkerboard and diagonal
 //! stripes in red, green and blue, all with periods of 40-50 pixels, so the
 //! bilinear lookup has a gradient everywhere), or `--set bottom=IMAGE` (any
-//! PNG, resized to 256 x 256). Channels are RGB (the original's are OpenCV's
+//! PNG or JPEG, resized to 256 x 256). Channels are RGB (the original's are OpenCV's
 //! BGR: the same arithmetic). There are no random numbers: the start
 //! (`initial` = 0) is the original's, so `--seed` changes nothing.
 //!
@@ -313,7 +313,7 @@ impl<T: Real> WaterRenderer<T> {
 
 impl Simulation for WaterRenderer<f32> {
     const SETTINGS: &'static [Setting] = &[
-        Setting { name: "bottom", default: "", help: "the bottom image: a PNG, resized to 256 x 256 (empty: the program's pattern)" },
+        Setting { name: "bottom", default: "", help: "the bottom image: a PNG or JPEG, resized to 256 x 256 (empty: the program's pattern)" },
         Setting { name: "learning_rate", default: LEARNING_RATE, help: "gradient descent step on initial (the loss is a mean over 256 x 256 x 3 values)" },
     ];
 
