@@ -427,11 +427,11 @@ impl<T: Real> Solver<T> {
         l.run(&self.g2p, s)
     }
 
-    /// The particle positions at step `t`.
-    pub fn positions<B: Backend>(&self, p: &B, t: usize) -> Result<Vec<(f64, f64)>, Error> {
+    /// The particle positions at each step of `steps`.
+    pub fn positions<B: Backend>(&self, p: &B, steps: &[usize]) -> Result<Vec<Vec<(f64, f64)>>, Error> {
         let n = self.mpm.n_particles;
         let all = self.x.to_vec(p)?;
-        Ok(all[t * n..(t + 1) * n].iter().map(|[a, b]| (Into::<f64>::into(*a), Into::<f64>::into(*b))).collect())
+        Ok(steps.iter().map(|&t| all[t * n..(t + 1) * n].iter().map(|[a, b]| (Into::<f64>::into(*a), Into::<f64>::into(*b))).collect()).collect())
     }
 }
 
@@ -443,6 +443,9 @@ pub struct Gradient {
     pub ms: [f64; 2],
     pub plan: Option<(Plan, Plan)>,
 }
+
+/// The losses of an optimization and the Tape's plan of its first iteration.
+pub type Trained = (Vec<f64>, Option<(Plan, Plan)>);
 
 /// Records `simulate` (which returns the checkpoint policy of what it
 /// recorded), reads the loss, and runs the backward pass with that policy.
@@ -594,7 +597,7 @@ impl<T: Real> DiffMpm<T> {
 
     /// `iters` iterations of gradient descent; the losses and the first
     /// iteration's plan.
-    pub fn optimize<B: Backend>(&self, p: &mut B, iters: usize, report: &mut Reporter) -> Result<(Vec<f64>, Option<(Plan, Plan)>), Error> {
+    pub fn optimize<B: Backend>(&self, p: &mut B, iters: usize, report: &mut Reporter) -> Result<Trained, Error> {
         let mut losses = Vec::with_capacity(iters);
         let mut plan = None;
         report.start(iters);
@@ -614,10 +617,11 @@ impl<T: Real> DiffMpm<T> {
     fn motion<B: Backend>(&self, p: &B, steps: usize) -> Result<plot::Animation, Error> {
         let act = self.actuation.to_vec(p)?;
         let every = steps.div_ceil(96).max(1);
+        let picked: Vec<usize> = (0..steps).step_by(every).chain([steps - 1]).collect();
         let mut frames = Vec::new();
-        for t in (0..steps).step_by(every).chain([steps - 1]) {
+        for (&t, x) in picked.iter().zip(self.solver.positions(p, &picked)?) {
             let mut shapes = vec![plot::Shape::Segment { from: (0.05, 0.02), to: (0.95, 0.02), color: RGBColor(0, 0, 0), width: 3 }];
-            for (k, center) in self.solver.positions(p, t)?.into_iter().enumerate() {
+            for (k, center) in x.into_iter().enumerate() {
                 let id = self.ids[k];
                 let color = if id < 0 || t == 0 {
                     RGBColor(0x11, 0x11, 0x11)

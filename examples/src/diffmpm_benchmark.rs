@@ -33,10 +33,10 @@
 //! (frames every 16 steps, the centre of mass and the target marked). There
 //! are no random numbers (`--seed` changes nothing).
 
-use crate::diffmpm::{Direct, Gradient, Launch, Mpm, RecomputeGrid, Solver, push_plan, record_and_backward, steps_setting};
+use crate::diffmpm::{Direct, Gradient, Launch, Mpm, RecomputeGrid, Solver, Trained, push_plan, record_and_backward, steps_setting};
 use crate::report::{Outcome, Reporter, Stopwatch};
 use crate::{Real, RunError, RunOptions, Setting, Simulation, plot};
-use diffsim::{Plan, Scalar};
+use diffsim::Scalar;
 use diffsim::prelude::*;
 
 pub const N: usize = 80;
@@ -133,7 +133,7 @@ impl<T: Real> Benchmark<T> {
 
     /// `iters` iterations of the original's gradient descent; the losses
     /// and the first iteration's plan.
-    pub fn optimize<B: Backend>(&self, p: &mut B, iters: usize, report: &mut Reporter) -> Result<(Vec<f64>, Option<(Plan, Plan)>), Error> {
+    pub fn optimize<B: Backend>(&self, p: &mut B, iters: usize, report: &mut Reporter) -> Result<Trained, Error> {
         let (mut losses, mut plan) = (Vec::with_capacity(iters), None);
         report.start(iters);
         for iter in 0..iters {
@@ -174,9 +174,9 @@ impl<T: Real> Benchmark<T> {
     /// The last run: every 16th step, the particles, their centre of mass
     /// (red) and the target (green).
     fn motion<B: Backend>(&self, p: &B) -> Result<plot::Animation, Error> {
+        let picked: Vec<usize> = (0..self.steps).step_by(16).chain([self.steps - 1]).collect();
         let mut frames = Vec::new();
-        for t in (0..self.steps).step_by(16).chain([self.steps - 1]) {
-            let x = self.solver.positions(p, t)?;
+        for x in self.solver.positions(p, &picked)? {
             let n = x.len() as f64;
             let center = x.iter().fold((0.0, 0.0), |(a, b), (px, py)| (a + px / n, b + py / n));
             let mut shapes: Vec<plot::Shape> = x.into_iter().map(|center| plot::Shape::Circle { center, radius: 0.0015, color: plot::BLUE }).collect();
