@@ -28,6 +28,23 @@
 //! medians as `substep_fwd_ms` and `substep_bwd_ms`. The original prints 3x
 //! the per-substep time (its `* 3`); compare its numbers divided by 3.
 //!
+//! Port check against Taichi 1.7 (one CPU thread), deterministic from the
+//! same start: the losses agree to 6.5 digits at iteration 0 (0.05255616
+//! there, 0.05255618 here), 5-6 at 1, 3-4 from iteration 2 on (f32 rounding
+//! in different orders), and end alike: 5.0910e-4 there and 5.0916e-4 here
+//! at iteration 14 (the "0.0526 to 5e-4 over 15 iterations").
+//!
+//! Speed of the Table 1 substep, one pinned core, alternating with
+//! `BENCH_ITERS=300 taichi_run.py diffmpm_benchmark.py` (its lines / 3):
+//! 0.291 ms forward and 0.716 ms backward against Taichi's 1.292 and 2.351
+//! in the same run (4.4x, 3.3x; against the quiet-machine 0.873 / 1.996:
+//! 3.0x, 2.8x); with `--unchecked` (Taichi checks no bounds either) 0.196
+//! and 0.370 ms (6.6x, 6.4x; 4.5x and 5.4x against the quiet figures). The
+//! bounds checks of the data-dependent stencil indices cost most in
+//! p2g_grad (411 us checked, 112 unchecked) and g2p (118 / 48); unchecked,
+//! g2p_grad is the largest (250 us, 5x g2p: the gather's adjoint scatters
+//! 18 atomic adds per particle into grid_v_out's adjoint).
+//!
 //! Departures: none in the physics. The original draws frames with OpenCV
 //! during its loop; here, with pictures on, the last forward pass is drawn
 //! (frames every 16 steps, the centre of mass and the target marked). There
