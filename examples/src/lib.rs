@@ -12,6 +12,8 @@
 
 pub mod appendix_c;
 pub mod billiards;
+pub mod diffmpm;
+pub mod diffmpm_benchmark;
 pub mod electric;
 pub mod error;
 pub mod fig9;
@@ -250,6 +252,8 @@ pub static EXAMPLES: &[Example] = &[
     Example::of::<smoke::Smoke<f32>>("smoke", "paper Fig. 5a, Table 2: optimize the initial velocity so advected smoke ends as a target picture"),
     Example::of::<rigid_body_toi::Ball>("rigid_body_toi", "paper Fig. 8: d(final height)/d(initial height), naive integrator vs time of impact"),
     Example::of::<water_renderer::WaterRenderer<f32>>("water_renderer", "paper Fig. 6: optimize the initial wave so the refracted bottom image matches a target (the loss on the host)"),
+    Example::of::<diffmpm::DiffMpm<f32>>("diffmpm", "paper Table 1, Fig. 3 left: an MLS-MPM soft robot with 4 actuators learns to walk right"),
+    Example::of::<diffmpm_benchmark::Benchmark<f32>>("diffmpm_benchmark", "paper Table 1: optimize the initial velocity of an MPM square (6400 particles); --substep times one substep"),
     Example::of::<wave::Wave<f32>>("wave", "paper Fig. 5b, appendix D: optimize the initial height so the wave draws a picture 256 steps later"),
 ];
 

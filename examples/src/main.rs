@@ -5,7 +5,7 @@
 //! diffsim run NAME [--iters N] [--seed S] [--params FILE.npz] [--save-params FILE.npz]
 //!                  [--arch cpu|cuda] [--threads N] [--out DIR] [--set KEY=VALUE]...
 //!                  [--unchecked] [--strict-math] [--dump-ir] [--verbose]
-//! diffsim bench NAME [--iters K] [--warmup W] [--threads N] [--arch cpu|cuda] [--set KEY=VALUE]...
+//! diffsim bench NAME [--iters K] [--warmup W] [--threads N] [--arch cpu|cuda] [--set KEY=VALUE]... [--substep]
 //! ```
 
 use clap::{Args, Parser, Subcommand};
@@ -91,6 +91,10 @@ enum Command {
         /// Iterations run first and not timed.
         #[arg(long, default_value_t = 1)]
         warmup: u64,
+        /// Time one substep (the example's `substep` setting, diffmpm_benchmark's
+        /// Table 1 microbenchmark): medians as `substep_fwd_ms` and `substep_bwd_ms`.
+        #[arg(long)]
+        substep: bool,
     },
 }
 
@@ -189,9 +193,12 @@ fn main() {
                 Err(e) => fail(e),
             }
         }
-        Command::Bench { common, iters, warmup } => {
+        Command::Bench { common, iters, warmup, substep } => {
             let out = std::env::temp_dir().join(format!("diffsim-bench-{}", std::process::id()));
             let (example, mut opts) = prepare(common, out.clone());
+            if substep {
+                opts.settings.push(("substep".into(), "on".into()));
+            }
             opts.iters = Some((warmup + iters) as usize);
             opts.pictures = false;
             let mut report = Reporter::profiling_after(warmup as usize);
@@ -209,15 +216,18 @@ fn main() {
                 println!("{:<36} {:>9} {:>11.3} {:>9.2} {:>6.1}%", k.kernel, k.launches, ms, 1e3 * ms / k.launches as f64, share);
             }
             println!("iterations: {} (after {warmup} warm-up)", timed.len());
-            println!("fwd_ms: {:.3}", median(timed.iter().map(|i| i.fwd_ms).collect()));
-            println!("bwd_ms: {:.3}", median(timed.iter().map(|i| i.bwd_ms).collect()));
-            let iter_ms = median(timed.iter().map(|i| i.iter_ms).collect());
-            println!("iter_ms: {iter_ms:.3}");
-            if let Some(bytes) = outcome.moved_bytes {
-                let bandwidth = memcpy_bandwidth();
-                println!("memcpy_gb_s: {:.2} (bytes read and written per second, copying 256 MiB)", bandwidth / 1e9);
-                println!("moved_mb: {:.1} (what an iteration must read and write at least)", bytes / 1e6);
-                println!("roofline_fraction: {:.3} (moved bytes over memcpy bandwidth, over iter_ms)", bytes / bandwidth / (iter_ms / 1e3));
+            let prefix = if substep { "substep_" } else { "" };
+            println!("{prefix}fwd_ms: {:.3}", median(timed.iter().map(|i| i.fwd_ms).collect()));
+            println!("{prefix}bwd_ms: {:.3}", median(timed.iter().map(|i| i.bwd_ms).collect()));
+            if !substep {
+                let iter_ms = median(timed.iter().map(|i| i.iter_ms).collect());
+                println!("iter_ms: {iter_ms:.3}");
+                if let Some(bytes) = outcome.moved_bytes {
+                    let bandwidth = memcpy_bandwidth();
+                    println!("memcpy_gb_s: {:.2} (bytes read and written per second, copying 256 MiB)", bandwidth / 1e9);
+                    println!("moved_mb: {:.1} (what an iteration must read and write at least)", bytes / 1e6);
+                    println!("roofline_fraction: {:.3} (moved bytes over memcpy bandwidth, over iter_ms)", bytes / bandwidth / (iter_ms / 1e3));
+                }
             }
         }
     }

@@ -5,6 +5,7 @@ use diffsim_examples::{RunError, RunOptions, appendix_c, find, gradient_explosio
 use std::path::PathBuf;
 
 mod billiards;
+mod diffmpm;
 mod electric;
 mod mass_spring;
 mod rigid_body;

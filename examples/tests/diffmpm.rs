@@ -1,0 +1,180 @@
+//! diffmpm and diffmpm_benchmark: gradients against finite differences (f64,
+//! short horizons), the optimizations make progress, the checkpoint policy
+//! reverses every launch once, and the Table 1 microbenchmark prints its numbers.
+
+use diffsim::ProgramBuilder;
+use diffsim::{Policy, Program};
+use diffsim_examples::diffmpm::{self, DiffMpm, RecomputeGrid};
+use diffsim_examples::diffmpm_benchmark::Benchmark;
+use diffsim_examples::report::{Outcome, Reporter};
+use diffsim_examples::{RunError, RunOptions, find};
+use ds_runtime::tape::checkpoint::Action;
+
+fn run_with(name: &str, iters: usize, settings: &[(&str, &str)]) -> Result<Outcome, RunError> {
+    let out = std::env::temp_dir().join(format!("diffsim-test-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let mut opts = RunOptions::new(&out);
+    opts.iters = Some(iters);
+    opts.pictures = false;
+    opts.settings = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let outcome = (find(name).expect("example").run)(&opts, &mut Reporter::new(false));
+    std::fs::remove_dir_all(out).ok();
+    outcome
+}
+
+/// Central differences of `loss` in `value` (set by `set`), step `h`.
+fn central(p: &mut Program, h: f64, mut set: impl FnMut(&mut Program, f64), mut loss: impl FnMut(&mut Program) -> f64, base: f64) -> f64 {
+    set(p, base + h);
+    let up = loss(p);
+    set(p, base - h);
+    let down = loss(p);
+    set(p, base);
+    (up - down) / (2.0 * h)
+}
+
+/// dL/dweights and dL/dbias of the robot over 20 steps (19 substeps, the
+/// grid recomputed in backward by the Tape) against central differences,
+/// in f64. Internal stress cannot move the centre of mass, so the loss
+/// depends on the controller only through the floor: the robot starts
+/// 0.006 lower than the original's, its lowest particles' stencils reaching
+/// the floor's boundary nodes (j < 3), which gravity keeps moving down, so
+/// they stay stopped (sticky) throughout: no node switches between stopped
+/// and free within the differences' reach (a switch would show as a jump),
+/// and the B-spline weights are C1 in the positions.
+#[test]
+fn diffmpm_controller_gradient_matches_finite_differences() {
+    let steps = 20;
+    let mut pb = ProgramBuilder::new();
+    let sim = DiffMpm::<f64>::new(&mut pb, steps).unwrap();
+    let mut p = pb.build().unwrap();
+    sim.init(&mut p, 3).unwrap();
+    let (positions, _) = diffmpm::robot_scene(diffmpm::N_GRID);
+    let lowered: Vec<[f64; 2]> = positions.iter().map(|&[x, y]| [x, y - 0.006]).collect();
+    sim.solver.place(&mut p, &lowered).unwrap();
+    // Larger weights than the initial N(0, 0.01^2), so the actuation matters.
+    let w: Vec<f64> = (0..16).map(|k| 0.5 * ((k as f64) * 0.7).sin()).collect();
+    sim.weights.copy_from(&mut p, &w).unwrap();
+    let g = sim.loss_and_grad(&mut p, steps).unwrap();
+    assert!(g.plan.is_some(), "the grid was recomputed through the Tape's checkpointing");
+    let (dw, db) = (sim.weights.grad().to_vec(&p).unwrap(), sim.bias.grad().to_vec(&p).unwrap());
+    // Rounding in the differences: ~1e-16 x |L| (0.25) / h, 2.5e-12 absolute;
+    // the gradients checked are 1e-7 .. 3e-5.
+    let h = 1e-5;
+    let close = |a: f64, n: f64| (a - n).abs() <= 1e-4 * n.abs() + 1e-11;
+    for (i, j) in [(0, 1), (1, 0), (2, 3), (3, 2)] {
+        let numeric = central(&mut p, h, |p, v| sim.weights.set(p, [i, j], v).unwrap(), |p| sim.forward(p, steps).unwrap(), w[i * 4 + j]);
+        let analytic = dw[i * 4 + j];
+        assert!(analytic.abs() > 1e-9, "weights[{i}, {j}]: gradient {analytic}");
+        assert!(close(analytic, numeric), "weights[{i}, {j}]: {analytic} vs {numeric}");
+    }
+    for i in [0, 3] {
+        let numeric = central(&mut p, h, |p, v| sim.bias.set(p, [i], v).unwrap(), |p| sim.forward(p, steps).unwrap(), 0.0);
+        assert!(db[i].abs() > 1e-9 && close(db[i], numeric), "bias[{i}]: {} vs {numeric}", db[i]);
+    }
+}
+
+/// dL/dinit_v of the benchmark square over 16 steps against central
+/// differences, in f64 (the square is far from the walls).
+#[test]
+fn diffmpm_benchmark_gradient_matches_finite_differences() {
+    let steps = 16;
+    let mut pb = ProgramBuilder::new();
+    let sim = Benchmark::<f64>::new(&mut pb, steps).unwrap();
+    let mut p = pb.build().unwrap();
+    sim.init(&mut p).unwrap();
+    let v0 = [0.3, -0.2];
+    sim.init_v.set(&mut p, [], v0).unwrap();
+    sim.loss_and_grad(&mut p, steps).unwrap();
+    let grad = sim.init_v.grad().get(&p, []).unwrap();
+    for k in 0..2 {
+        let set = |p: &mut Program, value: f64| {
+            let mut v = v0;
+            v[k] = value;
+            sim.init_v.set(p, [], v).unwrap()
+        };
+        let numeric = central(&mut p, 1e-4, set, |p| sim.forward(p, steps).unwrap(), v0[k]);
+        assert!(grad[k].abs() > 1e-5 && (grad[k] - numeric).abs() <= 1e-6 * numeric.abs(), "init_v[{k}]: {} vs {numeric}", grad[k]);
+    }
+}
+
+/// The robot's loss (-mean x) falls over the first iterations of the
+/// original's gradient descent, on the full 1024-step horizon.
+#[test]
+fn diffmpm_loss_falls() {
+    let outcome = run_with("diffmpm", 3, &[]).unwrap();
+    let l = &outcome.losses;
+    assert!((l[0] + 0.25).abs() < 0.02, "starts near -0.25 (the robot's centre x): {l:?}");
+    assert!(l[1] < l[0] && l[2] < l[1] && outcome.final_loss < l[2], "{l:?} then {}", outcome.final_loss);
+}
+
+/// The benchmark's loss falls from the original's first loss (0.05256;
+/// its first iterations: 0.0428, 0.0381, then 100x lower after 15).
+#[test]
+fn diffmpm_benchmark_loss_falls() {
+    let outcome = run_with("diffmpm_benchmark", 3, &[]).unwrap();
+    let l = &outcome.losses;
+    assert!((l[0] - 0.05256).abs() < 1e-4, "{l:?}");
+    assert!(l[1] < 0.9 * l[0] && l[2] < 0.8 * l[0] && outcome.final_loss < l[2], "{l:?} then {}", outcome.final_loss);
+}
+
+/// The policy reverses every launch exactly once, last first, and re-runs
+/// (advances) only launches of the substep being reversed, never its g2p.
+#[test]
+fn recompute_grid_reverses_every_launch_once() {
+    let policy = RecomputeGrid { prefix: 1, per_substep: 4, substeps: 5, tail: 2 };
+    let n = policy.launches();
+    let actions = policy.schedule(n).actions;
+    let reversed: Vec<usize> = actions.iter().filter_map(|a| if let Action::Reverse(k) = a { Some(*k) } else { None }).collect();
+    assert_eq!(reversed, (0..n).rev().collect::<Vec<_>>());
+    let mut last_reversed = n;
+    for a in &actions {
+        match *a {
+            Action::Reverse(k) => last_reversed = k,
+            Action::Advance(k) => {
+                let substep = (k - 1) / 4;
+                assert!(k >= 1 && (k - 1) % 4 != 3 && 1 + (substep + 1) * 4 == last_reversed, "advance {k} after reversing {last_reversed}");
+            }
+            other => panic!("nothing is saved or restored: {other:?}"),
+        }
+    }
+    assert_eq!(actions.iter().filter(|a| matches!(a, Action::Advance(_))).count(), 3 * 4);
+}
+
+#[test]
+fn mpm_settings_are_checked() {
+    for (name, key, value) in [("diffmpm", "steps", "1"), ("diffmpm", "steps", "2000"), ("diffmpm_benchmark", "substep", "maybe")] {
+        match run_with(name, 1, &[(key, value)]) {
+            Err(RunError::BadSetting { name: n, .. }) => assert_eq!(n, key),
+            other => panic!("{name} {key}={value}: {other:?}"),
+        }
+    }
+}
+
+/// `diffsim bench diffmpm_benchmark --substep`: the kernel profile counts
+/// one p2g, grid_op and g2p and their gradients per repetition, and the
+/// medians come last as `substep_fwd_ms` and `substep_bwd_ms`.
+#[test]
+fn substep_bench_prints_both_numbers() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffsim"))
+        .args(["bench", "diffmpm_benchmark", "--substep", "--iters", "1", "--warmup", "1", "--threads", "1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    let launches = |kernel: &str| -> u64 {
+        let row = lines.iter().find(|l| l.split_whitespace().next() == Some(kernel)).unwrap_or_else(|| panic!("no {kernel} in\n{stdout}"));
+        row.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let counts: Vec<u64> = ["p2g", "grid_op", "g2p", "p2g_grad", "grid_op_grad", "g2p_grad"].iter().map(|k| launches(k)).collect();
+    assert!(counts.iter().all(|&c| c == counts[0]) && counts[0] >= 100, "{counts:?}\n{stdout}");
+    let tail: Vec<&str> = lines[lines.len() - 2..].iter().map(|l| l.split(':').next().unwrap()).collect();
+    assert_eq!(tail, ["substep_fwd_ms", "substep_bwd_ms"], "{stdout}");
+    for l in &lines[lines.len() - 2..] {
+        let ms: f64 = l.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(ms.is_finite() && ms > 0.0, "{l}");
+    }
+    let other = std::process::Command::new(env!("CARGO_BIN_EXE_diffsim")).args(["bench", "appendix_c", "--substep", "--iters", "1"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success() && stderr.contains("substep"), "{stderr}");
+}
