@@ -58,8 +58,9 @@
 //! with [`Tape::end_step`]; without marks every launch is a step) last first: it
 //! restores the state at the step's start (from a snapshot, or by re-running
 //! earlier steps from the nearest one), and for each launch of the step,
-//! last first, re-runs the step up to and including that launch, then runs
-//! its gradient. [`Tape::plan`] predicts the snapshots, the peak snapshot
+//! last first, re-runs the step up to that launch (and the launch too when
+//! it reads a part it writes, whose gradient recomputes from its own
+//! writes), then runs its gradient. [`Tape::plan`] predicts the snapshots, the peak snapshot
 //! memory and the launches re-run; the plan `backward` returns counts what
 //! it did.
 //!
@@ -105,6 +106,16 @@ struct Record<D> {
     reads: Vec<(usize, Part)>,
     writes: Vec<(usize, Part)>,
     gradient: Gradient<D>,
+}
+
+impl<D> Record<D> {
+    /// Whether the launch reads a part of a field it also writes (a serial
+    /// chain `x[k + 1] = f(x[k])`): its gradient recomputes from values the
+    /// launch itself wrote, so the launch must run again before it. Other
+    /// gradients need only the launch's inputs, which it leaves as they were.
+    fn reads_own_writes(&self) -> bool {
+        self.reads.iter().any(|(f, r)| self.writes.iter().any(|(g, w)| f == g && (r == w || *r == Part::All || *w == Part::All)))
+    }
 }
 
 /// The latest launch that touched each part of one field, in a walk over the records.
@@ -394,8 +405,9 @@ impl<D: Backend> Tape<D> {
             .iter()
             .map(|a| match a {
                 Action::Advance(k) => steps[*k].len(),
-                // Each launch of the step is re-run from the step's start before its gradient.
-                Action::Reverse(k) => steps[*k].len() * (steps[*k].len() + 1) / 2,
+                // The launches before each launch of the step (and it, when it
+                // reads its own writes) re-run from the step's start before its gradient.
+                Action::Reverse(k) => steps[*k].clone().map(|j| self.reruns_before_grad(steps[*k].start, j).len()).sum(),
                 Action::Restore(_) | Action::Save(_) => 0,
             })
             .sum();
@@ -517,6 +529,15 @@ impl<D: Backend> Tape<D> {
     }
 
     /// Re-runs some records; returns how many.
+    /// The launches of a step starting at `start` to re-run before launch
+    /// `j`'s gradient: those before it, and `j` itself if its gradient reads
+    /// what it wrote ([`Record::reads_own_writes`]) or is a custom one.
+    fn reruns_before_grad(&self, start: usize, j: usize) -> Range<usize> {
+        let r = &self.records[j];
+        // A custom gradient may read anything, the launch's outputs included.
+        start..j + usize::from(r.reads_own_writes() || matches!(r.gradient, Gradient::Custom(_)))
+    }
+
     fn rerun(&self, p: &mut D, launches: Range<usize>) -> Result<usize, Error> {
         for r in &self.records[launches.clone()] {
             p.launch(&r.kernel, &r.args)?;
@@ -565,7 +586,7 @@ impl<D: Backend> Tape<D> {
                             if j + 1 < range.end {
                                 Self::restore(p, start.ok_or_else(|| missing(held.unwrap_or(0)))?)?;
                             }
-                            done.launches += self.rerun(p, range.start..j + 1)?;
+                            done.launches += self.rerun(p, self.reruns_before_grad(range.start, j))?;
                             self.grad_of(p, j)?;
                         }
                     }
