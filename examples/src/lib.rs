@@ -26,6 +26,7 @@ pub mod rigid_body;
 pub mod rigid_body_discontinuity;
 pub mod rigid_body_toi;
 pub mod smoke;
+pub mod volume_renderer;
 pub mod wave;
 
 pub use error::RunError;
@@ -242,6 +243,7 @@ pub static EXAMPLES: &[Example] = &[
     Example::of::<electric::Electric>("electric", "DiffTaichi electric.py: an NN sets 8 electrode charges so a charged particle follows a moving goal"),
     Example::of::<smoke::Smoke<f32>>("smoke", "paper Fig. 5a, Table 2: optimize the initial velocity so advected smoke ends as a target picture"),
     Example::of::<rigid_body_toi::Ball>("rigid_body_toi", "paper Fig. 8: d(final height)/d(initial height), naive integrator vs time of impact"),
+    Example::of::<volume_renderer::VolumeRenderer<f32>>("volume_renderer", "paper Fig. 7: optimize a 128^3 density so its ray-marched renderings match 7 target views"),
     Example::of::<wave::Wave<f32>>("wave", "paper Fig. 5b, appendix D: optimize the initial height so the wave draws a picture 256 steps later"),
 ];
 
