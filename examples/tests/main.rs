@@ -9,6 +9,7 @@ mod electric;
 mod mass_spring;
 mod rigid_body;
 mod smoke;
+mod volume_renderer;
 mod wave;
 
 fn run(name: &str, iters: Option<usize>) -> (diffsim_examples::report::Outcome, PathBuf) {
