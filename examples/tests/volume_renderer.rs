@@ -196,9 +196,9 @@ fn volume_renderer_settings_volume_file_and_pictures() {
     let path = dir.join("ball.npy");
     write_npy(&path, &[n as u64; 3], &volume);
     let density = load_volume(&path, n).unwrap();
-    for c in 0..n * n * n {
+    for (c, &d) in density.iter().enumerate() {
         let (i, j, k) = (c / (n * n), c / n % n, c % n);
-        assert_eq!(density[c], volume[(i * n + n - 1 - j) * n + k], "cell {c}");
+        assert_eq!(d, volume[(i * n + n - 1 - j) * n + k], "cell {c}");
     }
     let file = path.to_string_lossy().into_owned();
     let (outcome, out) = run("npy-run", 3, &[("res", "32"), ("steps", "100"), ("volume", &file)], true);
