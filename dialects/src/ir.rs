@@ -476,6 +476,10 @@ impl Attr {
             Some((0..n).map(|i| mlirDenseI64ArrayGetElement(self.0, i)).collect())
         }
     }
+    /// A float attribute's value, widened to f64 (exact for f32).
+    pub fn as_float(self) -> Option<f64> {
+        unsafe { mlirAttributeIsAFloat(self.0) }.then(|| unsafe { mlirFloatAttrGetValueDouble(self.0) })
+    }
     pub fn as_int(self) -> Option<i64> {
         unsafe { mlirAttributeIsAInteger(self.0) }.then(|| unsafe { mlirIntegerAttrGetValueInt(self.0) })
     }

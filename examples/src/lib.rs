@@ -87,6 +87,8 @@ pub struct RunOptions {
     pub arch: Arch,
     /// Build without run-time bounds checks (`ProgramBuilder::unchecked`).
     pub unchecked: bool,
+    /// Build with IEEE float semantics (`ProgramBuilder::strict_math`).
+    pub strict_math: bool,
     /// Write the program's IR (after autodiff) to `OUT/program.mlir`.
     pub dump_ir: bool,
     /// Print the Tape's plan and other details.
@@ -113,6 +115,7 @@ impl RunOptions {
             pictures: true,
             arch: Arch::Cpu,
             unchecked: false,
+            strict_math: false,
             dump_ir: false,
             verbose: false,
             settings: Vec::new(),
@@ -179,6 +182,9 @@ pub fn run_example<S: Simulation>(opts: &RunOptions, report: &mut Reporter) -> R
     let mut pb = ProgramBuilder::new();
     if opts.unchecked {
         pb.unchecked();
+    }
+    if opts.strict_math {
+        pb.strict_math();
     }
     let sim = S::declare(&mut pb, &opts)?;
     match opts.arch {

@@ -4,7 +4,7 @@
 //! diffsim list
 //! diffsim run NAME [--iters N] [--seed S] [--params FILE.npz] [--save-params FILE.npz]
 //!                  [--arch cpu|cuda] [--threads N] [--out DIR] [--set KEY=VALUE]...
-//!                  [--unchecked] [--dump-ir] [--verbose]
+//!                  [--unchecked] [--strict-math] [--dump-ir] [--verbose]
 //! diffsim bench NAME [--iters K] [--warmup W] [--threads N] [--arch cpu|cuda] [--set KEY=VALUE]...
 //! ```
 
@@ -50,6 +50,10 @@ struct Common {
     /// reads or writes outside a field instead of failing the launch.
     #[arg(long)]
     unchecked: bool,
+    /// Keep IEEE float semantics: no fast-math folding of x*0, x*1, x+0
+    /// and constants before differentiating (`ProgramBuilder::strict_math`).
+    #[arg(long)]
+    strict_math: bool,
 }
 
 #[derive(Subcommand)]
@@ -124,6 +128,7 @@ fn prepare(common: Common, out: PathBuf) -> (&'static Example, RunOptions) {
     opts.target = common.target;
     opts.init = common.init;
     opts.unchecked = common.unchecked;
+    opts.strict_math = common.strict_math;
     (example, opts)
 }
 
@@ -144,6 +149,22 @@ fn median(mut values: Vec<f64>) -> f64 {
         n if n % 2 == 1 => values[n / 2],
         n => 0.5 * (values[n / 2 - 1] + values[n / 2]),
     }
+}
+
+/// A memcpy's bandwidth on this machine, now: bytes read and written per
+/// second copying 256 MiB (more than any cache), the median of 5 copies.
+fn memcpy_bandwidth() -> f64 {
+    let size = 256 << 20;
+    let (from, mut to) = (vec![1u8; size], vec![0u8; size]);
+    let times: Vec<f64> = (0..5)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            to.copy_from_slice(&from);
+            std::hint::black_box(&mut to);
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    2.0 * size as f64 / median(times)
 }
 
 fn main() {
@@ -177,9 +198,7 @@ fn main() {
             let result = (example.run)(&opts, &mut report);
             ds_runtime::profiler::enable(false);
             std::fs::remove_dir_all(&out).ok();
-            if let Err(e) = result {
-                fail(e);
-            }
+            let outcome = result.unwrap_or_else(|e| fail(e));
             let timed: Vec<_> = report.iterations.iter().skip(warmup as usize).copied().collect();
             let kernels = ds_runtime::profiler::totals();
             let total: f64 = kernels.iter().map(|k| k.total.as_secs_f64()).sum();
@@ -192,7 +211,14 @@ fn main() {
             println!("iterations: {} (after {warmup} warm-up)", timed.len());
             println!("fwd_ms: {:.3}", median(timed.iter().map(|i| i.fwd_ms).collect()));
             println!("bwd_ms: {:.3}", median(timed.iter().map(|i| i.bwd_ms).collect()));
-            println!("iter_ms: {:.3}", median(timed.iter().map(|i| i.iter_ms).collect()));
+            let iter_ms = median(timed.iter().map(|i| i.iter_ms).collect());
+            println!("iter_ms: {iter_ms:.3}");
+            if let Some(bytes) = outcome.moved_bytes {
+                let bandwidth = memcpy_bandwidth();
+                println!("memcpy_gb_s: {:.2} (bytes read and written per second, copying 256 MiB)", bandwidth / 1e9);
+                println!("moved_mb: {:.1} (what an iteration must read and write at least)", bytes / 1e6);
+                println!("roofline_fraction: {:.3} (moved bytes over memcpy bandwidth, over iter_ms)", bytes / bandwidth / (iter_ms / 1e3));
+            }
         }
     }
 }

@@ -15,6 +15,9 @@ pub struct Outcome {
     pub results: Vec<(String, String)>,
     /// Pictures and other files written.
     pub files: Vec<PathBuf>,
+    /// The bytes one iteration must read and write at least (for
+    /// `diffsim bench`'s roofline: that over a memcpy's bandwidth).
+    pub moved_bytes: Option<f64>,
 }
 
 /// Milliseconds between laps.

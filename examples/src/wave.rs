@@ -23,10 +23,11 @@
 //! The loss adds every cell to `loss` as the original does (one thread adds
 //! them in the original's order, so the f32 sum rounds the same).
 //!
-//! Departures: undamped, the kernel leaves out the
-//! `c alpha dt lap(p[t-2])` term (the original multiplies it by 0.0 and
-//! subtracts it: the same f32 result, less work in both passes). There are
-//! no random numbers (`--seed` changes nothing). The adjoints are cleared
+//! The damping term `c alpha dt lap(p[t-2])` is written as the original
+//! writes it; undamped, fast-math (`ds-simplify`, on by default as in
+//! Taichi) folds its zero coefficient away, with its loads and its
+//! gradient (`--strict-math` keeps it: the same f32 losses, the gradient
+//! kernel 1.3-1.4x slower). Departures: there are no random numbers (`--seed` changes nothing). The adjoints are cleared
 //! for the 256 steps a backward uses, not all 512 (the Tape's clearing of
 //! every adjoint took ~70 ms an iteration here, the kernel 6.5 ms).
 //!
@@ -74,11 +75,12 @@ fn initialize<T: Scalar>(p: &History<T>, initial: &Grid<T>) {
 }
 
 /// One FDTD step: p[t] from p[t-1] and p[t-2]; `k_q` = c^2 dt^2 + c alpha dt,
-/// `k_p` = c alpha dt (its term is built only when `damped`). Cell (i, j) of
+/// `k_p` = c alpha dt (undamped, 0: fast-math folds its term away, loads and
+/// gradient included; `--strict-math` keeps it, as the original). Cell (i, j) of
 /// the grid is p[t, i + 1, j + 1]: the frame of zeros around it, never
 /// written, is the original's p = 0 outside the grid.
 #[kernel]
-fn fdtd<T: Scalar>(p: &History<T>, k_q: &f64, k_p: &f64, damped: &bool, t: usize) {
+fn fdtd<T: Scalar>(p: &History<T>, k_q: &f64, k_p: &f64, t: usize) {
     for i in 1..(N_GRID + 1) {
         for j in 1..(N_GRID + 1) {
             let (q, r) = (t - 1, t - 2);
@@ -86,11 +88,7 @@ fn fdtd<T: Scalar>(p: &History<T>, k_q: &f64, k_p: &f64, damped: &bool, t: usize
             let lap = |s: Expr| -> Expr {
                 INV_DX2 * (-4.0 * p[(s, i, j)] + p[(s, i, j - 1usize)] + p[(s, i, j + 1usize)] + p[(s, i + 1usize, j)] + p[(s, i - 1usize, j)])
             };
-            let mut next = 2.0 * p[(q, i, j)] + *k_q * lap(q) - p[(r, i, j)];
-            if *damped {
-                next = next - *k_p * lap(r);
-            }
-            p[(t, i, j)] = next;
+            p[(t, i, j)] = 2.0 * p[(q, i, j)] + *k_q * lap(q) - p[(r, i, j)] - *k_p * lap(r);
         }
     }
 }
@@ -154,6 +152,16 @@ pub struct Gradient {
 }
 
 /// The time step for damping `alpha`, as the original computes it.
+/// What an iteration must read and write at least, with the whole history
+/// kept: for each of the 254 steps, forward reads p[t-1] and p[t-2] and writes
+/// p[t]; backward reads dL/dp[t] and updates (reads and writes) dL/dp[t-1]
+/// and dL/dp[t-2] (undamped, no primal value is needed): 8 layers of the
+/// framed grid.
+pub fn moved_bytes<T>() -> f64 {
+    let layer = ((N_GRID + 2) * (N_GRID + 2) * std::mem::size_of::<T>()) as f64;
+    (STEPS - 2) as f64 * 8.0 * layer
+}
+
 pub fn time_step(alpha: f64) -> f64 {
     ((alpha * alpha + DX * DX / 3.0).sqrt() - alpha) / C
 }
@@ -191,7 +199,7 @@ impl<T: Real> Wave<T> {
         let (k_q, k_p) = (C * C * dt * dt + C * damping * dt, C * damping * dt);
         Ok(Wave {
             initialize: pb.kernel(initialize(&p, &initial))?,
-            fdtd: pb.kernel(fdtd(&p, &k_q, &k_p, &(damping != 0.0)))?,
+            fdtd: pb.kernel(fdtd(&p, &k_q, &k_p))?,
             compute_loss: pb.kernel(compute_loss(&p, &target, &loss))?,
             apply_grad: pb.kernel(apply_grad(&initial, &LEARNING_RATE))?,
             clear_adjoint: pb.kernel(clear_adjoint(&p))?,
@@ -294,7 +302,7 @@ impl Simulation for Wave<f32> {
 
     fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, RunError> {
         let losses = self.optimize(p, opts.iters.unwrap_or(ITERATIONS), report)?;
-        let mut out = Outcome { losses, ..Default::default() };
+        let mut out = Outcome { losses, moved_bytes: Some(moved_bytes::<f32>()), ..Default::default() };
         // The original's closing forward('optimized'): 512 steps, the loss at 255.
         let run_steps = if opts.pictures { MAX_STEPS } else { STEPS };
         out.final_loss = self.forward(p, STEPS, run_steps)?;

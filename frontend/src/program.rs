@@ -232,6 +232,16 @@ impl ProgramBuilder {
         self
     }
 
+    /// Keeps IEEE float semantics: without it (the default, as Taichi's
+    /// `fast_math=True`) `ds-simplify` folds `x * 0` to 0, `x * 1` and
+    /// `x + 0` to x and constants into one before differentiating, so a term
+    /// with a zero coefficient costs nothing, in the kernel or its gradient.
+    /// With it, `0 * inf` stays NaN and every written op runs.
+    pub fn strict_math(&mut self) -> &mut Self {
+        self.options.fast_math = false;
+        self
+    }
+
     #[track_caller]
     fn declare<V: ElementKind, const D: usize>(&mut self, name: &str, shape: [usize; D], grad: Option<&str>) -> Field<V, D> {
         let mistake = if self.fields.iter().any(|f| f.name == name) {

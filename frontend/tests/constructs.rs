@@ -957,3 +957,68 @@ fn casts_to_a_generic_scalar() {
     assert_eq!(run_generic_scale([1.5f64, -1.0, 0.25, 2.0]), vec![1.5, 0.1, 0.75, 8.0]);
     assert_eq!(run_generic_scale([1.5f32, -1.0, 0.25, 2.0]), vec![1.5, 0.1f32, 0.75, 8.0]);
 }
+
+/// A ray march: 1000 steps summing what they cross, under a test, into one
+/// carried value. The sum is a pure accumulator, so its gradient needs no
+/// autodiff stack (the default stack holds 256 iterations); `m`, carried
+/// through a product, keeps its stack (200 steps, within it).
+#[kernel]
+fn ray_march(density: &S, image: &S, attenuated: &S, steps: usize) {
+    for i in 0..4usize {
+        let mut acc = 0.0;
+        for k in 0..steps {
+            let d = density[((k * 7 + i * 3) % 16,)];
+            if d > 0.2 {
+                acc += d * d;
+            } else {
+                acc -= d;
+            }
+        }
+        image[(i,)] = acc;
+        let mut m = 1.0;
+        for k in 0..200usize {
+            m = m * (1.0 - 0.01 * density[((k + i) % 16,)]);
+        }
+        attenuated[(i,)] = m;
+    }
+}
+
+#[test]
+fn accumulator_loops_need_no_autodiff_stack() {
+    let mut pb = ProgramBuilder::new();
+    let density: GradField<f64, 1> = pb.field_with_grad("density", [16]);
+    let (image, attenuated): (GradField<f64, 1>, GradField<f64, 1>) =
+        (pb.field_with_grad("image", [4]), pb.field_with_grad("attenuated", [4]));
+    pb.kernel(ray_march(&density, &image, &attenuated)).unwrap();
+    let spec = Spec::new("ray_march", &[("density", 0.0, 0.4)], &["image", "attenuated"]).args(&[Arg::Index(1000)]);
+    let r = gradcheck(&pb.source(), &spec).unwrap();
+    assert!(r.worst_error < 1e-6 && r.largest_gradient > 1.0, "{r:?}");
+}
+
+#[kernel]
+fn zero_coefficient(x: &S, y: &S, k: &f64) {
+    for i in 0..2usize {
+        y[(i,)] = x[(i,)] * *k + 1.0;
+    }
+}
+
+/// Fast-math (the default, as Taichi's): `x * 0` folds to 0 before the
+/// kernel runs, so an infinite x gives 1; `strict_math` keeps IEEE
+/// semantics, where inf * 0 is NaN.
+#[test]
+fn fast_math_folds_zero_coefficients_and_strict_math_keeps_ieee() {
+    for strict in [false, true] {
+        let mut pb = ProgramBuilder::new();
+        if strict {
+            pb.strict_math();
+        }
+        let (x, y): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [2]), pb.field_with_grad("y", [2]));
+        let k = pb.kernel(zero_coefficient(&x, &y, &0.0)).unwrap();
+        let mut p = pb.build().unwrap();
+        x.copy_from(&mut p, &[f64::INFINITY, 2.0]).unwrap();
+        k.launch(&mut p, ()).unwrap();
+        let ys = y.to_vec(&p).unwrap();
+        assert_eq!(ys[1], 1.0);
+        assert_eq!(ys[0].is_nan(), strict, "strict_math {strict}: {ys:?}");
+    }
+}

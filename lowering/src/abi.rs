@@ -34,6 +34,11 @@ pub const TASK_WORK: &str = "ds.task_work";
 /// ([`atomic_updates`]), which make running it on several threads costlier
 /// than its serial twin on one.
 pub const TASK_ATOMICS: &str = "ds.task_atomics";
+/// On a parallel task whose updates are banded: the most iterations apart
+/// two of its iterations can be and update one element (`ops::update_band`).
+/// Its serial twin may then run on several threads at once, on chunks of
+/// more iterations than this, all even chunks and then all odd ones.
+pub const TASK_BAND: &str = "ds.task_band";
 /// On the `scf.for` of a parallel task: the loop the runtime splits.
 pub const TASK_LOOP: &str = "ds.task_loop";
 /// On a function using fields: the field names of its memref arguments.

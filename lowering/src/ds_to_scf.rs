@@ -22,7 +22,11 @@
 //!   `TASK__serial` (`abi::SERIAL_OF`) in which every add and sub is plain:
 //!   the CPU runtime runs it when one thread runs the whole range (short
 //!   ranges, one thread), so small kernels pay no compare-and-swap loops;
-//!   a serial task's adds and subs are always plain;
+//!   a serial task's adds and subs are always plain; when every add and sub
+//!   touches an element a bounded number of iterations from its own (a
+//!   stencil's adjoint, `ops::update_band`), the task records that band
+//!   (`abi::TASK_BAND`) and the runtime runs the twin on several threads, on
+//!   chunks longer than the band, even chunks and odd chunks in turn;
 //! - `ds.parallel_for` -> `scf.for` (serial), `ds.struct_for` -> nested `scf.for`s;
 //! - `ds.stop_grad %v` -> `%v` (its purpose, blocking gradients, is served);
 //! - `ds.assert` and, with `check-bounds=1`, a bounds check per index: on failure
@@ -153,6 +157,8 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
     ops::sync_func_type(func);
     mark_noalias(func, entry.num_args() - fields.len() - usize::from(status.is_some()), fields.len());
     let owned = if all_plain { updates(func) } else { owned_updates(func) };
+    // Only a task with a serial twin (shared updates) needs its band.
+    let band = if all_plain || updates(func).len() == owned.len() { None } else { update_band(func) };
     let mut l = FuncLowering { fields, owned, status, checks: Vec::new(), check_bounds };
     // Keep only the ds ops of the walk, before any is erased: erasing a loop
     // also frees its body terminator, which `inner` lists. Each ds op below is
@@ -185,6 +191,9 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
         let body = task_loop.region(0).first_block().expect("loop body");
         func.set_attr(abi::TASK_WORK, ctx.int_attr(ctx.int(64), abi::work(body)));
         func.set_attr(abi::TASK_ATOMICS, ctx.int_attr(ctx.int(64), abi::atomic_updates(body)));
+        if let Some(band) = band {
+            func.set_attr(abi::TASK_BAND, ctx.int_attr(ctx.int(64), band));
+        }
     }
     true
 }
@@ -217,25 +226,59 @@ fn serial_twin(task: Op) -> Option<Op> {
     Some(twin)
 }
 
+/// Each task loop of `func` with its variable and its accesses, grouped by field.
+fn task_loop_accesses(func: Op) -> Vec<(Value, Vec<Vec<Access>>)> {
+    func.walk()
+        .into_iter()
+        .filter(|op| op.name() == "scf.for" && op.attr(abi::TASK_LOOP).is_some())
+        .map(|task_loop| {
+            let var = task_loop.region(0).first_block().expect("loop body").arg(0);
+            let mut by_field: Vec<Vec<Access>> = Vec::new();
+            for a in task_loop.walk().into_iter().filter_map(Access::read) {
+                match by_field.iter_mut().find(|f| f[0].field == a.field) {
+                    Some(f) => f.push(a),
+                    None => by_field.push(vec![a]),
+                }
+            }
+            (var, by_field)
+        })
+        .collect()
+}
+
+fn is_update(a: &Access) -> bool {
+    matches!(a.kind, AccessKind::AtomicAdd | AccessKind::AtomicSub)
+}
+
 /// The atomic adds and subs of `func`'s task loops whose element the loop's
 /// iteration owns ([`ops::owned_by_iteration`] over every access of the field).
 fn owned_updates(func: Op) -> Vec<Op> {
     let mut owned = Vec::new();
-    for task_loop in func.walk().into_iter().filter(|op| op.name() == "scf.for" && op.attr(abi::TASK_LOOP).is_some()) {
-        let var = task_loop.region(0).first_block().expect("loop body").arg(0);
-        let accesses: Vec<Access> = task_loop.walk().into_iter().filter_map(Access::read).collect();
-        let mut names: Vec<&str> = accesses.iter().map(|a| a.field.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        for name in names {
-            let of: Vec<&Access> = accesses.iter().filter(|a| a.field == name).collect();
+    for (var, by_field) in task_loop_accesses(func) {
+        for of in by_field {
             let indices: Vec<&[Value]> = of.iter().map(|a| a.indices.as_slice()).collect();
             if ops::owned_by_iteration(var, &indices) {
-                owned.extend(of.iter().filter(|a| matches!(a.kind, AccessKind::AtomicAdd | AccessKind::AtomicSub)).map(|a| a.op));
+                owned.extend(of.iter().filter(|a| is_update(a)).map(|a| a.op));
             }
         }
     }
     owned
+}
+
+/// For a task whose adds and subs all touch elements a bounded number of
+/// iterations around their own ([`ops::update_band`], per field: a stencil's
+/// adjoint), the largest such band: its serial twin may run on chunks longer
+/// than that, even chunks and odd chunks in turn.
+fn update_band(func: Op) -> Option<i64> {
+    let mut band = 0;
+    for (var, by_field) in task_loop_accesses(func) {
+        for of in by_field {
+            let updates: Vec<&[Value]> = of.iter().filter(|a| is_update(a)).map(|a| a.indices.as_slice()).collect();
+            if !updates.is_empty() {
+                band = band.max(ops::update_band(var, &updates)?);
+            }
+        }
+    }
+    Some(band)
 }
 
 /// Fields are distinct allocations, or disjoint elements of one node's

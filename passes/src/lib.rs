@@ -8,6 +8,7 @@
 //! so it can sit in a pass manager between upstream passes.
 
 pub mod autodiff;
+pub mod simplify;
 pub mod verify;
 
 use ds_dialects::ir::Op;
@@ -95,4 +96,4 @@ impl PassInfo {
 }
 
 /// The passes of this crate.
-pub static REGISTRY: &[&PassInfo] = &[&verify::PASS, &autodiff::PASS];
+pub static REGISTRY: &[&PassInfo] = &[&verify::PASS, &simplify::PASS, &autodiff::PASS];

@@ -26,11 +26,15 @@ pub struct CompileOptions {
     pub autodiff: bool,
     /// Options for ds-autodiff (`stack-capacity=N`).
     pub autodiff_options: Vec<(String, String)>,
+    /// Simplify float arithmetic as fast-math allows, before autodiff
+    /// (`ds-simplify`: `x * 0` is 0, `x + 0` is x, constants folded): the
+    /// default, as Taichi's `fast_math=True`. Off, IEEE semantics are kept.
+    pub fast_math: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { check_bounds: true, autodiff: false, autodiff_options: Vec::new() }
+        CompileOptions { check_bounds: true, autodiff: false, autodiff_options: Vec::new(), fast_math: true }
     }
 }
 
@@ -73,6 +77,11 @@ pub struct Task {
     pub(crate) work: i64,
     /// For parallel tasks: the estimated atomic updates of one iteration.
     pub(crate) atomics: i64,
+    /// For parallel tasks with a serial twin whose updates are banded
+    /// (`abi::TASK_BAND`): iterations farther apart than this never update
+    /// one element, so the twin may run on chunks longer than the band,
+    /// even and odd chunks in turn.
+    pub(crate) band: Option<i64>,
     /// For parallel tasks: the function computing the iteration range.
     pub(crate) range: Option<PackedFn>,
     /// Indices into the program's fields of the task's field arguments.
@@ -167,9 +176,13 @@ pub fn is_cached(source: &str, name: &str, options: &CompileOptions, target: &Ta
     cache.get(&cache_key(source, name, options, target)).is_some_and(|c| c.strong_count() > 0)
 }
 
-/// The steps before lowering: verification and, when asked for, autodiff.
+/// The steps before lowering: verification, fast-math simplification and,
+/// when asked for, autodiff.
 fn front_steps(options: &CompileOptions) -> Result<Vec<pipeline::Step>, Error> {
     let mut text = String::from(ds_passes::verify::PASS.name);
+    if options.fast_math {
+        text.push_str(&format!(", {}", ds_passes::simplify::PASS.name));
+    }
     if options.autodiff {
         let opts: Vec<String> = options.autodiff_options.iter().map(|(k, v)| format!("{k}={v}")).collect();
         text.push_str(&format!(", ds-autodiff{{{}}}", opts.join(" ")));
@@ -394,7 +407,8 @@ fn attach_tasks(
         let serial = if cpu { engine.packed(&format!("{fname}{}", abi::SERIAL_SUFFIX)) } else { None };
         let work = f.attr(abi::TASK_WORK).and_then(|a| a.as_int()).unwrap_or(1).max(1);
         let atomics = f.attr(abi::TASK_ATOMICS).and_then(|a| a.as_int()).unwrap_or(0).max(0);
-        tasks.push((kernel, index, Task { name: fname, code, serial, work, atomics, range, fields: field_idx, checks }));
+        let band = f.attr(abi::TASK_BAND).and_then(|a| a.as_int()).filter(|b| *b >= 0);
+        tasks.push((kernel, index, Task { name: fname, code, serial, work, atomics, band, range, fields: field_idx, checks }));
     }
     tasks.sort_by_key(|(k, i, _)| (k.clone(), *i));
     for (kernel, _, task) in tasks {

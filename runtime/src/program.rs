@@ -332,8 +332,10 @@ pub(crate) fn range_len(kernel: &str, lo: i64, hi: i64) -> Result<i64, Error> {
 
 /// Runs a parallel task over the `len` iterations from `lo`, inline or in
 /// chunks on the pool, as many as its estimated work makes worth it (the
-/// task's serial twin, without atomics, runs a range run inline), in calls of at most [`MAX_CALL`] iterations; once a
-/// check has failed (`failed` is set), no new call starts.
+/// task's serial twin, without atomics, runs a range run inline, and a banded
+/// twin runs on the pool, even chunks then odd ones), in calls of at most
+/// [`MAX_CALL`] iterations; once a check has failed (`failed` is set), no new
+/// call starts.
 ///
 /// # Safety
 /// As for [`PackedFn::call`]: `slots[2..n]` are the task's checked arguments.
@@ -362,8 +364,12 @@ unsafe fn run_range(code: PackedFn, task: &Task, slots: [Slot; MAX_ARGS], n: usi
     };
     let heavy = len.saturating_mul(task.work) >= PARALLEL_WORK;
     let min_chunk = if heavy { 1 } else { MIN_CHUNK };
+    // A banded twin runs on all threads without atomics.
+    let banded = task.serial.zip(task.band);
     // With a serial twin, one thread without atomics may beat all with them.
-    let atomics_lose = task.serial.is_some() && task.work.saturating_add(ATOMIC_COST.saturating_mul(task.atomics)) >= threads.saturating_mul(task.work);
+    let atomics_lose = banded.is_none()
+        && task.serial.is_some()
+        && task.work.saturating_add(ATOMIC_COST.saturating_mul(task.atomics)) >= threads.saturating_mul(task.work);
     if threads <= 1 || len < 2 * min_chunk || atomics_lose {
         // One thread runs it all: the serial twin's plain updates are safe.
         return run(task.serial.unwrap_or(code), lo, hi).unwrap_or(());
@@ -371,9 +377,26 @@ unsafe fn run_range(code: PackedFn, task: &Task, slots: [Slot; MAX_ARGS], n: usi
     let chunks = (threads * CHUNKS_PER_THREAD).min(len / min_chunk).max(1);
     // Rounded up without overflow, for ranges up to i64::MAX long.
     let size = len / chunks + i64::from(len % chunks != 0);
-    // try_for_each stops handing out chunks after the first Err.
-    let _stopped = (0..chunks).into_par_iter().try_for_each(|c| {
-        let b = lo + c * size;
-        run(code, b, b.saturating_add(size).min(hi))
-    });
+    let Some((twin, band)) = banded else {
+        // try_for_each stops handing out chunks after the first Err.
+        let _stopped = (0..chunks).into_par_iter().try_for_each(|c| {
+            let b = lo + c * size;
+            run(code, b, b.saturating_add(size).min(hi))
+        });
+        return;
+    };
+    // Chunks longer than the band: chunk c updates only elements of
+    // iterations within the band of its own, which no chunk c +- 2 reaches,
+    // so the even chunks run at once, then the odd ones.
+    let size = size.max(band.saturating_add(1));
+    let chunks = len / size + i64::from(len % size != 0);
+    for parity in 0..2 {
+        let stopped = (0..chunks).into_par_iter().filter(|c| c % 2 == parity).try_for_each(|c| {
+            let b = lo + c * size;
+            run(twin, b, b.saturating_add(size).min(hi))
+        });
+        if stopped.is_err() {
+            return;
+        }
+    }
 }

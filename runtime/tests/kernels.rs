@@ -386,3 +386,47 @@ fn owned_and_shared_updates(n: i64) {
     let all: Vec<i32> = p.field("all").unwrap().to_vec().unwrap();
     assert_eq!(all, vec![3 * n as i32; 4]);
 }
+
+/// A stencil's adjoint (`h[i] += 1; h[i + 1] += 1; h[i + 2] -= 1`, band 2)
+/// runs without atomics on four threads, on chunks longer than the band,
+/// even chunks and then odd ones: every element gets exactly its updates (no
+/// chunk is left out or run twice).
+#[test]
+fn banded_updates_are_exact_on_several_threads() {
+    let n: i64 = 1 << 16;
+    let src = crate::common::fields_without_grad(&[("h", "i32", &(n + 2).to_string()), ("work", "f32", &n.to_string())])
+        + &crate::common::loop_kernel(
+            "banded",
+            "%n: index",
+            None,
+            r#"    %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
+    %one = arith.constant 1 : i32
+    %i1 = arith.addi %i, %c1 : index
+    %i2 = arith.addi %i, %c2 : index
+    "ds.atomic_add"(%one, %i) {field = @h} : (i32, index) -> ()
+    "ds.atomic_add"(%one, %i1) {field = @h} : (i32, index) -> ()
+    "ds.atomic_sub"(%one, %i2) {field = @h} : (i32, index) -> ()
+    %c64 = arith.constant 64 : index
+    %z = arith.constant 0.0 : f32
+    %w = scf.for %k = %c0 to %c64 step %c1 iter_args(%a = %z) -> (f32) {
+      %ki = arith.index_cast %k : index to i64
+      %kf = arith.sitofp %ki : i64 to f32
+      %sk = math.sin %kf : f32
+      %b = arith.addf %a, %sk : f32
+      scf.yield %b : f32
+    }
+    "ds.store"(%w, %i) {field = @work} : (f32, index) -> ()"#,
+        );
+    let mut p = ds_runtime::Program::new(&src).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+    pool.install(|| {
+        for _ in 0..5 {
+            p.launch("banded", &[ds_runtime::Arg::Index(n)]).unwrap();
+        }
+    });
+    let h: Vec<i32> = p.field("h").unwrap().to_vec().unwrap();
+    let want = |e: i64| 5 * (i32::from(e < n) + i32::from((1..=n).contains(&e)) - i32::from(e >= 2));
+    let wrong: Vec<(i64, i32, i32)> = (0..n + 2).map(|e| (e, h[e as usize], want(e))).filter(|(_, got, want)| got != want).collect();
+    assert!(wrong.is_empty(), "{} elements wrong, first {:?}", wrong.len(), &wrong[..wrong.len().min(4)]);
+}

@@ -105,6 +105,27 @@ pub fn owned_by_iteration(var: Value, accesses: &[&[Value]]) -> bool {
     })
 }
 
+/// How far apart two iterations of a parallel loop over `var` can be and
+/// still update one element through these updates (the indices of every
+/// atomic add and sub of one field in the loop): in the dimension where every
+/// index is `var` plus a constant, the spread of the constants (1 for
+/// `g[i - 1] += a; g[i + 1] += b`, 0 for owned elements). Iterations farther
+/// apart never touch the same element, so chunks of more iterations than
+/// this, run alternately (even chunks, then odd), update without atomics.
+/// None when no dimension is indexed so.
+pub fn update_band(var: Value, updates: &[&[Value]]) -> Option<i64> {
+    let first = updates.first()?;
+    (0..first.len())
+        .filter_map(|d| {
+            let offsets: Vec<i64> = updates
+                .iter()
+                .map(|a| a.get(d).map(|v| index_offset(*v)).filter(|(b, _)| *b == Some(var)).map(|(_, o)| o))
+                .collect::<Option<_>>()?;
+            Some(offsets.iter().max()? - offsets.iter().min()?)
+        })
+        .min()
+}
+
 /// Whether every element a write touches is written before any read of it
 /// reads it: in some dimension both indices are the variable of the same
 /// serial loop (an `scf.for`, not inside another one) plus constants, the

@@ -400,6 +400,19 @@ fn statements(block: Block) -> Vec<Stmt> {
         .collect()
 }
 
+/// Whether a block ends in a value (not `()`): a trailing `if` / `else`
+/// whose branches end in statements (`acc += x;`) is a statement.
+fn has_value(block: &Block) -> bool {
+    match block.stmts.last() {
+        Some(Stmt::Expr(Expr::If(i), None)) => i.else_branch.is_some() && has_value(&i.then_branch),
+        Some(Stmt::Expr(Expr::Block(b), None)) => has_value(&b.block),
+        Some(Stmt::Expr(Expr::ForLoop(_) | Expr::Assign(_), None)) => false,
+        Some(Stmt::Expr(Expr::Binary(b), None)) => !is_compound_assign(&b.op),
+        Some(Stmt::Expr(_, None)) => true,
+        _ => false,
+    }
+}
+
 /// Wraps a block's tail number literal as `literal_arm(LIT)` (a kernel value
 /// that takes the other branch's type); whether it had one.
 fn literal_tail(block: &mut Block) -> bool {
@@ -453,7 +466,7 @@ impl Fold for Rewriter {
             stmts.push(parse_quote!(#at;));
             match s {
                 // A trailing `if` with an `else` and no semicolon is the block's value.
-                Stmt::Expr(Expr::If(i), None) if k == last && i.else_branch.is_some() => {
+                Stmt::Expr(Expr::If(i), None) if k == last && i.else_branch.is_some() && has_value(&i.then_branch) => {
                     stmts.push(Stmt::Expr(self.fold_expr(Expr::If(i)), None))
                 }
                 Stmt::Expr(Expr::If(i), _) => stmts.push(self.rewrite_if_stmt(i)),

@@ -12,7 +12,8 @@
 //!   enclosing values they used; the results are added to those adjoints.
 //! - `scf.for %i = lb to ub step s` -> a loop over k = 0..n running iteration
 //!   i = lb + (n-1-k)*s, carrying the adjoints of enclosing values (and of the
-//!   primal's carried values, whose per-iteration values come from the stack).
+//!   primal's carried values, whose per-iteration values come from the stack;
+//!   accumulators have none and need none).
 //! - `ds.parallel_for` / `ds.struct_for` -> the same loop over the same range
 //!   with the differentiated body; iterations stay independent, and adjoints
 //!   of kernel-level values (parameters, constants) are not needed.
@@ -162,12 +163,17 @@ pub fn reverse_for(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap, adj: 
     let iv = ops::build_binary(b, "arith.addi", lb, offset, loc);
     let mut inner = fwd.clone();
     inner.insert(old.arg(0), iv);
-    if let Some(s) = stack {
-        for (j, value) in stack::pop(s, b, rk, loc).into_iter().enumerate() {
+    if op.num_results() > 0 {
+        let Some(s) = stack else {
+            return Err(report(op, "internal error: the carried loop was not recomputed with a stack".into()));
+        };
+        // Accumulators have no stack: their values feed no adjoint rule, so
+        // the recomputed iteration may start them from zero.
+        let popped = stack::pop(s, b, rk, loc);
+        for j in 0..op.num_results() {
+            let value = popped.iter().find(|(k, _)| *k == j).map_or_else(|| zero(b, op.result(j).ty(), loc), |(_, v)| *v);
             inner.insert(old.arg(j + 1), value);
         }
-    } else if op.num_results() > 0 {
-        return Err(report(op, "internal error: the carried loop was not recomputed with a stack".into()));
     }
     let seed: Adjoints =
         carried.iter().enumerate().map(|(slot, &j)| (old_yield.operand(j), body.arg(slot + 1))).collect();

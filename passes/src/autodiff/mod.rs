@@ -20,7 +20,8 @@
 //!    treatment: an adjoint rule, non-differentiable, or structural;
 //! 4. `control_flow`: reversed scf.if / scf.for, top-level loops in reverse order;
 //! 5. `stack`: per-thread stacks for values an scf.for carries (capacity option
-//!    `stack-capacity`, default 256; overflow fails the launch, never silently).
+//!    `stack-capacity`, default 256; overflow fails the launch, never silently),
+//!    except pure accumulators (`acc += f(k)`), which need none.
 //!
 //! Size of the output: every op is recomputed once, plus once more per
 //! enclosing `scf.for` with carried values (its reversed body re-runs each

@@ -56,6 +56,41 @@ func.func @carried_loop() attributes {ds.kernel} {
 
 // -----
 
+// scf.for carrying an accumulator (added to under an scf.if, yielded): no stack, no assert.
+"ds.field"() {sym_name = "a", element_type = f32, shape = array<i64: 8>, grad = @a_grad} : () -> ()
+"ds.field"() {sym_name = "a_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+"ds.field"() {sym_name = "out", element_type = f32, shape = array<i64: 8>, grad = @out_grad} : () -> ()
+"ds.field"() {sym_name = "out_grad", element_type = f32, shape = array<i64: 8>} : () -> ()
+func.func @accumulator_loop() attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %c8 = arith.constant 8 : index
+  "ds.parallel_for"(%c0, %c8) ({
+  ^bb0(%i: index):
+    %c0b = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c1000 = arith.constant 1000 : index
+    %zero = arith.constant 0.0 : f32
+    %r = scf.for %j = %c0b to %c1000 step %c1 iter_args(%acc = %zero) -> (f32) {
+      %cell = arith.remui %j, %c8 : index
+      %a = "ds.load"(%cell) {field = @a} : (index) -> f32
+      %p = arith.cmpf ogt, %a, %zero : f32
+      %next = scf.if %p -> (f32) {
+        %sq = arith.mulf %a, %a : f32
+        %s = arith.addf %acc, %sq : f32
+        scf.yield %s : f32
+      } else {
+        scf.yield %acc : f32
+      }
+      scf.yield %next : f32
+    }
+    "ds.store"(%r, %i) {field = @out} : (f32, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
+
+// -----
+
 // scf.for without carried values: reversed as a loop running backwards.
 "ds.field"() {sym_name = "a", element_type = f32, shape = array<i64: 8>, grad = @a_grad} : () -> ()
 "ds.field"() {sym_name = "a_grad", element_type = f32, shape = array<i64: 8>} : () -> ()

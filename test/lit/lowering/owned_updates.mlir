@@ -30,3 +30,27 @@ func.func @owned_and_shared(%t: index, %a: f32, %k: i32) attributes {ds.kernel} 
   }) : (index, index) -> ()
   return
 }
+
+// Banded: every add to h is at i plus a constant (0, 1, 2: a 3-point
+// stencil's adjoint), so iterations 3 apart never update one element: the
+// task gets `ds.task_band = 2` (its twin may run on chunks of 3 or more
+// iterations, even chunks and odd chunks in turn).
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>} : () -> ()
+"ds.field"() {sym_name = "h", element_type = f32, shape = array<i64: 10>} : () -> ()
+func.func @banded() attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c8 = arith.constant 8 : index
+  "ds.parallel_for"(%c0, %c8) ({
+  ^bb0(%i: index):
+    %x = "ds.load"(%i) {field = @x} : (index) -> f32
+    %i1 = arith.addi %i, %c1 : index
+    %i2 = arith.addi %i, %c2 : index
+    "ds.atomic_add"(%x, %i) {field = @h} : (f32, index) -> ()
+    "ds.atomic_add"(%x, %i1) {field = @h} : (f32, index) -> ()
+    "ds.atomic_sub"(%x, %i2) {field = @h} : (f32, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
