@@ -28,6 +28,7 @@ pub mod rigid_body;
 pub mod rigid_body_discontinuity;
 pub mod rigid_body_toi;
 pub mod smoke;
+pub mod volume_renderer;
 pub mod water_renderer;
 pub mod wave;
 
@@ -254,6 +255,7 @@ pub static EXAMPLES: &[Example] = &[
     Example::of::<water_renderer::WaterRenderer<f32>>("water_renderer", "paper Fig. 6: optimize the initial wave so the refracted bottom image matches a target (the loss on the host)"),
     Example::of::<diffmpm::DiffMpm<f32>>("diffmpm", "paper Table 1, Fig. 3 left: an MLS-MPM soft robot with 4 actuators learns to walk right"),
     Example::of::<diffmpm_benchmark::Benchmark<f32>>("diffmpm_benchmark", "paper Table 1: optimize the initial velocity of an MPM square (6400 particles); --substep times one substep"),
+    Example::of::<volume_renderer::VolumeRenderer<f32>>("volume_renderer", "paper Fig. 7: optimize a 128^3 density so its ray-marched renderings match 7 target views"),
     Example::of::<wave::Wave<f32>>("wave", "paper Fig. 5b, appendix D: optimize the initial height so the wave draws a picture 256 steps later"),
 ];
 

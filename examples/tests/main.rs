@@ -10,6 +10,7 @@ mod electric;
 mod mass_spring;
 mod rigid_body;
 mod smoke;
+mod volume_renderer;
 mod water_renderer;
 mod wave;
 
