@@ -24,6 +24,7 @@ pub mod error;
 pub mod field;
 pub mod gradcheck;
 mod native;
+mod pool;
 pub mod profiler;
 pub mod program;
 pub mod tape;

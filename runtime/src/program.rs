@@ -2,8 +2,10 @@
 //!
 //! A launch runs the kernel's tasks in order. A serial task runs once on the
 //! calling thread. A parallel task's range `[lo, hi)` is split into chunks run
-//! on the rayon pool; short ranges run inline, so small kernels pay no thread
-//! hand-off. Arguments are checked against the kernel's parameters, and the
+//! by the calling thread and the spinning workers of `pool` (rayon's pool
+//! when they are busy with another thread's launch; `--threads` sets rayon's
+//! thread count, which both respect); short ranges run inline, so small
+//! kernels pay no thread hand-off. Arguments are checked against the kernel's parameters, and the
 //! status buffer of checked tasks is read after each task.
 
 use crate::compile::{self, CompileOptions, Compiled, KernelInfo, ParamType, Target, Task};
@@ -77,10 +79,11 @@ const MIN_CHUNK: i64 = 512;
 /// ...unless its range runs this many ops (the task's estimated work per
 /// iteration times the iterations): then even a short range is split, one
 /// iteration per chunk at least. Below it, handing out work costs more than
-/// it saves: waking the pool takes tens of microseconds (on the 2-vCPU VM,
-/// wave's 2M-op stencil ran 3x slower split than inline; a 5M-op loop of
-/// sines ran 1.8x faster).
-const PARALLEL_WORK: i64 = 1 << 22;
+/// it saves: a job reaches a spinning worker in about a microsecond, and
+/// 64K ops run in 20-30 us (with rayon's sleeping workers, 20-130 us to wake
+/// on the 2-vCPU VM, the threshold was 4M: wave's 2M-op stencil ran 3x slower
+/// split than inline; with the spinning workers it runs 1.3x faster split).
+const PARALLEL_WORK: i64 = 1 << 16;
 /// What an atomic update costs in ops: a compare-and-swap loop on a cache
 /// line other threads update too (wave's stencil gradient ran 8x slower on
 /// two threads with atomics than on one without).
@@ -377,9 +380,17 @@ unsafe fn run_range(code: PackedFn, task: &Task, slots: [Slot; MAX_ARGS], n: usi
     let chunks = (threads * CHUNKS_PER_THREAD).min(len / min_chunk).max(1);
     // Rounded up without overflow, for ranges up to i64::MAX long.
     let size = len / chunks + i64::from(len % chunks != 0);
+    // Runs `count` chunks, chunk k being `chunk(k)`, on the spinning workers
+    // (`pool`), else on rayon; none starts once a check has failed.
+    let in_parallel = |count: i64, chunk: &(dyn Fn(i64) -> Result<(), ()> + Sync)| {
+        let guarded = |k: i64| if failed.load(Ordering::Relaxed) == 0 { chunk(k) } else { Err(()) };
+        if !crate::pool::run(threads as usize, count as usize, &|k| { let _ = guarded(k as i64); }) {
+            // try_for_each stops handing out chunks after the first Err.
+            let _stopped = (0..count).into_par_iter().try_for_each(guarded);
+        }
+    };
     let Some((twin, band)) = banded else {
-        // try_for_each stops handing out chunks after the first Err.
-        let _stopped = (0..chunks).into_par_iter().try_for_each(|c| {
+        in_parallel(chunks, &|c| {
             let b = lo + c * size;
             run(code, b, b.saturating_add(size).min(hi))
         });
@@ -391,12 +402,9 @@ unsafe fn run_range(code: PackedFn, task: &Task, slots: [Slot; MAX_ARGS], n: usi
     let size = size.max(band.saturating_add(1));
     let chunks = len / size + i64::from(len % size != 0);
     for parity in 0..2 {
-        let stopped = (0..chunks).into_par_iter().filter(|c| c % 2 == parity).try_for_each(|c| {
-            let b = lo + c * size;
+        in_parallel((chunks - parity + 1) / 2, &|k| {
+            let b = lo + (2 * k + parity) * size;
             run(twin, b, b.saturating_add(size).min(hi))
         });
-        if stopped.is_err() {
-            return;
-        }
     }
 }
