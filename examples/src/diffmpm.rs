@@ -34,7 +34,8 @@
 //! overwritten, so the grid is all that a substep's gradient needs again).
 //! With `--verbose` the plan (peak memory, launches recomputed) is printed:
 //! one snapshot of 146.6 MB (the state before its first write), 4088
-//! launches advanced and 9205 re-run in all per backward. The Tape's
+//! launches re-run per backward (each substep's clear_grid .. grid_op; no
+//! launch runs again before its own gradient). The Tape's
 //! store-all or binomial schedules would copy the whole state, the 1024-step
 //! particle history included, into every slot (store-all: 5117 slots,
 //! 750 GB); see [`RecomputeGrid`].
@@ -62,14 +63,13 @@
 //! "about -0.25 to -0.43" for the original).
 //!
 //! Speed, one pinned core (`taskset -c 1 diffsim bench diffmpm --threads 1`
-//! against `taichi_run.py diffmpm.py`, alternating): 889 ms an iteration
-//! (256 forward, 632 backward) against Taichi's 2953 ms, 3.3x; 806-829 ms
-//! with `--unchecked` (Taichi checks no bounds either), 3.6x. Per substep
-//! (bounds unchecked): p2g 78 us (run 3 times an iteration: forward,
-//! advance, and again by the Tape before its gradient), p2g_grad 216 us,
-//! g2p_grad 124 us, g2p 24 us (run twice); the Tape re-runs every launch
-//! before its gradient, ~105 ms an iteration here, and the forward pass
-//! pays ~100 ms for the recording's copy of the 146.6 MB state.
+//! against `taichi_run.py diffmpm.py`, alternating): 748.5 ms an iteration
+//! (263 forward, 490 backward) against Taichi's 2928.5 ms, 3.9x (889 ms
+//! while the Tape re-ran every launch before its gradient). Per substep
+//! (bounds unchecked): p2g 78 us (run twice an iteration: forward and
+//! advance), p2g_grad 216 us, g2p_grad 124 us, g2p 24 us; the forward pass
+//! pays ~100 ms for the recording's copy of the 146.6 MB state, which this
+//! policy never restores.
 
 use crate::report::{Outcome, Reporter, Stopwatch};
 use crate::{Real, RunError, RunOptions, Setting, Simulation, plot};

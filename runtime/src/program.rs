@@ -78,12 +78,13 @@ impl Arg {
 const MIN_CHUNK: i64 = 512;
 /// ...unless its range runs this many ops (the task's estimated work per
 /// iteration times the iterations): then even a short range is split, one
-/// iteration per chunk at least. Below it, handing out work costs more than
-/// it saves: a job reaches a spinning worker in about a microsecond, and
-/// 64K ops run in 20-30 us (with rayon's sleeping workers, 20-130 us to wake
-/// on the 2-vCPU VM, the threshold was 4M: wave's 2M-op stencil ran 3x slower
-/// split than inline; with the spinning workers it runs 1.3x faster split).
-const PARALLEL_WORK: i64 = 1 << 16;
+/// iteration per chunk at least. Below it, splitting costs more than it
+/// saves: a job reaches a spinning worker in about a microsecond, but the
+/// data then moves between the cores' caches (MPM's 4 us grid clear, 100K
+/// estimated ops, ran 3x slower split; wave's 2M-op stencil runs 1.3x
+/// faster). With rayon's sleeping workers (20-130 us to wake on the 2-vCPU
+/// VM) the threshold was 4M.
+const PARALLEL_WORK: i64 = 1 << 18;
 /// What an atomic update costs in ops: a compare-and-swap loop on a cache
 /// line other threads update too (wave's stencil gradient ran 8x slower on
 /// two threads with atomics than on one without).
