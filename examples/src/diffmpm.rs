@@ -27,14 +27,14 @@
 //!
 //! State: x, v, C, F are stored per step (x[t, i], ...); the grid is one
 //! set of fields, cleared and rebuilt every substep. The backward pass
-//! rebuilds it through the Tape's checkpointing: the recording keeps the
-//! state, and [`RecomputeGrid`], a checkpoint [`Policy`], reverses each
+//! rebuilds it through the Tape's checkpointing: [`RecomputeGrid`], a
+//! checkpoint [`Policy`] whose schedule restores nothing (so the recording
+//! keeps no copy of the state: `record_without_state`), reverses each
 //! substep's launches last first after re-running clear_grid .. grid_op of
 //! that substep (nothing restored: the per-step particle state is never
 //! overwritten, so the grid is all that a substep's gradient needs again).
 //! With `--verbose` the plan (peak memory, launches recomputed) is printed:
-//! one snapshot of 146.6 MB (the state before its first write), 4088
-//! launches re-run per backward (each substep's clear_grid .. grid_op; no
+//! no snapshot bytes, 4088 launches re-run per backward (each substep's clear_grid .. grid_op; no
 //! launch runs again before its own gradient). The Tape's
 //! store-all or binomial schedules would copy the whole state, the 1024-step
 //! particle history included, into every slot (store-all: 5117 slots,
@@ -172,7 +172,7 @@ fn p2g<T: Scalar + Param>(
     for p in 0..m.n_particles {
         let (b0, b1, fx, w) = stencil::<T>(x[(s, p)], m.inv_dx);
         let cp = c[(s, p)];
-        let new_f = (Mat2::identity(<T as Scalar>::TY) + cp * m.dt) * f[(s, p)];
+        let new_f = (Mat2::identity(T::TY) + cp * m.dt) * f[(s, p)];
         f[(s + 1usize, p)] = new_f;
         let j = new_f.determinant();
         let (r, _sym) = new_f.polar();
@@ -248,8 +248,8 @@ fn g2p<T: Scalar + Param>(x: &Particles<T>, v: &Particles<T>, c: &ParticleMats<T
     for p in 0..m.n_particles {
         let xp = x[(s, p)];
         let (b0, b1, fx, w) = stencil::<T>(xp, m.inv_dx);
-        let mut new_v = Vec2::splat(0.0, <T as Scalar>::TY);
-        let mut new_c = Mat2::zero(<T as Scalar>::TY);
+        let mut new_v = Vec2::splat(0.0, T::TY);
+        let mut new_c = Mat2::zero(T::TY);
         for i in unroll(0..3) {
             for j in unroll(0..3) {
                 let dpos = Vector([i as f64 - fx.at(0), j as f64 - fx.at(1)]);
@@ -485,7 +485,7 @@ pub fn record_and_backward<B: Backend, T: Real>(
     simulate: impl FnOnce(&mut Recording<'_, B>) -> Result<RecomputeGrid, Error>,
 ) -> Result<Gradient, Error> {
     let mut clock = Stopwatch::start();
-    let mut rec = p.record();
+    let mut rec = p.record_without_state();
     let policy = simulate(&mut rec)?;
     if rec.len() != policy.launches() {
         return Err(Error::Internal(format!("{} launches recorded, {policy:?} expects {}", rec.len(), policy.launches())));

@@ -61,7 +61,7 @@
 use crate::report::{Outcome, Reporter, Stopwatch};
 use crate::{Real, RunError, RunOptions, Setting, Simulation, plot};
 use diffsim::prelude::*;
-use diffsim::{KernelArgs, KernelDef, Scalar};
+use diffsim::{KernelArgs, KernelDef};
 use plotters::style::RGBColor;
 use std::f64::consts::PI;
 
@@ -301,7 +301,7 @@ fn initialize_properties<T: Real>(b: &Bodies<T>) {
 fn nn1<T: Real>(b: &Bodies<T>, c: &Controller<T>, ph: &Physics, head: &usize, t: usize) {
     for _task in 0..1usize {
         let time = real::<T>(t * SPRING_OMEGA) * ph.dt;
-        let mut act = Vector::<N_HIDDEN>::splat(0.0, <T as Scalar>::TY);
+        let mut act = Vector::<N_HIDDEN>::splat(0.0, T::TY);
         for j in unroll(0..N_SIN_WAVES) {
             let wave = (time + 2.0 * PI / N_SIN_WAVES as f64 * j as f64).sin();
             for i in unroll(0..N_HIDDEN) {
@@ -334,7 +334,7 @@ fn nn1<T: Real>(b: &Bodies<T>, c: &Controller<T>, ph: &Physics, head: &usize, t:
 #[kernel]
 fn nn2<T: Real>(s: &Springs<T>, c: &Controller<T>, t: usize) {
     for _task in 0..1usize {
-        let mut hidden = Vector::<N_HIDDEN>::splat(0.0, <T as Scalar>::TY);
+        let mut hidden = Vector::<N_HIDDEN>::splat(0.0, T::TY);
         for j in unroll(0..N_HIDDEN) {
             hidden[j] = c.hidden[(t, j)];
         }

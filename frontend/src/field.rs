@@ -24,22 +24,17 @@ use crate::builder::{Carry, Expr, IntoIndex, Ty, constant, emit_load, emit_updat
 use crate::value::{Matrix, Vector};
 use ds_dialects::ops::AccessKind;
 use ds_runtime::{Backend, Element, Error};
+use crate::program::Param;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-/// The scalar types of fields.
-pub trait Scalar: Element {
-    const TY: Ty;
-}
-impl Scalar for f32 {
-    const TY: Ty = Ty::F32;
-}
-impl Scalar for f64 {
-    const TY: Ty = Ty::F64;
-}
-impl Scalar for i32 {
-    const TY: Ty = Ty::I32;
-}
+/// The scalar types of fields; each is also a kernel parameter type
+/// ([`Param`], whose `TY` is the kernel type), so a kernel generic over
+/// `T: Scalar` takes `T` parameters and writes `T::TY`.
+pub trait Scalar: Element + Param {}
+impl Scalar for f32 {}
+impl Scalar for f64 {}
+impl Scalar for i32 {}
 
 /// What one element of a field is, on the host (`Self`) and in kernels
 /// ([`ElementKind::Value`]).

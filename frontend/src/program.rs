@@ -11,7 +11,7 @@
 //! ```
 
 use crate::builder::{BuildError, KernelIr, Ty, dense_decl, field_decl};
-use crate::field::{ElementKind, Field, FieldDecl, GradField, Scalar};
+use crate::field::{ElementKind, Field, FieldDecl, GradField};
 use ds_runtime::cuda::CudaProgram;
 use ds_runtime::{Arg, Backend, CompileOptions, Error, Program};
 use std::marker::PhantomData;
@@ -254,7 +254,7 @@ impl ProgramBuilder {
         self.mistake(mistake);
         let decl = FieldDecl {
             name: name.into(),
-            ty: <V::Scalar as Scalar>::TY,
+            ty: <V::Scalar as Param>::TY,
             shape: shape.to_vec(),
             components: V::COMPONENTS,
             position: self.fields.len(),

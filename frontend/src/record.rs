@@ -35,7 +35,9 @@ pub trait Record: Backend + Sized {
         Recording { program: self, tape: Tape::new() }
     }
     /// A recording that keeps no copy of the state: backward replays the
-    /// gradients but cannot checkpoint ([`Error::StateNotKept`] if it must).
+    /// gradients, and checkpoints only with a policy whose schedule never
+    /// restores state (one that re-runs steps whose inputs no later launch
+    /// overwrites); one that must restore fails with [`Error::StateNotKept`].
     fn record_without_state(&mut self) -> Recording<'_, Self> {
         Recording { program: self, tape: Tape::without_state() }
     }

@@ -264,6 +264,63 @@ pub fn cast<T, V: Cast<T>>(v: V) -> V::Output {
     v.cast()
 }
 
+/// `v as T` for a type parameter `T` of the kernel: a kernel value is
+/// converted, a Rust number (a build-time value) becomes a constant of
+/// `T`'s type.
+pub trait CastToParam<T> {
+    fn cast_to_param(self) -> Expr;
+}
+
+impl<T: crate::program::Param> CastToParam<T> for Expr {
+    fn cast_to_param(self) -> Expr {
+        builder::cast(&self, T::TY)
+    }
+}
+
+macro_rules! numbers_to_param {
+    ($($from:ty),*) => {$(
+        impl<T: crate::program::Param> CastToParam<T> for $from {
+            fn cast_to_param(self) -> Expr {
+                builder::constant(self as f64, T::TY)
+            }
+        }
+    )*};
+}
+numbers_to_param!(f32, f64, i32, i64, usize, u32);
+
+/// Used by the code `#[kernel]` generates for `v as T`, `T` a type parameter.
+pub fn cast_to_param<T, V: CastToParam<T>>(v: V) -> Expr {
+    v.cast_to_param()
+}
+
+/// `x = 1` for a mutable local: the literal takes `x`'s type (a kernel
+/// value's, or a Rust number's).
+pub trait AssignLiteral {
+    fn literal_like(&self, value: f64) -> Self;
+}
+
+impl AssignLiteral for Expr {
+    fn literal_like(&self, value: f64) -> Expr {
+        constant(value, self.ty())
+    }
+}
+
+macro_rules! numbers_assign_literal {
+    ($($t:ty),*) => {$(
+        impl AssignLiteral for $t {
+            fn literal_like(&self, value: f64) -> $t {
+                value as $t
+            }
+        }
+    )*};
+}
+numbers_assign_literal!(f32, f64, i32, i64, usize, u32);
+
+/// Used by the code `#[kernel]` generates for `x = LITERAL`.
+pub fn literal_like<V: AssignLiteral>(target: &V, value: f64) -> V {
+    target.literal_like(value)
+}
+
 /// The larger / smaller of two values.
 pub fn max(a: impl Operand, b: impl Operand) -> Expr {
     let (a, b) = pair(&a, &b);

@@ -958,6 +958,37 @@ fn casts_to_a_generic_scalar() {
     assert_eq!(run_generic_scale([1.5f32, -1.0, 0.25, 2.0]), vec![1.5, 0.1f32, 0.75, 8.0]);
 }
 
+/// A kernel generic over `T: Scalar` takes a `T` launch argument (`a`), a
+/// build-time Rust number cast to `T` is a constant of `T`'s type
+/// (`*scale as T`), and a mutable local started from a literal takes later
+/// literals in its own type (`flag = 1`).
+#[kernel]
+fn generic_affine<T: diffsim::field::Scalar>(x: &ScalarField<T, 1>, y: &ScalarField<T, 1>, scale: &f64, a: T) {
+    for i in 0..4usize {
+        let mut flag = 0;
+        if x[(i,)] > 0.0 {
+            flag = 1;
+        }
+        y[(i,)] = x[(i,)] * (*scale as T) + a * (flag as T);
+    }
+}
+
+fn run_generic_affine<T: diffsim::field::Scalar>(xs: [T; 4], a: T) -> Vec<T> {
+    let mut pb = ProgramBuilder::new();
+    let (x, y) = (pb.field("x", [4]), pb.field("y", [4]));
+    let kernel: Kernel<T> = pb.kernel(generic_affine::<T>(&x, &y, &2.0)).unwrap();
+    let mut p = pb.build().unwrap();
+    x.copy_from(&mut p, &xs).unwrap();
+    kernel.launch(&mut p, a).unwrap();
+    y.to_vec(&p).unwrap()
+}
+
+#[test]
+fn generic_scalar_arguments_casts_and_literal_assignments() {
+    assert_eq!(run_generic_affine([1.5f64, -1.0, 0.25, 0.0], 0.5), vec![3.5, -2.0, 1.0, 0.0]);
+    assert_eq!(run_generic_affine([1.5f32, -1.0, 0.25, 0.0], 0.5), vec![3.5f32, -2.0, 1.0, 0.0]);
+}
+
 /// A ray march: 1000 steps summing what they cross, under a test, into one
 /// carried value. The sum is a pure accumulator, so its gradient needs no
 /// autodiff stack (the default stack holds 256 iterations); `m`, carried

@@ -2,7 +2,8 @@
 //!
 //! The attribute rewrites the body so that running it builds the kernel's IR
 //! (see `diffsim::builder`):
-//! - scalar parameters (`i32 i64 f32 f64 usize bool`) become kernel
+//! - scalar parameters (`i32 i64 f32 f64 usize bool`, or a type parameter
+//!   bound by `Scalar` or `Param`) become kernel
 //!   parameters, and their types the kernel's launch arguments (`()`, the one
 //!   type, or a tuple: `Kernel<(usize, f32)>`); other parameters (field
 //!   handles, constants) are build-time context, and the function returns the
@@ -64,6 +65,36 @@ pub fn func(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// The kernel type of a scalar parameter type, if it is one.
+/// A by-value parameter of type `T`, a type parameter of the kernel bound
+/// by `Scalar` or `Param`: a kernel parameter of `T`'s type.
+fn generic_scalar_ty(t: &Type, scalar_generics: &[syn::Ident]) -> Option<Tokens> {
+    let Type::Path(p) = t else { return None };
+    let ident = p.path.get_ident().filter(|i| scalar_generics.contains(i))?;
+    Some(quote!(<#ident as ::diffsim::Param>::TY))
+}
+
+/// The type parameters of `generics` bound (inline or in the where clause)
+/// by a trait named `Scalar` or `Param`.
+fn scalar_generics(generics: &syn::Generics) -> Vec<syn::Ident> {
+    let scalar_bound = |bounds: &syn::punctuated::Punctuated<syn::TypeParamBound, syn::Token![+]>| {
+        bounds.iter().any(|b| {
+            matches!(b, syn::TypeParamBound::Trait(t) if t.path.segments.last().is_some_and(|s| s.ident == "Scalar" || s.ident == "Param"))
+        })
+    };
+    let mut out: Vec<syn::Ident> = generics.type_params().filter(|p| scalar_bound(&p.bounds)).map(|p| p.ident.clone()).collect();
+    for predicate in generics.where_clause.iter().flat_map(|w| &w.predicates) {
+        if let syn::WherePredicate::Type(pt) = predicate
+            && let Type::Path(p) = &pt.bounded_ty
+            && let Some(ident) = p.path.get_ident()
+            && scalar_bound(&pt.bounds)
+            && !out.contains(ident)
+        {
+            out.push(ident.clone());
+        }
+    }
+    out
+}
+
 fn scalar_ty(t: &Type) -> Option<Tokens> {
     let Type::Path(p) = t else { return None };
     let name = p.path.get_ident()?.to_string();
@@ -94,11 +125,12 @@ fn expand(f: ItemFn, kernel: Option<bool>) -> syn::Result<Tokens> {
     };
     let name = f.sig.ident.to_string();
     let (mut context, mut params, mut bind, mut types) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let scalars = scalar_generics(&f.sig.generics);
     for arg in &f.sig.inputs {
         let FnArg::Typed(pt) = arg else {
             return Err(syn::Error::new(arg.span(), "a kernel cannot take self"));
         };
-        match scalar_ty(&pt.ty) {
+        match scalar_ty(&pt.ty).or_else(|| generic_scalar_ty(&pt.ty, &scalars)) {
             Some(ty) => {
                 let Pat::Ident(id) = &*pt.pat else {
                     return Err(syn::Error::new(pt.pat.span(), "kernel parameters must be plain names"));
@@ -524,6 +556,11 @@ impl Fold for Rewriter {
                         quote!({ use #place as _; (#base).store_at(#i, #v) })
                     })
                 }
+                // `x = 1`: the literal takes the type of `x`.
+                left if is_number_literal(&a.right) => {
+                    let (like, value) = (Self::rt("literal_like"), &a.right);
+                    parse_quote!(#left = #like(&#left, (#value) as f64))
+                }
                 left => {
                     let value = self.fold_expr(*a.right);
                     parse_quote!(#left = #value)
@@ -595,10 +632,11 @@ impl Fold for Rewriter {
                 let inner = self.fold_expr(*c.expr);
                 match scalar_ty(&c.ty).or(generic.then(Tokens::new)) {
                     // `v as T`: a kernel value's conversion, or a Rust
-                    // number's (a build-time value stays one); `T` may be
-                    // a type parameter of the kernel (a generic scalar).
+                    // number's (a build-time value stays one); to a type
+                    // parameter of the kernel (a generic scalar), a Rust
+                    // number becomes a constant of its type.
                     Some(_) => {
-                        let (cast, to) = (Self::rt("cast"), &c.ty);
+                        let (cast, to) = (Self::rt(if generic { "cast_to_param" } else { "cast" }), &c.ty);
                         Self::located_expr(span, vec![inner], |o| {
                             let v = &o[0];
                             quote!(#cast::<#to, _>(#v))

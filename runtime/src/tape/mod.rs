@@ -260,6 +260,15 @@ fn part(lead: Lead, args: &[Arg]) -> Part {
     }
 }
 
+/// Whether running `schedule` restores saved state: a restore, or the
+/// reversal of a step of several launches (each of which starts again from
+/// the step's start). A schedule that does neither (a policy re-running
+/// steps whose inputs no later launch overwrites, such as diffmpm's grid
+/// recomputation) runs on a recording that kept no state.
+fn restores_state(schedule: &Schedule, steps: &[Range<usize>]) -> bool {
+    schedule.actions.iter().any(|a| matches!(a, Action::Restore(_)) || matches!(a, Action::Reverse(k) if steps[*k].len() > 1))
+}
+
 /// The indices of the program's adjoint fields.
 fn adjoint_fields<D: Backend>(p: &D) -> Vec<usize> {
     p.field_infos().iter().filter_map(|f| f.grad.as_ref()).filter_map(|g| p.field_index(g).ok()).collect()
@@ -275,7 +284,8 @@ impl<D: Backend> Tape<D> {
 
     /// A tape that keeps no state: for simulations that never overwrite what
     /// they read (state indexed by time step), it spares the copy of every
-    /// written field; backward then cannot checkpoint.
+    /// written field; backward then checkpoints only with a schedule that
+    /// restores nothing ([`Error::StateNotKept`] otherwise).
     pub fn without_state() -> Self {
         Tape { keep_state: false, ..Tape::default() }
     }
@@ -488,6 +498,7 @@ impl<D: Backend> Tape<D> {
             return Err(Error::NothingToDifferentiate { launches: self.records.len() });
         }
         let overwrites = self.overwrites();
+        let steps = self.steps();
         let policy = match (overwrites.first(), policy) {
             (Some(o), None) => {
                 return Err(Error::Overwrite {
@@ -496,8 +507,13 @@ impl<D: Backend> Tape<D> {
                     field: o.field.clone(),
                 });
             }
-            (Some(o), Some(_)) if !self.keep_state => return Err(Error::StateNotKept { field: o.field.clone() }),
-            (Some(_), Some(policy)) => Some(policy),
+            (Some(o), Some(policy)) => {
+                let schedule = policy.schedule(steps.len());
+                if !self.keep_state && restores_state(&schedule, &steps) {
+                    return Err(Error::StateNotKept { field: o.field.clone() });
+                }
+                Some((policy, schedule))
+            }
             (None, _) => None,
         };
         if zero_grads {
@@ -506,14 +522,12 @@ impl<D: Backend> Tape<D> {
             }
         }
         seed(p)?;
-        let Some(policy) = policy else {
+        let Some((policy, schedule)) = policy else {
             for i in (0..self.records.len()).rev() {
                 self.grad_of(p, i)?;
             }
             return Ok(None);
         };
-        let steps = self.steps();
-        let schedule = policy.schedule(steps.len());
         let plan = self.plan_of(policy.name(), &schedule, &steps);
         let done = self.execute(p, &schedule, &steps)?;
         Ok(Some(Plan { advances: done.advances, launches_recomputed: done.launches, ..plan }))
