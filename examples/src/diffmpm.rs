@@ -63,13 +63,14 @@
 //! "about -0.25 to -0.43" for the original).
 //!
 //! Speed, one pinned core (`taskset -c 1 diffsim bench diffmpm --threads 1`
-//! against `taichi_run.py diffmpm.py`, alternating): 748.5 ms an iteration
-//! (263 forward, 490 backward) against Taichi's 2928.5 ms, 3.9x (889 ms
-//! while the Tape re-ran every launch before its gradient). Per substep
-//! (bounds unchecked): p2g 78 us (run twice an iteration: forward and
-//! advance), p2g_grad 216 us, g2p_grad 124 us, g2p 24 us; the forward pass
-//! pays ~100 ms for the recording's copy of the 146.6 MB state, which this
-//! policy never restores.
+//! against `taichi_run.py diffmpm.py`, alternating): 659 ms an iteration
+//! (176 forward, 483 backward) against Taichi's 2928.5 ms, 4.4x (889 ms
+//! while the Tape re-ran every launch before its gradient and the recording
+//! copied the 146.6 MB state). Per substep (bounds unchecked): p2g 78 us
+//! (run twice an iteration: forward and advance), p2g_grad 216 us, g2p_grad
+//! 124 us, g2p 24 us. Two threads are no faster (683 ms): p2g and g2p's
+//! gradient scatter into the grid at data-dependent cells (atomics, so
+//! their serial twins run on one thread).
 
 use crate::report::{Outcome, Reporter, Stopwatch};
 use crate::{Real, RunError, RunOptions, Setting, Simulation, plot};
