@@ -155,17 +155,9 @@ fn mpm_settings_are_checked() {
 /// medians come last as `substep_fwd_ms` and `substep_bwd_ms`.
 #[test]
 fn substep_bench_prints_both_numbers() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffsim"))
-        .args(["bench", "diffmpm_benchmark", "--substep", "--iters", "1", "--warmup", "1", "--threads", "1"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = crate::bench(&["diffmpm_benchmark", "--substep", "--iters", "1", "--warmup", "1", "--threads", "1"]);
     let lines: Vec<&str> = stdout.lines().collect();
-    let launches = |kernel: &str| -> u64 {
-        let row = lines.iter().find(|l| l.split_whitespace().next() == Some(kernel)).unwrap_or_else(|| panic!("no {kernel} in\n{stdout}"));
-        row.split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
+    let launches = |kernel: &str| crate::launches_in(&stdout, kernel);
     let counts: Vec<u64> = ["p2g", "grid_op", "g2p", "p2g_grad", "grid_op_grad", "g2p_grad"].iter().map(|k| launches(k)).collect();
     assert!(counts.iter().all(|&c| c == counts[0]) && counts[0] >= 100, "{counts:?}\n{stdout}");
     let tail: Vec<&str> = lines[lines.len() - 2..].iter().map(|l| l.split(':').next().unwrap()).collect();

@@ -136,14 +136,43 @@ fn pictures_decode_and_are_not_blank() {
         assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
     }
     for path in &outcome.files {
-        let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
-        let mut colors: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
-        colors.sort();
-        colors.dedup();
-        assert!(colors.len() >= 3, "{} is blank", path.display());
+        assert!(distinct_colours(path) >= 3, "{} is blank", path.display());
     }
     std::fs::remove_dir_all(out).ok();
     std::fs::remove_dir_all(out2).ok();
+}
+
+/// What `diffsim bench ARGS...` prints (it must succeed).
+fn bench(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffsim")).arg("bench").args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// The launches column of `kernel`'s row in `diffsim bench`'s profile.
+fn launches_in(stdout: &str, kernel: &str) -> u64 {
+    let row = stdout.lines().find(|l| l.split_whitespace().next() == Some(kernel)).unwrap_or_else(|| panic!("no {kernel} in\n{stdout}"));
+    row.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// How many colours the picture at `path` has (it must decode).
+fn distinct_colours(path: &std::path::Path) -> usize {
+    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
+    let mut colours: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+    colours.sort();
+    colours.dedup();
+    colours.len()
+}
+
+/// Each `out/NAME` is among the files a run reports, decodes and is not
+/// blank (three colours at least).
+fn assert_pictures(files: &[PathBuf], out: &std::path::Path, names: &[&str]) {
+    for name in names {
+        let file = out.join(name);
+        assert!(files.contains(&file), "{name} in {files:?}");
+        assert!(distinct_colours(&file) >= 3, "{name} is blank");
+    }
 }
 
 fn scratch(what: &str) -> PathBuf {
@@ -285,17 +314,9 @@ fn the_programs_ir_can_be_dumped() {
 /// (gradient kernels included) and the medians come last.
 #[test]
 fn bench_prints_the_kernel_profile_and_medians() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffsim"))
-        .args(["bench", "appendix_c", "--iters", "3", "--warmup", "2", "--threads", "1"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = bench(&["appendix_c", "--iters", "3", "--warmup", "2", "--threads", "1"]);
     let lines: Vec<&str> = stdout.lines().collect();
-    let launches = |kernel: &str| -> u64 {
-        let row = lines.iter().find(|l| l.split_whitespace().next() == Some(kernel)).unwrap_or_else(|| panic!("no {kernel} in\n{stdout}"));
-        row.split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
+    let launches = |kernel: &str| launches_in(&stdout, kernel);
     // Each iteration: reduce, its gradient, update.
     assert_eq!((launches("reduce"), launches("reduce_grad"), launches("update")), (3, 3, 3), "{stdout}");
     let tail: Vec<&str> = lines[lines.len() - 3..].iter().map(|l| l.split(':').next().unwrap()).collect();

@@ -205,14 +205,7 @@ fn volume_renderer_settings_volume_file_and_pictures() {
     let (outcome, out) = run("npy-run", 3, &[("res", "32"), ("volume", &file)], true);
     let outcome = outcome.unwrap();
     assert!(outcome.losses[0] > 1e-4 && outcome.losses[2] < outcome.losses[0], "{:?}", outcome.losses);
-    for name in ["loss.png", "views.png"] {
-        let file = out.join(name);
-        assert!(outcome.files.contains(&file), "{name} in {:?}", outcome.files);
-        let mut colours: Vec<[u8; 3]> = image::open(&file).unwrap().to_rgb8().pixels().map(|p| p.0).collect();
-        colours.sort();
-        colours.dedup();
-        assert!(colours.len() >= 3, "{name} is blank");
-    }
+    crate::assert_pictures(&outcome.files, &out, &["loss.png", "views.png"]);
     std::fs::remove_dir_all(out).ok();
     // A volume of another size than the density.
     let (result, out) = run("npy-shape", 1, &[("res", "8"), ("steps", "10"), ("density_res", "8"), ("volume", &file)], false);

@@ -103,14 +103,7 @@ fn wave_damping_target_and_pictures() {
     let picture = diffsim_examples::image::load_gray(&path, N_GRID, N_GRID).unwrap();
     assert!((outcome.losses[0] - zero_field_loss(&picture)).abs() < 1e-3 * outcome.losses[0], "{:?}", outcome.losses);
     assert!(outcome.losses[1] < outcome.losses[0] && outcome.final_loss < outcome.losses[1], "{outcome:?}");
-    for name in ["loss.png", "result.png", "frames.png"] {
-        let file = out.join(name);
-        assert!(outcome.files.contains(&file), "{name} in {:?}", outcome.files);
-        let mut colours: Vec<[u8; 3]> = image::open(&file).unwrap().to_rgb8().pixels().map(|p| p.0).collect();
-        colours.sort();
-        colours.dedup();
-        assert!(colours.len() >= 3, "{name} is blank");
-    }
+    crate::assert_pictures(&outcome.files, &out, &["loss.png", "result.png", "frames.png"]);
     std::fs::remove_dir_all(out).ok();
     std::fs::remove_dir_all(dir).ok();
     for bad in ["-1", "x", "inf"] {

@@ -340,6 +340,19 @@ fn the_profiler_counts_launches_while_on() {
     assert_eq!(launches() - before, 3);
 }
 
+/// A loop body's costly part: 64 sines summed into `work[i]` (`%c0`, `%c1`
+/// and `%i` defined before), so that a long range is worth splitting.
+const SINES: &str = r#"    %c64 = arith.constant 64 : index
+    %z = arith.constant 0.0 : f32
+    %w = scf.for %k = %c0 to %c64 step %c1 iter_args(%a = %z) -> (f32) {
+      %ki = arith.index_cast %k : index to i64
+      %kf = arith.sitofp %ki : i64 to f32
+      %sk = math.sin %kf : f32
+      %b = arith.addf %a, %sk : f32
+      scf.yield %b : f32
+    }
+    "ds.store"(%w, %i) {field = @work} : (f32, index) -> ()"#;
+
 /// Updates of an element the iteration owns (`own[i] += 1` in a serial
 /// loop, lowered without atomics) and of shared elements (`all[j] += 1`,
 /// atomic) are both exact, with the range split over threads and with a
@@ -359,23 +372,16 @@ fn owned_and_shared_updates(n: i64) {
             "updates",
             "%n: index",
             None,
-            r#"    %c1 = arith.constant 1 : index
+            &format!(
+                r#"    %c1 = arith.constant 1 : index
     %c4 = arith.constant 4 : index
     %one = arith.constant 1 : i32
-    scf.for %j = %c0 to %c4 step %c1 {
-      "ds.atomic_add"(%one, %i) {field = @own} : (i32, index) -> ()
-      "ds.atomic_add"(%one, %j) {field = @all} : (i32, index) -> ()
-    }
-    %c64 = arith.constant 64 : index
-    %z = arith.constant 0.0 : f32
-    %w = scf.for %k = %c0 to %c64 step %c1 iter_args(%a = %z) -> (f32) {
-      %ki = arith.index_cast %k : index to i64
-      %kf = arith.sitofp %ki : i64 to f32
-      %sk = math.sin %kf : f32
-      %b = arith.addf %a, %sk : f32
-      scf.yield %b : f32
-    }
-    "ds.store"(%w, %i) {field = @work} : (f32, index) -> ()"#,
+    scf.for %j = %c0 to %c4 step %c1 {{
+      "ds.atomic_add"(%one, %i) {{field = @own}} : (i32, index) -> ()
+      "ds.atomic_add"(%one, %j) {{field = @all}} : (i32, index) -> ()
+    }}
+{SINES}"#
+            ),
         );
     let mut p = ds_runtime::Program::new(&src).unwrap();
     for _ in 0..3 {
@@ -399,24 +405,17 @@ fn banded_updates_are_exact_on_several_threads() {
             "banded",
             "%n: index",
             None,
-            r#"    %c1 = arith.constant 1 : index
+            &format!(
+                r#"    %c1 = arith.constant 1 : index
     %c2 = arith.constant 2 : index
     %one = arith.constant 1 : i32
     %i1 = arith.addi %i, %c1 : index
     %i2 = arith.addi %i, %c2 : index
-    "ds.atomic_add"(%one, %i) {field = @h} : (i32, index) -> ()
-    "ds.atomic_add"(%one, %i1) {field = @h} : (i32, index) -> ()
-    "ds.atomic_sub"(%one, %i2) {field = @h} : (i32, index) -> ()
-    %c64 = arith.constant 64 : index
-    %z = arith.constant 0.0 : f32
-    %w = scf.for %k = %c0 to %c64 step %c1 iter_args(%a = %z) -> (f32) {
-      %ki = arith.index_cast %k : index to i64
-      %kf = arith.sitofp %ki : i64 to f32
-      %sk = math.sin %kf : f32
-      %b = arith.addf %a, %sk : f32
-      scf.yield %b : f32
-    }
-    "ds.store"(%w, %i) {field = @work} : (f32, index) -> ()"#,
+    "ds.atomic_add"(%one, %i) {{field = @h}} : (i32, index) -> ()
+    "ds.atomic_add"(%one, %i1) {{field = @h}} : (i32, index) -> ()
+    "ds.atomic_sub"(%one, %i2) {{field = @h}} : (i32, index) -> ()
+{SINES}"#
+            ),
         );
     let mut p = ds_runtime::Program::new(&src).unwrap();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
