@@ -382,13 +382,20 @@ unsafe fn run_range(code: PackedFn, task: &Task, slots: [Slot; MAX_ARGS], n: usi
     // Rounded up without overflow, for ranges up to i64::MAX long.
     let size = len / chunks + i64::from(len % chunks != 0);
     // Runs `count` chunks, chunk k being `chunk(k)`, on the spinning workers
-    // (`pool`), else on rayon; none starts once a check has failed.
-    let in_parallel = |count: i64, chunk: &(dyn Fn(i64) -> Result<(), ()> + Sync)| {
-        let guarded = |k: i64| if failed.load(Ordering::Relaxed) == 0 { chunk(k) } else { Err(()) };
-        if !crate::pool::run(threads as usize, count as usize, &|k| { let _ = guarded(k as i64); }) {
-            // try_for_each stops handing out chunks after the first Err.
-            let _stopped = (0..count).into_par_iter().try_for_each(guarded);
+    // (`pool`), else on rayon. A chunk after one that stopped on a failed
+    // check does not start; those before it still run, as in a serial
+    // launch, whichever thread saw the failure first. Whether one stopped.
+    let in_parallel = |count: i64, chunk: &(dyn Fn(i64) -> Result<(), ()> + Sync)| -> bool {
+        let first_stopped = AtomicI64::new(i64::MAX);
+        let guarded = |k: i64| {
+            if k < first_stopped.load(Ordering::Relaxed) && chunk(k).is_err() {
+                first_stopped.fetch_min(k, Ordering::Relaxed);
+            }
+        };
+        if !crate::pool::run(threads as usize, count as usize, &|k| guarded(k as i64)) {
+            (0..count).into_par_iter().for_each(guarded);
         }
+        first_stopped.load(Ordering::Relaxed) != i64::MAX
     };
     let Some((twin, band)) = banded else {
         in_parallel(chunks, &|c| {
@@ -403,9 +410,12 @@ unsafe fn run_range(code: PackedFn, task: &Task, slots: [Slot; MAX_ARGS], n: usi
     let size = size.max(band.saturating_add(1));
     let chunks = len / size + i64::from(len % size != 0);
     for parity in 0..2 {
-        in_parallel((chunks - parity + 1) / 2, &|k| {
+        let stopped = in_parallel((chunks - parity + 1) / 2, &|k| {
             let b = lo + (2 * k + parity) * size;
             run(twin, b, b.saturating_add(size).min(hi))
         });
+        if stopped {
+            return;
+        }
     }
 }
