@@ -156,9 +156,12 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
     }
     ops::sync_func_type(func);
     mark_noalias(func, entry.num_args() - fields.len() - usize::from(status.is_some()), fields.len());
-    let owned = if all_plain { updates(func) } else { owned_updates(func) };
-    // Only a task with a serial twin (shared updates) needs its band.
-    let band = if all_plain || updates(func).len() == owned.len() { None } else { update_band(func) };
+    let (owned, band) = if all_plain {
+        (updates(func), None)
+    } else {
+        let t = task_updates(func);
+        (t.owned, t.band)
+    };
     let mut l = FuncLowering { fields, owned, status, checks: Vec::new(), check_bounds };
     // Keep only the ds ops of the walk, before any is erased: erasing a loop
     // also frees its body terminator, which `inner` lists. Each ds op below is
@@ -208,7 +211,7 @@ fn updates(op: Op) -> Vec<Op> {
 /// placed after it), to be lowered with every update plain.
 fn serial_twin(task: Op) -> Option<Op> {
     let name = task.attr(abi::TASK_OF).and(task.sym_name())?;
-    if task.attr(abi::TASK_KIND).and_then(|k| k.as_string()).as_deref() != Some("parallel") || updates(task).len() == owned_updates(task).len() {
+    if task.attr(abi::TASK_KIND).and_then(|k| k.as_string()).as_deref() != Some("parallel") || !task_updates(task).shared {
         return None;
     }
     let twin = task.deep_clone();
@@ -249,36 +252,40 @@ fn is_update(a: &Access) -> bool {
     matches!(a.kind, AccessKind::AtomicAdd | AccessKind::AtomicSub)
 }
 
-/// The atomic adds and subs of `func`'s task loops whose element the loop's
-/// iteration owns ([`ops::owned_by_iteration`] over every access of the field).
-fn owned_updates(func: Op) -> Vec<Op> {
-    let mut owned = Vec::new();
-    for (var, by_field) in task_loop_accesses(func) {
-        for of in by_field {
-            let indices: Vec<&[Value]> = of.iter().map(|a| a.indices.as_slice()).collect();
-            if ops::owned_by_iteration(var, &indices) {
-                owned.extend(of.iter().filter(|a| is_update(a)).map(|a| a.op));
-            }
-        }
-    }
-    owned
+/// The atomic adds and subs of a function's task loops, as the lowering
+/// and the runtime treat them.
+struct TaskUpdates {
+    /// Those whose element the loop's iteration owns
+    /// ([`ops::owned_by_iteration`] over every access of the field): plain.
+    owned: Vec<Op>,
+    /// Whether there are others (shared: atomic, and the task gets a serial twin).
+    shared: bool,
+    /// With shared ones, when every add and sub of each field touches
+    /// elements a bounded number of iterations around its own
+    /// ([`ops::update_band`]: a stencil's adjoint), the largest such band:
+    /// the twin may run on chunks longer than that, even and odd in turn.
+    band: Option<i64>,
 }
 
-/// For a task whose adds and subs all touch elements a bounded number of
-/// iterations around their own ([`ops::update_band`], per field: a stencil's
-/// adjoint), the largest such band: its serial twin may run on chunks longer
-/// than that, even chunks and odd chunks in turn.
-fn update_band(func: Op) -> Option<i64> {
-    let mut band = 0;
+fn task_updates(func: Op) -> TaskUpdates {
+    let (mut owned, mut shared, mut band) = (Vec::new(), false, Some(0));
     for (var, by_field) in task_loop_accesses(func) {
         for of in by_field {
-            let updates: Vec<&[Value]> = of.iter().filter(|a| is_update(a)).map(|a| a.indices.as_slice()).collect();
-            if !updates.is_empty() {
-                band = band.max(ops::update_band(var, &updates)?);
+            let updates: Vec<&Access> = of.iter().filter(|a| is_update(a)).collect();
+            if updates.is_empty() {
+                continue;
             }
+            let indices: Vec<&[Value]> = of.iter().map(|a| a.indices.as_slice()).collect();
+            if ops::owned_by_iteration(var, &indices) {
+                owned.extend(updates.iter().map(|a| a.op));
+            } else {
+                shared = true;
+            }
+            let updated: Vec<&[Value]> = updates.iter().map(|a| a.indices.as_slice()).collect();
+            band = band.zip(ops::update_band(var, &updated)).map(|(b, u)| b.max(u));
         }
     }
-    Some(band)
+    TaskUpdates { owned, shared, band: band.filter(|_| shared) }
 }
 
 /// Fields are distinct allocations, or disjoint elements of one node's
