@@ -24,7 +24,7 @@
 use crate::{PassInfo, PassOptions};
 use ds_dialects::ir::{Cursor, Op, OpBuilder, Type, Value};
 use ds_dialects::ops::{self, DsOp};
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 pub static PASS: PassInfo = PassInfo {
     name: "ds-simplify",
@@ -126,14 +126,23 @@ fn is_pure(op: Op) -> bool {
     op.regions().is_empty() && (name.starts_with("arith.") || name.starts_with("math.") || DsOp::of(op) == Some(DsOp::Load))
 }
 
-/// Removes pure ops whose results are unused; whether any were.
+/// Removes pure ops whose results are unused; whether any were. The walk
+/// runs backwards (users before what they use) and counts uses down as it
+/// erases, so a chain of unused ops goes in one sweep.
 fn remove_unused(module: Op) -> bool {
     let all = module.walk();
-    let used: HashSet<Value> = all.iter().flat_map(|op| op.operands()).collect();
+    let mut uses: HashMap<Value, usize> = HashMap::new();
+    for v in all.iter().flat_map(|op| op.operands()) {
+        *uses.entry(v).or_default() += 1;
+    }
     let mut changed = false;
-    // What an erased op used is freed by the next sweep.
-    for op in all {
-        if op.num_results() > 0 && is_pure(op) && op.results().iter().all(|r| !used.contains(r)) {
+    for op in all.into_iter().rev() {
+        if op.num_results() > 0 && is_pure(op) && op.results().iter().all(|r| uses.get(r).is_none_or(|&n| n == 0)) {
+            for v in op.operands() {
+                if let Some(n) = uses.get_mut(&v) {
+                    *n -= 1;
+                }
+            }
             // SAFETY: a pure op has no regions, and no op uses its results;
             // `walk` listed it once.
             unsafe { op.erase() };
