@@ -39,7 +39,7 @@ struct Job {
 unsafe impl Send for Job {}
 
 struct Shared {
-    /// The current job's number, bumped once per job after `job` and `ticket`.
+    /// The current job's number, bumped once per job after `job` and `tickets`.
     epoch: AtomicU64,
     /// The current job, with its number.
     job: Mutex<(u64, Option<Job>)>,
