@@ -75,7 +75,7 @@
 use crate::report::{Outcome, Reporter, Stopwatch};
 use crate::{Real, RunError, RunOptions, Setting, Simulation, plot};
 use diffsim::prelude::*;
-use diffsim::{KernelArgs, Param, Plan, Policy, Scalar, StoreAll};
+use diffsim::{KernelArgs, Plan, Policy, Scalar, StoreAll};
 use ds_runtime::gradcheck::Rng;
 use ds_runtime::tape::checkpoint::{Action, Schedule};
 use plotters::style::RGBColor;
@@ -147,7 +147,7 @@ fn clear_grid<T: Scalar>(grid_v_in: &GradField<[T; 2], 2>, grid_m_in: &GradField
 /// `ti.cast(x * inv_dx - 0.5, ti.i32)`, truncating), the particle's offset
 /// from it in cells, and the quadratic B-spline weights of the 3 nodes per axis.
 #[func]
-fn stencil<T: Scalar + Param>(xp: Vec2, inv_dx: f64) -> (Expr, Expr, Vec2, [Vec2; 3]) {
+fn stencil<T: Scalar>(xp: Vec2, inv_dx: f64) -> (Expr, Expr, Vec2, [Vec2; 3]) {
     let g = xp * inv_dx - 0.5;
     let (b0, b1) = (g.at(0) as i32, g.at(1) as i32);
     let fx = xp * inv_dx - Vector([b0 as T, b1 as T]);
@@ -158,7 +158,7 @@ fn stencil<T: Scalar + Param>(xp: Vec2, inv_dx: f64) -> (Expr, Expr, Vec2, [Vec2
 
 #[kernel]
 #[allow(clippy::too_many_arguments)]
-fn p2g<T: Scalar + Param>(
+fn p2g<T: Scalar>(
     x: &Particles<T>,
     v: &Particles<T>,
     c: &ParticleMats<T>,
@@ -245,7 +245,7 @@ fn grid_op<T: Scalar>(grid_v_in: &GradField<[T; 2], 2>, grid_m_in: &GradField<T,
 }
 
 #[kernel]
-fn g2p<T: Scalar + Param>(x: &Particles<T>, v: &Particles<T>, c: &ParticleMats<T>, grid_v_out: &GradField<[T; 2], 2>, m: &Mpm, s: usize) {
+fn g2p<T: Scalar>(x: &Particles<T>, v: &Particles<T>, c: &ParticleMats<T>, grid_v_out: &GradField<[T; 2], 2>, m: &Mpm, s: usize) {
     for p in 0..m.n_particles {
         let xp = x[(s, p)];
         let (b0, b1, fx, w) = stencil::<T>(xp, m.inv_dx);
@@ -280,7 +280,7 @@ pub const N_SIN_WAVES: usize = 4;
 const ACTUATION_OMEGA: usize = 20;
 
 #[kernel]
-fn compute_actuation<T: Scalar + Param>(weights: &GradField<T, 2>, bias: &GradField<T, 1>, actuation: &GradField<T, 2>, dt: &f64, t: usize) {
+fn compute_actuation<T: Scalar>(weights: &GradField<T, 2>, bias: &GradField<T, 1>, actuation: &GradField<T, 2>, dt: &f64, t: usize) {
     for i in 0..N_ACTUATORS {
         // Taichi's `actuation_omega * t * dt`: an i32 product times an f32.
         let phase = ((ACTUATION_OMEGA * t) as T) * *dt;

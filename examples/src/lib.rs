@@ -42,7 +42,7 @@ use std::str::FromStr;
 
 /// The float types the simulators run in: f32 as the originals, f64 for
 /// gradient checks against finite differences.
-pub trait Real: diffsim::Scalar + diffsim::Param + Into<f64> + Default {
+pub trait Real: diffsim::Scalar + Into<f64> + Default {
     /// `v` rounded to this type.
     fn of(v: f64) -> Self;
 }

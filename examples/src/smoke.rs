@@ -75,7 +75,7 @@ type VGrid<T> = VectorField<T, 2, 3>;
 /// the periodic n x n cell the departure point falls in (left, top, right,
 /// bottom) and its weights (rw, bw), as both of the original's advections.
 #[func]
-fn departure_cell<T: Scalar + diffsim::Param>(y: Expr, x: Expr, vel: Vec2, n: usize) -> [Expr; 6] {
+fn departure_cell<T: Scalar>(y: Expr, x: Expr, vel: Vec2, n: usize) -> [Expr; 6] {
     let center_x = (y as T) - vel.at(0);
     let center_y = (x as T) - vel.at(1);
     let (left, top) = (center_x.floor() as i32, center_y.floor() as i32);
@@ -89,7 +89,7 @@ fn departure_cell<T: Scalar + diffsim::Param>(y: Expr, x: Expr, vel: Vec2, n: us
 }
 
 #[kernel]
-fn advect_velocity<T: Scalar + diffsim::Param>(v: &VGrid<T>, v_updated: &VGrid<T>, n: &usize, t: usize) {
+fn advect_velocity<T: Scalar>(v: &VGrid<T>, v_updated: &VGrid<T>, n: &usize, t: usize) {
     for y in 0..*n {
         for x in 0..*n {
             let [left, top, right, bot, rw, bw] = departure_cell::<T>(y, x, v[(t - 1, y, x)], *n);
@@ -136,7 +136,7 @@ fn update_v<T: Scalar>(v: &VGrid<T>, v_updated: &VGrid<T>, p: &Grid<T>, n: &usiz
 }
 
 #[kernel]
-fn advect_smoke<T: Scalar + diffsim::Param>(v: &VGrid<T>, smoke: &Grid<T>, n: &usize, t: usize) {
+fn advect_smoke<T: Scalar>(v: &VGrid<T>, smoke: &Grid<T>, n: &usize, t: usize) {
     for y in 0..*n {
         for x in 0..*n {
             let [left, top, right, bot, rw, bw] = departure_cell::<T>(y, x, v[(t, y, x)], *n);

@@ -77,7 +77,7 @@
 use crate::report::{Outcome, Reporter, Stopwatch};
 use crate::{Real, RunError, RunOptions, Setting, Simulation, plot};
 use diffsim::prelude::*;
-use diffsim::{Param, Scalar};
+use diffsim::Scalar;
 use std::path::{Path, PathBuf};
 
 pub const N_VIEWS: usize = 7;
@@ -94,7 +94,7 @@ type Grid<T> = ScalarField<T, 3>;
 /// `image[view, y, x]`: `res` x `res` rays (in parallel), `steps` steps each
 /// (a serial loop carrying the sum).
 #[kernel]
-fn ray_march<T: Scalar + Param>(density: &Grid<T>, image: &Grid<T>, res: &usize, density_res: &usize, steps: &usize, angle: f64, view: usize) {
+fn ray_march<T: Scalar>(density: &Grid<T>, image: &Grid<T>, res: &usize, density_res: &usize, steps: &usize, angle: f64, view: usize) {
     for pixel in 0..(*res * *res) {
         let x = pixel / *res;
         let y = pixel - x * *res;
@@ -129,7 +129,7 @@ fn ray_march<T: Scalar + Param>(density: &Grid<T>, image: &Grid<T>, res: &usize,
 /// loss += mean over the pixels of view `view` of (image - target)^2, one
 /// row's sum at a time (see the module doc).
 #[kernel]
-fn compute_loss<T: Scalar + Param>(images: &Grid<T>, target: &Grid<T>, loss: &ScalarField<T, 0>, res: &usize, view: usize) {
+fn compute_loss<T: Scalar>(images: &Grid<T>, target: &Grid<T>, loss: &ScalarField<T, 0>, res: &usize, view: usize) {
     for i in 0..*res {
         let mut row = 0.0 as T;
         for j in 0..*res {
@@ -143,7 +143,7 @@ fn compute_loss<T: Scalar + Param>(images: &Grid<T>, target: &Grid<T>, loss: &Sc
 /// The original's create_torus_density: 1/n inside the torus of radii 0.4
 /// and 0.1 about the x axis (the original swaps x and y), 0 outside.
 #[kernel(no_grad)]
-fn create_torus_density<T: Scalar + Param>(density: &Grid<T>, density_res: &usize) {
+fn create_torus_density<T: Scalar>(density: &Grid<T>, density_res: &usize) {
     for i in 0..*density_res {
         for j in 0..*density_res {
             for k in 0..*density_res {

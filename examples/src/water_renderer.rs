@@ -98,7 +98,7 @@ fn compute_height_gradient<T: Scalar>(p: &GradField<T, 3>, height_gradient: &Gra
 
 /// The original's render_refract: the bottom image seen through the surface.
 #[kernel]
-fn render_refract<T: Scalar + diffsim::Param>(height_gradient: &Gradients<T>, bottom_image: &Field<T, 3>, refracted_image: &GradField<T, 3>) {
+fn render_refract<T: Scalar>(height_gradient: &Gradients<T>, bottom_image: &Field<T, 3>, refracted_image: &GradField<T, 3>) {
     for i in 0..N_GRID {
         for j in 0..N_GRID {
             let grad = height_gradient[(i, j)];

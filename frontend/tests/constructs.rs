@@ -931,7 +931,7 @@ fn backwards_chain(x0: &S, x: &ScalarField<f64, 2>, y: &S) {
 /// `v as T` and `0.1 as T` for a type parameter `T` of the kernel: one
 /// kernel serves f32 and f64, with constants of the instance's type.
 #[kernel]
-fn generic_scale<T: diffsim::field::Scalar + diffsim::Param>(x: &ScalarField<T, 1>, y: &ScalarField<T, 1>, k: &ScalarField<i32, 1>) {
+fn generic_scale<T: diffsim::field::Scalar>(x: &ScalarField<T, 1>, y: &ScalarField<T, 1>, k: &ScalarField<i32, 1>) {
     for i in 0..4usize {
         let mut t = 0.1 as T;
         if x[(i,)] > 0.0 {
@@ -941,7 +941,7 @@ fn generic_scale<T: diffsim::field::Scalar + diffsim::Param>(x: &ScalarField<T, 
     }
 }
 
-fn run_generic_scale<T: diffsim::field::Scalar + diffsim::Param + Copy>(xs: [T; 4]) -> Vec<T> {
+fn run_generic_scale<T: diffsim::field::Scalar + Copy>(xs: [T; 4]) -> Vec<T> {
     let mut pb = ProgramBuilder::new();
     let (x, y, k) = (pb.field("x", [4]), pb.field("y", [4]), pb.field("k", [4]));
     let kernel = pb.kernel(generic_scale::<T>(&x, &y, &k)).unwrap();
