@@ -1,8 +1,27 @@
-//! Each construct of #[kernel] against plain Rust, and gradchecks of macro kernels.
+//! Each construct of #[kernel] against plain Rust, and gradchecks of macro
+//! kernels in both modes of autodiff.
 
 use diffsim::prelude::*;
 use ds_runtime::Arg;
-use ds_runtime::gradcheck::{Spec, gradcheck};
+use ds_runtime::gradcheck::{Report, Spec, gradcheck, jvpcheck};
+
+/// The gradcheck of a kernel, and of its tangent kernel: the report's worst
+/// error is the worse of the gradient's and the tangents' (each against
+/// finite differences); the tangents must also agree with the gradient
+/// (w . J v against (J^T w) . v) and the tangent kernel compute the
+/// kernel's outputs.
+fn both_modes(source: &str, spec: &Spec) -> Result<Report, ds_runtime::Error> {
+    let mut r = gradcheck(source, spec)?;
+    let j = jvpcheck(source, spec)?;
+    assert!(j.reverse_error < 1e-9, "{}: forward and reverse mode disagree: {}", spec.kernel, j.reverse_at);
+    assert!(j.primal_difference == 0.0, "{}: k_jvp computes other outputs than k: {j:?}", spec.kernel);
+    let fd = j.finite_differences;
+    if fd.worst_error.is_nan() || fd.worst_error > r.worst_error {
+        (r.worst_error, r.worst_at) = (fd.worst_error, format!("tangent: {}", fd.worst_at));
+    }
+    r.largest_gradient = r.largest_gradient.min(fd.largest_gradient);
+    Ok(r)
+}
 
 type S = ScalarField<f64, 1>;
 type V2 = VectorField<f64, 2, 1>;
@@ -33,7 +52,7 @@ fn elementwise_math_and_params() {
         assert!((y - want).abs() < 1e-12, "{x}: {y} vs {want}");
     }
     let spec = Spec::new("elementwise", &[("x", -1.0, 1.0)], &["y"]).args(&[Arg::Index(64), Arg::F64(0.5)]);
-    let r = gradcheck(&pb.source(), &spec).unwrap();
+    let r = both_modes(&pb.source(), &spec).unwrap();
     assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-3, "{r:?}");
 }
 
@@ -107,7 +126,7 @@ fn branches_serial_loops_unrolling_funcs_and_atomics() {
     }
     // Inputs away from the branch points (0, +-0.5, 0.8): a smooth region.
     let spec = Spec::new("control_flow", &[("a", 0.1, 0.7)], &["out", "hist"]);
-    let r = gradcheck(&pb.source(), &spec).unwrap();
+    let r = both_modes(&pb.source(), &spec).unwrap();
     assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-3, "{r:?}");
 }
 
@@ -162,7 +181,7 @@ fn vectors_and_matrices() {
         assert!((sv[i] - want_s).abs() < 1e-10, "scalar {i}: {} vs {want_s}", sv[i]);
     }
     let spec = Spec::new("vectors", &[("p", 0.5, 1.5), ("q", 0.5, 1.5), ("m", 0.5, 1.5)], &["out", "s"]);
-    let r = gradcheck(&pb.source(), &spec).unwrap();
+    let r = both_modes(&pb.source(), &spec).unwrap();
     assert!(r.worst_error < 1e-6, "{r:?}");
 }
 
@@ -422,7 +441,7 @@ fn taichi_math_functions() {
     }
     // Away from clamp's corners and round's steps.
     let spec = Spec::new("taichi_math", &[("x", -0.2, 0.45)], &["y"]);
-    let r = gradcheck(&pb.source(), &spec).unwrap();
+    let r = both_modes(&pb.source(), &spec).unwrap();
     assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
 }
 
@@ -498,7 +517,7 @@ fn vector_and_matrix_arithmetic() {
         assert_eq!(mm, [[a[0] * (a[0] + 2.0), 0.0], [0.0, a[0] * (a[1] + 2.0)]], "m {i}");
     }
     let spec = Spec::new("vector_arithmetic", &[("p", 0.5, 1.5), ("q", 0.5, 1.5)], &["m"]);
-    let r = gradcheck(&pb.source(), &spec).unwrap();
+    let r = both_modes(&pb.source(), &spec).unwrap();
     assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
 }
 
@@ -637,7 +656,7 @@ fn tuple_assignment_is_carried() {
         })
         .collect();
     assert_eq!(out.to_vec(&p).unwrap(), want);
-    let r = gradcheck(&pb.source(), &Spec::new("fibonacci", &[("x", 0.1, 0.3)], &["out"])).unwrap();
+    let r = both_modes(&pb.source(), &Spec::new("fibonacci", &[("x", 0.1, 0.3)], &["out"])).unwrap();
     assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
 }
 
@@ -692,7 +711,7 @@ fn local_vectors_arrays_and_run_time_components() {
         })
         .collect();
     assert_eq!(out.to_vec(&p).unwrap(), want);
-    let r = gradcheck(&pb.source(), &Spec::new("local_components", &[("x", 0.5, 1.5), ("w", 0.1, 0.9)], &["out"])).unwrap();
+    let r = both_modes(&pb.source(), &Spec::new("local_components", &[("x", 0.5, 1.5), ("w", 0.1, 0.9)], &["out"])).unwrap();
     assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
 }
 
@@ -809,7 +828,7 @@ fn closures_and_funcs_return_vectors() {
         })
         .collect();
     assert_eq!(out.to_vec(&prog).unwrap(), want);
-    let r = gradcheck(&pb.source(), &Spec::new("closure_helpers", &[("p", 0.5, 1.5)], &["out"])).unwrap();
+    let r = both_modes(&pb.source(), &Spec::new("closure_helpers", &[("p", 0.5, 1.5)], &["out"])).unwrap();
     assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
 }
 
@@ -907,7 +926,7 @@ fn serial_loops_reading_their_previous_iteration() {
         }
         assert!((y.get(&p, [i]).unwrap() - v[4] * v[2]).abs() < 1e-12);
     }
-    let r = gradcheck(&pb.source(), &Spec::new("chain", &[("x0", 0.1, 0.9)], &["y"])).unwrap();
+    let r = both_modes(&pb.source(), &Spec::new("chain", &[("x0", 0.1, 0.9)], &["y"])).unwrap();
     assert!(r.worst_error < 1e-6 && r.largest_gradient > 1e-2, "{r:?}");
     let mut pb = ProgramBuilder::new();
     let (x0, y) = (pb.field_with_grad("x0", [3]), pb.field_with_grad("y", [3]));
@@ -1022,7 +1041,7 @@ fn accumulator_loops_need_no_autodiff_stack() {
         (pb.field_with_grad("image", [4]), pb.field_with_grad("attenuated", [4]));
     pb.kernel(ray_march(&density, &image, &attenuated)).unwrap();
     let spec = Spec::new("ray_march", &[("density", 0.0, 0.4)], &["image", "attenuated"]).args(&[Arg::Index(1000)]);
-    let r = gradcheck(&pb.source(), &spec).unwrap();
+    let r = both_modes(&pb.source(), &spec).unwrap();
     assert!(r.worst_error < 1e-6 && r.largest_gradient > 1.0, "{r:?}");
 }
 

@@ -96,4 +96,4 @@ impl PassInfo {
 }
 
 /// The passes of this crate.
-pub static REGISTRY: &[&PassInfo] = &[&verify::PASS, &simplify::PASS, &autodiff::PASS];
+pub static REGISTRY: &[&PassInfo] = &[&verify::PASS, &simplify::PASS, &autodiff::PASS, &autodiff::forward::PASS];

@@ -126,11 +126,11 @@ fn is_pure(op: Op) -> bool {
     op.regions().is_empty() && (name.starts_with("arith.") || name.starts_with("math.") || DsOp::of(op) == Some(DsOp::Load))
 }
 
-/// Removes pure ops whose results are unused; whether any were. The walk
-/// runs backwards (users before what they use) and counts uses down as it
-/// erases, so a chain of unused ops goes in one sweep.
-fn remove_unused(module: Op) -> bool {
-    let all = module.walk();
+/// Removes the pure ops inside `scope` whose results are unused; whether
+/// any were. The walk runs backwards (users before what they use) and counts
+/// uses down as it erases, so a chain of unused ops goes in one sweep.
+pub fn remove_unused(scope: Op) -> bool {
+    let all = scope.walk();
     let mut uses: HashMap<Value, usize> = HashMap::new();
     for v in all.iter().flat_map(|op| op.operands()) {
         *uses.entry(v).or_default() += 1;

@@ -3,7 +3,9 @@
 //! Input: any module. Output: the same module, unchanged; one located error per
 //! broken rule. Rules:
 //! - field declarations (unique names are MLIR's symbol-table rule): rank 0 to 4, positive extents, element
-//!   type f32/f64/i32, `grad` names a float field of the same shape, `layout`
+//!   type f32/f64/i32, `grad` names a float field of the same shape, `dual`
+//!   (the tangent field of forward mode) a field of the same shape and float
+//!   element type, `layout`
 //!   names a layout node, whose shape the field's shape starts with; the
 //!   fields placed under one node have elements of one size, and the node's
 //!   `order` is "aos" or "soa" (`ops::layout::check_node`);
@@ -125,6 +127,22 @@ impl Verifier {
                     format!(
                         "field @{name}: its grad @{grad} must be a float field of the same shape {:?}",
                         fields[&name].shape
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        let duals: Vec<(String, String, Op)> =
+            fields.values().filter_map(|f| Some((f.name.clone(), f.dual.clone()?, f.op))).collect();
+        for (name, dual, op) in duals {
+            let primal = &fields[&name];
+            match fields.get(&dual) {
+                None => self.error(op, format!("field @{name}: its dual @{dual} is not a field of this module")),
+                Some(d) if d.shape != primal.shape || d.elem != primal.elem || !primal.elem.is_float() => self.error(
+                    op,
+                    format!(
+                        "field @{name}: its dual @{dual} must be a field of the same shape {:?} and element type {}, a float",
+                        primal.shape, primal.elem
                     ),
                 ),
                 Some(_) => {}

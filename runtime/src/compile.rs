@@ -24,6 +24,11 @@ pub struct CompileOptions {
     pub check_bounds: bool,
     /// Generate `@k_grad` for every kernel (runs `ds-autodiff` first).
     pub autodiff: bool,
+    /// Generate the tangent kernel `@k_jvp` of every kernel (and, with
+    /// `autodiff`, `@k_grad_jvp` of every gradient kernel), giving every
+    /// float field a dual `x_dot` (runs `ds-jvp{declare-duals=1}` after
+    /// autodiff).
+    pub forward_mode: bool,
     /// Options for ds-autodiff (`stack-capacity=N`).
     pub autodiff_options: Vec<(String, String)>,
     /// Simplify float arithmetic as fast-math allows, before autodiff
@@ -34,7 +39,7 @@ pub struct CompileOptions {
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { check_bounds: true, autodiff: false, autodiff_options: Vec::new(), fast_math: true }
+        CompileOptions { check_bounds: true, autodiff: false, forward_mode: false, autodiff_options: Vec::new(), fast_math: true }
     }
 }
 
@@ -115,6 +120,11 @@ pub struct KernelInfo {
     pub writes: Vec<usize>,
     /// Every access, with the part of the field it touches.
     pub accesses: Vec<FieldAccess>,
+    /// The kernel a backward pass runs for a launch of this one: `k_grad`
+    /// for `k`; for a tangent kernel `k_jvp`, the tangent kernel of `k`'s
+    /// gradient, `k_grad_jvp` (forward-over-reverse: the backward of a
+    /// forward-mode pass computes the adjoints and their tangents).
+    pub gradient: Option<String>,
 }
 
 /// A compiled module: code, fields and kernels.
@@ -177,7 +187,7 @@ pub fn is_cached(source: &str, name: &str, options: &CompileOptions, target: &Ta
 }
 
 /// The steps before lowering: verification, fast-math simplification and,
-/// when asked for, autodiff.
+/// when asked for, autodiff (reverse, then forward).
 fn front_steps(options: &CompileOptions) -> Result<Vec<pipeline::Step>, Error> {
     let mut text = String::from(ds_passes::verify::PASS.name);
     if options.fast_math {
@@ -186,6 +196,9 @@ fn front_steps(options: &CompileOptions) -> Result<Vec<pipeline::Step>, Error> {
     if options.autodiff {
         let opts: Vec<String> = options.autodiff_options.iter().map(|(k, v)| format!("{k}={v}")).collect();
         text.push_str(&format!(", ds-autodiff{{{}}}", opts.join(" ")));
+    }
+    if options.forward_mode {
+        text.push_str(&format!(", {}{{declare-duals=1}}", ds_passes::autodiff::forward::PASS.name));
     }
     pipeline::parse(&text).map_err(Error::Internal)
 }
@@ -326,7 +339,7 @@ fn read_fields(context: &melior::Context, body: Block) -> Result<(Vec<FieldInfo>
                 strides: s.strided.strides.iter().map(|&d| size(d)).collect::<Result<_, _>>()?,
             };
             let shape = f.shape.iter().map(|&d| d as usize).collect();
-            Ok(FieldInfo { name: f.name, elem, shape, grad: f.grad, placement })
+            Ok(FieldInfo { name: f.name, elem, shape, grad: f.grad, dual: f.dual, placement })
         })
         .collect::<Result<Vec<_>, Error>>()?;
     Ok((fields, buffers))
@@ -335,9 +348,17 @@ fn read_fields(context: &melior::Context, body: Block) -> Result<(Vec<FieldInfo>
 /// Kernel signatures and the fields each reads and writes, from the ds module.
 fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, KernelInfo>, Error> {
     let position = |n: &str| fields.iter().position(|f| f.name == n);
+    let derived = |attr: &str| -> HashMap<String, String> {
+        ops::kernels(body).into_iter().filter_map(|k| Some((k.attr(attr)?.as_string()?, k.sym_name()?))).collect()
+    };
+    let (grad_of, jvp_of) = (derived(ops::GRAD_OF_ATTR), derived(ops::JVP_OF_ATTR));
     let mut out = HashMap::new();
     for k in ops::kernels(body) {
         let name = k.sym_name().unwrap_or_default();
+        let gradient = match k.attr(ops::JVP_OF_ATTR).and_then(|a| a.as_string()) {
+            Some(primal) => grad_of.get(&primal).and_then(|g| jvp_of.get(g)).cloned(),
+            None => grad_of.get(&name).cloned(),
+        };
         let params = ops::func_inputs(k)
             .into_iter()
             .map(|t| ParamType::of(t).ok_or_else(|| Error::Internal(format!("kernel @{name}: parameter type {t}"))))
@@ -360,7 +381,7 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
                 }
             }
         }
-        out.insert(name.clone(), KernelInfo { name, params, tasks: Vec::new(), reads, writes, accesses });
+        out.insert(name.clone(), KernelInfo { name, params, tasks: Vec::new(), reads, writes, accesses, gradient });
     }
     Ok(out)
 }

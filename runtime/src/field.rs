@@ -106,6 +106,8 @@ pub struct FieldInfo {
     pub shape: Vec<usize>,
     /// The field holding this field's adjoint, if any.
     pub grad: Option<String>,
+    /// The field holding this field's tangent (forward mode), if any.
+    pub dual: Option<String>,
     /// Where its elements are.
     pub placement: Placement,
 }

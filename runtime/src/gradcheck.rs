@@ -9,7 +9,9 @@
 //! run. The error of one element is |a - n| / max(|a|, |n|, 1e-4 * largest |n|
 //! over all checked inputs); a NaN is the worst error. [`check_gradient`]
 //! does the same for a gradient computed any other way (a Tape with custom
-//! gradients).
+//! gradients). [`jvpcheck`] checks a tangent kernel (forward mode) against
+//! finite differences along a random direction and against the gradient
+//! kernel.
 //!
 //! The helpers the test binaries and the benchmarks share live here too, one
 //! copy each: [`Rng`], the source builders [`fields`],
@@ -210,6 +212,116 @@ pub fn gradcheck(source: &str, spec: &Spec) -> Result<Report, Error> {
         all.push((name.clone(), analytic, numeric));
     }
     Ok(report_of(all))
+}
+
+/// The outcome of [`jvpcheck`].
+#[derive(Clone, Debug)]
+pub struct JvpReport {
+    /// The tangents of the outputs against finite differences along v.
+    pub finite_differences: Report,
+    /// |w . (J v) - (J^T w) . v| relative to the larger of the two: the
+    /// tangent kernel against the gradient kernel.
+    pub reverse_error: f64,
+    /// The two numbers: `w.Jv = A, (J^T w).v = B`.
+    pub reverse_at: String,
+    /// The largest difference between the outputs of `k_jvp` and of `k`
+    /// (the tangent kernel does the primal's work too).
+    pub primal_difference: f64,
+}
+
+/// Compiles `source` with both modes of autodiff and checks `spec.kernel`'s
+/// tangent kernel along a random direction v of the inputs (written into
+/// their duals): the outputs' tangents against the fourth-order central
+/// difference of the outputs along v (each output element, step h max(1,
+/// largest |x|), h as in [`gradcheck`]), and against the gradient kernel, as w . (J v) against
+/// (J^T w) . v for random weights w of the outputs.
+pub fn jvpcheck(source: &str, spec: &Spec) -> Result<JvpReport, Error> {
+    let options = CompileOptions { autodiff: true, forward_mode: true, ..Default::default() };
+    let mut p = Program::with_options(source, "<jvpcheck>", &options)?;
+    let mut rng = Rng(spec.seed);
+    let dual_of = |p: &Program, f: &str| -> Result<String, Error> {
+        p.field(f)?.info.dual.clone().ok_or_else(|| Error::Internal(format!("field {f} has no dual")))
+    };
+    let mut direction = Vec::new();
+    for (name, lo, hi) in &spec.inputs {
+        let n = p.field(name)?.info.len();
+        let x: Vec<f64> = (0..n).map(|_| rng.uniform(*lo, *hi)).collect();
+        let v: Vec<f64> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        for (i, (x, v)) in x.iter().zip(&v).enumerate() {
+            p.field_mut(name)?.set_f64(i, *x);
+            let d = dual_of(&p, name)?;
+            p.field_mut(&d)?.set_f64(i, *v);
+        }
+        direction.push((name.clone(), x, v));
+    }
+    let initial: Vec<Vec<f64>> = spec.outputs.iter().map(|o| Ok(p.field(o)?.to_f64_vec())).collect::<Result<_, Error>>()?;
+    // The outputs (and their duals) after one launch from the initial outputs.
+    let run = |p: &mut Program, kernel: &str| -> Result<(Vec<f64>, Vec<f64>), Error> {
+        for (o, init) in spec.outputs.iter().zip(&initial) {
+            let d = dual_of(p, o)?;
+            for (i, v) in init.iter().enumerate() {
+                p.field_mut(o)?.set_f64(i, *v);
+                p.field_mut(&d)?.set_f64(i, 0.0);
+            }
+        }
+        p.launch(kernel, &spec.args)?;
+        let (mut out, mut tangents) = (Vec::new(), Vec::new());
+        for o in &spec.outputs {
+            out.extend(p.field(o)?.to_f64_vec());
+            tangents.extend(p.field(&dual_of(p, o)?)?.to_f64_vec());
+        }
+        Ok((out, tangents))
+    };
+    let (primal, tangents) = run(&mut p, &format!("{}{}", spec.kernel, "_jvp"))?;
+    let (reference, _) = run(&mut p, &spec.kernel)?;
+    let primal_difference = primal.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    // Finite differences along v.
+    let f32_input = spec.inputs.iter().any(|(n, _, _)| p.field(n).is_ok_and(|f| f.info.elem == ElemType::F32));
+    let h = spec.step.unwrap_or(if f32_input { 1e-2 } else { 1e-4 });
+    let scale = direction.iter().flat_map(|(_, x, _)| x.iter()).fold(1.0f64, |m, x| m.max(x.abs()));
+    let mut at = |k: f64| -> Result<Vec<f64>, Error> {
+        for (name, x, v) in &direction {
+            for i in 0..x.len() {
+                p.field_mut(name)?.set_f64(i, x[i] + k * h * scale * v[i]);
+            }
+        }
+        Ok(run(&mut p, &spec.kernel)?.0)
+    };
+    let (o2, o1, m1, m2) = (at(2.0)?, at(1.0)?, at(-1.0)?, at(-2.0)?);
+    at(0.0)?;
+    let numeric: Vec<(usize, f64)> =
+        (0..tangents.len()).map(|j| (j, (8.0 * (o1[j] - m1[j]) - (o2[j] - m2[j])) / (12.0 * h * scale))).collect();
+    let finite_differences = report_of(vec![("tangent of the outputs".into(), tangents.clone(), numeric)]);
+    // Against reverse mode: seed the outputs' adjoints with w, run k then k_grad.
+    let w: Vec<f64> = (0..tangents.len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let grads: Vec<String> = p.fields().iter().filter_map(|f| f.info.grad.clone()).collect();
+    for g in &grads {
+        p.field_mut(g)?.zero();
+    }
+    run(&mut p, &spec.kernel)?;
+    let mut offset = 0;
+    for o in &spec.outputs {
+        let g = p.field(o)?.info.grad.clone().ok_or_else(|| Error::NoGradient { field: o.clone() })?;
+        let f = p.field_mut(&g)?;
+        for i in 0..f.info.len() {
+            f.set_f64(i, w[offset + i]);
+        }
+        offset += f.info.len();
+    }
+    p.launch(&format!("{}_grad", spec.kernel), &spec.args)?;
+    let forward: f64 = w.iter().zip(&tangents).map(|(w, t)| w * t).sum();
+    let mut reverse = 0.0;
+    for (name, _, v) in &direction {
+        let g = p.field(name)?.info.grad.clone().ok_or_else(|| Error::NoGradient { field: name.clone() })?;
+        reverse += p.field(&g)?.to_f64_vec().iter().zip(v).map(|(g, v)| g * v).sum::<f64>();
+    }
+    let reverse_error = (forward - reverse).abs() / forward.abs().max(reverse.abs()).max(1e-12);
+    Ok(JvpReport {
+        finite_differences,
+        reverse_error,
+        reverse_at: format!("w.Jv = {forward:e}, (J^T w).v = {reverse:e}"),
+        primal_difference,
+    })
 }
 
 /// Checks a gradient computed any other way (a Tape with custom gradients,

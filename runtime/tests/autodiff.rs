@@ -2,7 +2,7 @@
 //! per adjoint rule and per control-flow construct.
 
 use crate::common::{fields, loop_kernel};
-use ds_runtime::gradcheck::{Spec, gradcheck};
+use ds_runtime::gradcheck::{Spec, gradcheck, jvpcheck};
 use ds_runtime::{Arg, CompileOptions, Error, Program};
 
 const N: usize = 24;
@@ -28,9 +28,15 @@ fn elementwise(body: &str) -> String {
     )
 }
 
-/// Checks the gradient of `k` and returns the worst error (asserting it is below `tol`
-/// and that the gradient is not trivially zero).
+/// Checks the gradient of `k` (asserting its worst error is below `tol` and
+/// that the gradient is not trivially zero), then its tangent kernel `k_jvp`
+/// the same way, and against the gradient: forward and reverse mode agree.
 fn check(src: &str, spec: Spec, tol: f64) {
+    check_with(src, spec, tol, tol);
+}
+
+/// [`check`] with its own tolerance for the tangents' finite differences.
+fn check_with(src: &str, spec: Spec, tol: f64, tangent_tol: f64) {
     let r = gradcheck(src, &spec).unwrap_or_else(|e| panic!("gradcheck failed to run:\n{e}\n{src}"));
     assert!(r.elements_checked > 0);
     assert!(r.largest_gradient > 1e-3, "gradient is (nearly) zero everywhere: {r:?}");
@@ -40,6 +46,17 @@ fn check(src: &str, spec: Spec, tol: f64) {
         r.worst_error,
         r.worst_at
     );
+    let j = jvpcheck(src, &spec).unwrap_or_else(|e| panic!("jvpcheck failed to run:\n{e}\n{src}"));
+    let fd = &j.finite_differences;
+    assert!(fd.largest_gradient > 1e-3, "tangent is (nearly) zero everywhere: {j:?}");
+    assert!(
+        fd.worst_error < tangent_tol,
+        "tangent: worst relative error {:e} at {} (tolerance {tangent_tol:e})",
+        fd.worst_error,
+        fd.worst_at
+    );
+    assert!(j.reverse_error < 1e-9, "forward and reverse mode disagree: {} (relative {:e})", j.reverse_at, j.reverse_error);
+    assert!(j.primal_difference == 0.0, "k_jvp computes other outputs than k: {j:?}");
 }
 
 fn check_elementwise(body: &str, ranges: [(f64, f64); 3]) {
@@ -222,7 +239,9 @@ elementwise_tests! {
 fn casts_between_float_widths() {
     // Through f32 values the check uses a large step (2^-7) on a function
     // quadratic in the inputs, where central differences are exact up to f32
-    // rounding of the perturbed inputs; tolerance 1e-4.
+    // rounding of the perturbed inputs; tolerance 1e-4. The tangents' check
+    // moves every input along a random direction, whose steps f32 rounds:
+    // tolerance 1e-3 there.
     let src = fields(&[("h", "f32", "8"), ("a", "f64", "8"), ("out", "f64", "8")])
         + &loop_kernel(
             "k",
@@ -239,7 +258,7 @@ fn casts_between_float_widths() {
         );
     let mut spec = Spec::new("k", &[("h", -1.0, 1.0), ("a", -1.0, 1.0)], &["out"]);
     spec.step = Some(1.0 / 128.0);
-    check(&src, spec, 1e-4);
+    check_with(&src, spec, 1e-4, 1e-3);
 }
 
 #[test]

@@ -18,6 +18,11 @@ pub fn build_field(at: Cursor, name: &str, elem: Type, shape: &[i64], grad: Opti
     at.build(b)
 }
 
+/// Names `dual` as the field holding `field`'s tangent (forward mode).
+pub fn set_dual(field: Op, dual: &str) {
+    field.set_attr("dual", field.ctx().symbol_ref(dual));
+}
+
 /// A layout node of `kind` (dense, pointer, bitmasked or dynamic).
 pub fn build_layout_node(at: Cursor, kind: DsOp, name: &str, shape: &[i64], parent: Option<&str>, loc: Loc) -> Op {
     assert!(kind.is_layout_node(), "{kind:?} is not a layout node");

@@ -13,6 +13,8 @@ pub struct FieldDecl {
     pub elem: Type,
     pub shape: Vec<i64>,
     pub grad: Option<String>,
+    /// The field holding this field's tangent (forward mode), if declared.
+    pub dual: Option<String>,
     pub layout: Option<String>,
 }
 
@@ -26,6 +28,7 @@ impl FieldDecl {
             elem: op.attr("element_type")?.as_type()?,
             shape: op.attr("shape")?.as_i64_array()?,
             grad: op.attr("grad").and_then(|a| a.as_symbol()),
+            dual: op.attr("dual").and_then(|a| a.as_symbol()),
             layout: op.attr("layout").and_then(|a| a.as_symbol()),
         })
     }

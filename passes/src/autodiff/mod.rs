@@ -49,6 +49,7 @@
 //! ```
 
 mod control_flow;
+pub mod forward;
 pub mod reverse;
 pub mod rules;
 mod stack;

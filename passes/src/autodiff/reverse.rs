@@ -189,10 +189,9 @@ impl Differentiator {
                 let y = op.result(0);
                 let Some(g) = lookup(adj, y) else { return Ok(()) };
                 let x: Vec<Value> = op.operands().into_iter().map(get).collect();
-                let contributions = rule(&e, &x, get(y), g);
-                for (v, c) in op.operands().into_iter().zip(contributions) {
-                    if let Some(c) = c {
-                        accumulate(adj, v, c, &e);
+                for ((v, xv), partial) in op.operands().into_iter().zip(&x).zip(rule(&e, &x, get(y))) {
+                    if let Some(partial) = partial {
+                        accumulate(adj, v, e.apply(partial, g, xv.ty()), &e);
                     }
                 }
                 Ok(())

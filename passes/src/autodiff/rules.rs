@@ -1,29 +1,59 @@
-//! The adjoint rules of single ops: one table, [`RULES`], with one record per
-//! op (as Enzyme's `MathDerivatives.td` has one `def` per op).
+//! The derivative rules of single ops: one table, [`RULES`], with one record
+//! per op (as Enzyme's `MathDerivatives.td` has one `def` per op), read in
+//! both directions: by `ds-autodiff` (reverse: each operand's adjoint gets
+//! its partial applied to the result's adjoint) and by `ds-jvp` (forward:
+//! the result's tangent is the sum of the partials applied to the operands'
+//! tangents).
 //!
 //! A record names the op and its [`AdTreatment`]: `Differentiable` with the
-//! op's adjoint rule next to it, `NonDifferentiable` (no gradient flows
+//! op's [`PartialsRule`] next to it, `NonDifferentiable` (no derivative flows
 //! through it: comparisons, integer math, rounding, checks), or `Structural`
 //! (control flow, field accesses, terminators and declarations, handled by
-//! `reverse` and `control_flow`). An op with no record is rejected by
-//! ds-autodiff with its location. ds ops are named by `DsOp::X.name()`.
+//! each pass's own sweep). An op with no record is rejected with its
+//! location. ds ops are named by `DsOp::X.name()`.
 //!
-//! Example record: `AdRule::differentiable("math.sin", |e, x, _, g| vec![Some(e.mul(g, e.un("math.cos", x[0])))])`.
+//! A partial is a linear map ([`Partial`]): one, minus one, times or over a
+//! value, a choice (the seed where a condition holds, zero elsewhere), or a
+//! float conversion. Both directions apply the same map (a conversion is
+//! applied towards the type needed: the result's forward, the operand's in
+//! reverse).
+//!
+//! Example record: `AdRule::differentiable("math.sin", |e, x, _| vec![Some(Partial::Times(e.un("math.cos", x[0])))])`.
 
 use ds_dialects::ir::{Cursor, Loc, OpBuilder, Type, Value};
 use ds_dialects::ops::{self, CmpF, DsOp};
+use Partial::{Convert, MinusOne, One, Over, Times};
 
-/// The contributions of a differentiable op to its operands' adjoints, one per
-/// operand (`None` where an operand receives nothing), given an emitter at the
-/// adjoint's insertion point, the recomputed operands `x`, the recomputed
-/// result `y` and the result's adjoint `g`.
-pub type AdjointRule = fn(e: &Emitter, x: &[Value], y: Value, g: Value) -> Vec<Option<Value>>;
+/// The partial derivative of an op's result with respect to one operand, as
+/// the linear map it applies to a seed (an adjoint or a tangent).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Partial {
+    /// The seed itself.
+    One,
+    /// The seed negated.
+    MinusOne,
+    /// The seed times a value.
+    Times(Value),
+    /// The seed over a value (a derivative `1 / v`, kept as one division).
+    Over(Value),
+    /// The seed where the `i1` condition holds, else zero.
+    Where(Value),
+    /// The seed where the `i1` condition fails, else zero.
+    Unless(Value),
+    /// The seed converted to the other float width (`arith.extf`/`truncf`).
+    Convert,
+}
 
-/// How ds-autodiff treats an op.
+/// The partials of a differentiable op, one per operand (`None` where no
+/// derivative flows to an operand), given an emitter at the derivative's
+/// insertion point, the (recomputed) operands `x` and result `y`.
+pub type PartialsRule = fn(e: &Emitter, x: &[Value], y: Value) -> Vec<Option<Partial>>;
+
+/// How autodiff (both directions) treats an op.
 #[derive(Clone, Copy, Debug)]
 pub enum AdTreatment {
-    /// Gradients flow through the op by its adjoint rule.
-    Differentiable(AdjointRule),
+    /// Derivatives flow through the op by its partials.
+    Differentiable(PartialsRule),
     /// No gradient flows through the op.
     NonDifferentiable,
     /// The reverse sweep handles the op itself.
@@ -38,7 +68,7 @@ pub struct AdRule {
 }
 
 impl AdRule {
-    const fn differentiable(op: &'static str, rule: AdjointRule) -> AdRule {
+    const fn differentiable(op: &'static str, rule: PartialsRule) -> AdRule {
         AdRule { op, treatment: AdTreatment::Differentiable(rule) }
     }
     const fn non_differentiable(op: &'static str) -> AdRule {
@@ -49,7 +79,7 @@ impl AdRule {
     }
 }
 
-/// How ds-autodiff treats the op named `name`, or `None` if it cannot
+/// How autodiff treats the op named `name`, or `None` if it cannot
 /// differentiate it.
 pub fn classify(name: &str) -> Option<AdTreatment> {
     RULES.iter().find(|r| r.op == name).map(|r| r.treatment)
@@ -96,108 +126,111 @@ impl Emitter {
         let one = self.constant(a.ty(), 1.0);
         self.un("math.sqrt", self.bin("arith.subf", one, self.mul(a, a)))
     }
-    /// `g` where `cond` holds, else zero.
-    fn gate(&self, cond: Value, g: Value) -> Value {
-        let zero = self.constant(g.ty(), 0.0);
-        self.select(cond, g, zero)
+    /// The partials of `cond ? a : b` for `a` and `b`.
+    fn choice(cond: Value) -> Vec<Option<Partial>> {
+        vec![Some(Partial::Where(cond)), Some(Partial::Unless(cond))]
     }
-    /// The adjoints of the two choices of `cond ? a : b` given `g`: `g` to
-    /// `a` where `cond` holds, else to `b`.
-    fn route(&self, cond: Value, g: Value) -> Vec<Option<Value>> {
-        let zero = self.constant(g.ty(), 0.0);
-        vec![Some(self.select(cond, g, zero)), Some(self.select(cond, zero, g))]
+    /// `p` applied to the seed `s`, giving a value of type `to` (which only
+    /// a conversion changes).
+    pub fn apply(&self, p: Partial, s: Value, to: Type) -> Value {
+        match p {
+            Partial::One => s,
+            Partial::MinusOne => self.neg(s),
+            Partial::Times(v) => self.mul(s, v),
+            Partial::Over(v) => self.div(s, v),
+            Partial::Where(c) => self.select(c, s, self.constant(s.ty(), 0.0)),
+            Partial::Unless(c) => self.select(c, self.constant(s.ty(), 0.0), s),
+            Partial::Convert if s.ty() == to => s,
+            Partial::Convert => {
+                let widens = s.ty().width() < to.width();
+                self.cast(if widens { "arith.extf" } else { "arith.truncf" }, s, to)
+            }
+        }
     }
 }
 
-/// Every op ds-autodiff knows, with its treatment.
+/// Every op autodiff knows, with its treatment.
 pub static RULES: &[AdRule] = &[
     // ---- arith, differentiable -----------------------------------------------
-    AdRule::differentiable("arith.addf", |_, _, _, g| vec![Some(g), Some(g)]),
-    AdRule::differentiable("arith.subf", |e, _, _, g| vec![Some(g), Some(e.neg(g))]),
-    AdRule::differentiable("arith.mulf", |e, x, _, g| vec![Some(e.mul(g, x[1])), Some(e.mul(g, x[0]))]),
-    AdRule::differentiable("arith.divf", |e, x, _, g| {
-        let ga = e.div(g, x[1]);
-        let gb = e.neg(e.div(e.mul(ga, x[0]), x[1]));
-        vec![Some(ga), Some(gb)]
-    }),
-    AdRule::differentiable("arith.negf", |e, _, _, g| vec![Some(e.neg(g))]),
-    AdRule::differentiable("arith.maximumf", |e, x, _, g| e.route(e.cmpf(CmpF::Oge, x[0], x[1]), g)),
-    AdRule::differentiable("arith.maxnumf", |e, x, _, g| e.route(e.cmpf(CmpF::Oge, x[0], x[1]), g)),
-    AdRule::differentiable("arith.minimumf", |e, x, _, g| e.route(e.cmpf(CmpF::Ole, x[0], x[1]), g)),
-    AdRule::differentiable("arith.minnumf", |e, x, _, g| e.route(e.cmpf(CmpF::Ole, x[0], x[1]), g)),
-    AdRule::differentiable("arith.select", |e, x, _, g| [vec![None], e.route(x[0], g)].concat()),
-    AdRule::differentiable("arith.remf", |e, x, _, g| {
-        // a - b trunc(a / b): d/da = 1, d/db = -trunc(a / b).
+    AdRule::differentiable("arith.addf", |_, _, _| vec![Some(One), Some(One)]),
+    AdRule::differentiable("arith.subf", |_, _, _| vec![Some(One), Some(MinusOne)]),
+    AdRule::differentiable("arith.mulf", |_, x, _| vec![Some(Times(x[1])), Some(Times(x[0]))]),
+    // d/db (a / b) = -a / b^2 = -(y / b).
+    AdRule::differentiable("arith.divf", |e, x, y| vec![Some(Over(x[1])), Some(Times(e.neg(e.div(y, x[1]))))]),
+    AdRule::differentiable("arith.negf", |_, _, _| vec![Some(MinusOne)]),
+    AdRule::differentiable("arith.maximumf", |e, x, _| Emitter::choice(e.cmpf(CmpF::Oge, x[0], x[1]))),
+    AdRule::differentiable("arith.maxnumf", |e, x, _| Emitter::choice(e.cmpf(CmpF::Oge, x[0], x[1]))),
+    AdRule::differentiable("arith.minimumf", |e, x, _| Emitter::choice(e.cmpf(CmpF::Ole, x[0], x[1]))),
+    AdRule::differentiable("arith.minnumf", |e, x, _| Emitter::choice(e.cmpf(CmpF::Ole, x[0], x[1]))),
+    AdRule::differentiable("arith.select", |_, x, _| [vec![None], Emitter::choice(x[0])].concat()),
+    // a - b trunc(a / b): d/da = 1, d/db = -trunc(a / b).
+    AdRule::differentiable("arith.remf", |e, x, _| {
         let q = e.un("math.trunc", e.div(x[0], x[1]));
-        vec![Some(g), Some(e.neg(e.mul(g, q)))]
+        vec![Some(One), Some(Times(e.neg(q)))]
     }),
-    AdRule::differentiable("arith.extf", |e, x, _, g| vec![Some(e.cast("arith.truncf", g, x[0].ty()))]),
-    AdRule::differentiable("arith.truncf", |e, x, _, g| vec![Some(e.cast("arith.extf", g, x[0].ty()))]),
+    AdRule::differentiable("arith.extf", |_, _, _| vec![Some(Convert)]),
+    AdRule::differentiable("arith.truncf", |_, _, _| vec![Some(Convert)]),
     // ---- math, differentiable ------------------------------------------------
-    AdRule::differentiable("math.sin", |e, x, _, g| vec![Some(e.mul(g, e.un("math.cos", x[0])))]),
-    AdRule::differentiable("math.cos", |e, x, _, g| vec![Some(e.neg(e.mul(g, e.un("math.sin", x[0]))))]),
-    AdRule::differentiable("math.tanh", |e, _, y, g| {
-        let y2 = e.mul(y, y);
-        let one = e.constant(g.ty(), 1.0);
-        vec![Some(e.mul(g, e.bin("arith.subf", one, y2)))]
+    AdRule::differentiable("math.sin", |e, x, _| vec![Some(Times(e.un("math.cos", x[0])))]),
+    AdRule::differentiable("math.cos", |e, x, _| vec![Some(Times(e.neg(e.un("math.sin", x[0]))))]),
+    AdRule::differentiable("math.tanh", |e, _, y| {
+        let one = e.constant(y.ty(), 1.0);
+        vec![Some(Times(e.bin("arith.subf", one, e.mul(y, y))))]
     }),
-    AdRule::differentiable("math.exp", |e, _, y, g| vec![Some(e.mul(g, y))]),
-    AdRule::differentiable("math.log", |e, x, _, g| vec![Some(e.div(g, x[0]))]),
-    AdRule::differentiable("math.sqrt", |e, _, y, g| {
-        let half = e.constant(g.ty(), 0.5);
-        vec![Some(e.div(e.mul(g, half), y))]
+    AdRule::differentiable("math.exp", |_, _, y| vec![Some(Times(y))]),
+    AdRule::differentiable("math.log", |_, x, _| vec![Some(Over(x[0]))]),
+    AdRule::differentiable("math.sqrt", |e, _, y| vec![Some(Over(e.bin("arith.addf", y, y)))]),
+    // d(a^-1/2) = -1/2 a^-3/2 = -1/2 y^3
+    AdRule::differentiable("math.rsqrt", |e, _, y| {
+        let mhalf = e.constant(y.ty(), -0.5);
+        vec![Some(Times(e.mul(mhalf, e.mul(e.mul(y, y), y))))]
     }),
-    AdRule::differentiable("math.rsqrt", |e, _, y, g| {
-        // d(a^-1/2) = -1/2 a^-3/2 = -1/2 y^3
-        let mhalf = e.constant(g.ty(), -0.5);
-        let y3 = e.mul(e.mul(y, y), y);
-        vec![Some(e.mul(g, e.mul(mhalf, y3)))]
-    }),
-    AdRule::differentiable("math.powf", |e, x, y, g| {
-        // d/da a^b = b a^(b-1); d/db a^b = a^b log a (only for a > 0).
-        let t = g.ty();
+    // d/da a^b = b a^(b-1); d/db a^b = a^b log a (only for a > 0, else 0).
+    AdRule::differentiable("math.powf", |e, x, y| {
+        let t = y.ty();
         let one = || e.constant(t, 1.0);
         let bm1 = e.bin("arith.subf", x[1], one());
-        let ga = e.mul(g, e.mul(x[1], e.bin("math.powf", x[0], bm1)));
+        let da = e.mul(x[1], e.bin("math.powf", x[0], bm1));
         let zero = e.constant(t, 0.0);
         let positive = e.cmpf(CmpF::Ogt, x[0], zero);
         let safe = e.select(positive, x[0], one());
-        let gb = e.gate(positive, e.mul(g, e.mul(y, e.un("math.log", safe))));
-        vec![Some(ga), Some(gb)]
+        let db = e.select(positive, e.mul(y, e.un("math.log", safe)), zero);
+        vec![Some(Times(da)), Some(Times(db))]
     }),
-    AdRule::differentiable("math.absf", |e, x, _, g| {
-        // sgn(a) g, with sgn(0) = 0 (Taichi's convention).
-        let zero = e.constant(g.ty(), 0.0);
+    // sgn(a), with sgn(0) = 0 (Taichi's convention).
+    AdRule::differentiable("math.absf", |e, x, _| {
+        let t = x[0].ty();
+        let zero = e.constant(t, 0.0);
         let (positive, negative) = (e.cmpf(CmpF::Ogt, x[0], zero), e.cmpf(CmpF::Olt, x[0], zero));
-        vec![Some(e.select(positive, g, e.select(negative, e.neg(g), zero)))]
+        let sign = e.select(positive, e.constant(t, 1.0), e.select(negative, e.constant(t, -1.0), zero));
+        vec![Some(Times(sign))]
     }),
-    AdRule::differentiable("math.tan", |e, _, y, g| {
-        let one = e.constant(g.ty(), 1.0);
-        vec![Some(e.mul(g, e.bin("arith.addf", one, e.mul(y, y))))]
+    AdRule::differentiable("math.tan", |e, _, y| {
+        let one = e.constant(y.ty(), 1.0);
+        vec![Some(Times(e.bin("arith.addf", one, e.mul(y, y))))]
     }),
-    AdRule::differentiable("math.asin", |e, x, _, g| vec![Some(e.div(g, e.one_minus_square_root(x[0])))]),
-    AdRule::differentiable("math.acos", |e, x, _, g| vec![Some(e.neg(e.div(g, e.one_minus_square_root(x[0]))))]),
-    AdRule::differentiable("math.atan", |e, x, _, g| {
-        let one = e.constant(g.ty(), 1.0);
-        vec![Some(e.div(g, e.bin("arith.addf", one, e.mul(x[0], x[0]))))]
+    AdRule::differentiable("math.asin", |e, x, _| vec![Some(Over(e.one_minus_square_root(x[0])))]),
+    AdRule::differentiable("math.acos", |e, x, _| vec![Some(Over(e.neg(e.one_minus_square_root(x[0]))))]),
+    AdRule::differentiable("math.atan", |e, x, _| {
+        let one = e.constant(x[0].ty(), 1.0);
+        vec![Some(Over(e.bin("arith.addf", one, e.mul(x[0], x[0]))))]
     }),
-    AdRule::differentiable("math.sinh", |e, x, _, g| vec![Some(e.mul(g, e.un("math.cosh", x[0])))]),
-    AdRule::differentiable("math.cosh", |e, x, _, g| vec![Some(e.mul(g, e.un("math.sinh", x[0])))]),
-    AdRule::differentiable("math.log2", |e, x, _, g| {
-        let ln2 = e.constant(g.ty(), std::f64::consts::LN_2);
-        vec![Some(e.div(g, e.mul(x[0], ln2)))]
+    AdRule::differentiable("math.sinh", |e, x, _| vec![Some(Times(e.un("math.cosh", x[0])))]),
+    AdRule::differentiable("math.cosh", |e, x, _| vec![Some(Times(e.un("math.sinh", x[0])))]),
+    AdRule::differentiable("math.log2", |e, x, _| {
+        let ln2 = e.constant(x[0].ty(), std::f64::consts::LN_2);
+        vec![Some(Over(e.mul(x[0], ln2)))]
     }),
-    AdRule::differentiable("math.exp2", |e, _, y, g| {
-        let ln2 = e.constant(g.ty(), std::f64::consts::LN_2);
-        vec![Some(e.mul(g, e.mul(y, ln2)))]
+    AdRule::differentiable("math.exp2", |e, _, y| {
+        let ln2 = e.constant(y.ty(), std::f64::consts::LN_2);
+        vec![Some(Times(e.mul(y, ln2)))]
     }),
-    AdRule::differentiable("math.atan2", |e, x, _, g| {
-        // atan2(a, b): d/da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2)
+    // atan2(a, b): d/da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2)
+    AdRule::differentiable("math.atan2", |e, x, _| {
         let r2 = e.bin("arith.addf", e.mul(x[0], x[0]), e.mul(x[1], x[1]));
-        let s = e.div(g, r2);
-        vec![Some(e.mul(s, x[1])), Some(e.neg(e.mul(s, x[0])))]
+        vec![Some(Times(e.div(x[1], r2))), Some(Times(e.neg(e.div(x[0], r2))))]
     }),
-    AdRule::differentiable("math.fma", |e, x, _, g| vec![Some(e.mul(g, x[1])), Some(e.mul(g, x[0])), Some(g)]),
+    AdRule::differentiable("math.fma", |_, x, _| vec![Some(Times(x[1])), Some(Times(x[0])), Some(One)]),
     // ---- arith and math, no gradient -------------------------------------------
     AdRule::non_differentiable("arith.constant"),
     AdRule::non_differentiable("arith.cmpf"),

@@ -14,7 +14,13 @@
 //! ([`Tape::launch_with_grad`], the paper's grad_replaced / grad_for): a
 //! closure run instead of `k_grad`. Kernels without a grad kernel
 //! (`ds.no_grad`) are re-run when needed but have no gradient. A grad kernel
-//! can also be launched by hand: `program.launch("k_grad", &args)`. Rust
+//! can also be launched by hand: `program.launch("k_grad", &args)`. In a
+//! program compiled for forward mode, a recorded tangent kernel `k_jvp`
+//! (primal and tangents in one launch) has the tangent of `k`'s gradient,
+//! `k_grad_jvp`, as its gradient, and backward zeroes the adjoints' duals
+//! with the adjoints: after it, with the inputs' duals seeded with v, the
+//! adjoints hold the gradient and their duals the Hessian-vector product
+//! (forward-over-reverse). Rust
 //! programs reach the Tape through the frontend's recording guard
 //! (`let mut rec = p.record();`), which borrows the program while it records.
 //!
@@ -271,7 +277,11 @@ fn restores_state(schedule: &Schedule, steps: &[Range<usize>]) -> bool {
 
 /// The indices of the program's adjoint fields.
 fn adjoint_fields<D: Backend>(p: &D) -> Vec<usize> {
-    p.field_infos().iter().filter_map(|f| f.grad.as_ref()).filter_map(|g| p.field_index(g).ok()).collect()
+    let infos = p.field_infos();
+    let grads: Vec<usize> = infos.iter().filter_map(|f| f.grad.as_ref()).filter_map(|g| p.field_index(g).ok()).collect();
+    // In forward mode, the adjoints' tangents too.
+    let duals = grads.iter().filter_map(|&g| infos[g].dual.as_ref()).filter_map(|d| p.field_index(d).ok());
+    grads.iter().copied().chain(duals.collect::<Vec<_>>()).collect()
 }
 
 impl<D: Backend> Tape<D> {
@@ -300,8 +310,10 @@ impl<D: Backend> Tape<D> {
 
     /// Runs `kernel` and records it.
     pub fn launch(&mut self, p: &mut D, kernel: &str, args: &[Arg]) -> Result<(), Error> {
-        let grad = format!("{kernel}_grad");
-        let gradient = if p.kernel_info(&grad).is_ok() { Gradient::Kernel(grad) } else { Gradient::None };
+        let gradient = match p.kernel_info(kernel).ok().and_then(|k| k.gradient.clone()) {
+            Some(grad) => Gradient::Kernel(grad),
+            None => Gradient::None,
+        };
         self.record(p, kernel, args, gradient)
     }
 
