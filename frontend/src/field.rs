@@ -87,7 +87,7 @@ impl<T: Scalar, const R: usize, const C: usize> ElementKind for [[T; C]; R] {
 }
 
 /// A field's declaration, shared by its handles.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 #[doc(hidden)]
 pub struct FieldDecl {
     pub name: String,
@@ -97,6 +97,8 @@ pub struct FieldDecl {
     pub components: &'static [usize],
     /// The position of the ds field in the program's fields.
     pub position: usize,
+    /// For a dual field's handle: the field it is the dual of.
+    pub dual_of: Option<String>,
 }
 
 impl FieldDecl {
@@ -161,7 +163,10 @@ impl FieldDecl {
             .filter(|i| *i < fields.len())
             .filter(matches)
             .or_else(|| fields.iter().position(|f| f.name == self.name).filter(matches))
-            .ok_or_else(|| Error::ForeignField { field: self.name.clone(), shape: self.shape.clone() })
+            .ok_or_else(|| match &self.dual_of {
+                Some(primal) => Error::NoDual { field: primal.clone() },
+                None => Error::ForeignField { field: self.name.clone(), shape: self.shape.clone() },
+            })
     }
 
     /// Where the element at a host index starts, in scalars.
@@ -211,6 +216,14 @@ impl<V: ElementKind, const D: usize> Field<V, D> {
     /// The ds field's name (its symbol in the IR).
     pub fn name(&self) -> &str {
         &self.decl.name
+    }
+
+    /// The field's dual (its tangent in forward mode, `NAME_dot`), in a
+    /// program built with `ProgramBuilder::forward_mode`; accessing it in
+    /// another program fails with [`Error::NoDual`].
+    pub fn dual(&self) -> Field<V, D> {
+        let name = format!("{}{}", self.decl.name, ds_passes::autodiff::forward::DUAL_SUFFIX);
+        Field::new(FieldDecl { name, dual_of: Some(self.decl.name.clone()), position: usize::MAX, ..(*self.decl).clone() })
     }
 
     /// The index shape.

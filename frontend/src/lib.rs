@@ -44,12 +44,13 @@ pub use builder::{Expr, Ty};
 pub use diffsim_macros::{func, kernel};
 pub use ds_runtime::cuda::CudaProgram;
 pub use ds_runtime::tape::checkpoint::{Binomial, Periodic, Policy, StoreAll};
+pub use ds_runtime::tape::diagnose::{DiagnoseOptions, Direction, GradientReport, Growth, Switch};
 pub use ds_runtime::tape::{BackwardOptions, Plan};
 pub use ds_runtime::{Backend, Error, Location, Program};
 pub use field::{ElementKind, Field, GradField, MatrixField, Scalar, ScalarField, VectorField};
 pub use layout::Layout;
 pub use program::{Kernel, KernelArgs, KernelDef, Param, ProgramBuilder};
-pub use record::{Record, Recording};
+pub use record::{Record, Recording, along};
 pub use value::{Mat2, Mat3, Matrix, Vec2, Vec3, Vec4, Vector};
 
 /// What kernels and programs need in scope.

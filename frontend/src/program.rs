@@ -14,6 +14,7 @@ use crate::builder::{BuildError, KernelIr, Ty, dense_decl, field_decl};
 use crate::field::{ElementKind, Field, FieldDecl, GradField};
 use ds_runtime::cuda::CudaProgram;
 use ds_runtime::{Arg, Backend, CompileOptions, Error, Program};
+use ds_passes::autodiff::forward::JVP_SUFFIX;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -177,8 +178,27 @@ impl<A: KernelArgs> Kernel<A> {
 
     /// Runs the kernel (on a CPU `Program` or a `CudaProgram`).
     pub fn launch<B: Backend>(&self, program: &mut B, args: A) -> Result<(), Error> {
+        self.check_tangent(program)?;
         let args = self.launch_args(program, args);
         program.launch(&self.name, &args)
+    }
+
+    /// A tangent kernel's handle in a program without it: a typed error.
+    pub(crate) fn check_tangent<B: Backend>(&self, program: &B) -> Result<(), Error> {
+        match self.name.strip_suffix(JVP_SUFFIX) {
+            Some(primal) if program.kernel_info(&self.name).is_err() => Err(Error::NoTangentKernel { kernel: primal.into() }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The tangent kernel `k_jvp` (forward mode: the kernel's work plus the
+    /// tangents of what it writes, in the dual fields): launched or recorded
+    /// like any kernel. Its launches fail with [`Error::NoTangentKernel`] in
+    /// a program built without [`ProgramBuilder::forward_mode`]. Recorded,
+    /// its gradient is the tangent of the kernel's gradient, so backward
+    /// gives the adjoints and their tangents (Hessian-vector products).
+    pub fn tangent(&self) -> Kernel<A> {
+        Kernel { name: format!("{}{}", self.name, JVP_SUFFIX).into(), grad: None, random: self.random, args: PhantomData }
     }
 
     /// Runs the generated gradient kernel (after the kernel, with the output
@@ -232,6 +252,36 @@ impl ProgramBuilder {
         self
     }
 
+    /// Also generates forward mode: every float field gets a dual field
+    /// (`NAME_dot`, [`Field::dual`]), and every kernel a tangent kernel
+    /// ([`Kernel::tangent`]); gradient kernels get theirs too, for
+    /// Hessian-vector products through a recording. Costs a second copy of
+    /// every float field.
+    pub fn forward_mode(&mut self) -> &mut Self {
+        self.options.forward_mode = true;
+        self
+    }
+
+    /// Checks every adjoint and tangent for NaN and infinity as the
+    /// generated kernels compute them: the first non-finite one fails its
+    /// launch with [`Error::Assertion`] at the Rust line of the op that made
+    /// it (in backward wrapped in [`Error::InBackward`], naming the step).
+    /// For finding where a gradient breaks; each check costs a compare.
+    pub fn check_finite(&mut self) -> &mut Self {
+        self.options.check_finite = true;
+        self
+    }
+
+    /// Builds for gradient diagnostics (`Recording::diagnose`): forward mode,
+    /// finite checks ([`ProgramBuilder::check_finite`]), and in the tangent
+    /// kernels the distance along the tangent at which each comparison
+    /// switches (one `ds_switch_N` field per comparison).
+    pub fn gradient_diagnostics(&mut self) -> &mut Self {
+        self.forward_mode().check_finite();
+        self.options.switches = true;
+        self
+    }
+
     /// Keeps IEEE float semantics: without it (the default, as Taichi's
     /// `fast_math=True`) `ds-simplify` folds `x * 0` to 0, `x * 1` and
     /// `x + 0` to x and constants into one before differentiating, so a term
@@ -258,6 +308,7 @@ impl ProgramBuilder {
             shape: shape.to_vec(),
             components: V::COMPONENTS,
             position: self.fields.len(),
+            dual_of: None,
         };
         self.fields.push(FieldEntry {
             name: name.into(),

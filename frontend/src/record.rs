@@ -22,9 +22,10 @@
 //! [`Record::record_without_state`] saves that copy for simulations that
 //! never overwrite what they read. See `ds_runtime::tape` for the schedules.
 
-use crate::field::{ElementKind, GradField};
+use crate::field::{ElementKind, Field, GradField};
 use crate::program::{Kernel, KernelArgs};
 use ds_runtime::tape::checkpoint::Policy;
+use ds_runtime::tape::diagnose::{DiagnoseOptions, Direction, GradientReport};
 use ds_runtime::tape::{BackwardOptions, Plan};
 use ds_runtime::{Backend, Error, Tape};
 
@@ -54,6 +55,7 @@ pub struct Recording<'p, B: Backend> {
 impl<'p, B: Backend> Recording<'p, B> {
     /// Runs `kernel` and records it.
     pub fn launch<A: KernelArgs>(&mut self, kernel: &Kernel<A>, args: A) -> Result<(), Error> {
+        kernel.check_tangent(self.program)?;
         let args = kernel.launch_args(self.program, args);
         self.tape.launch(self.program, kernel.name(), &args)
     }
@@ -133,6 +135,22 @@ impl<'p, B: Backend> Recording<'p, B> {
         self.tape.backward_with(self.program, loss.name(), policy)
     }
 
+    /// Diagnoses the gradient of `loss` along `direction` (built with
+    /// [`along`]): reverse, forward and finite-difference derivatives, the
+    /// growth of the tangents per step, and the branch switches near the
+    /// inputs where the loss jumps (`ds_runtime::tape::diagnose`). Needs a
+    /// program built with `ProgramBuilder::gradient_diagnostics` and a
+    /// recording that keeps state ([`Record::record`]). Runs backward too:
+    /// the adjoints hold the gradient afterwards.
+    pub fn diagnose<V: ElementKind, const D: usize>(
+        mut self,
+        loss: &GradField<V, D>,
+        direction: &[Direction],
+        options: &DiagnoseOptions,
+    ) -> Result<GradientReport, Error> {
+        self.tape.diagnose(self.program, loss.name(), direction, options)
+    }
+
     /// Backward where `seed` sets the adjoints (a loss computed outside DiffSim).
     pub fn backward_from(
         mut self,
@@ -141,4 +159,10 @@ impl<'p, B: Backend> Recording<'p, B> {
     ) -> Result<Option<Plan>, Error> {
         self.tape.backward_from(self.program, options, seed)
     }
+}
+
+/// `field` moved along `values` (one per scalar element, row-major), a
+/// direction for [`Recording::diagnose`].
+pub fn along<V: ElementKind, const D: usize>(field: &Field<V, D>, values: Vec<f64>) -> Direction {
+    Direction { field: field.name().into(), values }
 }

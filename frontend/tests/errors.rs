@@ -120,7 +120,9 @@ fn autodiff_stack_overflow_names_the_rust_loop() {
     let mut rec = p.record();
     rec.launch(&k, 1000).unwrap();
     let err = rec.backward(&y).unwrap_err();
-    let Error::Assertion { kernel, message, location } = &err else { panic!("{err}") };
+    let Error::InBackward { step: 0, launch: 0, kernel, source } = &err else { panic!("{err}") };
+    assert_eq!(kernel, "long_carry");
+    let Error::Assertion { kernel, message, location } = source.as_ref() else { panic!("{err}") };
     assert_eq!(kernel, "long_carry_grad");
     assert!(message.contains("autodiff stack overflow"), "{err}");
     let at = location.as_ref().expect("a Rust location");

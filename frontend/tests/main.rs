@@ -2,6 +2,7 @@
 
 mod compile_fail;
 mod constructs;
+mod diagnostics;
 mod errors;
 mod exits;
 mod fields;

@@ -48,6 +48,20 @@ pub const STATUS_CHECKS: &str = "ds.status_checks";
 /// Slots of the status buffer.
 pub const STATUS_SLOTS: i64 = 2;
 
+/// The status code of failed check number `check` (from 1): the first slot
+/// keeps the atomic maximum of the codes, and the codes fall as the numbers
+/// rise, so of several failed checks the first in program order is
+/// reported (for a NaN, the op that made it rather than the ones it
+/// reached). 0 is no failure.
+pub fn status_code(check: usize) -> i64 {
+    i64::MAX - check as i64 + 1
+}
+
+/// The check number of a non-zero status code.
+pub fn failed_check(code: i64) -> usize {
+    (i64::MAX - code + 1) as usize
+}
+
 /// What a run-time check tests; the runtime turns a failed one into a typed error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckKind {

@@ -30,7 +30,8 @@
 //! - `ds.parallel_for` -> `scf.for` (serial), `ds.struct_for` -> nested `scf.for`s;
 //! - `ds.stop_grad %v` -> `%v` (its purpose, blocking gradients, is served);
 //! - `ds.assert` and, with `check-bounds=1`, a bounds check per index: on failure
-//!   the check's number goes to a status buffer argument (`ds.status_checks`
+//!   the check's code (`abi::status_code`: the first failed check in program
+//!   order wins) goes to a status buffer argument (`ds.status_checks`
 //!   describes the checks) and an out-of-bounds access is skipped.
 //!
 //! Example: `%v = "ds.load"(%i) {field = @x} : (index) -> f32` in `@f(%i: index)`
@@ -318,7 +319,13 @@ impl FuncLowering<'_> {
         let status = self.status.expect("status buffer present when checks exist");
         let ctx = status.ty().ctx();
         let i64t = ctx.int(64);
-        let code = ops::const_scalar(at, i64t, self.checks.len() as f64, loc);
+        let code = at
+            .build(
+                OpBuilder::new("arith.constant", loc)
+                    .results(&[i64t])
+                    .attr("value", ctx.int_attr(i64t, abi::status_code(self.checks.len()))),
+            )
+            .result(0);
         let slot0 = ops::const_index(at, 0, loc);
         at.build(
             OpBuilder::new("memref.atomic_rmw", loc)

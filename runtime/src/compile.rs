@@ -29,6 +29,14 @@ pub struct CompileOptions {
     /// float field a dual `x_dot` (runs `ds-jvp{declare-duals=1}` after
     /// autodiff).
     pub forward_mode: bool,
+    /// Check every adjoint and tangent the generated kernels compute for
+    /// NaN and infinity (`check-finite` of ds-autodiff and ds-jvp): the
+    /// first non-finite one fails its launch at the op that made it.
+    pub check_finite: bool,
+    /// With `forward_mode`: record in the tangent kernels how far along the
+    /// tangent each comparison's outcome flips (`switches` of ds-jvp: one
+    /// `ds_switch_N` field per comparison), for gradient diagnostics.
+    pub switches: bool,
     /// Options for ds-autodiff (`stack-capacity=N`).
     pub autodiff_options: Vec<(String, String)>,
     /// Simplify float arithmetic as fast-math allows, before autodiff
@@ -39,7 +47,7 @@ pub struct CompileOptions {
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { check_bounds: true, autodiff: false, forward_mode: false, autodiff_options: Vec::new(), fast_math: true }
+        CompileOptions { check_bounds: true, autodiff: false, forward_mode: false, check_finite: false, switches: false, autodiff_options: Vec::new(), fast_math: true }
     }
 }
 
@@ -193,12 +201,14 @@ fn front_steps(options: &CompileOptions) -> Result<Vec<pipeline::Step>, Error> {
     if options.fast_math {
         text.push_str(&format!(", {}", ds_passes::simplify::PASS.name));
     }
+    let check = if options.check_finite { " check-finite=1" } else { "" };
     if options.autodiff {
         let opts: Vec<String> = options.autodiff_options.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        text.push_str(&format!(", ds-autodiff{{{}}}", opts.join(" ")));
+        text.push_str(&format!(", ds-autodiff{{{}{check}}}", opts.join(" ")));
     }
     if options.forward_mode {
-        text.push_str(&format!(", {}{{declare-duals=1}}", ds_passes::autodiff::forward::PASS.name));
+        let switches = if options.switches { " switches=1" } else { "" };
+        text.push_str(&format!(", {}{{declare-duals=1{check}{switches}}}", ds_passes::autodiff::forward::PASS.name));
     }
     pipeline::parse(&text).map_err(Error::Internal)
 }
@@ -339,7 +349,7 @@ fn read_fields(context: &melior::Context, body: Block) -> Result<(Vec<FieldInfo>
                 strides: s.strided.strides.iter().map(|&d| size(d)).collect::<Result<_, _>>()?,
             };
             let shape = f.shape.iter().map(|&d| d as usize).collect();
-            Ok(FieldInfo { name: f.name, elem, shape, grad: f.grad, dual: f.dual, placement })
+            Ok(FieldInfo { name: f.name, elem, shape, grad: f.grad, dual: f.dual, declared_at: f.op.loc().file_line_col(), placement })
         })
         .collect::<Result<Vec<_>, Error>>()?;
     Ok((fields, buffers))

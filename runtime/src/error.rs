@@ -46,6 +46,13 @@ pub enum Error {
     TooManyArguments { kernel: String, limit: usize },
     #[error("kernel {kernel} has no gradient kernel (it is `no_grad`, or the program was built without autodiff)")]
     NoGradKernel { kernel: String },
+    /// The gradient of a recorded launch failed during backward.
+    #[error("in the gradient of launch {launch} ({kernel}, step {step}): {source}")]
+    InBackward { step: usize, launch: usize, kernel: String, source: Box<Error> },
+    #[error("kernel {kernel} has no tangent kernel (it is `no_grad`, or the program was built without forward mode)")]
+    NoTangentKernel { kernel: String },
+    #[error("field @{field} has no dual (tangent) field: build the program in forward mode")]
+    NoDual { field: String },
     /// A kernel that draws random numbers launched by hand for its gradient:
     /// only a recording knows the random stream each launch used.
     #[error("kernel {kernel} draws random numbers: differentiate it through a recording (p.record()), which replays each launch's numbers")]

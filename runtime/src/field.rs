@@ -108,6 +108,8 @@ pub struct FieldInfo {
     pub grad: Option<String>,
     /// The field holding this field's tangent (forward mode), if any.
     pub dual: Option<String>,
+    /// Where it was declared (a frontend's Rust line, a ds file's line).
+    pub declared_at: Option<crate::Location>,
     /// Where its elements are.
     pub placement: Placement,
 }

@@ -306,7 +306,7 @@ pub(crate) fn check_status(kernel: &str, task: &Task, status: [i64; 2]) -> Resul
     if status[0] == 0 {
         return Ok(());
     }
-    let code = status[0] as usize;
+    let code = ds_lowering::abi::failed_check(status[0]);
     let Some(check) = code.checked_sub(1).and_then(|c| task.checks.get(c)) else {
         return Err(Error::Internal(format!("kernel {kernel}: task {} reported unknown check {code}", task.name)));
     };

@@ -16,6 +16,18 @@
 //! `@x_dot` (a dense field of its shape and element type), adjoint fields
 //! included: what a program compiled for forward mode uses.
 //!
+//! With `switches=1`, each inequality between values with tangents in a
+//! (primal) kernel records how far along the tangent its outcome flips: the
+//! pass declares a 0-d field `@ds_switch_N` per comparison, located at it,
+//! and the tangent kernel atomically mins into it the step `e > 0` at which
+//! `a - b + e (a' - b')` reaches zero (+inf if it never does). Reset to
+//! +inf before a launch and read after, the fields say which comparisons a
+//! perturbation of size e along the seed direction would switch (contact
+//! and branch switches, where a gradient can miss an impulse).
+//!
+//! With `check-finite=1`, every tangent an op's partials give is followed by
+//! a `ds.assert` that it is finite, at the op's location.
+//!
 //! Run after `ds-autodiff`, it also differentiates the gradient kernels:
 //! `@k_grad_jvp` gives the tangents of the adjoints (forward-over-reverse),
 //! so a backward pass of `_grad_jvp` kernels after a forward pass of `_jvp`
@@ -65,20 +77,26 @@ pub const JVP_SUFFIX: &str = "_jvp";
 pub static PASS: PassInfo = PassInfo {
     name: "ds-jvp",
     summary: "Generate the forward-mode tangent kernel @k_jvp of every kernel @k",
-    options: &["declare-duals"],
+    options: &["declare-duals", "check-finite", "switches"],
     run,
 };
 
 /// Suffix of the dual fields `declare-duals` declares.
 pub const DUAL_SUFFIX: &str = "_dot";
+/// Prefix of the fields `switches` declares, one per comparison site.
+pub const SWITCH_PREFIX: &str = "ds_switch_";
 
 fn run(module: Op, options: &PassOptions) -> bool {
-    let declare = match options.usize_or("declare-duals", 0) {
-        Ok(d) => d != 0,
+    let flag = |key: &str| match options.usize_or(key, 0) {
+        Ok(d) => Some(d != 0),
         Err(e) => {
             module.ctx().emit_error(module.loc(), &e);
-            return false;
+            None
         }
+    };
+    let (Some(declare), Some(check_finite), Some(switches)) = (flag("declare-duals"), flag("check-finite"), flag("switches"))
+    else {
+        return false;
     };
     if !crate::verify::check(module) {
         return false;
@@ -90,13 +108,35 @@ fn run(module: Op, options: &PassOptions) -> bool {
     let duals: HashMap<String, String> =
         ops::fields(body).into_iter().filter_map(|f| Some((f.name, f.dual?))).collect();
     let mut ok = true;
+    let mut sites = Sites { module_body: body, next: 0, on: switches };
     for kernel in ops::kernels(body) {
         if kernel.attr(JVP_OF_ATTR).is_some() || kernel.attr(NO_GRAD_ATTR).is_some() {
             continue;
         }
-        ok &= tangent_kernel(kernel, body, &duals).is_ok();
+        ok &= tangent_kernel(kernel, body, &duals, check_finite, &mut sites).is_ok();
     }
     ok
+}
+
+/// The comparison sites `switches` instruments, each with its field.
+struct Sites {
+    module_body: Block,
+    next: usize,
+    on: bool,
+}
+
+impl Sites {
+    /// A new site's field: 0-d, of type `t`, declared at `loc` (the comparison's).
+    fn declare(&mut self, t: Type, loc: ds_dialects::ir::Loc) -> Result<String, String> {
+        let name = format!("{SWITCH_PREFIX}{}", self.next);
+        self.next += 1;
+        if self.module_body.ops().iter().any(|o| o.sym_name().as_deref() == Some(name.as_str())) {
+            return Err(format!("cannot declare the switch field @{name}: the module already has a symbol of that name"));
+        }
+        let first = self.module_body.first_op().map_or(Cursor::at_end(self.module_body), Cursor::before);
+        ops::build_field(first, &name, t, &[], None, loc);
+        Ok(name)
+    }
 }
 
 /// Declares `@x_dot` for every float field `@x` that has no dual.
@@ -119,7 +159,13 @@ fn declare_duals(module_body: Block) -> Result<(), Reported> {
     Ok(())
 }
 
-fn tangent_kernel(kernel: Op, module_body: Block, duals: &HashMap<String, String>) -> Result<(), Reported> {
+fn tangent_kernel(
+    kernel: Op,
+    module_body: Block,
+    duals: &HashMap<String, String>,
+    check_finite: bool,
+    sites: &mut Sites,
+) -> Result<(), Reported> {
     let name = kernel.sym_name().unwrap_or_default();
     let jvp_name = format!("{name}{JVP_SUFFIX}");
     if module_body.ops().iter().any(|o| o.sym_name().as_deref() == Some(jvp_name.as_str())) {
@@ -131,7 +177,9 @@ fn tangent_kernel(kernel: Op, module_body: Block, duals: &HashMap<String, String
     jvp.set_attr("sym_name", ctx.string_attr(&jvp_name));
     jvp.remove_attr(GRAD_OF_ATTR);
     jvp.set_attr(JVP_OF_ATTR, ctx.string_attr(&name));
-    let mut t = Tangents { duals, of: HashMap::new(), twins: HashMap::new() };
+    // Switches are looked for in the primal's comparisons, not in a gradient's.
+    let sites = (sites.on && kernel.attr(GRAD_OF_ATTR).is_none()).then_some(sites);
+    let mut t = Tangents { duals, check_finite, sites, of: HashMap::new(), twins: HashMap::new() };
     match t.block(ops::func_body(jvp)) {
         Ok(()) => {
             crate::simplify::remove_unused(jvp);
@@ -150,6 +198,10 @@ fn tangent_kernel(kernel: Op, module_body: Block, duals: &HashMap<String, String
 struct Tangents<'a> {
     /// field -> its dual field.
     duals: &'a HashMap<String, String>,
+    /// Where comparisons record their switch distance (`switches`).
+    sites: Option<&'a mut Sites>,
+    /// Check every tangent an op's partials give for NaN and infinity.
+    check_finite: bool,
     /// value -> its tangent; a float value without one has tangent zero.
     of: HashMap<Value, Value>,
     /// per-thread slot (`memref.alloca` result) -> the slot of its tangents.
@@ -202,6 +254,7 @@ impl Tangents<'_> {
                 ));
             }
             // A gradient kernel's per-thread stacks and slots (ds-autodiff's output).
+            "arith.cmpf" if self.sites.is_some() => return self.switch_distance(op),
             "memref.alloca" => {
                 let ty = op.result(0).ty();
                 if ty.to_string().ends_with("f32>") || ty.to_string().ends_with("f64>") {
@@ -246,6 +299,30 @@ impl Tangents<'_> {
         }
     }
 
+    /// For an inequality `a < b` (`<=`, `>`, `>=`) between values with
+    /// tangents: the step `e = -(a - b) / (a' - b')` along the tangent at
+    /// which `a - b` reaches zero and the outcome flips, atomically min'ed,
+    /// where positive, into the site's field.
+    fn switch_distance(&mut self, op: Op) -> Result<(), Reported> {
+        // arith.cmpf predicates ogt oge olt ole, ugt uge ult ule.
+        let inequality = op.attr("predicate").and_then(|a| a.as_int()).is_some_and(|p| matches!(p, 2..=5 | 9..=12));
+        let (a, b) = (op.operand(0), op.operand(1));
+        if !inequality || (self.tangent(a).is_none() && self.tangent(b).is_none()) {
+            return Ok(());
+        }
+        let e = Emitter { at: after(op), loc: op.loc() };
+        let t = a.ty();
+        let field = self.sites.as_mut().expect("switches on").declare(t, op.loc()).map_err(|m| report(op, m))?;
+        let margin = e.bin("arith.subf", a, b);
+        let (ta, tb) = (self.tangent_or_zero(a, e.at, e.loc), self.tangent_or_zero(b, e.at, e.loc));
+        let rate = e.bin("arith.subf", ta, tb);
+        let distance = e.neg(e.div(margin, rate));
+        let ahead = e.cmpf(ops::CmpF::Ogt, distance, e.constant(t, 0.0));
+        let value = e.select(ahead, distance, e.constant(t, f64::INFINITY));
+        ops::build_update(e.at, AccessKind::AtomicMin, &field, value, &[], e.loc);
+        Ok(())
+    }
+
     /// The result's tangent: the operands' tangents through the partials.
     fn differentiable(&mut self, op: Op, rule: rules::PartialsRule) {
         let tangents: Vec<Option<Value>> = op.operands().into_iter().map(|v| self.tangent(v)).collect();
@@ -266,6 +343,9 @@ impl Tangents<'_> {
                 .reduce(|a, b| e.bin("arith.addf", a, b))
                 .expect("at least one term"),
         };
+        if self.check_finite {
+            e.assert_finite(tangent, &format!("non-finite tangent: the derivative through {} is NaN or infinite", op.name()));
+        }
         self.of.insert(y, tangent);
     }
 

@@ -23,6 +23,11 @@
 //!    `stack-capacity`, default 256; overflow fails the launch, never silently),
 //!    except pure accumulators (`acc += f(k)`), which need none.
 //!
+//! With `check-finite=1`, every adjoint contribution an op's partials give
+//! is followed by a `ds.assert` that it is finite, at the op's location: a
+//! NaN or infinite gradient fails the launch at the first op that made it
+//! (the `norm()` of a zero vector, say), not at the loss.
+//!
 //! Size of the output: every op is recomputed once, plus once more per
 //! enclosing `scf.for` with carried values (its reversed body re-runs each
 //! iteration, inner loops included), so the grad kernel grows linearly with
@@ -70,7 +75,7 @@ pub const DEFAULT_MAX_RECOMPUTE: usize = 100_000;
 pub static PASS: PassInfo = PassInfo {
     name: "ds-autodiff",
     summary: "Generate the reverse-mode gradient kernel @k_grad of every kernel @k",
-    options: &["stack-capacity", "max-recompute"],
+    options: &["stack-capacity", "max-recompute", "check-finite"],
     run,
 };
 
@@ -109,7 +114,14 @@ fn run(module: Op, options: &PassOptions) -> bool {
     let fields = ops::fields(body);
     let types: HashMap<String, ds_dialects::ir::Type> = fields.iter().map(|f| (f.name.clone(), f.elem)).collect();
     let grads = fields.iter().filter_map(|f| Some((f.name.clone(), (f.grad.clone()?, types[f.grad.as_ref()?])))).collect();
-    let d = Differentiator { grads, stack_capacity: capacity };
+    let check_finite = match options.usize_or("check-finite", 0) {
+        Ok(c) => c != 0,
+        Err(e) => {
+            module.ctx().emit_error(module.loc(), &e);
+            return false;
+        }
+    };
+    let d = Differentiator { grads, stack_capacity: capacity, check_finite };
     let mut ok = true;
     for kernel in ops::kernels(body) {
         if kernel.attr(GRAD_OF_ATTR).is_some() || kernel.attr(NO_GRAD_ATTR).is_some() {

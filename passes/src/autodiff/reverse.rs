@@ -33,6 +33,8 @@ pub struct Differentiator {
     /// field -> its adjoint field, and the adjoint's element type.
     pub grads: HashMap<String, (String, Type)>,
     pub stack_capacity: usize,
+    /// Check every adjoint contribution for NaN and infinity (`check-finite`).
+    pub check_finite: bool,
 }
 
 /// What the recomputation of a block saved for its reverse sweep, and where.
@@ -191,7 +193,11 @@ impl Differentiator {
                 let x: Vec<Value> = op.operands().into_iter().map(get).collect();
                 for ((v, xv), partial) in op.operands().into_iter().zip(&x).zip(rule(&e, &x, get(y))) {
                     if let Some(partial) = partial {
-                        accumulate(adj, v, e.apply(partial, g, xv.ty()), &e);
+                        let c = e.apply(partial, g, xv.ty());
+                        if self.check_finite {
+                            e.assert_finite(c, &format!("non-finite adjoint: the gradient through {name} is NaN or infinite"));
+                        }
+                        accumulate(adj, v, c, &e);
                     }
                 }
                 Ok(())

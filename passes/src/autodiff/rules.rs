@@ -126,6 +126,13 @@ impl Emitter {
         let one = self.constant(a.ty(), 1.0);
         self.un("math.sqrt", self.bin("arith.subf", one, self.mul(a, a)))
     }
+    /// `ds.assert` that `v` is finite (neither NaN nor infinite), failing
+    /// the launch with `message` at the emitter's location (the primal op).
+    pub fn assert_finite(&self, v: Value, message: &str) {
+        let inf = self.constant(v.ty(), f64::INFINITY);
+        let finite = self.cmpf(CmpF::Olt, self.un("math.absf", v), inf);
+        ops::build_assert(self.at, finite, message, self.loc);
+    }
     /// The partials of `cond ? a : b` for `a` and `b`.
     fn choice(cond: Value) -> Vec<Option<Partial>> {
         vec![Some(Partial::Where(cond)), Some(Partial::Unless(cond))]

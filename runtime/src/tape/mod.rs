@@ -76,6 +76,7 @@
 //! as the loss before calling backward.
 
 pub mod checkpoint;
+pub mod diagnose;
 
 use crate::compile::Lead;
 use crate::error::Error;
@@ -545,13 +546,20 @@ impl<D: Backend> Tape<D> {
         Ok(Some(Plan { advances: done.advances, launches_recomputed: done.launches, ..plan }))
     }
 
+    /// Runs launch `i`'s gradient; a failure names the launch and its step.
     fn grad_of(&mut self, p: &mut D, i: usize) -> Result<(), Error> {
         let r = &mut self.records[i];
-        match &mut r.gradient {
+        let ran = match &mut r.gradient {
             Gradient::Kernel(grad) => p.launch(grad, &r.args),
             Gradient::Custom(custom) => custom(p),
             Gradient::None => Ok(()),
-        }
+        };
+        ran.map_err(|e| Error::InBackward {
+            step: self.steps().iter().position(|s| s.contains(&i)).unwrap_or(i),
+            launch: i,
+            kernel: self.records[i].kernel.clone(),
+            source: Box::new(e),
+        })
     }
 
     /// Re-runs some records; returns how many.

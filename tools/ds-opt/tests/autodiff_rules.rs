@@ -59,7 +59,8 @@ struct Gradcheck<'a> {
 }
 
 /// The gradchecks of `source`: the entries of its `elementwise_tests!` table
-/// (`name: "kernel body", ranges;`) and the `#[test]` functions that call `check`.
+/// (`name: "kernel body", ranges;`) and the `#[test]` functions that call `check`
+/// or `check_with`.
 fn gradchecks(source: &str) -> Vec<Gradcheck<'_>> {
     let mut out = Vec::new();
     let table_start = source.find("\nelementwise_tests! {").expect("the elementwise_tests! table");
@@ -83,7 +84,7 @@ fn gradchecks(source: &str) -> Vec<Gradcheck<'_>> {
     for (n, &start) in tests.iter().enumerate() {
         let end = tests.get(n + 1).copied().unwrap_or(source.len());
         let text = &source[start..end];
-        if text.contains("check(") {
+        if text.contains("check(") || text.contains("check_with(") {
             out.push(Gradcheck { name: &text[..text.find('(').expect("test name")], text });
         }
     }

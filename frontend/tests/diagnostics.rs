@@ -1,0 +1,150 @@
+//! Gradient diagnostics: where a gradient turns non-finite (kernel, op,
+//! Rust line, step), and `Recording::diagnose` on a smooth simulation
+//! (forward, reverse and finite differences agree; the tangents' growth).
+//! The paper's studies (contact switches, explosion) are diagnosed in the
+//! examples' tests.
+
+use diffsim::prelude::*;
+use diffsim::{DiagnoseOptions, Growth, Plan, along};
+
+fn line_of(text: &str) -> u32 {
+    include_str!("diagnostics.rs").lines().position(|l| l.contains(text)).expect("the line") as u32 + 1
+}
+
+#[kernel]
+fn distance(p: &VectorField<f64, 2, 1>, anchor: &VectorField<f64, 2, 0>, d: &ScalarField<f64, 1>, t: usize) {
+    for _i in 0..1usize {
+        d[(t,)] = (p[(t,)] - anchor[()]).norm(); // zero where p[t] is the anchor
+    }
+}
+
+#[kernel]
+fn total(d: &ScalarField<f64, 1>, loss: &ScalarField<f64, 0>, n: usize) {
+    for t in 0..n {
+        loss[()] += d[(t,)];
+    }
+}
+
+/// Points p[t] = (t, 0), the anchor at (2, 0): the distance of p[2] is the
+/// norm of a zero vector, whose derivative is 0/0. Returns the backward's
+/// result and the gradient of p.
+fn distances(check: bool) -> (Result<Option<Plan>, Error>, Vec<[f64; 2]>) {
+    let mut pb = ProgramBuilder::new();
+    if check {
+        pb.check_finite();
+    }
+    let p: GradField<[f64; 2], 1> = pb.field_with_grad("p", [4]);
+    let anchor: GradField<[f64; 2], 0> = pb.field_with_grad("anchor", []);
+    let d: GradField<f64, 1> = pb.field_with_grad("d", [4]);
+    let loss: GradField<f64, 0> = pb.field_with_grad("loss", []);
+    let (dist, sum) = (pb.kernel(distance(&p, &anchor, &d)).unwrap(), pb.kernel(total(&d, &loss)).unwrap());
+    let mut prog = pb.build().unwrap();
+    for t in 0..4 {
+        p.set(&mut prog, [t], [t as f64, 0.0]).unwrap();
+    }
+    anchor.set(&mut prog, [], [2.0, 0.0]).unwrap();
+    let mut rec = prog.record();
+    for t in 0..4 {
+        rec.launch(&dist, t).unwrap();
+        rec.end_step();
+    }
+    rec.launch(&sum, 4).unwrap();
+    let result = rec.backward(&loss);
+    (result, p.grad().to_vec(&prog).unwrap())
+}
+
+#[test]
+fn a_non_finite_gradient_names_its_kernel_op_line_and_step() {
+    // Unchecked, the NaN reaches the gradient silently.
+    let (result, grad) = distances(false);
+    result.unwrap();
+    assert!(grad[2].iter().all(|g| g.is_nan()) && grad[1][0].is_finite(), "{grad:?}");
+    let (result, _) = distances(true);
+    let err = result.unwrap_err();
+    let Error::InBackward { step: 2, launch: 2, kernel, source } = &err else { panic!("{err}") };
+    assert_eq!(kernel, "distance");
+    let Error::Assertion { kernel, message, location } = source.as_ref() else { panic!("{err}") };
+    assert_eq!(kernel, "distance_grad");
+    assert!(message.contains("non-finite adjoint") && message.contains("math.sqrt"), "{err}");
+    let at = location.as_ref().expect("a Rust location");
+    assert_eq!((at.file.as_str(), at.line), ("frontend/tests/diagnostics.rs", line_of("zero where p[t] is the anchor")), "{err}");
+}
+
+#[kernel]
+fn drive(x: &ScalarField<f64, 1>, v: &ScalarField<f64, 1>, a: &ScalarField<f64, 0>, t: usize) {
+    for _i in 0..1usize {
+        let nv = v[(t - 1,)] + 0.1 * a[()].sin();
+        v[(t,)] = nv;
+        x[(t,)] = x[(t - 1,)] + 0.1 * nv;
+    }
+}
+
+#[kernel]
+fn final_position(x: &ScalarField<f64, 1>, loss: &ScalarField<f64, 0>, t: usize) {
+    for _i in 0..1usize {
+        loss[()] = x[(t,)] * x[(t,)];
+    }
+}
+
+#[test]
+fn diagnose_agrees_three_ways_and_fits_the_growth() {
+    const STEPS: usize = 200;
+    let mut pb = ProgramBuilder::new();
+    pb.gradient_diagnostics();
+    let (x, v): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [STEPS + 1]), pb.field_with_grad("v", [STEPS + 1]));
+    let a: GradField<f64, 0> = pb.field_with_grad("a", []);
+    let loss: GradField<f64, 0> = pb.field_with_grad("loss", []);
+    let (step, fin) = (pb.kernel(drive(&x, &v, &a)).unwrap(), pb.kernel(final_position(&x, &loss)).unwrap());
+    let mut p = pb.build().unwrap();
+    a.set(&mut p, [], 0.7).unwrap();
+    let mut rec = p.record();
+    for t in 1..=STEPS {
+        rec.launch(&step, t).unwrap();
+        rec.end_step();
+    }
+    rec.launch(&fin, STEPS).unwrap();
+    let report = rec.diagnose(&loss, &[along(&a, vec![1.0])], &DiagnoseOptions::default()).unwrap();
+    assert!(report.forward_vs_reverse() < 1e-12, "{report}");
+    assert!(report.reverse_vs_finite_difference() < 1e-6, "{report}");
+    assert!(report.reverse.abs() > 1e-2, "{report}");
+    // dx[t]/da grows as t^2 (a drives the velocity), dv[t]/da as t: the
+    // state's tangent is dominated by x's beyond t = 20.
+    let Some(Growth::Polynomial { exponent }) = report.growth else { panic!("{report}") };
+    assert!((exponent - 2.0).abs() < 0.05, "{report}");
+    assert!(report.switches.is_empty() && report.switch_sites == 0, "{report}");
+    // diagnose also ran backward: the adjoint holds the gradient.
+    assert!((a.grad().get(&p, []).unwrap() - report.reverse).abs() < 1e-12);
+}
+
+#[test]
+fn tangent_kernels_need_forward_mode() {
+    let mut pb = ProgramBuilder::new();
+    let (x, v): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [3]), pb.field_with_grad("v", [3]));
+    let a: GradField<f64, 0> = pb.field_with_grad("a", []);
+    let step = pb.kernel(drive(&x, &v, &a)).unwrap();
+    let mut p = pb.build().unwrap();
+    let err = step.tangent().launch(&mut p, 1).unwrap_err();
+    assert!(matches!(&err, Error::NoTangentKernel { kernel } if kernel == "drive"), "{err}");
+    let err = x.dual().get(&p, [0]).unwrap_err();
+    assert!(matches!(&err, Error::NoDual { field } if field == "x"), "{err}");
+}
+
+#[test]
+fn tangent_kernels_give_directional_derivatives() {
+    let mut pb = ProgramBuilder::new();
+    pb.forward_mode();
+    let (x, v): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [3]), pb.field_with_grad("v", [3]));
+    let a: GradField<f64, 0> = pb.field_with_grad("a", []);
+    let step = pb.kernel(drive(&x, &v, &a)).unwrap();
+    let mut p = pb.build().unwrap();
+    a.set(&mut p, [], 0.3).unwrap();
+    a.dual().set(&mut p, [], 1.0).unwrap();
+    for t in 1..3 {
+        step.tangent().launch(&mut p, t).unwrap();
+    }
+    // v[t] = 0.1 t sin(a), x[t] = 0.01 sin(a) (1 + ... + t): d/da by hand.
+    let c = 0.3f64.cos();
+    assert!((v.dual().get(&p, [2]).unwrap() - 0.2 * c).abs() < 1e-15);
+    assert!((x.dual().get(&p, [2]).unwrap() - 0.03 * c).abs() < 1e-15);
+    assert!((x.get(&p, [2]).unwrap() - 0.03 * 0.3f64.sin()).abs() < 1e-15, "the tangent kernel does the primal's work");
+}
