@@ -92,6 +92,10 @@ pub struct RunOptions {
     pub unchecked: bool,
     /// Build with IEEE float semantics (`ProgramBuilder::strict_math`).
     pub strict_math: bool,
+    /// Build for gradient diagnostics (`ProgramBuilder::gradient_diagnostics`):
+    /// the first non-finite gradient stops the run at its op, Rust line and
+    /// step; examples that diagnose their gradient print the diagnosis.
+    pub check_gradients: bool,
     /// Write the program's IR (after autodiff) to `OUT/program.mlir`.
     pub dump_ir: bool,
     /// Print the Tape's plan and other details.
@@ -119,6 +123,7 @@ impl RunOptions {
             arch: Arch::Cpu,
             unchecked: false,
             strict_math: false,
+            check_gradients: false,
             dump_ir: false,
             verbose: false,
             settings: Vec::new(),
@@ -188,6 +193,9 @@ pub fn run_example<S: Simulation>(opts: &RunOptions, report: &mut Reporter) -> R
     }
     if opts.strict_math {
         pb.strict_math();
+    }
+    if opts.check_gradients {
+        pb.gradient_diagnostics();
     }
     let sim = S::declare(&mut pb, &opts)?;
     match opts.arch {

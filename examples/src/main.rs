@@ -4,7 +4,7 @@
 //! diffsim list
 //! diffsim run NAME [--iters N] [--seed S] [--params FILE.npz] [--save-params FILE.npz]
 //!                  [--arch cpu|cuda] [--threads N] [--out DIR] [--set KEY=VALUE]...
-//!                  [--unchecked] [--strict-math] [--dump-ir] [--verbose]
+//!                  [--unchecked] [--strict-math] [--dump-ir] [--verbose] [--check-gradients]
 //! diffsim bench NAME [--iters K] [--warmup W] [--threads N] [--arch cpu|cuda] [--set KEY=VALUE]... [--substep]
 //! ```
 
@@ -79,6 +79,12 @@ enum Command {
         /// Print more (the Tape's plan, where an example has one).
         #[arg(long)]
         verbose: bool,
+        /// Build for gradient diagnostics: a non-finite gradient stops the run
+        /// at its op, Rust line and step; rigid_body_toi and
+        /// gradient_explosion print a diagnosis (forward, reverse and finite
+        /// differences, tangent growth, contact switches that the gradient misses).
+        #[arg(long)]
+        check_gradients: bool,
     },
     /// Time an example: a per-kernel profile, then the median forward,
     /// backward and iteration times (pin it: `taskset -c 1 diffsim bench NAME --threads 1`).
@@ -181,13 +187,14 @@ fn main() {
                 }
             }
         }
-        Command::Run { common, iters, out, save_params, dump_ir, verbose } => {
+        Command::Run { common, iters, out, save_params, dump_ir, verbose, check_gradients } => {
             let out = out.unwrap_or_else(|| PathBuf::from("out").join(&common.name));
             let (example, mut opts) = prepare(common, out);
             opts.iters = iters.map(|n| n as usize);
             opts.save_params = save_params;
             opts.dump_ir = dump_ir;
             opts.verbose = verbose;
+            opts.check_gradients = check_gradients;
             match (example.run)(&opts, &mut Reporter::new(true)) {
                 Ok(outcome) => print_outcome(&outcome),
                 Err(e) => fail(e),

@@ -4,13 +4,22 @@
 //! is -1. The naive integrator (collisions only at multiples of dt) gets +1;
 //! splitting the step at the time of impact gets -1. The study sweeps the
 //! initial height and plots the final height for both integrators.
+//!
+//! With `--check-gradients` each integrator's gradient at height 0.2005 is
+//! diagnosed (`Recording::diagnose`): the naive one reports the ground
+//! contact switching one step earlier a fraction of dt above, with a jump
+//! of the final height the gradient misses; time of impact reports none.
 
 use crate::report::{Outcome, Reporter};
 use crate::{RunError, RunOptions, Simulation, plot};
 use diffsim::prelude::*;
+use diffsim::{DiagnoseOptions, GradientReport, along};
 
 pub const STEPS: usize = 204;
 const DT: f64 = 0.002;
+/// The height `--check-gradients` diagnoses at: between two heights where
+/// the naive integrator's contact moves by a step (0.2 is one of them).
+pub const DIAGNOSED_HEIGHT: f64 = 0.2005;
 
 /// Collision detected at multiples of dt; the whole step uses the new velocity.
 #[kernel]
@@ -36,16 +45,30 @@ fn advance_toi(y: &ScalarField<f64, 1>, vy: &ScalarField<f64, 1>, t: usize) {
     vy[(t,)] = nv;
 }
 
+/// The loss of the diagnosis: the final height.
+#[kernel]
+fn final_height(y: &ScalarField<f64, 1>, loss: &ScalarField<f64, 0>) {
+    for _i in 0..1usize {
+        loss[()] = y[(STEPS,)];
+    }
+}
+
 /// The ball's fields and both integrators.
 pub struct Ball {
     y: GradField<f64, 1>,
     vy: GradField<f64, 1>,
+    loss: GradField<f64, 0>,
     pub naive: Kernel<usize>,
     pub toi: Kernel<usize>,
+    final_height: Kernel<()>,
 }
 
-pub fn program() -> Result<(Program, Ball), Error> {
+/// The program, built for gradient diagnostics when `diagnostics`.
+pub fn program(diagnostics: bool) -> Result<(Program, Ball), Error> {
     let mut pb = ProgramBuilder::new();
+    if diagnostics {
+        pb.gradient_diagnostics();
+    }
     let ball = Ball::new(&mut pb)?;
     Ok((pb.build()?, ball))
 }
@@ -53,16 +76,43 @@ pub fn program() -> Result<(Program, Ball), Error> {
 impl Ball {
     fn new(pb: &mut ProgramBuilder) -> Result<Ball, Error> {
         let (y, vy) = (pb.field_with_grad("y", [STEPS + 1]), pb.field_with_grad("vy", [STEPS + 1]));
-        Ok(Ball { naive: pb.kernel(advance_naive(&y, &vy))?, toi: pb.kernel(advance_toi(&y, &vy))?, y, vy })
+        let loss = pb.field_with_grad("loss", []);
+        Ok(Ball {
+            naive: pb.kernel(advance_naive(&y, &vy))?,
+            toi: pb.kernel(advance_toi(&y, &vy))?,
+            final_height: pb.kernel(final_height(&y, &loss))?,
+            y,
+            vy,
+            loss,
+        })
     }
 
-    /// Final height and d(final height)/d(initial height) with integrator `advance`.
-    pub fn simulate<B: Backend>(&self, p: &mut B, advance: &Kernel<usize>, initial_height: f64) -> Result<(f64, f64), Error> {
+    fn start<B: Backend>(&self, p: &mut B, initial_height: f64) -> Result<(), Error> {
         for f in [&self.y, &self.vy] {
             f.zero(p)?;
         }
         self.y.set(p, [0], initial_height)?;
-        self.vy.set(p, [0], -1.0)?;
+        self.vy.set(p, [0], -1.0)
+    }
+
+    /// The diagnosis of d(final height)/d(initial height) with integrator
+    /// `advance` (a program built for diagnostics).
+    pub fn diagnose<B: Backend>(&self, p: &mut B, advance: &Kernel<usize>, initial_height: f64) -> Result<GradientReport, Error> {
+        self.start(p, initial_height)?;
+        let mut rec = p.record();
+        for t in 1..=STEPS {
+            rec.launch(advance, t)?;
+            rec.end_step();
+        }
+        rec.launch(&self.final_height, ())?;
+        let mut up = vec![0.0; STEPS + 1];
+        up[0] = 1.0;
+        rec.diagnose(&self.loss, &[along(&self.y, up)], &DiagnoseOptions::default())
+    }
+
+    /// Final height and d(final height)/d(initial height) with integrator `advance`.
+    pub fn simulate<B: Backend>(&self, p: &mut B, advance: &Kernel<usize>, initial_height: f64) -> Result<(f64, f64), Error> {
+        self.start(p, initial_height)?;
         let mut rec = p.record_without_state();
         for t in 1..=STEPS {
             rec.launch(advance, t)?;
@@ -91,6 +141,10 @@ impl Simulation for Ball {
             let ys = heights.iter().map(|h| Ok(self.simulate(p, kernel, *h)?.0)).collect::<Result<Vec<_>, Error>>()?;
             let (_, grad) = self.simulate(p, kernel, 0.2)?;
             out.results.push((format!("{}: d(final y)/d(initial y) at 0.2", kernel.name()), format!("{grad:+.6}")));
+            if opts.check_gradients {
+                let report = self.diagnose(p, kernel, DIAGNOSED_HEIGHT)?;
+                out.results.push((format!("{}: gradient diagnosis at {DIAGNOSED_HEIGHT}", kernel.name()), format!("\n{report}")));
+            }
             finals.push(ys);
         }
         if opts.pictures {

@@ -97,7 +97,7 @@ fn mass_spring_kernels_are_no_longer_than_the_papers() {
 
 #[test]
 fn time_of_impact_fixes_the_sign_of_the_gradient() {
-    let (mut p, ball) = rigid_body_toi::program().unwrap();
+    let (mut p, ball) = rigid_body_toi::program(false).unwrap();
     for h in [0.15, 0.2, 0.27] {
         let (_, naive) = ball.simulate(&mut p, &ball.naive, h).unwrap();
         let (_, toi) = ball.simulate(&mut p, &ball.toi, h).unwrap();
@@ -107,8 +107,56 @@ fn time_of_impact_fixes_the_sign_of_the_gradient() {
 }
 
 #[test]
+fn the_naive_contact_switch_is_diagnosed_and_time_of_impact_has_none() {
+    let (mut p, ball) = rigid_body_toi::program(true).unwrap();
+    let height = rigid_body_toi::DIAGNOSED_HEIGHT;
+    let naive = ball.diagnose(&mut p, &ball.naive, height).unwrap();
+    assert!(naive.forward_vs_reverse() < 1e-12 && (naive.reverse - 1.0).abs() < 1e-9, "{naive}");
+    let [switch] = naive.switches.as_slice() else { panic!("one switch expected:\n{naive}") };
+    let line = include_str!("../src/rigid_body_toi.rs").lines().position(|l| l.contains("let nv = select(")).unwrap() as u32 + 1;
+    let at = switch.location.as_ref().expect("the comparison's location");
+    assert_eq!((at.file.as_str(), at.line), ("examples/src/rigid_body_toi.rs", line), "{naive}");
+    // Falling at unit speed from 0.2005, the ball reaches the ground in
+    // step 100; moving 0.0015 up, the contact test passes a step later and
+    // the final height drops by 2 dt: the jump the gradient (+1) misses.
+    assert_eq!((switch.step, switch.kernel.as_str()), (100, "advance_naive"), "{naive}");
+    assert!((switch.distance - 0.0015).abs() < 1e-9 && (switch.jump + 0.004).abs() < 1e-9, "{naive}");
+    let toi = ball.diagnose(&mut p, &ball.toi, height).unwrap();
+    assert!(toi.switches.is_empty() && toi.switch_sites == 1, "the contact switches, continuously:\n{toi}");
+    assert!((toi.reverse + 1.0).abs() < 1e-9 && toi.reverse_vs_finite_difference() < 1e-8, "{toi}");
+}
+
+#[test]
+fn check_gradients_prints_the_diagnosis() {
+    let out = std::env::temp_dir().join(format!("diffsim-test-check-gradients-{}", std::process::id()));
+    let mut opts = RunOptions::new(&out);
+    (opts.iters, opts.pictures, opts.check_gradients) = (Some(4), false, true);
+    let outcome = (find("rigid_body_toi").expect("example").run)(&opts, &mut Reporter::new(false)).unwrap();
+    let diagnosis = |kernel: &str| {
+        outcome.results.iter().find(|(what, _)| what.starts_with(&format!("{kernel}: gradient diagnosis"))).map(|(_, d)| d.clone()).unwrap()
+    };
+    let naive = diagnosis("advance_naive");
+    assert!(naive.contains("contact/branch at examples/src/rigid_body_toi.rs:") && naive.contains("switches at step 100"), "{naive}");
+    assert!(diagnosis("advance_toi").contains("no switch with a jump"), "{}", diagnosis("advance_toi"));
+}
+
+#[test]
+fn gradient_explosion_is_diagnosed_as_quadratic_undamped_and_linear_damped() {
+    let (mut p, car) = gradient_explosion::program(true).unwrap();
+    let exponent = |alpha: f64, p: &mut diffsim::Program| {
+        let report = car.diagnose(p, gradient_explosion::MAX_STEPS, alpha).unwrap();
+        assert!(report.forward_vs_reverse() < 1e-12 && report.reverse_vs_finite_difference() < 1e-8, "{report}");
+        let Some(diffsim::Growth::Polynomial { exponent }) = report.growth else { panic!("{report}") };
+        exponent
+    };
+    let (undamped, damped) = (exponent(0.0, &mut p), exponent(1.0, &mut p));
+    assert!((undamped - 2.0).abs() < 0.05, "undamped: step^{undamped}");
+    assert!((damped - 1.0).abs() < 0.15, "damped: step^{damped}");
+}
+
+#[test]
 fn undamped_gradient_grows_quadratically() {
-    let (mut p, car) = gradient_explosion::program().unwrap();
+    let (mut p, car) = gradient_explosion::program(false).unwrap();
     let t = 1000;
     let g = car.gradient(&mut p, t, 0.0).unwrap();
     let want = 0.5 * (t as f64 * gradient_explosion::DT).powi(2);

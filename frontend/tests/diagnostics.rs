@@ -1,5 +1,6 @@
-//! Gradient diagnostics: where a gradient turns non-finite (kernel, op,
-//! Rust line, step), and `Recording::diagnose` on a smooth simulation
+//! Forward mode and gradient diagnostics: tangent kernels, Hessian-vector
+//! products through a recording, where a gradient turns non-finite (kernel,
+//! op, Rust line, step), and `Recording::diagnose` on a smooth simulation
 //! (forward, reverse and finite differences agree; the tangents' growth).
 //! The paper's studies (contact switches, explosion) are diagnosed in the
 //! examples' tests.
@@ -147,4 +148,35 @@ fn tangent_kernels_give_directional_derivatives() {
     assert!((v.dual().get(&p, [2]).unwrap() - 0.2 * c).abs() < 1e-15);
     assert!((x.dual().get(&p, [2]).unwrap() - 0.03 * c).abs() < 1e-15);
     assert!((x.get(&p, [2]).unwrap() - 0.03 * 0.3f64.sin()).abs() < 1e-15, "the tangent kernel does the primal's work");
+}
+
+/// dL/da and d2L/da2 (a Hessian-vector product with v = 1) of the drive
+/// simulation over `steps`, through a recording of tangent kernels.
+fn gradient_and_hessian(a0: f64, steps: usize) -> (f64, f64) {
+    let mut pb = ProgramBuilder::new();
+    pb.forward_mode();
+    let (x, v): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [steps + 1]), pb.field_with_grad("v", [steps + 1]));
+    let a: GradField<f64, 0> = pb.field_with_grad("a", []);
+    let loss: GradField<f64, 0> = pb.field_with_grad("loss", []);
+    let (step, fin) = (pb.kernel(drive(&x, &v, &a)).unwrap(), pb.kernel(final_position(&x, &loss)).unwrap());
+    let mut p = pb.build().unwrap();
+    a.set(&mut p, [], a0).unwrap();
+    a.dual().set(&mut p, [], 1.0).unwrap();
+    let mut rec = p.record();
+    for t in 1..=steps {
+        rec.launch(&step.tangent(), t).unwrap();
+    }
+    rec.launch(&fin.tangent(), steps).unwrap();
+    rec.backward(&loss).unwrap();
+    (a.grad().get(&p, []).unwrap(), a.grad().dual().get(&p, []).unwrap())
+}
+
+#[test]
+fn hessian_vector_products_through_a_recording_of_tangent_kernels() {
+    let (a0, h) = (0.7, 1e-4);
+    let (_, hessian) = gradient_and_hessian(a0, 30);
+    let g = |a| gradient_and_hessian(a, 30).0;
+    let numeric = (8.0 * (g(a0 + h) - g(a0 - h)) - (g(a0 + 2.0 * h) - g(a0 - 2.0 * h))) / (12.0 * h);
+    assert!(numeric.abs() > 1e-2, "{numeric}");
+    assert!((hessian - numeric).abs() <= 1e-7 * numeric.abs(), "Hv {hessian} against finite differences of the gradient {numeric}");
 }

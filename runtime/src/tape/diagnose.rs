@@ -142,7 +142,10 @@ impl fmt::Display for GradientReport {
         )?;
         match self.growth {
             Some(Growth::Polynomial { exponent }) => {
-                writeln!(f, "tangent norm grows as step^{exponent:.2} over {} steps", self.tangent_norms.len())?
+                let words = ["bounded", "linear", "quadratic", "cubic"];
+                let named = words.get(exponent.round().max(0.0) as usize).filter(|_| (exponent - exponent.round()).abs() < 0.2);
+                let kind = named.map_or(String::new(), |w| format!(" ({w})"));
+                writeln!(f, "tangent norm grows as step^{exponent:.2}{kind} over {} steps", self.tangent_norms.len())?
             }
             Some(Growth::Exponential { rate }) => writeln!(
                 f,
