@@ -1,5 +1,5 @@
-//! The CUDA path without a GPU: every corpus kernel and its gradient compile to
-//! PTX; missing libdevice and a missing driver are clear errors. (On a GPU
+//! The CUDA path without a GPU: every corpus kernel, its gradient and their
+//! tangent kernels compile to PTX; missing libdevice and a missing driver are clear errors. (On a GPU
 //! machine, `scripts/gpu-check` runs the corpus on the device.)
 
 use crate::common::corpus;
@@ -12,7 +12,7 @@ fn autodiff() -> CompileOptions {
 }
 
 #[test]
-fn every_corpus_kernel_and_its_gradient_compiles_to_ptx() {
+fn every_corpus_kernel_its_gradient_and_tangents_compile_to_ptx() {
     // The set-up installs libdevice, and the math kernels of the corpus need
     // it: a machine without it fails here rather than skipping them.
     // (`math_without_libdevice_is_a_clear_error` checks the error without it.)
@@ -24,10 +24,11 @@ fn every_corpus_kernel_and_its_gradient_compiles_to_ptx() {
     assert!(files.len() >= 6, "test/kernels: {} files", files.len());
     let mut compiled = 0;
     for (name, src) in &files {
-        let c = compile_ptx(src, name, &autodiff(), "sm_90").unwrap_or_else(|e| panic!("{name}: {e}"));
+        let both = CompileOptions { forward_mode: true, ..autodiff() };
+        let c = compile_ptx(src, name, &both, "sm_90").unwrap_or_else(|e| panic!("{name}: {e}"));
         let ptx = c.ptx.as_deref().expect("PTX");
         assert!(ptx.contains(".target sm_90"), "{name}");
-        for kernel in ["k", "k_grad"] {
+        for kernel in ["k", "k_grad", "k_jvp", "k_grad_jvp"] {
             let info = &c.kernels[kernel];
             assert!(!info.tasks.is_empty(), "{name}: {kernel} has no tasks");
             for task in &info.tasks {
