@@ -135,6 +135,16 @@ impl<'p, B: Backend> Recording<'p, B> {
         self.tape.backward_with(self.program, loss.name(), policy)
     }
 
+    /// Forward mode across the recorded launches: from the state the
+    /// recording kept, runs their tangent kernels in launch order with the
+    /// inputs' duals seeded by `seeds` ([`along`]); afterwards every output's
+    /// dual holds its directional derivative, and the recording can still
+    /// run backward. Needs a program built with
+    /// `ProgramBuilder::forward_mode` and a recording that keeps state.
+    pub fn jvp(&mut self, seeds: &[Direction]) -> Result<(), Error> {
+        self.tape.jvp(self.program, seeds)
+    }
+
     /// Diagnoses the gradient of `loss` along `direction` (built with
     /// [`along`]): reverse, forward and finite-difference derivatives, the
     /// growth of the tangents per step, and the branch switches near the

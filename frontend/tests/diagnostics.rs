@@ -180,3 +180,35 @@ fn hessian_vector_products_through_a_recording_of_tangent_kernels() {
     assert!(numeric.abs() > 1e-2, "{numeric}");
     assert!((hessian - numeric).abs() <= 1e-7 * numeric.abs(), "Hv {hessian} against finite differences of the gradient {numeric}");
 }
+
+#[test]
+fn a_recording_runs_forward_mode_in_launch_order() {
+    const STEPS: usize = 50;
+    let mut pb = ProgramBuilder::new();
+    pb.forward_mode();
+    let (x, v): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [STEPS + 1]), pb.field_with_grad("v", [STEPS + 1]));
+    let a: GradField<f64, 0> = pb.field_with_grad("a", []);
+    let loss: GradField<f64, 0> = pb.field_with_grad("loss", []);
+    let (step, fin) = (pb.kernel(drive(&x, &v, &a)).unwrap(), pb.kernel(final_position(&x, &loss)).unwrap());
+    let mut p = pb.build().unwrap();
+    a.set(&mut p, [], 0.4).unwrap();
+    x.set(&mut p, [0], 0.25).unwrap();
+    let mut rec = p.record();
+    for t in 1..=STEPS {
+        rec.launch(&step, t).unwrap();
+    }
+    rec.launch(&fin, STEPS).unwrap();
+    // Along (da, dx0) = (1, -2): J v for every output of the recording.
+    let mut dx0 = vec![0.0; STEPS + 1];
+    dx0[0] = -2.0;
+    rec.jvp(&[along(&a, vec![1.0]), along(&x, dx0)]).unwrap();
+    let (tangent, final_x) = (loss.dual().get(rec.program(), []).unwrap(), x.get(rec.program(), [STEPS]).unwrap());
+    rec.backward(&loss).unwrap();
+    let reverse = a.grad().get(&p, []).unwrap() - 2.0 * x.grad().get(&p, [0]).unwrap();
+    assert!(reverse.abs() > 1e-2 && (tangent - reverse).abs() <= 1e-12 * reverse.abs(), "forward {tangent}, reverse {reverse}");
+    // x[T] = x0 + 0.01 sin(a) T (T + 1) / 2: the state is the recorded run's.
+    let want = 0.25 + 0.01 * 0.4f64.sin() * (STEPS * (STEPS + 1)) as f64 / 2.0;
+    assert!((final_x - want).abs() < 1e-12, "{final_x} {want}");
+    let dv = v.dual().get(&p, [STEPS]).unwrap();
+    assert!((dv - 0.1 * STEPS as f64 * 0.4f64.cos()).abs() < 1e-12, "{dv}");
+}

@@ -283,14 +283,7 @@ impl<D: Backend> Tape<D> {
         for (f, x) in inputs.iter().map(|i| i.0).zip(&base) {
             write_f64(p, f, x)?;
         }
-        let adjoints = super::adjoint_fields(p);
-        let duals: Vec<usize> = (0..p.field_infos().len())
-            .filter(|f| !adjoints.contains(f))
-            .filter_map(|f| p.field_infos()[f].dual.as_ref().and_then(|d| p.field_index(d).ok()))
-            .collect();
-        for d in &duals {
-            p.zero(*d)?;
-        }
+        self.zero_duals(p)?;
         for (_, _, dual, v) in &inputs {
             write_f64(p, *dual, v)?;
         }
@@ -363,6 +356,49 @@ impl<D: Backend> Tape<D> {
             switches,
             switch_sites,
         })
+    }
+
+    /// Forward mode across the recorded launches: restores the state the
+    /// recording kept, zeroes every dual (the adjoints' excepted), writes
+    /// `seeds` into the duals of their fields and runs the recorded launches
+    /// again with their tangent kernels, in launch order. Afterwards every
+    /// field is as the recording left it and its dual holds its directional
+    /// derivative along the seeds (J v for every output at once).
+    pub fn jvp(&mut self, p: &mut D, seeds: &[Direction]) -> Result<(), Error> {
+        self.check_program(p)?;
+        if !self.keep_state {
+            let field = self.records.iter().flat_map(|r| &r.writes).next().map(|(f, _)| p.field_infos()[*f].name.clone());
+            return Err(Error::StateNotKept { field: field.unwrap_or_default() });
+        }
+        let mut duals = Vec::new();
+        for s in seeds {
+            let f = p.field_index(&s.field)?;
+            let info = &p.field_infos()[f];
+            if s.values.len() != info.len() {
+                return Err(Error::Length { field: s.field.clone(), expected: info.len(), given: s.values.len() });
+            }
+            let dual = info.dual.as_ref().ok_or_else(|| Error::NoDual { field: s.field.clone() })?;
+            duals.push((p.field_index(dual)?, &s.values));
+        }
+        self.restore_initial(p)?;
+        self.zero_duals(p)?;
+        for (dual, v) in duals {
+            write_f64(p, dual, v)?;
+        }
+        self.replay(p, true, |_, _| Ok(()))
+    }
+
+    /// Zeroes the dual of every field but the adjoints.
+    fn zero_duals(&self, p: &mut D) -> Result<(), Error> {
+        let adjoints = super::adjoint_fields(p);
+        let duals: Vec<usize> = (0..p.field_infos().len())
+            .filter(|f| !adjoints.contains(f))
+            .filter_map(|f| p.field_infos()[f].dual.as_ref().and_then(|d| p.field_index(d).ok()))
+            .collect();
+        for d in duals {
+            p.zero(d)?;
+        }
+        Ok(())
     }
 
     /// Puts every field the recording wrote back as it was before.
