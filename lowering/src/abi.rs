@@ -41,6 +41,11 @@ pub const TASK_ATOMICS: &str = "ds.task_atomics";
 pub const TASK_BAND: &str = "ds.task_band";
 /// On the `scf.for` of a parallel task: the loop the runtime splits.
 pub const TASK_LOOP: &str = "ds.task_loop";
+/// On a parallel task whose loop body is one serial loop over bounds the
+/// same for every iteration, whose iterations touch no element another
+/// writes (a perfect nest, Taichi's `for i, j in ti.ndrange`): the GPU runs
+/// one thread per (i, j) instead of per i (`convert-ds-to-gpu`).
+pub const TASK_NEST: &str = "ds.task_nest";
 /// On a function using fields: the field names of its memref arguments.
 pub const FIELDS: &str = "ds.fields";
 /// On a function with run-time checks: each check ([`Check`]), numbered from 1.

@@ -10,6 +10,15 @@
 //! guarded by `i < end` (the runtime launches ceil((end - begin) / block)
 //! blocks). A serial task runs on a single thread.
 //!
+//! A task marked `ds.task_nest` (a perfect nest whose inner iterations are
+//! independent, `abi::TASK_NEST`) runs one thread per (i, j) instead: its
+//! range function returns `[lo m, hi m)` for the inner loop's trip count m
+//! (computed there from the same constants and parameters), thread t runs
+//! `i = t floordiv m`, `j = lb + (t - i m) step`, and the task's other uses
+//! of its range (hoisted bounds checks) see `[lo, hi)` again. Without the
+//! mark, or when the inner bounds cannot be computed on the host, a 256 x
+//! 256 grid would run on 256 threads.
+//!
 //! Example:
 //! ```mlir
 //! func.func @k__task0(%b: index, %e: index, %x: memref<16xf32>) {
@@ -26,7 +35,7 @@
 //! ```
 
 use crate::abi;
-use ds_dialects::ir::{Block, Cursor, Op, OpBuilder, Region, Value};
+use ds_dialects::ir::{Block, Cursor, Op, OpBuilder, Region, Value, ValueMap, clone_mapped};
 use ds_dialects::ops;
 use ds_passes::{PassInfo, PassOptions};
 
@@ -64,12 +73,16 @@ fn run(module: Op, _: &PassOptions) -> bool {
         OpBuilder::new("gpu.module", loc).attr("sym_name", ctx.string_attr(GPU_MODULE)).region(region),
     );
     for task in tasks {
-        kernel_from_task(task, gpu_body);
+        let range = body
+            .ops()
+            .into_iter()
+            .find(|o| o.attr(abi::RANGE_OF).and_then(|a| a.as_string()) == task.sym_name());
+        kernel_from_task(task, range, gpu_body);
     }
     crate::no_ds_ops_left(module, PASS.name)
 }
 
-fn kernel_from_task(task: Op, gpu_body: Block) {
+fn kernel_from_task(task: Op, range: Option<Op>, gpu_body: Block) {
     let ctx = task.ctx();
     let loc = task.loc();
     let region = Region::new();
@@ -97,8 +110,14 @@ fn kernel_from_task(task: Op, gpu_body: Block) {
         // it once and is consumed by this loop.
         unsafe { op.erase() };
     }
-    for op in task_loops {
-        one_thread_per_iteration(op, entry.arg(0), entry.arg(1));
+    let nest = task.attr(abi::TASK_NEST).is_some().then(|| range.and_then(|r| Nest::of(&task_loops, entry, r))).flatten();
+    match nest {
+        Some(nest) => nest.flatten(&task_loops, entry),
+        None => {
+            for op in task_loops {
+                one_thread_per_iteration(op, entry.arg(0), entry.arg(1), |_, t| t);
+            }
+        }
     }
     // SAFETY: its body was taken into `kernel` above, so this frees only the
     // emptied op; its attributes (context-owned) were copied, and no handle to
@@ -106,8 +125,9 @@ fn kernel_from_task(task: Op, gpu_body: Block) {
     unsafe { task.erase() };
 }
 
-/// Replaces the task loop by `i = begin + global thread id; if (i < end) BODY`.
-fn one_thread_per_iteration(task_loop: Op, begin: Value, end: Value) {
+/// Replaces the task loop by `t = begin + global thread id; if (t < end)
+/// BODY`, BODY's index being `index(at, t)` built at the top of the guard.
+fn one_thread_per_iteration(task_loop: Op, begin: Value, end: Value, index: impl FnOnce(Cursor, Value) -> Value) {
     let ctx = task_loop.ctx();
     let loc = task_loop.loc();
     let at = Cursor::before(task_loop);
@@ -124,7 +144,7 @@ fn one_thread_per_iteration(task_loop: Op, begin: Value, end: Value) {
     let terminator = ops::build_yield(then_block, &[], loc);
     ops::build_yield(else_block, &[], loc);
     let old = task_loop.region(0).first_block().expect("loop body");
-    old.arg(0).replace_all_uses_with(i);
+    old.arg(0).replace_all_uses_with(index(Cursor::before(terminator), i));
     for op in old.ops() {
         if op.name() != "scf.yield" {
             op.move_before(terminator);
@@ -135,4 +155,146 @@ fn one_thread_per_iteration(task_loop: Op, begin: Value, end: Value) {
     // scf.yield, to which the caller holds no handle (it lists task loops only,
     // each once).
     unsafe { task_loop.erase() };
+}
+
+/// A task's perfect nest, flattened on the GPU: the inner loop of each task
+/// loop (the fast and the checked copy compute the same bounds) and the
+/// range function that will return the flattened range.
+struct Nest {
+    inners: Vec<Op>,
+    range: Op,
+}
+
+/// The inner loop of a task loop whose body is ops without loops, then one
+/// `scf.for` without results, then the yield.
+fn inner_loop(task_loop: Op) -> Option<Op> {
+    let body = task_loop.region(0).first_block()?;
+    let ops: Vec<Op> = body.ops().into_iter().filter(|o| o.name() != "scf.yield").collect();
+    let (&last, before) = ops.split_last()?;
+    let nested_loop = |o: &Op| std::iter::once(*o).chain(o.walk()).any(|x| x.name() == "scf.for");
+    (last.name() == "scf.for" && last.num_results() == 0 && !before.iter().any(nested_loop)).then_some(last)
+}
+
+/// Clones at `at` the arith ops computing `v` from constants and the task's
+/// parameters (entry arguments from 2 on, mapped by `param`); `None` when
+/// `v` needs anything else (the task loop's index, a load).
+fn clone_slice(v: Value, entry: Block, at: Cursor, param: &dyn Fn(usize) -> Option<Value>, map: &mut ValueMap) -> Option<Value> {
+    if let Some(m) = map.get(&v) {
+        return Some(*m);
+    }
+    let mapped = match v.defining_op() {
+        None => {
+            let (block, k) = v.block_arg()?;
+            (block == entry && k >= 2).then(|| param(k - 2)).flatten()?
+        }
+        Some(d) => {
+            if !d.regions().is_empty() || !d.name().starts_with("arith.") {
+                return None;
+            }
+            for o in d.operands() {
+                clone_slice(o, entry, at, param, map)?;
+            }
+            clone_mapped(d, at, map).result(0)
+        }
+    };
+    map.insert(v, mapped);
+    Some(mapped)
+}
+
+/// Whether `a` and `b` are computed the same way from the same values.
+fn same_computation(a: Value, b: Value) -> bool {
+    if a == b {
+        return true;
+    }
+    match (a.defining_op(), b.defining_op()) {
+        (Some(x), Some(y)) => {
+            x.name() == y.name()
+                && x.attrs() == y.attrs()
+                && x.num_operands() == y.num_operands()
+                && x.operands().into_iter().zip(y.operands()).all(|(p, q)| same_computation(p, q))
+        }
+        _ => false,
+    }
+}
+
+impl Nest {
+    fn of(task_loops: &[Op], entry: Block, range: Op) -> Option<Nest> {
+        let inners: Vec<Op> = task_loops.iter().map(|l| inner_loop(*l)).collect::<Option<_>>()?;
+        let first = *inners.first()?;
+        let same = inners.iter().all(|i| (0..3).all(|k| same_computation(i.operand(k), first.operand(k))));
+        // The bounds must be computable on the host: try on a scratch copy
+        // of the range function, so nothing changes when they are not.
+        let scratch = range.deep_clone();
+        let scratch_entry = scratch.region(0).first_block()?;
+        let at = Cursor::before(scratch_entry.terminator()?);
+        let param = |k: usize| (k < scratch_entry.num_args()).then(|| scratch_entry.arg(k));
+        let mut map = ValueMap::new();
+        let computable = (0..3).all(|k| clone_slice(first.operand(k), entry, at, &param, &mut map).is_some());
+        // SAFETY: `scratch` is a detached copy no one else refers to.
+        unsafe { scratch.erase() };
+        (same && computable).then_some(Nest { inners, range })
+    }
+
+    fn flatten(self, task_loops: &[Op], entry: Block) {
+        let loc = self.range.loc();
+        let first = self.inners[0];
+        // The range function: [lo m, hi m).
+        let range_entry = self.range.region(0).first_block().expect("range function body");
+        let ret = range_entry.terminator().expect("range function returns");
+        let at = Cursor::before(ret);
+        let param = |k: usize| (k < range_entry.num_args()).then(|| range_entry.arg(k));
+        let mut map = ValueMap::new();
+        let host: Vec<Value> =
+            (0..3).map(|k| clone_slice(first.operand(k), entry, at, &param, &mut map).expect("checked by Nest::of")).collect();
+        let m = ops::build_trip_count(at, host[0], host[1], host[2], loc);
+        let (lo, hi) = (ret.operand(0), ret.operand(1));
+        ret.set_operand(0, ops::build_binary(at, "arith.muli", lo, m, loc));
+        ret.set_operand(1, ops::build_binary(at, "arith.muli", hi, m, loc));
+        // The kernel: m at its top, and [lo, hi) for the task's other uses of
+        // its range (hoisted bounds checks).
+        let (begin, end) = (entry.arg(0), entry.arg(1));
+        let uses: Vec<(Op, usize, Value)> = entry
+            .parent_op()
+            .expect("kernel")
+            .walk()
+            .into_iter()
+            .flat_map(|o| o.operands().into_iter().enumerate().map(move |(i, v)| (o, i, v)))
+            .filter(|(_, _, v)| *v == begin || *v == end)
+            .collect();
+        let top = Cursor::before(entry.first_op().expect("a kernel body ends in gpu.return"));
+        let param = |k: usize| Some(entry.arg(k + 2));
+        let mut map = ValueMap::new();
+        let b: Vec<Value> = (0..3).map(|k| clone_slice(first.operand(k), entry, top, &param, &mut map).expect("checked")).collect();
+        let m = ops::build_trip_count(top, b[0], b[1], b[2], loc);
+        let one = ops::const_index(top, 1, loc);
+        let m = ops::build_binary(top, "arith.maxsi", m, one, loc);
+        let lo = ops::build_binary(top, "arith.floordivsi", begin, m, loc);
+        let hi = ops::build_binary(top, "arith.ceildivsi", end, m, loc);
+        for (op, i, v) in uses {
+            op.set_operand(i, if v == begin { lo } else { hi });
+        }
+        for (task_loop, inner) in task_loops.iter().zip(&self.inners) {
+            let mut rest = None;
+            one_thread_per_iteration(*task_loop, begin, end, |at, t| {
+                let i = ops::build_binary(at, "arith.floordivsi", t, m, loc);
+                let whole = ops::build_binary(at, "arith.muli", i, m, loc);
+                rest = Some(ops::build_binary(at, "arith.subi", t, whole, loc));
+                i
+            });
+            // j = lb + (t - i m) step, after the ops computing lb and step.
+            let at = Cursor::before(*inner);
+            let scaled = ops::build_binary(at, "arith.muli", rest.expect("built"), inner.operand(2), loc);
+            let j = ops::build_binary(at, "arith.addi", inner.operand(0), scaled, loc);
+            let body = inner.region(0).first_block().expect("inner loop body");
+            body.arg(0).replace_all_uses_with(j);
+            for op in body.ops() {
+                if op.name() != "scf.yield" {
+                    op.move_before(*inner);
+                }
+            }
+            // SAFETY: the inner loop's ops but its yield were moved out and
+            // the uses of its index replaced; nothing holds a handle to it.
+            unsafe { inner.erase() };
+        }
+    }
 }

@@ -14,7 +14,9 @@
 //! (ds-verify allows only constants and pure arith/math there). Fixed-size
 //! `memref.alloca`s in a loop body are hoisted to the task's entry. A struct-for
 //! over a dense field iterates its linearized cells. Task functions carry
-//! `ds.task_of = "k"`, `ds.task_index = n`, `ds.task_kind = "parallel"|"serial"`.
+//! `ds.task_of = "k"`, `ds.task_index = n`, `ds.task_kind = "parallel"|"serial"`,
+//! and `ds.task_nest` when the loop is a perfect nest whose inner iterations
+//! are independent (`independent_nest`; the GPU then runs a thread per (i, j)).
 //!
 //! Example:
 //! ```mlir
@@ -34,7 +36,7 @@
 
 use crate::abi;
 use ds_dialects::ir::{Block, Cursor, Loc, Op, Value, ValueMap, clone_mapped, remap_operands};
-use ds_dialects::ops::{self, DsOp, FieldDecl, ParallelFor};
+use ds_dialects::ops::{self, Access, DsOp, FieldDecl, ParallelFor};
 use ds_passes::{PassInfo, PassOptions, verify::first_non_recomputable};
 
 pub static PASS: PassInfo = PassInfo {
@@ -98,6 +100,9 @@ fn lower_kernel(kernel: Op, fields: &[FieldDecl]) -> bool {
                 let inputs: Vec<_> = [index, index].into_iter().chain(params.iter().copied()).collect();
                 let (task, entry) = ops::build_func(at, &task_name, &inputs, &[], op.loc());
                 mark_task(task, &name, n, "parallel");
+                if independent_nest(kernel, op) {
+                    task.set_attr(abi::TASK_NEST, ctx.unit_attr());
+                }
                 let mut map = param_map(kernel, entry, 2);
                 lower_loop(op, entry, &mut map, fields) && build_range(op, at, &task_name, kernel, &params, fields)
             }
@@ -127,6 +132,50 @@ fn lower_kernel(kernel: Op, fields: &[FieldDecl]) -> bool {
     // were dropped with the loop above, and `run` holds only other kernels.
     unsafe { kernel.erase() };
     true
+}
+
+/// Whether the parallel loop `pf` of `kernel` is a perfect nest whose inner
+/// iterations are independent too ([`abi::TASK_NEST`]): its body is pure
+/// arith/math ops and one `scf.for` without carried values, whose bounds do
+/// not depend on the parallel index or on a load, and in whose body every
+/// write of a field touches, in every iteration, elements no other
+/// iteration's accesses of that field touch (the same offset of the inner
+/// index in one dimension, or provably apart: `p[t, i, j]` written,
+/// `p[t - 1, i, j + 1]` read).
+fn independent_nest(kernel: Op, pf: Op) -> bool {
+    if DsOp::of(pf) != Some(DsOp::ParallelFor) {
+        return false;
+    }
+    let Some(body) = pf.region(0).first_block() else { return false };
+    let pure = |o: Op| o.regions().is_empty() && (o.name().starts_with("arith.") || o.name().starts_with("math."));
+    let ops: Vec<Op> = body.ops().into_iter().filter(|o| o.name() != ops::BODY_TERMINATOR).collect();
+    let inner: Vec<Op> = ops.iter().copied().filter(|o| !pure(*o)).collect();
+    let [inner] = inner[..] else { return false };
+    if inner.name() != "scf.for" || inner.num_results() > 0 {
+        return false;
+    }
+    // Values computed in the body from constants and kernel-level values alone.
+    fn uniform(kernel: Op, pf: Op, v: Value) -> bool {
+        match v.defining_op() {
+            Some(d) if d.is_inside(pf) => {
+                d.regions().is_empty()
+                    && (d.name().starts_with("arith.") || d.name().starts_with("math."))
+                    && d.operands().into_iter().all(|o| uniform(kernel, pf, o))
+            }
+            Some(_) => true,
+            None => v.owner_block() == Some(ops::func_body(kernel)),
+        }
+    }
+    if !(0..3).all(|k| uniform(kernel, pf, inner.operand(k))) {
+        return false;
+    }
+    let j = inner.region(0).first_block().expect("scf.for body").arg(0);
+    let accesses: Vec<Access> = inner.walk().into_iter().filter_map(Access::read).collect();
+    accesses.iter().filter(|w| w.kind.writes()).all(|w| {
+        accesses.iter().filter(|a| a.field == w.field).all(|a| {
+            ops::owned_by_iteration(j, &[&w.indices, &a.indices]) || ops::provably_apart(kernel, &w.indices, &a.indices)
+        })
+    })
 }
 
 fn mark_task(task: Op, kernel: &str, index: usize, kind: &str) {

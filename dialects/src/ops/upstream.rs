@@ -117,6 +117,16 @@ pub fn build_if(at: Cursor, cond: Value, results: &[Type], loc: Loc) -> (Op, Blo
 }
 
 /// `scf.yield values` at the end of `block`.
+/// The iterations of an `scf.for` from `lb` to `ub` by a positive `step`:
+/// `max(0, ceil((ub - lb) / step))`.
+pub fn build_trip_count(at: Cursor, lb: Value, ub: Value, step: Value, loc: Loc) -> Value {
+    let diff = build_binary(at, "arith.subi", ub, lb, loc);
+    let q = build_binary(at, "arith.ceildivsi", diff, step, loc);
+    let z = const_index(at, 0, loc);
+    let positive = build_cmpi(at, CmpI::Sgt, ub, lb, loc);
+    at.build(OpBuilder::new("arith.select", loc).operands(&[positive, q, z]).results(&[q.ty()])).result(0)
+}
+
 pub fn build_yield(block: Block, values: &[Value], loc: Loc) -> Op {
     Cursor::at_end(block).build(OpBuilder::new("scf.yield", loc).operands(values))
 }

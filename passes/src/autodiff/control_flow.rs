@@ -131,15 +131,6 @@ pub fn reverse_if(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap, adj: &
     Ok(())
 }
 
-/// `max(0, ceil((ub - lb) / step))` for a positive step.
-pub fn trip_count(at: Cursor, lb: Value, ub: Value, step: Value, loc: Loc) -> Value {
-    let diff = ops::build_binary(at, "arith.subi", ub, lb, loc);
-    let q = ops::build_binary(at, "arith.ceildivsi", diff, step, loc);
-    let z = ops::const_index(at, 0, loc);
-    let positive = ops::build_cmpi(at, ops::CmpI::Sgt, ub, lb, loc);
-    at.build(OpBuilder::new("arith.select", loc).operands(&[positive, q, z]).results(&[q.ty()])).result(0)
-}
-
 pub fn reverse_for(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap, adj: &mut Adjoints, saved: &Saved) -> Reversal {
     let stack = saved.stacks.get(&op);
     let loc = op.loc();
@@ -149,7 +140,7 @@ pub fn reverse_for(d: &Differentiator, op: Op, at: Cursor, fwd: &ValueMap, adj: 
     let old_yield = old.terminator().expect("scf.for body ends in scf.yield");
     // Float carried values get an adjoint carried through the reversed loop.
     let carried: Vec<usize> = (0..op.num_results()).filter(|&j| op.result(j).ty().is_float()).collect();
-    let n = trip_count(at, lb, ub, step, loc);
+    let n = ops::build_trip_count(at, lb, ub, step, loc);
     let index = loc.ctx().index();
     let mut arg_types = vec![index];
     arg_types.extend(carried.iter().map(|&j| op.result(j).ty()));

@@ -16,7 +16,6 @@
 //! its adjoint, which every iteration passes on unchanged. A 1000-step ray
 //! march summing into one value needs no stack at all.
 
-use super::control_flow::trip_count;
 use super::reverse::{alloca, strip_side_effects};
 use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Type, Value, ValueMap, clone_mapped};
 use ds_dialects::ops;
@@ -91,7 +90,7 @@ pub fn clone_with_pushes(op: Op, at: Cursor, top: Block, fwd: &mut ValueMap, cap
     if buffers.is_empty() {
         return Stack { buffers, capacity };
     }
-    let n = trip_count(at, lb, ub, step, loc);
+    let n = ops::build_trip_count(at, lb, ub, step, loc);
     let body = new.region(0).first_block().expect("scf.for body");
     let first = body.first_op().expect("body ends in scf.yield");
     let b = Cursor::before(first);
