@@ -26,7 +26,11 @@
 //!   touches an element a bounded number of iterations from its own (a
 //!   stencil's adjoint, `ops::update_band`), the task records that band
 //!   (`abi::TASK_BAND`) and the runtime runs the twin on several threads, on
-//!   chunks longer than the band, even chunks and odd chunks in turn;
+//!   chunks longer than the band, even chunks and odd chunks in turn; when
+//!   every field updated that way is only added to (a reduction target, such
+//!   as a scatter's adjoint), the task lists them (`abi::TASK_PRIVATE`) and
+//!   the runtime may run the twin on several threads into private copies,
+//!   summed after;
 //! - `ds.parallel_for` -> `scf.for` (serial), `ds.struct_for` -> nested `scf.for`s;
 //! - `ds.stop_grad %v` -> `%v` (its purpose, blocking gradients, is served);
 //! - `ds.assert` and, with `check-bounds=1`, a bounds check per index: on failure
@@ -157,11 +161,11 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
     }
     ops::sync_func_type(func);
     mark_noalias(func, entry.num_args() - fields.len() - usize::from(status.is_some()), fields.len());
-    let (owned, band) = if all_plain {
-        (updates(func), None)
+    let (owned, band, private) = if all_plain {
+        (updates(func), None, None)
     } else {
         let t = task_updates(func);
-        (t.owned, t.band)
+        (t.owned, t.band, t.private)
     };
     let mut l = FuncLowering { fields, owned, status, checks: Vec::new(), check_bounds };
     // Keep only the ds ops of the walk, before any is erased: erasing a loop
@@ -197,6 +201,10 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
         func.set_attr(abi::TASK_ATOMICS, ctx.int_attr(ctx.int(64), abi::atomic_updates(body)));
         if let Some(band) = band {
             func.set_attr(abi::TASK_BAND, ctx.int_attr(ctx.int(64), band));
+        }
+        if let Some(fields) = private.filter(|_| band.is_none()) {
+            let names: Vec<_> = fields.iter().map(|f| ctx.string_attr(f)).collect();
+            func.set_attr(abi::TASK_PRIVATE, ctx.array_attr(&names));
         }
     }
     true
@@ -266,10 +274,14 @@ struct TaskUpdates {
     /// ([`ops::update_band`]: a stencil's adjoint), the largest such band:
     /// the twin may run on chunks longer than that, even and odd in turn.
     band: Option<i64>,
+    /// With shared ones, when each field updated that way is only added to
+    /// and subtracted from (no load or store of it in the loop): those
+    /// fields, which the twin may update in private copies ([`abi::TASK_PRIVATE`]).
+    private: Option<Vec<String>>,
 }
 
 fn task_updates(func: Op) -> TaskUpdates {
-    let (mut owned, mut shared, mut band) = (Vec::new(), false, Some(0));
+    let (mut owned, mut shared, mut band, mut private) = (Vec::new(), false, Some(0), Some(Vec::new()));
     for (var, by_field) in task_loop_accesses(func) {
         for of in by_field {
             let updates: Vec<&Access> = of.iter().filter(|a| is_update(a)).collect();
@@ -281,12 +293,21 @@ fn task_updates(func: Op) -> TaskUpdates {
                 owned.extend(updates.iter().map(|a| a.op));
             } else {
                 shared = true;
+                let field = &of[0].field;
+                private = private
+                    .filter(|_| updates.len() == of.len())
+                    .map(|mut p: Vec<String>| {
+                        if !p.contains(field) {
+                            p.push(field.clone());
+                        }
+                        p
+                    });
             }
             let updated: Vec<&[Value]> = updates.iter().map(|a| a.indices.as_slice()).collect();
             band = band.zip(ops::update_band(var, &updated)).map(|(b, u)| b.max(u));
         }
     }
-    TaskUpdates { owned, shared, band: band.filter(|_| shared) }
+    TaskUpdates { owned, shared, band: band.filter(|_| shared), private: private.filter(|p| shared && !p.is_empty()) }
 }
 
 /// Fields are distinct allocations, or disjoint elements of one node's

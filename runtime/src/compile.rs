@@ -95,6 +95,11 @@ pub struct Task {
     /// one element, so the twin may run on chunks longer than the band,
     /// even and odd chunks in turn.
     pub(crate) band: Option<i64>,
+    /// For parallel tasks with a serial twin whose shared updates all go to
+    /// reduction targets (`abi::TASK_PRIVATE`), each a field alone in its
+    /// buffer: their positions in `fields`. The twin may then run on several
+    /// threads, each into private copies of these.
+    pub(crate) private: Vec<usize>,
     /// For parallel tasks: the function computing the iteration range.
     pub(crate) range: Option<PackedFn>,
     /// Indices into the program's fields of the task's field arguments.
@@ -396,6 +401,28 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
     Ok(out)
 }
 
+/// The positions among a task's fields (`task_fields`, program field
+/// indices) of its reduction targets `names`, when every one is a field
+/// alone in its buffer, stored densely from its start (so a private copy is
+/// a plain array); else none.
+fn private_targets(names: &[String], task_fields: &[usize], fields: &[FieldInfo]) -> Vec<usize> {
+    let alone = |i: usize| {
+        let f = &fields[i];
+        let dense = f.shape.iter().rev().scan(1usize, |n, &d| {
+            let s = *n;
+            *n *= d;
+            Some(s)
+        });
+        let row_major = f.placement.strides.iter().rev().copied().eq(dense);
+        f.placement.offset == 0 && row_major && fields.iter().filter(|g| g.placement.buffer == f.placement.buffer).count() == 1
+    };
+    let positions: Option<Vec<usize>> = names
+        .iter()
+        .map(|n| task_fields.iter().position(|&i| fields[i].name == *n).filter(|&p| alone(task_fields[p])))
+        .collect();
+    positions.unwrap_or_default()
+}
+
 fn strings(a: Option<Attr>) -> Vec<String> {
     a.and_then(|a| a.as_array()).unwrap_or_default().into_iter().filter_map(|s| s.as_string()).collect()
 }
@@ -439,7 +466,8 @@ fn attach_tasks(
         let work = f.attr(abi::TASK_WORK).and_then(|a| a.as_int()).unwrap_or(1).max(1);
         let atomics = f.attr(abi::TASK_ATOMICS).and_then(|a| a.as_int()).unwrap_or(0).max(0);
         let band = f.attr(abi::TASK_BAND).and_then(|a| a.as_int()).filter(|b| *b >= 0);
-        tasks.push((kernel, index, Task { name: fname, code, serial, work, atomics, band, range, fields: field_idx, checks }));
+        let private = private_targets(&strings(f.attr(abi::TASK_PRIVATE)), &field_idx, fields);
+        tasks.push((kernel, index, Task { name: fname, code, serial, work, atomics, band, private, range, fields: field_idx, checks }));
     }
     tasks.sort_by_key(|(k, i, _)| (k.clone(), *i));
     for (kernel, _, task) in tasks {

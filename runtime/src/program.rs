@@ -5,13 +5,18 @@
 //! by the calling thread and the spinning workers of `pool` (rayon's pool
 //! when they are busy with another thread's launch; `--threads` sets rayon's
 //! thread count, which both respect); short ranges run inline, so small
-//! kernels pay no thread hand-off. Arguments are checked against the kernel's parameters, and the
+//! kernels pay no thread hand-off. A task whose shared updates all go to
+//! reduction targets (`Task::private`) may instead run its serial twin on
+//! every thread, each into private copies of the targets (of the one row a
+//! launch updates, when it updates one), summed into the targets after,
+//! when the estimated work says that beats atomics and one thread; the
+//! copies' buffers are kept between launches. Arguments are checked against the kernel's parameters, and the
 //! status buffer of checked tasks is read after each task.
 
 use crate::compile::{self, CompileOptions, Compiled, KernelInfo, ParamType, Target, Task};
 use ds_lowering::abi::CheckKind;
 use crate::error::Error;
-use crate::field::{BufferInfo, Field, FieldInfo};
+use crate::field::{BufferInfo, ElemType, Field, FieldInfo};
 use crate::native::{AlignedBuf, MAX_ARGS, PackedFn, Slot, pointer_slot};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -100,6 +105,9 @@ pub struct Program {
     compiled: Arc<Compiled>,
     fields: Vec<Field>,
     by_name: HashMap<String, usize>,
+    /// Buffers for private copies of reduction targets, kept between
+    /// launches so that a launch allocates none.
+    scratch: Scratch,
 }
 
 impl Program {
@@ -119,7 +127,7 @@ impl Program {
         let fields: Vec<Field> =
             compiled.fields.iter().map(|f| Field::in_buffer(f.clone(), buffers[f.placement.buffer].clone())).collect();
         let by_name = fields.iter().enumerate().map(|(i, f)| (f.info.name.clone(), i)).collect();
-        Ok(Program { instance: crate::backend::Instance::new(), compiled, fields, by_name })
+        Ok(Program { instance: crate::backend::Instance::new(), compiled, fields, by_name, scratch: Scratch::default() })
     }
 
     /// The ds module after verification and autodiff (gradient kernels
@@ -199,15 +207,41 @@ impl Program {
     }
 
     fn launch_untimed(&self, name: &str, args: &[Arg]) -> Result<(), Error> {
-        let kernel = self.kernel(name)?;
-        let params = param_slots(kernel, args)?;
-        for task in &kernel.tasks {
-            self.run_task(name, task, &params[..args.len()])?;
+        let info = self.kernel(name)?;
+        let params = param_slots(info, args)?;
+        for task in &info.tasks {
+            self.run_task(info, task, &params[..args.len()], args)?;
         }
         Ok(())
     }
 
-    fn run_task(&self, kernel: &str, task: &Task, params: &[Slot]) -> Result<(), Error> {
+    /// The private-copy targets of `task` in a launch with `args`: each
+    /// target's argument slot and field, and the row it updates when every
+    /// write of the field in the kernel is to one row (`x[t, ..]`, t a
+    /// parameter): its copies then hold that row alone.
+    fn private_targets(&self, info: &KernelInfo, task: &Task, params: usize, args: &[Arg]) -> Vec<Reduction<'_>> {
+        task.private
+            .iter()
+            .map(|&p| {
+                let index = task.fields[p];
+                let field = &self.fields[index];
+                let writes = info.accesses.iter().filter(|a| a.field == index && a.write);
+                let rows: Vec<crate::tape::Part> = writes.map(|a| crate::tape::part(a.lead, args)).collect();
+                let extent = field.info.shape.first().copied().unwrap_or(1) as i64;
+                let row = match rows.first() {
+                    Some(&crate::tape::Part::Row(k)) if rows.iter().all(|r| *r == rows[0]) && (0..extent).contains(&k) => {
+                        let len = field.info.len() / extent.max(1) as usize;
+                        Some((k as usize * len, len))
+                    }
+                    _ => None,
+                };
+                Reduction { slot: 2 + params + p, field, row }
+            })
+            .collect()
+    }
+
+    fn run_task(&self, info: &KernelInfo, task: &Task, params: &[Slot], args: &[Arg]) -> Result<(), Error> {
+        let kernel = info.name.as_str();
         // Written by the task's checks (atomically: chunks run in parallel).
         let status = [AtomicI64::new(0), AtomicI64::new(0)];
         let status_ptr = pointer_slot(status.as_ptr() as *mut u8);
@@ -222,7 +256,8 @@ impl Program {
                 Some(range) => {
                     let (lo, hi) = evaluate_range(range, params);
                     let len = range_len(kernel, lo, hi)?;
-                    run_range(code, task, slots, n, lo, len, &status[0]);
+                    let targets = self.private_targets(info, task, params.len(), args);
+                    run_range(code, task, slots, n, lo, len, &status[0], Private { targets: &targets, scratch: &self.scratch });
                 }
             }
         }
@@ -343,14 +378,24 @@ pub(crate) fn range_len(kernel: &str, lo: i64, hi: i64) -> Result<i64, Error> {
 ///
 /// # Safety
 /// As for [`PackedFn::call`]: `slots[2..n]` are the task's checked arguments.
-unsafe fn run_range(code: PackedFn, task: &Task, slots: [Slot; MAX_ARGS], n: usize, lo: i64, len: i64, failed: &AtomicI64) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_range(
+    code: PackedFn,
+    task: &Task,
+    slots: [Slot; MAX_ARGS],
+    n: usize,
+    lo: i64,
+    len: i64,
+    failed: &AtomicI64,
+    private: Private<'_>,
+) {
     if len == 0 {
         return;
     }
     let hi = lo + len;
     let threads = rayon::current_num_threads() as i64;
-    // Runs [b, e) call by call; Err once a check has failed.
-    let run = |code: PackedFn, b: i64, e: i64| -> Result<(), ()> {
+    // Runs [b, e) call by call with arguments `slots`; Err once a check has failed.
+    let run_with = |code: PackedFn, slots: [Slot; MAX_ARGS], b: i64, e: i64| -> Result<(), ()> {
         let mut start = b;
         while start < e {
             let end = start.saturating_add(MAX_CALL).min(e);
@@ -366,6 +411,7 @@ unsafe fn run_range(code: PackedFn, task: &Task, slots: [Slot; MAX_ARGS], n: usi
         }
         Ok(())
     };
+    let run = |code: PackedFn, b: i64, e: i64| run_with(code, slots, b, e);
     let heavy = len.saturating_mul(task.work) >= PARALLEL_WORK;
     let min_chunk = if heavy { 1 } else { MIN_CHUNK };
     // A banded twin runs on all threads without atomics.
@@ -374,7 +420,9 @@ unsafe fn run_range(code: PackedFn, task: &Task, slots: [Slot; MAX_ARGS], n: usi
     let atomics_lose = banded.is_none()
         && task.serial.is_some()
         && task.work.saturating_add(ATOMIC_COST.saturating_mul(task.atomics)) >= threads.saturating_mul(task.work);
-    if threads <= 1 || len < 2 * min_chunk || atomics_lose {
+    // Or lanes of the twin on private copies of the reduction targets.
+    let privately = banded.is_none() && task.serial.is_some() && private.wins(task, len, threads);
+    if threads <= 1 || len < 2 * min_chunk || (atomics_lose && !privately) {
         // One thread runs it all: the serial twin's plain updates are safe.
         return run(task.serial.unwrap_or(code), lo, hi).unwrap_or(());
     }
@@ -397,6 +445,30 @@ unsafe fn run_range(code: PackedFn, task: &Task, slots: [Slot; MAX_ARGS], n: usi
         }
         first_stopped.load(Ordering::Relaxed) != i64::MAX
     };
+    if let Some(twin) = task.serial.filter(|_| privately)
+        && let Some(copies) = private.copies(threads as usize)
+    {
+        // Lane k runs the k-th part of the range with the twin, adding into
+        // its own zeroed copies of the reduction targets; then the copies
+        // are summed into the targets.
+        let lane = len / threads + i64::from(len % threads != 0);
+        in_parallel(threads, &|k| {
+            let mut s = slots;
+            for (target, copy) in private.targets.iter().zip(&copies[k as usize]) {
+                s[target.slot] = pointer_slot(target.base_of(copy));
+            }
+            let b = lo + k * lane;
+            run_with(twin, s, b.min(hi), b.saturating_add(lane).min(hi))
+        });
+        private.reduce(&copies, &|count, chunk| {
+            in_parallel(count as i64, &|c| {
+                chunk(c as usize);
+                Ok(())
+            });
+        });
+        private.scratch.give_back(copies);
+        return;
+    }
     let Some((twin, band)) = banded else {
         in_parallel(chunks, &|c| {
             let b = lo + c * size;
@@ -416,6 +488,143 @@ unsafe fn run_range(code: PackedFn, task: &Task, slots: [Slot; MAX_ARGS], n: usi
         });
         if stopped {
             return;
+        }
+    }
+}
+
+/// What a copy of an element costs in ops, zeroed or summed (memory bound).
+const PRIVATE_COST: i64 = 2;
+
+/// Buffers lent to launches for private copies, kept between launches.
+#[derive(Default)]
+struct Scratch(std::sync::Mutex<Vec<AlignedBuf>>);
+
+impl Scratch {
+    /// A buffer of at least `bytes` (not zeroed), or `None` when memory is short.
+    fn take(&self, bytes: usize) -> Option<AlignedBuf> {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match kept.iter().position(|b| b.capacity() >= bytes) {
+            Some(i) => Some(kept.swap_remove(i)),
+            None => AlignedBuf::zeroed(bytes),
+        }
+    }
+
+    fn give_back(&self, copies: Vec<Vec<AlignedBuf>>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend(copies.into_iter().flatten());
+    }
+}
+
+/// Runs `count` chunks, chunk c being `chunk(c)`, on the pool.
+type ChunkRunner<'a> = dyn Fn(usize, &(dyn Fn(usize) + Sync)) + 'a;
+
+/// A reduction target of a task (`Task::private`) in one launch.
+struct Reduction<'a> {
+    /// The task argument slot of the field.
+    slot: usize,
+    field: &'a Field,
+    /// The elements the launch updates, when one row: (first, count).
+    row: Option<(usize, usize)>,
+}
+
+impl Reduction<'_> {
+    /// (first, count) of the elements a copy holds.
+    fn span(&self) -> (usize, usize) {
+        self.row.unwrap_or((0, self.field.info.len()))
+    }
+
+    /// The base pointer to pass for a copy: element `first` of the field
+    /// lands on the copy's start (the task only touches the span).
+    fn base_of(&self, copy: &AlignedBuf) -> *mut u8 {
+        let before = self.span().0 * self.field.info.elem.size();
+        copy.as_ptr().wrapping_sub(before)
+    }
+}
+
+/// A task's reduction targets in one launch, and where private copies come from.
+struct Private<'a> {
+    targets: &'a [Reduction<'a>],
+    scratch: &'a Scratch,
+}
+
+impl Private<'_> {
+    /// Whether `threads` lanes of the serial twin, each on private copies,
+    /// beat both the task with atomics on every thread and the twin on one
+    /// (estimated ops: the copies are zeroed by each lane and summed after).
+    fn wins(&self, task: &Task, len: i64, threads: i64) -> bool {
+        if self.targets.is_empty() || threads <= 1 {
+            return false;
+        }
+        let elements: i64 = self.targets.iter().map(|t| t.span().1 as i64).sum();
+        let serial = len.saturating_mul(task.work);
+        let atomic = len.saturating_mul(task.work.saturating_add(ATOMIC_COST.saturating_mul(task.atomics))) / threads;
+        let private = serial / threads + elements.saturating_mul(PRIVATE_COST).saturating_mul(2);
+        private < serial.min(atomic)
+    }
+
+    /// `lanes` zeroed copies of every target; `None` when memory is short.
+    fn copies(&self, lanes: usize) -> Option<Vec<Vec<AlignedBuf>>> {
+        let mut all = Vec::with_capacity(lanes);
+        for _ in 0..lanes {
+            let mut lane = Vec::new();
+            for target in self.targets {
+                let bytes = target.span().1 * target.field.info.elem.size();
+                let Some(copy) = self.scratch.take(bytes) else {
+                    self.scratch.give_back(all);
+                    return None;
+                };
+                // SAFETY: the buffer holds at least `bytes` bytes, and no
+                // one else has it.
+                unsafe { std::ptr::write_bytes(copy.as_ptr(), 0, bytes) };
+                lane.push(copy);
+            }
+            all.push(lane);
+        }
+        Some(all)
+    }
+
+    /// Adds every lane's copies into the targets, element chunks run by
+    /// `in_parallel(count, chunk)`.
+    fn reduce(&self, copies: &[Vec<AlignedBuf>], in_parallel: &ChunkRunner) {
+        for (t, target) in self.targets.iter().enumerate() {
+            let (first, len) = target.span();
+            let field = target.field;
+            let chunk_len = 1 << 14;
+            let count = len.div_ceil(chunk_len);
+            let target = field.ptr().wrapping_add(first * field.info.elem.size()) as usize;
+            let lanes: Vec<usize> = copies.iter().map(|lane| lane[t].as_ptr() as usize).collect();
+            let elem = field.info.elem;
+            let sum = |c: usize| {
+                let (b, e) = (c * chunk_len, ((c + 1) * chunk_len).min(len));
+                // SAFETY: the target and every copy hold `len` elements of
+                // `elem`; chunks are disjoint, and no launch runs meanwhile.
+                unsafe {
+                    match elem {
+                        ElemType::F32 => add_lanes::<f32>(target, &lanes, b, e, |a, x| a + x),
+                        ElemType::F64 => add_lanes::<f64>(target, &lanes, b, e, |a, x| a + x),
+                        ElemType::I32 => add_lanes::<i32>(target, &lanes, b, e, i32::wrapping_add),
+                    }
+                }
+            };
+            in_parallel(count, &sum);
+        }
+    }
+}
+
+/// `target[i] = add(target[i], lane[i])` over every lane, for i in `[b, e)`.
+///
+/// # Safety
+/// `target` and each lane point at arrays of at least `e` values of `T`
+/// that nothing else accesses in `[b, e)` meanwhile.
+unsafe fn add_lanes<T: Copy>(target: usize, lanes: &[usize], b: usize, e: usize, add: impl Fn(T, T) -> T) {
+    let out = target as *mut T;
+    for i in b..e {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let mut acc = *out.add(i);
+            for &lane in lanes {
+                acc = add(acc, *(lane as *const T).add(i));
+            }
+            *out.add(i) = acc;
         }
     }
 }

@@ -429,3 +429,44 @@ fn banded_updates_are_exact_on_several_threads() {
     let wrong: Vec<(i64, i32, i32)> = (0..n + 2).map(|e| (e, h[e as usize], want(e))).filter(|(_, got, want)| got != want).collect();
     assert!(wrong.is_empty(), "{} elements wrong, first {:?}", wrong.len(), &wrong[..wrong.len().min(4)]);
 }
+
+/// A scatter through a data-dependent index into a field the task only adds
+/// to (`bins[t, idx[i] mod 64] += 1`, `total += 1`: reduction targets) runs
+/// on four threads without atomics, each adding into private copies (of row
+/// t alone for `bins`: every write of it is to that row) that are summed
+/// after: every bin gets exactly its count, over several launches (the
+/// copies are zeroed for each) and rows.
+#[test]
+fn private_copies_of_reduction_targets_are_exact_on_several_threads() {
+    let n: i64 = 1 << 16;
+    let src = crate::common::fields_without_grad(&[("idx", "i32", &n.to_string()), ("bins", "i32", "3, 64"), ("total", "i32", "")])
+        + &crate::common::loop_kernel(
+            "histogram",
+            "%n: index, %t: index",
+            None,
+            r#"    %k = "ds.load"(%i) {field = @idx} : (index) -> i32
+    %c64 = arith.constant 64 : i32
+    %m = arith.remui %k, %c64 : i32
+    %b = arith.index_cast %m : i32 to index
+    %one = arith.constant 1 : i32
+    "ds.atomic_add"(%one, %t, %b) {field = @bins} : (i32, index, index) -> ()
+    "ds.atomic_add"(%one) {field = @total} : (i32) -> ()"#,
+        );
+    let mut p = ds_runtime::Program::new(&src).unwrap();
+    let idx: Vec<i32> = (0..n).map(|i| ((i * 7919) % 1000) as i32).collect();
+    p.field_mut("idx").unwrap().copy_from(&idx).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+    pool.install(|| {
+        for t in [1, 1, 1, 2, 1, 1] {
+            p.launch("histogram", &[ds_runtime::Arg::Index(n), ds_runtime::Arg::Index(t)]).unwrap();
+        }
+    });
+    let bins: Vec<i32> = p.field("bins").unwrap().to_vec().unwrap();
+    let mut want = vec![0i32; 3 * 64];
+    for k in &idx {
+        want[64 + (*k % 64) as usize] += 5;
+        want[128 + (*k % 64) as usize] += 1;
+    }
+    assert_eq!(bins, want);
+    assert_eq!(p.field("total").unwrap().to_vec::<i32>().unwrap(), vec![6 * n as i32]);
+}

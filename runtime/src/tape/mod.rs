@@ -93,7 +93,7 @@ pub type CustomGrad<D = Program> = Box<dyn FnMut(&mut D) -> Result<(), Error>>;
 
 /// The part of a field one launch touched: its first index, or all of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Part {
+pub(crate) enum Part {
     Row(i64),
     All,
 }
@@ -254,7 +254,7 @@ impl<D: Backend> Default for Tape<D> {
     }
 }
 
-fn part(lead: Lead, args: &[Arg]) -> Part {
+pub(crate) fn part(lead: Lead, args: &[Arg]) -> Part {
     let value = |a: &Arg| match a {
         Arg::Index(v) | Arg::I64(v) => Some(*v),
         Arg::I32(v) => Some(*v as i64),
