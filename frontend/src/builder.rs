@@ -763,8 +763,14 @@ pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl
 /// The `ds.field` declaration of `name` (with `grad` naming its adjoint
 /// field, `layout` the dense node it is placed under) as module-level IR.
 pub fn field_decl(name: &str, ty: Ty, shape: &[usize], grad: Option<&str>, layout: Option<&str>, declared: &std::panic::Location) -> String {
+    field_decl_at(name, ty, shape, grad, layout, (declared.file(), declared.line(), declared.column()))
+}
+
+/// [`field_decl`] declared at a `(file, line, column)` of another
+/// frontend's source (the Python frontend's `ds.field` calls).
+pub fn field_decl_at(name: &str, ty: Ty, shape: &[usize], grad: Option<&str>, layout: Option<&str>, declared: (&str, u32, u32)) -> String {
     module_level(|at, ctx| {
-        let loc = ctx.file_line_col(declared.file(), declared.line(), declared.column());
+        let loc = ctx.file_line_col(declared.0, declared.1, declared.2);
         let field = ops::build_field(at, name, ty.in_ctx(ctx), &i64s(shape), grad, loc);
         if let Some(node) = layout {
             ops::set_layout(field, node);
