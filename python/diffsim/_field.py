@@ -100,7 +100,10 @@ class HostAccess:
 
     def fill(self, value):
         """Sets every element (every component) to ``value``."""
-        self._rt().fill(self.name, float(value))
+        if value == 0:
+            self._rt().zero(self.name)
+        else:
+            self._rt().fill(self.name, float(value))
 
     def zero_(self):
         self._rt().zero(self.name)
