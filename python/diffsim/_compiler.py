@@ -134,7 +134,7 @@ class Source:
 
 def _assigned(stmts):
     """Names a statement list assigns (directly, and as the base of `v[k] = ...`
-    / `v.x = ...`), outside nested scopes."""
+    / `v.x = ...`), outside nested scopes; loop variables are their loops' own."""
     direct, based = set(), set()
 
     def target(t):
@@ -160,8 +160,6 @@ def _assigned(stmts):
             for t in node.targets:
                 target(t)
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
-            target(node.target)
-        elif isinstance(node, (ast.For, ast.AsyncFor)):
             target(node.target)
         elif isinstance(node, ast.NamedExpr):
             target(node.target)
@@ -809,7 +807,7 @@ class Compiler:
         if func is builtins.int and anyexpr:
             return dsm.cast(args[0], "int32")
         if func is builtins.float and anyexpr:
-            return dsm.cast(args[0], "float32")
+            return dsm.cast(args[0], self.state.default_fp)
         if func is builtins.bool and anyexpr:
             return _ds.condition(args[0])
         if func is builtins.abs:
@@ -886,7 +884,7 @@ def compile_kernel(src, name, state, params, template_values, no_grad):
         comp.at(src.tree)
         comp.block(src.body(), env)
 
-    r = _ds.build_kernel(name, params, no_grad, body)
+    r = _ds.build_kernel(name, params, no_grad, body, state.default_fp.name)
     if r[0] == "error":
         _, file, line, col, message = r
         cls = _classify(message)

@@ -135,7 +135,11 @@ def random(dtype=None):
     """A uniform random number in [0, 1) of ``dtype`` (f32 by default): a
     counter-based generator, replayed exactly by a recording's gradient.
     Only in kernels."""
-    t = dtype_of(dtype) if dtype is not None else dtype_of(float)
+    if dtype is None:
+        from ._runtime import current
+        t = current().default_fp
+    else:
+        t = dtype_of(dtype)
     return _ds.random(t.name)
 
 

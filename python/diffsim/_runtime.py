@@ -17,12 +17,16 @@ from ._types import Arch, cpu, cuda
 
 
 class State:
-    def __init__(self, arch=cpu, check_bounds=True, fast_math=True):
+    def __init__(self, arch=cpu, check_bounds=True, fast_math=True, default_fp=None):
         if str(arch) not in ("cpu", "cuda"):
             raise ValueError(f"arch must be ds.cpu or ds.cuda, not {arch!r}")
         self.arch = Arch(str(arch))
         self.check_bounds = check_bounds
         self.fast_math = fast_math
+        from ._types import dtype_of, f32
+        self.default_fp = dtype_of(default_fp) if default_fp is not None else f32
+        if not self.default_fp.is_float:
+            raise TypeError(f"default_fp is ds.f32 or ds.f64, not {self.default_fp!r}")
         self.fields = []  # declaration order; an adjoint right after its field
         self.names = set()
         self.kernels = []  # kernel instances, in registration order
@@ -96,7 +100,13 @@ class State:
             if recording and old.tape_len() > 0:
                 raise RuntimeError("a kernel or field was added while a Tape records: define them before the Tape starts")
         source = "".join(f._decl() for f in self.fields) + "".join(self.built[k][1] for k in kernels)
-        rt = _ds.Runtime.compile(source, "<diffsim python program>", str(self.arch), self.check_bounds, self.fast_math, True)
+        try:
+            rt = _ds.Runtime.compile(source, "<diffsim python program>", str(self.arch), self.check_bounds,
+                                     self.fast_math, True)
+        except ValueError as e:
+            if "cannot be differentiated" in str(e):
+                raise ValueError(f"{e}\n(in Python: @ds.kernel(no_grad=True) marks a kernel ds.no_grad)") from None
+            raise
         if old is None and self.seed is not None:
             rt.seed(int(self.seed))
         if old is not None:
@@ -131,12 +141,13 @@ def current():
     return _state
 
 
-def init(arch=cpu, *, check_bounds=True, fast_math=True, num_threads=None, random_seed=None, debug=None):
+def init(arch=cpu, *, default_fp=None, check_bounds=True, fast_math=True, num_threads=None, random_seed=None, debug=None):
     """Starts a new program (Taichi's ``ti.init``): fields and kernels made
     afterwards belong to it. ``arch``: ``ds.cpu`` or ``ds.cuda`` (an error
     when this machine has no CUDA driver); ``check_bounds``: check every field
     index at run time (the default); ``fast_math``: fold ``x * 0`` and the like
-    (the default, as Taichi); ``num_threads``: threads for parallel loops
+    (the default, as Taichi); ``default_fp``: the type of float literals
+    and of integers turned into floats (ds.f32, as Taichi, or ds.f64); ``num_threads``: threads for parallel loops
     (once per process); ``random_seed``: the seed of ``ds.random``."""
     global _state
     if debug is not None:
@@ -150,7 +161,7 @@ def init(arch=cpu, *, check_bounds=True, fast_math=True, num_threads=None, rando
         _ds.set_num_threads(int(num_threads))
     if _state is not None:
         _state.retire()
-    _state = State(arch, check_bounds, fast_math)
+    _state = State(arch, check_bounds, fast_math, default_fp)
     _state.seed = random_seed
     return _state
 

@@ -37,6 +37,16 @@ thread_local! {
 
 static BUILDS: AtomicU64 = AtomicU64::new(0);
 
+thread_local! {
+    /// The float type of Python float literals and of integers promoted to
+    /// floats in the build in progress (Taichi's `default_fp`).
+    static DEFAULT_FP: std::cell::Cell<Ty> = const { std::cell::Cell::new(Ty::F32) };
+}
+
+fn fp() -> Ty {
+    DEFAULT_FP.with(|d| d.get())
+}
+
 /// A scalar value of the kernel being built (`diffsim._diffsim.Expr`).
 #[pyclass(frozen, name = "Expr", module = "diffsim._diffsim")]
 #[derive(Clone, Copy)]
@@ -160,7 +170,7 @@ fn literal(n: Num) -> Expr {
     match n {
         Num::E(e) => e,
         Num::I(i) => b::constant(i as f64, Ty::I32),
-        Num::F(f) => b::constant(f, Ty::F32),
+        Num::F(f) => b::constant(f, fp()),
         Num::B(x) => b::flag(x),
     }
 }
@@ -174,7 +184,7 @@ fn is_int(t: Ty) -> bool {
 fn arith_pair(a: Num, c: Num) -> (Num, Num) {
     let fix = |x: Num, other: Num| match x {
         Num::E(e) if e.ty() == Ty::Bool => Num::E(b::cast(&e, Ty::I32)),
-        Num::E(e) if is_int(e.ty()) && matches!(other, Num::F(_)) => Num::E(b::cast(&e, Ty::F32)),
+        Num::E(e) if is_int(e.ty()) && matches!(other, Num::F(_)) => Num::E(b::cast(&e, fp())),
         Num::B(x) => Num::I(i64::from(x)),
         x => x,
     };
@@ -196,7 +206,7 @@ enum Arith {
 }
 
 fn as_expr_pair(a: Num, c: Num) -> (Expr, Expr) {
-    let t = ty_of(a).or(ty_of(c)).unwrap_or(Ty::F32);
+    let t = ty_of(a).or(ty_of(c)).unwrap_or(fp());
     (a.to_expr(ty_of(c).unwrap_or(t)), c.to_expr(ty_of(a).unwrap_or(t)))
 }
 
@@ -218,7 +228,7 @@ fn arith(op: Arith, a: Num, c: Num) -> Expr {
         Arith::TrueDiv => {
             let (x, y) = as_expr_pair(a, c);
             if is_int(x.ty()) && is_int(y.ty()) {
-                b::cast(&x, Ty::F32) / b::cast(&y, Ty::F32)
+                b::cast(&x, fp()) / b::cast(&y, fp())
             } else {
                 x / y
             }
@@ -256,7 +266,7 @@ fn power(x: Num, e: Num) -> Expr {
     let (x, e) = arith_pair(x, e);
     if let (Num::E(base), Num::I(n)) = (x, e) {
         if n.unsigned_abs() <= 32 {
-            let base = if n < 0 && !base.ty().is_float() { b::cast(&base, Ty::F32) } else { base };
+            let base = if n < 0 && !base.ty().is_float() { b::cast(&base, fp()) } else { base };
             let mut result: Option<Expr> = None;
             let mut square = base;
             let mut k = n.unsigned_abs();
@@ -277,7 +287,7 @@ fn power(x: Num, e: Num) -> Expr {
         }
     }
     let (a, c) = as_expr_pair(x, e);
-    let a = if a.ty().is_float() { a } else { b::cast(&a, Ty::F32) };
+    let a = if a.ty().is_float() { a } else { b::cast(&a, fp()) };
     a.powf(c)
 }
 
@@ -469,7 +479,7 @@ impl PyExpr {
     /// A unary math function of the value (floats; an integer is converted to f32).
     fn math(&self, name: &str) -> PyResult<PyExpr> {
         let e = self.expr()?;
-        let x = if e.ty().is_float() { e } else { b::cast(&e, Ty::F32) };
+        let x = if e.ty().is_float() { e } else { b::cast(&e, fp()) };
         let r = match name {
             "sin" => x.sin(),
             "cos" => x.cos(),
@@ -614,7 +624,7 @@ fn math2(name: &str, a: &Bound<'_, PyAny>, c: &Bound<'_, PyAny>) -> PyResult<PyE
         "pow" => power(x, y),
         "atan2" => {
             let (x, y) = as_expr_pair(x, y);
-            let x = if x.ty().is_float() { x } else { b::cast(&x, Ty::F32) };
+            let x = if x.ty().is_float() { x } else { b::cast(&x, fp()) };
             x.atan2(y)
         }
         "max" => v::max(x, y),
@@ -634,7 +644,7 @@ fn abs_value(x: &Bound<'_, PyAny>) -> PyResult<PyExpr> {
 #[pyfunction]
 fn stop_grad(x: &Bound<'_, PyAny>) -> PyResult<PyExpr> {
     let e = literal(need_num(x, "stop_grad")?);
-    let e = if e.ty().is_float() { e } else { b::cast(&e, Ty::F32) };
+    let e = if e.ty().is_float() { e } else { b::cast(&e, fp()) };
     Ok(wrap(v::stop_grad(e)))
 }
 
@@ -784,18 +794,25 @@ fn branch<'py>(
 }
 
 /// Builds kernel `name` with scalar parameters `params` (name, type) by
-/// calling `body(values)`. Returns `("ok", name, text, random)` or, when the
+/// calling `body(values)`; `default_fp` (f32 or f64) types Python float
+/// literals that stand alone and integers promoted to floats. Returns `("ok", name, text, random)` or, when the
 /// builder recorded an error, `("error", file, line, col, message)`; a
 /// Python exception raised by `body` propagates.
 #[pyfunction]
-#[pyo3(signature = (name, params, no_grad, body))]
+#[pyo3(signature = (name, params, no_grad, body, default_fp="f32"))]
 fn build_kernel<'py>(
     py: Python<'py>,
     name: &str,
     params: Vec<(String, String)>,
     no_grad: bool,
     body: &Bound<'py, PyAny>,
+    default_fp: &str,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let float = parse_ty(default_fp)?;
+    if !float.is_float() {
+        return Err(PyValueError::new_err(format!("default_fp is f32 or f64, not {default_fp}")));
+    }
+    DEFAULT_FP.with(|d| d.set(float));
     let building = TABLE.with(|t| t.borrow().build != 0);
     if building {
         return Err(PyRuntimeError::new_err(format!(
