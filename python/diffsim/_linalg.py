@@ -475,5 +475,8 @@ def rebuild(kind, scalars):
 
 def describe(kind):
     tag, shape = kind
-    return {"s": "a scalar", "v": f"a {shape}-vector", "m": f"a {shape[0]}x{shape[1]} matrix" if shape else ""}[tag]
-
+    if tag == "s":
+        return "a scalar"
+    if tag == "v":
+        return f"a {shape}-vector"
+    return f"a {shape[0]}x{shape[1]} matrix"
