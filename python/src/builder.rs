@@ -144,15 +144,16 @@ fn num(obj: &Bound<'_, PyAny>) -> PyResult<Option<Num>> {
         return Ok(Some(Num::F(obj.extract::<f64>()?)));
     }
     // numpy scalars: integers have __index__, floats __float__.
-    if obj.hasattr("__index__")? {
-        if let Ok(i) = obj.extract::<i64>() {
-            return Ok(Some(Num::I(i)));
-        }
+    if obj.hasattr("__index__")?
+        && let Ok(i) = obj.extract::<i64>()
+    {
+        return Ok(Some(Num::I(i)));
     }
-    if obj.hasattr("dtype")? && obj.hasattr("__float__")? {
-        if let Ok(f) = obj.extract::<f64>() {
-            return Ok(Some(Num::F(f)));
-        }
+    if obj.hasattr("dtype")?
+        && obj.hasattr("__float__")?
+        && let Ok(f) = obj.extract::<f64>()
+    {
+        return Ok(Some(Num::F(f)));
     }
     Ok(None)
 }
@@ -264,27 +265,27 @@ fn arith(op: Arith, a: Num, c: Num) -> Expr {
 /// product rule for the gradient); otherwise `math.powf`.
 fn power(x: Num, e: Num) -> Expr {
     let (x, e) = arith_pair(x, e);
-    if let (Num::E(base), Num::I(n)) = (x, e) {
-        if n.unsigned_abs() <= 32 {
-            let base = if n < 0 && !base.ty().is_float() { b::cast(&base, fp()) } else { base };
-            let mut result: Option<Expr> = None;
-            let mut square = base;
-            let mut k = n.unsigned_abs();
-            while k > 0 {
-                if k & 1 == 1 {
-                    result = Some(match result {
-                        None => square,
-                        Some(r) => r * square,
-                    });
-                }
-                k >>= 1;
-                if k > 0 {
-                    square = square * square;
-                }
+    if let (Num::E(base), Num::I(n)) = (x, e)
+        && n.unsigned_abs() <= 32
+    {
+        let base = if n < 0 && !base.ty().is_float() { b::cast(&base, fp()) } else { base };
+        let mut result: Option<Expr> = None;
+        let mut square = base;
+        let mut k = n.unsigned_abs();
+        while k > 0 {
+            if k & 1 == 1 {
+                result = Some(match result {
+                    None => square,
+                    Some(r) => r * square,
+                });
             }
-            let positive = result.unwrap_or_else(|| b::constant(1.0, base.ty()));
-            return if n < 0 { b::constant(1.0, base.ty()) / positive } else { positive };
+            k >>= 1;
+            if k > 0 {
+                square = square * square;
+            }
         }
+        let positive = result.unwrap_or_else(|| b::constant(1.0, base.ty()));
+        return if n < 0 { b::constant(1.0, base.ty()) / positive } else { positive };
     }
     let (a, c) = as_expr_pair(x, e);
     let a = if a.ty().is_float() { a } else { b::cast(&a, fp()) };

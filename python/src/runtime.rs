@@ -20,6 +20,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyTuple};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// A field as `Runtime.fields` lists it: name, element type, ds shape, adjoint field.
+type FieldRow = (String, &'static str, Vec<usize>, Option<String>);
+
 /// A compiled program on the CPU or a GPU.
 enum Device {
     Cpu(Program),
@@ -334,7 +337,7 @@ impl Runtime {
     }
 
     /// The fields: (name, element type, ds shape, adjoint field or None).
-    fn fields(&self) -> PyResult<Vec<(String, &'static str, Vec<usize>, Option<String>)>> {
+    fn fields(&self) -> PyResult<Vec<FieldRow>> {
         let dev = lock(&self.device)?;
         Ok(dev.field_infos().iter().map(|f| (f.name.clone(), elem_name(f.elem), f.shape.clone(), f.grad.clone())).collect())
     }
