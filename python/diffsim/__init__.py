@@ -25,6 +25,7 @@ from . import _diffsim
 from ._compiler import grouped, ndrange
 from ._errors import KernelError, KernelSyntaxError, KernelTypeError
 from ._field import Field, field
+from ._interop import Differentiable
 from ._kernel import Func, Kernel, TemplateKernel, func, kernel
 from ._linalg import Matrix, Vector
 from ._math import (abs, acos, asin, atan, atan2, cast, ceil, clamp, cos, cosh, e, exp, exp2, floor, inf, log, log2, max,
@@ -54,7 +55,7 @@ def ir():
 
 
 __all__ = [
-    "Arch", "DataType", "Field", "Func", "Kernel", "KernelError", "KernelSyntaxError", "KernelTypeError", "Matrix",
+    "Arch", "DataType", "Differentiable", "Field", "Func", "Kernel", "KernelError", "KernelSyntaxError", "KernelTypeError", "Matrix",
     "Module", "Tape", "TemplateKernel", "Vector", "abs", "acos", "asin", "atan", "atan2", "cast", "ceil", "clamp", "cos",
     "cosh", "cpu", "cuda", "cuda_available", "e", "exp", "exp2", "f32", "f64", "field", "float32", "float64", "floor",
     "func", "gpu", "grouped", "i32", "i64", "inf", "init", "int32", "int64", "ir", "kernel", "load_module", "log", "log2",

@@ -93,7 +93,7 @@ class HostAccess:
             raise ValueError(f"field @{self.name} has shape {self.ds_shape}, given an array of shape {a.shape}")
         if not self.dtype.is_float and a.dtype.kind == "f":
             raise TypeError(f"field @{self.name} holds integers ({self.dtype!r}), given floats")
-        self._rt().write(self.name, np.ascontiguousarray(a, dtype=self.dtype.np))
+        self._rt().write(self.name, np.asarray(a, dtype=self.dtype.np, order="C"))
 
     def copy_from(self, other):
         self.from_numpy(other.to_numpy())
@@ -118,6 +118,14 @@ class HostAccess:
 
     def _track(self, array):
         return array
+
+    def __dlpack__(self, **kwargs):
+        """DLPack export of the field's memory (CPU programs; zero-copy:
+        ``torch.from_dlpack(x)``, ``np.from_dlpack(x)`` share it)."""
+        return self.view().__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return (1, 0)  # kDLCPU: GPU fields are copied with to_numpy()
 
     def __array__(self, dtype=None, copy=None):
         a = self.to_numpy()
