@@ -781,8 +781,13 @@ pub fn field_decl_at(name: &str, ty: Ty, shape: &[usize], grad: Option<&str>, la
 
 /// The `ds.dense` node `name` of cells `shape`, storing them in `order`, as module-level IR.
 pub fn dense_decl(name: &str, shape: &[usize], order: ops::Order, placed: &std::panic::Location) -> String {
+    dense_decl_at(name, shape, order, (placed.file(), placed.line(), placed.column()))
+}
+
+/// [`dense_decl`] placed at a `(file, line, column)` of another frontend's source.
+pub fn dense_decl_at(name: &str, shape: &[usize], order: ops::Order, placed: (&str, u32, u32)) -> String {
     module_level(|at, ctx| {
-        let loc = ctx.file_line_col(placed.file(), placed.line(), placed.column());
+        let loc = ctx.file_line_col(placed.0, placed.1, placed.2);
         let node = ops::build_layout_node(at, ops::DsOp::Dense, name, &i64s(shape), None, loc);
         if order != ops::Order::Aos {
             ops::set_order(node, order);

@@ -27,6 +27,7 @@ from ._errors import KernelError, KernelSyntaxError, KernelTypeError
 from ._field import Field, field
 from ._interop import Differentiable
 from ._kernel import Func, Kernel, TemplateKernel, func, kernel
+from ._layout import Layout, i, ij, ijk, j, k, root
 from ._linalg import Matrix, Vector
 from ._math import (abs, acos, asin, atan, atan2, cast, ceil, clamp, cos, cosh, e, exp, exp2, floor, inf, log, log2, max,
                     min, pi, pow, random, round, rsqrt, select, sign, sin, sinh, sqrt, static, stop_grad, tan, tanh)
@@ -55,7 +56,7 @@ def ir():
 
 
 __all__ = [
-    "Arch", "DataType", "Differentiable", "Field", "Func", "Kernel", "KernelError", "KernelSyntaxError", "KernelTypeError", "Matrix",
+    "Arch", "DataType", "Differentiable", "Field", "Layout", "root", "i", "ij", "ijk", "j", "k", "Func", "Kernel", "KernelError", "KernelSyntaxError", "KernelTypeError", "Matrix",
     "Module", "Tape", "TemplateKernel", "Vector", "abs", "acos", "asin", "atan", "atan2", "cast", "ceil", "clamp", "cos",
     "cosh", "cpu", "cuda", "cuda_available", "e", "exp", "exp2", "f32", "f64", "field", "float32", "float64", "floor",
     "func", "gpu", "grouped", "i32", "i64", "inf", "init", "int32", "int64", "ir", "kernel", "load_module", "log", "log2",

@@ -380,6 +380,9 @@ class Compiler:
     def field_index(self, field, sub, env):
         if field._state is not self.state:
             raise self.err(sub, f"field @{field.name} belongs to a program replaced by ds.init()", KernelError)
+        if field.shape is None:
+            raise self.err(sub, f"field @{field.name} has no shape: give one, or place it (ds.root.dense(shape).place(x))",
+                           KernelError)
         idx = self.expr(sub.slice, env)
         if idx is None:
             idx = ()

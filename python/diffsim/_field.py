@@ -36,8 +36,6 @@ def _caller():
 
 
 def _shape_of(shape):
-    if shape is None:
-        return ()
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     shape = tuple(int(d) for d in shape)
@@ -52,9 +50,11 @@ def declare(dtype, shape, components, needs_grad, name, layout=None, _where=None
         raise TypeError(f"fields hold ds.f32, ds.f64 or ds.i32 elements, not {t!r}")
     if needs_grad and not t.is_float:
         raise TypeError(f"a field of {t!r} has no gradient (needs_grad needs ds.f32 or ds.f64)")
-    if layout not in (None, "aos", "AOS"):
-        raise ValueError("only the interleaved layout (AoS) is available from Python so far")
-    shape = _shape_of(shape)
+    from ._layout import Layout
+    if layout not in (None, Layout.AOS, Layout.SOA):
+        raise ValueError(f"a layout is ds.Layout.AOS or ds.Layout.SOA, not {layout!r}")
+    placed_later = shape is None
+    shape = None if placed_later else _shape_of(shape)
     state = _runtime.current()
     file, line, assigned = _where or _caller()
     if name is not None and (not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", name)):
@@ -66,14 +66,21 @@ def declare(dtype, shape, components, needs_grad, name, layout=None, _where=None
         grad = Field(state, state.fresh_name(field.name + "_grad"), t, shape, tuple(components), (file, line))
         field.grad = grad
         state.add_field(grad)
+    if layout == Layout.SOA:
+        if placed_later:
+            raise ValueError("a field placed later takes its layout from its node: ds.root.dense(..., layout=ds.Layout.SOA)")
+        from ._layout import root
+        root.dense(shape, layout=Layout.SOA).place(field)
     return field
 
 
-def field(dtype, shape=(), needs_grad=False, name=None, layout=None):
+def field(dtype, shape=None, needs_grad=False, name=None, layout=None):
     """A field of scalars of ``dtype`` (ds.f32, ds.f64, ds.i32) over ``shape``
-    (a tuple, an int, or () for a single value); ``needs_grad`` declares its
-    adjoint field ``x.grad``; ``name`` names it in the IR and in errors (by
-    default the variable it is assigned to)."""
+    (a tuple, an int, or () for a single value; None: given by the node it
+    is placed under, see ``ds.root``); ``needs_grad`` declares its adjoint
+    field ``x.grad``; ``name`` names it in the IR and in errors (by default
+    the variable it is assigned to); ``layout=ds.Layout.SOA`` stores it by
+    component."""
     return declare(dtype, shape, (), needs_grad, name, layout)
 
 
@@ -188,11 +195,17 @@ class Field(HostAccess):
         self._state = state
         self.name = name
         self.dtype = dtype
-        self.shape = shape
         self.components = components
-        self.ds_shape = shape + components
+        self.shape = shape
+        self.ds_shape = None if shape is None else shape + components
         self.grad = None
+        self.layout = None  # the dense node it is placed under
         self._where = where
+
+    def _place(self, shape, node):
+        self.shape = shape
+        self.ds_shape = shape + self.components
+        self.layout = node
 
     @property
     def n(self):
@@ -208,6 +221,8 @@ class Field(HostAccess):
 
     def __repr__(self):
         kind = f"{'x'.join(map(str, self.components))} of " if self.components else ""
+        if self.shape is None:
+            return f"<ds field @{self.name}: {kind}{self.dtype!r}, not placed yet>"
         return f"<ds field @{self.name}: {kind}{self.dtype!r} of shape {self.shape}>"
 
     def __len__(self):
@@ -224,9 +239,11 @@ class Field(HostAccess):
         return _runtime._track_view(self._state, array)
 
     def _decl(self):
+        if self.shape is None:
+            raise ValueError(f"field @{self.name} has no shape: give one, or place it (ds.root.dense(shape).place(x))")
         file, line = self._where
         grad = self.grad.name if self.grad is not None else None
-        return _ds.field_decl(self.name, self.dtype.name, list(self.ds_shape), grad, file, max(int(line), 1), 1)
+        return _ds.field_decl(self.name, self.dtype.name, list(self.ds_shape), grad, file, max(int(line), 1), 1, self.layout)
 
     # --- in kernels (called by the compiler) ---
     def _element(self, index, load):

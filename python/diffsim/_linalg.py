@@ -155,7 +155,7 @@ class Vector(_Ops):
         self.c = c
 
     @classmethod
-    def field(cls, n, dtype, shape=(), needs_grad=False, name=None, layout=None):
+    def field(cls, n, dtype, shape=None, needs_grad=False, name=None, layout=None):
         """A field of n-vectors (its ds shape: shape + (n,))."""
         from ._field import declare
         return declare(dtype, shape, (int(n),), needs_grad, name, layout)
@@ -298,7 +298,7 @@ class Matrix(_Ops):
         self.rows = rows
 
     @classmethod
-    def field(cls, n, m, dtype, shape=(), needs_grad=False, name=None, layout=None):
+    def field(cls, n, m, dtype, shape=None, needs_grad=False, name=None, layout=None):
         """A field of n x m matrices (its ds shape: shape + (n, m))."""
         from ._field import declare
         return declare(dtype, shape, (int(n), int(m)), needs_grad, name, layout)

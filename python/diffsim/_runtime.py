@@ -28,6 +28,8 @@ class State:
         if not self.default_fp.is_float:
             raise TypeError(f"default_fp is ds.f32 or ds.f64, not {self.default_fp!r}")
         self.fields = []  # declaration order; an adjoint right after its field
+        self.nodes = []  # dense layout nodes: (name, shape, order, (file, line))
+        self.rt_nodes = 0
         self.names = set()
         self.kernels = []  # kernel instances, in registration order
         self.built = {}  # instance -> (name, text, random)
@@ -57,6 +59,9 @@ class State:
     def add_field(self, field):
         self.fields.append(field)
 
+    def add_node(self, node):
+        self.nodes.append(node)
+
     def add_kernel(self, instance):
         if instance not in self.kernels:
             self.kernels.append(instance)
@@ -82,7 +87,8 @@ class State:
                 except Exception as e:  # reported when that kernel is called
                     self.failed[k] = e
         wanted = [k for k in self.kernels if k in self.built]
-        if self.rt is not None and len(self.fields) == self.rt_fields and all(k in self.rt_kernels for k in wanted):
+        if (self.rt is not None and len(self.fields) == self.rt_fields and len(self.nodes) == self.rt_nodes
+                and all(k in self.rt_kernels for k in wanted)):
             return self.rt
         self._compile(wanted)
         return self.rt
@@ -99,7 +105,9 @@ class State:
                     "before taking views (x.view()), or drop the views first")
             if recording and old.tape_len() > 0:
                 raise RuntimeError("a kernel or field was added while a Tape records: define them before the Tape starts")
-        source = "".join(f._decl() for f in self.fields) + "".join(self.built[k][1] for k in kernels)
+        from ._layout import node_decl
+        source = ("".join(node_decl(n) for n in self.nodes) + "".join(f._decl() for f in self.fields)
+                  + "".join(self.built[k][1] for k in kernels))
         try:
             rt = _ds.Runtime.compile(source, "<diffsim python program>", str(self.arch), self.check_bounds,
                                      self.fast_math, True)
@@ -118,6 +126,7 @@ class State:
             k._unbind()
         self.rt = rt
         self.rt_fields = len(self.fields)
+        self.rt_nodes = len(self.nodes)
         self.rt_kernels = set(kernels)
         for k in kernels:
             name, _, random = self.built[k]

@@ -94,6 +94,15 @@ impl PyExpr {
     }
 }
 
+/// An error unless a kernel is being built on this thread (the builder's
+/// functions work only then).
+fn building(what: &str) -> PyResult<()> {
+    if TABLE.with(|t| t.borrow().build) == 0 {
+        return Err(PyRuntimeError::new_err(format!("{what} is kernel code: it runs only inside a kernel being built (@ds.kernel)")));
+    }
+    Ok(())
+}
+
 fn wrap(e: Expr) -> PyExpr {
     TABLE.with(|t| {
         let mut t = t.borrow_mut();
@@ -546,13 +555,16 @@ impl PyExpr {
 
 /// Sets the Python source position of the ops that follow.
 #[pyfunction]
-fn at(file: &str, line: u32, col: u32) {
-    b::at(file, line, col)
+fn at(file: &str, line: u32, col: u32) -> PyResult<()> {
+    building("a source position")?;
+    b::at(file, line, col);
+    Ok(())
 }
 
 /// A constant of type `ty`.
 #[pyfunction]
 fn constant(value: f64, ty: &str) -> PyResult<PyExpr> {
+    building("constant")?;
     let t = parse_ty(ty)?;
     if !t.is_float() && value.fract() != 0.0 {
         return Err(PyTypeError::new_err(format!("the constant {value} is not an integer ({ty})")));
@@ -563,12 +575,14 @@ fn constant(value: f64, ty: &str) -> PyResult<PyExpr> {
 /// `x` as a kernel value (numbers with Taichi's default types).
 #[pyfunction]
 fn value(x: &Bound<'_, PyAny>) -> PyResult<PyExpr> {
+    building("value")?;
     Ok(wrap(literal(need_num(x, "the value")?)))
 }
 
 /// `x` converted to type `ty`.
 #[pyfunction]
 fn cast(x: &Bound<'_, PyAny>, ty: &str) -> PyResult<PyExpr> {
+    building("cast")?;
     let t = parse_ty(ty)?;
     let n = need_num(x, "the value cast")?;
     let e = match n {
@@ -581,6 +595,7 @@ fn cast(x: &Bound<'_, PyAny>, ty: &str) -> PyResult<PyExpr> {
 /// `cond ? a : c` (both sides evaluated).
 #[pyfunction]
 fn select(cond: &Bound<'_, PyAny>, a: &Bound<'_, PyAny>, c: &Bound<'_, PyAny>) -> PyResult<PyExpr> {
+    building("select")?;
     let cond = truth(need_num(cond, "the condition")?);
     let (x, y) = arith_pair(need_num(a, "a select branch")?, need_num(c, "a select branch")?);
     let (x, y) = as_expr_pair(x, y);
@@ -601,12 +616,14 @@ fn truth(n: Num) -> Expr {
 /// `x` as a condition (an i1 value).
 #[pyfunction]
 fn condition(x: &Bound<'_, PyAny>) -> PyResult<PyExpr> {
+    building("condition")?;
     Ok(wrap(truth(need_num(x, "the condition")?)))
 }
 
 /// `a and c`, `a or c`, `not a` on conditions.
 #[pyfunction]
 fn logical(op: &str, a: &Bound<'_, PyAny>, c: Option<&Bound<'_, PyAny>>) -> PyResult<PyExpr> {
+    building("logical")?;
     let x = truth(need_num(a, "an operand of and/or/not")?);
     let r = match (op, c) {
         ("not", None) => v::not(x),
@@ -620,6 +637,7 @@ fn logical(op: &str, a: &Bound<'_, PyAny>, c: Option<&Bound<'_, PyAny>>) -> PyRe
 /// A binary math function: pow, atan2, max, min.
 #[pyfunction]
 fn math2(name: &str, a: &Bound<'_, PyAny>, c: &Bound<'_, PyAny>) -> PyResult<PyExpr> {
+    building("math2")?;
     let (x, y) = arith_pair(need_num(a, name)?, need_num(c, name)?);
     let r = match name {
         "pow" => power(x, y),
@@ -638,12 +656,14 @@ fn math2(name: &str, a: &Bound<'_, PyAny>, c: &Bound<'_, PyAny>) -> PyResult<PyE
 /// `abs(x)` of a kernel value.
 #[pyfunction(name = "abs")]
 fn abs_value(x: &Bound<'_, PyAny>) -> PyResult<PyExpr> {
+    building("abs")?;
     Ok(wrap(abs(literal(need_num(x, "abs")?))))
 }
 
 /// `x` with no gradient flowing through it.
 #[pyfunction]
 fn stop_grad(x: &Bound<'_, PyAny>) -> PyResult<PyExpr> {
+    building("stop_grad")?;
     let e = literal(need_num(x, "stop_grad")?);
     let e = if e.ty().is_float() { e } else { b::cast(&e, fp()) };
     Ok(wrap(v::stop_grad(e)))
@@ -652,6 +672,7 @@ fn stop_grad(x: &Bound<'_, PyAny>) -> PyResult<PyExpr> {
 /// A uniform random number in [0, 1) of type `ty` (f32 or f64).
 #[pyfunction]
 fn random(ty: &str) -> PyResult<PyExpr> {
+    building("random")?;
     Ok(wrap(match parse_ty(ty)? {
         Ty::F64 => v::random::<f64>(),
         Ty::F32 => v::random::<f32>(),
@@ -679,6 +700,7 @@ fn indices(idx: &Bound<'_, PyAny>) -> PyResult<Vec<Expr>> {
 /// `ds.load` of one scalar of field `name`.
 #[pyfunction]
 fn load(name: &str, ty: &str, index: &Bound<'_, PyAny>) -> PyResult<PyExpr> {
+    building("load")?;
     let t = parse_ty(ty)?;
     let idx = indices(index)?;
     Ok(wrap(b::emit_load(name, t, &idx)))
@@ -687,6 +709,7 @@ fn load(name: &str, ty: &str, index: &Bound<'_, PyAny>) -> PyResult<PyExpr> {
 /// A store (`store`), atomic add (`add`) or atomic subtract (`sub`) of one scalar of field `name`.
 #[pyfunction]
 fn update(kind: &str, name: &str, ty: &str, index: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    building("update")?;
     let t = parse_ty(ty)?;
     let idx = indices(index)?;
     let kind = match kind {
@@ -720,6 +743,7 @@ fn index_bound(x: &Bound<'_, PyAny>) -> PyResult<Expr> {
 /// n-dimensional range's flat index splits into).
 #[pyfunction]
 fn index_divmod(k: &Bound<'_, PyAny>, m: &Bound<'_, PyAny>) -> PyResult<(PyExpr, PyExpr)> {
+    building("index_divmod")?;
     let (k, m) = (index_bound(k)?, index_bound(m)?);
     Ok((wrap(k / m), wrap(k % m)))
 }
@@ -728,6 +752,7 @@ fn index_divmod(k: &Bound<'_, PyAny>, m: &Bound<'_, PyAny>) -> PyResult<(PyExpr,
 /// serial one inside another loop or a branch; `body(i)` builds the body.
 #[pyfunction]
 fn parallel_for(py: Python<'_>, lo: &Bound<'_, PyAny>, hi: &Bound<'_, PyAny>, body: &Bound<'_, PyAny>) -> PyResult<()> {
+    building("parallel_for")?;
     let (lo, hi) = (index_bound(lo)?, index_bound(hi)?);
     let failure = RefCell::new(None);
     b::parallel_for(lo, hi, |i| {
@@ -750,6 +775,7 @@ fn serial_for<'py>(
     carried: &Bound<'py, PyAny>,
     body: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyList>> {
+    building("serial_for")?;
     let (lo, hi) = (index_bound(lo)?, index_bound(hi)?);
     let inputs: Vec<Expr> = exprs_of(carried, "a loop variable")?.into_iter().map(literal).collect();
     let failure = RefCell::new(None);
@@ -777,6 +803,7 @@ fn branch<'py>(
     then: &Bound<'py, PyAny>,
     otherwise: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyList>> {
+    building("branch")?;
     let cond = truth(need_num(cond, "an if condition")?);
     let inputs: Vec<Expr> = exprs_of(carried, "a variable")?.into_iter().map(literal).collect();
     let failure = RefCell::new(None);
@@ -860,8 +887,18 @@ fn build_kernel<'py>(
 /// The `ds.field` declaration of a field (elements `ty`, ds shape `shape`,
 /// adjoint field `grad`) declared at `file:line:col`, as module-level IR.
 #[pyfunction]
-#[pyo3(signature = (name, ty, shape, grad, file, line, col))]
-fn field_decl(name: &str, ty: &str, shape: Vec<usize>, grad: Option<&str>, file: &str, line: u32, col: u32) -> PyResult<String> {
+#[pyo3(signature = (name, ty, shape, grad, file, line, col, layout=None))]
+#[allow(clippy::too_many_arguments)]
+fn field_decl(
+    name: &str,
+    ty: &str,
+    shape: Vec<usize>,
+    grad: Option<&str>,
+    file: &str,
+    line: u32,
+    col: u32,
+    layout: Option<&str>,
+) -> PyResult<String> {
     let t = parse_ty(ty)?;
     if !matches!(t, Ty::F32 | Ty::F64 | Ty::I32) {
         return Err(PyTypeError::new_err(format!("fields hold f32, f64 or i32 elements, not {ty}")));
@@ -869,7 +906,20 @@ fn field_decl(name: &str, ty: &str, shape: Vec<usize>, grad: Option<&str>, file:
     if shape.iter().any(|&d| i64::try_from(d).is_err()) {
         return Err(PyValueError::new_err(format!("field {name}: the shape {shape:?} is too large")));
     }
-    Ok(b::field_decl_at(name, t, &shape, grad, None, (file, line, col)))
+    Ok(b::field_decl_at(name, t, &shape, grad, layout, (file, line, col)))
+}
+
+/// The `ds.dense` layout node `name` of cells `shape` storing the fields
+/// placed there interleaved (`aos`) or by component (`soa`), placed at
+/// `file:line:col`, as module-level IR.
+#[pyfunction]
+fn dense_decl(name: &str, shape: Vec<usize>, order: &str, file: &str, line: u32, col: u32) -> PyResult<String> {
+    let order = match order {
+        "aos" => ds_dialects::ops::Order::Aos,
+        "soa" => ds_dialects::ops::Order::Soa,
+        _ => return Err(PyValueError::new_err(format!("a layout is ds.Layout.AOS or ds.Layout.SOA, not {order:?}"))),
+    };
+    Ok(b::dense_decl_at(name, &shape, order, (file, line, col)))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -893,5 +943,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(branch, m)?)?;
     m.add_function(wrap_pyfunction!(build_kernel, m)?)?;
     m.add_function(wrap_pyfunction!(field_decl, m)?)?;
+    m.add_function(wrap_pyfunction!(dense_decl, m)?)?;
     Ok(())
 }

@@ -217,3 +217,10 @@ def test_a_failed_kernel_does_not_break_the_others():
     np.testing.assert_array_equal(g.to_numpy(), [2.0] * 4)
     with pytest.raises(ds.KernelError):
         broken()
+
+
+def test_kernel_code_outside_a_kernel():
+    with pytest.raises(RuntimeError, match="kernel code"):
+        ds.random()
+    with pytest.raises(RuntimeError, match="kernel code"):
+        ds._diffsim.constant(1.0, "f32")

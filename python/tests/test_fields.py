@@ -153,3 +153,57 @@ def test_names():
     assert speed.name == "speed" and other.name == "custom"
     speed2 = ds.field(ds.f32, 2, name="speed")
     assert speed2.name != "speed"
+
+
+def test_layouts_store_by_component_and_together():
+    n = 5
+    x = ds.Vector.field(2, ds.f32, needs_grad=True)  # placed below, as ti.root.dense(ti.i, n).place(x, v)
+    v = ds.Vector.field(2, ds.f32, needs_grad=True)
+    m = ds.Vector.field(3, ds.f32, n, layout=ds.Layout.SOA)
+    plain = ds.Vector.field(3, ds.f32, n)
+    ds.root.dense(ds.i, n).place(x, v)
+    loss = ds.field(ds.f32, (), needs_grad=True)
+
+    @ds.kernel
+    def fill():
+        for i in range(n):
+            x[i] = ds.Vector([i, 10 * i])
+            v[i] = ds.Vector([-i, 0.5 * i])
+            m[i] = ds.Vector([i, i + 1, i + 2])
+            plain[i] = m[i] * 2
+
+    @ds.kernel
+    def energy():
+        for i in range(n):
+            loss[None] += x[i].dot(v[i])
+
+    fill()
+    idx = np.arange(n, dtype=np.float32)
+    np.testing.assert_array_equal(x.to_numpy(), np.stack([idx, 10 * idx], 1))
+    np.testing.assert_array_equal(v.to_numpy(), np.stack([-idx, 0.5 * idx], 1))
+    np.testing.assert_array_equal(plain.to_numpy(), 2 * np.stack([idx, idx + 1, idx + 2], 1))
+    # the memory order shows in the views' strides: x and v interleaved per cell, m by component
+    assert x.view().strides == (16, 4) and v.view().strides == (16, 4)
+    assert m.view().strides == (4, 4 * n)
+    base = lambda a: a.__array_interface__["data"][0]  # noqa: E731
+    assert base(v.view()) - base(x.view()) == 8  # one buffer: v's components right after x's in each cell
+    with ds.Tape(loss):
+        energy()
+    np.testing.assert_array_equal(x.grad.to_numpy(), v.to_numpy())
+    np.testing.assert_array_equal(v.grad.to_numpy(), x.to_numpy())
+
+
+def test_placement_rules():
+    a = ds.field(ds.f32, 4)
+    b = ds.field(ds.f64, 4)
+    c = ds.field(ds.f32, 3)
+    with pytest.raises(ValueError, match="one element size"):
+        ds.root.dense(4).place(a, b)
+    with pytest.raises(ValueError, match="cells"):
+        ds.root.dense(4).place(c)
+    with pytest.raises(ValueError, match="order they were declared"):
+        d = ds.field(ds.f32, 4)
+        ds.root.dense(4).place(d, a)
+    unplaced = ds.field(ds.f32)
+    with pytest.raises(ValueError, match="no shape"):
+        unplaced.to_numpy()
