@@ -18,7 +18,9 @@ The kernel language is a Python subset, as Taichi's:
 - ``for i in range(...)`` / ``ds.ndrange(...)`` / ``for i, j in field``:
   the loops at a kernel's top level run in parallel, the others serially,
   carrying the variables they reassign; ``for ... in ds.static(...)`` and
-  loops over Python lists unroll when the kernel is built;
+  loops over Python lists unroll when the kernel is built; ``continue`` in
+  any loop, ``break`` in serial and unrolled ones (the rest of the body is
+  built under a flag, as the Rust macro does);
 - calls of ``@ds.func`` functions (inlined), ``ds.*`` math, ``int``,
   ``float``, ``abs``, ``min``, ``max``, ``len``, ``math.*``, and any Python
   function computing on values with operators;
@@ -171,6 +173,28 @@ def _assigned(stmts):
     return direct, based
 
 
+_CONT, _BRK = "__ds_continue", "__ds_break"  # exit flags of the loop being built (kernel values or bools)
+
+
+def _exits(stmts):
+    """The exit flags that `stmts` may set: a continue or break of the loop around them."""
+    found = set()
+
+    def walk(n):
+        if isinstance(n, (ast.For, ast.AsyncFor, ast.While, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            return
+        if isinstance(n, ast.Continue):
+            found.add(_CONT)
+        elif isinstance(n, ast.Break):
+            found.add(_BRK)
+        for c in ast.iter_child_nodes(n):
+            walk(c)
+
+    for st in stmts:
+        walk(st)
+    return found
+
+
 class NDRange:
     """``ds.ndrange(a, (lo, hi), ...)``: the product of ranges; in a kernel's
     top level one parallel loop over all of it."""
@@ -215,6 +239,7 @@ class Compiler:
         self.state = state
         self.depth = depth  # run-time regions (if, loops) around the code built now
         self.inline_depth = inline_depth
+        self.loops = []  # kinds of the loops around the code built now: parallel, serial, static
         self.scoped = {}  # names first assigned inside a run-time region -> its line
 
     # --- errors and locations ---
@@ -246,8 +271,35 @@ class Compiler:
 
     # --- statements ---
     def block(self, stmts, env):
-        for s in stmts:
-            self.stmt(s, env)
+        for k, st in enumerate(stmts):
+            self.stmt(st, env)
+            flag = self.exit_flag(env)
+            if flag is True:
+                return  # a continue or break taken for sure: the rest is not built
+            if isinstance(flag, Expr) and k + 1 < len(stmts):
+                self.guard(st, stmts[k + 1:], env, flag)  # the rest runs only where no exit was taken
+                return
+
+    @staticmethod
+    def exit_flag(env):
+        c, b = env.get(_CONT, False), env.get(_BRK, False)
+        if c is True or b is True:
+            return True
+        if isinstance(c, Expr) and isinstance(b, Expr):
+            return _ds.logical("or", c, b)
+        return c if isinstance(c, Expr) else (b if isinstance(b, Expr) else False)
+
+    def guard(self, node, rest, env, flag):
+        """`if not flag: rest`, the flags false inside it."""
+        names = self.carried(node, rest, env)
+        exits = _exits(rest)
+        names += sorted(f for f in (_CONT, _BRK)
+                        if f in env and f not in names and (isinstance(env[f], Expr) or f in exits))
+        flat, kinds = self.pack(names, env)
+        known = {f: False for f in (_CONT, _BRK) if f in env}
+        out = _ds.branch(_ds.logical("not", flag, None), flat, self.region(node, rest, env, names, kinds, entry=known),
+                         self.region(node, [], env, names, kinds))
+        self.unpack(names, kinds, out, env)
 
     def func_body(self, stmts, env):
         for k, s in enumerate(stmts):
@@ -286,10 +338,17 @@ class Compiler:
                              "and return it at the end)")
 
     def stmt_Break(self, node, env):
-        raise self.err(node, "break is not supported in Python kernels yet (use a flag variable and an if)")
+        if not self.loops:
+            raise self.err(node, "break outside a loop")
+        if self.loops[-1] == "parallel":
+            raise self.err(node, "break in a parallel loop (a for at the kernel's top level): its iterations run on "
+                                 "their own; break leaves serial loops only")
+        env[_BRK] = True
 
     def stmt_Continue(self, node, env):
-        raise self.err(node, "continue is not supported in Python kernels yet (put the rest of the body in an if)")
+        if not self.loops:
+            raise self.err(node, "continue outside a loop")
+        env[_CONT] = True
 
     def stmt_While(self, node, env):
         raise self.err(node, "while loops are not supported in kernels: use for i in range(n) with a bound")
@@ -469,13 +528,24 @@ class Compiler:
             flat.extend(s)
         return flat
 
-    def region(self, node, stmts, env, names, kinds, bind=None):
+    def region(self, node, stmts, env, names, kinds, bind=None, entry=None, body=None):
+        """The callback building a branch or loop body: the carried `names`
+        rebound to the region's values (or to `entry`'s, known there)."""
         def run(*args):
             values = args[-1]
             env2 = dict(env)
             self.unpack(names, kinds, values, env2)
+            if entry:
+                env2.update(entry)
             if bind is not None:
                 bind(env2, args[0])
+            if body is not None:
+                self.depth += 1
+                try:
+                    body(env2)
+                finally:
+                    self.depth -= 1
+                return self.repack(node, names, kinds, env2)
             self.depth += 1
             try:
                 self.block(stmts, env2)
@@ -492,9 +562,11 @@ class Compiler:
             self.block(node.body if cond else node.orelse, env)
             return
         names = self.carried(node, node.body + node.orelse, env)
+        names += sorted(f for f in _exits(node.body + node.orelse) if f in env and f not in names)
         flat, kinds = self.pack(names, env)
-        out = _ds.branch(cond, flat, self.region(node, node.body, env, names, kinds),
-                         self.region(node, node.orelse, env, names, kinds))
+        known = {n: env[n] for n in names if not _has_expr(env[n])}  # build-time values, the same on entry
+        out = _ds.branch(cond, flat, self.region(node, node.body, env, names, kinds, entry=known),
+                         self.region(node, node.orelse, env, names, kinds, entry=known))
         self.unpack(names, kinds, out, env)
 
     def stmt_For(self, node, env):
@@ -546,9 +618,24 @@ class Compiler:
     def unrolled(self, node, iterable, env):
         if isinstance(iterable, Vector):
             iterable = iterable.c
-        for item in iterable:
-            self.assign(node.target, item, env)
-            self.block(node.body, env)
+        saved = {f: env.pop(f) for f in (_CONT, _BRK) if f in env}
+        self.loops.append("static")
+        try:
+            env[_BRK] = False
+            for item in iterable:
+                if env[_BRK] is True:
+                    break
+                env[_CONT] = False
+                self.assign(node.target, item, env)
+                if isinstance(env[_BRK], Expr):
+                    self.guard(node, node.body, env, env[_BRK])
+                else:
+                    self.block(node.body, env)
+        finally:
+            self.loops.pop()
+            for f in (_CONT, _BRK):
+                env.pop(f, None)
+            env.update(saved)
 
     def range_loop(self, node, r, env):
         (name,) = self.targets(node, 1)
@@ -609,23 +696,49 @@ class Compiler:
             def body(i):
                 env2 = dict(env)
                 bind(env2, i)
+                env2[_CONT] = False
+                env2.pop(_BRK, None)
                 self.depth += 1
+                self.loops.append("parallel")
                 try:
                     self.block(node.body, env2)
                 finally:
                     self.depth -= 1
+                    self.loops.pop()
             _ds.parallel_for(lo, hi, body)
             direct, _ = _assigned(node.body)
             for n in direct:
                 if n not in env:
                     self.scoped.setdefault(n, node.lineno)
             return
+        saved = {f: env.pop(f) for f in (_CONT, _BRK) if f in env}
         names = self.carried(node, node.body, env)
         loop_vars = set(self.targets(node, None))
         names = [n for n in names if n not in loop_vars]
+        if _BRK in _exits(node.body):
+            env[_BRK] = False  # carried: once set, the remaining iterations do nothing
+            names.append(_BRK)
+
+        def body(env2):
+            env2[_CONT] = False
+            self.loops.append("serial")
+            try:
+                brk = env2.get(_BRK, False)
+                if isinstance(brk, Expr):
+                    self.guard(node, node.body, env2, brk)
+                else:
+                    self.block(node.body, env2)
+            finally:
+                self.loops.pop()
+
         flat, kinds = self.pack(names, env)
-        out = _ds.serial_for(lo, hi, flat, self.region(node, node.body, env, names, kinds, bind))
-        self.unpack(names, kinds, out, env)
+        try:
+            out = _ds.serial_for(lo, hi, flat, self.region(node, node.body, env, names, kinds, bind, body=body))
+            self.unpack(names, kinds, out, env)
+        finally:
+            for f in (_CONT, _BRK):
+                env.pop(f, None)
+            env.update(saved)
 
     # --- expressions ---
     def expr(self, node, env):

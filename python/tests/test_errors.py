@@ -34,7 +34,7 @@ def test_unsupported_statements():
     @ds.kernel
     def uses_break():
         for i in range(4):
-            for j in range(3):
+            if f[i] > 0:
                 break  # <- break
 
     @ds.kernel
@@ -54,7 +54,7 @@ def test_unsupported_statements():
         return 1  # <- return
 
     expect(uses_while, "# <- while", ds.KernelSyntaxError, "while")
-    expect(uses_break, "# <- break", ds.KernelSyntaxError, "break")
+    expect(uses_break, "# <- break", ds.KernelSyntaxError, "break in a parallel loop")
     expect(uses_print, "# <- print", ds.KernelSyntaxError, "print")
     expect(uses_try, "# <- try", ds.KernelSyntaxError, "Try")
     expect(returns, "# <- return", ds.KernelSyntaxError, "returns nothing")

@@ -297,3 +297,29 @@ def test_checkpointing_when_state_is_overwritten():
             a.from_numpy(av)
         num.append((vals[0] - vals[1]) / 2e-6)
     np.testing.assert_allclose(got, num, rtol=1e-6)
+
+
+def test_gradients_through_continue_and_break():
+    n, k = 3, 6
+    x = ds.field(ds.f64, (n, k), needs_grad=True)
+    loss = ds.field(ds.f64, (), needs_grad=True)
+
+    @ds.kernel
+    def f():
+        for i in range(n):
+            s = 0.0
+            for j in range(k):
+                if x[i, j] < 0:
+                    continue
+                if s > 2.0:
+                    break
+                s = s + x[i, j] * x[i, j] * (j + 1)
+            loss[None] += ds.sin(s)
+
+    x.from_numpy(np.array([[0.5, -0.3, 0.7, 0.2, 1.1, 0.4],
+                           [-0.8, 0.3, -0.2, 0.6, 0.35, 0.9],
+                           [1.3, 0.45, 0.8, -0.6, 0.3, 0.2]]))
+    fd_check([x], lambda: loss.fill(0), f, loss)
+    g = x.grad.to_numpy()
+    assert g[0, 1] == 0 and g[1, 0] == 0  # skipped by continue
+    assert g[2, 5] == 0  # after the break

@@ -543,3 +543,64 @@ def test_default_float_type():
 
     k64()
     assert out[0] == 0.1 and out[1] == 3 / 7
+
+
+def test_continue_and_break():
+    m = ds.field(ds.i32, (N, 8))
+    first_neg = ds.field(ds.i32, N)
+    pos_sum = ds.field(ds.i32, N)
+    out = ds.field(ds.i32, N)
+
+    @ds.kernel
+    def k():
+        for i in range(N):
+            if i % 5 == 0:
+                continue  # in the parallel loop: this row is left alone
+            s = 0
+            for j in range(8):
+                if m[i, j] < 0:
+                    continue
+                s += m[i, j]
+            pos_sum[i] = s
+            found = -1
+            for j in range(8):
+                if m[i, j] < 0:
+                    found = j
+                    break
+                if j > 100:
+                    found = -2
+            first_neg[i] = found
+            acc = 0
+            for j in ds.static(range(8)):
+                if m[i, j] == 0:
+                    break
+                if m[i, j] > 2:
+                    if m[i, j] > 3:
+                        continue
+                    acc += 100
+                acc += 1
+            out[i] = acc
+
+    mv = np.random.default_rng(11).integers(-3, 5, size=(N, 8)).astype(np.int32)
+    m.from_numpy(mv)
+    first_neg.fill(7)
+    pos_sum.fill(7)
+    out.fill(7)
+    k()
+    for i in range(N):
+        if i % 5 == 0:
+            assert first_neg[i] == 7 and pos_sum[i] == 7 and out[i] == 7
+            continue
+        row = list(mv[i])
+        assert pos_sum[i] == sum(v for v in row if v >= 0)
+        assert first_neg[i] == next((j for j, v in enumerate(row) if v < 0), -1)
+        acc = 0
+        for v in row:
+            if v == 0:
+                break
+            if v > 2:
+                if v > 3:
+                    continue
+                acc += 100
+            acc += 1
+        assert out[i] == acc, (i, row)
