@@ -88,8 +88,7 @@ class Kernel(_ds.KernelBase):
 
     def _build_ir(self, state):
         src = self._source()
-        name = state.fresh_name(self._label)
-        state.names.add(name + "_grad")
+        name = state.fresh_kernel_name(self._label)
         params = [(n, _PARAM_TYPES[t.name][0]) for n, t in self._scalars]
         return compile_kernel(src, name, state, params, self._template, self.no_grad)
 

@@ -55,6 +55,16 @@ class State:
         self.names.add(name)
         return name
 
+    def fresh_kernel_name(self, base):
+        """A kernel name free together with its gradient kernel's (NAME_grad)."""
+        probe = self.fresh_name(base)
+        k = 1
+        while probe + "_grad" in self.names:
+            probe = self.fresh_name(f"{base}_{k}")
+            k += 1
+        self.names.add(probe + "_grad")
+        return probe
+
     # --- registration ---
     def add_field(self, field):
         self.fields.append(field)
