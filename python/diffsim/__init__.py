@@ -29,7 +29,7 @@ from ._interop import Differentiable
 from ._kernel import Func, Kernel, TemplateKernel, func, kernel
 from ._layout import Layout, i, ij, ijk, j, k, root
 from ._linalg import Matrix, Vector
-from ._math import (abs, acos, asin, atan, atan2, cast, ceil, clamp, cos, cosh, e, exp, exp2, floor, inf, log, log2, max,
+from ._math import (abs, acos, asin, atan, atan2, atomic_add, atomic_max, atomic_min, atomic_sub, cast, ceil, clamp, cos, cosh, e, exp, exp2, floor, inf, log, log2, max,
                     min, pi, pow, random, round, rsqrt, select, sign, sin, sinh, sqrt, static, stop_grad, tan, tanh)
 from ._module import Module, load_module
 from ._runtime import init, reset
@@ -37,6 +37,11 @@ from ._tape import Tape
 from ._types import Arch, DataType, cpu, cuda, f32, f64, float32, float64, gpu, i32, i64, int32, int64, template
 
 __version__ = "0.1.0"
+
+
+class ad:
+    """Taichi's ``ti.ad`` names: ``ds.ad.Tape``."""
+    Tape = Tape
 
 
 def cuda_available():
@@ -56,7 +61,7 @@ def ir():
 
 
 __all__ = [
-    "Arch", "DataType", "Differentiable", "Field", "Layout", "root", "i", "ij", "ijk", "j", "k", "Func", "Kernel", "KernelError", "KernelSyntaxError", "KernelTypeError", "Matrix",
+    "Arch", "DataType", "ad", "atomic_add", "atomic_max", "atomic_min", "atomic_sub", "Differentiable", "Field", "Layout", "root", "i", "ij", "ijk", "j", "k", "Func", "Kernel", "KernelError", "KernelSyntaxError", "KernelTypeError", "Matrix",
     "Module", "Tape", "TemplateKernel", "Vector", "abs", "acos", "asin", "atan", "atan2", "cast", "ceil", "clamp", "cos",
     "cosh", "cpu", "cuda", "cuda_available", "e", "exp", "exp2", "f32", "f64", "field", "float32", "float64", "floor",
     "func", "gpu", "grouped", "i32", "i64", "inf", "init", "int32", "int64", "ir", "kernel", "load_module", "log", "log2",

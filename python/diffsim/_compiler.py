@@ -901,8 +901,19 @@ class Compiler:
         return kind(out)
 
     def expr_Call(self, node, env):
+        from ._field import Field
         from ._kernel import Func, Kernel, TemplateKernel
         func = self.expr(node.func, env)
+        kind = getattr(func, "_atomic", None)
+        if kind is not None:
+            if len(node.args) != 2 or node.keywords or not isinstance(node.args[0], ast.Subscript):
+                raise self.err(node, f"ds.atomic_{kind} takes a field element and a value: ds.atomic_{kind}(x[i], v)")
+            field = self.expr(node.args[0].value, env)
+            if not isinstance(field, Field):
+                raise self.err(node, f"ds.atomic_{kind} updates a field element", KernelTypeError)
+            idx = self.field_index(field, node.args[0], env)
+            self.update(field, idx, self.expr(node.args[1], env), kind, node)
+            return None
         args = self.starred(node.args, env)
         kwargs = {}
         for k in node.keywords:

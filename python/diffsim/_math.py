@@ -156,3 +156,19 @@ def static(x, *more):
 pi = _m.pi
 e = _m.e
 inf = _m.inf
+
+
+def _atomic(kind):
+    def f(target, value):
+        raise TypeError(f"ds.atomic_{kind}(x[i], v) updates a field element in kernels")
+    f.__name__ = f"atomic_{kind}"
+    f.__doc__ = (f"``ds.atomic_{kind}(x[i], v)`` in a kernel: x[i] updated atomically with v "
+                 "(returns nothing, unlike Taichi's, which returns the old value).")
+    f._atomic = kind
+    return f
+
+
+atomic_add = _atomic("add")
+atomic_sub = _atomic("sub")
+atomic_min = _atomic("min")
+atomic_max = _atomic("max")

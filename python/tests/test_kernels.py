@@ -619,3 +619,27 @@ def test_names_of_kernels_and_fields_do_not_clash():
     k_kernel._label = "k"  # a kernel named like a field, whose gradient is named like another
     k_kernel()
     np.testing.assert_array_equal(k.to_numpy(), [1.0, 1.0])
+
+
+def test_atomic_functions():
+    x = ds.field(ds.f32, 100)
+    hi = ds.field(ds.f32, ())
+    lo = ds.field(ds.f32, ())
+    total = ds.field(ds.f32, ())
+
+    @ds.kernel
+    def k():
+        for i in range(100):
+            ds.atomic_max(hi[None], x[i])
+            ds.atomic_min(lo[None], x[i])
+            ds.atomic_add(total[None], 1.0)
+            ds.atomic_sub(total[None], 0.5)
+
+    xv = np.random.default_rng(12).normal(size=100).astype(np.float32)
+    x.from_numpy(xv)
+    hi[None] = -100.0
+    lo[None] = 100.0
+    k()
+    assert hi[None] == xv.max() and lo[None] == xv.min() and total[None] == 50.0
+    with pytest.raises(TypeError):
+        ds.atomic_add(1.0, 2.0)
