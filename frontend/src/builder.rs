@@ -763,8 +763,14 @@ pub fn build_kernel(name: &str, params: &[(&str, Ty)], no_grad: bool, body: impl
 /// The `ds.field` declaration of `name` (with `grad` naming its adjoint
 /// field, `layout` the dense node it is placed under) as module-level IR.
 pub fn field_decl(name: &str, ty: Ty, shape: &[usize], grad: Option<&str>, layout: Option<&str>, declared: &std::panic::Location) -> String {
+    field_decl_at(name, ty, shape, grad, layout, (declared.file(), declared.line(), declared.column()))
+}
+
+/// [`field_decl`] declared at a `(file, line, column)` of another
+/// frontend's source (the Python frontend's `ds.field` calls).
+pub fn field_decl_at(name: &str, ty: Ty, shape: &[usize], grad: Option<&str>, layout: Option<&str>, declared: (&str, u32, u32)) -> String {
     module_level(|at, ctx| {
-        let loc = ctx.file_line_col(declared.file(), declared.line(), declared.column());
+        let loc = ctx.file_line_col(declared.0, declared.1, declared.2);
         let field = ops::build_field(at, name, ty.in_ctx(ctx), &i64s(shape), grad, loc);
         if let Some(node) = layout {
             ops::set_layout(field, node);
@@ -775,8 +781,13 @@ pub fn field_decl(name: &str, ty: Ty, shape: &[usize], grad: Option<&str>, layou
 
 /// The `ds.dense` node `name` of cells `shape`, storing them in `order`, as module-level IR.
 pub fn dense_decl(name: &str, shape: &[usize], order: ops::Order, placed: &std::panic::Location) -> String {
+    dense_decl_at(name, shape, order, (placed.file(), placed.line(), placed.column()))
+}
+
+/// [`dense_decl`] placed at a `(file, line, column)` of another frontend's source.
+pub fn dense_decl_at(name: &str, shape: &[usize], order: ops::Order, placed: (&str, u32, u32)) -> String {
     module_level(|at, ctx| {
-        let loc = ctx.file_line_col(placed.file(), placed.line(), placed.column());
+        let loc = ctx.file_line_col(placed.0, placed.1, placed.2);
         let node = ops::build_layout_node(at, ops::DsOp::Dense, name, &i64s(shape), None, loc);
         if order != ops::Order::Aos {
             ops::set_order(node, order);

@@ -435,4 +435,12 @@ impl Field {
     pub(crate) fn ptr(&self) -> *mut u8 {
         self.buf.as_ptr()
     }
+
+    /// The base of the field's buffer, for zero-copy views by frontends
+    /// (the Python package's numpy arrays): element `index` is
+    /// `placement.offset + sum(index[d] * placement.strides[d])` elements
+    /// from it. Valid while the program lives; launches write through it.
+    pub fn buffer_ptr(&self) -> *mut u8 {
+        self.buf.as_ptr()
+    }
 }
