@@ -151,10 +151,13 @@ fn check_seeds(sim: &RigidBody<f32>, p: &mut diffsim::Program) {
 /// The original's training of robot 0 (20 iterations, time of impact; seed
 /// 0): over 2048 steps its gradient explodes (|g| = 1.1e8 here; Taichi from
 /// the same weights 1.8e10, we 1.0e4: chaotic), so each step is the clipped
-/// 0.2 and the loss moves unevenly; it still
-/// ends lower than it starts and goes at least 0.01 below the start on the way
-/// (Taichi from numpy's seed 0: 0.6024 -> 0.6096, lowest 0.5989). One thread:
-/// the order of the atomic adds, and so the chaotic trajectory, is fixed.
+/// 0.2 and the loss moves unevenly: the last rounding of one adjoint rule
+/// changes the trajectory (with -((g / b) a) / b for the divisor's adjoint of
+/// a / b it went from 0.5999 to 0.5897, with g (-(a / b) / b) it ends at
+/// 0.6617). What the original shows is checked: the loss goes below its
+/// start on the way (Taichi from numpy's seed 0: 0.6024 -> 0.6096, lowest
+/// 0.5989), and every step changes the loss. One thread: the order of the
+/// atomic adds, and so the chaotic trajectory, is fixed.
 #[test]
 fn rigid_body_robot0_training_lowers_the_loss_and_seeds_choose_the_weights() {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
@@ -166,9 +169,9 @@ fn rigid_body_robot0_training_lowers_the_loss_and_seeds_choose_the_weights() {
         sim.init_weights(&mut p, 0).unwrap();
         sim.optimize(&mut p, 20, &mut Reporter::new(false)).unwrap().0
     });
-    let (first, last) = (losses[0], *losses.last().unwrap());
     let lowest = losses.iter().copied().fold(f64::MAX, f64::min);
-    assert!(last < first && lowest < first - 0.01, "{losses:?}");
+    assert!(lowest < losses[0], "{losses:?}");
+    assert!(losses.windows(2).all(|w| w[0] != w[1]), "a step left the loss unchanged: {losses:?}");
 }
 
 /// The box's final position jumps where the first corner to land changes
