@@ -33,8 +33,9 @@ fn central(p: &mut Program, h: f64, mut set: impl FnMut(&mut Program, f64), mut 
 
 /// Builds `scene` in f64, sets larger weights than the initial N(0, 0.01^2)
 /// (so the actuation matters over a short horizon), and checks dL/dweights
-/// and dL/dbias at `picks` against central differences.
-fn check_controller_gradient(scene: Scene3, steps: usize, picks: &[(usize, usize)]) {
+/// and dL/dbias at `picks` against central differences; the gradient run's
+/// dL/dx[0] (the initial positions' adjoints) is returned.
+fn check_controller_gradient(scene: Scene3, steps: usize, picks: &[(usize, usize)]) -> Vec<[f64; 3]> {
     let mut pb = ProgramBuilder::new();
     let sim = Robot3::<f64>::new(&mut pb, scene, diffmpm3d::OPTIMIZER, steps).unwrap();
     let mut p = pb.build().unwrap();
@@ -45,6 +46,7 @@ fn check_controller_gradient(scene: Scene3, steps: usize, picks: &[(usize, usize
     let g = sim.loss_and_grad(&mut p, steps).unwrap();
     assert!(g.loss.is_finite() && g.plan.is_some(), "the grid was recomputed through the Tape's checkpointing");
     let (dw, db) = (sim.weights.grad().to_vec(&p).unwrap(), sim.bias.grad().to_vec(&p).unwrap());
+    let dx0 = sim.solver.x.grad().to_vec(&p).unwrap()[..sim.solver.mpm.n_particles].to_vec();
     assert!(dw.iter().chain(&db).all(|g| g.is_finite()), "{dw:?} {db:?}");
     // The loss carries ~1e-15 of rounding noise (atomic sums in varying
     // order), 1e-12 in the differences at h = 1e-3, whose truncation error
@@ -62,6 +64,7 @@ fn check_controller_gradient(scene: Scene3, steps: usize, picks: &[(usize, usize
         let numeric = central(&mut p, h, |p, v| sim.bias.set(p, [i], v).unwrap(), |p| sim.forward(p, steps).unwrap(), 0.0);
         assert!(db[i].abs() > 1e-9 && close(db[i], numeric), "bias[{i}]: {} vs {numeric}", db[i]);
     }
+    dx0
 }
 
 /// dL/dweights and dL/dbias of the coarse quadruped (density 1, 1008
@@ -75,7 +78,12 @@ fn check_controller_gradient(scene: Scene3, steps: usize, picks: &[(usize, usize
 /// a jump). The walls in x and z are 6 cells and more away.
 #[test]
 fn diffmpm3d_controller_gradient_matches_finite_differences() {
-    check_controller_gradient(diffmpm3d::quadruped_scene(1), 16, &[(0, 1), (5, 0), (10, 3), (15, 2)]);
+    let dx0 = check_controller_gradient(diffmpm3d::quadruped_scene(1), 16, &[(0, 1), (5, 0), (10, 3), (15, 2)]);
+    // Moving every particle by d in x moves the mean by d, but for the fixed
+    // grid under the particles (and the floor's stopped nodes): the x
+    // adjoints sum to about -1 (-0.999993 over these 16 steps).
+    let sum: f64 = dx0.iter().map(|g| g[0]).sum();
+    assert!((sum + 1.0).abs() < 1e-4, "{sum}");
 }
 
 /// The liquid's coupling in the gradient: the coarse liquid scene (density
@@ -95,7 +103,11 @@ fn liquid_controller_gradient_matches_finite_differences() {
     scene.add_rect(0.1, 0.111 - 0.05, 0.1, 0.2, 0.05, 0.2, -1, Some(&mut rng));
     let mpm = scene.mpm();
     assert!(mpm.mixed && mpm.n_solid == 385 && mpm.n_particles == 817, "{mpm:?}");
-    check_controller_gradient(scene, 16, &[(0, 1), (6, 0), (9, 3), (14, 2)]);
+    let dx0 = check_controller_gradient(scene, 16, &[(0, 1), (6, 0), (9, 3), (14, 2)]);
+    // The loss counts the solid only: the liquid moves it (two-way coupling)
+    // when the liquid's initial positions have non-zero adjoints.
+    let liquid = dx0[385..].iter().map(|g| g[0].abs() + g[1].abs() + g[2].abs()).fold(0.0, f64::max);
+    assert!(liquid > 1e-4, "largest |dL/dx0| of a liquid particle: {liquid}");
 }
 
 /// The scenes are the originals' (their `add_rect` counts): 30495 solid
