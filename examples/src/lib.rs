@@ -14,11 +14,13 @@ pub mod appendix_c;
 pub mod billiards;
 pub mod diffmpm;
 pub mod diffmpm_benchmark;
+pub mod diffmpm3d;
 pub mod electric;
 pub mod error;
 pub mod fig9;
 pub mod gradient_explosion;
 pub mod image;
+pub mod liquid;
 pub mod mass_spring;
 pub mod mass_spring_simple;
 pub mod params;
@@ -263,6 +265,8 @@ pub static EXAMPLES: &[Example] = &[
     Example::of::<water_renderer::WaterRenderer<f32>>("water_renderer", "paper Fig. 6: optimize the initial wave so the refracted bottom image matches a target (the loss on the host)"),
     Example::of::<diffmpm::DiffMpm<f32>>("diffmpm", "paper Table 1, Fig. 3 left: an MLS-MPM soft robot with 4 actuators learns to walk right"),
     Example::of::<diffmpm_benchmark::Benchmark<f32>>("diffmpm_benchmark", "paper Table 1: optimize the initial velocity of an MPM square (6400 particles); --substep times one substep"),
+    Example::of::<diffmpm3d::DiffMpm3d>("diffmpm3d", "paper Fig. 3 middle: a 3-D MPM quadruped (30K particles, 16 actuators) learns to walk in +x"),
+    Example::of::<liquid::Liquid>("liquid", "paper Fig. 3 right: the 3-D quadruped two-way coupled with 13K liquid particles learns to walk"),
     Example::of::<volume_renderer::VolumeRenderer<f32>>("volume_renderer", "paper Fig. 7: optimize a 128^3 density so its ray-marched renderings match 7 target views"),
     Example::of::<wave::Wave<f32>>("wave", "paper Fig. 5b, appendix D: optimize the initial height so the wave draws a picture 256 steps later"),
 ];

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 mod billiards;
 mod diffmpm;
+mod diffmpm3d;
 mod electric;
 mod mass_spring;
 mod rigid_body;
