@@ -108,6 +108,27 @@ irdl.dialect @ds {
     irdl.operands(value: %elem, indices: variadic %index)
     irdl.attributes { "field" = %field }
   }
+  // Activity of sparse cells (optional attribute `node`: the layout node meant).
+  irdl.operation @activate {
+    %index = irdl.is index
+    %field = irdl.base "#builtin.symbol_ref"
+    irdl.operands(indices: variadic %index)
+    irdl.attributes { "field" = %field }
+  }
+  irdl.operation @deactivate {
+    %index = irdl.is index
+    %field = irdl.base "#builtin.symbol_ref"
+    irdl.operands(indices: variadic %index)
+    irdl.attributes { "field" = %field }
+  }
+  irdl.operation @is_active {
+    %index = irdl.is index
+    %i1 = irdl.is i1
+    %field = irdl.base "#builtin.symbol_ref"
+    irdl.operands(indices: variadic %index)
+    irdl.results(result: %i1)
+    irdl.attributes { "field" = %field }
+  }
 
   // ---- Values ----------------------------------------------------------------------
   irdl.operation @stop_grad {

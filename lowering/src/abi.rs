@@ -69,6 +69,9 @@ pub enum CheckKind {
     Bounds { access: AccessKind, field: String, dim: usize, extent: i64 },
     /// A `ds.assert` (also the autodiff stack's capacity check).
     Assert { message: String },
+    /// A write to `field` needed a block of the pointer node `node`'s pool,
+    /// which had none left of its `capacity` (`crate::sparse`).
+    PoolExhausted { node: String, capacity: i64, field: String },
 }
 
 /// One run-time check of a task function: what it tests and where.
@@ -89,6 +92,7 @@ impl Check {
         let mut parts = match &self.kind {
             CheckKind::Bounds { .. } => vec!["bounds".to_string()],
             CheckKind::Assert { .. } => vec!["assert".to_string()],
+            CheckKind::PoolExhausted { .. } => vec!["pool".to_string()],
         };
         parts.extend([file, line, col]);
         match &self.kind {
@@ -96,6 +100,7 @@ impl Check {
                 parts.extend([access.name().to_string(), field.clone(), dim.to_string(), extent.to_string()])
             }
             CheckKind::Assert { message } => parts.push(message.clone()),
+            CheckKind::PoolExhausted { node, capacity, field } => parts.extend([node.clone(), capacity.to_string(), field.clone()]),
         }
         ctx.array_attr(&parts.iter().map(|p| ctx.string_attr(p)).collect::<Vec<_>>())
     }
@@ -114,6 +119,9 @@ impl Check {
                 extent: extent.parse().ok()?,
             },
             ("assert", [message]) => CheckKind::Assert { message: message.clone() },
+            ("pool", [node, capacity, field]) => {
+                CheckKind::PoolExhausted { node: node.clone(), capacity: capacity.parse().ok()?, field: field.clone() }
+            }
             _ => return None,
         };
         Some(Check { kind, location })

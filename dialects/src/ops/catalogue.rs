@@ -108,6 +108,12 @@ ds_ops! {
     AtomicMin => "ds.atomic_min", Access(AtomicMin);
     /// `ds.atomic_max`: raises one element to a value.
     AtomicMax => "ds.atomic_max", Access(AtomicMax);
+    /// `ds.activate`: activates the cell of a sparse field holding one element.
+    Activate => "ds.activate", Access(Activate);
+    /// `ds.deactivate`: deactivates the cell of a sparse field holding one element.
+    Deactivate => "ds.deactivate", Access(Deactivate);
+    /// `ds.is_active`: whether the cell holding one element of a field is active (i1).
+    IsActive => "ds.is_active", Access(IsActive);
     /// `ds.assert`: fails the launch with a message when its condition is false.
     Assert => "ds.assert", Check;
     /// `ds.stop_grad`: its operand's value, through which no gradient flows.

@@ -366,6 +366,8 @@ impl Tangents<'_> {
                     ops::build_update(at, a.kind, dual, t, &a.indices, loc);
                 }
             }
+            // Activity has no tangent (the tangent kernel repeats the primal's).
+            AccessKind::Activate | AccessKind::Deactivate | AccessKind::IsActive => {}
             AccessKind::AtomicMin | AccessKind::AtomicMax => {
                 return Err(report(
                     a.op,

@@ -234,6 +234,8 @@ impl Differentiator {
                 let g = read_grad();
                 accumulate(adj, a.value.expect("value"), e.neg(g), e)
             }
+            // Activation is a primal effect only: a grad kernel never activates a primal cell.
+            AccessKind::Activate | AccessKind::Deactivate | AccessKind::IsActive => {}
             AccessKind::AtomicMin | AccessKind::AtomicMax => {
                 return Err(report(
                     a.op,

@@ -215,3 +215,39 @@ func.func @k(%i: index) attributes {ds.kernel} {
 // A layout node whose order is neither "aos" nor "soa".
 // expected-error@+1 {{layout node @cells: order must be "aos" or "soa", got "columns"}}
 "ds.dense"() {sym_name = "cells", shape = array<i64: 8>, order = "columns"} : () -> ()
+
+// -----
+
+// ds.activate of a field that no sparse node holds.
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>} : () -> ()
+func.func @k(%i: index) attributes {ds.kernel} {
+  // expected-error@+1 {{ds.activate of @x: the field is not placed under a sparse (pointer or bitmasked) layout node; its cells are always active}}
+  "ds.activate"(%i) {field = @x} : (index) -> ()
+  return
+}
+
+// -----
+
+// ds.deactivate naming a node that is not on the field's path, and a dense one.
+"ds.pointer"() {sym_name = "p", shape = array<i64: 2>} : () -> ()
+"ds.dense"() {sym_name = "b", shape = array<i64: 4>, parent = @p} : () -> ()
+"ds.bitmasked"() {sym_name = "other", shape = array<i64: 8>} : () -> ()
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, layout = @b} : () -> ()
+func.func @k(%i: index) attributes {ds.kernel} {
+  // expected-error@+1 {{ds.deactivate of @x: @other is not a layout node on the field's path}}
+  "ds.deactivate"(%i) {field = @x, node = @other} : (index) -> ()
+  // expected-error@+1 {{ds.deactivate of @x: @b is dense; name a pointer or bitmasked node}}
+  "ds.deactivate"(%i) {field = @x, node = @b} : (index) -> ()
+  return
+}
+
+// -----
+
+// ds.is_active takes one index per dimension.
+"ds.bitmasked"() {sym_name = "m", shape = array<i64: 4, 4>} : () -> ()
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4, 4>, layout = @m} : () -> ()
+func.func @k(%i: index) attributes {ds.kernel} {
+  // expected-error@+1 {{ds.is_active of @x takes 2 indices (one per dimension), got 1}}
+  %a = "ds.is_active"(%i) {field = @x} : (index) -> i1
+  return
+}

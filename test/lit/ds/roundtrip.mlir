@@ -10,6 +10,7 @@
 "ds.field"() {sym_name = "m", element_type = f64, shape = array<i64: 8, 8>, layout = @grid} : () -> ()
 "ds.field"() {sym_name = "count", element_type = i32, shape = array<i64: 4>} : () -> ()
 "ds.field"() {sym_name = "loss", element_type = f32, shape = array<i64>} : () -> ()
+"ds.field"() {sym_name = "s", element_type = f32, shape = array<i64: 16>, layout = @mask} : () -> ()
 
 func.func @all_ops(%n: index, %scale: f32) attributes {ds.kernel} {
   %c0 = arith.constant 0 : index
@@ -28,6 +29,9 @@ func.func @all_ops(%n: index, %scale: f32) attributes {ds.kernel} {
     "ds.atomic_add"(%one, %b) {field = @count} : (i32, index) -> ()
     %pos = arith.cmpf oge, %v, %w : f32
     "ds.assert"(%pos) {message = "x must not grow"} : (i1) -> ()
+    "ds.activate"(%i) {field = @s} : (index) -> ()
+    %act = "ds.is_active"(%i) {field = @s, node = @blocks} : (index) -> i1
+    "ds.deactivate"(%i) {field = @s, node = @mask} : (index) -> ()
     gpu.yield
   }) : (index, index) -> ()
   "ds.struct_for"() ({
