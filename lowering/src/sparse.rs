@@ -26,12 +26,14 @@
 //! pointer's block to the freed list, which the runtime zeroes and returns
 //! to the pool after the launch.
 //!
-//! Allocation, lock-free: a thread finding no block pops one from the free
-//! stack (atomic decrement of its height), then installs it with a
-//! compare-and-swap on the table entry; the loser of a race pushes its block
-//! on the freed list and uses the winner's. A pop from an empty stack is a
-//! run-time check (`CheckKind::PoolExhausted`): the launch fails with a typed
-//! error and the write is dropped, never made out of the pool.
+//! Allocation: the first thread finding no block claims the table entry
+//! (an atomic unsigned max turning 0 into 1, leaving others as they are), pops a block from the free stack (an atomic
+//! decrement of its height) and installs it; threads finding the entry
+//! claimed wait for it (a short spin on an atomic read), so no block is
+//! popped twice for one cell. A pop from an empty stack is a run-time check
+//! (`CheckKind::PoolExhausted`): the launch fails with a typed error and the
+//! write is dropped, never made out of the pool. (The spin needs independent
+//! thread scheduling on the GPU: sm_70 and later.)
 //!
 //! Example: `"ds.store"(%v, %i) {field = @x}` with `@x` under
 //! `ds.bitmasked @m [64]` becomes, roughly, `%w = memref.load %mask[%i / 32];
@@ -48,9 +50,15 @@ const RMW_ANDI: i64 = 2;
 const RMW_ASSIGN: i64 = 3;
 const RMW_MAXIMUMF: i64 = 4;
 const RMW_MAXS: i64 = 6;
+const RMW_MAXU: i64 = 7;
 const RMW_MINIMUMF: i64 = 8;
 const RMW_MINS: i64 = 10;
 const RMW_ORI: i64 = 14;
+
+/// A pointer table entry being allocated by some thread (0 is none).
+const CLAIMED: i64 = ds_dialects::ops::sparse::TABLE_CLAIMED as i64;
+/// The entry of block `id` is `id + FIRST_ID`.
+const FIRST_ID: i64 = ds_dialects::ops::sparse::TABLE_FIRST_ID as i64;
 
 /// One sparse tree as a function sees it: its description, the memrefs of
 /// its hidden buffers, and the element type of each of its fields.
@@ -218,62 +226,76 @@ fn bit_clear(e: E, mask: Value, c: Value) -> Value {
 
 /// The block of outer cell `p` of a pointer tree, allocated if it has none:
 /// its id (i32), or -1 when the pool is exhausted (then `fail` records it).
+/// The first thread to find no block claims the table entry ([`claim`]),
+/// pops a block and installs it (`id + FIRST_ID`, or 0 back when the pool is
+/// empty); others wait while the entry is claimed.
 fn ensure_block(e: E, t: &TreeArgs, p: Value, fail: &mut dyn FnMut(Cursor, Loc)) -> Value {
     let ctx = e.loc.ctx();
     let i32t = ctx.int(32);
-    let (table, free, freed, counts) = (t.buf(&t.tree.table()), t.buf(&t.tree.free()), t.buf(&t.tree.freed()), t.buf(&t.tree.counts()));
+    let (table, free, counts) = (t.buf(&t.tree.table()), t.buf(&t.tree.free()), t.buf(&t.tree.counts()));
     let entry = e.load(table, p, i32t);
-    let has = e.cmp(CmpI::Sgt, entry, e.i32(0));
+    let has = e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED));
     let (if_op, then_b, else_b) = ops::build_if(e.at, has, &[i32t], e.loc);
     let th = E { at: Cursor::at_end(then_b), loc: e.loc };
-    let id = th.bin("arith.subi", entry, th.i32(1));
+    let id = th.bin("arith.subi", entry, th.i32(FIRST_ID));
     ops::build_yield(then_b, &[id], e.loc);
-    // No block yet: pop one, then install it unless another thread did first.
     let el = E { at: Cursor::at_end(else_b), loc: e.loc };
-    let top = el.rmw(RMW_ADDI, el.i32(-1), counts, el.index(0));
-    let got = el.cmp(CmpI::Sgt, top, el.i32(0));
-    let (pop_if, pop_then, pop_else) = ops::build_if(el.at, got, &[i32t], e.loc);
+    let old = claim(el, table, p);
+    let claimed = el.cmp(CmpI::Eq, old, el.i32(0));
+    let (claim_if, mine, theirs) = ops::build_if(el.at, claimed, &[i32t], e.loc);
     {
+        // Claimed: pop a block and install it, or give the entry back.
+        let me = E { at: Cursor::at_end(mine), loc: e.loc };
+        let top = me.rmw(RMW_ADDI, me.i32(-1), counts, me.index(0));
+        let got = me.cmp(CmpI::Sgt, top, me.i32(0));
+        let (pop_if, pop_then, pop_else) = ops::build_if(me.at, got, &[i32t], e.loc);
         let pe = E { at: Cursor::at_end(pop_then), loc: e.loc };
         let slot = pe.to_index(pe.bin("arith.subi", top, pe.i32(1)));
-        let mine = pe.load(free, slot, i32t);
-        let installed = pe.bin("arith.addi", mine, pe.i32(1));
-        let old = cas_if_zero(pe, table, p, installed);
-        let lost = pe.cmp(CmpI::Ne, old, pe.i32(0));
-        let give_back = pe.guard(lost);
-        let k = give_back.to_index(give_back.rmw(RMW_ADDI, give_back.i32(1), counts, give_back.index(1)));
-        give_back.store(mine, freed, k);
-        let now = pe.select(lost, old, installed);
-        ops::build_yield(pop_then, &[now], e.loc);
+        let block = pe.load(free, slot, i32t);
+        ops::build_yield(pop_then, &[block], e.loc);
+        let none = ops::const_scalar(Cursor::at_end(pop_else), i32t, -1.0, e.loc);
+        ops::build_yield(pop_else, &[none], e.loc);
+        let block = pop_if.result(0);
+        let installed = me.select(got, me.bin("arith.addi", block, me.i32(FIRST_ID)), me.i32(0));
+        me.rmw(RMW_ASSIGN, installed, table, p);
+        let failed = me.cmp(CmpI::Eq, got, ops::const_scalar(me.at, ctx.int(1), 0.0, e.loc));
+        let report = me.guard(failed);
+        fail(report.at, e.loc);
+        ops::build_yield(mine, &[block], e.loc);
     }
     {
-        // The pool is empty: another thread may still have installed one.
-        let pe = E { at: Cursor::at_end(pop_else), loc: e.loc };
-        let now = pe.rmw(RMW_ORI, pe.i32(0), table, p);
-        ops::build_yield(pop_else, &[now], e.loc);
+        // Another thread holds the claim (or installed it meanwhile): wait.
+        let other = E { at: Cursor::at_end(theirs), loc: e.loc };
+        let v = wait_while_claimed(other, table, p);
+        let ok = other.cmp(CmpI::Sgt, v, other.i32(CLAIMED));
+        let id = other.select(ok, other.bin("arith.subi", v, other.i32(FIRST_ID)), other.i32(-1));
+        ops::build_yield(theirs, &[id], e.loc);
     }
-    let now = pop_if.result(0);
-    let ok = el.cmp(CmpI::Sgt, now, el.i32(0));
-    let failed = el.cmp(CmpI::Eq, ok, ops::const_scalar(el.at, ctx.int(1), 0.0, e.loc));
-    let report = el.guard(failed);
-    fail(report.at, e.loc);
-    let id = el.select(ok, el.bin("arith.subi", now, el.i32(1)), el.i32(-1));
-    ops::build_yield(else_b, &[id], e.loc);
+    ops::build_yield(else_b, &[claim_if.result(0)], e.loc);
     if_op.result(0)
 }
 
-/// `memref.generic_atomic_rmw`: table[p] = (table[p] == 0 ? new : table[p]);
-/// returns the old value.
-fn cas_if_zero(e: E, table: Value, p: Value, new: Value) -> Value {
+/// Claims table entry `p`: an atomic unsigned max with [`CLAIMED`] turns
+/// an empty entry (0) into a claimed one and leaves claimed and installed
+/// ones (`id + FIRST_ID`) as they are; returns the old value (0: this thread
+/// holds the claim).
+fn claim(e: E, table: Value, p: Value) -> Value {
+    e.rmw(RMW_MAXU, e.i32(CLAIMED), table, p)
+}
+
+/// `scf.while`: reads table[p] atomically until it is not [`CLAIMED`]; the value.
+fn wait_while_claimed(e: E, table: Value, p: Value) -> Value {
     let i32t = e.loc.ctx().int(32);
-    let region = Region::new();
-    let body = region.append_block(Block::new(&[(i32t, e.loc)]));
-    let be = E { at: Cursor::at_end(body), loc: e.loc };
-    let cur = body.arg(0);
-    let empty = be.cmp(CmpI::Eq, cur, be.i32(0));
-    let value = be.select(empty, new, cur);
-    be.at.build(OpBuilder::new("memref.atomic_yield", e.loc).operands(&[value]));
-    e.at.build(OpBuilder::new("memref.generic_atomic_rmw", e.loc).operands(&[table, p]).results(&[i32t]).region(region)).result(0)
+    let before = Region::new();
+    let b = before.append_block(Block::new(&[]));
+    let be = E { at: Cursor::at_end(b), loc: e.loc };
+    let v = be.rmw(RMW_ORI, be.i32(0), table, p);
+    let busy = be.cmp(CmpI::Eq, v, be.i32(CLAIMED));
+    be.at.build(OpBuilder::new("scf.condition", e.loc).operands(&[busy, v]));
+    let after = Region::new();
+    let a = after.append_block(Block::new(&[(i32t, e.loc)]));
+    ops::build_yield(a, &[], e.loc);
+    e.at.build(OpBuilder::new("scf.while", e.loc).results(&[i32t]).region(before).region(after)).result(0)
 }
 
 /// Writes `value` into `data[pos]` as access `kind` (a store or an atomic;
@@ -350,10 +372,10 @@ pub fn emit_access(at: Cursor, plan: &AccessPlan, t: &TreeArgs, fail: &mut dyn F
         AccessKind::Load => {
             if tree.is_pointer() {
                 let entry = e.load(t.buf(&tree.table()), c.p, i32t);
-                let has = e.cmp(CmpI::Sgt, entry, e.i32(0));
+                let has = e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED));
                 let (if_op, then_b, else_b) = ops::build_if(e.at, has, &[plan.elem], e.loc);
                 let th = E { at: Cursor::at_end(then_b), loc: e.loc };
-                let id = th.to_index(th.bin("arith.subi", entry, th.i32(1)));
+                let id = th.to_index(th.bin("arith.subi", entry, th.i32(FIRST_ID)));
                 let pos = data_pos(th, pool_cell(th, tree, id, c.l), c.comps, c.comp);
                 let v = th.load(data(), pos, plan.elem);
                 ops::build_yield(then_b, &[v], e.loc);
@@ -416,8 +438,8 @@ fn active_block(e: E, t: &TreeArgs, c: &Coords) -> (E, Value) {
     let (inner, id) = match tree.outer.kind {
         LevelKind::Pointer => {
             let entry = e.load(t.buf(&tree.table()), c.p, e.loc.ctx().int(32));
-            let inner = e.guard(e.cmp(CmpI::Sgt, entry, e.i32(0)));
-            (inner, inner.to_index(inner.bin("arith.subi", entry, inner.i32(1))))
+            let inner = e.guard(e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED)));
+            (inner, inner.to_index(inner.bin("arith.subi", entry, inner.i32(FIRST_ID))))
         }
         LevelKind::Bitmasked => (e.guard(bit_test(e, t.buf(&tree.mask0()), c.p)), c.p),
         LevelKind::Dense => (e, c.p),
@@ -438,13 +460,13 @@ fn is_active(e: E, t: &TreeArgs, c: &Coords, level: usize) -> Value {
     match tree.outer.kind {
         LevelKind::Pointer => {
             let entry = e.load(t.buf(&tree.table()), c.p, ctx.int(32));
-            let has = e.cmp(CmpI::Sgt, entry, e.i32(0));
+            let has = e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED));
             if !check_mask1 {
                 return has;
             }
             let (if_op, then_b, else_b) = ops::build_if(e.at, has, &[i1], e.loc);
             let th = E { at: Cursor::at_end(then_b), loc: e.loc };
-            let id = th.to_index(th.bin("arith.subi", entry, th.i32(1)));
+            let id = th.to_index(th.bin("arith.subi", entry, th.i32(FIRST_ID)));
             let bit = bit_test(th, t.buf(&tree.mask1()), pool_cell(th, tree, id, c.l));
             ops::build_yield(then_b, &[bit], e.loc);
             let no = ops::const_scalar(Cursor::at_end(else_b), i1, 0.0, e.loc);
@@ -484,8 +506,8 @@ fn deactivate(e: E, t: &TreeArgs, c: &Coords, level: usize) {
         let (inner, id) = match tree.outer.kind {
             LevelKind::Pointer => {
                 let entry = e.load(t.buf(&tree.table()), c.p, i32t);
-                let inner = e.guard(e.cmp(CmpI::Sgt, entry, e.i32(0)));
-                (inner, inner.to_index(inner.bin("arith.subi", entry, inner.i32(1))))
+                let inner = e.guard(e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED)));
+                (inner, inner.to_index(inner.bin("arith.subi", entry, inner.i32(FIRST_ID))))
             }
             LevelKind::Bitmasked | LevelKind::Dense => (e, c.p),
         };
@@ -497,9 +519,9 @@ fn deactivate(e: E, t: &TreeArgs, c: &Coords, level: usize) {
     match tree.outer.kind {
         LevelKind::Pointer => {
             let old = e.rmw(RMW_ASSIGN, e.i32(0), t.buf(&tree.table()), c.p);
-            let had = e.guard(e.cmp(CmpI::Sgt, old, e.i32(0)));
+            let had = e.guard(e.cmp(CmpI::Sgt, old, e.i32(CLAIMED)));
             let k = had.to_index(had.rmw(RMW_ADDI, had.i32(1), t.buf(&tree.counts()), had.index(1)));
-            had.store(had.bin("arith.subi", old, had.i32(1)), t.buf(&tree.freed()), k);
+            had.store(had.bin("arith.subi", old, had.i32(FIRST_ID)), t.buf(&tree.freed()), k);
         }
         LevelKind::Bitmasked => {
             let was = bit_clear(e, t.buf(&tree.mask0()), c.p);

@@ -13,6 +13,7 @@ use ds_lowering::abi::CheckKind;
 use crate::error::Error;
 use crate::field::{BufferInfo, Field, FieldInfo};
 use crate::native::{AlignedBuf, MAX_ARGS, PackedFn, Slot, pointer_slot};
+use crate::sparse::SparseHost;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -100,6 +101,8 @@ pub struct Program {
     compiled: Arc<Compiled>,
     fields: Vec<Field>,
     by_name: HashMap<String, usize>,
+    /// The host side of each sparse tree (garbage-collected after each launch).
+    sparse: Vec<Arc<SparseHost>>,
 }
 
 impl Program {
@@ -116,10 +119,16 @@ impl Program {
             .iter()
             .map(|b| AlignedBuf::zeroed(b.bytes).map(Arc::new).ok_or_else(|| Error::OutOfMemory { what: b.what(), bytes: b.bytes }))
             .collect::<Result<Vec<_>, _>>()?;
-        let fields: Vec<Field> =
+        let mut fields: Vec<Field> =
             compiled.fields.iter().map(|f| Field::in_buffer(f.clone(), buffers[f.placement.buffer].clone())).collect();
+        let sparse = crate::sparse::attach(&compiled, &buffers, &mut fields);
         let by_name = fields.iter().enumerate().map(|(i, f)| (f.info.name.clone(), i)).collect();
-        Ok(Program { instance: crate::backend::Instance::new(), compiled, fields, by_name })
+        Ok(Program { instance: crate::backend::Instance::new(), compiled, fields, by_name, sparse })
+    }
+
+    /// The host side of each sparse layout tree.
+    pub fn sparse_trees(&self) -> &[Arc<SparseHost>] {
+        &self.sparse
     }
 
     /// The ds module after verification and autodiff (gradient kernels
@@ -201,10 +210,12 @@ impl Program {
     fn launch_untimed(&self, name: &str, args: &[Arg]) -> Result<(), Error> {
         let kernel = self.kernel(name)?;
         let params = param_slots(kernel, args)?;
-        for task in &kernel.tasks {
-            self.run_task(name, task, &params[..args.len()])?;
+        let ran = kernel.tasks.iter().try_for_each(|task| self.run_task(name, task, &params[..args.len()]));
+        // Blocks the launch released go back to the pools, failed or not.
+        for tree in &self.sparse {
+            tree.collect();
         }
-        Ok(())
+        ran
     }
 
     fn run_task(&self, kernel: &str, task: &Task, params: &[Slot]) -> Result<(), Error> {
@@ -322,6 +333,9 @@ pub(crate) fn check_status(kernel: &str, task: &Task, status: [i64; 2]) -> Resul
             location,
         },
         CheckKind::Assert { message } => Error::Assertion { kernel, message: message.clone(), location },
+        CheckKind::PoolExhausted { node, capacity, field } => {
+            Error::PoolExhausted { kernel: Some(kernel), field: field.clone(), node: node.clone(), capacity: *capacity, location }
+        }
     })
 }
 

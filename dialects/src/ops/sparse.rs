@@ -25,12 +25,14 @@
 //!   32 to an i32 word, bit `c % 32` of word `c / 32`. Bits rather than one
 //!   i32 per cell: 1/32 of the memory, and setting one is one atomic `ori`
 //!   whose old value says whether it was set;
-//! - `<tree>$table` (pointer): i32 per outer cell, 0 for none, `b + 1` for block `b`;
+//! - `<tree>$table` (pointer): i32 per outer cell, 0 for none,
+//!   [`TABLE_CLAIMED`] while a thread allocates it, `b + TABLE_FIRST_ID` for
+//!   block `b` (so that an atomic unsigned max claims an empty entry only);
 //! - `<tree>$free` (pointer): a stack of free block ids, `<tree>$counts[0]`
 //!   its height. A kernel allocates by an atomic decrement of the height
 //!   (a height at or below 0 is an exhausted pool: a run-time check);
-//! - `<tree>$freed` (pointer): blocks released in a launch (deactivated,
-//!   or lost a race to install), `<tree>$counts[1]` how many. Kernels only
+//! - `<tree>$freed` (pointer): blocks released in a launch (deactivated),
+//!   `<tree>$counts[1]` how many. Kernels only
 //!   pop the free stack and only push the freed list; after each launch the
 //!   runtime zeroes the freed blocks and pushes them back on the stack (the
 //!   garbage-collection step), so no launch sees a block reused under it.
@@ -44,6 +46,10 @@ use super::views::{FieldDecl, LayoutNode};
 
 /// The separator of hidden buffer names (not allowed in user symbols).
 pub const HIDDEN_SEP: char = '$';
+/// A pointer table entry some thread is allocating a block for.
+pub const TABLE_CLAIMED: i32 = 1;
+/// The table entry of block `b` is `b + TABLE_FIRST_ID`.
+pub const TABLE_FIRST_ID: i32 = 2;
 /// The attribute of a `ds.pointer` node giving its pool's size in blocks.
 pub const CAPACITY_ATTR: &str = "capacity";
 

@@ -1,12 +1,13 @@
 // RUN: ds-opt %s --split-input-file --convert-ds-to-scf
 // convert-ds-to-scf on fields under a pointer node of dense blocks
-// (lowering/src/sparse.rs): @p$table holds block + 1 per pointer cell (0: none),
+// (lowering/src/sparse.rs): @p$table holds block + 2 per pointer cell (0: none,
+// 1: being allocated),
 // blocks come from the stack @p$free (height in @p$counts[0]), released ones go
 // to @p$freed (count in @p$counts[1]) for the runtime to zero and return.
 
-// A load through the table (0 without a block), a store that allocates: pop a
-// block, install it with a compare-and-swap, give it back if another thread
-// won; an empty pool records the pool check in the status buffer.
+// A load through the table (0 without a block), a store that allocates: claim
+// the entry (atomic maxu 1), pop a block and install it, or wait while another
+// thread holds the claim; an empty pool records the pool check in the status buffer.
 "ds.pointer"() {sym_name = "p", shape = array<i64: 4>, capacity = 2 : i64} : () -> ()
 "ds.dense"() {sym_name = "b", shape = array<i64: 8>, parent = @p} : () -> ()
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 32>, layout = @b} : () -> ()
