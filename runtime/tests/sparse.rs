@@ -380,3 +380,86 @@ fn sparse_kernels_compile_to_ptx() {
         }
     }
 }
+
+/// `loss += x[i]^2 * x[min(i + 1, 63)]` over the active cells of `x`, whose
+/// adjoint `x_grad` shares its tree (placed on the same leaf).
+fn grad_source(nodes: &str) -> String {
+    format!(
+        r#"{nodes}
+"ds.field"() {{sym_name = "x", element_type = f64, shape = array<i64: 64>, layout = @leaf, grad = @x_grad}} : () -> ()
+"ds.field"() {{sym_name = "x_grad", element_type = f64, shape = array<i64: 64>, layout = @leaf}} : () -> ()
+"ds.field"() {{sym_name = "loss", element_type = f64, shape = array<i64>, grad = @loss_grad}} : () -> ()
+"ds.field"() {{sym_name = "loss_grad", element_type = f64, shape = array<i64>}} : () -> ()
+func.func @energy() attributes {{ds.kernel}} {{
+  "ds.struct_for"() ({{
+  ^bb0(%i: index):
+    %c1 = arith.constant 1 : index
+    %c63 = arith.constant 63 : index
+    %n = arith.addi %i, %c1 : index
+    %j = arith.minsi %n, %c63 : index
+    %v = "ds.load"(%i) {{field = @x}} : (index) -> f64
+    %w = "ds.load"(%j) {{field = @x}} : (index) -> f64
+    %vv = arith.mulf %v, %v : f64
+    %e = arith.mulf %vv, %w : f64
+    "ds.atomic_add"(%e) {{field = @loss}} : (f64) -> ()
+    gpu.yield
+  }}) {{field = @x}} : () -> ()
+  return
+}}"#
+    )
+}
+
+#[test]
+fn struct_for_gradients_live_on_active_cells_and_leave_the_active_set_unchanged() {
+    let options = ds_runtime::CompileOptions { autodiff: true, ..Default::default() };
+    for (layout, nodes) in LAYOUTS.iter().filter(|(l, _)| !l.starts_with("dense_")) {
+        let mut p = Program::with_options(&grad_source(nodes), layout, &options).unwrap_or_else(|e| panic!("{layout}: {e}"));
+        let mut x0 = vec![0f64; N];
+        for (k, i) in [3usize, 4, 5, 20, 21, 40, 63].into_iter().enumerate() {
+            x0[i] = 0.5 + 0.25 * k as f64;
+        }
+        p.field_mut("x").unwrap().from_dense(&x0).unwrap();
+        let active = active_set(&p);
+        let loss = |p: &mut Program| -> f64 {
+            p.field_mut("loss").unwrap().zero();
+            p.launch("energy", &[]).unwrap();
+            p.field("loss").unwrap().get::<f64>(&[]).unwrap()
+        };
+        loss(&mut p);
+        p.field_mut("x_grad").unwrap().zero();
+        p.field_mut("loss_grad").unwrap().set(&[], 1.0f64).unwrap();
+        p.launch("energy_grad", &[]).unwrap();
+        assert_eq!(active_set(&p), active, "{layout}: the grad kernel activated or deactivated cells");
+        let g: Vec<f64> = p.field("x_grad").unwrap().to_vec().unwrap();
+        for i in 0..N {
+            if !active.contains(&i) {
+                assert_eq!(g[i], 0.0, "{layout}: gradient on inactive cell {i}");
+                continue;
+            }
+            // Central differences in f64 on the active cell (a write to an active cell keeps the set).
+            let h = 1e-6;
+            let at = |p: &mut Program, v: f64| {
+                p.field_mut("x").unwrap().set(&[i], v).unwrap();
+                loss(p)
+            };
+            let xi = p.field("x").unwrap().get::<f64>(&[i]).unwrap();
+            let fd = (at(&mut p, xi + h) - at(&mut p, xi - h)) / (2.0 * h);
+            at(&mut p, xi);
+            assert!((fd - g[i]).abs() <= 1e-6 * (1.0 + fd.abs()), "{layout}: cell {i}: AD {} vs FD {fd}", g[i]);
+        }
+        assert_eq!(active_set(&p), active, "{layout}");
+    }
+}
+
+#[test]
+fn activity_ops_and_sparse_struct_fors_enter_the_tapes_read_and_write_sets() {
+    // The Tape sees a struct_for over a sparse field as a read of the field
+    // and an activation as a write: replaying over a changed active set is
+    // reported, never a wrong gradient.
+    let options = ds_runtime::CompileOptions { autodiff: true, ..Default::default() };
+    let p = Program::with_options(&source(LAYOUTS[3].1, KERNELS), "tape", &options).unwrap();
+    let x = p.field_index("x").unwrap();
+    assert!(p.kernel("double").unwrap().reads.contains(&x), "struct_for reads the active set");
+    assert!(p.kernel("on").unwrap().writes.contains(&x) && p.kernel("off").unwrap().writes.contains(&x));
+    assert!(p.kernel("probe").unwrap().reads.contains(&x));
+}
