@@ -21,6 +21,7 @@
 //! memory order changes (`ds_dialects::ops::layout` computes it).
 
 use crate::field::{ElementKind, Field, FieldDecl, GradField};
+use ds_dialects::ops::DsOp;
 use crate::program::{DeclarationError, NodeEntry, ProgramBuilder};
 use ds_runtime::ElemType;
 #[cfg(doc)]
@@ -86,6 +87,84 @@ impl<'a> Root<'a> {
     pub fn dense<const D: usize>(self, shape: [usize; D]) -> Dense<'a, D> {
         Dense { pb: self.pb, shape, order: Layout::Aos }
     }
+
+    /// A pointer node of `shape` cells (Taichi's `ti.root.pointer`): each
+    /// cell's block is allocated from a pool when it is first written, and
+    /// returned when deactivated. Give it blocks with [`Outer::dense`] or
+    /// [`Outer::bitmasked`], or place fields in it directly.
+    pub fn pointer<const D: usize>(self, shape: [usize; D]) -> Outer<'a, D> {
+        Outer { pb: self.pb, kind: DsOp::Pointer, shape, capacity: None }
+    }
+
+    /// A bitmasked node of `shape` cells (Taichi's `ti.root.bitmasked`):
+    /// dense storage with one activity bit per cell.
+    pub fn bitmasked<const D: usize>(self, shape: [usize; D]) -> Outer<'a, D> {
+        Outer { pb: self.pb, kind: DsOp::Bitmasked, shape, capacity: None }
+    }
+}
+
+/// The outer node of a sparse tree (`ti.root.pointer(...)` or
+/// `ti.root.bitmasked(...)`), not yet holding fields. Fields placed under a
+/// sparse tree have the index shape of the tree (outer times block extents,
+/// axis by axis); reading an inactive cell gives 0, writing activates it,
+/// and their adjoints share the tree (gradients live on the active cells).
+pub struct Outer<'a, const D: usize> {
+    pb: &'a mut ProgramBuilder,
+    kind: DsOp,
+    shape: [usize; D],
+    capacity: Option<usize>,
+}
+
+impl<'a, const D: usize> Outer<'a, D> {
+    /// A pointer node's pool, in blocks (default: one per pointer cell, so
+    /// that every block can be active at once). A write needing a block of
+    /// an exhausted pool fails its launch with `Error::PoolExhausted`.
+    pub fn capacity(mut self, blocks: usize) -> Self {
+        self.capacity = Some(blocks);
+        self
+    }
+
+    /// Dense blocks of `shape` cells in each cell (`.pointer(..).dense(..)`).
+    pub fn dense(self, shape: [usize; D]) -> Leaf<'a, D> {
+        Leaf { outer: self, inner: Some((DsOp::Dense, shape)) }
+    }
+
+    /// Bitmasked blocks of `shape` cells in each cell.
+    pub fn bitmasked(self, shape: [usize; D]) -> Leaf<'a, D> {
+        Leaf { outer: self, inner: Some((DsOp::Bitmasked, shape)) }
+    }
+
+    /// Places `fields` in the node's cells themselves.
+    #[track_caller]
+    pub fn place(self, fields: impl Placeable<D>) {
+        Leaf { outer: self, inner: None }.place(fields)
+    }
+}
+
+/// A sparse tree's leaf: the node holding its fields.
+pub struct Leaf<'a, const D: usize> {
+    outer: Outer<'a, D>,
+    inner: Option<(DsOp, [usize; D])>,
+}
+
+impl<const D: usize> Leaf<'_, D> {
+    /// Places `fields` (and their adjoints) on this leaf.
+    #[track_caller]
+    pub fn place(self, fields: impl Placeable<D>) {
+        let mut decls = Vec::new();
+        fields.decls(&mut decls);
+        let o = self.outer;
+        let levels: Vec<(DsOp, Vec<usize>)> =
+            std::iter::once((o.kind, o.shape.to_vec())).chain(self.inner.map(|(k, s)| (k, s.to_vec()))).collect();
+        o.pb.place_sparse(&levels, o.capacity, &decls);
+    }
+}
+
+impl<'a, const D: usize> Dense<'a, D> {
+    /// Bitmasked cells of `shape` in each dense cell (`.dense(..).bitmasked(..)`).
+    pub fn bitmasked(self, shape: [usize; D]) -> Leaf<'a, D> {
+        Leaf { outer: Outer { pb: self.pb, kind: DsOp::Dense, shape: self.shape, capacity: None }, inner: Some((DsOp::Bitmasked, shape)) }
+    }
 }
 
 impl<const D: usize> Dense<'_, D> {
@@ -144,7 +223,43 @@ impl ProgramBuilder {
             for &i in &group {
                 self.fields[i].layout = Some(name.clone());
             }
-            self.nodes.push(NodeEntry { name, shape: shape.to_vec(), order, at: std::panic::Location::caller() });
+            let at = std::panic::Location::caller();
+            self.nodes.push(NodeEntry { name, kind: DsOp::Dense, shape: shape.to_vec(), order, parent: None, capacity: None, at });
+        }
+    }
+
+    /// Places `decls` and their adjoints on the leaf of a new sparse tree of
+    /// `levels` (outermost first); the first rule they break is kept for `build`.
+    #[track_caller]
+    fn place_sparse(&mut self, levels: &[(DsOp, Vec<usize>)], capacity: Option<usize>, decls: &[Arc<FieldDecl>]) {
+        let names: Vec<String> = decls.iter().map(|d| d.name.clone()).collect();
+        let rank = levels[0].1.len();
+        let cells: Vec<usize> = (0..rank).map(|d| levels.iter().map(|(_, s)| s[d]).product()).collect();
+        if let Err(reason) = self.check_placement(&cells, decls) {
+            self.mistake(Some(DeclarationError::Layout { fields: names, reason }));
+            return;
+        }
+        let Some(first) = decls.first().map(|d| self.fields[d.position].name.clone()) else { return };
+        let at = std::panic::Location::caller();
+        let mut parent: Option<String> = None;
+        for (k, (kind, shape)) in levels.iter().enumerate() {
+            let suffix = if k + 1 == levels.len() { "cells" } else { "blocks" };
+            let name = self.fresh_name(&format!("{first}_{suffix}"));
+            let cap = if k == 0 { capacity } else { None };
+            self.nodes.push(NodeEntry { name: name.clone(), kind: *kind, shape: shape.clone(), order: Layout::Aos, parent: parent.clone(), capacity: cap, at });
+            parent = Some(name);
+        }
+        let leaf = parent.expect("a tree has a level");
+        // The adjoints share the tree: gradients live on the primal's active cells.
+        let mut members: Vec<usize> = decls.iter().map(|d| d.position).collect();
+        let grads: Vec<usize> = members
+            .iter()
+            .filter_map(|&i| self.fields[i].grad.clone())
+            .filter_map(|g| self.fields.iter().position(|f| f.name == g))
+            .collect();
+        members.extend(grads);
+        for i in members {
+            self.fields[i].layout = Some(leaf.clone());
         }
     }
 

@@ -595,8 +595,9 @@ fn expand_sparse_struct_for(op: Op, tree: &ops::sparse::SparseTree, decl: &Field
     let loc = op.loc();
     let (lo, hi, one) = (ops::const_index(at, 0, loc), ops::const_index(at, sparse::struct_for_range(tree), loc), ops::const_index(at, 1, loc));
     let (_, body, y) = ops::build_scf_for(at, lo, hi, one, loc);
-    let (indices, end) = sparse::struct_for_block(Cursor::before(y), body.arg(0), tree, &decl.name, &decl.shape, loc);
     let old = op.region(0).first_block().expect("loop body");
+    let bound = &decl.shape[..old.num_args().min(decl.shape.len())];
+    let (indices, end) = sparse::struct_for_block(Cursor::before(y), body.arg(0), tree, &decl.name, decl.shape.len(), bound, loc);
     for (arg, idx) in old.args().into_iter().zip(indices) {
         arg.replace_all_uses_with(idx);
     }
@@ -618,7 +619,8 @@ fn struct_for_bounds(op: Op, fields: &[FieldDecl]) -> Vec<(Value, Value)> {
     let loc = op.loc();
     let field = op.attr("field").and_then(|a| a.as_symbol()).unwrap_or_default();
     let shape = fields.iter().find(|f| f.name == field).map(|f| f.shape.clone()).unwrap_or_default();
-    shape.iter().map(|&n| (ops::const_index(at, 0, loc), ops::const_index(at, n, loc))).collect()
+    let args = op.region(0).first_block().map_or(0, |b| b.num_args());
+    shape.iter().take(args).map(|&n| (ops::const_index(at, 0, loc), ops::const_index(at, n, loc))).collect()
 }
 
 /// A ds loop left in a function runs serially as nested `scf.for` loops, one

@@ -221,14 +221,16 @@ fn lower_loop(loop_op: Op, entry: Block, map: &mut ValueMap, fields: &Layout) ->
         Some(DsOp::StructFor) => {
             let field = loop_op.attr("field").and_then(|a| a.as_symbol()).unwrap_or_default();
             let Some(f) = fields.field(&field) else { return false };
+            // The body binds every dimension, or the cell dimensions only.
+            let bound = &f.shape[..old_body.num_args().min(f.shape.len())];
             let indices = match fields.tree(&field) {
                 // Over the blocks, then the active cells of each (crate::sparse).
                 Some(tree) => {
-                    let (indices, end) = crate::sparse::struct_for_block(at, iv, tree, &field, &f.shape, loc);
+                    let (indices, end) = crate::sparse::struct_for_block(at, iv, tree, &field, f.shape.len(), bound, loc);
                     body_end = end;
                     indices
                 }
-                None => delinearize(at, iv, &f.shape, loc),
+                None => delinearize(at, iv, bound, loc),
             };
             for (arg, idx) in old_body.args().into_iter().zip(indices) {
                 map.insert(arg, idx);
@@ -298,7 +300,10 @@ fn build_range(loop_op: Op, at: Cursor, task: &str, kernel: Op, params: &[ds_dia
             let field = loop_op.attr("field").and_then(|a| a.as_symbol()).unwrap_or_default();
             let cells = match fields.tree(&field) {
                 Some(tree) => crate::sparse::struct_for_range(tree) as usize,
-                None => fields.field(&field).map_or(0, |f| f.num_elements()),
+                None => {
+                    let args = loop_op.region(0).first_block().map_or(0, |b| b.num_args());
+                    fields.field(&field).map_or(0, |f| f.shape.iter().take(args).product::<i64>() as usize)
+                }
             };
             vec![ops::const_index(end, 0, loc), ops::const_index(end, cells as i64, loc)]
         }

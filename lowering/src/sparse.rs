@@ -558,18 +558,20 @@ pub fn struct_for_range(tree: &SparseTree) -> i64 {
 }
 
 /// The active cells of block `p` (an outer cell) of `tree`, for a
-/// `ds.struct_for` over `field` (of shape `field_shape`), emitted at `at`:
+/// `ds.struct_for` over `field` binding the dimensions `field_shape` (all
+/// of the field's, or its cell dimensions only), emitted at `at`:
 /// a test of the block, a loop over its cells, a test of each cell of a
 /// bitmasked leaf, and loops over the field's component dimensions.
 /// Returns the field's indices and the op before which the body goes.
-pub fn struct_for_block(at: Cursor, p: Value, tree: &SparseTree, field: &str, field_shape: &[i64], loc: Loc) -> (Vec<Value>, Op) {
+pub fn struct_for_block(at: Cursor, p: Value, tree: &SparseTree, field: &str, field_rank: usize, field_shape: &[i64], loc: Loc) -> (Vec<Value>, Op) {
     let ctx = loc.ctx();
     let e = E { at, loc };
     let rank = tree.rank();
     let block = tree.block_shape();
     let comp_dims = &field_shape[rank.min(field_shape.len())..];
     let with_zeros = |e: E, cell: &[Value]| -> Vec<Value> {
-        cell.iter().copied().chain(comp_dims.iter().map(|_| e.index(0))).collect()
+        let pad = field_rank.saturating_sub(cell.len());
+        cell.iter().copied().chain((0..pad).map(|_| e.index(0))).collect()
     };
     let is_active = |e: E, cell: &[Value], node: &str| -> Value {
         let idx = with_zeros(e, cell);

@@ -295,11 +295,15 @@ impl Verifier {
                     None => self.error(op, format!("ds.struct_for over @{field}, which is not a field of this module")),
                     Some(f) => {
                         let nargs = body.map(|b| b.num_args()).unwrap_or(0);
-                        if nargs != f.rank() || body.is_some_and(|b| b.args().iter().any(|a| !a.ty().is_index())) {
-                            self.error(
-                                op,
-                                format!("ds.struct_for over @{field} needs {} index block arguments, got {nargs}", f.rank()),
-                            );
+                        let nodes: Vec<LayoutNode> =
+                            ops::module_body(self.module).ops().into_iter().filter_map(LayoutNode::read).collect();
+                        // The body binds the leading dimensions: every one, or fewer (a
+                        // vector field's cells without their components), at least the
+                        // cell dimensions of a sparse field's tree.
+                        let least = if ops::sparse::is_sparse(f, &nodes) { ops::sparse::cell_rank(f, &nodes) } else { f.rank().min(1) };
+                        let counts = if least == f.rank() { format!("{}", f.rank()) } else { format!("{least} to {}", f.rank()) };
+                        if !(least..=f.rank()).contains(&nargs) || body.is_some_and(|b| b.args().iter().any(|a| !a.ty().is_index())) {
+                            self.error(op, format!("ds.struct_for over @{field} needs {counts} index block arguments, got {nargs}"));
                         }
                     }
                 }

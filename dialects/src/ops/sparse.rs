@@ -352,3 +352,25 @@ pub fn trees(nodes: &[LayoutNode], fields: &[FieldDecl]) -> Result<Vec<SparseTre
 pub fn tree_holding<'a>(trees: &'a [SparseTree], field: &str) -> Option<&'a SparseTree> {
     trees.iter().find(|t| t.components(field).is_some())
 }
+
+/// The number of cell dimensions of `field`: those of its layout node's
+/// cells (a `ds.struct_for` binding only these visits cells, not
+/// components), else all of its dimensions.
+pub fn cell_rank(field: &FieldDecl, nodes: &[LayoutNode]) -> usize {
+    field
+        .layout
+        .as_ref()
+        .and_then(|l| nodes.iter().find(|n| &n.name == l))
+        .and_then(|n| cell_shape(n, nodes).ok())
+        .map_or(field.rank(), |c| c.len().min(field.rank()))
+}
+
+/// Whether `field` is placed under a pointer or bitmasked node (on its path).
+pub fn is_sparse(field: &FieldDecl, nodes: &[LayoutNode]) -> bool {
+    field
+        .layout
+        .as_ref()
+        .and_then(|l| nodes.iter().find(|n| &n.name == l))
+        .and_then(|n| path(n, nodes).ok())
+        .is_some_and(|p| p.iter().any(|n| matches!(n.kind, DsOp::Pointer | DsOp::Bitmasked)))
+}

@@ -148,14 +148,29 @@ func.func @k(%n: index) attributes {ds.kernel} {
 
 // -----
 
-// A struct_for over a 2-D field with one index.
+// A struct_for over a 2-D field with three indices (it binds the leading
+// dimensions: one or two of them).
 "ds.field"() {sym_name = "m", element_type = f32, shape = array<i64: 4, 4>} : () -> ()
 func.func @k() attributes {ds.kernel} {
-  // expected-error@+1 {{ds.struct_for over @m needs 2 index block arguments, got 1}}
+  // expected-error@+1 {{ds.struct_for over @m needs 1 to 2 index block arguments, got 3}}
+  "ds.struct_for"() ({
+  ^bb0(%i: index, %j: index, %k: index):
+    gpu.yield
+  }) {field = @m} : () -> ()
+  return
+}
+
+// -----
+
+// A struct_for over a sparse vector field binds at least its cells.
+"ds.bitmasked"() {sym_name = "cells", shape = array<i64: 4, 4>} : () -> ()
+"ds.field"() {sym_name = "v", element_type = f32, shape = array<i64: 4, 4, 2>, layout = @cells} : () -> ()
+func.func @k() attributes {ds.kernel} {
+  // expected-error@+1 {{ds.struct_for over @v needs 2 to 3 index block arguments, got 1}}
   "ds.struct_for"() ({
   ^bb0(%i: index):
     gpu.yield
-  }) {field = @m} : () -> ()
+  }) {field = @v} : () -> ()
   return
 }
 

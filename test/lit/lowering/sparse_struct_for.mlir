@@ -32,3 +32,26 @@ func.func @count() attributes {ds.kernel} {
   }) {field = @x} : () -> ()
   return
 }
+
+// -----
+
+// A vector field of a pointer-of-bitmasked tree, its struct_for binding the
+// cell only (not the component): the body runs once per active cell and reads
+// both components; is_active takes the cell's first element.
+"ds.pointer"() {sym_name = "p", shape = array<i64: 2>} : () -> ()
+"ds.bitmasked"() {sym_name = "b", shape = array<i64: 4>, parent = @p} : () -> ()
+"ds.field"() {sym_name = "v", element_type = f32, shape = array<i64: 8, 2>, layout = @b} : () -> ()
+"ds.field"() {sym_name = "speed", element_type = f32, shape = array<i64: 8>} : () -> ()
+func.func @norms() attributes {ds.kernel} {
+  "ds.struct_for"() ({
+  ^bb0(%i: index):
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %a = "ds.load"(%i, %c0) {field = @v} : (index, index) -> f32
+    %b = "ds.load"(%i, %c1) {field = @v} : (index, index) -> f32
+    %s = arith.addf %a, %b : f32
+    "ds.store"(%s, %i) {field = @speed} : (f32, index) -> ()
+    gpu.yield
+  }) {field = @v} : () -> ()
+  return
+}
