@@ -12,7 +12,24 @@
 //! pb.layout(&m, Layout::Soa);
 //! ```
 //!
-//! The adjoints of placed fields (`x_grad`, `v_grad`) are placed the same way
+//! Sparse layouts (Taichi's `ti.root.pointer(ti.ij, 8).dense(ti.ij, 16)`):
+//!
+//! ```ignore
+//! let u: GradField<f32, 2> = pb.field_with_grad("u", [128, 128]);
+//! // 8x8 pointer cells, each a block of 16x16 cells allocated when first written
+//! pb.root().pointer([8, 8]).dense([16, 16]).place(&u);
+//! // or: one activity bit per cell over dense storage
+//! // pb.root().bitmasked([128, 128]).place(&u);
+//! ```
+//!
+//! Kernels read inactive cells as 0, writes activate them, `activate`,
+//! `deactivate` and `is_active` act on cells, and `for (i, j) in u.active()`
+//! runs over the active cells. The adjoint (`u_grad`) shares the tree: its
+//! gradients live on the active cells, and gradient kernels never activate.
+//! A pointer's pool holds a block per pointer cell unless
+//! [`Outer::capacity`] says fewer.
+//!
+//! The adjoints of fields placed under dense nodes (`x_grad`, `v_grad`) are placed the same way
 //! under a node of their own, so they have the same strides. Fields placed
 //! together have the node's shape as their index shape and elements of one
 //! size (f32 and i32, or f64), are placed once, and are placed in the order

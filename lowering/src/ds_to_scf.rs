@@ -1,9 +1,10 @@
 //! `convert-ds-to-scf`: field accesses become memref ops on function arguments,
 //! ds loops become `scf.for`, run-time checks write a status buffer.
 //!
-//! Input: a verified module, usually after `ds-lower-parallel-cpu`. Dense fields
-//! only (a field placed under a pointer/bitmasked/dynamic node, or a nested
-//! one, is a located error).
+//! Input: a verified module, usually after `ds-lower-parallel-cpu`. Fields of
+//! their own, under a dense node, or under a sparse tree (pointer/bitmasked,
+//! lowered by `crate::sparse`); a field under a dynamic node, a nested dense
+//! node or a deeper tree is a located error.
 //! Output, per function that touches fields:
 //! - one `memref<shape x elem>` argument per field it uses, appended in
 //!   declaration order and listed in `ds.fields`: row-major for a field of
@@ -27,7 +28,11 @@
 //!   stencil's adjoint, `ops::update_band`), the task records that band
 //!   (`abi::TASK_BAND`) and the runtime runs the twin on several threads, on
 //!   chunks longer than the band, even chunks and odd chunks in turn;
-//! - `ds.parallel_for` -> `scf.for` (serial), `ds.struct_for` -> nested `scf.for`s;
+//! - an access, `ds.activate`, `ds.deactivate` or `ds.is_active` of a sparse
+//!   field -> memref ops on its tree's hidden buffers (`crate::sparse`), which
+//!   follow the dense fields' arguments; `ds.is_active` of a dense field -> true;
+//! - `ds.parallel_for` -> `scf.for` (serial), `ds.struct_for` -> nested `scf.for`s
+//!   (over a sparse field: over its blocks, then their active cells);
 //! - `ds.stop_grad %v` -> `%v` (its purpose, blocking gradients, is served);
 //! - `ds.assert` and, with `check-bounds=1`, a bounds check per index: on failure
 //!   the check's code (`abi::status_code`: the first failed check in program

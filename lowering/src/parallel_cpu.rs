@@ -13,7 +13,9 @@
 //! Values a task takes from the kernel's top level are recomputed in the task
 //! (ds-verify allows only constants and pure arith/math there). Fixed-size
 //! `memref.alloca`s in a loop body are hoisted to the task's entry. A struct-for
-//! over a dense field iterates its linearized cells. Task functions carry
+//! over a dense field iterates its linearized cells (the dimensions its body
+//! binds); over a sparse field, its tree's outer cells, each task iteration
+//! running the active cells of one block (`crate::sparse::struct_for_block`). Task functions carry
 //! `ds.task_of = "k"`, `ds.task_index = n`, `ds.task_kind = "parallel"|"serial"`.
 //!
 //! Example:
