@@ -425,6 +425,18 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
                     accesses.push(access);
                 }
             }
+            // A deactivation zeroes every field placed on the cell's tree.
+            if a.kind == ops::AccessKind::Deactivate && fields[i].sparse.is_some() {
+                for j in (0..fields.len()).filter(|&j| fields[j].sparse == fields[i].sparse) {
+                    if !writes.contains(&j) {
+                        writes.push(j);
+                    }
+                    let access = FieldAccess { field: j, write: true, lead: Lead::Any };
+                    if !accesses.contains(&access) {
+                        accesses.push(access);
+                    }
+                }
+            }
         }
         out.insert(name.clone(), KernelInfo { name, params, tasks: Vec::new(), reads, writes, accesses, gradient });
     }

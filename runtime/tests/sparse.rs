@@ -463,3 +463,16 @@ fn activity_ops_and_sparse_struct_fors_enter_the_tapes_read_and_write_sets() {
     assert!(p.kernel("on").unwrap().writes.contains(&x) && p.kernel("off").unwrap().writes.contains(&x));
     assert!(p.kernel("probe").unwrap().reads.contains(&x));
 }
+
+#[test]
+fn a_deactivation_writes_every_field_of_its_tree_for_the_tape() {
+    let src = format!(
+        "{}\n\"ds.field\"() {{sym_name = \"w\", element_type = f32, shape = array<i64: 64>, layout = @leaf}} : () -> ()\n",
+        source(LAYOUTS[3].1, KERNELS)
+    );
+    let p = Program::new(&src).unwrap();
+    let (x, w) = (p.field_index("x").unwrap(), p.field_index("w").unwrap());
+    let off = p.kernel("off").unwrap();
+    assert!(off.writes.contains(&x) && off.writes.contains(&w), "{:?}", off.writes);
+    assert!(!p.kernel("on").unwrap().writes.contains(&w));
+}
