@@ -476,3 +476,46 @@ fn a_deactivation_writes_every_field_of_its_tree_for_the_tape() {
     assert!(off.writes.contains(&x) && off.writes.contains(&w), "{:?}", off.writes);
     assert!(!p.kernel("on").unwrap().writes.contains(&w));
 }
+
+/// The active set changing between a recorded struct_for and backward is
+/// an error of backward (the Tape's overwrite rule), never a gradient over
+/// another set of cells; without the change, backward runs. A tape that
+/// keeps state (to checkpoint) refuses the write of a sparse field when it
+/// would copy it: snapshots of sparse fields are not supported yet.
+#[test]
+fn backward_refuses_a_recording_whose_active_set_changed_after_a_struct_for() {
+    let options = ds_runtime::CompileOptions { autodiff: true, ..Default::default() };
+    let kernels = r#"
+func.func @on(%i: index) attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  "ds.parallel_for"(%c0, %c1) ({
+  ^bb0(%t: index):
+    "ds.activate"(%i) {field = @x} : (index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}"#;
+    let src = grad_source(LAYOUTS[0].1) + kernels;
+    let run = |change: bool| {
+        let mut p = Program::with_options(&src, "tape", &options).unwrap();
+        let mut x0 = vec![0f64; N];
+        x0[3] = 1.0;
+        x0[4] = 2.0;
+        p.field_mut("x").unwrap().from_dense(&x0).unwrap();
+        let mut tape = ds_runtime::Tape::without_state();
+        tape.launch(&mut p, "energy", &[]).unwrap();
+        if change {
+            tape.launch(&mut p, "on", &[Arg::Index(20)]).unwrap();
+            let mut keeping = ds_runtime::Tape::new();
+            let err = keeping.launch(&mut p, "on", &[Arg::Index(21)]).unwrap_err();
+            assert!(matches!(err, Error::Sparse { .. }), "{err}");
+        }
+        tape.backward(&mut p, "loss", &ds_runtime::BackwardOptions::default()).map(|_| p.field("x_grad").unwrap().to_vec::<f64>().unwrap())
+    };
+    let g = run(false).unwrap();
+    // loss = x3^2 x4 (+ x4^2 x5, x5 inactive): dL/dx3 = 2 x3 x4, dL/dx4 = x3^2.
+    assert_eq!((g[3], g[4], g[20]), (4.0, 1.0, 0.0), "{g:?}");
+    let err = run(true).expect_err("the active set changed after the struct_for read it");
+    assert!(matches!(err, Error::Overwrite { ref field, .. } if field == "x"), "{err}");
+}
