@@ -814,6 +814,27 @@ pub fn emit_activity(kind: AccessKind, name: &str, index: &[Expr]) -> Option<Exp
     })
 }
 
+/// `ds.append` of `value` to the list holding element `index` of field
+/// `name` (of elements `ty`); its position (i32).
+pub fn emit_append(name: &str, ty: Ty, index: &[Expr], value: &Expr) -> Expr {
+    with(|b| {
+        let value = b.cast(value, ty);
+        let value = b.value(&value);
+        let index = b.values(index);
+        let k = ops::build_append(b.cursor, name, value, &index, b.loc);
+        b.expr(k, Ty::I32)
+    })
+}
+
+/// `ds.length` of the list holding element `index` of field `name` (i32).
+pub fn emit_length(name: &str, index: &[Expr]) -> Expr {
+    with(|b| {
+        let index = b.values(index);
+        let n = ops::build_length(b.cursor, name, &index, b.loc);
+        b.expr(n, Ty::I32)
+    })
+}
+
 /// A parallel loop over the active cells of field `name` (`ds.struct_for`
 /// binding its `rank` cell dimensions): `body` gets the cell's indices.
 pub fn struct_for(name: &str, rank: usize, body: impl FnOnce(Vec<Expr>)) {

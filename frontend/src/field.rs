@@ -603,6 +603,24 @@ pub fn is_active<F: Access>(field: &F, idx: impl IntoCell) -> Expr {
         .unwrap_or_else(|| constant(1.0, Ty::Bool))
 }
 
+/// Appends `value` to the list (a dynamic node's block) holding the cell at
+/// `idx` of a scalar field (Taichi's `ti.append`); the new element's
+/// position in its list (i32), or -1 when the list is full (the launch then
+/// fails with `Error::ListFull`). Not differentiable: append into fields
+/// without gradients.
+pub fn append<F: Access<Value = Expr>>(field: &F, idx: impl IntoCell, value: impl IntoValue<Expr>) -> Expr {
+    let decl = field.decl();
+    let idx = idx.cell();
+    decl.check_rank(idx.len());
+    crate::builder::emit_append(&decl.name, decl.ty, &idx, &value.into_value(decl.ty))
+}
+
+/// The length of the list holding the cell at `idx` (Taichi's `ti.length`; i32).
+pub fn length<F: Access>(field: &F, idx: impl IntoCell) -> Expr {
+    let decl = field.decl();
+    crate::builder::emit_length(&decl.name, &cell_element(decl, idx.cell()))
+}
+
 /// `for (i, j) in x.active() { .. }` in a kernel (the macro's rewrite): the
 /// kernel's parallel loop over the active cells of `field`, `K` the number
 /// of cell indices the loop binds.

@@ -118,6 +118,12 @@ impl<'a> Root<'a> {
     pub fn bitmasked<const D: usize>(self, shape: [usize; D]) -> Outer<'a, D> {
         Outer { pb: self.pb, kind: DsOp::Bitmasked, shape, capacity: None }
     }
+
+    /// One list of up to `shape` cells (Taichi's `ti.root.dynamic`): a dense
+    /// node of one cell holding it.
+    pub fn dynamic<const D: usize>(self, shape: [usize; D]) -> Leaf<'a, D> {
+        Outer { pb: self.pb, kind: DsOp::Dense, shape: [1; D], capacity: None }.dynamic(shape)
+    }
 }
 
 /// The outer node of a sparse tree (`ti.root.pointer(...)` or
@@ -151,6 +157,13 @@ impl<'a, const D: usize> Outer<'a, D> {
         Leaf { outer: self, inner: Some((DsOp::Bitmasked, shape)) }
     }
 
+    /// A list of up to `shape` cells in each cell (Taichi's `dynamic`): its
+    /// cells `[0, length)` are active, `append` adds one, a write beyond the
+    /// end extends it.
+    pub fn dynamic(self, shape: [usize; D]) -> Leaf<'a, D> {
+        Leaf { outer: self, inner: Some((DsOp::Dynamic, shape)) }
+    }
+
     /// Places `fields` in the node's cells themselves.
     #[track_caller]
     pub fn place(self, fields: impl Placeable<D>) {
@@ -181,6 +194,12 @@ impl<'a, const D: usize> Dense<'a, D> {
     /// Bitmasked cells of `shape` in each dense cell (`.dense(..).bitmasked(..)`).
     pub fn bitmasked(self, shape: [usize; D]) -> Leaf<'a, D> {
         Leaf { outer: Outer { pb: self.pb, kind: DsOp::Dense, shape: self.shape, capacity: None }, inner: Some((DsOp::Bitmasked, shape)) }
+    }
+
+    /// A list of up to `shape` cells in each dense cell (`.dense(..).dynamic(..)`),
+    /// e.g. `dense([n, 1]).dynamic([1, 64])`: a list of 64 along j for each i.
+    pub fn dynamic(self, shape: [usize; D]) -> Leaf<'a, D> {
+        Leaf { outer: Outer { pb: self.pb, kind: DsOp::Dense, shape: self.shape, capacity: None }, inner: Some((DsOp::Dynamic, shape)) }
     }
 }
 

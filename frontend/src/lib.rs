@@ -55,7 +55,7 @@ pub use value::{Mat2, Mat3, Matrix, Vec2, Vec3, Vec4, Vector};
 
 /// What kernels and programs need in scope.
 pub mod prelude {
-    pub use crate::field::{activate, deactivate, is_active};
+    pub use crate::field::{activate, append, deactivate, is_active, length};
     pub use crate::value::{max, min, random, select, stop_grad};
     pub use crate::{
         BackwardOptions, Backend, CudaProgram, Error, Expr, Field, GradField, Kernel, Layout, Mat2, Mat3, Matrix, MatrixField, Program,

@@ -299,8 +299,10 @@ const DIALECT_CALLS: &[(&str, &[&str])] = &[
     ("build_load", &["ds.load"]),
     ("build_update", &["ds.store", "ds.atomic_add", "ds.atomic_sub"]),
     ("build_field", &["ds.field"]),
-    ("build_layout_node", &["ds.dense", "ds.pointer", "ds.bitmasked"]),
+    ("build_layout_node", &["ds.dense", "ds.pointer", "ds.bitmasked", "ds.dynamic"]),
     ("build_activity", &["ds.activate", "ds.deactivate", "ds.is_active"]),
+    ("build_append", &["ds.append"]),
+    ("build_length", &["ds.length"]),
     ("build_struct_for", &["ds.struct_for", "gpu.yield"]),
     ("build_return", &["func.return"]),
     ("build_stop_grad", &["ds.stop_grad"]),
@@ -320,12 +322,14 @@ const DIALECT_CALLS: &[(&str, &[&str])] = &[
 
 /// The sparse constructs: a struct-for over active cells, the activity ops.
 #[kernel]
-fn sparse_ops(sp: &GradField<f64, 1>, sb: &GradField<f64, 1>, sc: &Field<f64, 1>) {
+fn sparse_ops(sp: &GradField<f64, 1>, sb: &GradField<f64, 1>, sc: &Field<f64, 1>, list: &Field<i32, 2>) {
     for (i,) in sp.active() {
         let on = is_active(sb, i);
         sb[(i,)] += select(on, sp[(i,)], 0.0);
         activate(sc, (i + 1) % 16);
         deactivate(sc, (i + 3) % 16);
+        let at = append(list, (i % 4, 0), i as i32);
+        let _n = length(list, (i % 4, 0)) + at;
     }
 }
 
@@ -352,7 +356,9 @@ fn every_emitted_op_is_classified_for_autodiff() {
     pb.root().bitmasked([16]).place(&sb);
     let sc: Field<f64, 1> = pb.field("sc", [16]);
     pb.root().pointer([4]).dense([4]).place(&sc);
-    pb.kernel(sparse_ops(&sp, &sb, &sc)).unwrap();
+    let list: Field<i32, 2> = pb.field("list", [4, 8]);
+    pb.root().dense([4, 1]).dynamic([1, 8]).place(&list);
+    pb.kernel(sparse_ops(&sp, &sb, &sc, &list)).unwrap();
     pb.kernel(elementwise(&a, &out)).unwrap();
     pb.kernel(control_flow(&a, &out, &hist)).unwrap();
     pb.kernel(vectors(&p, &q, &m, &o, &s)).unwrap();

@@ -238,3 +238,62 @@ fn a_small_pool_is_a_typed_error_at_the_kernel() {
     }
     assert_eq!(u.sparse_stats(&p).unwrap().blocks, 8);
 }
+
+/// Particles binned into per-cell lists (`pb.root().dense([8, 1]).dynamic([1, 32])`):
+/// `append` in a kernel, `length`, a struct-for over the lists' elements.
+#[kernel(no_grad)]
+fn bin(px: &ScalarField<f32, 1>, ids: &ScalarField<i32, 2>, count: &ScalarField<i32, 1>) {
+    for p in 0..100 {
+        let cell = (px[(p,)] * 8.0) as usize;
+        // The position taken: one less than the length just after it.
+        let k = append(ids, (cell, 0), p as i32);
+        count[(cell,)] = max(count[(cell,)], k + 1);
+    }
+}
+
+#[kernel(no_grad)]
+fn sum_bins(ids: &ScalarField<i32, 2>, sums: &ScalarField<i32, 1>) {
+    for (c, j) in ids.active() {
+        sums[(c,)] += ids[(c, j)];
+    }
+}
+
+#[kernel(no_grad)]
+fn lengths(ids: &ScalarField<i32, 2>, n: &ScalarField<i32, 1>) {
+    for c in 0..8 {
+        n[(c,)] = length(ids, (c, 0));
+    }
+}
+
+#[test]
+fn particles_binned_into_lists() {
+    let mut pb = ProgramBuilder::new();
+    let px: ScalarField<f32, 1> = pb.field("px", [100]);
+    let ids: ScalarField<i32, 2> = pb.field("ids", [8, 32]);
+    let (count, sums): (ScalarField<i32, 1>, ScalarField<i32, 1>) = (pb.field("count", [8]), pb.field("sums", [8]));
+    pb.root().dense([8, 1]).dynamic([1, 32]).place(&ids);
+    let n: ScalarField<i32, 1> = pb.field("n", [8]);
+    let (k_bin, k_sum, k_len) =
+        (pb.kernel(bin(&px, &ids, &count)).unwrap(), pb.kernel(sum_bins(&ids, &sums)).unwrap(), pb.kernel(lengths(&ids, &n)).unwrap());
+    let mut p = pb.build().unwrap();
+    let xs: Vec<f32> = (0..100).map(|i| ((i * 37 % 100) as f32 / 100.0).powf(1.5)).collect();
+    px.copy_from(&mut p, &xs).unwrap();
+    k_bin.launch(&mut p, ()).unwrap();
+    k_sum.launch(&mut p, ()).unwrap();
+    k_len.launch(&mut p, ()).unwrap();
+    let mut bins = vec![Vec::new(); 8];
+    for (i, &x) in xs.iter().enumerate() {
+        bins[(x * 8.0) as usize].push(i as i32);
+    }
+    let sizes: Vec<i32> = bins.iter().map(|b| b.len() as i32).collect();
+    assert_eq!(count.to_vec(&p).unwrap(), sizes, "the largest position taken + 1");
+    assert_eq!(n.to_vec(&p).unwrap(), sizes, "length");
+    assert_eq!(sums.to_vec(&p).unwrap(), bins.iter().map(|b| b.iter().sum()).collect::<Vec<i32>>());
+    let all = ids.to_vec(&p).unwrap();
+    for (c, b) in bins.iter().enumerate() {
+        let mut got = all[c * 32..c * 32 + b.len()].to_vec();
+        got.sort();
+        assert_eq!(&got, b, "bin {c}");
+    }
+    assert_eq!(ids.active_cells(&p).unwrap().len(), 100);
+}

@@ -72,6 +72,9 @@ pub enum CheckKind {
     /// A write to `field` needed a block of the pointer node `node`'s pool,
     /// which had none left of its `capacity` (`crate::sparse`).
     PoolExhausted { node: String, capacity: i64, field: String },
+    /// A `ds.append` to `field` found its list (of dynamic node `node`) full
+    /// at its `capacity` cells.
+    ListFull { node: String, capacity: i64, field: String },
 }
 
 /// One run-time check of a task function: what it tests and where.
@@ -93,6 +96,7 @@ impl Check {
             CheckKind::Bounds { .. } => vec!["bounds".to_string()],
             CheckKind::Assert { .. } => vec!["assert".to_string()],
             CheckKind::PoolExhausted { .. } => vec!["pool".to_string()],
+            CheckKind::ListFull { .. } => vec!["list".to_string()],
         };
         parts.extend([file, line, col]);
         match &self.kind {
@@ -100,7 +104,9 @@ impl Check {
                 parts.extend([access.name().to_string(), field.clone(), dim.to_string(), extent.to_string()])
             }
             CheckKind::Assert { message } => parts.push(message.clone()),
-            CheckKind::PoolExhausted { node, capacity, field } => parts.extend([node.clone(), capacity.to_string(), field.clone()]),
+            CheckKind::PoolExhausted { node, capacity, field } | CheckKind::ListFull { node, capacity, field } => {
+                parts.extend([node.clone(), capacity.to_string(), field.clone()])
+            }
         }
         ctx.array_attr(&parts.iter().map(|p| ctx.string_attr(p)).collect::<Vec<_>>())
     }
@@ -121,6 +127,9 @@ impl Check {
             ("assert", [message]) => CheckKind::Assert { message: message.clone() },
             ("pool", [node, capacity, field]) => {
                 CheckKind::PoolExhausted { node: node.clone(), capacity: capacity.parse().ok()?, field: field.clone() }
+            }
+            ("list", [node, capacity, field]) => {
+                CheckKind::ListFull { node: node.clone(), capacity: capacity.parse().ok()?, field: field.clone() }
             }
             _ => return None,
         };

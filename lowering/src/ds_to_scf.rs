@@ -95,7 +95,8 @@ fn run(module: Op, options: &PassOptions) -> bool {
     // beyond those were rejected above): the layout tree has nothing left
     // to describe.
     for node in body.ops().into_iter().filter_map(LayoutNode::read) {
-        if matches!(node.kind, DsOp::Dense | DsOp::Pointer | DsOp::Bitmasked) {
+        let list_of_a_tree = storage.sparse.iter().any(|t| t.is_dynamic() && t.leaf().node == node.name);
+        if matches!(node.kind, DsOp::Dense | DsOp::Pointer | DsOp::Bitmasked) || list_of_a_tree {
             // SAFETY: a layout node has no regions or results, and nothing refers to it now.
             unsafe { node.op.erase() };
         }
@@ -175,7 +176,9 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
     }
     hidden.sort_by_key(|h| storage.hidden.iter().position(|(x, _)| &x.name == h));
     let may_allocate = accesses.iter().any(|a| {
-        a.kind.writes() && a.kind != AccessKind::Deactivate && storage.tree_of(&a.field).is_some_and(|t| t.is_pointer())
+        let tree = storage.tree_of(&a.field);
+        a.kind == AccessKind::Append && tree.is_some()
+            || a.kind.writes() && a.kind != AccessKind::Deactivate && tree.is_some_and(|t| t.is_pointer())
     });
     let has_assert = inner.iter().any(|o| DsOp::of(*o) == Some(DsOp::Assert));
     let entry = ops::func_body(func);
@@ -234,7 +237,9 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
             | DsOp::AtomicMax
             | DsOp::Activate
             | DsOp::Deactivate
-            | DsOp::IsActive => l.lower_access(op, all_fields),
+            | DsOp::IsActive
+            | DsOp::Append
+            | DsOp::Length => l.lower_access(op, all_fields),
             DsOp::Assert => l.lower_assert(op),
             DsOp::StopGrad => {
                 // Gradients are made by now: the op is its operand.
@@ -482,6 +487,7 @@ impl FuncLowering<'_> {
         let results: Vec<Type> = match a.kind {
             AccessKind::Load => vec![decl.elem],
             AccessKind::IsActive => vec![ctx.int(1)],
+            AccessKind::Append | AccessKind::Length => vec![ctx.int(32)],
             _ => vec![],
         };
         let (if_op, then_b, else_b) = ops::build_if(at, cond, &results, loc);
@@ -510,11 +516,18 @@ impl FuncLowering<'_> {
             plain: self.owned.contains(&a.op),
         };
         let mut failures = Vec::new();
-        let result = sparse::emit_access(at, &plan, &self.trees[tree], &mut |c, loc| failures.push((c, loc)));
+        let result = sparse::emit_access(at, &plan, &self.trees[tree], &mut |c, loc, f| failures.push((c, loc, f)));
         let t = self.trees[tree].tree;
-        let kind = CheckKind::PoolExhausted { node: t.name.clone(), capacity: t.capacity, field: a.field.clone() };
-        for (c, loc) in failures {
-            self.record_failure(c, kind.clone(), None, loc);
+        for (c, loc, f) in failures {
+            let kind = match f {
+                sparse::Failure::PoolExhausted => {
+                    CheckKind::PoolExhausted { node: t.name.clone(), capacity: t.capacity, field: a.field.clone() }
+                }
+                sparse::Failure::ListFull => {
+                    CheckKind::ListFull { node: t.leaf().node.clone(), capacity: t.block_cells(), field: a.field.clone() }
+                }
+            };
+            self.record_failure(c, kind, None, loc);
         }
         result
     }
@@ -559,6 +572,7 @@ impl FuncLowering<'_> {
             // activate and deactivate of one before this pass runs.
             AccessKind::IsActive => return Some(ops::const_scalar(at, ctx.int(1), 1.0, loc)),
             AccessKind::Activate | AccessKind::Deactivate => {}
+            AccessKind::Append | AccessKind::Length => unreachable!("ds-verify rejects lists of a field not under a dynamic node"),
             AccessKind::Store => {
                 let mut o = vec![a.value.expect("stored value")];
                 o.extend(&operands);

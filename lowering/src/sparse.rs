@@ -60,6 +60,18 @@ const CLAIMED: i64 = ds_dialects::ops::sparse::TABLE_CLAIMED as i64;
 /// The entry of block `id` is `id + FIRST_ID`.
 const FIRST_ID: i64 = ds_dialects::ops::sparse::TABLE_FIRST_ID as i64;
 
+/// A run-time check an access of a sparse field may fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A write needed a block and the pool had none.
+    PoolExhausted,
+    /// An append found its list (a dynamic node's block) full.
+    ListFull,
+}
+
+/// Where a failed check is recorded: at a cursor, for the op at a location.
+pub type Fail<'a> = dyn FnMut(Cursor, Loc, Failure) + 'a;
+
 /// One sparse tree as a function sees it: its description, the memrefs of
 /// its hidden buffers, and the element type of each of its fields.
 pub struct TreeArgs<'a> {
@@ -229,7 +241,7 @@ fn bit_clear(e: E, mask: Value, c: Value) -> Value {
 /// The first thread to find no block claims the table entry ([`claim`]),
 /// pops a block and installs it (`id + FIRST_ID`, or 0 back when the pool is
 /// empty); others wait while the entry is claimed.
-fn ensure_block(e: E, t: &TreeArgs, p: Value, fail: &mut dyn FnMut(Cursor, Loc)) -> Value {
+fn ensure_block(e: E, t: &TreeArgs, p: Value, fail: &mut Fail) -> Value {
     let ctx = e.loc.ctx();
     let i32t = ctx.int(32);
     let (table, free, counts) = (t.buf(&t.tree.table()), t.buf(&t.tree.free()), t.buf(&t.tree.counts()));
@@ -260,7 +272,7 @@ fn ensure_block(e: E, t: &TreeArgs, p: Value, fail: &mut dyn FnMut(Cursor, Loc))
         me.rmw(RMW_ASSIGN, installed, table, p);
         let failed = me.cmp(CmpI::Eq, got, ops::const_scalar(me.at, ctx.int(1), 0.0, e.loc));
         let report = me.guard(failed);
-        fail(report.at, e.loc);
+        fail(report.at, e.loc, Failure::PoolExhausted);
         ops::build_yield(mine, &[block], e.loc);
     }
     {
@@ -334,9 +346,12 @@ fn write_data(e: E, kind: AccessKind, value: Value, data: Value, pos: Value, pla
         AccessKind::AtomicMax => {
             e.rmw(if float { RMW_MAXIMUMF } else { RMW_MAXS }, value, data, pos);
         }
-        AccessKind::Load | AccessKind::Activate | AccessKind::Deactivate | AccessKind::IsActive => {
-            unreachable!("not a data write")
-        }
+        AccessKind::Load
+        | AccessKind::Activate
+        | AccessKind::Deactivate
+        | AccessKind::IsActive
+        | AccessKind::Append
+        | AccessKind::Length => unreachable!("not a data write"),
     }
 }
 
@@ -357,9 +372,9 @@ fn level(a: &Access, tree: &SparseTree, default: usize) -> usize {
 }
 
 /// Lowers one access of a sparse field at `at` (see the module doc);
-/// returns the value of a load or `ds.is_active`. `fail` records, at a
-/// cursor, that the pool was exhausted.
-pub fn emit_access(at: Cursor, plan: &AccessPlan, t: &TreeArgs, fail: &mut dyn FnMut(Cursor, Loc)) -> Option<Value> {
+/// returns the value of a load, `ds.is_active`, `ds.append` or `ds.length`.
+/// `fail` records, at a cursor, a failed check (an exhausted pool, a full list).
+pub fn emit_access(at: Cursor, plan: &AccessPlan, t: &TreeArgs, fail: &mut Fail) -> Option<Value> {
     let a = plan.access;
     let tree = t.tree;
     let e = E { at, loc: a.op.loc() };
@@ -407,12 +422,102 @@ pub fn emit_access(at: Cursor, plan: &AccessPlan, t: &TreeArgs, fail: &mut dyn F
             deactivate(e, t, &c, level(a, tree, tree.innermost_sparse()));
             None
         }
+        AccessKind::Append => Some(append(e, t, &c, a.value.expect("an appended value"), data(), fail)),
+        AccessKind::Length => Some(length(e, t, &c)),
     }
+}
+
+/// The block id (i32; -1 when the pool is exhausted) of outer cell `p`,
+/// its outer level activated (a pointer's block allocated).
+fn block_for_write(e: E, t: &TreeArgs, p: Value, fail: &mut Fail) -> Value {
+    let tree = t.tree;
+    match tree.outer.kind {
+        LevelKind::Pointer => ensure_block(e, t, p, fail),
+        LevelKind::Bitmasked => {
+            bit_set(e, t.buf(&tree.mask0()), p);
+            e.cast(p, e.loc.ctx().int(32))
+        }
+        LevelKind::Dense => e.cast(p, e.loc.ctx().int(32)),
+        LevelKind::Dynamic => unreachable!("sparse::tree_of rejects a dynamic outer level"),
+    }
+}
+
+/// `ds.append`: the next cell of the block's list takes `value`; its
+/// position (i32), or -1 when the list is full (a failed check).
+fn append(e: E, t: &TreeArgs, c: &Coords, value: Value, data: Value, fail: &mut Fail) -> Value {
+    let tree = t.tree;
+    let i32t = e.loc.ctx().int(32);
+    let id32 = block_for_write(e, t, c.p, fail);
+    let has = e.cmp(CmpI::Sge, id32, e.i32(0));
+    let (if_op, then_b, else_b) = ops::build_if(e.at, has, &[i32t], e.loc);
+    let th = E { at: Cursor::at_end(then_b), loc: e.loc };
+    let id = th.to_index(id32);
+    let lens = t.buf(&tree.len());
+    let k = th.rmw(RMW_ADDI, th.i32(1), lens, id);
+    let ok = th.cmp(CmpI::Slt, k, th.i32(tree.block_cells()));
+    let (_, fits, full) = ops::build_if(th.at, ok, &[], e.loc);
+    {
+        let f = E { at: Cursor::at_end(fits), loc: e.loc };
+        let pos = data_pos(f, pool_cell(f, tree, id, f.to_index(k)), c.comps, c.comp);
+        f.store(value, data, pos);
+        ops::build_yield(fits, &[], e.loc);
+    }
+    {
+        // Full: take the increment back, fail the launch (the check is
+        // recorded later, before the branch's terminator).
+        let end = ops::build_yield(full, &[], e.loc);
+        let f = E { at: Cursor::before(end), loc: e.loc };
+        f.rmw(RMW_ADDI, f.i32(-1), lens, id);
+        fail(f.at, e.loc, Failure::ListFull);
+    }
+    let pos = th.select(ok, k, th.i32(-1));
+    ops::build_yield(then_b, &[pos], e.loc);
+    let none = ops::const_scalar(Cursor::at_end(else_b), i32t, -1.0, e.loc);
+    ops::build_yield(else_b, &[none], e.loc);
+    if_op.result(0)
+}
+
+/// `ds.length`: the length of the block's list (0 without a block).
+fn length(e: E, t: &TreeArgs, c: &Coords) -> Value {
+    let tree = t.tree;
+    let i32t = e.loc.ctx().int(32);
+    let lens = t.buf(&tree.len());
+    if !tree.is_pointer() {
+        // An inactive bitmasked block's list is empty (cleared with it).
+        return e.load(lens, c.p, i32t);
+    }
+    let entry = e.load(t.buf(&tree.table()), c.p, i32t);
+    let has = e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED));
+    let (if_op, then_b, else_b) = ops::build_if(e.at, has, &[i32t], e.loc);
+    let th = E { at: Cursor::at_end(then_b), loc: e.loc };
+    let id = th.to_index(th.bin("arith.subi", entry, th.i32(FIRST_ID)));
+    let n = th.load(lens, id, i32t);
+    ops::build_yield(then_b, &[n], e.loc);
+    let zero = ops::const_scalar(Cursor::at_end(else_b), i32t, 0.0, e.loc);
+    ops::build_yield(else_b, &[zero], e.loc);
+    if_op.result(0)
+}
+
+/// Extends the list of block `id` to hold cell `l` (an atomic max of its length).
+fn extend_list(e: E, t: &TreeArgs, id: Value, l: Value) {
+    let i32t = e.loc.ctx().int(32);
+    let lens = t.buf(&t.tree.len());
+    let want = e.bin("arith.addi", e.cast(l, i32t), e.i32(1));
+    let n = e.load(lens, id, i32t);
+    let short = e.guard(e.cmp(CmpI::Slt, n, want));
+    short.rmw(RMW_MAXS, want, lens, id);
+}
+
+/// Whether cell `l` is within the list of block `id`.
+fn in_list(e: E, t: &TreeArgs, id: Value, l: Value) -> Value {
+    let i32t = e.loc.ctx().int(32);
+    let n = e.load(t.buf(&t.tree.len()), id, i32t);
+    e.cmp(CmpI::Slt, e.cast(l, i32t), n)
 }
 
 /// Activates the cell of `c` down to `level`; the insertion point where
 /// its block is there, and the block's id (index).
-fn activate(e: E, t: &TreeArgs, c: &Coords, level: usize, fail: &mut dyn FnMut(Cursor, Loc)) -> (E, Value) {
+fn activate(e: E, t: &TreeArgs, c: &Coords, level: usize, fail: &mut Fail) -> (E, Value) {
     let tree = t.tree;
     let (inner, id) = match tree.outer.kind {
         LevelKind::Pointer => {
@@ -425,9 +530,13 @@ fn activate(e: E, t: &TreeArgs, c: &Coords, level: usize, fail: &mut dyn FnMut(C
             (e, c.p)
         }
         LevelKind::Dense => (e, c.p),
+        LevelKind::Dynamic => unreachable!("sparse::tree_of rejects a dynamic outer level"),
     };
     if level >= 1 && tree.has_mask1() {
         bit_set(inner, t.buf(&tree.mask1()), pool_cell(inner, tree, id, c.l));
+    }
+    if level >= 1 && tree.is_dynamic() {
+        extend_list(inner, t, id, c.l);
     }
     (inner, id)
 }
@@ -443,10 +552,14 @@ fn active_block(e: E, t: &TreeArgs, c: &Coords) -> (E, Value) {
         }
         LevelKind::Bitmasked => (e.guard(bit_test(e, t.buf(&tree.mask0()), c.p)), c.p),
         LevelKind::Dense => (e, c.p),
+        LevelKind::Dynamic => unreachable!("sparse::tree_of rejects a dynamic outer level"),
     };
     if tree.has_mask1() {
         let cell = pool_cell(inner, tree, id, c.l);
         return (inner.guard(bit_test(inner, t.buf(&tree.mask1()), cell)), id);
+    }
+    if tree.is_dynamic() {
+        return (inner.guard(in_list(inner, t, id, c.l)), id);
     }
     (inner, id)
 }
@@ -456,7 +569,11 @@ fn is_active(e: E, t: &TreeArgs, c: &Coords, level: usize) -> Value {
     let tree = t.tree;
     let ctx = e.loc.ctx();
     let i1 = ctx.int(1);
-    let check_mask1 = level >= 1 && tree.has_mask1();
+    let check_mask1 = level >= 1 && (tree.has_mask1() || tree.is_dynamic());
+    // The leaf's test in block `id`: its bit, or within its list.
+    let leaf_test = |e: E, id: Value| {
+        if tree.is_dynamic() { in_list(e, t, id, c.l) } else { bit_test(e, t.buf(&tree.mask1()), pool_cell(e, tree, id, c.l)) }
+    };
     match tree.outer.kind {
         LevelKind::Pointer => {
             let entry = e.load(t.buf(&tree.table()), c.p, ctx.int(32));
@@ -467,7 +584,7 @@ fn is_active(e: E, t: &TreeArgs, c: &Coords, level: usize) -> Value {
             let (if_op, then_b, else_b) = ops::build_if(e.at, has, &[i1], e.loc);
             let th = E { at: Cursor::at_end(then_b), loc: e.loc };
             let id = th.to_index(th.bin("arith.subi", entry, th.i32(FIRST_ID)));
-            let bit = bit_test(th, t.buf(&tree.mask1()), pool_cell(th, tree, id, c.l));
+            let bit = leaf_test(th, id);
             ops::build_yield(then_b, &[bit], e.loc);
             let no = ops::const_scalar(Cursor::at_end(else_b), i1, 0.0, e.loc);
             ops::build_yield(else_b, &[no], e.loc);
@@ -481,9 +598,10 @@ fn is_active(e: E, t: &TreeArgs, c: &Coords, level: usize) -> Value {
             if !check_mask1 {
                 return outer;
             }
-            let bit = bit_test(e, t.buf(&tree.mask1()), pool_cell(e, tree, c.p, c.l));
+            let bit = leaf_test(e, c.p);
             e.bin("arith.andi", outer, bit)
         }
+        LevelKind::Dynamic => unreachable!("sparse::tree_of rejects a dynamic outer level"),
     }
 }
 
@@ -502,6 +620,22 @@ fn zero_cells(e: E, t: &TreeArgs, first: Value, cells: i64) {
 fn deactivate(e: E, t: &TreeArgs, c: &Coords, level: usize) {
     let tree = t.tree;
     let i32t = e.loc.ctx().int(32);
+    if level >= 1 && tree.is_dynamic() {
+        // The whole list: its length to 0, its cells zeroed.
+        let (inner, id) = match tree.outer.kind {
+            LevelKind::Pointer => {
+                let entry = e.load(t.buf(&tree.table()), c.p, i32t);
+                let inner = e.guard(e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED)));
+                (inner, inner.to_index(inner.bin("arith.subi", entry, inner.i32(FIRST_ID))))
+            }
+            _ => (e, c.p),
+        };
+        let old = inner.rmw(RMW_ASSIGN, inner.i32(0), t.buf(&tree.len()), id);
+        let had = inner.guard(inner.cmp(CmpI::Sgt, old, inner.i32(0)));
+        let first = had.bin("arith.muli", id, had.index(tree.block_cells()));
+        zero_cells(had, t, first, tree.block_cells());
+        return;
+    }
     if level >= 1 && tree.has_mask1() {
         let (inner, id) = match tree.outer.kind {
             LevelKind::Pointer => {
@@ -510,6 +644,7 @@ fn deactivate(e: E, t: &TreeArgs, c: &Coords, level: usize) {
                 (inner, inner.to_index(inner.bin("arith.subi", entry, inner.i32(FIRST_ID))))
             }
             LevelKind::Bitmasked | LevelKind::Dense => (e, c.p),
+            LevelKind::Dynamic => unreachable!("sparse::tree_of rejects a dynamic outer level"),
         };
         let cell = pool_cell(inner, tree, id, c.l);
         let was = bit_clear(inner, t.buf(&tree.mask1()), cell);
@@ -532,8 +667,12 @@ fn deactivate(e: E, t: &TreeArgs, c: &Coords, level: usize) {
                 let (body, l) = inner.each(tree.block_cells());
                 bit_clear(body, t.buf(&tree.mask1()), body.bin("arith.addi", first, l));
             }
+            if tree.is_dynamic() {
+                inner.store(inner.i32(0), t.buf(&tree.len()), c.p);
+            }
         }
         LevelKind::Dense => {}
+        LevelKind::Dynamic => unreachable!("sparse::tree_of rejects a dynamic outer level"),
     }
 }
 
@@ -592,13 +731,26 @@ pub fn struct_for_block(at: Cursor, p: Value, tree: &SparseTree, field: &str, fi
         cur = cur.guard(is_active(cur, &origin, &tree.outer.node));
     }
     let mut cell = origin.clone();
-    if tree.block_cells() > 1 {
+    if tree.is_dynamic() {
+        // The list's cells: [0, length).
+        let len = with_zeros(cur, &origin);
+        let n = cur.at.build(
+            OpBuilder::new(DsOp::Length.name(), loc).operands(&len).results(&[ctx.int(32)]).attr("field", ctx.symbol_ref(field)),
+        );
+        let n = cur.to_index(n.result(0));
+        let (lo, one) = (cur.index(0), cur.index(1));
+        let (_, body_block, y) = ops::build_scf_for(cur.at, lo, n, one, loc);
+        let body = E { at: Cursor::before(y), loc };
+        let lc = delinearize(body, body_block.arg(0), &block);
+        cell = origin.iter().zip(lc).map(|(&o, l)| body.bin("arith.addi", o, l)).collect();
+        cur = body;
+    } else if tree.block_cells() > 1 {
         let (body, l) = cur.each(tree.block_cells());
         let lc = delinearize(body, l, &block);
         cell = origin.iter().zip(lc).map(|(&o, l)| body.bin("arith.addi", o, l)).collect();
         cur = body;
     }
-    if let Some(inner) = tree.inner.as_ref().filter(|l| l.kind.is_sparse()) {
+    if let Some(inner) = tree.inner.as_ref().filter(|l| l.kind == LevelKind::Bitmasked) {
         cur = cur.guard(is_active(cur, &cell, &inner.node));
     }
     for &n in comp_dims {

@@ -15,6 +15,8 @@
 //! - `ds.activate`, `ds.deactivate`, `ds.is_active`: as accesses; the first two
 //!   need a field under a sparse node, and `node`, when given, names a node on
 //!   the field's path (a sparse one for the first two);
+//! - `ds.append`, `ds.length`: as accesses (the appended value of the field's
+//!   element type), on a field placed under a dynamic node;
 //! - kernels (`func.func` with `ds.kernel`): scalar parameters, no results;
 //!   `ds.parallel_for` / `ds.struct_for` only at the top level of a kernel;
 //!   values a parallel loop takes from the kernel's top level are computed from
@@ -197,6 +199,10 @@ impl Verifier {
                 self.check_access(op, fields);
                 self.check_activity(op, kind, fields);
             }
+            DsOp::Append | DsOp::Length => {
+                self.check_access(op, fields);
+                self.check_list(op, kind, fields);
+            }
             DsOp::ParallelFor | DsOp::StructFor => self.check_loop(op, kind, fields),
             DsOp::Assert | DsOp::StopGrad => {
                 if Self::enclosing_kernel(op).is_none() {
@@ -230,7 +236,14 @@ impl Verifier {
                 ),
             );
         }
-        if matches!(a.kind, AccessKind::Activate | AccessKind::Deactivate | AccessKind::IsActive) {
+        if matches!(a.kind, AccessKind::Activate | AccessKind::Deactivate | AccessKind::IsActive | AccessKind::Length) {
+            return;
+        }
+        if a.kind == AccessKind::Append {
+            let ty = a.value.map(|v| v.ty());
+            if ty != Some(f.elem) {
+                self.error(op, format!("ds.append of @{}: value type must be the field's element type {}", a.field, f.elem));
+            }
             return;
         }
         let ty = a.elem_type();
@@ -255,7 +268,7 @@ impl Verifier {
             .map(|p| p.into_iter().cloned().collect())
             .unwrap_or_default();
         let name = kind.name();
-        let sparse = |n: &LayoutNode| matches!(n.kind, DsOp::Pointer | DsOp::Bitmasked);
+        let sparse = |n: &LayoutNode| matches!(n.kind, DsOp::Pointer | DsOp::Bitmasked | DsOp::Dynamic);
         if kind != DsOp::IsActive && !path.iter().any(sparse) {
             self.error(op, format!("{name} of @{}: the field is not placed under a sparse (pointer or bitmasked) layout node; its cells are always active", a.field));
             return;
@@ -272,6 +285,21 @@ impl Verifier {
                 }
                 Some(_) => {}
             }
+        }
+    }
+
+    /// `ds.append` and `ds.length` need a field under a dynamic node.
+    fn check_list(&mut self, op: Op, kind: DsOp, fields: &HashMap<String, FieldDecl>) {
+        let Some(a) = Access::read(op) else { return };
+        let Some(f) = fields.get(&a.field) else { return };
+        let nodes: Vec<LayoutNode> = ops::module_body(self.module).ops().into_iter().filter_map(LayoutNode::read).collect();
+        let dynamic = f
+            .layout
+            .as_ref()
+            .and_then(|l| nodes.iter().find(|n| &n.name == l))
+            .is_some_and(|n| n.kind == DsOp::Dynamic);
+        if !dynamic {
+            self.error(op, format!("{} of @{}: the field is not placed under a dynamic layout node (a list)", kind.name(), a.field));
         }
     }
 

@@ -105,6 +105,9 @@ pub enum Error {
         kernel.as_deref().map_or("host write".to_string(), |k| format!("kernel {k}"))
     )]
     PoolExhausted { kernel: Option<String>, field: String, node: String, capacity: i64, location: Option<Location> },
+    /// A `ds.append` found its list (a dynamic node's block) full.
+    #[error("{}: kernel {kernel}: appending to @{field}: a list of dynamic node @{node} is full at {capacity} cells", At(location.clone()))]
+    ListFull { kernel: String, field: String, node: String, capacity: i64, location: Option<Location> },
     /// An operation a sparse field does not support (yet), or one that
     /// needs a sparse field given a dense one.
     #[error("field @{field}: {message}")]

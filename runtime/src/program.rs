@@ -336,6 +336,9 @@ pub(crate) fn check_status(kernel: &str, task: &Task, status: [i64; 2]) -> Resul
         CheckKind::PoolExhausted { node, capacity, field } => {
             Error::PoolExhausted { kernel: Some(kernel), field: field.clone(), node: node.clone(), capacity: *capacity, location }
         }
+        CheckKind::ListFull { node, capacity, field } => {
+            Error::ListFull { kernel, field: field.clone(), node: node.clone(), capacity: *capacity, location }
+        }
     })
 }
 

@@ -60,6 +60,8 @@ pub struct SparseHost {
     counts: Option<Arc<AlignedBuf>>,
     mask0: Option<Arc<AlignedBuf>>,
     mask1: Option<Arc<AlignedBuf>>,
+    /// The list lengths of a dynamic leaf, one per block.
+    len: Option<Arc<AlignedBuf>>,
     pub(crate) fields: Vec<TreeField>,
     /// Bytes of the masks, table and pool bookkeeping.
     structure_bytes: usize,
@@ -93,13 +95,14 @@ impl SparseHost {
         };
         let mask0 = tree.has_mask0().then(|| part(tree.mask0())).flatten();
         let mask1 = tree.has_mask1().then(|| part(tree.mask1())).flatten();
+        let len = tree.is_dynamic().then(|| part(tree.len())).flatten();
         let structure_bytes = tree
             .hidden()
             .iter()
             .filter(|h| h.elem == ds_dialects::ops::sparse::HiddenElem::I32)
             .map(|h| h.elements as usize * 4)
             .sum();
-        let host = SparseHost { tree, table, free, freed, counts, mask0, mask1, fields, structure_bytes, lock: Mutex::new(()) };
+        let host = SparseHost { tree, table, free, freed, counts, mask0, mask1, len, fields, structure_bytes, lock: Mutex::new(()) };
         host.reset_pool();
         host
     }
@@ -148,15 +151,28 @@ impl SparseHost {
             }
             LevelKind::Bitmasked => self.mask0.as_ref().is_some_and(|m| bit(m, p)).then_some(p),
             LevelKind::Dense => Some(p),
+            LevelKind::Dynamic => unreachable!("sparse::tree_of rejects a dynamic outer level"),
         }
     }
 
     /// The pool cell of an active cell, none for an inactive one.
     fn active_cell(&self, p: usize, l: usize) -> Option<usize> {
-        let c = self.block(p)? * self.block_cells() + l;
-        match &self.mask1 {
-            Some(m) if !bit(m, c) => None,
+        let b = self.block(p)?;
+        let c = b * self.block_cells() + l;
+        match (&self.mask1, &self.len) {
+            (Some(m), _) if !bit(m, c) => None,
+            (_, Some(n)) if l >= n.load_i32(b).max(0) as usize => None,
             _ => Some(c),
+        }
+    }
+
+    /// The length of the list (dynamic leaf) holding `cell`; 0 without a block.
+    pub fn length(&self, cell: &[usize]) -> usize {
+        let _g = self.guard();
+        let (p, _) = self.split(cell);
+        match (self.block(p), &self.len) {
+            (Some(b), Some(n)) => n.load_i32(b).max(0) as usize,
+            _ => 0,
         }
     }
 
@@ -193,10 +209,15 @@ impl SparseHost {
                 p
             }
             LevelKind::Dense => p,
+            LevelKind::Dynamic => unreachable!("sparse::tree_of rejects a dynamic outer level"),
         };
         let c = id * self.block_cells() + l;
         if let Some(m) = &self.mask1 {
             set_bit(m, c, true);
+        }
+        if let Some(n) = &self.len {
+            // A write beyond the list's end extends it (the cells between hold 0).
+            n.store_i32(id, n.load_i32(id).max(l as i32 + 1));
         }
         Ok(c)
     }
@@ -275,6 +296,11 @@ impl SparseHost {
         let (p, l) = self.split(cell);
         let Some(b) = self.block(p) else { return };
         let bc = self.block_cells();
+        if let (1, Some(n)) = (self.tree.innermost_sparse(), &self.len) {
+            n.store_i32(b, 0);
+            self.zero_cells(b * bc, bc);
+            return;
+        }
         if let (1, Some(m)) = (self.tree.innermost_sparse(), &self.mask1) {
             let c = b * bc + l;
             if bit(m, c) {
@@ -297,6 +323,7 @@ impl SparseHost {
                 self.clear_block(b);
             }
             LevelKind::Dense => {}
+            LevelKind::Dynamic => unreachable!("sparse::tree_of rejects a dynamic outer level"),
         }
     }
 
@@ -308,6 +335,9 @@ impl SparseHost {
             for c in b * bc..(b + 1) * bc {
                 set_bit(m, c, false);
             }
+        }
+        if let Some(n) = &self.len {
+            n.store_i32(b, 0);
         }
     }
 
@@ -342,7 +372,7 @@ impl SparseHost {
     /// masks and table cleared, data zeroed, every block back in the pool.
     pub fn deactivate_all(&self) {
         let _g = self.guard();
-        for b in [&self.table, &self.mask0, &self.mask1].into_iter().flatten() {
+        for b in [&self.table, &self.mask0, &self.mask1, &self.len].into_iter().flatten() {
             b.zero_bytes(0, b.capacity());
         }
         for f in &self.fields {

@@ -519,3 +519,111 @@ func.func @on(%i: index) attributes {ds.kernel} {
     let err = run(true).expect_err("the active set changed after the struct_for read it");
     assert!(matches!(err, Error::Overwrite { ref field, .. } if field == "x"), "{err}");
 }
+
+/// Lists (dynamic nodes): `x[c, 0..len(c))` under a dense or pointer node of 8 cells.
+fn list_source(outer: &str) -> String {
+    format!(
+        r#""ds.{outer}"() {{sym_name = "cells", shape = array<i64: 8, 1>}} : () -> ()
+"ds.dynamic"() {{sym_name = "list", shape = array<i64: 1, 16>, parent = @cells}} : () -> ()
+"ds.field"() {{sym_name = "x", element_type = f32, shape = array<i64: 8, 16>, layout = @list}} : () -> ()
+"ds.field"() {{sym_name = "n", element_type = i32, shape = array<i64: 8>}} : () -> ()
+"ds.field"() {{sym_name = "slot", element_type = i32, shape = array<i64: 200>}} : () -> ()
+"ds.field"() {{sym_name = "total", element_type = f32, shape = array<i64: 8>}} : () -> ()
+func.func @push(%m: index) attributes {{ds.kernel}} {{
+  %c0 = arith.constant 0 : index
+  "ds.parallel_for"(%c0, %m) ({{
+  ^bb0(%i: index):
+    %c8 = arith.constant 8 : index
+    %z = arith.constant 0 : index
+    %c5 = arith.constant 5 : index
+    %sq = arith.muli %i, %i : index
+    %q = arith.divui %sq, %c5 : index
+    %c = arith.remui %q, %c8 : index
+    %ii = arith.index_cast %i : index to i32
+    %v = arith.sitofp %ii : i32 to f32
+    %k = "ds.append"(%v, %c, %z) {{field = @x}} : (f32, index, index) -> i32
+    "ds.store"(%k, %i) {{field = @slot}} : (i32, index) -> ()
+    gpu.yield
+  }}) : (index, index) -> ()
+  return
+}}
+func.func @lengths() attributes {{ds.kernel}} {{
+  %c0 = arith.constant 0 : index
+  %c8 = arith.constant 8 : index
+  "ds.parallel_for"(%c0, %c8) ({{
+  ^bb0(%c: index):
+    %z = arith.constant 0 : index
+    %n = "ds.length"(%c, %z) {{field = @x}} : (index, index) -> i32
+    "ds.store"(%n, %c) {{field = @n}} : (i32, index) -> ()
+    gpu.yield
+  }}) : (index, index) -> ()
+  return
+}}
+func.func @sum() attributes {{ds.kernel}} {{
+  "ds.struct_for"() ({{
+  ^bb0(%c: index, %j: index):
+    %v = "ds.load"(%c, %j) {{field = @x}} : (index, index) -> f32
+    "ds.atomic_add"(%v, %c) {{field = @total}} : (f32, index) -> ()
+    gpu.yield
+  }}) {{field = @x}} : () -> ()
+  return
+}}
+func.func @clear(%c: index) attributes {{ds.kernel}} {{
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  "ds.parallel_for"(%c0, %c1) ({{
+  ^bb0(%t: index):
+    %z = arith.constant 0 : index
+    "ds.deactivate"(%c, %z) {{field = @x}} : (index, index) -> ()
+    gpu.yield
+  }}) : (index, index) -> ()
+  return
+}}"#
+    )
+}
+
+#[test]
+fn lists_append_count_iterate_and_clear_like_a_reference() {
+    for outer in ["dense", "pointer"] {
+        let mut p = Program::new(&list_source(outer)).unwrap_or_else(|e| panic!("{outer}: {e}"));
+        let m = 40usize;
+        p.launch("push", &[Arg::Index(m as i64)]).unwrap();
+        let mut lists: Vec<Vec<f32>> = vec![Vec::new(); 8];
+        for i in 0..m {
+            lists[(i * i / 5) % 8].push(i as f32);
+        }
+        p.launch("lengths", &[]).unwrap();
+        let n: Vec<i32> = p.field("n").unwrap().to_vec().unwrap();
+        assert_eq!(n, lists.iter().map(|l| l.len() as i32).collect::<Vec<_>>(), "{outer}: lengths");
+        let x: Vec<f32> = p.field("x").unwrap().to_vec().unwrap();
+        let slots: Vec<i32> = p.field("slot").unwrap().to_vec().unwrap();
+        for (c, list) in lists.iter().enumerate() {
+            let mut got: Vec<f32> = x[c * 16..c * 16 + list.len()].to_vec();
+            got.sort_by(f32::total_cmp);
+            assert_eq!(&got, list, "{outer}: list {c}");
+            assert!(x[c * 16 + list.len()..(c + 1) * 16].iter().all(|&v| v == 0.0), "{outer}: beyond the list's end");
+            assert_eq!(p.field("x").unwrap().sparse().unwrap().length(&[c, 0]), list.len());
+        }
+        // Each append returned its element's position.
+        for i in 0..m {
+            assert_eq!(x[(i * i / 5) % 8 * 16 + slots[i] as usize], i as f32, "{outer}: append {i}");
+        }
+        p.launch("sum", &[]).unwrap();
+        let total: Vec<f32> = p.field("total").unwrap().to_vec().unwrap();
+        assert_eq!(total, lists.iter().map(|l| l.iter().sum()).collect::<Vec<f32>>(), "{outer}: struct_for over the lists");
+        // Clearing one list: length 0, its cells 0 and inactive.
+        p.launch("clear", &[Arg::Index(1)]).unwrap();
+        p.launch("lengths", &[]).unwrap();
+        assert_eq!(p.field("n").unwrap().get::<i32>(&[1]).unwrap(), 0, "{outer}");
+        assert!(!p.field("x").unwrap().is_active(&[1, 0]).unwrap());
+        assert_eq!(p.field("x").unwrap().get::<f32>(&[1, 0]).unwrap(), 0.0);
+        // A host write past the end extends the list; the cells between read 0.
+        p.field_mut("x").unwrap().set(&[1, 3], 9.0f32).unwrap();
+        assert_eq!(p.field("x").unwrap().sparse().unwrap().length(&[1, 0]), 4);
+        // A list over its 16 cells: a typed error, the list kept at 16.
+        let err = p.launch("push", &[Arg::Index(200)]).unwrap_err();
+        assert!(matches!(&err, Error::ListFull { node, capacity: 16, location: Some(_), .. } if node == "list"), "{outer}: {err}");
+        p.launch("lengths", &[]).unwrap();
+        assert!(p.field("n").unwrap().to_vec::<i32>().unwrap().iter().all(|&k| k <= 16), "{outer}");
+    }
+}

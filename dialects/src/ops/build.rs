@@ -105,6 +105,27 @@ pub fn build_stop_grad(at: Cursor, value: Value, loc: Loc) -> Value {
     at.build(OpBuilder::new(DsOp::StopGrad.name(), loc).operands(&[value]).results(&[value.ty()])).result(0)
 }
 
+/// `ds.append %value, @field[indices]`: appends to the list holding the
+/// cell; its position (i32).
+pub fn build_append(at: Cursor, field: &str, value: Value, indices: &[Value], loc: Loc) -> Value {
+    let ctx = loc.ctx();
+    at.build(
+        OpBuilder::new(DsOp::Append.name(), loc)
+            .operands(&[value])
+            .operands(indices)
+            .results(&[ctx.int(32)])
+            .attr("field", ctx.symbol_ref(field)),
+    )
+    .result(0)
+}
+
+/// `ds.length @field[indices]`: the length of the list holding the cell (i32).
+pub fn build_length(at: Cursor, field: &str, indices: &[Value], loc: Loc) -> Value {
+    let ctx = loc.ctx();
+    at.build(OpBuilder::new(DsOp::Length.name(), loc).operands(indices).results(&[ctx.int(32)]).attr("field", ctx.symbol_ref(field)))
+        .result(0)
+}
+
 /// `ds.activate`, `ds.deactivate` or `ds.is_active` (`kind`) of the cell
 /// holding `field[indices]`, at layout node `node` (default: the op's own,
 /// see docs/ds-dialect.md); returns the `i1` result of `ds.is_active`.

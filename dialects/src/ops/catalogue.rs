@@ -114,6 +114,10 @@ ds_ops! {
     Deactivate => "ds.deactivate", Access(Deactivate);
     /// `ds.is_active`: whether the cell holding one element of a field is active (i1).
     IsActive => "ds.is_active", Access(IsActive);
+    /// `ds.append`: appends a value to the list (dynamic node) holding one cell; its position (i32).
+    Append => "ds.append", Access(Append);
+    /// `ds.length`: the length of the list (dynamic node) holding one cell (i32).
+    Length => "ds.length", Access(Length);
     /// `ds.assert`: fails the launch with a message when its condition is false.
     Assert => "ds.assert", Check;
     /// `ds.stop_grad`: its operand's value, through which no gradient flows.

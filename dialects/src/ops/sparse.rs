@@ -25,6 +25,9 @@
 //!   32 to an i32 word, bit `c % 32` of word `c / 32`. Bits rather than one
 //!   i32 per cell: 1/32 of the memory, and setting one is one atomic `ori`
 //!   whose old value says whether it was set;
+//! - `<tree>$len` (dynamic leaf): the length of each block's list (an i32
+//!   per pool block): its cells `[0, len)` (row-major in the block) are
+//!   active; an append takes the next, a write beyond extends it;
 //! - `<tree>$table` (pointer): i32 per outer cell, 0 for none,
 //!   [`TABLE_CLAIMED`] while a thread allocates it, `b + TABLE_FIRST_ID` for
 //!   block `b` (so that an atomic unsigned max claims an empty entry only);
@@ -59,6 +62,8 @@ pub enum LevelKind {
     Dense,
     Bitmasked,
     Pointer,
+    /// A list per block: its cells `[0, length)` are active, in order.
+    Dynamic,
 }
 
 impl LevelKind {
@@ -67,6 +72,7 @@ impl LevelKind {
             DsOp::Dense => Some(LevelKind::Dense),
             DsOp::Bitmasked => Some(LevelKind::Bitmasked),
             DsOp::Pointer => Some(LevelKind::Pointer),
+            DsOp::Dynamic => Some(LevelKind::Dynamic),
             _ => None,
         }
     }
@@ -183,6 +189,13 @@ impl SparseTree {
     pub fn has_mask1(&self) -> bool {
         self.inner.as_ref().is_some_and(|l| l.kind == LevelKind::Bitmasked)
     }
+    /// Whether the leaf is a dynamic node: a length per block (`<tree>$len`).
+    pub fn is_dynamic(&self) -> bool {
+        self.inner.as_ref().is_some_and(|l| l.kind == LevelKind::Dynamic)
+    }
+    pub fn len(&self) -> String {
+        self.part("len")
+    }
     /// Components per cell of field `field` of this tree.
     pub fn components(&self, field: &str) -> Option<i64> {
         self.fields.iter().find(|(f, _)| f == field).map(|(_, c)| *c)
@@ -203,6 +216,9 @@ impl SparseTree {
         }
         if self.has_mask1() {
             out.push(i32s(self.mask1(), words(self.capacity.saturating_mul(self.block_cells()))));
+        }
+        if self.is_dynamic() {
+            out.push(i32s(self.len(), self.capacity));
         }
         for (f, comps) in &self.fields {
             let elements = self.capacity.saturating_mul(self.block_cells()).saturating_mul(*comps);
@@ -286,8 +302,7 @@ pub fn tree_of(node: &LayoutNode, nodes: &[LayoutNode], members: &[&FieldDecl]) 
         return Ok(None);
     }
     let level = |n: &LayoutNode| -> Result<Level, String> {
-        let kind = LevelKind::of(n.kind)
-            .ok_or_else(|| format!("layout node @{}: dynamic nodes are not lowered yet", n.name))?;
+        let kind = LevelKind::of(n.kind).ok_or_else(|| format!("layout node @{}: not a layout node kind of sparse trees", n.name))?;
         Ok(Level { node: n.name.clone(), kind, shape: n.shape.clone().unwrap_or_default() })
     };
     let (outer, inner) = match chain.as_slice() {
@@ -305,6 +320,12 @@ pub fn tree_of(node: &LayoutNode, nodes: &[LayoutNode], members: &[&FieldDecl]) 
         && i.kind == LevelKind::Pointer
     {
         return Err(format!("layout node @{}: a pointer node below another node is not lowered yet", i.node));
+    }
+    if outer.kind == LevelKind::Dynamic {
+        return Err(format!(
+            "layout node @{}: a dynamic node needs a parent whose cells hold its lists (a dense node of one cell for a single list)",
+            outer.node
+        ));
     }
     if chain.iter().any(|n| n.op.attr(super::layout::ORDER_ATTR).is_some_and(|o| o.as_string().as_deref() == Some("soa"))) {
         return Err(format!("layout node @{}: sparse trees store their cells interleaved (aos); soa is not lowered", node.name));
@@ -372,5 +393,5 @@ pub fn is_sparse(field: &FieldDecl, nodes: &[LayoutNode]) -> bool {
         .as_ref()
         .and_then(|l| nodes.iter().find(|n| &n.name == l))
         .and_then(|n| path(n, nodes).ok())
-        .is_some_and(|p| p.iter().any(|n| matches!(n.kind, DsOp::Pointer | DsOp::Bitmasked)))
+        .is_some_and(|p| p.iter().any(|n| matches!(n.kind, DsOp::Pointer | DsOp::Bitmasked | DsOp::Dynamic)))
 }

@@ -86,12 +86,15 @@ impl Access {
         let field = op.attr("field")?.as_symbol()?;
         let operands = op.operands();
         let (value, indices) = match kind {
-            AccessKind::Load | AccessKind::Activate | AccessKind::Deactivate | AccessKind::IsActive => (None, operands),
+            AccessKind::Load | AccessKind::Activate | AccessKind::Deactivate | AccessKind::IsActive | AccessKind::Length => {
+                (None, operands)
+            }
             AccessKind::Store
             | AccessKind::AtomicAdd
             | AccessKind::AtomicSub
             | AccessKind::AtomicMin
-            | AccessKind::AtomicMax => (operands.first().copied(), operands.get(1..).unwrap_or_default().to_vec()),
+            | AccessKind::AtomicMax
+            | AccessKind::Append => (operands.first().copied(), operands.get(1..).unwrap_or_default().to_vec()),
         };
         Some(Access { op, kind, field, value, indices })
     }

@@ -299,6 +299,8 @@ pub static RULES: &[AdRule] = &[
     AdRule::structural(DsOp::Activate.name()),
     AdRule::structural(DsOp::Deactivate.name()),
     AdRule::structural(DsOp::IsActive.name()),
+    AdRule::structural(DsOp::Append.name()),
+    AdRule::structural(DsOp::Length.name()),
     // A check of the primal launch: the grad kernel does not repeat it.
     AdRule::non_differentiable(DsOp::Assert.name()),
     AdRule::non_differentiable(DsOp::StopGrad.name()),

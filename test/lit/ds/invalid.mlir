@@ -266,3 +266,25 @@ func.func @k(%i: index) attributes {ds.kernel} {
   %a = "ds.is_active"(%i) {field = @x} : (index) -> i1
   return
 }
+
+// -----
+
+// ds.append to a field that is not under a dynamic node.
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>} : () -> ()
+func.func @k(%i: index, %v: f32) attributes {ds.kernel} {
+  // expected-error@+1 {{ds.append of @x: the field is not placed under a dynamic layout node (a list)}}
+  %k = "ds.append"(%v, %i) {field = @x} : (f32, index) -> i32
+  return
+}
+
+// -----
+
+// ds.append of a value of another type.
+"ds.dense"() {sym_name = "heads", shape = array<i64: 4, 1>} : () -> ()
+"ds.dynamic"() {sym_name = "items", shape = array<i64: 1, 8>, parent = @heads} : () -> ()
+"ds.field"() {sym_name = "l", element_type = f32, shape = array<i64: 4, 8>, layout = @items} : () -> ()
+func.func @k(%i: index, %v: f64) attributes {ds.kernel} {
+  // expected-error@+1 {{ds.append of @l: value type must be the field's element type f32}}
+  %k = "ds.append"(%v, %i, %i) {field = @l} : (f64, index, index) -> i32
+  return
+}

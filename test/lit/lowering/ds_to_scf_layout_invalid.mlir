@@ -9,9 +9,9 @@
 
 // -----
 
-// A field under a dynamic node.
+// A field under a dynamic node without a parent.
 "ds.dynamic"() {sym_name = "list", shape = array<i64: 4>} : () -> ()
-// expected-error@+1 {{field @x: layout node @list: dynamic nodes are not lowered yet}}
+// expected-error@+1 {{field @x: layout node @list: a dynamic node needs a parent whose cells hold its lists (a dense node of one cell for a single list)}}
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>, layout = @list} : () -> ()
 
 // -----
