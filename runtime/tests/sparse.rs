@@ -379,6 +379,10 @@ fn sparse_kernels_compile_to_ptx() {
             assert!(ptx.contains("atom.global.max.u32"), "{layout}: a table entry is claimed by an atomic max");
         }
     }
+    for outer in ["dense", "pointer"] {
+        let compiled = compile_ptx(&list_source(outer), outer, &Default::default(), "sm_90").unwrap_or_else(|e| panic!("lists under {outer}: {e}"));
+        assert!(compiled.ptx.as_deref().is_some_and(|p| p.contains(".entry push__task0")), "{outer}");
+    }
 }
 
 /// `loss += x[i]^2 * x[min(i + 1, 63)]` over the active cells of `x`, whose
@@ -584,7 +588,7 @@ func.func @clear(%c: index) attributes {{ds.kernel}} {{
 
 #[test]
 fn lists_append_count_iterate_and_clear_like_a_reference() {
-    for outer in ["dense", "pointer"] {
+    for outer in ["dense", "pointer", "bitmasked"] {
         let mut p = Program::new(&list_source(outer)).unwrap_or_else(|e| panic!("{outer}: {e}"));
         let m = 40usize;
         p.launch("push", &[Arg::Index(m as i64)]).unwrap();
