@@ -699,10 +699,12 @@ impl<V: ElementKind, const D: usize> Field<V, D> {
         self.runtime_field_mut(p)?.deactivate_all()
     }
 
-    /// Sets the field from a dense array (row-major, one value per index):
-    /// the tree is emptied, then the cells holding a non-zero value are
-    /// written, and so activated. [`Field::to_vec`] is the way back
-    /// (inactive cells read 0).
+    /// Sets the field from a dense array (row-major, one value per index)
+    /// without activating the cells that hold zero: non-zero cells are
+    /// written (and so activated), active cells of zeros are zeroed, the
+    /// other fields of the tree keep their values (after `deactivate_all`
+    /// the active set is exactly the non-zero cells). [`Field::to_vec`] is
+    /// the way back (inactive cells read 0).
     pub fn from_dense(&self, p: &mut Program, values: &[V]) -> Result<(), Error> {
         if values.len() != self.len() {
             return Err(Error::Length { field: self.decl.name.clone(), expected: self.len(), given: values.len() });

@@ -373,27 +373,30 @@ impl Field {
     }
 
     /// Sets a sparse field from a dense array (row-major, one value per
-    /// element): the tree is emptied, then the cells with a non-zero
-    /// component are written (and so activated). A dense field is copied.
+    /// element) without activating the cells that hold zero: a cell with a
+    /// non-zero component is written (and so activated; an adjoint field's
+    /// inactive cell is an error), an active cell of zeros is zeroed and
+    /// stays active, an inactive one stays inactive. The other fields of the
+    /// tree keep their values. After `deactivate_all` the active set is
+    /// exactly the non-zero cells. A dense field is copied.
     pub fn from_dense<T: Element>(&mut self, values: &[T]) -> Result<(), Error> {
         self.check_type::<T>()?;
         if values.len() != self.info.len() {
             return Err(Error::Length { field: self.info.name.clone(), expected: self.info.len(), given: values.len() });
         }
         let Some((host, adjoint)) = self.sparse.clone() else { return self.write(0, values) };
-        host.deactivate_all();
         let comps = self.components();
+        let cells: Vec<usize> = host.tree.cell_shape().iter().map(|&n| n as usize).collect();
         let mut bytes = vec![0u8; T::TYPE.size()];
         for (c, chunk) in values.chunks(comps).enumerate() {
-            let mut zero = vec![0u8; T::TYPE.size()];
             let nonzero = chunk.iter().any(|v| {
-                v.put(&mut zero);
-                zero.iter().any(|&b| b != 0)
+                v.put(&mut bytes);
+                bytes.iter().any(|&b| b != 0)
             });
-            if !nonzero {
+            let cell = unravel(c, &cells);
+            if !nonzero && !host.is_active(&cell) {
                 continue;
             }
-            let cell = unravel(c, &host.tree.cell_shape().iter().map(|&n| n as usize).collect::<Vec<_>>());
             for (k, v) in chunk.iter().enumerate() {
                 v.put(&mut bytes);
                 host.write(&self.info.name, &cell, k, &bytes, adjoint)?;

@@ -631,3 +631,28 @@ fn lists_append_count_iterate_and_clear_like_a_reference() {
         assert!(p.field("n").unwrap().to_vec::<i32>().unwrap().iter().all(|&k| k <= 16), "{outer}");
     }
 }
+
+/// from_dense writes one field of a tree: the others keep their values and
+/// an adjoint's from_dense never changes the active set (a non-zero value
+/// for an inactive cell is an error there, not an activation).
+#[test]
+fn from_dense_keeps_the_other_fields_of_the_tree() {
+    for (layout, nodes) in LAYOUTS.iter().filter(|(l, _)| !l.starts_with("dense_")) {
+        let mut p = Program::new(&grad_source(nodes)).unwrap();
+        let mut x = vec![0f64; N];
+        x[10] = 1.0;
+        x[11] = 2.0;
+        p.field_mut("x").unwrap().from_dense(&x).unwrap();
+        let active = active_set(&p);
+        let mut g = vec![0f64; N];
+        g[10] = 0.5;
+        p.field_mut("x_grad").unwrap().from_dense(&g).unwrap();
+        assert_eq!(active_set(&p), active, "{layout}");
+        assert_eq!(p.field("x").unwrap().to_vec::<f64>().unwrap(), x, "{layout}: x kept");
+        assert_eq!(p.field("x_grad").unwrap().to_vec::<f64>().unwrap(), g, "{layout}");
+        g[40] = 1.0;
+        let err = p.field_mut("x_grad").unwrap().from_dense(&g).unwrap_err();
+        assert!(matches!(err, Error::Sparse { .. }), "{layout}: {err}");
+        assert_eq!(active_set(&p), active, "{layout}");
+    }
+}
