@@ -17,6 +17,9 @@
 //!   memset; headline `zero_time_ratio_vs_memset`.
 //! - `checkpoint`: backward through 1000 steps of overwritten state under each
 //!   checkpoint policy; headline `binomial_peak_memory_ratio_vs_store_all`.
+//! - `sparse`: a five-point stencil over a 1024^2 field about 2% active,
+//!   pointer-of-dense blocks against the same kernel on a dense field;
+//!   `sparse_memory_ratio_vs_dense`, headline `sparse_time_ratio_vs_dense`.
 //! - `saxpy --arch cuda`: 64M f32 on the GPU against a device-to-device copy;
 //!   headline `saxpy_bandwidth_fraction_of_copy`.
 //! - `gpu-check`: every kernel of `test/kernels` and its gradient, CPU against
@@ -31,6 +34,7 @@ mod cases;
 mod checkpoint;
 mod fuzz;
 mod gpu;
+mod sparse;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -62,9 +66,10 @@ fn main() {
         (Some("checkpoint"), _) => checkpoint::run(),
         (Some("bounds"), _) => bounds::run(),
         (Some("zero"), _) => cases::zero(),
+        (Some("sparse"), _) => sparse::run(),
         _ => {
             eprintln!(
-                "usage: ds-bench saxpy|launch|grad_elementwise|stencil|bounds|checkpoint|zero|gpu-check [--arch cpu|cuda]
+                "usage: ds-bench saxpy|launch|grad_elementwise|stencil|bounds|checkpoint|zero|sparse|gpu-check [--arch cpu|cuda]
        ds-bench fuzz [--runs N] [--seed S] [--save DIR] [--jobs J] [--timeout SECS]"
             );
             std::process::exit(2);

@@ -108,6 +108,47 @@ irdl.dialect @ds {
     irdl.operands(value: %elem, indices: variadic %index)
     irdl.attributes { "field" = %field }
   }
+  // Activity of sparse cells (optional attribute `node`: the layout node meant).
+  irdl.operation @activate {
+    %index = irdl.is index
+    %field = irdl.base "#builtin.symbol_ref"
+    irdl.operands(indices: variadic %index)
+    irdl.attributes { "field" = %field }
+  }
+  irdl.operation @deactivate {
+    %index = irdl.is index
+    %field = irdl.base "#builtin.symbol_ref"
+    irdl.operands(indices: variadic %index)
+    irdl.attributes { "field" = %field }
+  }
+  irdl.operation @is_active {
+    %index = irdl.is index
+    %i1 = irdl.is i1
+    %field = irdl.base "#builtin.symbol_ref"
+    irdl.operands(indices: variadic %index)
+    irdl.results(result: %i1)
+    irdl.attributes { "field" = %field }
+  }
+  // Lists of dynamic nodes.
+  irdl.operation @append {
+    %index = irdl.is index
+    %f32 = irdl.is f32
+    %f64 = irdl.is f64
+    %i32 = irdl.is i32
+    %elem = irdl.any_of(%f32, %f64, %i32)
+    %field = irdl.base "#builtin.symbol_ref"
+    irdl.operands(value: %elem, indices: variadic %index)
+    irdl.results(result: %i32)
+    irdl.attributes { "field" = %field }
+  }
+  irdl.operation @length {
+    %index = irdl.is index
+    %i32 = irdl.is i32
+    %field = irdl.base "#builtin.symbol_ref"
+    irdl.operands(indices: variadic %index)
+    irdl.results(result: %i32)
+    irdl.attributes { "field" = %field }
+  }
 
   // ---- Values ----------------------------------------------------------------------
   irdl.operation @stop_grad {

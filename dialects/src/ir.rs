@@ -648,6 +648,10 @@ impl Cursor {
     pub fn block(self) -> Block {
         self.block
     }
+    /// The op before which this cursor inserts (none at a block's end).
+    pub fn anchor(self) -> Option<Op> {
+        self.before
+    }
     /// Inserts a detached op here and returns it.
     pub fn insert(self, op: Op) -> Op {
         match self.before {

@@ -4,6 +4,19 @@
 //! The same kernels, written in the ds dialect directly, are in
 //! `examples/kernels/appendix_c.mlir`; [`dialect_program`] compiles them, and
 //! the handles of [`program`] drive either.
+//!
+//! The appendix's sparse layouts ([`Storage`], [`program_with`]): x and y
+//! (with x's adjoint) in blocks of 16 under one pointer node, Taichi's
+//! `ti.root.dense(ti.i, n // 16).pointer().dense(ti.i, 16).place(x, y)`
+//! (a dense node of single pointers is a pointer node of n / 16 cells here),
+//! and the "more efficient" one, each tensor's blocks of its own: here each
+//! tensor its own pointer tree, the adjoint sharing its primal's (one
+//! pointer node holds one leaf in this implementation; every field of a tree
+//! has its own data, so consecutive elements are consecutive in memory in
+//! both). A sparse x starts inactive: `activate_x` activates its cells
+//! before the first gradient (a gradient kernel never activates cells, so
+//! the gradient of an inactive x would be dropped). The losses equal the
+//! dense layout's.
 
 use crate::report::{Outcome, Reporter, Stopwatch};
 use crate::{RunError, RunOptions, Simulation, plot};
@@ -27,6 +40,26 @@ fn update(x: &GradField<f32, 1>) {
     }
 }
 
+/// Activates every cell of a sparse x (the first writes of gradient descent
+/// would activate them too, one gradient late).
+#[kernel(no_grad)]
+fn activate_x(x: &GradField<f32, 1>) {
+    for i in 0..N {
+        activate(x, i);
+    }
+}
+
+/// Where appendix C keeps x and y.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// Dense arrays (the appendix's first program).
+    Dense,
+    /// x and y in blocks of 16 under one pointer node.
+    SharedBlocks,
+    /// x and y each in blocks of 16 under a pointer node of its own.
+    BlocksPerTensor,
+}
+
 /// The fields and kernels of appendix C.
 pub struct AppendixC {
     pub x: GradField<f32, 1>,
@@ -34,6 +67,8 @@ pub struct AppendixC {
     loss: GradField<f32, 0>,
     reduce: Kernel<()>,
     update: Kernel<()>,
+    /// For a sparse x: its activation.
+    activate: Option<Kernel<()>>,
 }
 
 impl Simulation for AppendixC {
@@ -73,8 +108,13 @@ impl Simulation for AppendixC {
 
 /// The program from the `#[kernel]` functions, with its handles.
 pub fn program() -> Result<(Program, AppendixC), Error> {
+    program_with(Storage::Dense)
+}
+
+/// The program with x and y stored as `storage` says.
+pub fn program_with(storage: Storage) -> Result<(Program, AppendixC), Error> {
     let mut pb = ProgramBuilder::new();
-    let sim = AppendixC::new(&mut pb)?;
+    let sim = AppendixC::with_storage(&mut pb, storage)?;
     Ok((pb.build()?, sim))
 }
 
@@ -85,8 +125,21 @@ pub fn dialect_program() -> Result<Program, Error> {
 
 impl AppendixC {
     fn new(pb: &mut ProgramBuilder) -> Result<AppendixC, Error> {
+        AppendixC::with_storage(pb, Storage::Dense)
+    }
+
+    fn with_storage(pb: &mut ProgramBuilder, storage: Storage) -> Result<AppendixC, Error> {
         let (x, y, loss) = (pb.field_with_grad("x", [N]), pb.field("y", [N]), pb.field_with_grad("L", []));
-        Ok(AppendixC { reduce: pb.kernel(reduce(&x, &y, &loss))?, update: pb.kernel(update(&x))?, x, y, loss })
+        match storage {
+            Storage::Dense => {}
+            Storage::SharedBlocks => pb.root().pointer([N / 16]).dense([16]).place((&x, &y)),
+            Storage::BlocksPerTensor => {
+                pb.root().pointer([N / 16]).dense([16]).place(&x);
+                pb.root().pointer([N / 16]).dense([16]).place(&y);
+            }
+        }
+        let activate = (storage != Storage::Dense).then(|| pb.kernel(activate_x(&x))).transpose()?;
+        Ok(AppendixC { reduce: pb.kernel(reduce(&x, &y, &loss))?, update: pb.kernel(update(&x))?, x, y, loss, activate })
     }
 
     /// Sets x = 0 and random targets y; returns y.
@@ -95,6 +148,9 @@ impl AppendixC {
         let ys: Vec<f32> = (0..N).map(|_| rng.next_f64() as f32).collect();
         self.y.copy_from(p, &ys)?;
         self.x.zero(p)?;
+        if let Some(k) = &self.activate {
+            k.launch(p, ())?;
+        }
         Ok(ys)
     }
 

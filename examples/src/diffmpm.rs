@@ -25,6 +25,15 @@
 //! [4, 4] (initially N(0, 0.01^2)) and `bias` [4] (zero); plain gradient
 //! descent, learning rate 0.1, no clipping, 100 iterations.
 //!
+//! Sparse grid (`--set grid=sparse`, [`SparseGrid`]): the three grid fields
+//! and their adjoints on one pointer of 8x8 dense blocks with a pool of 64 of
+//! its 256 blocks; p2g's scatter activates the blocks the particles reach,
+//! `clear_active_grid` deactivates them (the blocks go back to the pool,
+//! zeroed, after the launch) and `grid_op_active` runs over the active cells.
+//! The loss and gradients equal the dense grid's (the same to the printed
+//! digits over 1024 steps), in a quarter of the grid memory (165 KB against
+//! 655 KB in f32; the robot touches about 24 blocks).
+//!
 //! State: x, v, C, F are stored per step (x[t, i], ...); the grid is one
 //! set of fields, cleared and rebuilt every substep. The backward pass
 //! rebuilds it through the Tape's checkpointing: [`RecomputeGrid`], a
@@ -108,6 +117,19 @@ pub struct Mpm {
     /// diffmpm: the actuation stress is built (its strength `act_strength`).
     pub actuated: bool,
     pub act_strength: f64,
+    /// The grid as a sparse field (pointer of dense blocks), cleared by
+    /// deactivating it and updated over its active cells; None: dense.
+    pub sparse_grid: Option<SparseGrid>,
+}
+
+/// A sparse MPM grid: `pb.root().pointer([n / block; 2]).capacity(capacity).dense([block; 2])`,
+/// holding the three grid fields and their adjoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SparseGrid {
+    /// Cells per block side.
+    pub block: usize,
+    /// Blocks in the pool.
+    pub capacity: usize,
 }
 
 impl Mpm {
@@ -128,6 +150,7 @@ impl Mpm {
             sticky: false,
             actuated: false,
             act_strength: 0.0,
+            sparse_grid: None,
         }
     }
 }
@@ -140,6 +163,15 @@ fn clear_grid<T: Scalar>(grid_v_in: &GradField<[T; 2], 2>, grid_m_in: &GradField
             grid_v_in[(i, j)] = Vec2::splat(0.0, T::TY);
             grid_m_in[(i, j)] = 0.0;
         }
+    }
+}
+
+/// The sparse grid's clear: every active cell deactivated (its block goes
+/// back to the pool after the launch, zeroed, adjoints included).
+#[kernel]
+fn clear_active_grid<T: Scalar>(grid_m_in: &GradField<T, 2>) {
+    for (i, j) in grid_m_in.active() {
+        deactivate(grid_m_in, (i, j));
     }
 }
 
@@ -207,41 +239,56 @@ fn p2g<T: Scalar>(
 fn grid_op<T: Scalar>(grid_v_in: &GradField<[T; 2], 2>, grid_m_in: &GradField<T, 2>, grid_v_out: &GradField<[T; 2], 2>, m: &Mpm) {
     for i in 0..m.n_grid {
         for j in 0..m.n_grid {
-            let inv_m = 1.0 / (grid_m_in[(i, j)] + 1e-10);
-            let mut v_out = grid_v_in[(i, j)] * inv_m;
-            v_out[1] = v_out[1] - m.dt * m.gravity;
-            let zero = Vec2::splat(0.0, T::TY);
-            let (low, high) = (m.bound, m.n_grid - m.bound);
-            if m.sticky {
-                if i < low && v_out[0] < 0.0 {
-                    v_out = zero;
-                }
-                if i > high && v_out[0] > 0.0 {
-                    v_out = zero;
-                }
-                if j < low && v_out[1] < 0.0 {
-                    v_out = zero;
-                }
-                if j > high && v_out[1] > 0.0 {
-                    v_out = zero;
-                }
-            } else {
-                if i < low && v_out[0] < 0.0 {
-                    v_out[0] = 0.0;
-                }
-                if i > high && v_out[0] > 0.0 {
-                    v_out[0] = 0.0;
-                }
-                if j < low && v_out[1] < 0.0 {
-                    v_out[1] = 0.0;
-                }
-                if j > high && v_out[1] > 0.0 {
-                    v_out[1] = 0.0;
-                }
-            }
-            grid_v_out[(i, j)] = v_out;
+            grid_node::<T>(i, j, grid_v_in, grid_m_in, grid_v_out, m);
         }
     }
+}
+
+/// grid_op over the active cells of a sparse grid (the others hold no mass,
+/// and no particle reads them).
+#[kernel]
+fn grid_op_active<T: Scalar>(grid_v_in: &GradField<[T; 2], 2>, grid_m_in: &GradField<T, 2>, grid_v_out: &GradField<[T; 2], 2>, m: &Mpm) {
+    for (i, j) in grid_m_in.active() {
+        grid_node::<T>(i, j, grid_v_in, grid_m_in, grid_v_out, m);
+    }
+}
+
+/// One grid node: normalize the momentum, gravity, the walls.
+#[func]
+fn grid_node<T: Scalar>(i: Expr, j: Expr, grid_v_in: &GradField<[T; 2], 2>, grid_m_in: &GradField<T, 2>, grid_v_out: &GradField<[T; 2], 2>, m: &Mpm) {
+    let inv_m = 1.0 / (grid_m_in[(i, j)] + 1e-10);
+    let mut v_out = grid_v_in[(i, j)] * inv_m;
+    v_out[1] = v_out[1] - m.dt * m.gravity;
+    let zero = Vec2::splat(0.0, T::TY);
+    let (low, high) = (m.bound, m.n_grid - m.bound);
+    if m.sticky {
+        if i < low && v_out[0] < 0.0 {
+            v_out = zero;
+        }
+        if i > high && v_out[0] > 0.0 {
+            v_out = zero;
+        }
+        if j < low && v_out[1] < 0.0 {
+            v_out = zero;
+        }
+        if j > high && v_out[1] > 0.0 {
+            v_out = zero;
+        }
+    } else {
+        if i < low && v_out[0] < 0.0 {
+            v_out[0] = 0.0;
+        }
+        if i > high && v_out[0] > 0.0 {
+            v_out[0] = 0.0;
+        }
+        if j < low && v_out[1] < 0.0 {
+            v_out[1] = 0.0;
+        }
+        if j > high && v_out[1] > 0.0 {
+            v_out[1] = 0.0;
+        }
+    }
+    grid_v_out[(i, j)] = v_out;
 }
 
 #[kernel]
@@ -402,10 +449,17 @@ impl<T: Real> Solver<T> {
         let (c, f) = (pb.field_with_grad("C", [max_steps, n]), pb.field_with_grad("F", [max_steps, n]));
         let (grid_v_in, grid_m_in, grid_v_out) = (pb.field_with_grad("grid_v_in", [g, g]), pb.field_with_grad("grid_m_in", [g, g]), pb.field_with_grad("grid_v_out", [g, g]));
         let x_avg = pb.field_with_grad("x_avg", []);
+        let (clear, update) = match mpm.sparse_grid {
+            None => (pb.kernel(clear_grid(&grid_v_in, &grid_m_in, &mpm))?, pb.kernel(grid_op(&grid_v_in, &grid_m_in, &grid_v_out, &mpm))?),
+            Some(sg) => {
+                pb.root().pointer([g / sg.block, g / sg.block]).capacity(sg.capacity).dense([sg.block, sg.block]).place((&grid_v_in, &grid_m_in, &grid_v_out));
+                (pb.kernel(clear_active_grid(&grid_m_in))?, pb.kernel(grid_op_active(&grid_v_in, &grid_m_in, &grid_v_out, &mpm))?)
+            }
+        };
         Ok(Solver {
-            clear_grid: pb.kernel(clear_grid(&grid_v_in, &grid_m_in, &mpm))?,
+            clear_grid: clear,
             p2g: pb.kernel(p2g(&x, &v, &c, &f, actuation, actuator_id, &grid_v_in, &grid_m_in, &mpm))?,
-            grid_op: pb.kernel(grid_op(&grid_v_in, &grid_m_in, &grid_v_out, &mpm))?,
+            grid_op: update,
             g2p: pb.kernel(g2p(&x, &v, &c, &grid_v_out, &mpm))?,
             compute_x_avg: pb.kernel(compute_x_avg(&x, &x_avg, &mpm))?,
             mpm,
@@ -548,8 +602,13 @@ pub struct DiffMpm<T: Real> {
 impl<T: Real> DiffMpm<T> {
     /// The robot's fields and kernels for runs of `steps` steps.
     pub fn new(pb: &mut ProgramBuilder, steps: usize) -> Result<DiffMpm<T>, Error> {
+        DiffMpm::with_grid(pb, steps, None)
+    }
+
+    /// As [`DiffMpm::new`], the grid sparse when `grid` says so.
+    pub fn with_grid(pb: &mut ProgramBuilder, steps: usize, grid: Option<SparseGrid>) -> Result<DiffMpm<T>, Error> {
         let (positions, ids) = robot_scene(N_GRID);
-        let mpm = robot_mpm(positions.len());
+        let mpm = Mpm { sparse_grid: grid, ..robot_mpm(positions.len()) };
         let weights = pb.field_with_grad("weights", [N_ACTUATORS, N_SIN_WAVES]);
         let bias = pb.field_with_grad("bias", [N_ACTUATORS]);
         let actuation = pb.field_with_grad("actuation", [steps, N_ACTUATORS]);
@@ -686,10 +745,19 @@ pub fn steps_setting(opts: &RunOptions, max: usize) -> Result<usize, RunError> {
 }
 
 impl Simulation for DiffMpm<f32> {
-    const SETTINGS: &'static [Setting] = &[Setting { name: "steps", default: "1024", help: "time steps of a run (the original's 1024; fewer for short checks)" }];
+    const SETTINGS: &'static [Setting] = &[
+        Setting { name: "steps", default: "1024", help: "time steps of a run (the original's 1024; fewer for short checks)" },
+        Setting { name: "grid", default: "dense", help: "the grid's layout: dense, or sparse (a pointer of 8x8 dense blocks, a pool of 64 of its 256 blocks)" },
+    ];
 
     fn declare(pb: &mut ProgramBuilder, opts: &RunOptions) -> Result<DiffMpm<f32>, RunError> {
-        Ok(DiffMpm::new(pb, steps_setting(opts, STEPS)?)?)
+        let grid: String = opts.setting("grid")?;
+        let grid = match grid.as_str() {
+            "dense" => None,
+            "sparse" => Some(SparseGrid { block: 8, capacity: 64 }),
+            _ => return Err(RunError::BadSetting { name: "grid".into(), value: grid, expected: "dense or sparse" }),
+        };
+        Ok(DiffMpm::with_grid(pb, steps_setting(opts, STEPS)?, grid)?)
     }
 
     fn params(&self) -> Vec<&str> {
@@ -705,6 +773,10 @@ impl Simulation for DiffMpm<f32> {
         let mut out = Outcome { losses, ..Default::default() };
         out.final_loss = self.forward(p, self.steps)?;
         out.results.push(("particles, steps".into(), format!("{}, {}", self.solver.mpm.n_particles, self.steps)));
+        // Every allocation of the grid: its fields and adjoints, or the sparse tree's buffers.
+        let grid_bytes: usize = p.field_infos().iter().filter(|f| f.name.starts_with("grid_") && f.sparse.is_none()).map(|f| f.bytes()).sum();
+        let layout = if self.solver.mpm.sparse_grid.is_some() { "sparse" } else { "dense" };
+        out.results.push((format!("grid memory ({layout})"), format!("{grid_bytes} bytes")));
         if opts.verbose {
             push_plan(&mut out, plan);
         }

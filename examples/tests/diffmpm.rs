@@ -170,3 +170,42 @@ fn substep_bench_prints_both_numbers() {
     let stderr = String::from_utf8_lossy(&other.stderr);
     assert!(!other.status.success() && stderr.contains("substep"), "{stderr}");
 }
+
+/// The robot with its grid as a pointer of 8x8 dense blocks (a pool of 64
+/// of the 256 blocks), activated by the particles' scatter each substep and
+/// cleared by deactivation: the same loss and controller gradients as the
+/// dense grid, through the Tape's grid recomputation, in a fraction of the
+/// grid memory.
+#[test]
+fn diffmpm_with_a_sparse_grid_matches_the_dense_grid() {
+    let steps = 24;
+    let run = |grid: Option<diffmpm::SparseGrid>| {
+        let mut pb = ProgramBuilder::new();
+        let sim = DiffMpm::<f64>::with_grid(&mut pb, steps, grid).unwrap();
+        let mut p = pb.build().unwrap();
+        sim.init(&mut p, 3).unwrap();
+        let w: Vec<f64> = (0..16).map(|k| 0.5 * ((k as f64) * 0.7).sin()).collect();
+        sim.weights.copy_from(&mut p, &w).unwrap();
+        let forward = sim.forward(&mut p, steps).unwrap();
+        // The grid of the last substep (the forward pass ends with its g2p).
+        let stats = sim.solver.grid_m_in.sparse_stats(&p).ok();
+        let g = sim.loss_and_grad(&mut p, steps).unwrap();
+        let (dw, db) = (sim.weights.grad().to_vec(&p).unwrap(), sim.bias.grad().to_vec(&p).unwrap());
+        let bytes: usize = p.buffer_infos().iter().filter(|b| b.name.starts_with("grid_")).map(|b| b.bytes).sum();
+        (forward, g.loss, dw, db, bytes, stats)
+    };
+    let (fd, ld, dwd, dbd, bytes_d, _) = run(None);
+    let (fs, ls, dws, dbs, bytes_s, stats) = run(Some(diffmpm::SparseGrid { block: 8, capacity: 64 }));
+    let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-300);
+    assert!(rel(fs, fd) <= 1e-5 && rel(ls, ld) <= 1e-5, "loss: sparse {fs} {ls}, dense {fd} {ld}");
+    for (a, b) in dws.iter().zip(&dwd).chain(dbs.iter().zip(&dbd)) {
+        assert!((a - b).abs() <= 1e-5 * b.abs() + 1e-12, "gradient: sparse {a}, dense {b}");
+    }
+    let stats = stats.expect("the sparse grid's statistics");
+    println!(
+        "grid memory: dense {bytes_d} bytes, sparse {bytes_s} bytes reserved ({} of {} blocks, {} active cells, in the last substep)",
+        stats.blocks, stats.capacity, stats.active_cells
+    );
+    assert!(stats.blocks > 0 && stats.blocks <= 64, "{stats:?}");
+    assert!(bytes_s * 3 < bytes_d, "sparse {bytes_s} vs dense {bytes_d}");
+}

@@ -87,6 +87,31 @@ fn appendix_c_kernels_match_the_ds_module() {
     }
 }
 
+/// Appendix C's two sparse layouts (x and y in blocks under one pointer
+/// node, and each tensor in blocks of its own) give the dense layout's
+/// losses and x, step by step.
+#[test]
+fn appendix_c_sparse_layouts_match_the_dense_one() {
+    use appendix_c::Storage;
+    let runs: Vec<(Vec<f32>, Vec<f32>)> = [Storage::Dense, Storage::SharedBlocks, Storage::BlocksPerTensor]
+        .into_iter()
+        .map(|storage| {
+            let (mut p, sim) = appendix_c::program_with(storage).unwrap();
+            sim.init(&mut p).unwrap();
+            let losses = (0..20).map(|_| sim.step(&mut p).unwrap()).collect();
+            if storage != Storage::Dense {
+                let stats = sim.x.sparse_stats(&p).unwrap();
+                assert_eq!((stats.blocks, stats.active_cells), (2, 32), "{storage:?}: {stats:?}");
+            }
+            (losses, sim.x.to_vec(&p).unwrap())
+        })
+        .collect();
+    assert!(runs[0].0[19] < 0.05 * runs[0].0[0], "{:?}", runs[0].0);
+    for (storage, run) in ["shared blocks", "blocks per tensor"].iter().zip(&runs[1..]) {
+        assert_eq!(run, &runs[0], "{storage} against dense");
+    }
+}
+
 #[test]
 fn mass_spring_kernels_are_no_longer_than_the_papers() {
     let source = include_str!("../src/mass_spring_simple.rs");

@@ -796,6 +796,76 @@ pub fn dense_decl_at(name: &str, shape: &[usize], order: ops::Order, placed: (&s
     })
 }
 
+/// A layout node of any kind (`ds.dense`, `ds.pointer`, `ds.bitmasked`) at
+/// module level, under `parent`, with a pool of `capacity` blocks (pointer).
+pub fn node_decl(
+    kind: ops::DsOp,
+    name: &str,
+    shape: &[usize],
+    parent: Option<&str>,
+    capacity: Option<usize>,
+    placed: &std::panic::Location,
+) -> String {
+    module_level(|at, ctx| {
+        let loc = ctx.file_line_col(placed.file(), placed.line(), placed.column());
+        let node = ops::build_layout_node(at, kind, name, &i64s(shape), parent, loc);
+        if let Some(c) = capacity {
+            node.set_attr(ops::sparse::CAPACITY_ATTR, ctx.int_attr(ctx.int(64), c as i64));
+        }
+        node
+    })
+}
+
+/// `ds.activate`, `ds.deactivate` or `ds.is_active` of the cell holding
+/// element `index` of field `name`; the `i1` of `ds.is_active`.
+pub fn emit_activity(kind: AccessKind, name: &str, index: &[Expr]) -> Option<Expr> {
+    with(|b| {
+        let index = b.values(index);
+        ops::build_activity(b.cursor, kind, name, &index, None, b.loc).map(|v| b.expr(v, Ty::Bool))
+    })
+}
+
+/// `ds.append` of `value` to the list holding element `index` of field
+/// `name` (of elements `ty`); its position (i32).
+pub fn emit_append(name: &str, ty: Ty, index: &[Expr], value: &Expr) -> Expr {
+    with(|b| {
+        let value = b.cast(value, ty);
+        let value = b.value(&value);
+        let index = b.values(index);
+        let k = ops::build_append(b.cursor, name, value, &index, b.loc);
+        b.expr(k, Ty::I32)
+    })
+}
+
+/// `ds.length` of the list holding element `index` of field `name` (i32).
+pub fn emit_length(name: &str, index: &[Expr]) -> Expr {
+    with(|b| {
+        let index = b.values(index);
+        let n = ops::build_length(b.cursor, name, &index, b.loc);
+        b.expr(n, Ty::I32)
+    })
+}
+
+/// A parallel loop over the active cells of field `name` (`ds.struct_for`
+/// binding its `rank` cell dimensions): `body` gets the cell's indices.
+pub fn struct_for(name: &str, rank: usize, body: impl FnOnce(Vec<Expr>)) {
+    if with(|b| b.depth > 0) {
+        error(format!("a loop over the active cells of @{name} must be a kernel's outermost loop"));
+        return;
+    }
+    let (body_at, idx) = with(|b| {
+        let (_, block) = ops::build_struct_for(b.cursor, name, rank, b.loc);
+        let terminator = block.terminator().expect("a struct_for body has its terminator");
+        let idx: Vec<Expr> = block.args().into_iter().map(|a| b.expr(a, Ty::Index)).collect();
+        (Cursor::before(terminator), idx)
+    });
+    // Every cell index goes into the loop indices (random numbers differ per cell).
+    let n = idx.len();
+    with(|b| b.loop_indices.extend(idx.iter().copied()));
+    inside(body_at, || body(idx));
+    with(|b| b.loop_indices.truncate(b.loop_indices.len() - n));
+}
+
 fn i64s(shape: &[usize]) -> Vec<i64> {
     shape.iter().map(|&d| d as i64).collect()
 }

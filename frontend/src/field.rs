@@ -23,7 +23,7 @@
 use crate::builder::{Carry, Expr, IntoIndex, Ty, constant, emit_load, emit_update, error, known_index};
 use crate::value::{Matrix, Vector};
 use ds_dialects::ops::AccessKind;
-use ds_runtime::{Backend, Element, Error};
+use ds_runtime::{Backend, Element, Error, Program, SparseStats};
 use crate::program::Param;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -544,4 +544,173 @@ pub fn atomic_add<F: Access>(field: &F, idx: Vec<Expr>, value: impl IntoValue<F:
 /// `field[idx] -= value` in a kernel (atomic).
 pub fn atomic_sub<F: Access>(field: &F, idx: Vec<Expr>, value: impl IntoValue<F::Value>) {
     update(AccessKind::AtomicSub, field, idx, value)
+}
+
+/// The cell index of a field in kernel code: one index (`i`) or a tuple
+/// (`(i, j)`), of anything an index can be made from.
+pub trait IntoCell {
+    fn cell(self) -> Vec<Expr>;
+}
+
+impl<I: IntoIndex> IntoCell for I {
+    fn cell(self) -> Vec<Expr> {
+        vec![self.into_index()]
+    }
+}
+
+macro_rules! into_cell_tuple {
+    ($($t:ident),+) => {
+        impl<$($t: IntoIndex),+> IntoCell for ($($t,)+) {
+            #[allow(non_snake_case)]
+            fn cell(self) -> Vec<Expr> {
+                let ($($t,)+) = self;
+                vec![$($t.into_index()),+]
+            }
+        }
+    };
+}
+into_cell_tuple!(A, B);
+into_cell_tuple!(A, B, C);
+into_cell_tuple!(A, B, C, E);
+
+/// The first element of the cell at `idx` (its first component, for a vector
+/// or matrix field: activity belongs to the cell, not its components).
+fn cell_element(decl: &FieldDecl, idx: Vec<Expr>) -> Vec<Expr> {
+    decl.check_rank(idx.len());
+    idx.into_iter().chain(decl.components.iter().map(|_| constant(0.0, Ty::Index))).collect()
+}
+
+/// Activates the cell at `idx` of a field under a sparse node (Taichi's
+/// `ti.activate`); a dense field is a build error of the program (its cells
+/// are always active).
+pub fn activate<F: Access>(field: &F, idx: impl IntoCell) {
+    let decl = field.decl();
+    crate::builder::emit_activity(AccessKind::Activate, &decl.name, &cell_element(decl, idx.cell()));
+}
+
+/// Deactivates the cell at `idx` (Taichi's `ti.deactivate`): at the
+/// innermost sparse node holding it, zeroing it (a pointer's block goes back
+/// to the pool after the launch).
+pub fn deactivate<F: Access>(field: &F, idx: impl IntoCell) {
+    let decl = field.decl();
+    crate::builder::emit_activity(AccessKind::Deactivate, &decl.name, &cell_element(decl, idx.cell()));
+}
+
+/// Whether the cell at `idx` is active (Taichi's `ti.is_active`; always for a dense field).
+pub fn is_active<F: Access>(field: &F, idx: impl IntoCell) -> Expr {
+    let decl = field.decl();
+    crate::builder::emit_activity(AccessKind::IsActive, &decl.name, &cell_element(decl, idx.cell()))
+        .unwrap_or_else(|| constant(1.0, Ty::Bool))
+}
+
+/// Appends `value` to the list (a dynamic node's block) holding the cell at
+/// `idx` of a scalar field (Taichi's `ti.append`); the new element's
+/// position in its list (i32), or -1 when the list is full (the launch then
+/// fails with `Error::ListFull`). Not differentiable: append into fields
+/// without gradients.
+pub fn append<F: Access<Value = Expr>>(field: &F, idx: impl IntoCell, value: impl IntoValue<Expr>) -> Expr {
+    let decl = field.decl();
+    let idx = idx.cell();
+    decl.check_rank(idx.len());
+    crate::builder::emit_append(&decl.name, decl.ty, &idx, &value.into_value(decl.ty))
+}
+
+/// The length of the list holding the cell at `idx` (Taichi's `ti.length`; i32).
+pub fn length<F: Access>(field: &F, idx: impl IntoCell) -> Expr {
+    let decl = field.decl();
+    crate::builder::emit_length(&decl.name, &cell_element(decl, idx.cell()))
+}
+
+/// `for (i, j) in x.active() { .. }` in a kernel (the macro's rewrite): the
+/// kernel's parallel loop over the active cells of `field`, `K` the number
+/// of cell indices the loop binds.
+pub fn struct_for<F: Access, const K: usize>(field: &F, body: impl FnOnce([Expr; K])) {
+    let decl = field.decl();
+    if K != decl.shape.len() {
+        error(format!("a loop over the cells of {} binds {} indices, got {K}", decl.name, decl.shape.len()));
+        return;
+    }
+    crate::builder::struct_for(&decl.name, K, |idx| {
+        let cell: [Expr; K] = std::array::from_fn(|k| idx[k]);
+        body(cell)
+    });
+}
+
+/// What `x.active()` names in a kernel's `for` loop (see [`struct_for`]);
+/// outside a `#[kernel]` it is only a marker.
+pub struct Active;
+
+impl<V: ElementKind, const D: usize> Field<V, D> {
+    /// The active cells, as the iterable of a kernel's outermost loop:
+    /// `for (i, j) in x.active() { .. }` runs the body on every active cell
+    /// (every cell of a dense field), in parallel over blocks then cells.
+    pub fn active(&self) -> Active {
+        Active
+    }
+}
+
+/// Host access to sparse fields (CPU programs: the host side of the pools
+/// lives there). Indices are cell indices; on a dense field the activity
+/// operations are a typed error and every cell is active.
+impl<V: ElementKind, const D: usize> Field<V, D> {
+    fn runtime_field<'p>(&self, p: &'p Program) -> Result<&'p ds_runtime::Field, Error> {
+        Ok(&p.fields()[self.decl.position_in(p)?])
+    }
+    fn runtime_field_mut<'p>(&self, p: &'p mut Program) -> Result<&'p mut ds_runtime::Field, Error> {
+        let i = self.decl.position_in(p)?;
+        Ok(&mut p.fields_mut()[i])
+    }
+    /// The element index of a cell's first component.
+    fn element_of(&self, cell: [usize; D]) -> Vec<usize> {
+        cell.iter().copied().chain(self.decl.components.iter().map(|_| 0)).collect()
+    }
+
+    /// Blocks allocated, bytes reserved and in use, active cells (occupancy).
+    pub fn sparse_stats(&self, p: &Program) -> Result<SparseStats, Error> {
+        self.runtime_field(p)?.sparse_stats()
+    }
+
+    /// The active cells, in block order then cell order.
+    pub fn active_cells(&self, p: &Program) -> Result<Vec<[usize; D]>, Error> {
+        let cells = self.runtime_field(p)?.active_cells();
+        Ok(cells.into_iter().map(|c| std::array::from_fn(|d| c[d])).collect())
+    }
+
+    /// Activates cell `cell` (allocating its block).
+    pub fn activate_cell(&self, p: &mut Program, cell: [usize; D]) -> Result<(), Error> {
+        let index = self.element_of(cell);
+        self.runtime_field_mut(p)?.activate(&index)
+    }
+
+    /// Deactivates cell `cell` at its innermost sparse node (zeroing it).
+    pub fn deactivate_cell(&self, p: &mut Program, cell: [usize; D]) -> Result<(), Error> {
+        let index = self.element_of(cell);
+        self.runtime_field_mut(p)?.deactivate(&index)
+    }
+
+    /// Whether cell `cell` is active.
+    pub fn is_active_cell(&self, p: &Program, cell: [usize; D]) -> Result<bool, Error> {
+        self.runtime_field(p)?.is_active(&self.element_of(cell))
+    }
+
+    /// Deactivates every cell of the field's tree (all fields placed there),
+    /// returning every block to the pool (Taichi's `deactivate_all`).
+    pub fn deactivate_all(&self, p: &mut Program) -> Result<(), Error> {
+        self.runtime_field_mut(p)?.deactivate_all()
+    }
+
+    /// Sets the field from a dense array (row-major, one value per index)
+    /// without activating the cells that hold zero: non-zero cells are
+    /// written (and so activated), active cells of zeros are zeroed, the
+    /// other fields of the tree keep their values (after `deactivate_all`
+    /// the active set is exactly the non-zero cells). [`Field::to_vec`] is
+    /// the way back (inactive cells read 0).
+    pub fn from_dense(&self, p: &mut Program, values: &[V]) -> Result<(), Error> {
+        if values.len() != self.len() {
+            return Err(Error::Length { field: self.decl.name.clone(), expected: self.len(), given: values.len() });
+        }
+        let mut scalars = Vec::with_capacity(values.len() * self.decl.scalars_per_element());
+        values.iter().for_each(|v| v.scalars(&mut scalars));
+        self.runtime_field_mut(p)?.from_dense(&scalars)
+    }
 }

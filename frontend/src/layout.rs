@@ -12,7 +12,24 @@
 //! pb.layout(&m, Layout::Soa);
 //! ```
 //!
-//! The adjoints of placed fields (`x_grad`, `v_grad`) are placed the same way
+//! Sparse layouts (Taichi's `ti.root.pointer(ti.ij, 8).dense(ti.ij, 16)`):
+//!
+//! ```ignore
+//! let u: GradField<f32, 2> = pb.field_with_grad("u", [128, 128]);
+//! // 8x8 pointer cells, each a block of 16x16 cells allocated when first written
+//! pb.root().pointer([8, 8]).dense([16, 16]).place(&u);
+//! // or: one activity bit per cell over dense storage
+//! // pb.root().bitmasked([128, 128]).place(&u);
+//! ```
+//!
+//! Kernels read inactive cells as 0, writes activate them, `activate`,
+//! `deactivate` and `is_active` act on cells, and `for (i, j) in u.active()`
+//! runs over the active cells. The adjoint (`u_grad`) shares the tree: its
+//! gradients live on the active cells, and gradient kernels never activate.
+//! A pointer's pool holds a block per pointer cell unless
+//! [`Outer::capacity`] says fewer.
+//!
+//! The adjoints of fields placed under dense nodes (`x_grad`, `v_grad`) are placed the same way
 //! under a node of their own, so they have the same strides. Fields placed
 //! together have the node's shape as their index shape and elements of one
 //! size (f32 and i32, or f64), are placed once, and are placed in the order
@@ -21,6 +38,7 @@
 //! memory order changes (`ds_dialects::ops::layout` computes it).
 
 use crate::field::{ElementKind, Field, FieldDecl, GradField};
+use ds_dialects::ops::DsOp;
 use crate::program::{DeclarationError, NodeEntry, ProgramBuilder};
 use ds_runtime::ElemType;
 #[cfg(doc)]
@@ -86,6 +104,103 @@ impl<'a> Root<'a> {
     pub fn dense<const D: usize>(self, shape: [usize; D]) -> Dense<'a, D> {
         Dense { pb: self.pb, shape, order: Layout::Aos }
     }
+
+    /// A pointer node of `shape` cells (Taichi's `ti.root.pointer`): each
+    /// cell's block is allocated from a pool when it is first written, and
+    /// returned when deactivated. Give it blocks with [`Outer::dense`] or
+    /// [`Outer::bitmasked`], or place fields in it directly.
+    pub fn pointer<const D: usize>(self, shape: [usize; D]) -> Outer<'a, D> {
+        Outer { pb: self.pb, kind: DsOp::Pointer, shape, capacity: None }
+    }
+
+    /// A bitmasked node of `shape` cells (Taichi's `ti.root.bitmasked`):
+    /// dense storage with one activity bit per cell.
+    pub fn bitmasked<const D: usize>(self, shape: [usize; D]) -> Outer<'a, D> {
+        Outer { pb: self.pb, kind: DsOp::Bitmasked, shape, capacity: None }
+    }
+
+    /// One list of up to `shape` cells (Taichi's `ti.root.dynamic`): a dense
+    /// node of one cell holding it.
+    pub fn dynamic<const D: usize>(self, shape: [usize; D]) -> Leaf<'a, D> {
+        Outer { pb: self.pb, kind: DsOp::Dense, shape: [1; D], capacity: None }.dynamic(shape)
+    }
+}
+
+/// The outer node of a sparse tree (`ti.root.pointer(...)` or
+/// `ti.root.bitmasked(...)`), not yet holding fields. Fields placed under a
+/// sparse tree have the index shape of the tree (outer times block extents,
+/// axis by axis); reading an inactive cell gives 0, writing activates it,
+/// and their adjoints share the tree (gradients live on the active cells).
+pub struct Outer<'a, const D: usize> {
+    pb: &'a mut ProgramBuilder,
+    kind: DsOp,
+    shape: [usize; D],
+    capacity: Option<usize>,
+}
+
+impl<'a, const D: usize> Outer<'a, D> {
+    /// A pointer node's pool, in blocks (default: one per pointer cell, so
+    /// that every block can be active at once). A write needing a block of
+    /// an exhausted pool fails its launch with `Error::PoolExhausted`.
+    pub fn capacity(mut self, blocks: usize) -> Self {
+        self.capacity = Some(blocks);
+        self
+    }
+
+    /// Dense blocks of `shape` cells in each cell (`.pointer(..).dense(..)`).
+    pub fn dense(self, shape: [usize; D]) -> Leaf<'a, D> {
+        Leaf { outer: self, inner: Some((DsOp::Dense, shape)) }
+    }
+
+    /// Bitmasked blocks of `shape` cells in each cell.
+    pub fn bitmasked(self, shape: [usize; D]) -> Leaf<'a, D> {
+        Leaf { outer: self, inner: Some((DsOp::Bitmasked, shape)) }
+    }
+
+    /// A list of up to `shape` cells in each cell (Taichi's `dynamic`): its
+    /// cells `[0, length)` are active, `append` adds one, a write beyond the
+    /// end extends it.
+    pub fn dynamic(self, shape: [usize; D]) -> Leaf<'a, D> {
+        Leaf { outer: self, inner: Some((DsOp::Dynamic, shape)) }
+    }
+
+    /// Places `fields` in the node's cells themselves.
+    #[track_caller]
+    pub fn place(self, fields: impl Placeable<D>) {
+        Leaf { outer: self, inner: None }.place(fields)
+    }
+}
+
+/// A sparse tree's leaf: the node holding its fields.
+pub struct Leaf<'a, const D: usize> {
+    outer: Outer<'a, D>,
+    inner: Option<(DsOp, [usize; D])>,
+}
+
+impl<const D: usize> Leaf<'_, D> {
+    /// Places `fields` (and their adjoints) on this leaf.
+    #[track_caller]
+    pub fn place(self, fields: impl Placeable<D>) {
+        let mut decls = Vec::new();
+        fields.decls(&mut decls);
+        let o = self.outer;
+        let levels: Vec<(DsOp, Vec<usize>)> =
+            std::iter::once((o.kind, o.shape.to_vec())).chain(self.inner.map(|(k, s)| (k, s.to_vec()))).collect();
+        o.pb.place_sparse(&levels, o.capacity, &decls);
+    }
+}
+
+impl<'a, const D: usize> Dense<'a, D> {
+    /// Bitmasked cells of `shape` in each dense cell (`.dense(..).bitmasked(..)`).
+    pub fn bitmasked(self, shape: [usize; D]) -> Leaf<'a, D> {
+        Leaf { outer: Outer { pb: self.pb, kind: DsOp::Dense, shape: self.shape, capacity: None }, inner: Some((DsOp::Bitmasked, shape)) }
+    }
+
+    /// A list of up to `shape` cells in each dense cell (`.dense(..).dynamic(..)`),
+    /// e.g. `dense([n, 1]).dynamic([1, 64])`: a list of 64 along j for each i.
+    pub fn dynamic(self, shape: [usize; D]) -> Leaf<'a, D> {
+        Leaf { outer: Outer { pb: self.pb, kind: DsOp::Dense, shape: self.shape, capacity: None }, inner: Some((DsOp::Dynamic, shape)) }
+    }
 }
 
 impl<const D: usize> Dense<'_, D> {
@@ -144,7 +259,43 @@ impl ProgramBuilder {
             for &i in &group {
                 self.fields[i].layout = Some(name.clone());
             }
-            self.nodes.push(NodeEntry { name, shape: shape.to_vec(), order, at: std::panic::Location::caller() });
+            let at = std::panic::Location::caller();
+            self.nodes.push(NodeEntry { name, kind: DsOp::Dense, shape: shape.to_vec(), order, parent: None, capacity: None, at });
+        }
+    }
+
+    /// Places `decls` and their adjoints on the leaf of a new sparse tree of
+    /// `levels` (outermost first); the first rule they break is kept for `build`.
+    #[track_caller]
+    fn place_sparse(&mut self, levels: &[(DsOp, Vec<usize>)], capacity: Option<usize>, decls: &[Arc<FieldDecl>]) {
+        let names: Vec<String> = decls.iter().map(|d| d.name.clone()).collect();
+        let rank = levels[0].1.len();
+        let cells: Vec<usize> = (0..rank).map(|d| levels.iter().map(|(_, s)| s[d]).product()).collect();
+        if let Err(reason) = self.check_placement(&cells, decls) {
+            self.mistake(Some(DeclarationError::Layout { fields: names, reason }));
+            return;
+        }
+        let Some(first) = decls.first().map(|d| self.fields[d.position].name.clone()) else { return };
+        let at = std::panic::Location::caller();
+        let mut parent: Option<String> = None;
+        for (k, (kind, shape)) in levels.iter().enumerate() {
+            let suffix = if k + 1 == levels.len() { "cells" } else { "blocks" };
+            let name = self.fresh_name(&format!("{first}_{suffix}"));
+            let cap = if k == 0 { capacity } else { None };
+            self.nodes.push(NodeEntry { name: name.clone(), kind: *kind, shape: shape.clone(), order: Layout::Aos, parent: parent.clone(), capacity: cap, at });
+            parent = Some(name);
+        }
+        let leaf = parent.expect("a tree has a level");
+        // The adjoints share the tree: gradients live on the primal's active cells.
+        let mut members: Vec<usize> = decls.iter().map(|d| d.position).collect();
+        let grads: Vec<usize> = members
+            .iter()
+            .filter_map(|&i| self.fields[i].grad.clone())
+            .filter_map(|g| self.fields.iter().position(|f| f.name == g))
+            .collect();
+        members.extend(grads);
+        for i in members {
+            self.fields[i].layout = Some(leaf.clone());
         }
     }
 

@@ -55,6 +55,7 @@ pub use value::{Mat2, Mat3, Matrix, Vec2, Vec3, Vec4, Vector};
 
 /// What kernels and programs need in scope.
 pub mod prelude {
+    pub use crate::field::{activate, append, deactivate, is_active, length};
     pub use crate::value::{max, min, random, select, stop_grad};
     pub use crate::{
         BackwardOptions, Backend, CudaProgram, Error, Expr, Field, GradField, Kernel, Layout, Mat2, Mat3, Matrix, MatrixField, Program,
@@ -67,6 +68,6 @@ pub mod prelude {
 pub mod __rt {
     pub use crate::program::kernel_def;
     pub use crate::builder::{Ty, at, branch, branch_value, branch_value_else_first, build_kernel, flag, parallel_for, serial_for};
-    pub use crate::field::{Place, atomic_add, atomic_sub, index, load};
+    pub use crate::field::{Place, atomic_add, atomic_sub, index, load, struct_for};
     pub use crate::value::{and, cast, cast_to_param, eq, ge, gt, le, literal, literal_arm, literal_like, literal_of, lt, ne, not, or};
 }

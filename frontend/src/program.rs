@@ -361,7 +361,14 @@ impl ProgramBuilder {
 
     /// The ds module: layout nodes, fields, then kernels.
     pub fn source(&self) -> String {
-        let mut s: String = self.nodes.iter().map(|n| dense_decl(&n.name, &n.shape, n.order, n.at)).collect();
+        let mut s: String = self
+            .nodes
+            .iter()
+            .map(|n| match n.kind {
+                ds_dialects::ops::DsOp::Dense if n.parent.is_none() => dense_decl(&n.name, &n.shape, n.order, n.at),
+                kind => crate::builder::node_decl(kind, &n.name, &n.shape, n.parent.as_deref(), n.capacity, n.at),
+            })
+            .collect();
         for f in &self.fields {
             s.push_str(&field_decl(&f.name, f.ty, &f.ds_shape, f.grad.as_deref(), f.layout.as_deref(), f.at));
         }
@@ -426,8 +433,14 @@ pub(crate) struct FieldEntry {
 /// A dense layout node of the module.
 pub(crate) struct NodeEntry {
     pub name: String,
+    /// `ds.dense`, `ds.pointer` or `ds.bitmasked`.
+    pub kind: ds_dialects::ops::DsOp,
     pub shape: Vec<usize>,
     pub order: crate::layout::Layout,
+    /// The parent node (sparse trees of two levels).
+    pub parent: Option<String>,
+    /// A pointer node's pool, in blocks (default: one per cell).
+    pub capacity: Option<usize>,
     /// Where its fields were placed (the location of its `ds.dense`).
     pub at: &'static std::panic::Location<'static>,
 }

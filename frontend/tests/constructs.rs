@@ -299,7 +299,11 @@ const DIALECT_CALLS: &[(&str, &[&str])] = &[
     ("build_load", &["ds.load"]),
     ("build_update", &["ds.store", "ds.atomic_add", "ds.atomic_sub"]),
     ("build_field", &["ds.field"]),
-    ("build_layout_node", &["ds.dense"]),
+    ("build_layout_node", &["ds.dense", "ds.pointer", "ds.bitmasked", "ds.dynamic"]),
+    ("build_activity", &["ds.activate", "ds.deactivate", "ds.is_active"]),
+    ("build_append", &["ds.append"]),
+    ("build_length", &["ds.length"]),
+    ("build_struct_for", &["ds.struct_for", "gpu.yield"]),
     ("build_return", &["func.return"]),
     ("build_stop_grad", &["ds.stop_grad"]),
     // Read the IR (is an index a constant? which block?) or update the
@@ -315,6 +319,19 @@ const DIALECT_CALLS: &[(&str, &[&str])] = &[
     ("build_func", &[]),
     ("module_body", &[]),
 ];
+
+/// The sparse constructs: a struct-for over active cells, the activity ops.
+#[kernel]
+fn sparse_ops(sp: &GradField<f64, 1>, sb: &GradField<f64, 1>, sc: &Field<f64, 1>, list: &Field<i32, 2>) {
+    for (i,) in sp.active() {
+        let on = is_active(sb, i);
+        sb[(i,)] += select(on, sp[(i,)], 0.0);
+        activate(sc, (i + 1) % 16);
+        deactivate(sc, (i + 3) % 16);
+        let at = append(list, (i % 4, 0), i as i32);
+        let _n = length(list, (i % 4, 0)) + at;
+    }
+}
 
 /// Every op the frontend can emit has an adjoint rule or a
 /// non-differentiable entry in ds-autodiff: the ops of `every_builder_op`
@@ -334,6 +351,14 @@ fn every_emitted_op_is_classified_for_autodiff() {
         (pb.field_with_grad("x", [4]), pb.field_with_grad("h", [4]), pb.field_with_grad("hout", [4]), pb.field_with_grad("sum", [4]));
     let (k, kout): (Field<i32, 1>, Field<i32, 1>) = (pb.field("k", [4]), pb.field("kout", [4]));
     pb.root().dense([8]).layout(Layout::Soa).place((&p, &q));
+    let (sp, sb): (G1<f64>, G1<f64>) = (pb.field_with_grad("sp", [16]), pb.field_with_grad("sb", [16]));
+    pb.root().pointer([4]).bitmasked([4]).place(&sp);
+    pb.root().bitmasked([16]).place(&sb);
+    let sc: Field<f64, 1> = pb.field("sc", [16]);
+    pb.root().pointer([4]).dense([4]).place(&sc);
+    let list: Field<i32, 2> = pb.field("list", [4, 8]);
+    pb.root().dense([4, 1]).dynamic([1, 8]).place(&list);
+    pb.kernel(sparse_ops(&sp, &sb, &sc, &list)).unwrap();
     pb.kernel(elementwise(&a, &out)).unwrap();
     pb.kernel(control_flow(&a, &out, &hist)).unwrap();
     pb.kernel(vectors(&p, &q, &m, &o, &s)).unwrap();

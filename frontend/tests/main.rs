@@ -10,3 +10,4 @@ mod layouts;
 mod linalg;
 mod locations;
 mod record;
+mod sparse;

@@ -80,6 +80,12 @@ pub enum CheckKind {
     Bounds { access: AccessKind, field: String, dim: usize, extent: i64 },
     /// A `ds.assert` (also the autodiff stack's capacity check).
     Assert { message: String },
+    /// A write to `field` needed a block of the pointer node `node`'s pool,
+    /// which had none left of its `capacity` (`crate::sparse`).
+    PoolExhausted { node: String, capacity: i64, field: String },
+    /// A `ds.append` to `field` found its list (of dynamic node `node`) full
+    /// at its `capacity` cells.
+    ListFull { node: String, capacity: i64, field: String },
 }
 
 /// One run-time check of a task function: what it tests and where.
@@ -100,6 +106,8 @@ impl Check {
         let mut parts = match &self.kind {
             CheckKind::Bounds { .. } => vec!["bounds".to_string()],
             CheckKind::Assert { .. } => vec!["assert".to_string()],
+            CheckKind::PoolExhausted { .. } => vec!["pool".to_string()],
+            CheckKind::ListFull { .. } => vec!["list".to_string()],
         };
         parts.extend([file, line, col]);
         match &self.kind {
@@ -107,6 +115,9 @@ impl Check {
                 parts.extend([access.name().to_string(), field.clone(), dim.to_string(), extent.to_string()])
             }
             CheckKind::Assert { message } => parts.push(message.clone()),
+            CheckKind::PoolExhausted { node, capacity, field } | CheckKind::ListFull { node, capacity, field } => {
+                parts.extend([node.clone(), capacity.to_string(), field.clone()])
+            }
         }
         ctx.array_attr(&parts.iter().map(|p| ctx.string_attr(p)).collect::<Vec<_>>())
     }
@@ -125,6 +136,12 @@ impl Check {
                 extent: extent.parse().ok()?,
             },
             ("assert", [message]) => CheckKind::Assert { message: message.clone() },
+            ("pool", [node, capacity, field]) => {
+                CheckKind::PoolExhausted { node: node.clone(), capacity: capacity.parse().ok()?, field: field.clone() }
+            }
+            ("list", [node, capacity, field]) => {
+                CheckKind::ListFull { node: node.clone(), capacity: capacity.parse().ok()?, field: field.clone() }
+            }
             _ => return None,
         };
         Some(Check { kind, location })

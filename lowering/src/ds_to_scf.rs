@@ -1,9 +1,10 @@
 //! `convert-ds-to-scf`: field accesses become memref ops on function arguments,
 //! ds loops become `scf.for`, run-time checks write a status buffer.
 //!
-//! Input: a verified module, usually after `ds-lower-parallel-cpu`. Dense fields
-//! only (a field placed under a pointer/bitmasked/dynamic node, or a nested
-//! one, is a located error).
+//! Input: a verified module, usually after `ds-lower-parallel-cpu`. Fields of
+//! their own, under a dense node, or under a sparse tree (pointer/bitmasked,
+//! lowered by `crate::sparse`); a field under a dynamic node, a nested dense
+//! node or a deeper tree is a located error.
 //! Output, per function that touches fields:
 //! - one `memref<shape x elem>` argument per field it uses, appended in
 //!   declaration order and listed in `ds.fields`: row-major for a field of
@@ -31,7 +32,11 @@
 //!   as a scatter's adjoint), the task lists them (`abi::TASK_PRIVATE`) and
 //!   the runtime may run the twin on several threads into private copies,
 //!   summed after;
-//! - `ds.parallel_for` -> `scf.for` (serial), `ds.struct_for` -> nested `scf.for`s;
+//! - an access, `ds.activate`, `ds.deactivate` or `ds.is_active` of a sparse
+//!   field -> memref ops on its tree's hidden buffers (`crate::sparse`), which
+//!   follow the dense fields' arguments; `ds.is_active` of a dense field -> true;
+//! - `ds.parallel_for` -> `scf.for` (serial), `ds.struct_for` -> nested `scf.for`s
+//!   (over a sparse field: over its blocks, then their active cells);
 //! - `ds.stop_grad %v` -> `%v` (its purpose, blocking gradients, is served);
 //! - `ds.assert` and, with `check-bounds=1`, a bounds check per index: on failure
 //!   the check's code (`abi::status_code`: the first failed check in program
@@ -43,6 +48,7 @@
 //! `@f(%i: index, %x: memref<16xf32>) attributes {ds.fields = ["x"]}`.
 
 use crate::abi::{self, Check, CheckKind};
+use crate::sparse;
 use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Type, Value};
 use ds_dialects::ops::{self, Access, AccessKind, DsOp, FieldDecl, LayoutNode, Storage};
 use ds_passes::{PassInfo, PassOptions};
@@ -89,10 +95,12 @@ fn run(module: Op, options: &PassOptions) -> bool {
         // they read).
         unsafe { f.op.erase() };
     }
-    // The fields placed under dense nodes are lowered (sparse ones were
-    // rejected above): the layout tree has nothing left to describe.
+    // The fields placed under dense and sparse trees are lowered (layouts
+    // beyond those were rejected above): the layout tree has nothing left
+    // to describe.
     for node in body.ops().into_iter().filter_map(LayoutNode::read) {
-        if node.kind == DsOp::Dense {
+        let list_of_a_tree = storage.sparse.iter().any(|t| t.is_dynamic() && t.leaf().node == node.name);
+        if matches!(node.kind, DsOp::Dense | DsOp::Pointer | DsOp::Bitmasked) || list_of_a_tree {
             // SAFETY: a layout node has no regions or results, and nothing refers to it now.
             unsafe { node.op.erase() };
         }
@@ -110,6 +118,11 @@ const RMW_MINS: i64 = 10;
 
 struct FuncLowering<'a> {
     fields: Vec<(&'a FieldDecl, Value)>,
+    /// The sparse trees of the sparse fields the function uses, with the
+    /// memrefs of their hidden buffers (`crate::sparse`).
+    trees: Vec<sparse::TreeArgs<'a>>,
+    /// The fields named as some field's `grad`: their accesses never activate.
+    adjoints: Vec<String>,
     /// The atomic adds and subs to elements their iteration owns.
     owned: Vec<Op>,
     status: Option<Value>,
@@ -141,33 +154,78 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
             version_task_loop(task_loop, all_fields);
         }
     }
+    // A struct_for over a sparse field left in the function (not a task's):
+    // serial loops over the blocks, then the active cells.
+    for op in func.walk().into_iter().filter(|o| DsOp::of(*o) == Some(DsOp::StructFor)) {
+        let field = op.attr("field").and_then(|a| a.as_symbol()).unwrap_or_default();
+        if let (Some(tree), Some(decl)) = (storage.tree_of(&field), all_fields.iter().find(|f| f.name == field)) {
+            expand_sparse_struct_for(op, tree, decl);
+        }
+    }
     let inner = func.walk();
     let accesses: Vec<Access> = inner.iter().filter_map(|o| Access::read(*o)).collect();
     let used: Vec<&FieldDecl> =
         all_fields.iter().filter(|f| accesses.iter().any(|a| a.field == f.name)).collect();
+    let (sparse_used, dense_used): (Vec<&FieldDecl>, Vec<&FieldDecl>) =
+        used.into_iter().partition(|f| storage.tree_of(&f.name).is_some());
+    // The hidden buffers the sparse accesses need, in the storage's order.
+    let mut hidden: Vec<String> = Vec::new();
+    for a in accesses.iter().filter(|a| sparse_used.iter().any(|f| f.name == a.field)) {
+        let tree = storage.tree_of(&a.field).expect("a sparse field");
+        for h in tree.needed_by(&a.field, a.kind == AccessKind::Deactivate) {
+            if !hidden.contains(&h) {
+                hidden.push(h);
+            }
+        }
+    }
+    hidden.sort_by_key(|h| storage.hidden.iter().position(|(x, _)| &x.name == h));
+    let may_allocate = accesses.iter().any(|a| {
+        let tree = storage.tree_of(&a.field);
+        a.kind == AccessKind::Append && tree.is_some()
+            || a.kind.writes() && a.kind != AccessKind::Deactivate && tree.is_some_and(|t| t.is_pointer())
+    });
     let has_assert = inner.iter().any(|o| DsOp::of(*o) == Some(DsOp::Assert));
     let entry = ops::func_body(func);
     let ctx = func.ctx();
     let loc = func.loc();
-    let fields = used.iter().map(|f| (*f, entry.add_arg(memref_type(f, storage), loc))).collect::<Vec<_>>();
-    let needs_status = has_assert || (check_bounds && !accesses.is_empty());
+    let fields = dense_used.iter().map(|f| (*f, entry.add_arg(memref_type(f, storage), loc))).collect::<Vec<_>>();
+    let hidden_args: Vec<(String, Value)> =
+        hidden.iter().map(|h| (h.clone(), entry.add_arg(hidden_type(ctx, storage, all_fields, h), loc))).collect();
+    let needs_status = has_assert || may_allocate || (check_bounds && !accesses.is_empty());
     let status = needs_status.then(|| {
         let t = ctx.parse_type(&format!("memref<{}xi64>", abi::STATUS_SLOTS)).expect("status type");
         entry.add_arg(t, loc)
     });
-    if !fields.is_empty() {
-        let names: Vec<_> = fields.iter().map(|(f, _)| ctx.string_attr(&f.name)).collect();
+    let n_buffers = fields.len() + hidden_args.len();
+    if n_buffers > 0 {
+        let names: Vec<_> = fields
+            .iter()
+            .map(|(f, _)| f.name.as_str())
+            .chain(hidden_args.iter().map(|(h, _)| h.as_str()))
+            .map(|n| ctx.string_attr(n))
+            .collect();
         func.set_attr(abi::FIELDS, ctx.array_attr(&names));
     }
     ops::sync_func_type(func);
-    mark_noalias(func, entry.num_args() - fields.len() - usize::from(status.is_some()), fields.len());
+    mark_noalias(func, entry.num_args() - n_buffers - usize::from(status.is_some()), n_buffers);
+    let trees: Vec<sparse::TreeArgs> = storage
+        .sparse
+        .iter()
+        .filter(|t| sparse_used.iter().any(|f| t.components(&f.name).is_some()))
+        .map(|tree| sparse::TreeArgs {
+            tree,
+            bufs: hidden_args.iter().filter(|(h, _)| tree.hidden().iter().any(|x| &x.name == h)).cloned().collect(),
+            elems: all_fields.iter().filter(|f| tree.components(&f.name).is_some()).map(|f| (f.name.clone(), f.elem)).collect(),
+        })
+        .collect();
+    let adjoints: Vec<String> = all_fields.iter().filter_map(|f| f.grad.clone()).collect();
     let (owned, band, private) = if all_plain {
         (updates(func), None, None)
     } else {
         let t = task_updates(func);
         (t.owned, t.band, t.private)
     };
-    let mut l = FuncLowering { fields, owned, status, checks: Vec::new(), check_bounds };
+    let mut l = FuncLowering { fields, trees, adjoints, owned, status, checks: Vec::new(), check_bounds };
     // Keep only the ds ops of the walk, before any is erased: erasing a loop
     // also frees its body terminator, which `inner` lists. Each ds op below is
     // visited once and stays alive until its own turn (a loop moves its body
@@ -175,9 +233,17 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
     let ds_ops: Vec<(Op, DsOp)> = inner.into_iter().filter_map(|op| Some((op, DsOp::of(op)?))).collect();
     for (op, kind) in ds_ops {
         match kind {
-            DsOp::Load | DsOp::Store | DsOp::AtomicAdd | DsOp::AtomicSub | DsOp::AtomicMin | DsOp::AtomicMax => {
-                l.lower_access(op)
-            }
+            DsOp::Load
+            | DsOp::Store
+            | DsOp::AtomicAdd
+            | DsOp::AtomicSub
+            | DsOp::AtomicMin
+            | DsOp::AtomicMax
+            | DsOp::Activate
+            | DsOp::Deactivate
+            | DsOp::IsActive
+            | DsOp::Append
+            | DsOp::Length => l.lower_access(op, all_fields),
             DsOp::Assert => l.lower_assert(op),
             DsOp::StopGrad => {
                 // Gradients are made by now: the op is its operand.
@@ -378,9 +444,16 @@ impl FuncLowering<'_> {
         unsafe { op.erase() };
     }
 
-    fn lower_access(&mut self, op: Op) {
+    fn lower_access(&mut self, op: Op, all_fields: &[FieldDecl]) {
         let a = Access::read(op).expect("access op");
-        let (decl, memref) = self.field(&a.field);
+        let sparse = self.trees.iter().position(|t| t.tree.components(&a.field).is_some());
+        let (decl, memref) = match sparse {
+            Some(_) => (all_fields.iter().find(|f| f.name == a.field).expect("a declared field"), None),
+            None => {
+                let (d, m) = self.field(&a.field);
+                (d, Some(m))
+            }
+        };
         let decl = decl.clone();
         let loc = op.loc();
         let mut at = Cursor::before(op);
@@ -392,7 +465,11 @@ impl FuncLowering<'_> {
             guard = Some((if_op, then_b, else_b));
             at = Cursor::at_end(then_b);
         }
-        let result = self.emit_access(at, &a, &decl, memref, loc);
+        let result = match (sparse, memref) {
+            (Some(t), _) => self.emit_sparse(at, &a, &decl, t),
+            (None, Some(m)) => self.emit_access(at, &a, &decl, m, loc),
+            (None, None) => unreachable!("a dense field has its memref"),
+        };
         if let Some((if_op, then_b, else_b)) = guard {
             let yielded: Vec<Value> = result.into_iter().collect();
             ops::build_yield(then_b, &yielded, loc);
@@ -428,7 +505,12 @@ impl FuncLowering<'_> {
             });
         }
         let cond = all.expect("at least one index");
-        let results: Vec<Type> = if a.kind == AccessKind::Load { vec![decl.elem] } else { vec![] };
+        let results: Vec<Type> = match a.kind {
+            AccessKind::Load => vec![decl.elem],
+            AccessKind::IsActive => vec![ctx.int(1)],
+            AccessKind::Append | AccessKind::Length => vec![ctx.int(32)],
+            _ => vec![],
+        };
         let (if_op, then_b, else_b) = ops::build_if(at, cond, &results, loc);
         let t = ops::const_scalar(Cursor::at_end(else_b), ctx.int(1), 1.0, loc);
         for (d, ok) in conds {
@@ -442,6 +524,33 @@ impl FuncLowering<'_> {
             ops::build_yield(bad_else, &[], loc);
         }
         (if_op, then_b, else_b)
+    }
+
+    /// One access of a field of sparse tree `tree` (`crate::sparse`); a pool
+    /// found exhausted is a failed check of this function.
+    fn emit_sparse(&mut self, at: Cursor, a: &Access, decl: &FieldDecl, tree: usize) -> Option<Value> {
+        let plan = sparse::AccessPlan {
+            access: a,
+            elem: decl.elem,
+            field_shape: &decl.shape,
+            adjoint: self.adjoints.contains(&a.field),
+            plain: self.owned.contains(&a.op),
+        };
+        let mut failures = Vec::new();
+        let result = sparse::emit_access(at, &plan, &self.trees[tree], &mut |c, loc, f| failures.push((c, loc, f)));
+        let t = self.trees[tree].tree;
+        for (c, loc, f) in failures {
+            let kind = match f {
+                sparse::Failure::PoolExhausted => {
+                    CheckKind::PoolExhausted { node: t.name.clone(), capacity: t.capacity, field: a.field.clone() }
+                }
+                sparse::Failure::ListFull => {
+                    CheckKind::ListFull { node: t.leaf().node.clone(), capacity: t.block_cells(), field: a.field.clone() }
+                }
+            };
+            self.record_failure(c, kind, None, loc);
+        }
+        result
     }
 
     /// The memref op(s) for one access; returns the loaded value for loads.
@@ -480,6 +589,11 @@ impl FuncLowering<'_> {
             AccessKind::Load => {
                 return Some(at.build(OpBuilder::new("memref.load", loc).operands(&operands).results(&[elem])).result(0));
             }
+            // Every cell of a dense field is active; ds-verify rejects
+            // activate and deactivate of one before this pass runs.
+            AccessKind::IsActive => return Some(ops::const_scalar(at, ctx.int(1), 1.0, loc)),
+            AccessKind::Activate | AccessKind::Deactivate => {}
+            AccessKind::Append | AccessKind::Length => unreachable!("ds-verify rejects lists of a field not under a dynamic node"),
             AccessKind::Store => {
                 let mut o = vec![a.value.expect("stored value")];
                 o.extend(&operands);
@@ -503,6 +617,41 @@ impl FuncLowering<'_> {
     }
 }
 
+/// The memref type of hidden buffer `name` of a sparse tree: 1-D, i32 or
+/// the element type of the field whose data it holds.
+fn hidden_type(ctx: ds_dialects::ir::Ctx, storage: &Storage, fields: &[FieldDecl], name: &str) -> Type {
+    let h = storage.hidden(name).expect("a hidden buffer of the storage");
+    let elem = match &h.elem {
+        ops::sparse::HiddenElem::I32 => "i32".to_string(),
+        ops::sparse::HiddenElem::DataOf(f) => fields.iter().find(|d| &d.name == f).map_or("i32".into(), |d| d.elem.to_string()),
+    };
+    ctx.parse_type(&format!("memref<{}x{elem}>", h.elements)).expect("memref type")
+}
+
+/// Replaces a `ds.struct_for` over a sparse field by serial loops over the
+/// tree's blocks and their active cells (`crate::sparse::struct_for_block`).
+fn expand_sparse_struct_for(op: Op, tree: &ops::sparse::SparseTree, decl: &FieldDecl) {
+    let at = Cursor::before(op);
+    let loc = op.loc();
+    let (lo, hi, one) = (ops::const_index(at, 0, loc), ops::const_index(at, sparse::struct_for_range(tree), loc), ops::const_index(at, 1, loc));
+    let (_, body, y) = ops::build_scf_for(at, lo, hi, one, loc);
+    let old = op.region(0).first_block().expect("loop body");
+    let bound = &decl.shape[..old.num_args().min(decl.shape.len())];
+    let (indices, end) = sparse::struct_for_block(Cursor::before(y), body.arg(0), tree, &decl.name, decl.shape.len(), bound, loc);
+    for (arg, idx) in old.args().into_iter().zip(indices) {
+        arg.replace_all_uses_with(idx);
+    }
+    for inner in old.ops() {
+        if inner.name() != ops::BODY_TERMINATOR {
+            inner.move_before(end);
+        }
+    }
+    // SAFETY: the body's ops were moved out and its arguments' uses replaced;
+    // this frees the loop, its block and terminator, and the caller's walk
+    // visits no op of it after.
+    unsafe { op.erase() };
+}
+
 /// `[0, extent)` in each dimension of the field a `ds.struct_for` runs over,
 /// as constants before the loop.
 fn struct_for_bounds(op: Op, fields: &[FieldDecl]) -> Vec<(Value, Value)> {
@@ -510,7 +659,8 @@ fn struct_for_bounds(op: Op, fields: &[FieldDecl]) -> Vec<(Value, Value)> {
     let loc = op.loc();
     let field = op.attr("field").and_then(|a| a.as_symbol()).unwrap_or_default();
     let shape = fields.iter().find(|f| f.name == field).map(|f| f.shape.clone()).unwrap_or_default();
-    shape.iter().map(|&n| (ops::const_index(at, 0, loc), ops::const_index(at, n, loc))).collect()
+    let args = op.region(0).first_block().map_or(0, |b| b.num_args());
+    shape.iter().take(args).map(|&n| (ops::const_index(at, 0, loc), ops::const_index(at, n, loc))).collect()
 }
 
 /// A ds loop left in a function runs serially as nested `scf.for` loops, one

@@ -8,6 +8,7 @@ pub mod ds_to_gpu;
 pub mod ds_to_scf;
 pub mod parallel_cpu;
 pub mod pipeline;
+pub mod sparse;
 
 use ds_dialects::ir::Op;
 use ds_dialects::ops::DsOp;

@@ -13,7 +13,9 @@
 //! Values a task takes from the kernel's top level are recomputed in the task
 //! (ds-verify allows only constants and pure arith/math there). Fixed-size
 //! `memref.alloca`s in a loop body are hoisted to the task's entry. A struct-for
-//! over a dense field iterates its linearized cells. Task functions carry
+//! over a dense field iterates its linearized cells (the dimensions its body
+//! binds); over a sparse field, its tree's outer cells, each task iteration
+//! running the active cells of one block (`crate::sparse::struct_for_block`). Task functions carry
 //! `ds.task_of = "k"`, `ds.task_index = n`, `ds.task_kind = "parallel"|"serial"`,
 //! and `ds.task_nest` when the loop is a perfect nest whose inner iterations
 //! are independent (`independent_nest`; the GPU then runs a thread per (i, j)).
@@ -36,7 +38,8 @@
 
 use crate::abi;
 use ds_dialects::ir::{Block, Cursor, Loc, Op, Value, ValueMap, clone_mapped, remap_operands};
-use ds_dialects::ops::{self, Access, DsOp, FieldDecl, ParallelFor};
+use ds_dialects::ops::sparse::SparseTree;
+use ds_dialects::ops::{self, Access, DsOp, FieldDecl, LayoutNode, ParallelFor};
 use ds_passes::{PassInfo, PassOptions, verify::first_non_recomputable};
 
 pub static PASS: PassInfo = PassInfo {
@@ -52,7 +55,31 @@ fn run(module: Op, _: &PassOptions) -> bool {
     }
     let body = ops::module_body(module);
     let fields = ops::fields(body);
-    ops::kernels(body).into_iter().all(|k| lower_kernel(k, &fields))
+    let nodes: Vec<LayoutNode> = body.ops().into_iter().filter_map(LayoutNode::read).collect();
+    let trees = match ops::sparse::trees(&nodes, &fields) {
+        Ok(t) => t,
+        Err((op, message)) => {
+            op.ctx().emit_error(op.loc(), &message);
+            return false;
+        }
+    };
+    let layout = Layout { fields: &fields, trees: &trees };
+    ops::kernels(body).into_iter().all(|k| lower_kernel(k, &layout))
+}
+
+/// The fields of the module and the sparse trees holding some of them.
+struct Layout<'a> {
+    fields: &'a [FieldDecl],
+    trees: &'a [SparseTree],
+}
+
+impl Layout<'_> {
+    fn field(&self, name: &str) -> Option<&FieldDecl> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+    fn tree(&self, name: &str) -> Option<&SparseTree> {
+        ops::sparse::tree_holding(self.trees, name)
+    }
 }
 
 /// A piece of a kernel that becomes one task.
@@ -87,7 +114,7 @@ fn segments(kernel: Op) -> Vec<Segment> {
     out
 }
 
-fn lower_kernel(kernel: Op, fields: &[FieldDecl]) -> bool {
+fn lower_kernel(kernel: Op, fields: &Layout) -> bool {
     let name = kernel.sym_name().unwrap_or_default();
     let params = ops::func_inputs(kernel);
     let ctx = kernel.ctx();
@@ -228,7 +255,7 @@ fn recompute(v: Value, within: Op, at: Cursor, map: &mut ValueMap, kernel: &str)
 }
 
 /// The loop's body as an `scf.for` over `[begin, end)` in the task.
-fn lower_loop(loop_op: Op, entry: Block, map: &mut ValueMap, fields: &[FieldDecl]) -> bool {
+fn lower_loop(loop_op: Op, entry: Block, map: &mut ValueMap, fields: &Layout) -> bool {
     let end_cursor = Cursor::at_end(entry);
     let loc = loop_op.loc();
     if !capture_operands(loop_op, end_cursor, map, "") {
@@ -240,11 +267,23 @@ fn lower_loop(loop_op: Op, entry: Block, map: &mut ValueMap, fields: &[FieldDecl
     let iv = body.arg(0);
     let old_body = loop_op.region(0).first_block().expect("loop body");
     let at = Cursor::before(yield_op);
+    let mut body_end = yield_op;
     match DsOp::of(loop_op) {
         Some(DsOp::StructFor) => {
             let field = loop_op.attr("field").and_then(|a| a.as_symbol()).unwrap_or_default();
-            let Some(f) = fields.iter().find(|f| f.name == field) else { return false };
-            for (arg, idx) in old_body.args().into_iter().zip(delinearize(at, iv, &f.shape, loc)) {
+            let Some(f) = fields.field(&field) else { return false };
+            // The body binds every dimension, or the cell dimensions only.
+            let bound = &f.shape[..old_body.num_args().min(f.shape.len())];
+            let indices = match fields.tree(&field) {
+                // Over the blocks, then the active cells of each (crate::sparse).
+                Some(tree) => {
+                    let (indices, end) = crate::sparse::struct_for_block(at, iv, tree, &field, f.shape.len(), bound, loc);
+                    body_end = end;
+                    indices
+                }
+                None => delinearize(at, iv, bound, loc),
+            };
+            for (arg, idx) in old_body.args().into_iter().zip(indices) {
                 map.insert(arg, idx);
             }
         }
@@ -254,7 +293,7 @@ fn lower_loop(loop_op: Op, entry: Block, map: &mut ValueMap, fields: &[FieldDecl
     }
     for op in old_body.ops() {
         if op.name() != ops::BODY_TERMINATOR {
-            op.move_before(yield_op);
+            op.move_before(body_end);
             remap_operands(op, map);
         }
     }
@@ -290,7 +329,7 @@ fn delinearize(at: Cursor, i: Value, shape: &[i64], loc: Loc) -> Vec<Value> {
 }
 
 /// `@<task>__range(params) -> (index, index)`: the loop's iteration range.
-fn build_range(loop_op: Op, at: Cursor, task: &str, kernel: Op, params: &[ds_dialects::ir::Type], fields: &[FieldDecl]) -> bool {
+fn build_range(loop_op: Op, at: Cursor, task: &str, kernel: Op, params: &[ds_dialects::ir::Type], fields: &Layout) -> bool {
     let ctx = loop_op.ctx();
     let loc = loop_op.loc();
     let index = ctx.index();
@@ -310,7 +349,13 @@ fn build_range(loop_op: Op, at: Cursor, task: &str, kernel: Op, params: &[ds_dia
         }
         None => {
             let field = loop_op.attr("field").and_then(|a| a.as_symbol()).unwrap_or_default();
-            let cells = fields.iter().find(|f| f.name == field).map_or(0, |f| f.num_elements());
+            let cells = match fields.tree(&field) {
+                Some(tree) => crate::sparse::struct_for_range(tree) as usize,
+                None => {
+                    let args = loop_op.region(0).first_block().map_or(0, |b| b.num_args());
+                    fields.field(&field).map_or(0, |f| f.shape.iter().take(args).product::<i64>() as usize)
+                }
+            };
             vec![ops::const_index(end, 0, loc), ops::const_index(end, cells as i64, loc)]
         }
     };

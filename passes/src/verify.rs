@@ -12,6 +12,11 @@
 //! - accesses (`ds.load`, `ds.store`, `ds.atomic_*`): the field exists, one index
 //!   per dimension, the value type is the field's element type, and the access
 //!   sits inside a kernel;
+//! - `ds.activate`, `ds.deactivate`, `ds.is_active`: as accesses; the first two
+//!   need a field under a sparse node, and `node`, when given, names a node on
+//!   the field's path (a sparse one for the first two);
+//! - `ds.append`, `ds.length`: as accesses (the appended value of the field's
+//!   element type), on a field placed under a dynamic node;
 //! - kernels (`func.func` with `ds.kernel`): scalar parameters, no results;
 //!   `ds.parallel_for` / `ds.struct_for` only at the top level of a kernel;
 //!   values a parallel loop takes from the kernel's top level are computed from
@@ -113,7 +118,7 @@ impl Verifier {
             fields.insert(f.name.clone(), f);
         }
         for node in &in_order {
-            for (op, message) in ops::layout::check_node(node, &ops::layout::members(&node.name, &declared)) {
+            for (op, message) in ops::layout::check_node(node, &in_order, &ops::layout::members(&node.name, &declared)) {
                 self.error(op, message);
             }
         }
@@ -190,6 +195,14 @@ impl Verifier {
             DsOp::Load | DsOp::Store | DsOp::AtomicAdd | DsOp::AtomicSub | DsOp::AtomicMin | DsOp::AtomicMax => {
                 self.check_access(op, fields)
             }
+            DsOp::Activate | DsOp::Deactivate | DsOp::IsActive => {
+                self.check_access(op, fields);
+                self.check_activity(op, kind, fields);
+            }
+            DsOp::Append | DsOp::Length => {
+                self.check_access(op, fields);
+                self.check_list(op, kind, fields);
+            }
             DsOp::ParallelFor | DsOp::StructFor => self.check_loop(op, kind, fields),
             DsOp::Assert | DsOp::StopGrad => {
                 if Self::enclosing_kernel(op).is_none() {
@@ -223,10 +236,70 @@ impl Verifier {
                 ),
             );
         }
+        if matches!(a.kind, AccessKind::Activate | AccessKind::Deactivate | AccessKind::IsActive | AccessKind::Length) {
+            return;
+        }
+        if a.kind == AccessKind::Append {
+            let ty = a.value.map(|v| v.ty());
+            if ty != Some(f.elem) {
+                self.error(op, format!("ds.append of @{}: value type must be the field's element type {}", a.field, f.elem));
+            }
+            return;
+        }
         let ty = a.elem_type();
         if ty != f.elem {
             let what = if a.kind == AccessKind::Load { "result" } else { "value" };
             self.error(op, format!("{name} of @{}: {what} type must be the field's element type {}, got {ty}", a.field, f.elem));
+        }
+    }
+
+    /// `ds.activate` / `ds.deactivate` need a field under a sparse node; the
+    /// optional `node` of all three names a node on the field's path, a
+    /// sparse one for activate and deactivate.
+    fn check_activity(&mut self, op: Op, kind: DsOp, fields: &HashMap<String, FieldDecl>) {
+        let Some(a) = Access::read(op) else { return };
+        let Some(f) = fields.get(&a.field) else { return };
+        let nodes: Vec<LayoutNode> = ops::module_body(self.module).ops().into_iter().filter_map(LayoutNode::read).collect();
+        let path: Vec<LayoutNode> = f
+            .layout
+            .as_ref()
+            .and_then(|l| nodes.iter().find(|n| &n.name == l))
+            .and_then(|n| ops::sparse::path(n, &nodes).ok())
+            .map(|p| p.into_iter().cloned().collect())
+            .unwrap_or_default();
+        let name = kind.name();
+        let sparse = |n: &LayoutNode| matches!(n.kind, DsOp::Pointer | DsOp::Bitmasked | DsOp::Dynamic);
+        if kind != DsOp::IsActive && !path.iter().any(sparse) {
+            self.error(op, format!("{name} of @{}: the field is not placed under a sparse (pointer or bitmasked) layout node; its cells are always active", a.field));
+            return;
+        }
+        if let Some(node) = op.attr("node") {
+            let Some(node_name) = node.as_symbol() else {
+                self.error(op, format!("{name} of @{}: node must be a symbol of a layout node, got {node}", a.field));
+                return;
+            };
+            match path.iter().find(|n| n.name == node_name) {
+                None => self.error(op, format!("{name} of @{}: @{node_name} is not a layout node on the field's path", a.field)),
+                Some(n) if kind != DsOp::IsActive && !sparse(n) => {
+                    self.error(op, format!("{name} of @{}: @{node_name} is dense; name a pointer or bitmasked node", a.field))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// `ds.append` and `ds.length` need a field under a dynamic node.
+    fn check_list(&mut self, op: Op, kind: DsOp, fields: &HashMap<String, FieldDecl>) {
+        let Some(a) = Access::read(op) else { return };
+        let Some(f) = fields.get(&a.field) else { return };
+        let nodes: Vec<LayoutNode> = ops::module_body(self.module).ops().into_iter().filter_map(LayoutNode::read).collect();
+        let dynamic = f
+            .layout
+            .as_ref()
+            .and_then(|l| nodes.iter().find(|n| &n.name == l))
+            .is_some_and(|n| n.kind == DsOp::Dynamic);
+        if !dynamic {
+            self.error(op, format!("{} of @{}: the field is not placed under a dynamic layout node (a list)", kind.name(), a.field));
         }
     }
 
@@ -250,11 +323,15 @@ impl Verifier {
                     None => self.error(op, format!("ds.struct_for over @{field}, which is not a field of this module")),
                     Some(f) => {
                         let nargs = body.map(|b| b.num_args()).unwrap_or(0);
-                        if nargs != f.rank() || body.is_some_and(|b| b.args().iter().any(|a| !a.ty().is_index())) {
-                            self.error(
-                                op,
-                                format!("ds.struct_for over @{field} needs {} index block arguments, got {nargs}", f.rank()),
-                            );
+                        let nodes: Vec<LayoutNode> =
+                            ops::module_body(self.module).ops().into_iter().filter_map(LayoutNode::read).collect();
+                        // The body binds the leading dimensions: every one, or fewer (a
+                        // vector field's cells without their components), at least the
+                        // cell dimensions of a sparse field's tree.
+                        let least = if ops::sparse::is_sparse(f, &nodes) { ops::sparse::cell_rank(f, &nodes) } else { f.rank().min(1) };
+                        let counts = if least == f.rank() { format!("{}", f.rank()) } else { format!("{least} to {}", f.rank()) };
+                        if !(least..=f.rank()).contains(&nargs) || body.is_some_and(|b| b.args().iter().any(|a| !a.ty().is_index())) {
+                            self.error(op, format!("ds.struct_for over @{field} needs {counts} index block arguments, got {nargs}"));
                         }
                     }
                 }

@@ -147,6 +147,8 @@ pub struct Compiled {
     /// The allocations holding the fields (each field's `placement` names one).
     pub buffers: Vec<BufferInfo>,
     pub kernels: HashMap<String, KernelInfo>,
+    /// The sparse layout trees (a sparse field's `FieldInfo::sparse` indexes them).
+    pub sparse: Vec<ds_dialects::ops::sparse::SparseTree>,
     /// The ds module after verification and autodiff (gradient kernels
     /// included), before lowering: what the program runs, for inspection.
     pub ir: String,
@@ -252,7 +254,7 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: 
     run_steps(&context, &mut module, &front_steps(options)?)?;
     let ir = Op::of_module(&module).print_with_locations();
     let body = ops::module_body(Op::of_module(&module));
-    let (fields, buffers) = read_fields(&context, body)?;
+    let (fields, buffers, sparse) = read_fields(&context, body)?;
     let mut kernels = read_kernels(body, &fields)?;
     run_steps(&context, &mut module, &task_steps(options)?)?;
     match target {
@@ -261,7 +263,7 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: 
             let engine = jit(&module)?;
             let tasks = ops::module_body(Op::of_module(&module)).ops();
             attach_tasks(&tasks, &tasks, &fields, &engine, true, &mut kernels)?;
-            Ok(Compiled { _engine: engine, fields, buffers, kernels, ir, ptx: None })
+            Ok(Compiled { _engine: engine, fields, buffers, kernels, sparse, ir, ptx: None })
         }
         Target::Cuda { chip, libdevice } => {
             run_steps(&context, &mut module, &steps(ds_lowering::ds_to_gpu::PASS.name)?)?;
@@ -292,7 +294,7 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: 
             let ptx_steps = steps(&ptx_text)?;
             run_steps(&context, &mut module, &ptx_steps)?;
             let ptx = extract_ptx(Op::of_module(&module))?;
-            Ok(Compiled { _engine: engine, fields, buffers, kernels, ir, ptx: Some(ptx) })
+            Ok(Compiled { _engine: engine, fields, buffers, kernels, sparse, ir, ptx: Some(ptx) })
         }
     }
 }
@@ -327,9 +329,13 @@ fn extract_ptx(module: Op) -> Result<String, Error> {
     Ok(ptx)
 }
 
-/// The fields and the buffers holding them (`ops::layout`). A layout the
-/// lowering cannot handle is its located compile error.
-fn read_fields(context: &melior::Context, body: Block) -> Result<(Vec<FieldInfo>, Vec<BufferInfo>), Error> {
+/// The fields and the buffers holding them (`ops::layout`), then the hidden
+/// buffers of the sparse trees as fields of their own (1-D, named
+/// `<tree>$<part>` or `<field>$data`: the tasks take them by these names),
+/// and the trees. A layout the lowering cannot handle is its located
+/// compile error.
+type Fields = (Vec<FieldInfo>, Vec<BufferInfo>, Vec<ds_dialects::ops::sparse::SparseTree>);
+fn read_fields(context: &melior::Context, body: Block) -> Result<Fields, Error> {
     let storage = ops::layout::storage(body).map_err(|(op, message)| {
         Error::Compile(diag::capture(context, || op.ctx().emit_error(op.loc(), &message)).1)
     })?;
@@ -354,10 +360,25 @@ fn read_fields(context: &melior::Context, body: Block) -> Result<(Vec<FieldInfo>
                 strides: s.strided.strides.iter().map(|&d| size(d)).collect::<Result<_, _>>()?,
             };
             let shape = f.shape.iter().map(|&d| d as usize).collect();
-            Ok(FieldInfo { name: f.name, elem, shape, grad: f.grad, dual: f.dual, declared_at: f.op.loc().file_line_col(), placement })
+            let declared_at = f.op.loc().file_line_col();
+            Ok(FieldInfo { name: f.name, elem, shape, grad: f.grad, dual: f.dual, declared_at, placement, sparse: s.sparse })
         })
         .collect::<Result<Vec<_>, Error>>()?;
-    Ok((fields, buffers))
+    let mut fields = fields;
+    for (h, buffer) in &storage.hidden {
+        let elem = match &h.elem {
+            ops::sparse::HiddenElem::I32 => ElemType::I32,
+            ops::sparse::HiddenElem::DataOf(f) => fields
+                .iter()
+                .find(|x| &x.name == f)
+                .map(|x| x.elem)
+                .ok_or_else(|| Error::Internal(format!("hidden buffer {} of no field", h.name)))?,
+        };
+        let placement = Placement { buffer: *buffer, offset: 0, strides: vec![1] };
+        let shape = vec![size(h.elements)?];
+        fields.push(FieldInfo { name: h.name.clone(), elem, shape, grad: None, dual: None, declared_at: None, placement, sparse: None });
+    }
+    Ok((fields, buffers, storage.sparse))
 }
 
 /// Kernel signatures and the fields each reads and writes, from the ds module.
@@ -379,6 +400,20 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
             .map(|t| ParamType::of(t).ok_or_else(|| Error::Internal(format!("kernel @{name}: parameter type {t}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let (mut reads, mut writes, mut accesses) = (Vec::new(), Vec::new(), Vec::new());
+        // A struct_for over a sparse field reads its active set: a later
+        // launch changing it is an overwrite for the Tape to report.
+        for sf in k.walk().into_iter().filter(|o| ops::DsOp::of(*o) == Some(ops::DsOp::StructFor)) {
+            let field = sf.attr("field").and_then(|a| a.as_symbol()).unwrap_or_default();
+            if let Some(i) = position(&field).filter(|&i| fields[i].sparse.is_some()) {
+                if !reads.contains(&i) {
+                    reads.push(i);
+                }
+                let access = FieldAccess { field: i, write: false, lead: Lead::Any };
+                if !accesses.contains(&access) {
+                    accesses.push(access);
+                }
+            }
+        }
         for a in k.walk().into_iter().filter_map(Access::read) {
             let Some(i) = position(&a.field) else { continue };
             let (r, w) = (a.kind.reads(), a.kind.writes());
@@ -393,6 +428,18 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
                 let access = FieldAccess { field: i, write, lead };
                 if !accesses.contains(&access) {
                     accesses.push(access);
+                }
+            }
+            // A deactivation zeroes every field placed on the cell's tree.
+            if a.kind == ops::AccessKind::Deactivate && fields[i].sparse.is_some() {
+                for j in (0..fields.len()).filter(|&j| fields[j].sparse == fields[i].sparse) {
+                    if !writes.contains(&j) {
+                        writes.push(j);
+                    }
+                    let access = FieldAccess { field: j, write: true, lead: Lead::Any };
+                    if !accesses.contains(&access) {
+                        accesses.push(access);
+                    }
                 }
             }
         }

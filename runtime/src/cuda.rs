@@ -102,6 +102,15 @@ impl CudaProgram {
         let ctx = CudaContext::new(0).map_err(cuda_err("cannot open GPU 0"))?;
         let (major, minor) = ctx.compute_capability().map_err(cuda_err("compute capability"))?;
         let compiled = compile_ptx(source, name, options, &format!("sm_{major}{minor}"))?;
+        if let Some(f) = compiled.fields.iter().find(|f| f.sparse.is_some()) {
+            // The kernels compile to PTX; the host side (pool set-up, the
+            // garbage collection after each launch, element access through
+            // the tree) exists for CPU programs only.
+            return Err(Error::Sparse {
+                field: f.name.clone(),
+                message: "sparse fields are not yet on CUDA (their kernels compile to PTX; the runtime's host side of the pools is CPU-only)".into(),
+            });
+        }
         let ptx = compiled.ptx.clone().ok_or_else(|| Error::Internal("no PTX for a CUDA target".into()))?;
         let module = ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).map_err(cuda_err("loading the PTX"))?;
         let mut functions = HashMap::new();

@@ -97,6 +97,21 @@ pub enum Error {
         extent: i64,
         location: Option<Location>,
     },
+    /// A write to a sparse field needed a block of a pointer node's pool
+    /// and none was left (in a kernel, at its source location, or on the host).
+    #[error(
+        "{}: {}: writing @{field} needs a new block of pointer node @{node}, whose pool of {capacity} blocks is exhausted (give the node a larger capacity, or deactivate blocks)",
+        At(location.clone()),
+        kernel.as_deref().map_or("host write".to_string(), |k| format!("kernel {k}"))
+    )]
+    PoolExhausted { kernel: Option<String>, field: String, node: String, capacity: i64, location: Option<Location> },
+    /// A `ds.append` found its list (a dynamic node's block) full.
+    #[error("{}: kernel {kernel}: appending to @{field}: a list of dynamic node @{node} is full at {capacity} cells", At(location.clone()))]
+    ListFull { kernel: String, field: String, node: String, capacity: i64, location: Option<Location> },
+    /// An operation a sparse field does not support (yet), or one that
+    /// needs a sparse field given a dense one.
+    #[error("field @{field}: {message}")]
+    Sparse { field: String, message: String },
     /// A `ds.assert` failed in a kernel (also an autodiff stack overflow).
     #[error("{}: kernel {kernel}: assertion failed: {message}", At(location.clone()))]
     Assertion { kernel: String, message: String, location: Option<Location> },

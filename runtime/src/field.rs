@@ -7,6 +7,7 @@
 
 use crate::error::Error;
 use crate::native::AlignedBuf;
+use crate::sparse::{SparseHost, SparseStats};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -59,17 +60,30 @@ mod sealed {
 /// bit pattern is a valid value (sealed: field bytes are read as these types).
 pub trait Element: sealed::Sealed + Copy + Default + std::fmt::Debug + Send + Sync + 'static {
     const TYPE: ElemType;
+    /// The value's bytes (native order) into `out` (`TYPE.size()` of them).
+    fn put(self, out: &mut [u8]);
+    /// The value of `TYPE.size()` bytes (native order).
+    fn take(bytes: &[u8]) -> Self;
 }
 
-impl Element for f32 {
-    const TYPE: ElemType = ElemType::F32;
+macro_rules! element {
+    ($t:ty, $e:ident, $n:literal) => {
+        impl Element for $t {
+            const TYPE: ElemType = ElemType::$e;
+            fn put(self, out: &mut [u8]) {
+                out[..$n].copy_from_slice(&self.to_ne_bytes());
+            }
+            fn take(bytes: &[u8]) -> Self {
+                let mut b = [0u8; $n];
+                b.copy_from_slice(&bytes[..$n]);
+                <$t>::from_ne_bytes(b)
+            }
+        }
+    };
 }
-impl Element for f64 {
-    const TYPE: ElemType = ElemType::F64;
-}
-impl Element for i32 {
-    const TYPE: ElemType = ElemType::I32;
-}
+element!(f32, F32, 4);
+element!(f64, F64, 8);
+element!(i32, I32, 4);
 
 /// Where a field's elements live: element `index` is at
 /// `offset + sum(index[d] * strides[d])` (in elements) of buffer `buffer`.
@@ -110,8 +124,12 @@ pub struct FieldInfo {
     pub dual: Option<String>,
     /// Where it was declared (a frontend's Rust line, a ds file's line).
     pub declared_at: Option<crate::Location>,
-    /// Where its elements are.
+    /// Where its elements are (for a sparse field: its data buffer; the
+    /// strides are not used, elements are found through its tree).
     pub placement: Placement,
+    /// For a field under a sparse layout: its tree, by index into the
+    /// compiled module's trees (`Compiled::sparse`).
+    pub sparse: Option<usize>,
 }
 
 impl FieldInfo {
@@ -281,12 +299,134 @@ impl Snapshot {
 pub struct Field {
     pub info: FieldInfo,
     pub(crate) buf: Arc<AlignedBuf>,
+    /// For a sparse field: its tree's host side, and whether it is an
+    /// adjoint (whose writes never activate cells).
+    pub(crate) sparse: Option<(Arc<SparseHost>, bool)>,
 }
 
 impl Field {
     /// The field `info` in `buf`, the buffer its placement names.
     pub(crate) fn in_buffer(info: FieldInfo, buf: Arc<AlignedBuf>) -> Field {
-        Field { info, buf }
+        Field { info, buf, sparse: None }
+    }
+
+    /// The sparse tree holding this field, if it is sparse.
+    pub fn sparse(&self) -> Option<&SparseHost> {
+        self.sparse.as_ref().map(|(h, _)| h.as_ref())
+    }
+
+    fn need_sparse(&self, what: &str) -> Result<&SparseHost, Error> {
+        self.sparse().ok_or_else(|| Error::Sparse {
+            field: self.info.name.clone(),
+            message: format!("{what} needs a field under a pointer or bitmasked node; this one is dense"),
+        })
+    }
+
+    /// Memory and occupancy (blocks allocated, bytes, active cells) of a sparse field.
+    pub fn sparse_stats(&self) -> Result<SparseStats, Error> {
+        self.need_sparse("sparse_stats")?.stats(&self.info.name)
+    }
+
+    /// The active cells of a sparse field (cell indices, without component
+    /// dimensions); every cell of a dense one.
+    pub fn active_cells(&self) -> Vec<Vec<usize>> {
+        match self.sparse() {
+            Some(h) => h.active_cells(),
+            None => {
+                let cells = &self.info.shape;
+                (0..self.info.len()).map(|k| unravel(k, cells)).collect()
+            }
+        }
+    }
+
+    /// The cell part of an element index, checked against the shape.
+    fn cell_of<'a>(&self, index: &'a [usize]) -> Result<&'a [usize], Error> {
+        self.offset(index)?;
+        let rank = self.sparse().map_or(index.len(), |h| h.tree.rank());
+        Ok(&index[..rank])
+    }
+
+    /// Activates the cell holding element `index` (Taichi's `ti.activate`).
+    pub fn activate(&mut self, index: &[usize]) -> Result<(), Error> {
+        let cell = self.cell_of(index)?;
+        self.need_sparse("activate")?.activate_cell(&self.info.name, cell)
+    }
+
+    /// Deactivates the cell holding element `index` at its innermost sparse
+    /// level (zeroing it; a pointer's block goes back to the pool).
+    pub fn deactivate(&mut self, index: &[usize]) -> Result<(), Error> {
+        let cell = self.cell_of(index)?;
+        self.need_sparse("deactivate")?.deactivate_cell(cell);
+        Ok(())
+    }
+
+    /// Whether the cell holding element `index` is active (always, for a dense field).
+    pub fn is_active(&self, index: &[usize]) -> Result<bool, Error> {
+        let cell = self.cell_of(index)?;
+        Ok(self.sparse().is_none_or(|h| h.is_active(cell)))
+    }
+
+    /// Deactivates every cell of the field's tree (every field placed there).
+    pub fn deactivate_all(&mut self) -> Result<(), Error> {
+        self.need_sparse("deactivate_all")?.deactivate_all();
+        Ok(())
+    }
+
+    /// Sets a sparse field from a dense array (row-major, one value per
+    /// element) without activating the cells that hold zero: a cell with a
+    /// non-zero component is written (and so activated; an adjoint field's
+    /// inactive cell is an error), an active cell of zeros is zeroed and
+    /// stays active, an inactive one stays inactive. The other fields of the
+    /// tree keep their values. After `deactivate_all` the active set is
+    /// exactly the non-zero cells. A dense field is copied.
+    pub fn from_dense<T: Element>(&mut self, values: &[T]) -> Result<(), Error> {
+        self.check_type::<T>()?;
+        if values.len() != self.info.len() {
+            return Err(Error::Length { field: self.info.name.clone(), expected: self.info.len(), given: values.len() });
+        }
+        let Some((host, adjoint)) = self.sparse.clone() else { return self.write(0, values) };
+        let comps = self.components();
+        let cells: Vec<usize> = host.tree.cell_shape().iter().map(|&n| n as usize).collect();
+        let mut bytes = vec![0u8; T::TYPE.size()];
+        for (c, chunk) in values.chunks(comps).enumerate() {
+            let nonzero = chunk.iter().any(|v| {
+                v.put(&mut bytes);
+                bytes.iter().any(|&b| b != 0)
+            });
+            let cell = unravel(c, &cells);
+            if !nonzero && !host.is_active(&cell) {
+                continue;
+            }
+            for (k, v) in chunk.iter().enumerate() {
+                v.put(&mut bytes);
+                host.write(&self.info.name, &cell, k, &bytes, adjoint)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Components per cell (elements of the non-cell dimensions).
+    fn components(&self) -> usize {
+        let rank = self.sparse().map_or(self.info.shape.len(), |h| h.tree.rank());
+        self.info.shape[rank..].iter().product::<usize>().max(1)
+    }
+
+    /// Sparse element access of elements `range` (row-major), to `out` or from it.
+    fn sparse_copy(&self, range: Range<usize>, packed: &mut [u8], out: bool) -> Result<(), Error> {
+        let (host, adjoint) = self.sparse.as_ref().expect("a sparse field");
+        let size = self.info.elem.size();
+        let comps = self.components();
+        let cells: Vec<usize> = host.tree.cell_shape().iter().map(|&n| n as usize).collect();
+        for (j, k) in range.enumerate() {
+            let cell = unravel(k / comps, &cells);
+            let bytes = &mut packed[j * size..(j + 1) * size];
+            if out {
+                host.read(&self.info.name, &cell, k % comps, bytes)?;
+            } else {
+                host.write(&self.info.name, &cell, k % comps, bytes, *adjoint)?;
+            }
+        }
+        Ok(())
     }
 
     fn check_type<T: Element>(&self) -> Result<(), Error> {
@@ -317,6 +457,15 @@ impl Field {
     pub fn read<T: Element>(&self, start: usize, out: &mut [T]) -> Result<(), Error> {
         self.check_type::<T>()?;
         let range = self.info.check_range(start, out.len())?;
+        if self.sparse.is_some() {
+            let size = T::TYPE.size();
+            let mut bytes = vec![0u8; out.len() * size];
+            self.sparse_copy(range, &mut bytes, true)?;
+            for (v, b) in out.iter_mut().zip(bytes.chunks(size)) {
+                *v = T::take(b);
+            }
+            return Ok(());
+        }
         self.copy(range, out.as_mut_ptr() as *mut u8, true);
         Ok(())
     }
@@ -325,6 +474,15 @@ impl Field {
     pub fn write<T: Element>(&mut self, start: usize, values: &[T]) -> Result<(), Error> {
         self.check_type::<T>()?;
         let range = self.info.check_range(start, values.len())?;
+        if self.sparse.is_some() {
+            // A write activates the cells it reaches (not those of an adjoint).
+            let size = T::TYPE.size();
+            let mut bytes = vec![0u8; values.len() * size];
+            for (v, b) in values.iter().zip(bytes.chunks_mut(size)) {
+                v.put(b);
+            }
+            return self.sparse_copy(range, &mut bytes, false);
+        }
         // Only read from: `copy` into the buffer.
         self.copy(range, values.as_ptr() as *mut u8, false);
         Ok(())
@@ -357,14 +515,32 @@ impl Field {
         self.write(0, values)
     }
 
+    /// Sets every element to `value`; for a sparse field, every element of
+    /// its active cells (as Taichi's `fill`, a loop over the active cells).
     pub fn fill<T: Element>(&mut self, value: T) -> Result<(), Error> {
         self.check_type::<T>()?;
+        if let Some((host, _)) = self.sparse.clone() {
+            let comps = self.components();
+            let mut bytes = vec![0u8; T::TYPE.size()];
+            value.put(&mut bytes);
+            for cell in host.active_cells() {
+                for k in 0..comps {
+                    host.write(&self.info.name, &cell, k, &bytes, true)?;
+                }
+            }
+            return Ok(());
+        }
         self.write(0, &vec![value; self.info.len()])
     }
 
     /// Sets every element to zero, whatever its type: a memset where the
     /// field's elements are contiguous in its buffer.
     pub fn zero(&mut self) {
+        if self.sparse.is_some() {
+            // Inactive cells hold 0: zeroing the data keeps the active set.
+            self.buf.zero_bytes(0, self.buf.capacity());
+            return;
+        }
         let span = self.info.span(0..self.info.len());
         if self.info.is_contiguous() && !span.is_empty() {
             let size = self.info.elem.size();
@@ -412,6 +588,12 @@ impl Field {
 
     /// A copy of the field's elements (counted in the allocation counters).
     pub fn snapshot(&self) -> Result<Snapshot, Error> {
+        if self.sparse.is_some() {
+            return Err(Error::Sparse {
+                field: self.info.name.clone(),
+                message: "snapshots (checkpointing) of sparse fields are not supported yet: a snapshot would not hold the active set".into(),
+            });
+        }
         let n = self.info.bytes();
         let what = || Error::OutOfMemory { what: format!("a snapshot of @{}", self.info.name), bytes: n };
         let buf = AlignedBuf::zeroed(n).ok_or_else(what)?;
@@ -443,4 +625,16 @@ impl Field {
     pub fn buffer_ptr(&self) -> *mut u8 {
         self.buf.as_ptr()
     }
+}
+
+/// Row-major indices of linear position `k` in `shape`.
+fn unravel(mut k: usize, shape: &[usize]) -> Vec<usize> {
+    let mut out = vec![0; shape.len()];
+    for d in (0..shape.len()).rev() {
+        if shape[d] > 0 {
+            out[d] = k % shape[d];
+            k /= shape[d];
+        }
+    }
+    out
 }

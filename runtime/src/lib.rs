@@ -27,6 +27,7 @@ mod native;
 mod pool;
 pub mod profiler;
 pub mod program;
+pub mod sparse;
 pub mod tape;
 
 pub use compile::CompileOptions;
@@ -35,4 +36,5 @@ pub use error::{Error, Location};
 pub use field::{BufferInfo, ElemType, Element, Field, FieldInfo, Placement, Snapshot};
 pub use native::counters as memory;
 pub use program::{Arg, Program};
+pub use sparse::{SparseHost, SparseStats};
 pub use tape::{BackwardOptions, Tape};

@@ -66,6 +66,41 @@ impl AlignedBuf {
     pub fn capacity(&self) -> usize {
         self.layout.size()
     }
+
+    /// The i32 at element `i` (the host side of sparse trees: masks, tables,
+    /// pools). Panics outside the buffer, never reads past it.
+    pub fn load_i32(&self, i: usize) -> i32 {
+        let mut b = [0u8; 4];
+        self.copy_out(i * 4, &mut b);
+        i32::from_ne_bytes(b)
+    }
+
+    /// Writes the i32 at element `i`; panics outside the buffer.
+    pub fn store_i32(&self, i: usize, v: i32) {
+        self.copy_in(i * 4, &v.to_ne_bytes());
+    }
+
+    /// Copies `out.len()` bytes from byte `at` out; panics outside the buffer.
+    pub fn copy_out(&self, at: usize, out: &mut [u8]) {
+        assert!(at.checked_add(out.len()).is_some_and(|end| end <= self.capacity()), "read outside a buffer");
+        // SAFETY: in bounds (asserted); callers access sparse trees' buffers
+        // only between launches, under their tree's lock, through raw pointers.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(at), out.as_mut_ptr(), out.len()) }
+    }
+
+    /// Copies `src` in at byte `at`; panics outside the buffer.
+    pub fn copy_in(&self, at: usize, src: &[u8]) {
+        assert!(at.checked_add(src.len()).is_some_and(|end| end <= self.capacity()), "write outside a buffer");
+        // SAFETY: as for `copy_out`.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(at), src.len()) }
+    }
+
+    /// Zeroes `len` bytes from byte `at`; panics outside the buffer.
+    pub fn zero_bytes(&self, at: usize, len: usize) {
+        assert!(at.checked_add(len).is_some_and(|end| end <= self.capacity()), "write outside a buffer");
+        // SAFETY: as for `copy_out`.
+        unsafe { std::ptr::write_bytes(self.ptr.add(at), 0, len) }
+    }
 }
 
 impl Drop for AlignedBuf {

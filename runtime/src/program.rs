@@ -18,6 +18,7 @@ use ds_lowering::abi::CheckKind;
 use crate::error::Error;
 use crate::field::{BufferInfo, ElemType, Field, FieldInfo};
 use crate::native::{AlignedBuf, MAX_ARGS, PackedFn, Slot, pointer_slot};
+use crate::sparse::SparseHost;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -108,6 +109,8 @@ pub struct Program {
     /// Buffers for private copies of reduction targets, kept between
     /// launches so that a launch allocates none.
     scratch: Scratch,
+    /// The host side of each sparse tree (garbage-collected after each launch).
+    sparse: Vec<Arc<SparseHost>>,
 }
 
 impl Program {
@@ -124,10 +127,16 @@ impl Program {
             .iter()
             .map(|b| AlignedBuf::zeroed(b.bytes).map(Arc::new).ok_or_else(|| Error::OutOfMemory { what: b.what(), bytes: b.bytes }))
             .collect::<Result<Vec<_>, _>>()?;
-        let fields: Vec<Field> =
+        let mut fields: Vec<Field> =
             compiled.fields.iter().map(|f| Field::in_buffer(f.clone(), buffers[f.placement.buffer].clone())).collect();
+        let sparse = crate::sparse::attach(&compiled, &buffers, &mut fields);
         let by_name = fields.iter().enumerate().map(|(i, f)| (f.info.name.clone(), i)).collect();
-        Ok(Program { instance: crate::backend::Instance::new(), compiled, fields, by_name, scratch: Scratch::default() })
+        Ok(Program { instance: crate::backend::Instance::new(), compiled, fields, by_name, scratch: Scratch::default(), sparse })
+    }
+
+    /// The host side of each sparse layout tree.
+    pub fn sparse_trees(&self) -> &[Arc<SparseHost>] {
+        &self.sparse
     }
 
     /// The ds module after verification and autodiff (gradient kernels
@@ -209,10 +218,12 @@ impl Program {
     fn launch_untimed(&self, name: &str, args: &[Arg]) -> Result<(), Error> {
         let info = self.kernel(name)?;
         let params = param_slots(info, args)?;
-        for task in &info.tasks {
-            self.run_task(info, task, &params[..args.len()], args)?;
+        let ran = info.tasks.iter().try_for_each(|task| self.run_task(info, task, &params[..args.len()], args));
+        // Blocks the launch released go back to the pools, failed or not.
+        for tree in &self.sparse {
+            tree.collect();
         }
-        Ok(())
+        ran
     }
 
     /// The private-copy targets of `task` in a launch with `args`: each
@@ -357,6 +368,12 @@ pub(crate) fn check_status(kernel: &str, task: &Task, status: [i64; 2]) -> Resul
             location,
         },
         CheckKind::Assert { message } => Error::Assertion { kernel, message: message.clone(), location },
+        CheckKind::PoolExhausted { node, capacity, field } => {
+            Error::PoolExhausted { kernel: Some(kernel), field: field.clone(), node: node.clone(), capacity: *capacity, location }
+        }
+        CheckKind::ListFull { node, capacity, field } => {
+            Error::ListFull { kernel, field: field.clone(), node: node.clone(), capacity: *capacity, location }
+        }
     })
 }
 

@@ -15,10 +15,10 @@ fn autodiff() -> CompileOptions {
 #[test]
 fn layout_nodes_left_after_lowering_are_located_errors() {
     let src = include_str!("../../test/lit/ds/roundtrip.mlir");
-    let err = Program::with_options(src, "roundtrip.mlir", &CompileOptions::default()).err().expect("sparse nodes do not lower");
+    let err = Program::with_options(src, "roundtrip.mlir", &CompileOptions::default()).err().expect("dynamic nodes do not lower");
     let Error::Compile(diagnostics) = &err else { panic!("{err}") };
-    let pointer = diagnostics.iter().find(|d| d.message.contains("ds.pointer is left after convert-ds-to-scf")).expect("{err}");
-    let line = src.lines().position(|l| l.starts_with(r#""ds.pointer""#)).unwrap() as u32 + 1;
+    let pointer = diagnostics.iter().find(|d| d.message.contains("ds.dynamic is left after convert-ds-to-scf")).expect("{err}");
+    let line = src.lines().position(|l| l.starts_with(r#""ds.dynamic""#)).unwrap() as u32 + 1;
     assert_eq!(pointer.pos.as_ref().map(|p| (p.file.as_str(), p.line)), Some(("roundtrip.mlir", line)), "{err}");
 }
 

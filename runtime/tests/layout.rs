@@ -215,10 +215,10 @@ fn strided_fields_compile_to_ptx() {
 }
 
 #[test]
-fn a_field_under_a_sparse_node_is_a_located_compile_error() {
-    let src = "\"ds.pointer\"() {sym_name = \"blocks\", shape = array<i64: 8>} : () -> ()\n".to_string()
+fn a_field_under_a_dynamic_node_without_a_parent_is_a_located_compile_error() {
+    let src = "\"ds.dynamic\"() {sym_name = \"blocks\", shape = array<i64: 8>} : () -> ()\n".to_string()
         + &fields(&[("x", "f32", "8")]).replace("shape = array<i64: 8>, grad", "shape = array<i64: 8>, layout = @blocks, grad");
     let err = Program::with_options(&src, "sparse.mlir", &CompileOptions::default()).err().expect("not lowered");
     let Error::Compile(d) = &err else { panic!("{err}") };
-    assert!(d[0].message.contains("only dense layouts are lowered so far") && d[0].pos.as_ref().is_some_and(|p| p.line == 2), "{err}");
+    assert!(d[0].message.contains("a dynamic node needs a parent") && d[0].pos.as_ref().is_some_and(|p| p.line == 2), "{err}");
 }

@@ -8,4 +8,5 @@ mod errors;
 mod hardening;
 mod kernels;
 mod layout;
+mod sparse;
 mod tape;

@@ -13,15 +13,21 @@ impl AccessKind {
     /// into it without the result depending on what was there first.
     pub const fn reads(self) -> bool {
         match self {
-            AccessKind::Load | AccessKind::AtomicMin | AccessKind::AtomicMax => true,
-            AccessKind::Store | AccessKind::AtomicAdd | AccessKind::AtomicSub => false,
+            AccessKind::Load | AccessKind::AtomicMin | AccessKind::AtomicMax | AccessKind::IsActive | AccessKind::Length => true,
+            AccessKind::Store
+            | AccessKind::AtomicAdd
+            | AccessKind::AtomicSub
+            | AccessKind::Activate
+            | AccessKind::Deactivate
+            | AccessKind::Append => false,
         }
     }
 
     /// Whether the access changes the element.
     pub const fn writes(self) -> bool {
         match self {
-            AccessKind::Load => false,
+            AccessKind::Load | AccessKind::IsActive | AccessKind::Length => false,
+            AccessKind::Activate | AccessKind::Deactivate | AccessKind::Append => true,
             AccessKind::Store
             | AccessKind::AtomicAdd
             | AccessKind::AtomicSub

@@ -104,3 +104,42 @@ pub fn build_assert(at: Cursor, condition: Value, message: &str, loc: Loc) -> Op
 pub fn build_stop_grad(at: Cursor, value: Value, loc: Loc) -> Value {
     at.build(OpBuilder::new(DsOp::StopGrad.name(), loc).operands(&[value]).results(&[value.ty()])).result(0)
 }
+
+/// `ds.append %value, @field[indices]`: appends to the list holding the
+/// cell; its position (i32).
+pub fn build_append(at: Cursor, field: &str, value: Value, indices: &[Value], loc: Loc) -> Value {
+    let ctx = loc.ctx();
+    at.build(
+        OpBuilder::new(DsOp::Append.name(), loc)
+            .operands(&[value])
+            .operands(indices)
+            .results(&[ctx.int(32)])
+            .attr("field", ctx.symbol_ref(field)),
+    )
+    .result(0)
+}
+
+/// `ds.length @field[indices]`: the length of the list holding the cell (i32).
+pub fn build_length(at: Cursor, field: &str, indices: &[Value], loc: Loc) -> Value {
+    let ctx = loc.ctx();
+    at.build(OpBuilder::new(DsOp::Length.name(), loc).operands(indices).results(&[ctx.int(32)]).attr("field", ctx.symbol_ref(field)))
+        .result(0)
+}
+
+/// `ds.activate`, `ds.deactivate` or `ds.is_active` (`kind`) of the cell
+/// holding `field[indices]`, at layout node `node` (default: the op's own,
+/// see docs/ds-dialect.md); returns the `i1` result of `ds.is_active`.
+pub fn build_activity(at: Cursor, kind: AccessKind, field: &str, indices: &[Value], node: Option<&str>, loc: Loc) -> Option<Value> {
+    assert!(
+        matches!(kind, AccessKind::Activate | AccessKind::Deactivate | AccessKind::IsActive),
+        "{kind:?} is not an activity op"
+    );
+    let ctx = loc.ctx();
+    let results = if kind == AccessKind::IsActive { vec![ctx.int(1)] } else { vec![] };
+    let mut b = OpBuilder::new(kind.name(), loc).operands(indices).results(&results).attr("field", ctx.symbol_ref(field));
+    if let Some(n) = node {
+        b = b.attr("node", ctx.symbol_ref(n));
+    }
+    let op = at.build(b);
+    (kind == AccessKind::IsActive).then(|| op.result(0))
+}

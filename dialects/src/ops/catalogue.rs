@@ -108,6 +108,16 @@ ds_ops! {
     AtomicMin => "ds.atomic_min", Access(AtomicMin);
     /// `ds.atomic_max`: raises one element to a value.
     AtomicMax => "ds.atomic_max", Access(AtomicMax);
+    /// `ds.activate`: activates the cell of a sparse field holding one element.
+    Activate => "ds.activate", Access(Activate);
+    /// `ds.deactivate`: deactivates the cell of a sparse field holding one element.
+    Deactivate => "ds.deactivate", Access(Deactivate);
+    /// `ds.is_active`: whether the cell holding one element of a field is active (i1).
+    IsActive => "ds.is_active", Access(IsActive);
+    /// `ds.append`: appends a value to the list (dynamic node) holding one cell; its position (i32).
+    Append => "ds.append", Access(Append);
+    /// `ds.length`: the length of the list (dynamic node) holding one cell (i32).
+    Length => "ds.length", Access(Length);
     /// `ds.assert`: fails the launch with a message when its condition is false.
     Assert => "ds.assert", Check;
     /// `ds.stop_grad`: its operand's value, through which no gradient flows.

@@ -19,6 +19,7 @@
 //! `[1, 16]`, offset 32.
 
 use super::catalogue::DsOp;
+use super::sparse::{self, Hidden, HiddenElem, SparseTree};
 use super::views::{FieldDecl, LayoutNode, fields};
 use crate::ir::{Block, Op};
 
@@ -135,20 +136,39 @@ pub struct Buffer {
 pub struct FieldStorage {
     pub field: String,
     pub buffer: usize,
+    /// For a sparse field, meaningless (row-major over its shape): its
+    /// elements are found through its tree ([`FieldStorage::sparse`]).
     pub strided: Strided,
+    /// For a field on a sparse tree: the tree, in [`Storage::sparse`]; its
+    /// `buffer` is then its data buffer (`<field>$data`).
+    pub sparse: Option<usize>,
 }
 
 /// The storage of every field of a module.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Storage {
     pub buffers: Vec<Buffer>,
-    /// One per field, in declaration order.
+    /// One per declared field, in declaration order.
     pub fields: Vec<FieldStorage>,
+    /// The sparse trees ([`sparse`]).
+    pub sparse: Vec<SparseTree>,
+    /// The hidden buffers of the sparse trees (masks, tables, pools, data),
+    /// each with its index in `buffers`: the lowering passes them to the
+    /// kernels that use a sparse field, by these names.
+    pub hidden: Vec<(Hidden, usize)>,
 }
 
 impl Storage {
     pub fn of(&self, field: &str) -> Option<&FieldStorage> {
         self.fields.iter().find(|f| f.field == field)
+    }
+    /// The sparse tree holding `field`, if any.
+    pub fn tree_of(&self, field: &str) -> Option<&SparseTree> {
+        self.of(field).and_then(|f| f.sparse).map(|t| &self.sparse[t])
+    }
+    /// The hidden buffer named `name`.
+    pub fn hidden(&self, name: &str) -> Option<&Hidden> {
+        self.hidden.iter().find(|(h, _)| h.name == name).map(|(h, _)| h)
     }
 }
 
@@ -156,12 +176,23 @@ impl Storage {
 /// (`ds-verify` reports them): a valid `order`; each field's shape starts
 /// with the node's shape; the fields have elements of one size. Each broken
 /// rule is the op to blame and the message.
-pub fn check_node(node: &LayoutNode, members: &[&FieldDecl]) -> Vec<(Op, String)> {
+pub fn check_node(node: &LayoutNode, nodes: &[LayoutNode], members: &[&FieldDecl]) -> Vec<(Op, String)> {
     let mut errors = Vec::new();
     if let Err(e) = Order::of(node) {
         errors.push((node.op, e));
     }
-    let Some(cells) = &node.shape else { return errors };
+    if node.shape.is_none() || members.is_empty() {
+        return errors;
+    }
+    // The cell shape of a nested node is the product of the extents along its path.
+    let cells = match sparse::cell_shape(node, nodes) {
+        Ok(c) => c,
+        Err(e) => {
+            errors.push((node.op, e));
+            return errors;
+        }
+    };
+    let cells = &cells;
     for f in members {
         if !f.shape.starts_with(cells) {
             errors.push((
@@ -195,17 +226,25 @@ pub fn members<'a>(node: &str, fields: &'a [FieldDecl]) -> Vec<&'a FieldDecl> {
 }
 
 /// The storage of a module's fields: one buffer per dense node holding
-/// fields (in node order), then one per field without `layout`. An error (the
-/// op to blame, and the message) for a field under a sparse or nested node,
-/// which are not lowered yet, or a layout that breaks [`check_node`].
+/// fields (in node order), then one per field without `layout`, then the
+/// hidden buffers of the sparse trees ([`sparse`]). An error (the op to
+/// blame, and the message) for a layout the lowering does not handle
+/// (nested dense nodes, sparse trees beyond [`sparse::tree_of`]'s), or one
+/// that breaks [`check_node`].
 pub fn storage(module_body: Block) -> Result<Storage, (Op, String)> {
     let fields = fields(module_body);
     let nodes: Vec<LayoutNode> = module_body.ops().into_iter().filter_map(LayoutNode::read).collect();
-    let mut out = Storage::default();
+    let mut out = Storage { sparse: sparse::trees(&nodes, &fields)?, ..Storage::default() };
     let mut placed: Vec<Option<(usize, Strided)>> = vec![None; fields.len()];
     for node in &nodes {
         let on_node = members(&node.name, &fields);
         let Some(first) = on_node.first() else { continue };
+        if let Some(e) = check_node(node, &nodes, &on_node).into_iter().next() {
+            return Err(e);
+        }
+        if sparse::tree_holding(&out.sparse, &first.name).is_some() {
+            continue;
+        }
         if node.kind != DsOp::Dense {
             let message = format!("field @{}: only dense layouts are lowered so far; @{} is sparse", first.name, node.name);
             return Err((first.op, message));
@@ -217,9 +256,6 @@ pub fn storage(module_body: Block) -> Result<Storage, (Op, String)> {
             );
             return Err((first.op, message));
         }
-        if let Some(e) = check_node(node, &on_node).into_iter().next() {
-            return Err(e);
-        }
         let cells = node.shape.clone().unwrap_or_default();
         let comps: Vec<&[i64]> = on_node.iter().map(|f| &f.shape[cells.len()..]).collect();
         let (strides, elements) = place(&cells, &comps, Order::of(node).unwrap_or_default());
@@ -230,7 +266,29 @@ pub fn storage(module_body: Block) -> Result<Storage, (Op, String)> {
             placed[i] = Some((buffer, s));
         }
     }
+    // The hidden buffers of the sparse trees, after the declared fields' own.
+    let mut hidden_buffers = Vec::new();
+    for tree in &out.sparse {
+        for h in tree.hidden() {
+            let bytes = match &h.elem {
+                HiddenElem::I32 => 4,
+                HiddenElem::DataOf(f) => fields.iter().find(|g| &g.name == f).map_or(4, elem_bytes),
+            };
+            hidden_buffers.push((h, bytes));
+        }
+    }
     for (f, p) in fields.iter().zip(placed) {
+        if let Some(t) = sparse::tree_holding(&out.sparse, &f.name) {
+            let tree = out.sparse.iter().position(|o| o.name == t.name);
+            // The data buffer's index: after the dense nodes' and own buffers, found below.
+            out.fields.push(FieldStorage {
+                field: f.name.clone(),
+                buffer: usize::MAX,
+                strided: Strided { offset: 0, strides: row_major(&f.shape) },
+                sparse: tree,
+            });
+            continue;
+        }
         let (buffer, strided) = match p {
             Some(p) => p,
             None if f.layout.is_some() => {
@@ -247,7 +305,17 @@ pub fn storage(module_body: Block) -> Result<Storage, (Op, String)> {
                 (out.buffers.len() - 1, Strided { offset: 0, strides: row_major(&f.shape) })
             }
         };
-        out.fields.push(FieldStorage { field: f.name.clone(), buffer, strided });
+        out.fields.push(FieldStorage { field: f.name.clone(), buffer, strided, sparse: None });
+    }
+    for (h, elem_bytes) in hidden_buffers {
+        let buffer = out.buffers.len();
+        out.buffers.push(Buffer { name: h.name.clone(), node: false, elements: h.elements, elem_bytes });
+        if let HiddenElem::DataOf(f) = &h.elem
+            && let Some(fs) = out.fields.iter_mut().find(|s| &s.field == f)
+        {
+            fs.buffer = buffer;
+        }
+        out.hidden.push((h, buffer));
     }
     Ok(out)
 }

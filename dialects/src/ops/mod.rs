@@ -17,6 +17,7 @@ pub mod analysis;
 pub mod build;
 pub mod catalogue;
 pub mod layout;
+pub mod sparse;
 pub mod upstream;
 pub mod views;
 

@@ -86,16 +86,25 @@ impl Access {
         let field = op.attr("field")?.as_symbol()?;
         let operands = op.operands();
         let (value, indices) = match kind {
-            AccessKind::Load => (None, operands),
+            AccessKind::Load | AccessKind::Activate | AccessKind::Deactivate | AccessKind::IsActive | AccessKind::Length => {
+                (None, operands)
+            }
             AccessKind::Store
             | AccessKind::AtomicAdd
             | AccessKind::AtomicSub
             | AccessKind::AtomicMin
-            | AccessKind::AtomicMax => (operands.first().copied(), operands.get(1..).unwrap_or_default().to_vec()),
+            | AccessKind::AtomicMax
+            | AccessKind::Append => (operands.first().copied(), operands.get(1..).unwrap_or_default().to_vec()),
         };
         Some(Access { op, kind, field, value, indices })
     }
-    /// The element type moved by this access.
+    /// The optional `node` attribute of `ds.activate`, `ds.deactivate` and
+    /// `ds.is_active`: the sparse layout node whose cell is meant.
+    pub fn node(&self) -> Option<String> {
+        self.op.attr("node").and_then(|a| a.as_symbol())
+    }
+    /// The element type moved by this access (`i1` for `ds.is_active`,
+    /// none for activate and deactivate: their op has no result).
     pub fn elem_type(&self) -> Type {
         match self.value {
             Some(v) => v.ty(),

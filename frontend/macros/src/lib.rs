@@ -10,6 +10,8 @@
 //!   built kernel (`Result<KernelDef<args>, Error>`);
 //! - `for i in a..b` is the kernel's parallel loop when outermost, a serial
 //!   `scf.for` inside; variables it reassigns are carried through it;
+//!   `for (i, j) in x.active()` (outermost only) is the parallel loop over
+//!   the active cells of field `x` (`ds.struct_for`);
 //!   `for k in unroll(a..b)` unrolls at build time (Taichi's `ti.static`);
 //!   `continue` works in every loop and `break` in serial and unrolled loops
 //!   (lowered to flags, see `exits`);
@@ -334,8 +336,31 @@ impl Rewriter {
             out.push(parse_quote!(for #pat in #range #body));
             return out;
         }
+        // `for (i, j) in x.active()`: the kernel's parallel loop over the active cells of x.
+        if let Expr::MethodCall(m) = &*f.expr
+            && m.method == "active"
+            && m.args.is_empty()
+        {
+            if kind != LoopKind::Parallel {
+                return vec![self.fail_at(f.expr.span(), "a loop over a field's active cells must be a kernel's outermost loop")];
+            }
+            let cells: Vec<Pat> = match &*f.pat {
+                Pat::Tuple(t) => t.elems.iter().cloned().collect(),
+                Pat::Paren(p) => vec![(*p.pat).clone()],
+                other => vec![other.clone()],
+            };
+            if let Some(v) = self.reassigned(&body).first() {
+                return vec![self.fail_at(v.span(), "a parallel loop cannot reassign a variable declared outside it")];
+            }
+            let field = self.fold_expr((*m.receiver).clone());
+            let k = cells.len();
+            let body = self.body_with(body, 1);
+            let sf = Self::rt("struct_for");
+            out.push(parse_quote!(#sf::<_, #k>(&#field, |[#(#cells),*]: [::diffsim::Expr; #k]| #body);));
+            return out;
+        }
         let Expr::Range(r) = &*f.expr else {
-            return vec![self.fail_at(f.expr.span(), "kernel loops run over a range `a..b` (or `unroll(a..b)` at build time)")];
+            return vec![self.fail_at(f.expr.span(), "kernel loops run over a range `a..b`, a field's active cells `x.active()`, or `unroll(a..b)` at build time")];
         };
         let (Some(lo), Some(hi)) = (r.start.clone(), r.end.clone()) else {
             return vec![self.fail_at(r.span(), "kernel loop ranges need both ends: `a..b`")];

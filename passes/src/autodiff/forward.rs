@@ -366,6 +366,14 @@ impl Tangents<'_> {
                     ops::build_update(at, a.kind, dual, t, &a.indices, loc);
                 }
             }
+            // Activity has no tangent (the tangent kernel repeats the primal's).
+            AccessKind::Activate | AccessKind::Deactivate | AccessKind::IsActive | AccessKind::Length => {}
+            AccessKind::Append => {
+                return Err(report(
+                    a.op,
+                    format!("ds.append into @{}, a field with a dual, cannot be differentiated in forward mode; append into a field without a dual", a.field),
+                ));
+            }
             AccessKind::AtomicMin | AccessKind::AtomicMax => {
                 return Err(report(
                     a.op,

@@ -234,6 +234,14 @@ impl Differentiator {
                 let g = read_grad();
                 accumulate(adj, a.value.expect("value"), e.neg(g), e)
             }
+            // Activation is a primal effect only: a grad kernel never activates a primal cell.
+            AccessKind::Activate | AccessKind::Deactivate | AccessKind::IsActive | AccessKind::Length => {}
+            AccessKind::Append => {
+                return Err(report(
+                    a.op,
+                    format!("ds.append into @{}, a field with a gradient, cannot be differentiated (the position of an append is not recorded); append into a field without a gradient", a.field),
+                ));
+            }
             AccessKind::AtomicMin | AccessKind::AtomicMax => {
                 return Err(report(
                     a.op,

@@ -296,6 +296,11 @@ pub static RULES: &[AdRule] = &[
     AdRule::structural(DsOp::AtomicSub.name()),
     AdRule::structural(DsOp::AtomicMin.name()),
     AdRule::structural(DsOp::AtomicMax.name()),
+    AdRule::structural(DsOp::Activate.name()),
+    AdRule::structural(DsOp::Deactivate.name()),
+    AdRule::structural(DsOp::IsActive.name()),
+    AdRule::structural(DsOp::Append.name()),
+    AdRule::structural(DsOp::Length.name()),
     // A check of the primal launch: the grad kernel does not repeat it.
     AdRule::non_differentiable(DsOp::Assert.name()),
     AdRule::non_differentiable(DsOp::StopGrad.name()),

@@ -148,14 +148,29 @@ func.func @k(%n: index) attributes {ds.kernel} {
 
 // -----
 
-// A struct_for over a 2-D field with one index.
+// A struct_for over a 2-D field with three indices (it binds the leading
+// dimensions: one or two of them).
 "ds.field"() {sym_name = "m", element_type = f32, shape = array<i64: 4, 4>} : () -> ()
 func.func @k() attributes {ds.kernel} {
-  // expected-error@+1 {{ds.struct_for over @m needs 2 index block arguments, got 1}}
+  // expected-error@+1 {{ds.struct_for over @m needs 1 to 2 index block arguments, got 3}}
+  "ds.struct_for"() ({
+  ^bb0(%i: index, %j: index, %k: index):
+    gpu.yield
+  }) {field = @m} : () -> ()
+  return
+}
+
+// -----
+
+// A struct_for over a sparse vector field binds at least its cells.
+"ds.bitmasked"() {sym_name = "cells", shape = array<i64: 4, 4>} : () -> ()
+"ds.field"() {sym_name = "v", element_type = f32, shape = array<i64: 4, 4, 2>, layout = @cells} : () -> ()
+func.func @k() attributes {ds.kernel} {
+  // expected-error@+1 {{ds.struct_for over @v needs 2 to 3 index block arguments, got 1}}
   "ds.struct_for"() ({
   ^bb0(%i: index):
     gpu.yield
-  }) {field = @m} : () -> ()
+  }) {field = @v} : () -> ()
   return
 }
 
@@ -215,3 +230,61 @@ func.func @k(%i: index) attributes {ds.kernel} {
 // A layout node whose order is neither "aos" nor "soa".
 // expected-error@+1 {{layout node @cells: order must be "aos" or "soa", got "columns"}}
 "ds.dense"() {sym_name = "cells", shape = array<i64: 8>, order = "columns"} : () -> ()
+
+// -----
+
+// ds.activate of a field that no sparse node holds.
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>} : () -> ()
+func.func @k(%i: index) attributes {ds.kernel} {
+  // expected-error@+1 {{ds.activate of @x: the field is not placed under a sparse (pointer or bitmasked) layout node; its cells are always active}}
+  "ds.activate"(%i) {field = @x} : (index) -> ()
+  return
+}
+
+// -----
+
+// ds.deactivate naming a node that is not on the field's path, and a dense one.
+"ds.pointer"() {sym_name = "p", shape = array<i64: 2>} : () -> ()
+"ds.dense"() {sym_name = "b", shape = array<i64: 4>, parent = @p} : () -> ()
+"ds.bitmasked"() {sym_name = "other", shape = array<i64: 8>} : () -> ()
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, layout = @b} : () -> ()
+func.func @k(%i: index) attributes {ds.kernel} {
+  // expected-error@+1 {{ds.deactivate of @x: @other is not a layout node on the field's path}}
+  "ds.deactivate"(%i) {field = @x, node = @other} : (index) -> ()
+  // expected-error@+1 {{ds.deactivate of @x: @b is dense; name a pointer or bitmasked node}}
+  "ds.deactivate"(%i) {field = @x, node = @b} : (index) -> ()
+  return
+}
+
+// -----
+
+// ds.is_active takes one index per dimension.
+"ds.bitmasked"() {sym_name = "m", shape = array<i64: 4, 4>} : () -> ()
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4, 4>, layout = @m} : () -> ()
+func.func @k(%i: index) attributes {ds.kernel} {
+  // expected-error@+1 {{ds.is_active of @x takes 2 indices (one per dimension), got 1}}
+  %a = "ds.is_active"(%i) {field = @x} : (index) -> i1
+  return
+}
+
+// -----
+
+// ds.append to a field that is not under a dynamic node.
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>} : () -> ()
+func.func @k(%i: index, %v: f32) attributes {ds.kernel} {
+  // expected-error@+1 {{ds.append of @x: the field is not placed under a dynamic layout node (a list)}}
+  %k = "ds.append"(%v, %i) {field = @x} : (f32, index) -> i32
+  return
+}
+
+// -----
+
+// ds.append of a value of another type.
+"ds.dense"() {sym_name = "heads", shape = array<i64: 4, 1>} : () -> ()
+"ds.dynamic"() {sym_name = "items", shape = array<i64: 1, 8>, parent = @heads} : () -> ()
+"ds.field"() {sym_name = "l", element_type = f32, shape = array<i64: 4, 8>, layout = @items} : () -> ()
+func.func @k(%i: index, %v: f64) attributes {ds.kernel} {
+  // expected-error@+1 {{ds.append of @l: value type must be the field's element type f32}}
+  %k = "ds.append"(%v, %i, %i) {field = @l} : (f64, index, index) -> i32
+  return
+}

@@ -10,6 +10,10 @@
 "ds.field"() {sym_name = "m", element_type = f64, shape = array<i64: 8, 8>, layout = @grid} : () -> ()
 "ds.field"() {sym_name = "count", element_type = i32, shape = array<i64: 4>} : () -> ()
 "ds.field"() {sym_name = "loss", element_type = f32, shape = array<i64>} : () -> ()
+"ds.field"() {sym_name = "s", element_type = f32, shape = array<i64: 16>, layout = @mask} : () -> ()
+"ds.dense"() {sym_name = "heads", shape = array<i64: 4, 1>} : () -> ()
+"ds.dynamic"() {sym_name = "items", shape = array<i64: 1, 8>, parent = @heads} : () -> ()
+"ds.field"() {sym_name = "l", element_type = f32, shape = array<i64: 4, 8>, layout = @items} : () -> ()
 
 func.func @all_ops(%n: index, %scale: f32) attributes {ds.kernel} {
   %c0 = arith.constant 0 : index
@@ -28,6 +32,12 @@ func.func @all_ops(%n: index, %scale: f32) attributes {ds.kernel} {
     "ds.atomic_add"(%one, %b) {field = @count} : (i32, index) -> ()
     %pos = arith.cmpf oge, %v, %w : f32
     "ds.assert"(%pos) {message = "x must not grow"} : (i1) -> ()
+    "ds.activate"(%i) {field = @s} : (index) -> ()
+    %act = "ds.is_active"(%i) {field = @s, node = @blocks} : (index) -> i1
+    "ds.deactivate"(%i) {field = @s, node = @mask} : (index) -> ()
+    %z = arith.constant 0 : index
+    %at = "ds.append"(%w, %b, %z) {field = @l} : (f32, index, index) -> i32
+    %len = "ds.length"(%b, %z) {field = @l} : (index, index) -> i32
     gpu.yield
   }) : (index, index) -> ()
   "ds.struct_for"() ({

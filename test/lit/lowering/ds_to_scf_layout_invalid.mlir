@@ -5,11 +5,36 @@
 "ds.dense"() {sym_name = "outer", shape = array<i64: 4>} : () -> ()
 "ds.dense"() {sym_name = "inner", shape = array<i64: 4>, parent = @outer} : () -> ()
 // expected-error@+1 {{field @x: nested layout nodes are not lowered yet (@inner has the parent @outer)}}
-"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>, layout = @inner} : () -> ()
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 16>, layout = @inner} : () -> ()
 
 // -----
 
-// A field under a pointer node.
-"ds.pointer"() {sym_name = "blocks", shape = array<i64: 4>} : () -> ()
-// expected-error@+1 {{field @x: only dense layouts are lowered so far; @blocks is sparse}}
-"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>, layout = @blocks} : () -> ()
+// A field under a dynamic node without a parent.
+"ds.dynamic"() {sym_name = "list", shape = array<i64: 4>} : () -> ()
+// expected-error@+1 {{field @x: layout node @list: a dynamic node needs a parent whose cells hold its lists (a dense node of one cell for a single list)}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 4>, layout = @list} : () -> ()
+
+// -----
+
+// A pointer node below a bitmasked one.
+"ds.bitmasked"() {sym_name = "outer", shape = array<i64: 4>} : () -> ()
+"ds.pointer"() {sym_name = "blocks", shape = array<i64: 4>, parent = @outer} : () -> ()
+// expected-error@+1 {{field @x: layout node @blocks: a pointer node below another node is not lowered yet}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 16>, layout = @blocks} : () -> ()
+
+// -----
+
+// A pool larger than the pointer node's cells.
+"ds.pointer"() {sym_name = "blocks", shape = array<i64: 4>, capacity = 9 : i64} : () -> ()
+"ds.dense"() {sym_name = "cells", shape = array<i64: 8>, parent = @blocks} : () -> ()
+// expected-error@+1 {{field @x: layout node @blocks: capacity must be an integer from 1 to its 4 cells, got 9 : i64}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 32>, layout = @cells} : () -> ()
+
+// -----
+
+// Three levels.
+"ds.pointer"() {sym_name = "a", shape = array<i64: 2>} : () -> ()
+"ds.dense"() {sym_name = "b", shape = array<i64: 2>, parent = @a} : () -> ()
+"ds.bitmasked"() {sym_name = "c", shape = array<i64: 2>, parent = @b} : () -> ()
+// expected-error@+1 {{field @x: layout node @c: sparse trees of more than two levels are not lowered yet (3 levels)}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, layout = @c} : () -> ()

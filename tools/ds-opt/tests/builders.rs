@@ -21,6 +21,13 @@ fn every_builder_makes_a_verified_op() {
     ops::build_layout_node(end, DsOp::Dynamic, "list", &[16], None, loc);
     ops::build_field(end, "x", ctx.f32(), &[4, 8], Some("x_grad"), loc);
     ops::build_field(end, "x_grad", ctx.f32(), &[4, 8], None, loc);
+    ops::build_layout_node(end, DsOp::Bitmasked, "cells", &[16], None, loc);
+    ops::build_layout_node(end, DsOp::Dense, "heads", &[4, 1], None, loc);
+    ops::build_layout_node(end, DsOp::Dynamic, "items", &[1, 8], Some("heads"), loc);
+    let l = ops::build_field(end, "l", ctx.f32(), &[4, 8], None, loc);
+    ops::set_layout(l, "items");
+    let s = ops::build_field(end, "s", ctx.f32(), &[16], None, loc);
+    ops::set_layout(s, "cells");
     let (kernel, entry) = ops::build_func(end, "k", &[ctx.index()], &[], loc);
     kernel.set_attr(ops::KERNEL_ATTR, ctx.unit_attr());
     let at = Cursor::at_end(entry);
@@ -35,6 +42,12 @@ fn every_builder_makes_a_verified_op() {
     }
     let ok = ops::build_cmpi(inner, ops::CmpI::Ult, pf.index(), entry.arg(0), loc);
     ops::build_assert(inner, ok, "in range", loc);
+    ops::build_activity(inner, AccessKind::Activate, "s", &[pf.index()], None, loc);
+    ops::build_activity(inner, AccessKind::IsActive, "s", &[pf.index()], Some("cells"), loc).expect("an i1");
+    ops::build_activity(inner, AccessKind::Deactivate, "s", &[pf.index()], None, loc);
+    let zero = ops::const_index(inner, 0, loc);
+    ops::build_append(inner, "l", v, &[zero, zero], loc);
+    ops::build_length(inner, "l", &[zero, zero], loc);
     let (_, sf) = ops::build_struct_for(at, "x", 2, loc);
     let sf_at = Cursor::before(sf.terminator().expect("terminator"));
     let w = ops::build_load(sf_at, "x", &sf.args(), ctx.f32(), loc);

@@ -1,0 +1,299 @@
+//! Sparse layouts from Rust, Taichi's way: `pb.root().pointer([4, 4]).dense([4, 4]).place(..)`
+//! and `pb.root().bitmasked(..)`, kernels writing (and so activating) cells,
+//! `activate` / `deactivate` / `is_active`, `for (i, j) in x.active()` over
+//! the active cells, host statistics and dense arrays, and gradients of a
+//! struct-for kernel equal to the dense layout's, with the active set left
+//! as it was.
+
+use diffsim::prelude::*;
+
+const N: usize = 16;
+type V2 = [f64; 2];
+
+/// Writes a blob of radius 3 around (5, 9): u = 1 + i/10, vel = (i, j)/10.
+#[kernel]
+fn seed(u: &GradField<f64, 2>, vel: &GradField<V2, 2>) {
+    for i in 0..N {
+        for j in 0..N {
+            let di = i as f64 - 5.0;
+            let dj = j as f64 - 9.0;
+            if di * di + dj * dj <= 9.0 {
+                u[(i, j)] = i as f64 * 0.1 + 1.0;
+                vel[(i, j)] = Vector([i as f64 * 0.1, j as f64 * 0.1]);
+            }
+        }
+    }
+}
+
+/// loss = sum over active cells of u^2 * (1 + |vel|^2) + u * u_right.
+#[kernel]
+fn energy(u: &GradField<f64, 2>, vel: &GradField<V2, 2>, loss: &GradField<f64, 0>) {
+    for (i, j) in u.active() {
+        let x = u[(i, j)];
+        let right = u[(i, min(j + 1, N - 1))];
+        loss[()] += x * x * (vel[(i, j)].norm_sqr() + 1.0) + x * right;
+    }
+}
+
+/// Counts the active cells (a struct-for of a vector field binds its cells).
+#[kernel(no_grad)]
+fn count(vel: &GradField<V2, 2>, n: &ScalarField<i32, 0>) {
+    for (i, j) in vel.active() {
+        let one = 1 + 0 * (i + j) as i32;
+        n[()] += one;
+    }
+}
+
+/// Activates (2, 2), deactivates (5, 9), and records is_active of every cell.
+#[kernel(no_grad)]
+fn toggle(u: &GradField<f64, 2>, flags: &ScalarField<i32, 2>) {
+    for t in 0..1 {
+        activate(u, (2 + t, 2));
+        deactivate(u, (5, 9 + t));
+    }
+}
+
+#[kernel(no_grad)]
+fn probe(u: &GradField<f64, 2>, flags: &ScalarField<i32, 2>) {
+    for i in 0..N {
+        for j in 0..N {
+            flags[(i, j)] = select(is_active(u, (i, j)), 1, 0);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Tree {
+    Dense,
+    PointerDense,
+    PointerBitmasked,
+    Bitmasked,
+}
+
+struct Sim {
+    p: Program,
+    u: GradField<f64, 2>,
+    vel: GradField<V2, 2>,
+    loss: GradField<f64, 0>,
+    n: ScalarField<i32, 0>,
+    flags: ScalarField<i32, 2>,
+    /// seed, energy, count, and for sparse trees toggle and probe.
+    kernels: Vec<Kernel<()>>,
+}
+
+fn sim(tree: Tree) -> Sim {
+    let mut pb = ProgramBuilder::new();
+    let u = pb.field_with_grad("u", [N, N]);
+    let vel = pb.field_with_grad("vel", [N, N]);
+    let loss = pb.field_with_grad("loss", []);
+    let n = pb.field("n", []);
+    let flags = pb.field("flags", [N, N]);
+    match tree {
+        Tree::Dense => {}
+        Tree::PointerDense => pb.root().pointer([4, 4]).dense([4, 4]).place((&u, &vel)),
+        Tree::PointerBitmasked => pb.root().pointer([4, 4]).capacity(8).bitmasked([4, 4]).place((&u, &vel)),
+        Tree::Bitmasked => pb.root().bitmasked([N, N]).place((&u, &vel)),
+    }
+    let mut kernels =
+        vec![pb.kernel(seed(&u, &vel)).unwrap(), pb.kernel(energy(&u, &vel, &loss)).unwrap(), pb.kernel(count(&vel, &n)).unwrap()];
+    if tree != Tree::Dense {
+        // activate and deactivate of a dense field are build errors.
+        kernels.extend([pb.kernel(toggle(&u, &flags)).unwrap(), pb.kernel(probe(&u, &flags)).unwrap()]);
+    }
+    Sim { p: pb.build().unwrap_or_else(|e| panic!("{tree:?}: {e}")), u, vel, loss, n, flags, kernels }
+}
+
+fn blob() -> Vec<[usize; 2]> {
+    let mut cells = Vec::new();
+    for i in 0..N {
+        for j in 0..N {
+            let (di, dj) = (i as f64 - 5.0, j as f64 - 9.0);
+            if di * di + dj * dj <= 9.0 {
+                cells.push([i, j]);
+            }
+        }
+    }
+    cells
+}
+
+const SPARSE: [Tree; 3] = [Tree::PointerDense, Tree::PointerBitmasked, Tree::Bitmasked];
+
+#[test]
+fn sparse_layouts_compute_the_dense_loss_and_gradients_over_active_cells() {
+    let run = |tree: Tree| {
+        let mut s = sim(tree);
+        let [seed, energy, count, ..] = &s.kernels[..] else { unreachable!() };
+        seed.launch(&mut s.p, ()).unwrap();
+        energy.launch(&mut s.p, ()).unwrap();
+        count.launch(&mut s.p, ()).unwrap();
+        let loss = s.loss.get(&s.p, []).unwrap();
+        let active = s.u.active_cells(&s.p).unwrap();
+        s.loss.grad().set(&mut s.p, [], 1.0).unwrap();
+        energy.grad(&mut s.p, ()).unwrap();
+        assert_eq!(s.u.active_cells(&s.p).unwrap(), active, "{tree:?}: the grad kernel changed the active set");
+        let (gu, gv) = (s.u.grad().to_vec(&s.p).unwrap(), s.vel.grad().to_vec(&s.p).unwrap());
+        (loss, active, s.n.get(&s.p, []).unwrap(), gu, gv, s.u.to_vec(&s.p).unwrap())
+    };
+    let (loss_d, _, count_d, gu_d, gv_d, u_d) = run(Tree::Dense);
+    assert_eq!(count_d, (N * N) as i32, "a dense struct-for visits every cell");
+    let blob = blob();
+    for tree in SPARSE {
+        let (loss, active, count, gu, gv, u) = run(tree);
+        assert_eq!(u, u_d, "{tree:?}: inactive cells read 0");
+        assert!((loss - loss_d).abs() <= 1e-12 * loss_d.abs(), "{tree:?}: {loss} vs {loss_d}");
+        assert_eq!(count as usize, active.len(), "{tree:?}");
+        if tree == Tree::PointerDense {
+            // Whole 4x4 blocks around the blob.
+            assert!(active.len() > blob.len() && active.len() % 16 == 0, "{tree:?}: {}", active.len());
+        } else {
+            let mut sorted = active.clone();
+            sorted.sort();
+            assert_eq!(sorted, blob, "{tree:?}: exactly the written cells");
+        }
+        for k in 0..N * N {
+            let cell = [k / N, k % N];
+            if active.contains(&cell) {
+                assert!((gu[k] - gu_d[k]).abs() <= 1e-12 * (1.0 + gu_d[k].abs()), "{tree:?} {cell:?}: {} vs {}", gu[k], gu_d[k]);
+                assert_eq!(gv[k], gv_d[k], "{tree:?} {cell:?}");
+            } else {
+                assert_eq!((gu[k], gv[k]), (0.0, [0.0, 0.0]), "{tree:?} {cell:?}: gradients live on active cells");
+            }
+        }
+    }
+}
+
+#[test]
+fn activity_ops_in_kernels_and_on_the_host() {
+    for tree in SPARSE {
+        let mut s = sim(tree);
+        let [seed, _, _, toggle, probe] = &s.kernels[..] else { unreachable!() };
+        seed.launch(&mut s.p, ()).unwrap();
+        let before = s.u.active_cells(&s.p).unwrap();
+        toggle.launch(&mut s.p, ()).unwrap();
+        probe.launch(&mut s.p, ()).unwrap();
+        let flags = s.flags.to_vec(&s.p).unwrap();
+        let active = s.u.active_cells(&s.p).unwrap();
+        for (k, &flag) in flags.iter().enumerate() {
+            let cell = [k / N, k % N];
+            assert_eq!(flag == 1, active.contains(&cell), "{tree:?} {cell:?}: is_active in a kernel and on the host");
+            assert_eq!(s.u.is_active_cell(&s.p, cell).unwrap(), active.contains(&cell));
+        }
+        assert!(s.u.is_active_cell(&s.p, [2, 2]).unwrap(), "{tree:?}");
+        assert!(!s.u.is_active_cell(&s.p, [5, 9]).unwrap(), "{tree:?}");
+        assert_eq!(s.u.get(&s.p, [5, 9]).unwrap(), 0.0, "{tree:?}: deactivated cells read 0");
+        assert_eq!(s.vel.get(&s.p, [5, 9]).unwrap(), [0.0, 0.0], "{tree:?}: every field of the cell");
+        if tree == Tree::PointerDense {
+            // Deactivating a cell of a dense block releases the whole block.
+            assert!(active.iter().all(|c| (c[0] / 4, c[1] / 4) != (1, 2)), "{tree:?}");
+        } else {
+            assert_eq!(active.len(), before.len(), "{tree:?}: one on, one off");
+        }
+        let stats = s.u.sparse_stats(&s.p).unwrap();
+        assert_eq!(stats.active_cells, active.len());
+        assert!(stats.bytes_used <= stats.bytes_reserved);
+        // Host: activation, deactivate_all, dense arrays.
+        s.u.activate_cell(&mut s.p, [15, 0]).unwrap();
+        assert!(s.u.is_active_cell(&s.p, [15, 0]).unwrap());
+        s.u.deactivate_cell(&mut s.p, [15, 0]).unwrap();
+        assert!(!s.u.is_active_cell(&s.p, [15, 0]).unwrap());
+        s.u.deactivate_all(&mut s.p).unwrap();
+        assert!(s.u.active_cells(&s.p).unwrap().is_empty());
+        let mut dense = vec![0.0; N * N];
+        dense[3 * N + 7] = 2.5;
+        s.u.from_dense(&mut s.p, &dense).unwrap();
+        assert_eq!(s.u.to_vec(&s.p).unwrap(), dense, "{tree:?}");
+        assert!(s.u.is_active_cell(&s.p, [3, 7]).unwrap());
+    }
+    // On a dense field: typed errors, every cell active; in a kernel, a located build error.
+    let mut s = sim(Tree::Dense);
+    assert!(matches!(s.u.activate_cell(&mut s.p, [0, 0]), Err(Error::Sparse { .. })));
+    assert!(s.u.is_active_cell(&s.p, [0, 0]).unwrap());
+    let mut pb = ProgramBuilder::new();
+    let (u, flags) = (pb.field_with_grad("u", [N, N]), pb.field("flags", [N, N]));
+    pb.kernel(toggle(&u, &flags)).unwrap();
+    let err = pb.build().err().expect("activate of a dense field");
+    let text = err.to_string();
+    assert!(text.contains("sparse.rs:") && text.contains("ds.activate of @u: the field is not placed under a sparse"), "{text}");
+}
+
+#[test]
+fn a_small_pool_is_a_typed_error_at_the_kernel() {
+    // Capacity 8 blocks of 4x4: the blob needs fewer; the whole grid needs 16.
+    #[kernel(no_grad)]
+    fn fill_all(u: &GradField<f64, 2>) {
+        for i in 0..N {
+            for j in 0..N {
+                u[(i, j)] = 1.0;
+            }
+        }
+    }
+    let mut pb = ProgramBuilder::new();
+    let u = pb.field_with_grad("u", [N, N]);
+    pb.root().pointer([4, 4]).capacity(8).dense([4, 4]).place(&u);
+    let k = pb.kernel(fill_all(&u)).unwrap();
+    let mut p = pb.build().unwrap();
+    match k.launch(&mut p, ()) {
+        Err(Error::PoolExhausted { capacity: 8, location: Some(at), .. }) => assert!(at.file.ends_with("sparse.rs"), "{at:?}"),
+        other => panic!("expected PoolExhausted, got {other:?}"),
+    }
+    assert_eq!(u.sparse_stats(&p).unwrap().blocks, 8);
+}
+
+/// Particles binned into per-cell lists (`pb.root().dense([8, 1]).dynamic([1, 32])`):
+/// `append` in a kernel, `length`, a struct-for over the lists' elements.
+#[kernel(no_grad)]
+fn bin(px: &ScalarField<f32, 1>, ids: &ScalarField<i32, 2>, count: &ScalarField<i32, 1>) {
+    for p in 0..100 {
+        let cell = (px[(p,)] * 8.0) as usize;
+        // The position taken: one less than the length just after it.
+        let k = append(ids, (cell, 0), p as i32);
+        count[(cell,)] = max(count[(cell,)], k + 1);
+    }
+}
+
+#[kernel(no_grad)]
+fn sum_bins(ids: &ScalarField<i32, 2>, sums: &ScalarField<i32, 1>) {
+    for (c, j) in ids.active() {
+        sums[(c,)] += ids[(c, j)];
+    }
+}
+
+#[kernel(no_grad)]
+fn lengths(ids: &ScalarField<i32, 2>, n: &ScalarField<i32, 1>) {
+    for c in 0..8 {
+        n[(c,)] = length(ids, (c, 0));
+    }
+}
+
+#[test]
+fn particles_binned_into_lists() {
+    let mut pb = ProgramBuilder::new();
+    let px: ScalarField<f32, 1> = pb.field("px", [100]);
+    let ids: ScalarField<i32, 2> = pb.field("ids", [8, 32]);
+    let (count, sums): (ScalarField<i32, 1>, ScalarField<i32, 1>) = (pb.field("count", [8]), pb.field("sums", [8]));
+    pb.root().dense([8, 1]).dynamic([1, 32]).place(&ids);
+    let n: ScalarField<i32, 1> = pb.field("n", [8]);
+    let (k_bin, k_sum, k_len) =
+        (pb.kernel(bin(&px, &ids, &count)).unwrap(), pb.kernel(sum_bins(&ids, &sums)).unwrap(), pb.kernel(lengths(&ids, &n)).unwrap());
+    let mut p = pb.build().unwrap();
+    let xs: Vec<f32> = (0..100).map(|i| ((i * 37 % 100) as f32 / 100.0).powf(1.5)).collect();
+    px.copy_from(&mut p, &xs).unwrap();
+    k_bin.launch(&mut p, ()).unwrap();
+    k_sum.launch(&mut p, ()).unwrap();
+    k_len.launch(&mut p, ()).unwrap();
+    let mut bins = vec![Vec::new(); 8];
+    for (i, &x) in xs.iter().enumerate() {
+        bins[(x * 8.0) as usize].push(i as i32);
+    }
+    let sizes: Vec<i32> = bins.iter().map(|b| b.len() as i32).collect();
+    assert_eq!(count.to_vec(&p).unwrap(), sizes, "the largest position taken + 1");
+    assert_eq!(n.to_vec(&p).unwrap(), sizes, "length");
+    assert_eq!(sums.to_vec(&p).unwrap(), bins.iter().map(|b| b.iter().sum()).collect::<Vec<i32>>());
+    let all = ids.to_vec(&p).unwrap();
+    for (c, b) in bins.iter().enumerate() {
+        let mut got = all[c * 32..c * 32 + b.len()].to_vec();
+        got.sort();
+        assert_eq!(&got, b, "bin {c}");
+    }
+    assert_eq!(ids.active_cells(&p).unwrap().len(), 100);
+}
