@@ -87,7 +87,13 @@ pub enum Error {
     /// The module did not parse, verify, transform or compile, or the
     /// runtime failed outside any one argument (backward, the GPU).
     #[error(transparent)]
-    Runtime(#[from] ds_runtime::Error),
+    Runtime(Box<ds_runtime::Error>),
+}
+
+impl From<ds_runtime::Error> for Error {
+    fn from(e: ds_runtime::Error) -> Error {
+        Error::Runtime(Box::new(e))
+    }
 }
 
 fn npy_type(e: ElemType) -> &'static str {
@@ -103,7 +109,7 @@ impl Error {
     /// (`file:line:col: error: ...`), everything else after `ds-run: error: `.
     pub fn render(&self) -> String {
         match self {
-            Error::Runtime(ds_runtime::Error::Compile(_)) => format!("{self}\n"),
+            Error::Runtime(e) if matches!(**e, ds_runtime::Error::Compile(_)) => format!("{self}\n"),
             _ => format!("ds-run: error: {self}\n"),
         }
     }

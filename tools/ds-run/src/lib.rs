@@ -116,7 +116,7 @@ pub fn run(args: &[String]) -> Result<Output, Error> {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
                 .build()
-                .map_err(|e| Error::Runtime(ds_runtime::Error::Internal(format!("cannot start {n} threads: {e}"))))?;
+                .map_err(|e| Error::from(ds_runtime::Error::Internal(format!("cannot start {n} threads: {e}"))))?;
             pool.install(go)
         }
     }
