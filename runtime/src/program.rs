@@ -471,6 +471,7 @@ unsafe fn run_range(
         let lane = len / threads + i64::from(len % threads != 0);
         in_parallel(threads, &|k| {
             let mut s = slots;
+            private.zero_lane(&copies[k as usize]);
             for (target, copy) in private.targets.iter().zip(&copies[k as usize]) {
                 s[target.slot] = pointer_slot(target.base_of(copy));
             }
@@ -509,8 +510,13 @@ unsafe fn run_range(
     }
 }
 
-/// What a copy of an element costs in ops, zeroed or summed (memory bound).
-const PRIVATE_COST: i64 = 2;
+/// What a private copy costs per element and lane, in ops: zeroed by its
+/// lane, then summed into the target (smoke's gradients on the 2-vCPU VM:
+/// about 0.27 ns per element and lane, where an op of a task's work
+/// estimate is about 0.07 ns).
+const PRIVATE_COST: i64 = 4;
+/// ...and per launch: the second round of jobs on the pool (the sums).
+const PRIVATE_OVERHEAD: i64 = 1 << 16;
 
 /// Buffers lent to launches for private copies, kept between launches.
 #[derive(Default)]
@@ -566,7 +572,7 @@ struct Private<'a> {
 impl Private<'_> {
     /// Whether `threads` lanes of the serial twin, each on private copies,
     /// beat both the task with atomics on every thread and the twin on one
-    /// (estimated ops: the copies are zeroed by each lane and summed after).
+    /// (estimated ops: each lane zeroes its copies, which are summed after).
     fn wins(&self, task: &Task, len: i64, threads: i64) -> bool {
         if self.targets.is_empty() || threads <= 1 {
             return false;
@@ -574,11 +580,12 @@ impl Private<'_> {
         let elements: i64 = self.targets.iter().map(|t| t.span().1 as i64).sum();
         let serial = len.saturating_mul(task.work);
         let atomic = len.saturating_mul(task.work.saturating_add(ATOMIC_COST.saturating_mul(task.atomics))) / threads;
-        let private = serial / threads + elements.saturating_mul(PRIVATE_COST).saturating_mul(2);
+        let private = serial / threads + elements.saturating_mul(threads).saturating_mul(PRIVATE_COST) + PRIVATE_OVERHEAD;
         private < serial.min(atomic)
     }
 
-    /// `lanes` zeroed copies of every target; `None` when memory is short.
+    /// `lanes` copies of every target (zeroed by [`Private::zero_lane`]);
+    /// `None` when memory is short.
     fn copies(&self, lanes: usize) -> Option<Vec<Vec<AlignedBuf>>> {
         let mut all = Vec::with_capacity(lanes);
         for _ in 0..lanes {
@@ -589,14 +596,19 @@ impl Private<'_> {
                     self.scratch.give_back(all);
                     return None;
                 };
-                // SAFETY: the buffer holds at least `bytes` bytes, and no
-                // one else has it.
-                unsafe { std::ptr::write_bytes(copy.as_ptr(), 0, bytes) };
                 lane.push(copy);
             }
             all.push(lane);
         }
         Some(all)
+    }
+
+    /// Zeroes one lane's copies (each lane its own, in parallel).
+    fn zero_lane(&self, lane: &[AlignedBuf]) {
+        for (target, copy) in self.targets.iter().zip(lane) {
+            // SAFETY: the copy holds the span's elements, and only this lane uses it.
+            unsafe { std::ptr::write_bytes(copy.as_ptr(), 0, target.span().1 * target.field.info.elem.size()) };
+        }
     }
 
     /// Adds every lane's copies into the targets, element chunks run by
@@ -633,15 +645,14 @@ impl Private<'_> {
 /// `target` and each lane point at arrays of at least `e` values of `T`
 /// that nothing else accesses in `[b, e)` meanwhile.
 unsafe fn add_lanes<T: Copy>(target: usize, lanes: &[usize], b: usize, e: usize, add: impl Fn(T, T) -> T) {
-    let out = target as *mut T;
-    for i in b..e {
-        // SAFETY: the caller's contract.
-        unsafe {
-            let mut acc = *out.add(i);
-            for &lane in lanes {
-                acc = add(acc, *(lane as *const T).add(i));
-            }
-            *out.add(i) = acc;
+    // SAFETY: the caller's contract; the target and the lanes are distinct buffers.
+    let out = unsafe { std::slice::from_raw_parts_mut((target as *mut T).add(b), e - b) };
+    for &lane in lanes {
+        // SAFETY: as above.
+        let lane = unsafe { std::slice::from_raw_parts((lane as *const T).add(b), e - b) };
+        // One lane at a time, a loop the compiler vectorizes.
+        for (o, l) in out.iter_mut().zip(lane) {
+            *o = add(*o, *l);
         }
     }
 }
