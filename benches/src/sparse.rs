@@ -91,7 +91,7 @@ pub fn run() -> Result<(), Error> {
     println!("blocks_allocated: {} of {} (pool)", stats.blocks, stats.capacity);
     println!("dense_bytes: {bd}");
     println!("sparse_bytes: {bs}");
-    println!("sparse_bytes_in_use_u: {}", stats.bytes_used);
+    println!("sparse_bytes_in_use_by_u: {}", stats.bytes_used);
     println!("threads: {}", rayon::current_num_threads());
     println!("dense_ms: {:.3}", d * 1e3);
     println!("sparse_ms: {:.3}", s * 1e3);
