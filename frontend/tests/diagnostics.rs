@@ -55,6 +55,35 @@ fn distances(check: bool) -> (Result<Option<Plan>, Error>, Vec<[f64; 2]>) {
 }
 
 #[test]
+fn a_non_finite_tangent_names_its_kernel_op_line_and_step() {
+    let mut pb = ProgramBuilder::new();
+    pb.gradient_diagnostics();
+    let p: GradField<[f64; 2], 1> = pb.field_with_grad("p", [4]);
+    let anchor: GradField<[f64; 2], 0> = pb.field_with_grad("anchor", []);
+    let d: GradField<f64, 1> = pb.field_with_grad("d", [4]);
+    let dist = pb.kernel(distance(&p, &anchor, &d)).unwrap();
+    let mut prog = pb.build().unwrap();
+    for t in 0..4 {
+        p.set(&mut prog, [t], [t as f64, 0.0]).unwrap();
+    }
+    anchor.set(&mut prog, [], [2.0, 0.0]).unwrap();
+    let mut rec = prog.record();
+    for t in 0..4 {
+        rec.launch(&dist, t).unwrap();
+        rec.end_step();
+    }
+    // Moving the anchor: the distance's tangent at p[2] is 0/0.
+    let err = rec.jvp(&[along(&anchor, vec![1.0, 1.0])]).unwrap_err();
+    let Error::InReplay { step: 2, launch: 2, kernel, source } = &err else { panic!("{err}") };
+    assert_eq!(kernel, "distance");
+    let Error::Assertion { kernel, message, location } = source.as_ref() else { panic!("{err}") };
+    assert_eq!(kernel, "distance_jvp");
+    assert!(message.contains("non-finite tangent") && message.contains("math.sqrt"), "{err}");
+    let at = location.as_ref().expect("a Rust location");
+    assert_eq!((at.file.as_str(), at.line), ("frontend/tests/diagnostics.rs", line_of("zero where p[t] is the anchor")), "{err}");
+}
+
+#[test]
 fn a_non_finite_gradient_names_its_kernel_op_line_and_step() {
     // Unchecked, the NaN reaches the gradient silently.
     let (result, grad) = distances(false);

@@ -46,6 +46,10 @@ pub enum Error {
     TooManyArguments { kernel: String, limit: usize },
     #[error("kernel {kernel} has no gradient kernel (it is `no_grad`, or the program was built without autodiff)")]
     NoGradKernel { kernel: String },
+    /// A recorded launch failed when a recording was replayed (forward mode,
+    /// gradient diagnostics).
+    #[error("in the replay of launch {launch} ({kernel}, step {step}): {source}")]
+    InReplay { step: usize, launch: usize, kernel: String, source: Box<Error> },
     /// The gradient of a recorded launch failed during backward.
     #[error("in the gradient of launch {launch} ({kernel}, step {step}): {source}")]
     InBackward { step: usize, launch: usize, kernel: String, source: Box<Error> },

@@ -401,6 +401,12 @@ impl<D: Backend> Tape<D> {
         Ok(())
     }
 
+    /// A failure of launch `i` of a replay, naming the launch and its step.
+    fn in_replay(&self, i: usize, e: Error) -> Error {
+        let step = self.steps().iter().position(|s| s.contains(&i)).unwrap_or(i);
+        Error::InReplay { step, launch: i, kernel: self.records[i].kernel.clone(), source: Box::new(e) }
+    }
+
     /// Puts every field the recording wrote back as it was before.
     fn restore_initial(&self, p: &mut D) -> Result<(), Error> {
         for (f, saved) in &self.initial {
@@ -422,10 +428,10 @@ impl<D: Backend> Tape<D> {
                 let kernel = format!("{}{JVP_SUFFIX}", r.kernel);
                 p.launch(&kernel, &r.args).map_err(|e| match e {
                     Error::UnknownKernel { .. } => Error::NoTangentKernel { kernel: r.kernel.clone() },
-                    e => e,
+                    e => self.in_replay(i, e),
                 })?;
             } else {
-                p.launch(&r.kernel, &r.args)?;
+                p.launch(&r.kernel, &r.args).map_err(|e| self.in_replay(i, e))?;
             }
             after(p, i)?;
         }
