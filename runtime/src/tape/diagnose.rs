@@ -194,6 +194,22 @@ fn write_f64<D: Backend>(p: &mut D, field: usize, values: &[f64]) -> Result<(), 
     }
 }
 
+/// The switch fields of the tangent kernels (`ds_switch_N`).
+fn switch_sites<D: Backend>(p: &D) -> Vec<usize> {
+    (0..p.field_infos().len()).filter(|f| p.field_infos()[*f].name.starts_with(SWITCH_PREFIX)).collect()
+}
+
+/// The field a direction moves and its dual, checked against the values.
+fn seed_fields<D: Backend>(p: &D, d: &Direction) -> Result<(usize, usize), Error> {
+    let f = p.field_index(&d.field)?;
+    let info = &p.field_infos()[f];
+    if d.values.len() != info.len() {
+        return Err(Error::Length { field: d.field.clone(), expected: info.len(), given: d.values.len() });
+    }
+    let dual = info.dual.as_ref().ok_or_else(|| Error::NoDual { field: d.field.clone() })?;
+    Ok((f, p.field_index(dual)?))
+}
+
 fn sum<D: Backend>(p: &D, field: usize) -> Result<f64, Error> {
     Ok(read_f64(p, field, 0, p.field_infos()[field].len())?.iter().sum())
 }
@@ -240,22 +256,13 @@ impl<D: Backend> Tape<D> {
         direction: &[Direction],
         options: &DiagnoseOptions,
     ) -> Result<GradientReport, Error> {
-        self.check_program(p)?;
-        if !self.keep_state {
-            let field = self.records.iter().flat_map(|r| &r.writes).next().map(|(f, _)| p.field_infos()[*f].name.clone());
-            return Err(Error::StateNotKept { field: field.unwrap_or_default() });
-        }
+        self.check_replayable(p)?;
         let loss_field = p.field_index(loss)?;
         let mut inputs = Vec::new();
         for d in direction {
-            let f = p.field_index(&d.field)?;
-            let info = &p.field_infos()[f];
-            if d.values.len() != info.len() {
-                return Err(Error::Length { field: d.field.clone(), expected: info.len(), given: d.values.len() });
-            }
-            let grad = info.grad.as_ref().ok_or_else(|| Error::NoGradient { field: d.field.clone() })?;
-            let dual = info.dual.as_ref().ok_or_else(|| Error::NoDual { field: d.field.clone() })?;
-            inputs.push((f, p.field_index(grad)?, p.field_index(dual)?, &d.values));
+            let (f, dual) = seed_fields(p, d)?;
+            let grad = p.field_infos()[f].grad.as_ref().ok_or_else(|| Error::NoGradient { field: d.field.clone() })?;
+            inputs.push((f, p.field_index(grad)?, dual, &d.values));
         }
         self.backward(p, loss, &options.backward)?;
         let mut reverse = 0.0;
@@ -279,15 +286,12 @@ impl<D: Backend> Tape<D> {
         let (p2, p1, m1, m2) = (loss_at(self, p, 2.0 * h)?, loss_at(self, p, h)?, loss_at(self, p, -h)?, loss_at(self, p, -2.0 * h)?);
         let finite_difference = (8.0 * (p1 - m1) - (p2 - m2)) / (12.0 * h);
         // The tangents: every dual zero but the inputs', which hold v.
-        self.restore_initial(p)?;
+        let seeds: Vec<(usize, &[f64])> = inputs.iter().map(|(_, _, dual, v)| (*dual, v.as_slice())).collect();
+        self.seed_tangents(p, &seeds)?;
         for (f, x) in inputs.iter().map(|i| i.0).zip(&base) {
             write_f64(p, f, x)?;
         }
-        self.zero_duals(p)?;
-        for (_, _, dual, v) in &inputs {
-            write_f64(p, *dual, v)?;
-        }
-        let sites: Vec<usize> = (0..p.field_infos().len()).filter(|f| p.field_infos()[*f].name.starts_with(SWITCH_PREFIX)).collect();
+        let sites = switch_sites(p);
         let steps = self.steps();
         let step_of = |i: usize| steps.iter().position(|s| s.contains(&i)).unwrap_or(i);
         let mut step_norms = vec![0.0; steps.len()];
@@ -365,31 +369,27 @@ impl<D: Backend> Tape<D> {
     /// field is as the recording left it and its dual holds its directional
     /// derivative along the seeds (J v for every output at once).
     pub fn jvp(&mut self, p: &mut D, seeds: &[Direction]) -> Result<(), Error> {
+        self.check_replayable(p)?;
+        let duals: Vec<(usize, &[f64])> =
+            seeds.iter().map(|s| Ok((seed_fields(p, s)?.1, s.values.as_slice()))).collect::<Result<_, Error>>()?;
+        self.seed_tangents(p, &duals)?;
+        self.replay(p, true, |_, _| Ok(()))
+    }
+
+    /// A replay needs the program recorded on and the state the recording kept.
+    fn check_replayable(&self, p: &D) -> Result<(), Error> {
         self.check_program(p)?;
         if !self.keep_state {
             let field = self.records.iter().flat_map(|r| &r.writes).next().map(|(f, _)| p.field_infos()[*f].name.clone());
             return Err(Error::StateNotKept { field: field.unwrap_or_default() });
         }
-        let mut duals = Vec::new();
-        for s in seeds {
-            let f = p.field_index(&s.field)?;
-            let info = &p.field_infos()[f];
-            if s.values.len() != info.len() {
-                return Err(Error::Length { field: s.field.clone(), expected: info.len(), given: s.values.len() });
-            }
-            let dual = info.dual.as_ref().ok_or_else(|| Error::NoDual { field: s.field.clone() })?;
-            duals.push((p.field_index(dual)?, &s.values));
-        }
-        self.restore_initial(p)?;
-        self.zero_duals(p)?;
-        for (dual, v) in duals {
-            write_f64(p, dual, v)?;
-        }
-        self.replay(p, true, |_, _| Ok(()))
+        Ok(())
     }
 
-    /// Zeroes the dual of every field but the adjoints.
-    fn zero_duals(&self, p: &mut D) -> Result<(), Error> {
+    /// Restores the recorded state, zeroes the dual of every field but the
+    /// adjoints, and writes `seeds` (dual field, values) into theirs.
+    fn seed_tangents(&self, p: &mut D, seeds: &[(usize, &[f64])]) -> Result<(), Error> {
+        self.restore_initial(p)?;
         let adjoints = super::adjoint_fields(p);
         let duals: Vec<usize> = (0..p.field_infos().len())
             .filter(|f| !adjoints.contains(f))
@@ -398,13 +398,15 @@ impl<D: Backend> Tape<D> {
         for d in duals {
             p.zero(d)?;
         }
+        for (dual, v) in seeds {
+            write_f64(p, *dual, v)?;
+        }
         Ok(())
     }
 
     /// A failure of launch `i` of a replay, naming the launch and its step.
     fn in_replay(&self, i: usize, e: Error) -> Error {
-        let step = self.steps().iter().position(|s| s.contains(&i)).unwrap_or(i);
-        Error::InReplay { step, launch: i, kernel: self.records[i].kernel.clone(), source: Box::new(e) }
+        Error::InReplay { step: self.step_of(i), launch: i, kernel: self.records[i].kernel.clone(), source: Box::new(e) }
     }
 
     /// Puts every field the recording wrote back as it was before.
@@ -419,7 +421,7 @@ impl<D: Backend> Tape<D> {
     /// `tangent`, the switch fields reset to +inf before each), calling
     /// `after(p, i)` after launch `i`.
     fn replay(&self, p: &mut D, tangent: bool, mut after: impl FnMut(&mut D, usize) -> Result<(), Error>) -> Result<(), Error> {
-        let sites: Vec<usize> = (0..p.field_infos().len()).filter(|f| p.field_infos()[*f].name.starts_with(SWITCH_PREFIX)).collect();
+        let sites = switch_sites(p);
         for (i, r) in self.records.iter().enumerate() {
             if tangent {
                 for &s in &sites {

@@ -555,11 +555,16 @@ impl<D: Backend> Tape<D> {
             Gradient::None => Ok(()),
         };
         ran.map_err(|e| Error::InBackward {
-            step: self.steps().iter().position(|s| s.contains(&i)).unwrap_or(i),
+            step: self.step_of(i),
             launch: i,
             kernel: self.records[i].kernel.clone(),
             source: Box::new(e),
         })
+    }
+
+    /// The step (of `end_step`s) that launch `i` belongs to.
+    fn step_of(&self, i: usize) -> usize {
+        self.steps().iter().position(|s| s.contains(&i)).unwrap_or(i)
     }
 
     /// Re-runs some records; returns how many.
