@@ -64,8 +64,8 @@ fn run(module: Op, options: &PassOptions) -> bool {
     if !ds_passes::verify::check(module) {
         return false;
     }
-    let check_bounds = match options.usize_or("check-bounds", 0) {
-        Ok(v) => v != 0,
+    let check_bounds = match options.flag("check-bounds") {
+        Ok(v) => v,
         Err(e) => {
             module.ctx().emit_error(module.loc(), &e);
             return false;

@@ -43,6 +43,11 @@ impl PassOptions {
         }
     }
 
+    /// A yes/no option (`key=1` on, `key=0` or absent off).
+    pub fn flag(&self, key: &str) -> Result<bool, String> {
+        self.usize_or(key, 0).map(|v| v != 0)
+    }
+
     /// Fails on any key not in `known`.
     pub fn check_known(&self, pass: &str, known: &[&str]) -> Result<(), String> {
         match self.0.keys().find(|k| !known.contains(&k.as_str())) {

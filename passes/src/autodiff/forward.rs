@@ -87,8 +87,8 @@ pub const DUAL_SUFFIX: &str = "_dot";
 pub const SWITCH_PREFIX: &str = "ds_switch_";
 
 fn run(module: Op, options: &PassOptions) -> bool {
-    let flag = |key: &str| match options.usize_or(key, 0) {
-        Ok(d) => Some(d != 0),
+    let flag = |key: &str| match options.flag(key) {
+        Ok(d) => Some(d),
         Err(e) => {
             module.ctx().emit_error(module.loc(), &e);
             None

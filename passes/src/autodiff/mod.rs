@@ -114,8 +114,8 @@ fn run(module: Op, options: &PassOptions) -> bool {
     let fields = ops::fields(body);
     let types: HashMap<String, ds_dialects::ir::Type> = fields.iter().map(|f| (f.name.clone(), f.elem)).collect();
     let grads = fields.iter().filter_map(|f| Some((f.name.clone(), (f.grad.clone()?, types[f.grad.as_ref()?])))).collect();
-    let check_finite = match options.usize_or("check-finite", 0) {
-        Ok(c) => c != 0,
+    let check_finite = match options.flag("check-finite") {
+        Ok(c) => c,
         Err(e) => {
             module.ctx().emit_error(module.loc(), &e);
             return false;
