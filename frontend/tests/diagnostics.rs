@@ -26,6 +26,20 @@ fn total(d: &ScalarField<f64, 1>, loss: &ScalarField<f64, 0>, n: usize) {
     }
 }
 
+/// The points, the anchor, their distances and the kernel computing them.
+struct Points {
+    p: GradField<[f64; 2], 1>,
+    anchor: GradField<[f64; 2], 0>,
+    d: GradField<f64, 1>,
+    dist: Kernel<usize>,
+}
+
+fn points(pb: &mut ProgramBuilder) -> Points {
+    let (p, anchor, d) = (pb.field_with_grad("p", [4]), pb.field_with_grad("anchor", []), pb.field_with_grad("d", [4]));
+    let dist = pb.kernel(distance(&p, &anchor, &d)).unwrap();
+    Points { p, anchor, d, dist }
+}
+
 /// Points p[t] = (t, 0), the anchor at (2, 0): the distance of p[2] is the
 /// norm of a zero vector, whose derivative is 0/0. Returns the backward's
 /// result and the gradient of p.
@@ -34,11 +48,9 @@ fn distances(check: bool) -> (Result<Option<Plan>, Error>, Vec<[f64; 2]>) {
     if check {
         pb.check_finite();
     }
-    let p: GradField<[f64; 2], 1> = pb.field_with_grad("p", [4]);
-    let anchor: GradField<[f64; 2], 0> = pb.field_with_grad("anchor", []);
-    let d: GradField<f64, 1> = pb.field_with_grad("d", [4]);
+    let Points { p, anchor, d, dist } = points(&mut pb);
     let loss: GradField<f64, 0> = pb.field_with_grad("loss", []);
-    let (dist, sum) = (pb.kernel(distance(&p, &anchor, &d)).unwrap(), pb.kernel(total(&d, &loss)).unwrap());
+    let sum = pb.kernel(total(&d, &loss)).unwrap();
     let mut prog = pb.build().unwrap();
     for t in 0..4 {
         p.set(&mut prog, [t], [t as f64, 0.0]).unwrap();
@@ -58,10 +70,7 @@ fn distances(check: bool) -> (Result<Option<Plan>, Error>, Vec<[f64; 2]>) {
 fn a_non_finite_tangent_names_its_kernel_op_line_and_step() {
     let mut pb = ProgramBuilder::new();
     pb.gradient_diagnostics();
-    let p: GradField<[f64; 2], 1> = pb.field_with_grad("p", [4]);
-    let anchor: GradField<[f64; 2], 0> = pb.field_with_grad("anchor", []);
-    let d: GradField<f64, 1> = pb.field_with_grad("d", [4]);
-    let dist = pb.kernel(distance(&p, &anchor, &d)).unwrap();
+    let Points { p, anchor, dist, .. } = points(&mut pb);
     let mut prog = pb.build().unwrap();
     for t in 0..4 {
         p.set(&mut prog, [t], [t as f64, 0.0]).unwrap();
@@ -116,15 +125,29 @@ fn final_position(x: &ScalarField<f64, 1>, loss: &ScalarField<f64, 0>, t: usize)
     }
 }
 
+/// The drive simulation's fields over `steps` steps and its kernels.
+struct Drive {
+    x: GradField<f64, 1>,
+    v: GradField<f64, 1>,
+    a: GradField<f64, 0>,
+    loss: GradField<f64, 0>,
+    step: Kernel<usize>,
+    fin: Kernel<usize>,
+}
+
+fn drive_program(pb: &mut ProgramBuilder, steps: usize) -> Drive {
+    let (x, v, a) = (pb.field_with_grad("x", [steps + 1]), pb.field_with_grad("v", [steps + 1]), pb.field_with_grad("a", []));
+    let loss = pb.field_with_grad("loss", []);
+    let (step, fin) = (pb.kernel(drive(&x, &v, &a)).unwrap(), pb.kernel(final_position(&x, &loss)).unwrap());
+    Drive { x, v, a, loss, step, fin }
+}
+
 #[test]
 fn diagnose_agrees_three_ways_and_fits_the_growth() {
     const STEPS: usize = 200;
     let mut pb = ProgramBuilder::new();
     pb.gradient_diagnostics();
-    let (x, v): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [STEPS + 1]), pb.field_with_grad("v", [STEPS + 1]));
-    let a: GradField<f64, 0> = pb.field_with_grad("a", []);
-    let loss: GradField<f64, 0> = pb.field_with_grad("loss", []);
-    let (step, fin) = (pb.kernel(drive(&x, &v, &a)).unwrap(), pb.kernel(final_position(&x, &loss)).unwrap());
+    let Drive { a, loss, step, fin, .. } = drive_program(&mut pb, STEPS);
     let mut p = pb.build().unwrap();
     a.set(&mut p, [], 0.7).unwrap();
     let mut rec = p.record();
@@ -149,9 +172,7 @@ fn diagnose_agrees_three_ways_and_fits_the_growth() {
 #[test]
 fn tangent_kernels_need_forward_mode() {
     let mut pb = ProgramBuilder::new();
-    let (x, v): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [3]), pb.field_with_grad("v", [3]));
-    let a: GradField<f64, 0> = pb.field_with_grad("a", []);
-    let step = pb.kernel(drive(&x, &v, &a)).unwrap();
+    let Drive { x, step, .. } = drive_program(&mut pb, 2);
     let mut p = pb.build().unwrap();
     let err = step.tangent().launch(&mut p, 1).unwrap_err();
     assert!(matches!(&err, Error::NoTangentKernel { kernel } if kernel == "drive"), "{err}");
@@ -163,9 +184,7 @@ fn tangent_kernels_need_forward_mode() {
 fn tangent_kernels_give_directional_derivatives() {
     let mut pb = ProgramBuilder::new();
     pb.forward_mode();
-    let (x, v): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [3]), pb.field_with_grad("v", [3]));
-    let a: GradField<f64, 0> = pb.field_with_grad("a", []);
-    let step = pb.kernel(drive(&x, &v, &a)).unwrap();
+    let Drive { x, v, a, step, .. } = drive_program(&mut pb, 2);
     let mut p = pb.build().unwrap();
     a.set(&mut p, [], 0.3).unwrap();
     a.dual().set(&mut p, [], 1.0).unwrap();
@@ -184,10 +203,7 @@ fn tangent_kernels_give_directional_derivatives() {
 fn gradient_and_hessian(a0: f64, steps: usize) -> (f64, f64) {
     let mut pb = ProgramBuilder::new();
     pb.forward_mode();
-    let (x, v): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [steps + 1]), pb.field_with_grad("v", [steps + 1]));
-    let a: GradField<f64, 0> = pb.field_with_grad("a", []);
-    let loss: GradField<f64, 0> = pb.field_with_grad("loss", []);
-    let (step, fin) = (pb.kernel(drive(&x, &v, &a)).unwrap(), pb.kernel(final_position(&x, &loss)).unwrap());
+    let Drive { a, loss, step, fin, .. } = drive_program(&mut pb, steps);
     let mut p = pb.build().unwrap();
     a.set(&mut p, [], a0).unwrap();
     a.dual().set(&mut p, [], 1.0).unwrap();
@@ -215,10 +231,7 @@ fn a_recording_runs_forward_mode_in_launch_order() {
     const STEPS: usize = 50;
     let mut pb = ProgramBuilder::new();
     pb.forward_mode();
-    let (x, v): (GradField<f64, 1>, GradField<f64, 1>) = (pb.field_with_grad("x", [STEPS + 1]), pb.field_with_grad("v", [STEPS + 1]));
-    let a: GradField<f64, 0> = pb.field_with_grad("a", []);
-    let loss: GradField<f64, 0> = pb.field_with_grad("loss", []);
-    let (step, fin) = (pb.kernel(drive(&x, &v, &a)).unwrap(), pb.kernel(final_position(&x, &loss)).unwrap());
+    let Drive { x, v, a, loss, step, fin } = drive_program(&mut pb, STEPS);
     let mut p = pb.build().unwrap();
     a.set(&mut p, [], 0.4).unwrap();
     x.set(&mut p, [0], 0.25).unwrap();
