@@ -1,5 +1,5 @@
-"""DLPack export, DiffSim as a differentiable function of arrays, and the
-PyTorch wrapper (skipped where torch is not installed)."""
+"""DLPack export to numpy, and DiffSim as a differentiable function of
+arrays (the PyTorch wrapper's tests are in test_torch.py)."""
 
 import numpy as np
 import pytest
@@ -15,9 +15,11 @@ def test_dlpack_shares_the_field_memory():
         for i, j in x:
             x[i, j] += 1.0
 
-    a = np.from_dlpack(x)
+    a = np.from_dlpack(x)  # read-only under numpy 1.x (its DLPack import is), writable under 2.x
     assert a.shape == (3, 4) and a.dtype == np.float32
-    a[1, 2] = 5.0
+    assert np.shares_memory(a, x.view())
+    x.view()[1, 2] = 5.0
+    assert a[1, 2] == 5.0
     inc()
     assert a[1, 2] == 6.0 and a[0, 0] == 1.0
     assert x[1, 2] == 6.0
@@ -71,25 +73,3 @@ def test_differentiable_vjp_against_central_differences():
     num_k = (w @ f(h0, k0 + eps)[0] - w @ f(h0, k0 - eps)[0]) / (2 * eps)
     np.testing.assert_allclose(gk, num_k, rtol=1e-6)
     np.testing.assert_array_equal(f(h0, k0)[0], y)  # re-running gives the same outputs
-
-
-def test_torch_function_gradcheck():
-    torch = pytest.importorskip("torch")
-    import diffsim.torch as dt
-    core, n = simulation()
-    sim = dt.function(core.forward, core.inputs, core.outputs)
-    h = torch.randn(n, dtype=torch.float64, requires_grad=True)
-    k = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(sim, (h, k), eps=1e-6, atol=1e-6)
-    # gradients flow both ways: torch -> DiffSim -> torch
-    loss = (sim(h * 2.0, k) * torch.arange(n, dtype=torch.float64)).sum()
-    loss.backward()
-    assert h.grad is not None and torch.all(torch.isfinite(h.grad))
-
-
-def test_torch_dlpack_view():
-    torch = pytest.importorskip("torch")
-    x = ds.field(ds.f32, 4)
-    t = torch.from_dlpack(x)
-    t[2] = 7.0
-    assert x[2] == 7.0
