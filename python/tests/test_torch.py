@@ -8,6 +8,7 @@ Skipped where torch is not installed, unless DS_TORCH_REQUIRED is set (as
 import gc
 import os
 import pathlib
+import subprocess
 import sys
 
 import numpy as np
@@ -216,3 +217,13 @@ def test_an_input_without_a_gradient_is_refused():
     with pytest.raises(ValueError, match="@a needs needs_grad=True"):
         dt.function(lambda: None, inputs=[a], outputs=[b])
 
+
+
+def test_torch_controller_example_reduces_its_loss():
+    out = subprocess.run([sys.executable, str(ROOT / "python" / "examples" / "torch_controller.py"), "--iters", "30"],
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    losses = [float(line.split()[3]) for line in out.splitlines() if line.startswith("iter ")]
+    assert len(losses) == 30
+    assert losses[-1] < losses[0] / 10
+    final = float(next(line for line in out.splitlines() if line.startswith("final loss")).split()[-1])
+    assert final <= losses[-1]
