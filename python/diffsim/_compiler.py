@@ -71,12 +71,7 @@ _CMPOPS = {
     ast.NotIn: lambda a, b: a not in b,
 }
 
-_MATH = {
-    math.sin: dsm.sin, math.cos: dsm.cos, math.tan: dsm.tan, math.tanh: dsm.tanh, math.exp: dsm.exp,
-    math.log: dsm.log, math.sqrt: dsm.sqrt, math.asin: dsm.asin, math.acos: dsm.acos, math.atan: dsm.atan,
-    math.sinh: dsm.sinh, math.cosh: dsm.cosh, math.log2: dsm.log2, math.floor: dsm.floor, math.ceil: dsm.ceil,
-    math.atan2: dsm.atan2, math.pow: dsm.pow, math.fabs: dsm.abs,
-}
+_MATH = dsm.PY_MATH  # math.sin -> ds.sin ...
 
 _MAX_INLINE_DEPTH = 48
 

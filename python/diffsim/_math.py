@@ -28,26 +28,6 @@ def _unary(name, py):
     return f
 
 
-sin = _unary("sin", _m.sin)
-cos = _unary("cos", _m.cos)
-tan = _unary("tan", _m.tan)
-tanh = _unary("tanh", _m.tanh)
-exp = _unary("exp", _m.exp)
-log = _unary("log", _m.log)
-sqrt = _unary("sqrt", _m.sqrt)
-rsqrt = _unary("rsqrt", lambda x: 1.0 / _m.sqrt(x))
-asin = _unary("asin", _m.asin)
-acos = _unary("acos", _m.acos)
-atan = _unary("atan", _m.atan)
-sinh = _unary("sinh", _m.sinh)
-cosh = _unary("cosh", _m.cosh)
-log2 = _unary("log2", _m.log2)
-exp2 = _unary("exp2", lambda x: 2.0 ** x)
-floor = _unary("floor", _m.floor)
-ceil = _unary("ceil", _m.ceil)
-round = _unary("round", builtins.round)
-
-
 def _binary(name, a, b, py):
     if isinstance(a, (Vector, Matrix)) or isinstance(b, (Vector, Matrix)):
         from ._linalg import _elementwise2
@@ -57,32 +37,48 @@ def _binary(name, a, b, py):
     return py(a, b)
 
 
-def atan2(y, x):
-    return _binary("atan2", y, x, _m.atan2)
+def _binary_fn(name, py, doc):
+    def f(a, b):
+        return _binary(name, a, b, py)
+    f.__name__ = name
+    f.__doc__ = doc
+    return f
 
 
-def pow(x, e):
-    return _binary("pow", x, e, lambda a, b: a ** b)
+def _fold(name, py, doc):
+    def f(*args):
+        if len(args) == 1:
+            args = tuple(args[0])
+        acc = args[0]
+        for a in args[1:]:
+            acc = _binary(name, acc, a, py)
+        return acc
+    f.__name__ = name
+    f.__doc__ = doc
+    return f
 
 
-def max(*args):
-    """The largest of the arguments (per component for vectors)."""
-    if len(args) == 1:
-        args = tuple(args[0])
-    acc = args[0]
-    for a in args[1:]:
-        acc = _binary("max", acc, a, builtins.max)
-    return acc
+# The math functions, each declared once: its name (the op the builder
+# makes from a kernel value, `Expr.math` / `math2` in python/src/builder.rs,
+# whose tables hold the same names) and what it computes on Python numbers.
+UNARY = {
+    "sin": _m.sin, "cos": _m.cos, "tan": _m.tan, "tanh": _m.tanh, "exp": _m.exp, "log": _m.log, "sqrt": _m.sqrt,
+    "rsqrt": lambda x: 1.0 / _m.sqrt(x), "asin": _m.asin, "acos": _m.acos, "atan": _m.atan, "sinh": _m.sinh,
+    "cosh": _m.cosh, "log2": _m.log2, "exp2": lambda x: 2.0 ** x, "floor": _m.floor, "ceil": _m.ceil,
+    "round": builtins.round,
+}
+BINARY = {  # name: (on numbers, doc, folds over any number of arguments)
+    "atan2": (_m.atan2, "atan2(y, x), per component for vectors and matrices.", False),
+    "pow": (lambda a, b: a ** b, "pow(x, e): x ** e, per component for vectors and matrices.", False),
+    "max": (builtins.max, "The largest of the arguments (per component for vectors).", True),
+    "min": (builtins.min, "The smallest of the arguments (per component for vectors).", True),
+}
 
-
-def min(*args):
-    """The smallest of the arguments (per component for vectors)."""
-    if len(args) == 1:
-        args = tuple(args[0])
-    acc = args[0]
-    for a in args[1:]:
-        acc = _binary("min", acc, a, builtins.min)
-    return acc
+for _name, _py in UNARY.items():
+    globals()[_name] = _unary(_name, _py)
+for _name, (_py, _doc, _folds) in BINARY.items():
+    globals()[_name] = (_fold if _folds else _binary_fn)(_name, _py, _doc)
+del _name, _py, _doc, _folds
 
 
 def abs(x):
@@ -168,7 +164,12 @@ def _atomic(kind):
     return f
 
 
-atomic_add = _atomic("add")
-atomic_sub = _atomic("sub")
-atomic_min = _atomic("min")
-atomic_max = _atomic("max")
+ATOMICS = ("add", "sub", "min", "max")  # ds.atomic_add ...: the field updates of `update` in builder.rs
+for _kind in ATOMICS:
+    globals()["atomic_" + _kind] = _atomic(_kind)
+del _kind
+
+# Python's math module in kernels: math.sin is ds.sin, and so on.
+PY_MATH = {getattr(_m, n): globals()[n] for n, py in list(UNARY.items()) + [(n, b[0]) for n, b in BINARY.items()]
+           if getattr(_m, n, None) is py}
+PY_MATH.update({_m.pow: globals()["pow"], _m.fabs: abs})

@@ -222,21 +222,12 @@ fn as_expr_pair(a: Num, c: Num) -> (Expr, Expr) {
 
 fn arith(op: Arith, a: Num, c: Num) -> Expr {
     let (a, c) = arith_pair(a, c);
+    let (x, y) = as_expr_pair(a, c);
     match op {
-        Arith::Add => {
-            let (x, y) = as_expr_pair(a, c);
-            x + y
-        }
-        Arith::Sub => {
-            let (x, y) = as_expr_pair(a, c);
-            x - y
-        }
-        Arith::Mul => {
-            let (x, y) = as_expr_pair(a, c);
-            x * y
-        }
+        Arith::Add => x + y,
+        Arith::Sub => x - y,
+        Arith::Mul => x * y,
         Arith::TrueDiv => {
-            let (x, y) = as_expr_pair(a, c);
             if is_int(x.ty()) && is_int(y.ty()) {
                 b::cast(&x, fp()) / b::cast(&y, fp())
             } else {
@@ -244,7 +235,6 @@ fn arith(op: Arith, a: Num, c: Num) -> Expr {
             }
         }
         Arith::FloorDiv => {
-            let (x, y) = as_expr_pair(a, c);
             if x.ty().is_float() || y.ty().is_float() {
                 (x / y).floor()
             } else {
@@ -257,7 +247,6 @@ fn arith(op: Arith, a: Num, c: Num) -> Expr {
             }
         }
         Arith::Mod => {
-            let (x, y) = as_expr_pair(a, c);
             if x.ty().is_float() || y.ty().is_float() {
                 x - y * (x / y).floor()
             } else {
@@ -349,8 +338,59 @@ fn returned(py: Python<'_>, result: &Bound<'_, PyAny>, carried: &[Expr], what: &
     Ok(Values(nums.iter().zip(carried).map(|(n, c)| b::cast(&n.to_expr(c.ty()), c.ty())).collect()))
 }
 
+/// `PyExpr`'s Python methods: the binary operators, each declared once (its
+/// method, the reflected one, and what it builds), then the other methods.
+macro_rules! expr_methods {
+    (
+        #[$attr:ident]
+        impl $ty:ident {
+            arith { $($name:ident / $rname:ident => $op:ident,)* }
+            logic { $($lname:ident / $lrname:ident => $f:path,)* }
+            $($rest:tt)*
+        }
+    ) => {
+        // `#[pymethods] impl PyExpr` come from the invocation: pyo3's
+        // trampolines take their spans, and with spans of this macro's body
+        // they would fall under unsafe_op_in_unsafe_fn (PyO3/pyo3#4663).
+        #[$attr]
+        impl $ty {
+            $(
+                fn $name(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+                    self.arith(py, Arith::$op, o, false)
+                }
+                fn $rname(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+                    self.arith(py, Arith::$op, o, true)
+                }
+            )*
+            $(
+                fn $lname(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+                    self.logic(py, o, $f)
+                }
+                fn $lrname(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+                    self.logic(py, o, $f)
+                }
+            )*
+            $($rest)*
+        }
+    };
+}
+
+expr_methods! {
 #[pymethods]
 impl PyExpr {
+    arith {
+        __add__ / __radd__ => Add,
+        __sub__ / __rsub__ => Sub,
+        __mul__ / __rmul__ => Mul,
+        __truediv__ / __rtruediv__ => TrueDiv,
+        __floordiv__ / __rfloordiv__ => FloorDiv,
+        __mod__ / __rmod__ => Mod,
+    }
+    logic {
+        __and__ / __rand__ => v::and,
+        __or__ / __ror__ => v::or,
+    }
+
     /// The value's type: f32, f64, i32, i64, index or i1.
     #[getter]
     fn ty(&self) -> &'static str {
@@ -382,43 +422,6 @@ impl PyExpr {
         ))
     }
 
-    fn __add__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.arith(py, Arith::Add, o, false)
-    }
-    fn __radd__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.arith(py, Arith::Add, o, true)
-    }
-    fn __sub__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.arith(py, Arith::Sub, o, false)
-    }
-    fn __rsub__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.arith(py, Arith::Sub, o, true)
-    }
-    fn __mul__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.arith(py, Arith::Mul, o, false)
-    }
-    fn __rmul__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.arith(py, Arith::Mul, o, true)
-    }
-    fn __truediv__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.arith(py, Arith::TrueDiv, o, false)
-    }
-    fn __rtruediv__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.arith(py, Arith::TrueDiv, o, true)
-    }
-    fn __floordiv__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.arith(py, Arith::FloorDiv, o, false)
-    }
-    fn __rfloordiv__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.arith(py, Arith::FloorDiv, o, true)
-    }
-    fn __mod__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.arith(py, Arith::Mod, o, false)
-    }
-    fn __rmod__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.arith(py, Arith::Mod, o, true)
-    }
-
     fn __pow__(&self, py: Python<'_>, o: &Bound<'_, PyAny>, modulo: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         let _ = modulo;
         let Some(e) = num(o)? else { return Ok(py.NotImplemented()) };
@@ -443,18 +446,6 @@ impl PyExpr {
         Ok(wrap(abs(e)))
     }
 
-    fn __and__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.logic(py, o, v::and)
-    }
-    fn __rand__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.logic(py, o, v::and)
-    }
-    fn __or__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.logic(py, o, v::or)
-    }
-    fn __ror__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.logic(py, o, v::or)
-    }
     fn __xor__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         self.logic(py, o, |x, y| {
             if x.ty() != Ty::Bool {
@@ -489,31 +480,55 @@ impl PyExpr {
     /// A unary math function of the value (floats; an integer is converted to f32).
     fn math(&self, name: &str) -> PyResult<PyExpr> {
         let e = self.expr()?;
-        let x = if e.ty().is_float() { e } else { b::cast(&e, fp()) };
-        let r = match name {
-            "sin" => x.sin(),
-            "cos" => x.cos(),
-            "tan" => x.tan(),
-            "tanh" => x.tanh(),
-            "exp" => x.exp(),
-            "log" => x.ln(),
-            "sqrt" => x.sqrt(),
-            "rsqrt" => x.rsqrt(),
-            "asin" => x.asin(),
-            "acos" => x.acos(),
-            "atan" => x.atan(),
-            "sinh" => x.sinh(),
-            "cosh" => x.cosh(),
-            "log2" => x.log2(),
-            "exp2" => x.exp2(),
-            "floor" => x.floor(),
-            "ceil" => x.ceil(),
-            "round" => x.round(),
-            _ => return Err(PyValueError::new_err(format!("no math function `{name}`"))),
+        let Some((_, op)) = UNARY_MATH.iter().find(|(n, _)| *n == name) else {
+            return Err(PyValueError::new_err(format!("no math function `{name}`")));
         };
-        Ok(wrap(r))
+        let x = if e.ty().is_float() { e } else { b::cast(&e, fp()) };
+        Ok(wrap(op(x)))
     }
 }
+}
+
+type Unary = fn(Expr) -> Expr;
+type Binary = fn(Num, Num) -> Expr;
+
+/// The unary math functions of kernel values (`ds.sin` ...), each declared
+/// once: its name (`diffsim._math.UNARY` gives each one's value on Python
+/// numbers; a test checks that the two tables name the same functions) and
+/// the op it builds on a float.
+const UNARY_MATH: &[(&str, Unary)] = &[
+    ("sin", |x| x.sin()),
+    ("cos", |x| x.cos()),
+    ("tan", |x| x.tan()),
+    ("tanh", |x| x.tanh()),
+    ("exp", |x| x.exp()),
+    ("log", |x| x.ln()),
+    ("sqrt", |x| x.sqrt()),
+    ("rsqrt", |x| x.rsqrt()),
+    ("asin", |x| x.asin()),
+    ("acos", |x| x.acos()),
+    ("atan", |x| x.atan()),
+    ("sinh", |x| x.sinh()),
+    ("cosh", |x| x.cosh()),
+    ("log2", |x| x.log2()),
+    ("exp2", |x| x.exp2()),
+    ("floor", |x| x.floor()),
+    ("ceil", |x| x.ceil()),
+    ("round", |x| x.round()),
+];
+
+/// The binary math functions (`ds.pow` ...; `diffsim._math.BINARY`), on
+/// operands promoted as arithmetic's.
+const BINARY_MATH: &[(&str, Binary)] = &[
+    ("atan2", |x, y| {
+        let (x, y) = as_expr_pair(x, y);
+        let x = if x.ty().is_float() { x } else { b::cast(&x, fp()) };
+        x.atan2(y)
+    }),
+    ("pow", power),
+    ("max", |x, y| v::max(x, y)),
+    ("min", |x, y| v::min(x, y)),
+];
 
 fn abs(e: Expr) -> Expr {
     if e.ty().is_float() {
@@ -634,23 +649,15 @@ fn logical(op: &str, a: &Bound<'_, PyAny>, c: Option<&Bound<'_, PyAny>>) -> PyRe
     Ok(wrap(r))
 }
 
-/// A binary math function: pow, atan2, max, min.
+/// A binary math function of [`BINARY_MATH`]: atan2, pow, max, min.
 #[pyfunction]
 fn math2(name: &str, a: &Bound<'_, PyAny>, c: &Bound<'_, PyAny>) -> PyResult<PyExpr> {
     building("math2")?;
-    let (x, y) = arith_pair(need_num(a, name)?, need_num(c, name)?);
-    let r = match name {
-        "pow" => power(x, y),
-        "atan2" => {
-            let (x, y) = as_expr_pair(x, y);
-            let x = if x.ty().is_float() { x } else { b::cast(&x, fp()) };
-            x.atan2(y)
-        }
-        "max" => v::max(x, y),
-        "min" => v::min(x, y),
-        _ => return Err(PyValueError::new_err(format!("no math function `{name}`"))),
+    let Some((_, op)) = BINARY_MATH.iter().find(|(n, _)| *n == name) else {
+        return Err(PyValueError::new_err(format!("no math function `{name}`")));
     };
-    Ok(wrap(r))
+    let (x, y) = arith_pair(need_num(a, name)?, need_num(c, name)?);
+    Ok(wrap(op(x, y)))
 }
 
 /// `abs(x)` of a kernel value.
@@ -924,25 +931,14 @@ fn dense_decl(name: &str, shape: Vec<usize>, order: &str, file: &str, line: u32,
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyExpr>()?;
-    m.add_function(wrap_pyfunction!(at, m)?)?;
-    m.add_function(wrap_pyfunction!(constant, m)?)?;
-    m.add_function(wrap_pyfunction!(value, m)?)?;
-    m.add_function(wrap_pyfunction!(cast, m)?)?;
-    m.add_function(wrap_pyfunction!(select, m)?)?;
-    m.add_function(wrap_pyfunction!(condition, m)?)?;
-    m.add_function(wrap_pyfunction!(logical, m)?)?;
-    m.add_function(wrap_pyfunction!(math2, m)?)?;
-    m.add_function(wrap_pyfunction!(abs_value, m)?)?;
-    m.add_function(wrap_pyfunction!(stop_grad, m)?)?;
-    m.add_function(wrap_pyfunction!(random, m)?)?;
-    m.add_function(wrap_pyfunction!(load, m)?)?;
-    m.add_function(wrap_pyfunction!(update, m)?)?;
-    m.add_function(wrap_pyfunction!(index_divmod, m)?)?;
-    m.add_function(wrap_pyfunction!(parallel_for, m)?)?;
-    m.add_function(wrap_pyfunction!(serial_for, m)?)?;
-    m.add_function(wrap_pyfunction!(branch, m)?)?;
-    m.add_function(wrap_pyfunction!(build_kernel, m)?)?;
-    m.add_function(wrap_pyfunction!(field_decl, m)?)?;
-    m.add_function(wrap_pyfunction!(dense_decl, m)?)?;
+    macro_rules! functions {
+        ($($f:ident),* $(,)?) => { $( m.add_function(wrap_pyfunction!($f, m)?)?; )* };
+    }
+    functions!(
+        at, constant, value, cast, select, condition, logical, math2, abs_value, stop_grad, random, load, update,
+        index_divmod, parallel_for, serial_for, branch, build_kernel, field_decl, dense_decl,
+    );
+    m.add("UNARY_MATH", UNARY_MATH.iter().map(|(n, _)| *n).collect::<Vec<_>>())?;
+    m.add("BINARY_MATH", BINARY_MATH.iter().map(|(n, _)| *n).collect::<Vec<_>>())?;
     Ok(())
 }

@@ -70,6 +70,7 @@ MATH = [("sin", np.sin), ("cos", np.cos), ("tan", np.tan), ("tanh", np.tanh), ("
         ("sqrt", np.sqrt), ("asin", np.arcsin), ("acos", np.arccos), ("atan", np.arctan), ("sinh", np.sinh),
         ("cosh", np.cosh), ("floor", np.floor), ("ceil", np.ceil), ("log2", np.log2), ("exp2", np.exp2),
         ("log", np.log), ("rsqrt", lambda v: 1 / np.sqrt(v))]
+MATH_NAMES = [m[0] for m in MATH]
 
 
 @pytest.mark.parametrize("name,ref", MATH, ids=[m[0] for m in MATH])
@@ -86,6 +87,21 @@ def test_math_functions(name, ref):
     a.from_numpy(av)
     k()
     np.testing.assert_allclose(out.to_numpy(), ref(av), rtol=1e-12)
+
+
+def test_math_tables_agree():
+    """Each math function is declared once per side: diffsim._math's tables
+    (its value on numbers) and the builder's (the op on kernel values) name
+    the same ones, and each is a ds function."""
+    from diffsim import _diffsim, _math
+    assert list(_math.UNARY) == list(_diffsim.UNARY_MATH)
+    assert list(_math.BINARY) == list(_diffsim.BINARY_MATH)
+    for name in list(_math.UNARY) + list(_math.BINARY):
+        assert getattr(ds, name).__name__ == name
+    assert set(MATH_NAMES) | {"round"} == set(_math.UNARY)
+    # Python's math module in kernels: these, each as the ds function of its name (math.fabs: ds.abs)
+    names = "sin cos tan tanh exp log sqrt asin acos atan sinh cosh log2 floor ceil atan2 pow fabs".split()
+    assert _math.PY_MATH == {getattr(math, n): getattr(ds, "abs" if n == "fabs" else n) for n in names}
 
 
 def test_binary_math_and_python_math_module():
