@@ -52,6 +52,8 @@ class Module:
     """A compiled ds module (see the module doc)."""
 
     def __init__(self, text, name="<module>", arch=cpu, check_bounds=True, fast_math=True, pass_pipeline=None):
+        from ._runtime import check_arch
+        check_arch(arch)
         if pass_pipeline:
             text = _ds.Runtime.transform(text, name, pass_pipeline)
         self.runtime = _ds.Runtime.compile(text, name, str(arch), check_bounds, fast_math, True)

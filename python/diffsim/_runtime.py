@@ -153,10 +153,23 @@ class State:
 _state = None
 
 
+def check_arch(arch, given="arch="):
+    """An error unless `arch` is ds.cpu, or ds.cuda on a machine with a CUDA
+    driver (`given` names where it came from)."""
+    if str(arch) not in ("cpu", "cuda"):
+        raise ValueError(f"{given}{arch!s}: arch must be ds.cpu or ds.cuda, not {arch!r}")
+    if str(arch) == str(cuda) and not _ds.Runtime.cuda_available():
+        raise RuntimeError(f"{given}{arch!s}: no CUDA driver (libcuda.so) on this machine: running on a GPU needs an "
+                           "NVIDIA GPU and its driver; use arch=ds.cpu")
+
+
 def current():
+    """The current program: the last ds.init()'s, else one on $DS_ARCH (cpu by default)."""
     global _state
     if _state is None:
-        _state = State(arch=os.environ.get("DS_ARCH", "cpu"))
+        arch = os.environ.get("DS_ARCH", "cpu")
+        check_arch(arch, "DS_ARCH=")
+        _state = State(arch=arch)
     return _state
 
 
@@ -171,11 +184,7 @@ def init(arch=cpu, *, default_fp=None, check_bounds=True, fast_math=True, num_th
     global _state
     if debug is not None:
         check_bounds = check_bounds or bool(debug)
-    if str(arch) not in ("cpu", "cuda"):
-        raise ValueError(f"arch must be ds.cpu or ds.cuda, not {arch!r}")
-    if str(arch) == str(cuda) and not _ds.Runtime.cuda_available():
-        raise RuntimeError("ds.cuda: no CUDA driver (libcuda.so) on this machine: running on a GPU needs an NVIDIA GPU "
-                           "and its driver; use arch=ds.cpu")
+    check_arch(arch)
     if num_threads is not None and num_threads != _ds.num_threads():
         _ds.set_num_threads(int(num_threads))
     if _state is not None:

@@ -1,11 +1,20 @@
 """Kernel code outside the language, and bad kernels, raise Python
 exceptions naming the file and line of the Python source."""
 
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
 import diffsim as ds
 from conftest import line_of
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 x = None
 
@@ -194,10 +203,78 @@ def test_out_of_bounds_at_run_time_names_the_line():
 def test_cuda_without_a_driver_is_a_clear_error():
     if ds.cuda_available():
         pytest.skip("this machine has a CUDA driver")
+    for arch in (ds.cuda, ds.gpu, "cuda"):
+        with pytest.raises(RuntimeError, match=r"^arch=cuda: no CUDA driver .* use arch=ds.cpu"):
+            ds.init(arch=arch)
+    text = (ROOT / "examples" / "kernels" / "appendix_c.mlir").read_text()
     with pytest.raises(RuntimeError, match="no CUDA driver"):
+        ds.load_module(text, arch=ds.cuda)
+    for bad in ("tpu", None):
+        with pytest.raises(ValueError, match="arch must be ds.cpu or ds.cuda"):
+            ds.init(arch=bad)
+        with pytest.raises(ValueError, match="arch must be ds.cpu or ds.cuda"):
+            ds.load_module(text, arch=bad)
+    x = ds.field(ds.f32, 2)  # the failed ds.init()s left the program on the CPU working
+    x.fill(3)
+    assert x[1] == 3.0
+
+
+def run_python(code, **env):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env})
+
+
+def test_ds_arch_cuda_without_a_driver_is_a_clear_error():
+    """DS_ARCH=cuda picks the GPU for a script without ds.init(): the first
+    field is the error then."""
+    if ds.cuda_available():
+        pytest.skip("this machine has a CUDA driver")
+    r = run_python("""
+        import diffsim as ds
+        try:
+            ds.field(ds.f32, 4)
+        except RuntimeError as e:
+            print("error:", e)
+    """, DS_ARCH="cuda")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("error: DS_ARCH=cuda: no CUDA driver"), r.stdout
+
+
+def test_cuda_with_a_driver_but_no_gpu_is_a_clear_error(tmp_path):
+    """A CUDA driver whose cuInit finds no device (a machine whose GPU is
+    gone, or CUDA_VISIBLE_DEVICES=""): a stand-in libcuda.so, compiled
+    here, makes the runtime open GPU 0 and fail, which is a Python
+    RuntimeError when the program is first compiled, not a crash."""
+    if ds.cuda_available():
+        pytest.skip("this machine has a CUDA driver")
+    cc = shutil.which("cc")
+    assert cc, "a C compiler (cc, which cargo links with) builds the stand-in driver"
+    (tmp_path / "cuda.c").write_text(textwrap.dedent("""
+        typedef int CUresult;
+        CUresult cuInit(unsigned flags) { (void)flags; return 100; /* CUDA_ERROR_NO_DEVICE */ }
+        CUresult cuGetErrorString(CUresult e, const char **s) { *s = "no CUDA-capable device is detected"; return 0; }
+        CUresult cuGetErrorName(CUresult e, const char **s) { *s = "CUDA_ERROR_NO_DEVICE"; return 0; }
+    """))
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(tmp_path / "libcuda.so"), str(tmp_path / "cuda.c")], check=True)
+    r = run_python(f"""
+        import diffsim as ds
+        assert ds.cuda_available()
         ds.init(arch=ds.cuda)
-    with pytest.raises(ValueError, match="arch"):
-        ds.init(arch="tpu")
+        x = ds.field(ds.f32, 4)
+        for attempt in ("a field", "a module"):
+            try:
+                if attempt == "a field":
+                    x.fill(1)
+                else:
+                    ds.load_module(open({str(ROOT / "examples" / "kernels" / "appendix_c.mlir")!r}).read(), arch=ds.cuda)
+            except RuntimeError as e:
+                print(attempt, "error:", e)
+    """, LD_LIBRARY_PATH=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2, r.stdout
+    for line, attempt in zip(lines, ("a field", "a module")):
+        assert line.startswith(f"{attempt} error: CUDA: cannot open GPU 0:") and "CUDA_ERROR_NO_DEVICE" in line, line
 
 
 def test_a_failed_kernel_does_not_break_the_others():
