@@ -81,6 +81,7 @@
 //! gradient scatter into the grid at data-dependent cells (atomics, so
 //! their serial twins run on one thread).
 
+use crate::mpm_robot::{Controller, MpmSolver, Optimizer, Robot, actuation_colour};
 use crate::report::{Outcome, Reporter, Stopwatch};
 use crate::{Real, RunError, RunOptions, Setting, Simulation, plot};
 use diffsim::prelude::*;
@@ -321,30 +322,9 @@ fn compute_x_avg<T: Scalar>(x: &Particles<T>, x_avg: &GradField<[T; 2], 0>, m: &
 }
 // --- end of the MPM kernels ---
 
-// --- diffmpm's own kernels ---
+/// The robot's actuators (the original's `n_actuators`).
 pub const N_ACTUATORS: usize = 4;
-pub const N_SIN_WAVES: usize = 4;
 const ACTUATION_OMEGA: usize = 20;
-
-#[kernel]
-fn compute_actuation<T: Scalar>(weights: &GradField<T, 2>, bias: &GradField<T, 1>, actuation: &GradField<T, 2>, dt: &f64, t: usize) {
-    for i in 0..N_ACTUATORS {
-        // Taichi's `actuation_omega * t * dt`: an i32 product times an f32.
-        let phase = ((ACTUATION_OMEGA * t) as T) * *dt;
-        let mut act = weights[(i, 0usize)] * (phase + 0.0).sin();
-        for j in unroll(1..N_SIN_WAVES) {
-            act = act + weights[(i, j)] * (phase + 2.0 * std::f64::consts::PI / N_SIN_WAVES as f64 * j as f64).sin();
-        }
-        act = act + bias[(i,)];
-        actuation[(t, i)] = act.tanh();
-    }
-}
-
-#[kernel]
-fn compute_loss<T: Scalar>(x_avg: &GradField<[T; 2], 0>, loss: &GradField<T, 0>) {
-    loss[()] = -x_avg[()].at(0);
-}
-// --- end of diffmpm's kernels ---
 
 /// Runs or records launches: the same host loop drives a program and a
 /// recording.
@@ -428,6 +408,8 @@ pub struct Solver<T: Real> {
     pub v: Particles<T>,
     pub c: ParticleMats<T>,
     pub f: ParticleMats<T>,
+    /// The actuator of each particle (-1: none), read by p2g when actuated.
+    pub actuator_id: Field<i32, 1>,
     pub grid_v_in: GradField<[T; 2], 2>,
     pub grid_m_in: GradField<T, 2>,
     pub grid_v_out: GradField<[T; 2], 2>,
@@ -468,6 +450,7 @@ impl<T: Real> Solver<T> {
             v,
             c,
             f,
+            actuator_id: actuator_id.clone(),
             grid_v_in,
             grid_m_in,
             grid_v_out,
@@ -575,8 +558,6 @@ pub fn robot_scene(n_grid: usize) -> (Vec<[f64; 2]>, Vec<i32>) {
 
 pub const N_GRID: usize = 128;
 pub const STEPS: usize = 1024;
-const LEARNING_RATE: f64 = 0.1;
-const ITERATIONS: usize = 100;
 
 /// The robot's constants (the original's globals).
 pub fn robot_mpm(n_particles: usize) -> Mpm {
@@ -584,22 +565,12 @@ pub fn robot_mpm(n_particles: usize) -> Mpm {
 }
 
 /// diffmpm: the robot, its controller and the loss.
-pub struct DiffMpm<T: Real> {
-    pub solver: Solver<T>,
-    pub weights: GradField<T, 2>,
-    pub bias: GradField<T, 1>,
-    pub actuation: GradField<T, 2>,
-    pub actuator_id: Field<i32, 1>,
-    pub loss: GradField<T, 0>,
-    /// Steps of a run (x[0..steps]).
-    pub steps: usize,
-    positions: Vec<[f64; 2]>,
-    ids: Vec<i32>,
-    compute_actuation: Kernel<usize>,
-    compute_loss: Kernel<()>,
-}
+pub type DiffMpm<T> = Robot<T, Solver<T>, 2>;
 
-impl<T: Real> DiffMpm<T> {
+/// The original's gradient descent: learning rate 0.1, 100 iterations.
+pub const OPTIMIZER: Optimizer = Optimizer { learning_rate: 0.1, iterations: 100 };
+
+impl<T: Real> Robot<T, Solver<T>, 2> {
     /// The robot's fields and kernels for runs of `steps` steps.
     pub fn new(pb: &mut ProgramBuilder, steps: usize) -> Result<DiffMpm<T>, Error> {
         DiffMpm::with_grid(pb, steps, None)
@@ -607,124 +578,73 @@ impl<T: Real> DiffMpm<T> {
 
     /// As [`DiffMpm::new`], the grid sparse when `grid` says so.
     pub fn with_grid(pb: &mut ProgramBuilder, steps: usize, grid: Option<SparseGrid>) -> Result<DiffMpm<T>, Error> {
-        let (positions, ids) = robot_scene(N_GRID);
-        let mpm = Mpm { sparse_grid: grid, ..robot_mpm(positions.len()) };
-        let weights = pb.field_with_grad("weights", [N_ACTUATORS, N_SIN_WAVES]);
-        let bias = pb.field_with_grad("bias", [N_ACTUATORS]);
-        let actuation = pb.field_with_grad("actuation", [steps, N_ACTUATORS]);
+        let scene = robot_scene(N_GRID);
+        let mpm = Mpm { sparse_grid: grid, ..robot_mpm(scene.0.len()) };
+        Robot::declare(pb, mpm, scene, OPTIMIZER, steps)
+    }
+}
+
+/// The 2-D solver as the robot's: the scene is the particle positions and
+/// their actuator ids ([`robot_scene`]).
+impl<T: Real> MpmSolver<T, 2> for Solver<T> {
+    type Mpm = Mpm;
+    type Scene = (Vec<[f64; 2]>, Vec<i32>);
+    const WEIGHT_SEED: u64 = 0x4d50_4d00_0000_0001;
+    const LOSS: &'static str = "-(mean x at the last step)";
+
+    fn controller(mpm: &Mpm) -> Controller {
+        Controller { n_actuators: N_ACTUATORS, omega: ACTUATION_OMEGA, dt: mpm.dt }
+    }
+
+    fn declare(pb: &mut ProgramBuilder, mpm: Mpm, steps: usize, actuation: &GradField<T, 2>) -> Result<Solver<T>, Error> {
         let actuator_id = pb.field("actuator_id", [mpm.n_particles]);
-        let loss = pb.field_with_grad("loss", []);
-        let solver = Solver::new(pb, mpm, steps, &actuation, &actuator_id)?;
-        Ok(DiffMpm {
-            compute_actuation: pb.kernel(compute_actuation(&weights, &bias, &actuation, &mpm.dt))?,
-            compute_loss: pb.kernel(compute_loss(&solver.x_avg, &loss))?,
-            solver,
-            weights,
-            bias,
-            actuation,
-            actuator_id,
-            loss,
-            steps,
-            positions,
-            ids,
-        })
+        Solver::new(pb, mpm, steps, actuation, &actuator_id)
     }
 
-    /// The scene at step 0, the actuator ids, the weights drawn from `seed`
-    /// (N(0, 0.01^2), as the original's `np.random.randn() * 0.01`) and the
-    /// biases zero.
-    pub fn init<B: Backend>(&self, p: &mut B, seed: u64) -> Result<(), Error> {
-        self.solver.place(p, &self.positions)?;
-        self.actuator_id.copy_from(p, &self.ids)?;
-        let mut rng = Rng(seed ^ 0x4d50_4d00_0000_0001);
-        let w: Vec<T> = (0..N_ACTUATORS * N_SIN_WAVES).map(|_| T::of(normal(&mut rng) * 0.01)).collect();
-        self.weights.copy_from(p, &w)?;
-        self.bias.zero(p)
+    fn place_scene<B: Backend>(&self, p: &mut B, (positions, ids): &Self::Scene) -> Result<(), Error> {
+        self.place(p, positions)?;
+        self.actuator_id.copy_from(p, ids)
     }
 
-    fn simulate<L: Launch>(&self, l: &mut L, steps: usize) -> Result<RecomputeGrid, Error> {
-        for s in 0..steps - 1 {
-            self.solver.substep(l, s, Some(&self.compute_actuation))?;
-        }
-        l.run(&self.solver.compute_x_avg, steps - 1)?;
-        l.run(&self.compute_loss, ())?;
-        Ok(RecomputeGrid { prefix: 0, per_substep: 5, substeps: steps - 1, tail: 2 })
+    fn actuated_substep<L: Launch>(&self, l: &mut L, s: usize, actuate: &Kernel<usize>) -> Result<(), Error> {
+        self.substep(l, s, Some(actuate))
     }
 
-    fn check_steps(&self, steps: usize) -> Result<(), Error> {
-        if steps < 1 || steps > self.steps {
-            return Err(Error::Internal(format!("{steps} steps asked, 1..={} stored", self.steps)));
-        }
-        Ok(())
+    fn x_avg(&self) -> &GradField<[T; 2], 0> {
+        &self.x_avg
     }
 
-    /// The loss after `steps` steps (the forward pass only).
-    pub fn forward<B: Backend>(&self, p: &mut B, steps: usize) -> Result<f64, Error> {
-        self.check_steps(steps)?;
-        self.solver.x_avg.zero(p)?;
-        self.simulate(&mut Direct(p), steps)?;
-        Ok(self.loss.get(p, [])?.into())
+    fn compute_x_avg(&self) -> &Kernel<usize> {
+        &self.compute_x_avg
     }
 
-    /// The loss after `steps` steps; dL/dweights and dL/dbias are left in
-    /// their adjoints.
-    pub fn loss_and_grad<B: Backend>(&self, p: &mut B, steps: usize) -> Result<Gradient, Error> {
-        self.check_steps(steps)?;
-        self.solver.x_avg.zero(p)?;
-        record_and_backward(p, &self.loss, |rec| self.simulate(rec, steps))
+    fn results<B: Backend>(&self, p: &B, steps: usize) -> Vec<(String, String)> {
+        // Every allocation of the grid: its fields and adjoints, or the sparse tree's buffers.
+        let grid_bytes: usize = p.field_infos().iter().filter(|f| f.name.starts_with("grid_") && f.sparse.is_none()).map(|f| f.bytes()).sum();
+        let layout = if self.mpm.sparse_grid.is_some() { "sparse" } else { "dense" };
+        vec![
+            ("particles, steps".into(), format!("{}, {}", self.mpm.n_particles, steps)),
+            (format!("grid memory ({layout})"), format!("{grid_bytes} bytes")),
+        ]
     }
 
-    /// One step of the original's gradient descent (learning rate 0.1).
-    fn descend<B: Backend>(&self, p: &mut B) -> Result<(), Error> {
-        let step = |values: Vec<T>, grads: Vec<T>| -> Vec<T> {
-            values.iter().zip(&grads).map(|(&w, &g)| T::of(w.into() - LEARNING_RATE * g.into())).collect()
-        };
-        let weights = step(self.weights.to_vec(p)?, self.weights.grad().to_vec(p)?);
-        self.weights.copy_from(p, &weights)?;
-        let bias = step(self.bias.to_vec(p)?, self.bias.grad().to_vec(p)?);
-        self.bias.copy_from(p, &bias)
-    }
-
-    /// `iters` iterations of gradient descent; the losses and the first
-    /// iteration's plan.
-    pub fn optimize<B: Backend>(&self, p: &mut B, iters: usize, report: &mut Reporter) -> Result<Trained, Error> {
-        let mut losses = Vec::with_capacity(iters);
-        let mut plan = None;
-        report.start(iters);
-        for iter in 0..iters {
-            let g = self.loss_and_grad(p, self.steps)?;
-            self.descend(p)?;
-            losses.push(g.loss);
-            plan = plan.or(g.plan);
-            report.iteration(iter, g.loss, g.ms[0], g.ms[1]);
-        }
-        report.finish();
-        Ok((losses, plan))
-    }
-
-    /// The motion of the last run: every `every`-th step, particles
-    /// coloured by their actuation (blue: stretching, red: contracting).
-    fn motion<B: Backend>(&self, p: &B, steps: usize) -> Result<plot::Animation, Error> {
-        let act = self.actuation.to_vec(p)?;
-        let every = steps.div_ceil(96).max(1);
-        let picked: Vec<usize> = (0..steps).step_by(every).chain([steps - 1]).collect();
+    /// Every few steps, the particles coloured by their actuation
+    /// ([`actuation_colour`]; near-black: no actuator, or step 0).
+    fn motion<B: Backend>(robot: &DiffMpm<T>, p: &B, title: &str) -> Result<plot::Animation, Error> {
+        let act = robot.actuation.to_vec(p)?;
+        let ids = &robot.scene.1;
+        let picked = robot.frames();
         let mut frames = Vec::new();
-        for (&t, x) in picked.iter().zip(self.solver.positions(p, &picked)?) {
+        for (&t, x) in picked.iter().zip(robot.solver.positions(p, &picked)?) {
             let mut shapes = vec![plot::Shape::Segment { from: (0.05, 0.02), to: (0.95, 0.02), color: RGBColor(0, 0, 0), width: 3 }];
             for (k, center) in x.into_iter().enumerate() {
-                let id = self.ids[k];
-                let color = if id < 0 || t == 0 {
-                    RGBColor(0x11, 0x11, 0x11)
-                } else {
-                    let a: f64 = act[(t - 1) * N_ACTUATORS + id as usize].into();
-                    let c = |v: f64| (255.0 * v.clamp(0.0, 1.0)).round() as u8;
-                    RGBColor(c(0.5 - a), c(0.5 - a.abs()), c(0.5 + a))
-                };
+                let id = ids[k];
+                let color = if id < 0 || t == 0 { RGBColor(0x11, 0x11, 0x11) } else { actuation_colour(act[(t - 1) * N_ACTUATORS + id as usize].into()) };
                 shapes.push(plot::Shape::Circle { center, radius: 0.002, color });
             }
             frames.push(shapes);
         }
-        Ok(plot::Animation { title: "diffmpm, final controller".into(), x_range: (0.0, 1.0), y_range: (0.0, 0.5), frames })
+        Ok(plot::Animation { title: title.into(), x_range: (0.0, 1.0), y_range: (0.0, 0.5), frames })
     }
 }
 
@@ -761,30 +681,15 @@ impl Simulation for DiffMpm<f32> {
     }
 
     fn params(&self) -> Vec<&str> {
-        vec![self.weights.name(), self.bias.name()]
+        Robot::params(self)
     }
 
     fn init<B: Backend>(&self, p: &mut B, opts: &RunOptions) -> Result<(), RunError> {
-        Ok(DiffMpm::init(self, p, opts.seed)?)
+        Ok(Robot::init(self, p, opts.seed)?)
     }
 
     fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, RunError> {
-        let (losses, plan) = self.optimize(p, opts.iters.unwrap_or(ITERATIONS), report)?;
-        let mut out = Outcome { losses, ..Default::default() };
-        out.final_loss = self.forward(p, self.steps)?;
-        out.results.push(("particles, steps".into(), format!("{}, {}", self.solver.mpm.n_particles, self.steps)));
-        // Every allocation of the grid: its fields and adjoints, or the sparse tree's buffers.
-        let grid_bytes: usize = p.field_infos().iter().filter(|f| f.name.starts_with("grid_") && f.sparse.is_none()).map(|f| f.bytes()).sum();
-        let layout = if self.solver.mpm.sparse_grid.is_some() { "sparse" } else { "dense" };
-        out.results.push((format!("grid memory ({layout})"), format!("{grid_bytes} bytes")));
-        if opts.verbose {
-            push_plan(&mut out, plan);
-        }
-        if opts.pictures {
-            out.files.push(plot::loss_curve(&opts.out.join("loss.png"), "diffmpm: -(mean x at the last step)", &out.losses)?);
-            out.files.extend(plot::animate(&opts.out, "motion", &self.motion(p, self.steps)?, 40, 4)?);
-        }
-        Ok(out)
+        self.run_example(p, opts, report, "diffmpm")
     }
 }
 
