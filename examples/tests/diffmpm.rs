@@ -238,3 +238,24 @@ fn diffmpm_with_a_sparse_grid_matches_the_dense_grid() {
     assert!(stats.blocks > 0 && stats.blocks <= 64, "{stats:?}");
     assert!(bytes_s * 3 < bytes_d, "sparse {bytes_s} vs dense {bytes_d}");
 }
+
+/// What store-all would hold (`--verbose`'s line), though the recording
+/// keeps no state: a slot per launch, each a copy of every field the
+/// launches write (the particle history, the grid, the actuation, x_avg and
+/// the loss; no adjoint, no parameter).
+#[test]
+fn store_all_plan_counts_the_state_the_recording_did_not_keep() {
+    use diffsim::Backend;
+    let steps = 8;
+    let mut pb = ProgramBuilder::new();
+    let sim = DiffMpm::<f32>::new(&mut pb, steps).unwrap();
+    let mut p = pb.build().unwrap();
+    sim.init(&mut p, 0).unwrap();
+    let plans = sim.loss_and_grad(&mut p, steps).unwrap().plan.expect("the grid was recomputed");
+    let state = ["x", "v", "C", "F", "grid_v_in", "grid_m_in", "grid_v_out", "actuation", "x_avg", "loss"];
+    let bytes: usize = state.iter().map(|f| p.snapshot_bytes(p.field_index(f).unwrap())).sum();
+    let store_all = plans.store_all;
+    assert_eq!((store_all.snapshots, store_all.snapshot_bytes), (5 * (steps - 1) + 2, bytes), "{store_all}");
+    assert_eq!(store_all.predicted_peak_bytes, (store_all.snapshots + store_all.scratch) * bytes, "{store_all}");
+    assert_eq!(plans.predicted.predicted_peak_bytes, 0, "the recording keeps no state: {}", plans.predicted);
+}
