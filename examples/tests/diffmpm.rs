@@ -9,7 +9,7 @@ use diffsim_examples::diffmpm::{self, DiffMpm, RecomputeGrid};
 use diffsim_examples::diffmpm_benchmark::Benchmark;
 use diffsim_examples::mpm_robot::{MpmSolver, N_SIN_WAVES, Robot};
 use diffsim_examples::report::{Outcome, Reporter};
-use diffsim_examples::{RunError, RunOptions, find};
+use diffsim_examples::{Real, RunError, RunOptions, find};
 use ds_runtime::tape::checkpoint::Action;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -78,6 +78,16 @@ pub(crate) fn set_large_weights<S: MpmSolver<f64, D>, const D: usize>(sim: &Robo
     sim.weights.copy_from(p, &w).unwrap();
 }
 
+/// The robot for runs of `steps` steps (its grid sparse when `grid` says
+/// so), built and initialized from seed 3.
+fn robot<T: Real>(steps: usize, grid: Option<diffmpm::SparseGrid>) -> (DiffMpm<T>, Program) {
+    let mut pb = ProgramBuilder::new();
+    let sim = DiffMpm::<T>::with_grid(&mut pb, steps, grid).unwrap();
+    let mut p = pb.build().unwrap();
+    sim.init(&mut p, 3).unwrap();
+    (sim, p)
+}
+
 /// dL/dweights and dL/dbias of the robot over 20 steps (19 substeps, the
 /// grid recomputed in backward by the Tape) against central differences,
 /// in f64. Internal stress cannot move the centre of mass, so the loss
@@ -90,10 +100,7 @@ pub(crate) fn set_large_weights<S: MpmSolver<f64, D>, const D: usize>(sim: &Robo
 #[test]
 fn diffmpm_controller_gradient_matches_finite_differences() {
     let steps = 20;
-    let mut pb = ProgramBuilder::new();
-    let sim = DiffMpm::<f64>::new(&mut pb, steps).unwrap();
-    let mut p = pb.build().unwrap();
-    sim.init(&mut p, 3).unwrap();
+    let (sim, mut p) = robot::<f64>(steps, None);
     let (positions, _) = diffmpm::robot_scene(diffmpm::N_GRID);
     let lowered: Vec<[f64; 2]> = positions.iter().map(|&[x, y]| [x, y - 0.006]).collect();
     sim.solver.place(&mut p, &lowered).unwrap();
@@ -210,10 +217,7 @@ fn substep_bench_prints_both_numbers() {
 fn diffmpm_with_a_sparse_grid_matches_the_dense_grid() {
     let steps = 24;
     let run = |grid: Option<diffmpm::SparseGrid>| {
-        let mut pb = ProgramBuilder::new();
-        let sim = DiffMpm::<f64>::with_grid(&mut pb, steps, grid).unwrap();
-        let mut p = pb.build().unwrap();
-        sim.init(&mut p, 3).unwrap();
+        let (sim, mut p) = robot::<f64>(steps, grid);
         set_large_weights(&sim, &mut p, 0.5);
         let forward = sim.forward(&mut p, steps).unwrap();
         // The grid of the last substep (the forward pass ends with its g2p).
@@ -247,10 +251,7 @@ fn diffmpm_with_a_sparse_grid_matches_the_dense_grid() {
 fn store_all_plan_counts_the_state_the_recording_did_not_keep() {
     use diffsim::Backend;
     let steps = 8;
-    let mut pb = ProgramBuilder::new();
-    let sim = DiffMpm::<f32>::new(&mut pb, steps).unwrap();
-    let mut p = pb.build().unwrap();
-    sim.init(&mut p, 0).unwrap();
+    let (sim, mut p) = robot::<f32>(steps, None);
     let plans = sim.loss_and_grad(&mut p, steps).unwrap().plan.expect("the grid was recomputed");
     let state = ["x", "v", "C", "F", "grid_v_in", "grid_m_in", "grid_v_out", "actuation", "x_avg", "loss"];
     let bytes: usize = state.iter().map(|f| p.snapshot_bytes(p.field_index(f).unwrap())).sum();
