@@ -44,10 +44,10 @@
 //! overwritten, so the grid is all that a substep's gradient needs again).
 //! With `--verbose` the plan (peak memory, launches recomputed) is printed:
 //! no snapshot bytes, 4088 launches re-run per backward (each substep's clear_grid .. grid_op; no
-//! launch runs again before its own gradient). The Tape's
-//! store-all or binomial schedules would copy the whole state, the 1024-step
-//! particle history included, into every slot (store-all: 5117 slots,
-//! 750 GB); see [`RecomputeGrid`].
+//! launch runs again before its own gradient), and what the Tape's
+//! store-all schedule would hold instead: the whole state, the 1024-step
+//! particle history included, in every slot (5117 slots, 750 GB; binomial
+//! schedules copy it too); see [`RecomputeGrid`].
 //!
 //! Departures: the original's initial weights come from numpy's global
 //! random state (not reproducible here); here they are drawn from
@@ -81,6 +81,7 @@
 //! gradient scatter into the grid at data-dependent cells (atomics, so
 //! their serial twins run on one thread).
 
+use crate::mpm_robot::{Controller, MpmSolver, Optimizer, Robot, actuation_colour};
 use crate::report::{Outcome, Reporter, Stopwatch};
 use crate::{Real, RunError, RunOptions, Setting, Simulation, plot};
 use diffsim::prelude::*;
@@ -88,6 +89,7 @@ use diffsim::{KernelArgs, Plan, Policy, Scalar, StoreAll};
 use ds_runtime::gradcheck::Rng;
 use ds_runtime::tape::checkpoint::{Action, Schedule};
 use plotters::style::RGBColor;
+use std::collections::BTreeSet;
 
 /// Per-particle vectors by step: x[t, i].
 pub type Particles<T> = GradField<[T; 2], 2>;
@@ -321,30 +323,9 @@ fn compute_x_avg<T: Scalar>(x: &Particles<T>, x_avg: &GradField<[T; 2], 0>, m: &
 }
 // --- end of the MPM kernels ---
 
-// --- diffmpm's own kernels ---
+/// The robot's actuators (the original's `n_actuators`).
 pub const N_ACTUATORS: usize = 4;
-pub const N_SIN_WAVES: usize = 4;
 const ACTUATION_OMEGA: usize = 20;
-
-#[kernel]
-fn compute_actuation<T: Scalar>(weights: &GradField<T, 2>, bias: &GradField<T, 1>, actuation: &GradField<T, 2>, dt: &f64, t: usize) {
-    for i in 0..N_ACTUATORS {
-        // Taichi's `actuation_omega * t * dt`: an i32 product times an f32.
-        let phase = ((ACTUATION_OMEGA * t) as T) * *dt;
-        let mut act = weights[(i, 0usize)] * (phase + 0.0).sin();
-        for j in unroll(1..N_SIN_WAVES) {
-            act = act + weights[(i, j)] * (phase + 2.0 * std::f64::consts::PI / N_SIN_WAVES as f64 * j as f64).sin();
-        }
-        act = act + bias[(i,)];
-        actuation[(t, i)] = act.tanh();
-    }
-}
-
-#[kernel]
-fn compute_loss<T: Scalar>(x_avg: &GradField<[T; 2], 0>, loss: &GradField<T, 0>) {
-    loss[()] = -x_avg[()].at(0);
-}
-// --- end of diffmpm's kernels ---
 
 /// Runs or records launches: the same host loop drives a program and a
 /// recording.
@@ -376,14 +357,15 @@ impl<B: Backend> Launch for Recording<'_, B> {
 /// from the particles of its step), then its launches are reversed last
 /// first (each re-run, then its gradient). The last substep needs no
 /// advance: the forward pass ended with its grid. Nothing is restored:
-/// particle state is indexed by step and never overwritten, so only the
-/// initial snapshot (slot 0, kept by the recording) is held; per substep
-/// `per_substep - 1` launches advance and `per_substep` are re-run.
+/// particle state is indexed by step and never overwritten, so only slot
+/// 0, the initial state, is held (empty: the recording keeps no state); per
+/// substep `per_substep - 1` launches advance and `per_substep` are re-run.
 ///
 /// The Tape's own schedules need a slot per saved state, and a saved state
 /// is every field a launch writes, here the whole 1024-step particle
-/// history: store-all would hold 1023 copies of it, binomial with a budget
-/// of a few copies would re-run the forward pass several times over.
+/// history: store-all would hold a copy of it per launch (each launch is a
+/// step: 5117 for 1024 steps), binomial with a budget of a few copies would
+/// re-run the forward pass several times over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecomputeGrid {
     pub prefix: usize,
@@ -428,6 +410,8 @@ pub struct Solver<T: Real> {
     pub v: Particles<T>,
     pub c: ParticleMats<T>,
     pub f: ParticleMats<T>,
+    /// The actuator of each particle (-1: none), read by p2g when actuated.
+    pub actuator_id: Field<i32, 1>,
     pub grid_v_in: GradField<[T; 2], 2>,
     pub grid_m_in: GradField<T, 2>,
     pub grid_v_out: GradField<[T; 2], 2>,
@@ -468,6 +452,7 @@ impl<T: Real> Solver<T> {
             v,
             c,
             f,
+            actuator_id: actuator_id.clone(),
             grid_v_in,
             grid_m_in,
             grid_v_out,
@@ -532,21 +517,49 @@ pub struct Gradient {
 /// The losses of an optimization and the Tape's plans of its first iteration.
 pub type Trained = (Vec<f64>, Option<TapePlans>);
 
+/// A recording that notes the fields its launches write.
+pub struct Noting<'r, 'p, B: Backend> {
+    rec: &'r mut Recording<'p, B>,
+    written: BTreeSet<usize>,
+}
+
+impl<B: Backend> Launch for Noting<'_, '_, B> {
+    fn run<A: KernelArgs>(&mut self, kernel: &Kernel<A>, args: A) -> Result<(), Error> {
+        self.written.extend(&self.rec.program().kernel_info(kernel.name())?.writes);
+        self.rec.launch(kernel, args)
+    }
+}
+
+/// The bytes of one saved state of a recording that keeps it: every field
+/// in `written` but the adjoints, as the Tape's `record` saves it.
+fn state_bytes<B: Backend>(p: &B, written: &BTreeSet<usize>) -> usize {
+    let infos = p.field_infos();
+    let is_adjoint = |f: usize| infos.iter().any(|g| g.grad.as_deref() == Some(infos[f].name.as_str()));
+    written.iter().filter(|&&f| !is_adjoint(f)).map(|&f| p.snapshot_bytes(f)).sum()
+}
+
 /// Records `simulate` (which returns the checkpoint policy of what it
 /// recorded), reads the loss, and runs the backward pass with that policy.
+/// The recording keeps no state (`record_without_state`), so the Tape's
+/// plans price a snapshot at 0 bytes; store-all's plan is priced here at
+/// the state a recording that kept it would copy into each slot.
 pub fn record_and_backward<B: Backend, T: Real>(
     p: &mut B,
     loss: &GradField<T, 0>,
-    simulate: impl FnOnce(&mut Recording<'_, B>) -> Result<RecomputeGrid, Error>,
+    simulate: impl FnOnce(&mut Noting<'_, '_, B>) -> Result<RecomputeGrid, Error>,
 ) -> Result<Gradient, Error> {
     let mut clock = Stopwatch::start();
     let mut rec = p.record_without_state();
-    let policy = simulate(&mut rec)?;
+    let mut noting = Noting { rec: &mut rec, written: BTreeSet::new() };
+    let policy = simulate(&mut noting)?;
+    let written = noting.written;
     if rec.len() != policy.launches() {
         return Err(Error::Internal(format!("{} launches recorded, {policy:?} expects {}", rec.len(), policy.launches())));
     }
     let value: f64 = loss.get(rec.program(), [])?.into();
     let (predicted, store_all) = (rec.plan(&policy), rec.plan(&StoreAll));
+    let bytes = state_bytes(rec.program(), &written);
+    let store_all = Plan { snapshot_bytes: bytes, predicted_peak_bytes: (store_all.snapshots + store_all.scratch) * bytes, ..store_all };
     let fwd_ms = clock.lap();
     let ran = rec.backward_with_policy(loss, &policy)?;
     Ok(Gradient { loss: value, ms: [fwd_ms, clock.lap()], plan: ran.map(|ran| TapePlans { predicted, ran, store_all }) })
@@ -575,8 +588,6 @@ pub fn robot_scene(n_grid: usize) -> (Vec<[f64; 2]>, Vec<i32>) {
 
 pub const N_GRID: usize = 128;
 pub const STEPS: usize = 1024;
-const LEARNING_RATE: f64 = 0.1;
-const ITERATIONS: usize = 100;
 
 /// The robot's constants (the original's globals).
 pub fn robot_mpm(n_particles: usize) -> Mpm {
@@ -584,22 +595,12 @@ pub fn robot_mpm(n_particles: usize) -> Mpm {
 }
 
 /// diffmpm: the robot, its controller and the loss.
-pub struct DiffMpm<T: Real> {
-    pub solver: Solver<T>,
-    pub weights: GradField<T, 2>,
-    pub bias: GradField<T, 1>,
-    pub actuation: GradField<T, 2>,
-    pub actuator_id: Field<i32, 1>,
-    pub loss: GradField<T, 0>,
-    /// Steps of a run (x[0..steps]).
-    pub steps: usize,
-    positions: Vec<[f64; 2]>,
-    ids: Vec<i32>,
-    compute_actuation: Kernel<usize>,
-    compute_loss: Kernel<()>,
-}
+pub type DiffMpm<T> = Robot<T, Solver<T>, 2>;
 
-impl<T: Real> DiffMpm<T> {
+/// The original's gradient descent: learning rate 0.1, 100 iterations.
+pub const OPTIMIZER: Optimizer = Optimizer { learning_rate: 0.1, iterations: 100 };
+
+impl<T: Real> Robot<T, Solver<T>, 2> {
     /// The robot's fields and kernels for runs of `steps` steps.
     pub fn new(pb: &mut ProgramBuilder, steps: usize) -> Result<DiffMpm<T>, Error> {
         DiffMpm::with_grid(pb, steps, None)
@@ -607,124 +608,73 @@ impl<T: Real> DiffMpm<T> {
 
     /// As [`DiffMpm::new`], the grid sparse when `grid` says so.
     pub fn with_grid(pb: &mut ProgramBuilder, steps: usize, grid: Option<SparseGrid>) -> Result<DiffMpm<T>, Error> {
-        let (positions, ids) = robot_scene(N_GRID);
-        let mpm = Mpm { sparse_grid: grid, ..robot_mpm(positions.len()) };
-        let weights = pb.field_with_grad("weights", [N_ACTUATORS, N_SIN_WAVES]);
-        let bias = pb.field_with_grad("bias", [N_ACTUATORS]);
-        let actuation = pb.field_with_grad("actuation", [steps, N_ACTUATORS]);
+        let scene = robot_scene(N_GRID);
+        let mpm = Mpm { sparse_grid: grid, ..robot_mpm(scene.0.len()) };
+        Robot::declare(pb, mpm, scene, OPTIMIZER, steps)
+    }
+}
+
+/// The 2-D solver as the robot's: the scene is the particle positions and
+/// their actuator ids ([`robot_scene`]).
+impl<T: Real> MpmSolver<T, 2> for Solver<T> {
+    type Mpm = Mpm;
+    type Scene = (Vec<[f64; 2]>, Vec<i32>);
+    const WEIGHT_SEED: u64 = 0x4d50_4d00_0000_0001;
+    const LOSS: &'static str = "-(mean x at the last step)";
+
+    fn controller(mpm: &Mpm) -> Controller {
+        Controller { n_actuators: N_ACTUATORS, omega: ACTUATION_OMEGA, dt: mpm.dt }
+    }
+
+    fn declare(pb: &mut ProgramBuilder, mpm: Mpm, steps: usize, actuation: &GradField<T, 2>) -> Result<Solver<T>, Error> {
         let actuator_id = pb.field("actuator_id", [mpm.n_particles]);
-        let loss = pb.field_with_grad("loss", []);
-        let solver = Solver::new(pb, mpm, steps, &actuation, &actuator_id)?;
-        Ok(DiffMpm {
-            compute_actuation: pb.kernel(compute_actuation(&weights, &bias, &actuation, &mpm.dt))?,
-            compute_loss: pb.kernel(compute_loss(&solver.x_avg, &loss))?,
-            solver,
-            weights,
-            bias,
-            actuation,
-            actuator_id,
-            loss,
-            steps,
-            positions,
-            ids,
-        })
+        Solver::new(pb, mpm, steps, actuation, &actuator_id)
     }
 
-    /// The scene at step 0, the actuator ids, the weights drawn from `seed`
-    /// (N(0, 0.01^2), as the original's `np.random.randn() * 0.01`) and the
-    /// biases zero.
-    pub fn init<B: Backend>(&self, p: &mut B, seed: u64) -> Result<(), Error> {
-        self.solver.place(p, &self.positions)?;
-        self.actuator_id.copy_from(p, &self.ids)?;
-        let mut rng = Rng(seed ^ 0x4d50_4d00_0000_0001);
-        let w: Vec<T> = (0..N_ACTUATORS * N_SIN_WAVES).map(|_| T::of(normal(&mut rng) * 0.01)).collect();
-        self.weights.copy_from(p, &w)?;
-        self.bias.zero(p)
+    fn place_scene<B: Backend>(&self, p: &mut B, (positions, ids): &Self::Scene) -> Result<(), Error> {
+        self.place(p, positions)?;
+        self.actuator_id.copy_from(p, ids)
     }
 
-    fn simulate<L: Launch>(&self, l: &mut L, steps: usize) -> Result<RecomputeGrid, Error> {
-        for s in 0..steps - 1 {
-            self.solver.substep(l, s, Some(&self.compute_actuation))?;
-        }
-        l.run(&self.solver.compute_x_avg, steps - 1)?;
-        l.run(&self.compute_loss, ())?;
-        Ok(RecomputeGrid { prefix: 0, per_substep: 5, substeps: steps - 1, tail: 2 })
+    fn actuated_substep<L: Launch>(&self, l: &mut L, s: usize, actuate: &Kernel<usize>) -> Result<(), Error> {
+        self.substep(l, s, Some(actuate))
     }
 
-    fn check_steps(&self, steps: usize) -> Result<(), Error> {
-        if steps < 1 || steps > self.steps {
-            return Err(Error::Internal(format!("{steps} steps asked, 1..={} stored", self.steps)));
-        }
-        Ok(())
+    fn x_avg(&self) -> &GradField<[T; 2], 0> {
+        &self.x_avg
     }
 
-    /// The loss after `steps` steps (the forward pass only).
-    pub fn forward<B: Backend>(&self, p: &mut B, steps: usize) -> Result<f64, Error> {
-        self.check_steps(steps)?;
-        self.solver.x_avg.zero(p)?;
-        self.simulate(&mut Direct(p), steps)?;
-        Ok(self.loss.get(p, [])?.into())
+    fn compute_x_avg(&self) -> &Kernel<usize> {
+        &self.compute_x_avg
     }
 
-    /// The loss after `steps` steps; dL/dweights and dL/dbias are left in
-    /// their adjoints.
-    pub fn loss_and_grad<B: Backend>(&self, p: &mut B, steps: usize) -> Result<Gradient, Error> {
-        self.check_steps(steps)?;
-        self.solver.x_avg.zero(p)?;
-        record_and_backward(p, &self.loss, |rec| self.simulate(rec, steps))
+    fn results<B: Backend>(&self, p: &B, steps: usize) -> Vec<(String, String)> {
+        // Every allocation of the grid: its fields and adjoints, or the sparse tree's buffers.
+        let grid_bytes: usize = p.field_infos().iter().filter(|f| f.name.starts_with("grid_") && f.sparse.is_none()).map(|f| f.bytes()).sum();
+        let layout = if self.mpm.sparse_grid.is_some() { "sparse" } else { "dense" };
+        vec![
+            ("particles, steps".into(), format!("{}, {}", self.mpm.n_particles, steps)),
+            (format!("grid memory ({layout})"), format!("{grid_bytes} bytes")),
+        ]
     }
 
-    /// One step of the original's gradient descent (learning rate 0.1).
-    fn descend<B: Backend>(&self, p: &mut B) -> Result<(), Error> {
-        let step = |values: Vec<T>, grads: Vec<T>| -> Vec<T> {
-            values.iter().zip(&grads).map(|(&w, &g)| T::of(w.into() - LEARNING_RATE * g.into())).collect()
-        };
-        let weights = step(self.weights.to_vec(p)?, self.weights.grad().to_vec(p)?);
-        self.weights.copy_from(p, &weights)?;
-        let bias = step(self.bias.to_vec(p)?, self.bias.grad().to_vec(p)?);
-        self.bias.copy_from(p, &bias)
-    }
-
-    /// `iters` iterations of gradient descent; the losses and the first
-    /// iteration's plan.
-    pub fn optimize<B: Backend>(&self, p: &mut B, iters: usize, report: &mut Reporter) -> Result<Trained, Error> {
-        let mut losses = Vec::with_capacity(iters);
-        let mut plan = None;
-        report.start(iters);
-        for iter in 0..iters {
-            let g = self.loss_and_grad(p, self.steps)?;
-            self.descend(p)?;
-            losses.push(g.loss);
-            plan = plan.or(g.plan);
-            report.iteration(iter, g.loss, g.ms[0], g.ms[1]);
-        }
-        report.finish();
-        Ok((losses, plan))
-    }
-
-    /// The motion of the last run: every `every`-th step, particles
-    /// coloured by their actuation (blue: stretching, red: contracting).
-    fn motion<B: Backend>(&self, p: &B, steps: usize) -> Result<plot::Animation, Error> {
-        let act = self.actuation.to_vec(p)?;
-        let every = steps.div_ceil(96).max(1);
-        let picked: Vec<usize> = (0..steps).step_by(every).chain([steps - 1]).collect();
+    /// Every few steps, the particles coloured by their actuation
+    /// ([`actuation_colour`]; near-black: no actuator, or step 0).
+    fn motion<B: Backend>(robot: &DiffMpm<T>, p: &B, title: &str) -> Result<plot::Animation, Error> {
+        let act = robot.actuation.to_vec(p)?;
+        let ids = &robot.scene.1;
+        let picked = robot.frames();
         let mut frames = Vec::new();
-        for (&t, x) in picked.iter().zip(self.solver.positions(p, &picked)?) {
+        for (&t, x) in picked.iter().zip(robot.solver.positions(p, &picked)?) {
             let mut shapes = vec![plot::Shape::Segment { from: (0.05, 0.02), to: (0.95, 0.02), color: RGBColor(0, 0, 0), width: 3 }];
             for (k, center) in x.into_iter().enumerate() {
-                let id = self.ids[k];
-                let color = if id < 0 || t == 0 {
-                    RGBColor(0x11, 0x11, 0x11)
-                } else {
-                    let a: f64 = act[(t - 1) * N_ACTUATORS + id as usize].into();
-                    let c = |v: f64| (255.0 * v.clamp(0.0, 1.0)).round() as u8;
-                    RGBColor(c(0.5 - a), c(0.5 - a.abs()), c(0.5 + a))
-                };
+                let id = ids[k];
+                let color = if id < 0 || t == 0 { RGBColor(0x11, 0x11, 0x11) } else { actuation_colour(act[(t - 1) * N_ACTUATORS + id as usize].into()) };
                 shapes.push(plot::Shape::Circle { center, radius: 0.002, color });
             }
             frames.push(shapes);
         }
-        Ok(plot::Animation { title: "diffmpm, final controller".into(), x_range: (0.0, 1.0), y_range: (0.0, 0.5), frames })
+        Ok(plot::Animation { title: title.into(), x_range: (0.0, 1.0), y_range: (0.0, 0.5), frames })
     }
 }
 
@@ -761,30 +711,15 @@ impl Simulation for DiffMpm<f32> {
     }
 
     fn params(&self) -> Vec<&str> {
-        vec![self.weights.name(), self.bias.name()]
+        Robot::params(self)
     }
 
     fn init<B: Backend>(&self, p: &mut B, opts: &RunOptions) -> Result<(), RunError> {
-        Ok(DiffMpm::init(self, p, opts.seed)?)
+        Ok(Robot::init(self, p, opts.seed)?)
     }
 
     fn run<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter) -> Result<Outcome, RunError> {
-        let (losses, plan) = self.optimize(p, opts.iters.unwrap_or(ITERATIONS), report)?;
-        let mut out = Outcome { losses, ..Default::default() };
-        out.final_loss = self.forward(p, self.steps)?;
-        out.results.push(("particles, steps".into(), format!("{}, {}", self.solver.mpm.n_particles, self.steps)));
-        // Every allocation of the grid: its fields and adjoints, or the sparse tree's buffers.
-        let grid_bytes: usize = p.field_infos().iter().filter(|f| f.name.starts_with("grid_") && f.sparse.is_none()).map(|f| f.bytes()).sum();
-        let layout = if self.solver.mpm.sparse_grid.is_some() { "sparse" } else { "dense" };
-        out.results.push((format!("grid memory ({layout})"), format!("{grid_bytes} bytes")));
-        if opts.verbose {
-            push_plan(&mut out, plan);
-        }
-        if opts.pictures {
-            out.files.push(plot::loss_curve(&opts.out.join("loss.png"), "diffmpm: -(mean x at the last step)", &out.losses)?);
-            out.files.extend(plot::animate(&opts.out, "motion", &self.motion(p, self.steps)?, 40, 4)?);
-        }
-        Ok(out)
+        self.run_example(p, opts, report, "diffmpm")
     }
 }
 

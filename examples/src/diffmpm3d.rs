@@ -70,12 +70,12 @@
 //! backward: their adjoint scatter into the grid (27 nodes x 3 or 4
 //! components per particle) is atomic adds.
 
-use crate::diffmpm::{Direct, Gradient, Launch, RecomputeGrid, Trained, normal, push_plan, record_and_backward};
+use crate::diffmpm::Launch;
+use crate::mpm_robot::{Controller, MpmSolver, Optimizer, Robot, actuation_colour};
 use crate::report::{Outcome, Reporter};
 use crate::{Real, RunError, RunOptions, Setting, Simulation, plot};
 use diffsim::Scalar;
 use diffsim::prelude::*;
-use ds_runtime::gradcheck::Rng;
 use plotters::style::RGBColor;
 
 /// Per-particle 3-vectors by step: x[t, i], v[t, i].
@@ -111,7 +111,6 @@ pub struct Mpm3 {
 
 pub const N_GRID: usize = 64;
 pub const STEPS: usize = 512;
-pub const N_SIN_WAVES: usize = 4;
 const ACTUATION_OMEGA: usize = 40;
 /// Particles per dx per axis in the original's `add_rect`.
 pub const DENSITY: usize = 3;
@@ -303,27 +302,6 @@ fn compute_x_avg3<T: Scalar>(x: &Particles3<T>, particle_type: &Field<i32, 1>, x
 }
 // --- end of the 3-D MPM kernels ---
 
-// --- the controller and the loss, shared by diffmpm3d and liquid ---
-#[kernel]
-fn compute_actuation3<T: Scalar>(weights: &GradField<T, 2>, bias: &GradField<T, 1>, actuation: &GradField<T, 2>, m: &Mpm3, t: usize) {
-    for i in 0..m.n_actuators {
-        // Taichi's `actuation_omega * t * dt`: an i32 product times an f32.
-        let phase = ((ACTUATION_OMEGA * t) as T) * m.dt;
-        let mut act = weights[(i, 0usize)] * (phase + 0.0).sin();
-        for j in unroll(1..N_SIN_WAVES) {
-            act = act + weights[(i, j)] * (phase + 2.0 * std::f64::consts::PI / N_SIN_WAVES as f64 * j as f64).sin();
-        }
-        act = act + bias[(i,)];
-        actuation[(t, i)] = act.tanh();
-    }
-}
-
-#[kernel]
-fn compute_loss3<T: Scalar>(x_avg: &GradField<[T; 3], 0>, loss: &GradField<T, 0>) {
-    loss[()] = -x_avg[()].at(0);
-}
-// --- end of the controller and the loss ---
-
 /// The particles and the grid of a 3-D MPM scene, with the shared kernels.
 pub struct Solver3<T: Real> {
     pub mpm: Mpm3,
@@ -377,33 +355,6 @@ impl<T: Real> Solver3<T> {
             grid_v_out,
             x_avg,
         })
-    }
-
-    /// Step 0: the scene's particles at rest, undeformed (F = I, C = 0),
-    /// with their actuators and materials.
-    pub fn place<B: Backend>(&self, p: &mut B, scene: &Scene3) -> Result<(), Error> {
-        for fld in [&self.x, &self.v] {
-            fld.zero(p)?;
-        }
-        for fld in [&self.c, &self.f] {
-            fld.zero(p)?;
-        }
-        let (o, z) = (T::of(1.0), T::of(0.0));
-        for (i, &[a, b, c]) in scene.x.iter().enumerate() {
-            self.x.set(p, [0, i], [T::of(a), T::of(b), T::of(c)])?;
-            self.f.set(p, [0, i], [[o, z, z], [z, o, z], [z, z, o]])?;
-        }
-        self.actuator_id.copy_from(p, &scene.actuator_id)?;
-        self.particle_type.copy_from(p, &scene.particle_type)
-    }
-
-    /// One substep from step `s`: clear_grid, `actuate(s)`, p2g, grid_op, g2p.
-    pub fn substep<L: Launch>(&self, l: &mut L, s: usize, actuate: &Kernel<usize>) -> Result<(), Error> {
-        l.run(&self.clear_grid, ())?;
-        l.run(actuate, s)?;
-        l.run(&self.p2g, s)?;
-        l.run(&self.grid_op, ())?;
-        l.run(&self.g2p, s)
     }
 
     /// The particle positions at each step of `steps`.
@@ -561,175 +512,100 @@ impl Scene3 {
     }
 }
 
-/// How a 3-D robot scene is optimized (the originals' main loops).
-#[derive(Clone, Copy, Debug)]
-pub struct Optimizer {
-    pub learning_rate: f64,
-    pub iterations: usize,
-}
-
 /// A 3-D robot (diffmpm3d's quadruped, or liquid's with its liquid), its
 /// controller and the loss.
-pub struct Robot3<T: Real> {
-    pub solver: Solver3<T>,
-    pub weights: GradField<T, 2>,
-    pub bias: GradField<T, 1>,
-    pub actuation: GradField<T, 2>,
-    pub loss: GradField<T, 0>,
-    pub scene: Scene3,
-    pub optimizer: Optimizer,
-    /// Steps of a run (x[0..steps]).
-    pub steps: usize,
-    compute_actuation: Kernel<usize>,
-    compute_loss: Kernel<()>,
-}
+pub type Robot3<T> = Robot<T, Solver3<T>, 3>;
 
-impl<T: Real> Robot3<T> {
+impl<T: Real> Robot<T, Solver3<T>, 3> {
     /// The scene's fields and kernels for runs of `steps` steps.
     pub fn new(pb: &mut ProgramBuilder, scene: Scene3, optimizer: Optimizer, steps: usize) -> Result<Robot3<T>, Error> {
-        let mpm = scene.mpm();
-        let weights = pb.field_with_grad("weights", [mpm.n_actuators, N_SIN_WAVES]);
-        let bias = pb.field_with_grad("bias", [mpm.n_actuators]);
-        let actuation = pb.field_with_grad("actuation", [steps, mpm.n_actuators]);
-        let loss = pb.field_with_grad("loss", []);
-        let solver = Solver3::new(pb, mpm, steps, &actuation)?;
-        Ok(Robot3 {
-            compute_actuation: pb.kernel(compute_actuation3(&weights, &bias, &actuation, &mpm))?,
-            compute_loss: pb.kernel(compute_loss3(&solver.x_avg, &loss))?,
-            solver,
-            weights,
-            bias,
-            actuation,
-            loss,
-            scene,
-            optimizer,
-            steps,
-        })
+        Robot::declare(pb, scene.mpm(), scene, optimizer, steps)
+    }
+}
+
+/// The 3-D solver as the robots': the scene is a [`Scene3`].
+impl<T: Real> MpmSolver<T, 3> for Solver3<T> {
+    type Mpm = Mpm3;
+    type Scene = Scene3;
+    const WEIGHT_SEED: u64 = 0x4d50_4d33_0000_0001;
+    const LOSS: &'static str = "-(mean x of the solid at the last step)";
+
+    fn controller(mpm: &Mpm3) -> Controller {
+        Controller { n_actuators: mpm.n_actuators, omega: ACTUATION_OMEGA, dt: mpm.dt }
     }
 
-    /// The scene at step 0, the weights drawn from `seed` (N(0, 0.01^2), as
-    /// the original's `randn() * 0.01`) and the biases zero.
-    pub fn init<B: Backend>(&self, p: &mut B, seed: u64) -> Result<(), Error> {
-        self.solver.place(p, &self.scene)?;
-        let mut rng = Rng(seed ^ 0x4d50_4d33_0000_0001);
-        let w: Vec<T> = (0..self.solver.mpm.n_actuators * N_SIN_WAVES).map(|_| T::of(normal(&mut rng) * 0.01)).collect();
-        self.weights.copy_from(p, &w)?;
-        self.bias.zero(p)
+    fn declare(pb: &mut ProgramBuilder, mpm: Mpm3, steps: usize, actuation: &GradField<T, 2>) -> Result<Solver3<T>, Error> {
+        Solver3::new(pb, mpm, steps, actuation)
     }
 
-    fn simulate<L: Launch>(&self, l: &mut L, steps: usize) -> Result<RecomputeGrid, Error> {
-        for s in 0..steps - 1 {
-            self.solver.substep(l, s, &self.compute_actuation)?;
+    fn place_scene<B: Backend>(&self, p: &mut B, scene: &Scene3) -> Result<(), Error> {
+        for fld in [&self.x, &self.v] {
+            fld.zero(p)?;
         }
-        l.run(&self.solver.compute_x_avg, steps - 1)?;
-        l.run(&self.compute_loss, ())?;
-        Ok(RecomputeGrid { prefix: 0, per_substep: 5, substeps: steps - 1, tail: 2 })
-    }
-
-    fn check_steps(&self, steps: usize) -> Result<(), Error> {
-        if steps < 2 || steps > self.steps {
-            return Err(Error::Internal(format!("{steps} steps asked, 2..={} stored", self.steps)));
+        for fld in [&self.c, &self.f] {
+            fld.zero(p)?;
         }
-        Ok(())
-    }
-
-    /// The loss after `steps` steps (the forward pass only).
-    pub fn forward<B: Backend>(&self, p: &mut B, steps: usize) -> Result<f64, Error> {
-        self.check_steps(steps)?;
-        self.solver.x_avg.zero(p)?;
-        self.simulate(&mut Direct(p), steps)?;
-        Ok(self.loss.get(p, [])?.into())
-    }
-
-    /// The loss after `steps` steps; dL/dweights and dL/dbias are left in
-    /// their adjoints (the grid recomputed in backward by the Tape).
-    pub fn loss_and_grad<B: Backend>(&self, p: &mut B, steps: usize) -> Result<Gradient, Error> {
-        self.check_steps(steps)?;
-        self.solver.x_avg.zero(p)?;
-        record_and_backward(p, &self.loss, |rec| self.simulate(rec, steps))
-    }
-
-    /// One step of the original's gradient descent.
-    fn descend<B: Backend>(&self, p: &mut B) -> Result<(), Error> {
-        let lr = self.optimizer.learning_rate;
-        let step = |values: Vec<T>, grads: Vec<T>| -> Vec<T> { values.iter().zip(&grads).map(|(&w, &g)| T::of(w.into() - lr * g.into())).collect() };
-        let weights = step(self.weights.to_vec(p)?, self.weights.grad().to_vec(p)?);
-        self.weights.copy_from(p, &weights)?;
-        let bias = step(self.bias.to_vec(p)?, self.bias.grad().to_vec(p)?);
-        self.bias.copy_from(p, &bias)
-    }
-
-    /// `iters` iterations of gradient descent; the losses and the first
-    /// iteration's plan.
-    pub fn optimize<B: Backend>(&self, p: &mut B, iters: usize, report: &mut Reporter) -> Result<Trained, Error> {
-        let mut losses = Vec::with_capacity(iters);
-        let mut plan = None;
-        report.start(iters);
-        for iter in 0..iters {
-            let g = self.loss_and_grad(p, self.steps)?;
-            self.descend(p)?;
-            losses.push(g.loss);
-            plan = plan.or(g.plan);
-            report.iteration(iter, g.loss, g.ms[0], g.ms[1]);
+        let (o, z) = (T::of(1.0), T::of(0.0));
+        for (i, &[a, b, c]) in scene.x.iter().enumerate() {
+            self.x.set(p, [0, i], [T::of(a), T::of(b), T::of(c)])?;
+            self.f.set(p, [0, i], [[o, z, z], [z, o, z], [z, z, o]])?;
         }
-        report.finish();
-        Ok((losses, plan))
+        self.actuator_id.copy_from(p, &scene.actuator_id)?;
+        self.particle_type.copy_from(p, &scene.particle_type)
     }
 
-    /// The motion of the last run, projected obliquely (x right, y up, z
-    /// receding up-right), every few steps (at most about 100 frames);
-    /// colours as the original's dumps: liquid blue, body grey, actuated
-    /// blocks red (contracting) to blue (stretching). At most ~3000
-    /// particles are drawn, farthest first.
-    pub fn motion<B: Backend>(&self, p: &B, title: &str) -> Result<plot::Animation, Error> {
-        let steps = self.steps;
-        let act = self.actuation.to_vec(p)?;
-        let n_act = self.solver.mpm.n_actuators;
-        let every = steps.div_ceil(96).max(1);
-        let picked: Vec<usize> = (0..steps).step_by(every).chain([steps - 1]).collect();
-        let n = self.scene.x.len();
+    fn actuated_substep<L: Launch>(&self, l: &mut L, s: usize, actuate: &Kernel<usize>) -> Result<(), Error> {
+        l.run(&self.clear_grid, ())?;
+        l.run(actuate, s)?;
+        l.run(&self.p2g, s)?;
+        l.run(&self.grid_op, ())?;
+        l.run(&self.g2p, s)
+    }
+
+    fn x_avg(&self) -> &GradField<[T; 3], 0> {
+        &self.x_avg
+    }
+
+    fn compute_x_avg(&self) -> &Kernel<usize> {
+        &self.compute_x_avg
+    }
+
+    fn results<B: Backend>(&self, _: &B, steps: usize) -> Vec<(String, String)> {
+        vec![("particles (solid), steps".into(), format!("{} ({}), {}", self.mpm.n_particles, self.mpm.n_solid, steps))]
+    }
+
+    /// Projected obliquely (x right, y up, z receding up-right); colours as
+    /// the original's dumps: liquid blue, body grey, actuated blocks by
+    /// half their actuation ([`actuation_colour`]). At most ~3000 particles
+    /// are drawn, farthest first.
+    fn motion<B: Backend>(robot: &Robot3<T>, p: &B, title: &str) -> Result<plot::Animation, Error> {
+        let (scene, n_act) = (&robot.scene, robot.controller.n_actuators);
+        let act = robot.actuation.to_vec(p)?;
+        let picked = robot.frames();
+        let n = scene.x.len();
         let stride = n.div_ceil(3000).max(1);
         let project = |[x, y, z]: [f64; 3]| (x + 0.35 * (z - 0.3), y + 0.2 * (z - 0.3));
         let mut order: Vec<usize> = (0..n).step_by(stride).collect();
-        order.sort_by(|&a, &b| self.scene.x[b][2].total_cmp(&self.scene.x[a][2]));
+        order.sort_by(|&a, &b| scene.x[b][2].total_cmp(&scene.x[a][2]));
         let mut frames = Vec::new();
-        for (&t, x) in picked.iter().zip(self.solver.positions(p, &picked)?) {
+        for (&t, x) in picked.iter().zip(robot.solver.positions(p, &picked)?) {
             let mut shapes = vec![plot::Shape::Segment { from: (0.0, 3.0 / 64.0), to: (1.0, 3.0 / 64.0), color: RGBColor(0, 0, 0), width: 2 }];
             for &k in &order {
-                let id = self.scene.actuator_id[k];
+                let id = scene.actuator_id[k];
                 let c = |v: f64| (255.0 * v.clamp(0.0, 1.0)).round() as u8;
-                let color = if self.scene.particle_type[k] == 0 {
+                let color = if scene.particle_type[k] == 0 {
                     RGBColor(c(0.3), c(0.3), c(1.0))
                 } else if id < 0 {
                     RGBColor(c(0.4), c(0.4), c(0.4))
                 } else {
                     let a: f64 = if t == 0 { 0.0 } else { act[(t - 1) * n_act + id as usize].into() };
-                    let a = 0.5 * a;
-                    RGBColor(c(0.5 - a), c(0.5 - a.abs()), c(0.5 + a))
+                    actuation_colour(0.5 * a)
                 };
                 shapes.push(plot::Shape::Circle { center: project(x[k]), radius: 0.0025, color });
             }
             frames.push(shapes);
         }
         Ok(plot::Animation { title: title.into(), x_range: (0.0, 1.0), y_range: (0.0, 0.4), frames })
-    }
-
-    /// The run shared by diffmpm3d and liquid: the optimization, the final
-    /// loss, the plan (`--verbose`) and the pictures.
-    pub fn run_example<B: Backend>(&self, p: &mut B, opts: &RunOptions, report: &mut Reporter, name: &str) -> Result<Outcome, RunError> {
-        let (losses, plan) = self.optimize(p, opts.iters.unwrap_or(self.optimizer.iterations), report)?;
-        let mut out = Outcome { losses, ..Default::default() };
-        out.final_loss = self.forward(p, self.steps)?;
-        let mpm = &self.solver.mpm;
-        out.results.push(("particles (solid), steps".into(), format!("{} ({}), {}", mpm.n_particles, mpm.n_solid, self.steps)));
-        if opts.verbose {
-            push_plan(&mut out, plan);
-        }
-        if opts.pictures {
-            out.files.push(plot::loss_curve(&opts.out.join("loss.png"), &format!("{name}: -(mean x of the solid at the last step)"), &out.losses)?);
-            out.files.extend(plot::animate(&opts.out, "motion", &self.motion(p, &format!("{name}, final controller"))?, 40, 4)?);
-        }
-        Ok(out)
     }
 }
 
@@ -778,7 +654,7 @@ impl Simulation for DiffMpm3d {
     }
 
     fn params(&self) -> Vec<&str> {
-        vec![self.0.weights.name(), self.0.bias.name()]
+        self.0.params()
     }
 
     fn init<B: Backend>(&self, p: &mut B, opts: &RunOptions) -> Result<(), RunError> {

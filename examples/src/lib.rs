@@ -23,6 +23,7 @@ pub mod image;
 pub mod liquid;
 pub mod mass_spring;
 pub mod mass_spring_simple;
+pub mod mpm_robot;
 pub mod params;
 pub mod plot;
 pub mod report;

@@ -50,7 +50,8 @@
 //! Taichi's 24781 (7.8x), and 4846 against 16091 (3.3x) in a second round
 //! (a loaded machine: Taichi's iterations ranged 14.6 to 33.6 s).
 
-use crate::diffmpm3d::{Optimizer, PyRandom, Robot3, SETTINGS, Scene3, density_setting, steps_setting};
+use crate::diffmpm3d::{PyRandom, Robot3, SETTINGS, Scene3, density_setting, steps_setting};
+use crate::mpm_robot::Optimizer;
 use crate::report::{Outcome, Reporter};
 use crate::{RunError, RunOptions, Setting, Simulation};
 use diffsim::prelude::*;
@@ -79,7 +80,7 @@ impl Simulation for Liquid {
     }
 
     fn params(&self) -> Vec<&str> {
-        vec![self.0.weights.name(), self.0.bias.name()]
+        self.0.params()
     }
 
     fn init<B: Backend>(&self, p: &mut B, opts: &RunOptions) -> Result<(), RunError> {

@@ -1,17 +1,24 @@
 //! diffmpm and diffmpm_benchmark: gradients against finite differences (f64,
 //! short horizons), the optimizations make progress, the checkpoint policy
-//! reverses every launch once, and the Table 1 microbenchmark prints its numbers.
+//! reverses every launch once, and the Table 1 microbenchmark prints its
+//! numbers. The helpers here serve the 3-D robots' tests too.
 
 use diffsim::ProgramBuilder;
 use diffsim::{Policy, Program};
 use diffsim_examples::diffmpm::{self, DiffMpm, RecomputeGrid};
 use diffsim_examples::diffmpm_benchmark::Benchmark;
+use diffsim_examples::mpm_robot::{MpmSolver, N_SIN_WAVES, Robot};
 use diffsim_examples::report::{Outcome, Reporter};
-use diffsim_examples::{RunError, RunOptions, find};
+use diffsim_examples::{Real, RunError, RunOptions, find};
 use ds_runtime::tape::checkpoint::Action;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-fn run_with(name: &str, iters: usize, settings: &[(&str, &str)]) -> Result<Outcome, RunError> {
-    let out = std::env::temp_dir().join(format!("diffsim-test-{name}-{}", std::process::id()));
+/// Example `name`'s run of `iters` iterations with `settings`, no pictures
+/// (in a folder of its own).
+pub(crate) fn run_with(name: &str, iters: usize, settings: &[(&str, &str)]) -> Result<Outcome, RunError> {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    let out = std::env::temp_dir().join(format!("diffsim-test-{name}-{}-{run}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
     let mut opts = RunOptions::new(&out);
     opts.iters = Some(iters);
@@ -23,13 +30,62 @@ fn run_with(name: &str, iters: usize, settings: &[(&str, &str)]) -> Result<Outco
 }
 
 /// Central differences of `loss` in `value` (set by `set`), step `h`.
-fn central(p: &mut Program, h: f64, mut set: impl FnMut(&mut Program, f64), mut loss: impl FnMut(&mut Program) -> f64, base: f64) -> f64 {
+pub(crate) fn central(p: &mut Program, h: f64, mut set: impl FnMut(&mut Program, f64), mut loss: impl FnMut(&mut Program) -> f64, base: f64) -> f64 {
     set(p, base + h);
     let up = loss(p);
     set(p, base - h);
     let down = loss(p);
     set(p, base);
     (up - down) / (2.0 * h)
+}
+
+/// The robot's gradient run over `steps` steps from its present weights,
+/// checked: a finite loss, the grid recomputed through the Tape's
+/// checkpointing, finite gradients, and dL/dweights at `weights` and
+/// dL/dbias at `biases` against central differences of step `h` (to 1e-4
+/// relative and 1e-11 absolute, each larger than 1e-9).
+pub(crate) fn check_controller_gradient<S: MpmSolver<f64, D>, const D: usize>(
+    sim: &Robot<f64, S, D>,
+    p: &mut Program,
+    steps: usize,
+    h: f64,
+    weights: &[(usize, usize)],
+    biases: &[usize],
+) {
+    let w = sim.weights.to_vec(p).unwrap();
+    let g = sim.loss_and_grad(p, steps).unwrap();
+    assert!(g.loss.is_finite() && g.plan.is_some(), "the grid was recomputed through the Tape's checkpointing");
+    let (dw, db) = (sim.weights.grad().to_vec(p).unwrap(), sim.bias.grad().to_vec(p).unwrap());
+    assert!(dw.iter().chain(&db).all(|g| g.is_finite()), "{dw:?} {db:?}");
+    let close = |a: f64, n: f64| (a - n).abs() <= 1e-4 * n.abs() + 1e-11;
+    for &(i, j) in weights {
+        let k = i * N_SIN_WAVES + j;
+        let numeric = central(p, h, |p, v| sim.weights.set(p, [i, j], v).unwrap(), |p| sim.forward(p, steps).unwrap(), w[k]);
+        assert!(dw[k].abs() > 1e-9, "weights[{i}, {j}]: gradient {}", dw[k]);
+        assert!(close(dw[k], numeric), "weights[{i}, {j}]: {} vs {numeric}", dw[k]);
+    }
+    for &i in biases {
+        let numeric = central(p, h, |p, v| sim.bias.set(p, [i], v).unwrap(), |p| sim.forward(p, steps).unwrap(), 0.0);
+        assert!(db[i].abs() > 1e-9 && close(db[i], numeric), "bias[{i}]: {} vs {numeric}", db[i]);
+    }
+}
+
+/// Weights larger than the initial N(0, 0.01^2), so the actuation matters
+/// over a short horizon: `scale` sin(0.7 k).
+pub(crate) fn set_large_weights<S: MpmSolver<f64, D>, const D: usize>(sim: &Robot<f64, S, D>, p: &mut Program, scale: f64) {
+    let n = sim.controller.n_actuators * N_SIN_WAVES;
+    let w: Vec<f64> = (0..n).map(|k| scale * ((k as f64) * 0.7).sin()).collect();
+    sim.weights.copy_from(p, &w).unwrap();
+}
+
+/// The robot for runs of `steps` steps (its grid sparse when `grid` says
+/// so), built and initialized from seed 3.
+fn robot<T: Real>(steps: usize, grid: Option<diffmpm::SparseGrid>) -> (DiffMpm<T>, Program) {
+    let mut pb = ProgramBuilder::new();
+    let sim = DiffMpm::<T>::with_grid(&mut pb, steps, grid).unwrap();
+    let mut p = pb.build().unwrap();
+    sim.init(&mut p, 3).unwrap();
+    (sim, p)
 }
 
 /// dL/dweights and dL/dbias of the robot over 20 steps (19 substeps, the
@@ -44,33 +100,14 @@ fn central(p: &mut Program, h: f64, mut set: impl FnMut(&mut Program, f64), mut 
 #[test]
 fn diffmpm_controller_gradient_matches_finite_differences() {
     let steps = 20;
-    let mut pb = ProgramBuilder::new();
-    let sim = DiffMpm::<f64>::new(&mut pb, steps).unwrap();
-    let mut p = pb.build().unwrap();
-    sim.init(&mut p, 3).unwrap();
+    let (sim, mut p) = robot::<f64>(steps, None);
     let (positions, _) = diffmpm::robot_scene(diffmpm::N_GRID);
     let lowered: Vec<[f64; 2]> = positions.iter().map(|&[x, y]| [x, y - 0.006]).collect();
     sim.solver.place(&mut p, &lowered).unwrap();
-    // Larger weights than the initial N(0, 0.01^2), so the actuation matters.
-    let w: Vec<f64> = (0..16).map(|k| 0.5 * ((k as f64) * 0.7).sin()).collect();
-    sim.weights.copy_from(&mut p, &w).unwrap();
-    let g = sim.loss_and_grad(&mut p, steps).unwrap();
-    assert!(g.plan.is_some(), "the grid was recomputed through the Tape's checkpointing");
-    let (dw, db) = (sim.weights.grad().to_vec(&p).unwrap(), sim.bias.grad().to_vec(&p).unwrap());
+    set_large_weights(&sim, &mut p, 0.5);
     // Rounding in the differences: ~1e-16 x |L| (0.25) / h, 2.5e-12 absolute;
     // the gradients checked are 1e-7 .. 3e-5.
-    let h = 1e-5;
-    let close = |a: f64, n: f64| (a - n).abs() <= 1e-4 * n.abs() + 1e-11;
-    for (i, j) in [(0, 1), (1, 0), (2, 3), (3, 2)] {
-        let numeric = central(&mut p, h, |p, v| sim.weights.set(p, [i, j], v).unwrap(), |p| sim.forward(p, steps).unwrap(), w[i * 4 + j]);
-        let analytic = dw[i * 4 + j];
-        assert!(analytic.abs() > 1e-9, "weights[{i}, {j}]: gradient {analytic}");
-        assert!(close(analytic, numeric), "weights[{i}, {j}]: {analytic} vs {numeric}");
-    }
-    for i in [0, 3] {
-        let numeric = central(&mut p, h, |p, v| sim.bias.set(p, [i], v).unwrap(), |p| sim.forward(p, steps).unwrap(), 0.0);
-        assert!(db[i].abs() > 1e-9 && close(db[i], numeric), "bias[{i}]: {} vs {numeric}", db[i]);
-    }
+    check_controller_gradient(&sim, &mut p, steps, 1e-5, &[(0, 1), (1, 0), (2, 3), (3, 2)], &[0, 3]);
 }
 
 /// dL/dinit_v of the benchmark square over 16 steps against central
@@ -180,12 +217,8 @@ fn substep_bench_prints_both_numbers() {
 fn diffmpm_with_a_sparse_grid_matches_the_dense_grid() {
     let steps = 24;
     let run = |grid: Option<diffmpm::SparseGrid>| {
-        let mut pb = ProgramBuilder::new();
-        let sim = DiffMpm::<f64>::with_grid(&mut pb, steps, grid).unwrap();
-        let mut p = pb.build().unwrap();
-        sim.init(&mut p, 3).unwrap();
-        let w: Vec<f64> = (0..16).map(|k| 0.5 * ((k as f64) * 0.7).sin()).collect();
-        sim.weights.copy_from(&mut p, &w).unwrap();
+        let (sim, mut p) = robot::<f64>(steps, grid);
+        set_large_weights(&sim, &mut p, 0.5);
         let forward = sim.forward(&mut p, steps).unwrap();
         // The grid of the last substep (the forward pass ends with its g2p).
         let stats = sim.solver.grid_m_in.sparse_stats(&p).ok();
@@ -208,4 +241,22 @@ fn diffmpm_with_a_sparse_grid_matches_the_dense_grid() {
     );
     assert!(stats.blocks > 0 && stats.blocks <= 64, "{stats:?}");
     assert!(bytes_s * 3 < bytes_d, "sparse {bytes_s} vs dense {bytes_d}");
+}
+
+/// What store-all would hold (`--verbose`'s line), though the recording
+/// keeps no state: a slot per launch, each a copy of every field the
+/// launches write (the particle history, the grid, the actuation, x_avg and
+/// the loss; no adjoint, no parameter).
+#[test]
+fn store_all_plan_counts_the_state_the_recording_did_not_keep() {
+    use diffsim::Backend;
+    let steps = 8;
+    let (sim, mut p) = robot::<f32>(steps, None);
+    let plans = sim.loss_and_grad(&mut p, steps).unwrap().plan.expect("the grid was recomputed");
+    let state = ["x", "v", "C", "F", "grid_v_in", "grid_m_in", "grid_v_out", "actuation", "x_avg", "loss"];
+    let bytes: usize = state.iter().map(|f| p.snapshot_bytes(p.field_index(f).unwrap())).sum();
+    let store_all = plans.store_all;
+    assert_eq!((store_all.snapshots, store_all.snapshot_bytes), (5 * (steps - 1) + 2, bytes), "{store_all}");
+    assert_eq!(store_all.predicted_peak_bytes, (store_all.snapshots + store_all.scratch) * bytes, "{store_all}");
+    assert_eq!(plans.predicted.predicted_peak_bytes, 0, "the recording keeps no state: {}", plans.predicted);
 }

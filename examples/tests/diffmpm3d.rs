@@ -3,68 +3,31 @@
 //! robots), the optimization makes progress, and the liquid runs an
 //! iteration with a finite, checked gradient.
 
-use diffsim::{Program, ProgramBuilder};
+use super::diffmpm::{check_controller_gradient, run_with, set_large_weights};
+use diffsim::ProgramBuilder;
+use diffsim_examples::RunError;
 use diffsim_examples::diffmpm3d::{self, PyRandom, Robot3, Scene3};
 use diffsim_examples::liquid;
-use diffsim_examples::report::{Outcome, Reporter};
-use diffsim_examples::{RunError, RunOptions, find};
-
-fn run_with(name: &str, iters: usize, settings: &[(&str, &str)]) -> Result<Outcome, RunError> {
-    let out = std::env::temp_dir().join(format!("diffsim-test-{name}-3d-{}", std::process::id()));
-    std::fs::create_dir_all(&out).unwrap();
-    let mut opts = RunOptions::new(&out);
-    opts.iters = Some(iters);
-    opts.pictures = false;
-    opts.settings = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let outcome = (find(name).expect("example").run)(&opts, &mut Reporter::new(false));
-    std::fs::remove_dir_all(out).ok();
-    outcome
-}
-
-/// Central differences of the loss in one parameter.
-fn central(p: &mut Program, h: f64, mut set: impl FnMut(&mut Program, f64), mut loss: impl FnMut(&mut Program) -> f64, base: f64) -> f64 {
-    set(p, base + h);
-    let up = loss(p);
-    set(p, base - h);
-    let down = loss(p);
-    set(p, base);
-    (up - down) / (2.0 * h)
-}
 
 /// Builds `scene` in f64, sets larger weights than the initial N(0, 0.01^2)
 /// (so the actuation matters over a short horizon), and checks dL/dweights
-/// and dL/dbias at `picks` against central differences; the gradient run's
-/// dL/dx[0] (the initial positions' adjoints) is returned.
-fn check_controller_gradient(scene: Scene3, steps: usize, picks: &[(usize, usize)]) -> Vec<[f64; 3]> {
+/// at `picks` and dL/dbias at the first two picks' rows against central
+/// differences; the gradient run's dL/dx[0] (the initial positions'
+/// adjoints) is returned.
+fn check_gradient_3d(scene: Scene3, steps: usize, picks: &[(usize, usize)]) -> Vec<[f64; 3]> {
     let mut pb = ProgramBuilder::new();
     let sim = Robot3::<f64>::new(&mut pb, scene, diffmpm3d::OPTIMIZER, steps).unwrap();
     let mut p = pb.build().unwrap();
     sim.init(&mut p, 3).unwrap();
-    let n = sim.solver.mpm.n_actuators * diffmpm3d::N_SIN_WAVES;
-    let w: Vec<f64> = (0..n).map(|k| 0.8 * ((k as f64) * 0.7).sin()).collect();
-    sim.weights.copy_from(&mut p, &w).unwrap();
-    let g = sim.loss_and_grad(&mut p, steps).unwrap();
-    assert!(g.loss.is_finite() && g.plan.is_some(), "the grid was recomputed through the Tape's checkpointing");
-    let (dw, db) = (sim.weights.grad().to_vec(&p).unwrap(), sim.bias.grad().to_vec(&p).unwrap());
-    let dx0 = sim.solver.x.grad().to_vec(&p).unwrap()[..sim.solver.mpm.n_particles].to_vec();
-    assert!(dw.iter().chain(&db).all(|g| g.is_finite()), "{dw:?} {db:?}");
+    set_large_weights(&sim, &mut p, 0.8);
     // The loss carries ~1e-15 of rounding noise (atomic sums in varying
     // order), 1e-12 in the differences at h = 1e-3, whose truncation error
     // is smaller still (h = 1e-3 and 1e-4 agree to 1e-5 relative, h = 1e-5
     // and 1e-6 are noise-bound); the gradients checked are 3e-8 and more.
-    let h = 1e-3;
-    let close = |a: f64, n: f64| (a - n).abs() <= 1e-4 * n.abs() + 1e-11;
-    for &(i, j) in picks {
-        let numeric = central(&mut p, h, |p, v| sim.weights.set(p, [i, j], v).unwrap(), |p| sim.forward(p, steps).unwrap(), w[i * 4 + j]);
-        let analytic = dw[i * 4 + j];
-        assert!(analytic.abs() > 1e-9, "weights[{i}, {j}]: gradient {analytic}");
-        assert!(close(analytic, numeric), "weights[{i}, {j}]: {analytic} vs {numeric}");
-    }
-    for &(i, _) in &picks[..2] {
-        let numeric = central(&mut p, h, |p, v| sim.bias.set(p, [i], v).unwrap(), |p| sim.forward(p, steps).unwrap(), 0.0);
-        assert!(db[i].abs() > 1e-9 && close(db[i], numeric), "bias[{i}]: {} vs {numeric}", db[i]);
-    }
-    dx0
+    let biases: Vec<usize> = picks[..2].iter().map(|&(i, _)| i).collect();
+    check_controller_gradient(&sim, &mut p, steps, 1e-3, picks, &biases);
+    // The forward runs of the differences leave the adjoints as the gradient run left them.
+    sim.solver.x.grad().to_vec(&p).unwrap()[..sim.solver.mpm.n_particles].to_vec()
 }
 
 /// dL/dweights and dL/dbias of the coarse quadruped (density 1, 1008
@@ -78,7 +41,7 @@ fn check_controller_gradient(scene: Scene3, steps: usize, picks: &[(usize, usize
 /// a jump). The walls in x and z are 6 cells and more away.
 #[test]
 fn diffmpm3d_controller_gradient_matches_finite_differences() {
-    let dx0 = check_controller_gradient(diffmpm3d::quadruped_scene(1), 16, &[(0, 1), (5, 0), (10, 3), (15, 2)]);
+    let dx0 = check_gradient_3d(diffmpm3d::quadruped_scene(1), 16, &[(0, 1), (5, 0), (10, 3), (15, 2)]);
     // Moving every particle by d in x moves the mean by d, but for the fixed
     // grid under the particles (and the floor's stopped nodes): the x
     // adjoints sum to about -1 (-0.999993 over these 16 steps).
@@ -103,7 +66,7 @@ fn liquid_controller_gradient_matches_finite_differences() {
     scene.add_rect(0.1, 0.111 - 0.05, 0.1, 0.2, 0.05, 0.2, -1, Some(&mut rng));
     let mpm = scene.mpm();
     assert!(mpm.mixed && mpm.n_solid == 385 && mpm.n_particles == 817, "{mpm:?}");
-    let dx0 = check_controller_gradient(scene, 16, &[(0, 1), (6, 0), (9, 3), (14, 2)]);
+    let dx0 = check_gradient_3d(scene, 16, &[(0, 1), (6, 0), (9, 3), (14, 2)]);
     // The loss counts the solid only: the liquid moves it (two-way coupling)
     // when the liquid's initial positions have non-zero adjoints.
     let liquid = dx0[385..].iter().map(|g| g[0].abs() + g[1].abs() + g[2].abs()).fold(0.0, f64::max);
