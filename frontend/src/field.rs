@@ -389,6 +389,39 @@ pub fn index<I: IntoIndex>(i: I) -> Expr {
     i.into_index()
 }
 
+/// The indices of `x[idx]` whose `idx` is not written as a tuple: one index,
+/// or a tuple of them held in a variable (`let n = (i, j); x[n]`).
+pub trait IndexList {
+    fn index_list(self) -> Vec<Expr>;
+}
+
+impl<I: IntoIndex> IndexList for I {
+    fn index_list(self) -> Vec<Expr> {
+        vec![self.into_index()]
+    }
+}
+
+macro_rules! tuple_index_list {
+    ($($t:ident),+) => {
+        impl<$($t: IntoIndex),+> IndexList for ($($t,)+) {
+            #[allow(non_snake_case)]
+            fn index_list(self) -> Vec<Expr> {
+                let ($($t,)+) = self;
+                vec![$($t.into_index()),+]
+            }
+        }
+    };
+}
+tuple_index_list!(A);
+tuple_index_list!(A, B);
+tuple_index_list!(A, B, C);
+tuple_index_list!(A, B, C, D);
+
+/// The indices of `x[idx]` for an `idx` not written as a tuple ([`IndexList`]).
+pub fn indices<L: IndexList>(idx: L) -> Vec<Expr> {
+    idx.index_list()
+}
+
 /// What `x[idx]` reads in a kernel: an element of a field, a component of
 /// a local vector or matrix (the index may be known only at run time), or
 /// an element of a Rust array of kernel values (a build-time index).

@@ -68,6 +68,6 @@ pub mod prelude {
 pub mod __rt {
     pub use crate::program::kernel_def;
     pub use crate::builder::{Ty, at, branch, branch_value, branch_value_else_first, build_kernel, flag, parallel_for, serial_for};
-    pub use crate::field::{Place, atomic_add, atomic_sub, index, load, struct_for};
+    pub use crate::field::{Place, atomic_add, atomic_sub, index, indices, load, struct_for};
     pub use crate::value::{and, cast, cast_to_param, eq, ge, gt, le, literal, literal_arm, literal_like, literal_of, lt, ne, not, or};
 }

@@ -686,6 +686,32 @@ fn tuple_assignment_is_carried() {
 }
 
 #[kernel]
+fn tuple_indices(g: &ScalarField<f64, 2>, out: &S) {
+    for i in 0..4usize {
+        let n = (i, 3usize - i); // an index tuple held in a variable
+        let j = i + 1usize;
+        let m = (j % 4usize, i);
+        out[(i,)] = g[n] * 10.0 + g[m];
+        let o = (i,);
+        out[o] += 1.0;
+    }
+}
+
+/// `x[n]` with `n` a tuple variable indexes like `x[(a, b)]`.
+#[test]
+fn index_tuples_held_in_variables() {
+    let mut pb = ProgramBuilder::new();
+    let (g, out): (GradField<f64, 2>, GradField<f64, 1>) = (pb.field_with_grad("g", [4, 4]), pb.field_with_grad("out", [4]));
+    let k = pb.kernel(tuple_indices(&g, &out)).unwrap();
+    let mut p = pb.build().unwrap();
+    let gs: Vec<f64> = (0..16).map(|v| v as f64 * 0.5).collect();
+    g.copy_from(&mut p, &gs).unwrap();
+    k.launch(&mut p, ()).unwrap();
+    let want: Vec<f64> = (0..4).map(|i| gs[i * 4 + (3 - i)] * 10.0 + gs[((i + 1) % 4) * 4 + i] + 1.0).collect();
+    assert_eq!(out.to_vec(&p).unwrap(), want);
+}
+
+#[kernel]
 fn local_components(x: &V2, w: &S, out: &S) {
     for i in 0..4usize {
         let mut v = x[(i,)];

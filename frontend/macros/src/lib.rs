@@ -233,7 +233,11 @@ impl Rewriter {
         let parts: Vec<Expr> = match index {
             Expr::Tuple(t) => t.elems.iter().cloned().collect(),
             Expr::Paren(p) => vec![(*p.expr).clone()],
-            other => vec![other.clone()],
+            // One index, or a tuple of them held in a variable (`rt::indices`).
+            other => {
+                let (other, indices) = (self.fold_expr(other.clone()), Self::rt("indices"));
+                return parse_quote!(#indices(#other));
+            }
         };
         let parts: Vec<Expr> = parts.into_iter().map(|e| self.fold_expr(e)).collect();
         let index = Self::rt("index");
