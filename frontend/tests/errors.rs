@@ -31,6 +31,60 @@ fn bounds_checks_are_on_and_report_field_index_extent_and_rust_location() {
     assert_eq!((at.file.as_str(), at.line), ("frontend/tests/errors.rs", line_of("reads one past the end")), "{err}");
 }
 
+/// A 3-point stencil around a data-dependent cell, as MPM's particles use
+/// the grid: one bounds test of `b` covers its six accesses.
+#[kernel]
+fn stencil(pos: &ScalarField<f32, 1>, g: &ScalarField<f32, 1>, out: &ScalarField<f32, 1>, acc: &ScalarField<f32, 1>) {
+    for p in 0..4usize {
+        let b = (pos[(p,)] - 1.0) as i32;
+        let mut sum = 0.0 * pos[(p,)];
+        for k in unroll(0..3) {
+            sum = sum + g[((b + k as i32) as usize,)] * (k as f64 + 1.0); // the gathered cell
+            acc[((b + k as i32) as usize,)] += pos[(p,)]; // the scattered cell
+        }
+        out[(p,)] = sum;
+    }
+}
+
+/// Stencil accesses whose indices share a base are checked by one test of
+/// the base; in bounds they compute what each access checked alone does,
+/// out of bounds on either side they fail at the member whose offset
+/// goes out, with its index.
+#[test]
+fn stencil_accesses_checked_together_report_the_access_that_left_the_field() {
+    let mut pb = ProgramBuilder::new();
+    let fields: [Field<f32, 1>; 4] = [pb.field("pos", [4]), pb.field("g", [8]), pb.field("out", [4]), pb.field("acc", [8])];
+    let [pos, g, out, acc] = &fields;
+    let k = pb.kernel(stencil(pos, g, out, acc)).unwrap();
+    let mut p = pb.build().unwrap();
+    let gs: Vec<f32> = (0..8).map(|v| v as f32 * 0.25 + 1.0).collect();
+    g.copy_from(&mut p, &gs).unwrap();
+    let at = |centres: [f32; 4]| centres.map(|c| c + 0.5);
+    pos.copy_from(&mut p, &at([1.0, 3.0, 5.0, 6.0])).unwrap();
+    k.launch(&mut p, ()).unwrap();
+    let (mut want_out, mut want_acc) = (vec![0.0f32; 4], vec![0.0f32; 8]);
+    for (i, &x) in at([1.0, 3.0, 5.0, 6.0]).iter().enumerate() {
+        let b = (x - 1.0) as usize;
+        for k in 0..3 {
+            want_out[i] += gs[b + k] * (k as f32 + 1.0);
+            want_acc[b + k] += x;
+        }
+    }
+    assert_eq!((out.to_vec(&p).unwrap(), acc.to_vec(&p).unwrap()), (want_out, want_acc));
+    let line = line_of("the gathered cell");
+    // b = 6 for the last particle: b + 2 = 8 is past the end (extent 8).
+    pos.copy_from(&mut p, &at([1.0, 3.0, 5.0, 7.0])).unwrap();
+    let err = k.launch(&mut p, ()).unwrap_err();
+    let Error::OutOfBounds { field, access, dim, index, extent, location, .. } = &err else { panic!("{err}") };
+    assert_eq!((field.as_str(), *access, *dim, *index, *extent), ("g", ds_runtime::error::AccessKind::Load, 0, 8, 8), "{err}");
+    assert_eq!(location.as_ref().map(|l| l.line), Some(line), "{err}");
+    // b = -1 (position -0.5): b + 0 = -1 is below 0.
+    pos.copy_from(&mut p, &[-0.5, 2.5, 4.5, 5.5]).unwrap();
+    let err = k.launch(&mut p, ()).unwrap_err();
+    let Error::OutOfBounds { field, dim, index, location, .. } = &err else { panic!("{err}") };
+    assert_eq!((field.as_str(), *dim, *index, location.as_ref().map(|l| l.line)), ("g", 0, -1, Some(line)), "{err}");
+}
+
 #[test]
 fn a_handle_of_another_program_is_foreign() {
     let mut pb = ProgramBuilder::new();

@@ -41,7 +41,13 @@
 //! - `ds.assert` and, with `check-bounds=1`, a bounds check per index: on failure
 //!   the check's code (`abi::status_code`: the first failed check in program
 //!   order wins) goes to a status buffer argument (`ds.status_checks`
-//!   describes the checks) and an out-of-bounds access is skipped.
+//!   describes the checks) and an out-of-bounds access is skipped. Indices
+//!   proven in bounds before a task loop are not checked in its fast copy
+//!   (`version_task_loop`); a stencil's indices `(b + k) as usize` around one
+//!   i32 base share one branch-free test of `b` (`CheckGroup`), whose failure
+//!   is written when the function returns, so that the loop stays
+//!   vectorizable (MPM's g2p: 116 µs with a branch per access, 47 µs grouped,
+//!   43 µs unchecked).
 //!
 //! Example: `%v = "ds.load"(%i) {field = @x} : (index) -> f32` in `@f(%i: index)`
 //! becomes `%v = memref.load %x[%i] : memref<16xf32>` in
@@ -128,6 +134,10 @@ struct FuncLowering<'a> {
     status: Option<Value>,
     checks: Vec<Check>,
     check_bounds: bool,
+    /// Groups of bounds checks made once for several accesses ([`CheckGroup`]).
+    groups: Vec<CheckGroup>,
+    /// The function being lowered.
+    func: Op,
 }
 
 /// The memref type of a field's argument: `memref<16x2xf32>` for a plain
@@ -225,7 +235,8 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
         let t = task_updates(func);
         (t.owned, t.band, t.private)
     };
-    let mut l = FuncLowering { fields, trees, adjoints, owned, status, checks: Vec::new(), check_bounds };
+    let groups = if check_bounds { check_groups(func, &dense_used) } else { Vec::new() };
+    let mut l = FuncLowering { fields, trees, adjoints, owned, status, checks: Vec::new(), check_bounds, groups, func };
     // Keep only the ds ops of the walk, before any is erased: erasing a loop
     // also frees its body terminator, which `inner` lists. Each ds op below is
     // visited once and stays alive until its own turn (a loop moves its body
@@ -247,7 +258,7 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
             DsOp::Assert => l.lower_assert(op),
             DsOp::StopGrad => {
                 // Gradients are made by now: the op is its operand.
-                op.replace_all_uses(&[op.operand(0)]);
+                l.replace_result(op, op.operand(0));
                 // SAFETY: no regions, its result's uses replaced; visited once.
                 unsafe { op.erase() };
             }
@@ -256,6 +267,7 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
             DsOp::Field | DsOp::Dense | DsOp::Pointer | DsOp::Bitmasked | DsOp::Dynamic => {}
         }
     }
+    l.write_group_failures();
     if !l.checks.is_empty() {
         let checks: Vec<_> = l.checks.iter().map(|c| c.to_attr(ctx)).collect();
         func.set_attr(abi::STATUS_CHECKS, ctx.array_attr(&checks));
@@ -400,19 +412,34 @@ impl FuncLowering<'_> {
         (*f, *v)
     }
 
-    /// Records check number `message` (1-based) and `detail` in the status buffer.
-    fn record_failure(&mut self, at: Cursor, kind: CheckKind, detail: Option<Value>, loc: Loc) {
+    /// Replaces the uses of `op`'s one result by `new`, a check group's base too.
+    fn replace_result(&mut self, op: Op, new: Value) {
+        let old = op.result(0);
+        for g in self.groups.iter_mut().filter(|g| g.base == old) {
+            g.base = new;
+        }
+        op.replace_all_uses(&[new]);
+    }
+
+    /// A new check of this function: its number (1-based, program order).
+    fn new_check(&mut self, kind: CheckKind, loc: Loc) -> usize {
         self.checks.push(Check { kind, location: loc.file_line_col() });
+        self.checks.len()
+    }
+
+    /// A new check, failed at `at`: its code and `detail` go to the status buffer.
+    fn record_failure(&mut self, at: Cursor, kind: CheckKind, detail: Option<Value>, loc: Loc) {
+        let number = self.new_check(kind, loc);
+        self.write_failure(at, number, detail, loc);
+    }
+
+    /// Check `number` failed at `at`: its code goes to the status buffer (the
+    /// first failed check's wins, `abi::status_code`), then `detail`.
+    fn write_failure(&self, at: Cursor, number: usize, detail: Option<Value>, loc: Loc) {
         let status = self.status.expect("status buffer present when checks exist");
         let ctx = status.ty().ctx();
         let i64t = ctx.int(64);
-        let code = at
-            .build(
-                OpBuilder::new("arith.constant", loc)
-                    .results(&[i64t])
-                    .attr("value", ctx.int_attr(i64t, abi::status_code(self.checks.len()))),
-            )
-            .result(0);
+        let code = ops::const_int(at, i64t, abi::status_code(number), loc);
         let slot0 = ops::const_index(at, 0, loc);
         at.build(
             OpBuilder::new("memref.atomic_rmw", loc)
@@ -460,6 +487,14 @@ impl FuncLowering<'_> {
         let proven = op.attr(PROVEN_DIMS).and_then(|p| p.as_i64_array()).unwrap_or_default();
         let unproven: Vec<usize> = (0..a.indices.len()).filter(|d| !proven.contains(&(*d as i64))).collect();
         let mut guard = None;
+        let grouped: Vec<(usize, usize)> =
+            unproven.iter().filter_map(|&d| Some((d, self.groups.iter().position(|g| g.has(op, d))?))).collect();
+        if self.check_bounds && !unproven.is_empty() && grouped.len() == unproven.len() {
+            self.lower_grouped(at, a, &decl, &grouped, loc);
+            // SAFETY: as below: its uses were replaced; visited once.
+            unsafe { op.erase() };
+            return;
+        }
         if self.check_bounds && !unproven.is_empty() {
             let (if_op, then_b, else_b) = self.bounds_guard(at, &a, &decl, &unproven, loc);
             guard = Some((if_op, then_b, else_b));
@@ -476,14 +511,129 @@ impl FuncLowering<'_> {
             let zeros: Vec<Value> =
                 yielded.iter().map(|v| ops::const_scalar(Cursor::at_end(else_b), v.ty(), 0.0, loc)).collect();
             ops::build_yield(else_b, &zeros, loc);
-            op.replace_all_uses(&if_op.results());
+            if !yielded.is_empty() {
+                self.replace_result(op, if_op.result(0));
+            }
         } else if let Some(r) = result {
-            op.replace_all_uses(&[r]);
+            self.replace_result(op, r);
         }
         // SAFETY: the access has no regions and its result's uses were replaced
         // above; `a` holds only its operands (defined elsewhere), and the caller
         // visits it once and does not use it after.
         unsafe { op.erase() };
+    }
+
+    /// An access whose unproven indices are all in check groups (`grouped`:
+    /// dimension, group): each index is rebuilt from its group's safe base,
+    /// and the access's effect is cancelled unless every group's test held
+    /// (a load gives 0, an add or sub adds 0).
+    fn lower_grouped(&mut self, at: Cursor, mut a: Access, decl: &FieldDecl, grouped: &[(usize, usize)], loc: Loc) {
+        let mut all: Option<Value> = None;
+        for &(d, g) in grouped {
+            let (ok, safe) = self.group_test(at, g, loc);
+            let offset = self.groups[g].members.iter().find(|m| m.op == a.op && m.dim == d).expect("a member").offset;
+            a.indices[d] = self.groups[g].index_at(at, safe, offset, loc);
+            all = Some(match all {
+                None => ok,
+                Some(prev) => ops::build_binary(at, "arith.andi", prev, ok, loc),
+            });
+        }
+        let ok = all.expect("at least one group");
+        if let Some(v) = a.value {
+            let z = ops::const_scalar(at, v.ty(), 0.0, loc);
+            a.value = Some(ops::build_select(at, ok, v, z, loc));
+        }
+        let (_, memref) = self.field(&a.field);
+        if let Some(r) = self.emit_access(at, &a, decl, memref, loc) {
+            let z = ops::const_scalar(at, r.ty(), 0.0, loc);
+            let value = ops::build_select(at, ok, r, z, loc);
+            self.replace_result(a.op, value);
+        }
+    }
+
+    /// Group `g`'s test and safe base, made at its first member (`at`):
+    /// `ok = base in [-lowest, extent - highest)`, `safe = ok ? base :
+    /// -lowest`. Without a branch (which would keep the loop around from
+    /// being vectorized), the group's lowest and highest base so far are
+    /// kept in two slots made at the function's entry, and tested once,
+    /// when the function returns ([`Self::write_group_failures`]). The
+    /// members' checks are numbered here.
+    fn group_test(&mut self, at: Cursor, g: usize, loc: Loc) -> (Value, Value) {
+        if let Some(made) = self.groups[g].made {
+            return made.test;
+        }
+        let i64t = loc.ctx().int(64);
+        let (base, extent) = (self.groups[g].base, self.groups[g].extent);
+        let (lowest, highest) = self.groups[g].offsets();
+        let wide = at.build(OpBuilder::new("arith.extsi", loc).operands(&[base]).results(&[i64t])).result(0);
+        let from = ops::build_cmpi(at, ops::CmpI::Sge, wide, ops::const_int(at, i64t, -lowest, loc), loc);
+        let to = ops::build_cmpi(at, ops::CmpI::Slt, wide, ops::const_int(at, i64t, extent - highest, loc), loc);
+        let ok = ops::build_binary(at, "arith.andi", from, to, loc);
+        let safe = ops::build_select(at, ok, base, ops::const_int(at, base.ty(), -lowest, loc), loc);
+        let members = self.groups[g].members.clone();
+        for m in &members {
+            let kind = CheckKind::Bounds { access: m.kind, field: m.field.clone(), dim: m.dim, extent };
+            let number = self.new_check(kind, m.loc);
+            self.groups[g].numbers.push(number);
+        }
+        let slot = |start: i64| {
+            let entry = ops::func_body(self.func);
+            let top = entry.first_op().map(Cursor::before).unwrap_or_else(|| Cursor::at_end(entry));
+            let ty = loc.ctx().parse_type(&format!("memref<{}>", base.ty())).expect("memref of the base type");
+            let slot = top
+                .build(
+                    OpBuilder::new("memref.alloca", loc)
+                        .results(&[ty])
+                        .attr("operandSegmentSizes", loc.ctx().parse_attr("array<i32: 0, 0>").expect("segments")),
+                )
+                .result(0);
+            top.build(OpBuilder::new("memref.store", loc).operands(&[ops::const_int(top, base.ty(), start, loc), slot]));
+            slot
+        };
+        let width = base.ty().width().expect("an integer base");
+        let (min_slot, max_slot) = (slot((1i64 << (width - 1)) - 1), slot(-(1i64 << (width - 1))));
+        for (slot, op) in [(min_slot, "arith.minsi"), (max_slot, "arith.maxsi")] {
+            let old = at.build(OpBuilder::new("memref.load", loc).operands(&[slot]).results(&[base.ty()])).result(0);
+            let new = ops::build_binary(at, op, old, base, loc);
+            at.build(OpBuilder::new("memref.store", loc).operands(&[new, slot]));
+        }
+        self.groups[g].made = Some(MadeGroup { test: (ok, safe), range: (min_slot, max_slot) });
+        (ok, safe)
+    }
+
+    /// Before `func` returns: each group whose lowest base was below
+    /// `-lowest` fails the check of its first member with the lowest offset,
+    /// at that base's index, and one whose highest base reached `extent -
+    /// highest` the check of its first member with the highest offset (of
+    /// two, the first check is written last, so that the index kept is the
+    /// one of the check whose code the status keeps).
+    fn write_group_failures(&self) {
+        let ret = ops::func_body(self.func).terminator().expect("a function ends in a return");
+        let (at, loc) = (Cursor::before(ret), ret.loc());
+        let i64t = loc.ctx().int(64);
+        for group in &self.groups {
+            let Some(made) = &group.made else { continue };
+            let (lowest, highest) = group.offsets();
+            let first_at = |offset: i64| {
+                let k = group.members.iter().position(|m| m.offset == offset).expect("a member at each end");
+                (group.numbers[k], group.members[k].loc)
+            };
+            let low = (made.range.0, lowest, ops::CmpI::Slt, -lowest, first_at(lowest));
+            let high = (made.range.1, highest, ops::CmpI::Sge, group.extent - highest, first_at(highest));
+            let mut ends = [low, high];
+            ends.sort_by_key(|e| std::cmp::Reverse((e.4).0));
+            for (slot, offset, pred, bound, (number, member_loc)) in ends {
+                let base = at.build(OpBuilder::new("memref.load", loc).operands(&[slot]).results(&[group.base.ty()])).result(0);
+                let wide = at.build(OpBuilder::new("arith.extsi", loc).operands(&[base]).results(&[i64t])).result(0);
+                let failed = ops::build_cmpi(at, pred, wide, ops::const_int(at, i64t, bound, loc), loc);
+                let (_, then_b, else_b) = ops::build_if(at, failed, &[], loc);
+                let t = Cursor::at_end(then_b);
+                let index = group.index_at(t, base, offset, loc);
+                self.write_failure(t, number, Some(index), member_loc);
+                ops::build_yield(then_b, &[], loc);
+                ops::build_yield(else_b, &[], loc);
+            }
+        }
     }
 
     /// `scf.if (all indices in bounds)`; the else block records which index
@@ -688,6 +838,123 @@ fn lower_loop(op: Op, bounds: Vec<(Value, Value)>) {
     // replaced, so this frees only the loop, its block and its terminator; the
     // caller lists ds ops only (not the terminator) and visits this loop once.
     unsafe { op.erase() };
+}
+
+/// Bounds checks made once for several accesses: in one block, the indices
+/// `index_cast(base + offset)` of an i32 `base` and constant offsets (a
+/// stencil's `(b0 + i as i32) as usize`) in one dimension of fields of one
+/// extent, on dense loads, adds and subs (which can be cancelled without a
+/// branch). One test of `base` covers them all: every member is in bounds
+/// iff `base` is in `[-lowest, extent - highest)`. The test is made, and
+/// the members' checks numbered, at the group's first member; when it
+/// fails, every member is cancelled, and the failed members' checks are
+/// recorded when the function returns ([`FuncLowering::write_pending`]).
+struct CheckGroup {
+    block: Block,
+    base: Value,
+    extent: i64,
+    members: Vec<GroupMember>,
+    /// The members' check numbers, once made.
+    numbers: Vec<usize>,
+    /// The test, once made ([`FuncLowering::group_test`]).
+    made: Option<MadeGroup>,
+}
+
+/// A group's test as made: its `ok` and safe base, and the slots keeping its
+/// lowest and highest base.
+#[derive(Clone, Copy)]
+struct MadeGroup {
+    test: (Value, Value),
+    range: (Value, Value),
+}
+
+#[derive(Clone)]
+struct GroupMember {
+    op: Op,
+    dim: usize,
+    offset: i64,
+    kind: AccessKind,
+    field: String,
+    loc: Loc,
+}
+
+impl CheckGroup {
+    fn has(&self, op: Op, dim: usize) -> bool {
+        self.members.iter().any(|m| m.op == op && m.dim == dim)
+    }
+
+    /// The lowest and highest member offsets.
+    fn offsets(&self) -> (i64, i64) {
+        let lowest = self.members.iter().map(|m| m.offset).min().unwrap_or(0);
+        let highest = self.members.iter().map(|m| m.offset).max().unwrap_or(0);
+        (lowest, highest)
+    }
+
+    /// A member's index from `base` (the group's, its safe base or a decoded
+    /// one) and its offset, as the member computes it: i32 add, then cast.
+    fn index_at(&self, at: Cursor, base: Value, offset: i64, loc: Loc) -> Value {
+        let sum = ops::build_binary(at, "arith.addi", base, ops::const_int(at, base.ty(), offset, loc), loc);
+        at.build(OpBuilder::new("arith.index_cast", loc).operands(&[sum]).results(&[loc.ctx().index()])).result(0)
+    }
+}
+
+/// A dimension of an access with its index's base and offset.
+type DimBase = (usize, Value, i64);
+
+/// An index as `index_cast(base + offset)` of an i32 `base` plus constants.
+fn base_and_offset(index: Value) -> Option<(Value, i64)> {
+    let cast = index.defining_op().filter(|d| d.name() == "arith.index_cast" && d.operand(0).ty().width() == Some(32))?;
+    let (base, offset) = ops::index_offset(cast.operand(0));
+    Some((base?, offset))
+}
+
+/// The check groups of `func`'s dense accesses ([`CheckGroup`]) with at
+/// least two members whose offsets span less than the extent; accesses in
+/// a versioned loop's fast copy check only their unproven dimensions.
+fn check_groups(func: Op, dense: &[&FieldDecl]) -> Vec<CheckGroup> {
+    // Each candidate access with its unproven dimensions' (dimension, base, offset).
+    let mut candidates: Vec<(Access, Vec<DimBase>)> = Vec::new();
+    for op in func.walk() {
+        let Some(a) = Access::read(op) else { continue };
+        if !dense.iter().any(|f| f.name == a.field)
+            || !matches!(a.kind, AccessKind::Load | AccessKind::AtomicAdd | AccessKind::AtomicSub)
+        {
+            continue;
+        }
+        let proven = op.attr(PROVEN_DIMS).and_then(|p| p.as_i64_array()).unwrap_or_default();
+        let unproven = (0..a.indices.len()).filter(|d| !proven.contains(&(*d as i64)));
+        let dims: Option<Vec<DimBase>> = unproven.map(|d| base_and_offset(a.indices[d]).map(|(b, o)| (d, b, o))).collect();
+        if let Some(dims) = dims.filter(|d| !d.is_empty()) {
+            candidates.push((a, dims));
+        }
+    }
+    // Group them; drop small groups and the accesses with a dimension in
+    // none (they keep their own checks), until every access left is covered.
+    loop {
+        let mut groups: Vec<CheckGroup> = Vec::new();
+        for (a, dims) in &candidates {
+            let op = &a.op;
+            let decl = dense.iter().find(|f| f.name == a.field).expect("a dense field");
+            let block = op.block().expect("an access in a block");
+            for &(dim, base, offset) in dims {
+                let extent = decl.shape[dim];
+                let member = GroupMember { op: *op, dim, offset, kind: a.kind, field: a.field.clone(), loc: op.loc() };
+                match groups.iter_mut().find(|g| g.block == block && g.base == base && g.extent == extent) {
+                    Some(g) => g.members.push(member),
+                    None => groups.push(CheckGroup { block, base, extent, members: vec![member], numbers: Vec::new(), made: None }),
+                }
+            }
+        }
+        groups.retain(|g| {
+            let (lowest, highest) = g.offsets();
+            g.members.len() >= 2 && highest.checked_sub(lowest).is_some_and(|span| span < g.extent)
+        });
+        let before = candidates.len();
+        candidates.retain(|(a, dims)| dims.iter().all(|&(d, _, _)| groups.iter().any(|g| g.has(a.op, d))));
+        if candidates.len() == before {
+            return groups;
+        }
+    }
 }
 
 /// On an access in the fast copy of a versioned task loop: the dimensions

@@ -17,6 +17,11 @@ pub fn const_scalar(at: Cursor, t: Type, v: f64, loc: Loc) -> Value {
     const_of(at, attr, loc)
 }
 
+/// `arith.constant` of integer value `v` of type `t` (every i64 exact).
+pub fn const_int(at: Cursor, t: Type, v: i64, loc: Loc) -> Value {
+    const_of(at, t.ctx().int_attr(t, v), loc)
+}
+
 fn const_of(at: Cursor, value: Attr, loc: Loc) -> Value {
     at.build(OpBuilder::new("arith.constant", loc).attr("value", value).infer_results()).result(0)
 }
@@ -73,6 +78,11 @@ pub fn build_scf_for(at: Cursor, lower: Value, upper: Value, step: Value, loc: L
 /// A binary arith op (`arith.addi`, ...) whose result type is its operands'.
 pub fn build_binary(at: Cursor, name: &str, lhs: Value, rhs: Value, loc: Loc) -> Value {
     at.build(OpBuilder::new(name, loc).operands(&[lhs, rhs]).results(&[lhs.ty()])).result(0)
+}
+
+/// `arith.select cond, a, b`.
+pub fn build_select(at: Cursor, cond: Value, a: Value, b: Value, loc: Loc) -> Value {
+    at.build(OpBuilder::new("arith.select", loc).operands(&[cond, a, b]).results(&[a.ty()])).result(0)
 }
 
 /// `arith.cmpi` predicates (their enum values).
