@@ -218,6 +218,8 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
             elems: all_fields.iter().filter(|f| tree.components(&f.name).is_some()).map(|f| (f.name.clone(), f.elem)).collect(),
         })
         .collect();
+    // Struct_fors over pointer trees run over the allocated blocks' list.
+    sparse::resolve_block_lists(func, &trees);
     let adjoints: Vec<String> = all_fields.iter().filter_map(|f| f.grad.clone()).collect();
     let (owned, band, private) = if all_plain {
         (updates(func), None, None)

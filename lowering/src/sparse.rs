@@ -5,8 +5,10 @@
 //! paths. Two passes call it:
 //!
 //! - `ds-lower-parallel-cpu` ([`struct_for_block`]): a `ds.struct_for` over a
-//!   sparse field becomes a task over the tree's outer cells (blocks); each
-//!   iteration tests its block (`ds.is_active` at the outer node), loops over
+//!   sparse field becomes a task over the tree's outer cells (blocks), or
+//!   for a pointer tree over its list of allocated blocks ([`BLOCK_LIST`],
+//!   resolved by `convert-ds-to-scf`: O(allocated blocks), not O(cells));
+//!   each iteration tests its block (`ds.is_active` at the outer node), loops over
 //!   the block's cells, tests each cell of a bitmasked leaf, and runs the body
 //!   on the active ones: parallel over blocks, then serial over cells;
 //! - `convert-ds-to-scf` ([`emit_access`]): every access of a sparse field
@@ -41,7 +43,7 @@
 //! memref.store %v, %data[%i]`.
 
 use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Region, Type, Value};
-use ds_dialects::ops::sparse::{LevelKind, SparseTree};
+use ds_dialects::ops::sparse::{LISTED, LevelKind, SparseTree};
 use ds_dialects::ops::{self, Access, AccessKind, CmpI, DsOp};
 
 const RMW_ADDF: i64 = 0;
@@ -268,6 +270,15 @@ fn ensure_block(e: E, t: &TreeArgs, p: Value, fail: &mut Fail) -> Value {
         let none = ops::const_scalar(Cursor::at_end(pop_else), i32t, -1.0, e.loc);
         ops::build_yield(pop_else, &[none], e.loc);
         let block = pop_if.result(0);
+        {
+            // Listed for struct_fors: its owner, then an entry of the list.
+            let (list, owner) = (t.buf(&t.tree.list()), t.buf(&t.tree.owner()));
+            let ok = me.guard(got);
+            let b = ok.to_index(block);
+            ok.store(ok.cast(p, i32t), owner, b);
+            let k = ok.rmw(RMW_ADDI, ok.i32(1), counts, ok.index(LISTED as i64));
+            ok.store(block, list, ok.to_index(k));
+        }
         let installed = me.select(got, me.bin("arith.addi", block, me.i32(FIRST_ID)), me.i32(0));
         me.rmw(RMW_ASSIGN, installed, table, p);
         let failed = me.cmp(CmpI::Eq, got, ops::const_scalar(me.at, ctx.int(1), 0.0, e.loc));
@@ -691,12 +702,60 @@ fn delinearize(e: E, i: Value, shape: &[i64]) -> Vec<Value> {
     out
 }
 
-/// The iterations of a `ds.struct_for` over a field of `tree`: its outer cells.
+/// The iterations of a `ds.struct_for` over a field of `tree`: its outer
+/// cells, or for a pointer tree the entries its block list can hold (the
+/// CPU runtime runs only the listed ones, [`BLOCK_LIST`]).
 pub fn struct_for_range(tree: &SparseTree) -> i64 {
-    tree.outer_cells()
+    if tree.is_pointer() { tree.capacity } else { tree.outer_cells() }
 }
 
-/// The active cells of block `p` (an outer cell) of `tree`, for a
+/// On the `scf.for` of a `ds.struct_for` over a pointer tree, and on the
+/// task holding it: the tree's name. The loop's variable is an entry of the
+/// tree's list of allocated blocks (`<tree>$list`), not an outer cell;
+/// `convert-ds-to-scf` ([`resolve_block_lists`]) turns it into the block's
+/// outer cell and skips entries past the list's length or released (whose
+/// owner's table entry names another block or none). The runtime runs such a
+/// task over `[0, listed blocks)`: O(allocated blocks), not O(outer cells).
+pub const BLOCK_LIST: &str = "ds.block_list";
+
+/// For each loop of `func` marked [`BLOCK_LIST`]: the list entry `k` it
+/// runs becomes the outer cell `owner[list[k]]` of the `k`-th allocated
+/// block, and its body runs only when `k < counts[LISTED]` and the table
+/// entry of that cell is still the block (released blocks stay listed
+/// until the launch ends). Marks `func` with the tree's name too.
+pub fn resolve_block_lists(func: Op, trees: &[TreeArgs]) {
+    let loops: Vec<Op> = func.walk().into_iter().filter(|o| o.name() == "scf.for" && o.attr(BLOCK_LIST).is_some()).collect();
+    for lp in loops {
+        let name = lp.attr(BLOCK_LIST).and_then(|a| a.as_string()).unwrap_or_default();
+        let Some(t) = trees.iter().find(|t| t.tree.name == name) else { continue };
+        func.set_attr(BLOCK_LIST, lp.ctx().string_attr(&name));
+        let body = lp.region(0).first_block().expect("loop body");
+        let k = body.arg(0);
+        let old: Vec<Op> = body.ops().into_iter().filter(|o| o.name() != "scf.yield").collect();
+        let first = body.first_op().expect("a loop body ends in its terminator");
+        let e = E { at: Cursor::before(first), loc: lp.loc() };
+        let i32t = e.loc.ctx().int(32);
+        let n = e.load(t.buf(&t.tree.counts()), e.index(LISTED as i64), i32t);
+        let listed = e.cmp(CmpI::Slt, e.cast(k, i32t), n);
+        // Entries past the length hold ids of blocks in [0, capacity) (or 0):
+        // reading them is in bounds; the length test discards them.
+        let b = e.load(t.buf(&t.tree.list()), k, i32t);
+        let p = e.to_index(e.load(t.buf(&t.tree.owner()), e.to_index(b), i32t));
+        let entry = e.load(t.buf(&t.tree.table()), p, i32t);
+        let current = e.cmp(CmpI::Eq, entry, e.bin("arith.addi", b, e.i32(FIRST_ID)));
+        let inner = e.guard(e.bin("arith.andi", listed, current));
+        let end = inner.at.anchor().expect("a guard's terminator");
+        let map: ds_dialects::ir::ValueMap = [(k, p)].into_iter().collect();
+        for op in old {
+            op.move_before(end);
+            ds_dialects::ir::remap_operands(op, &map);
+        }
+    }
+}
+
+/// The active cells of block `p` (an outer cell, or for a pointer tree the
+/// entry of its block list: `p` is then the variable of the enclosing
+/// `scf.for`, which this marks [`BLOCK_LIST`]) of `tree`, for a
 /// `ds.struct_for` over `field` binding the dimensions `field_shape` (all
 /// of the field's, or its cell dimensions only), emitted at `at`:
 /// a test of the block, a loop over its cells, a test of each cell of a
@@ -723,6 +782,12 @@ pub fn struct_for_block(at: Cursor, p: Value, tree: &SparseTree, field: &str, fi
         )
         .result(0)
     };
+    if tree.is_pointer()
+        && let Some(lp) = p.owner_block().and_then(|b| b.parent_op())
+    {
+        // `p` is an entry of the block list, made the block's outer cell later.
+        lp.set_attr(BLOCK_LIST, ctx.string_attr(&tree.name));
+    }
     let bc = delinearize(e, p, &tree.outer.shape);
     let origin: Vec<Value> =
         bc.iter().zip(&block).map(|(&b, &n)| if n == 1 { b } else { e.bin("arith.muli", b, e.index(n)) }).collect();

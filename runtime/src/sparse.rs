@@ -12,7 +12,7 @@
 use crate::error::Error;
 use crate::field::ElemType;
 use crate::native::AlignedBuf;
-use ds_dialects::ops::sparse::{LevelKind, SparseTree, TABLE_FIRST_ID};
+use ds_dialects::ops::sparse::{FREE_TOP, FREED, LISTED, LevelKind, SparseTree, TABLE_FIRST_ID};
 use std::sync::{Arc, Mutex};
 
 /// Memory and occupancy of one sparse field (its tree, and its own data).
@@ -58,6 +58,9 @@ pub struct SparseHost {
     free: Option<Arc<AlignedBuf>>,
     freed: Option<Arc<AlignedBuf>>,
     counts: Option<Arc<AlignedBuf>>,
+    /// The allocated blocks (`counts[LISTED]` of them) and each one's outer cell.
+    list: Option<Arc<AlignedBuf>>,
+    owner: Option<Arc<AlignedBuf>>,
     mask0: Option<Arc<AlignedBuf>>,
     mask1: Option<Arc<AlignedBuf>>,
     /// The list lengths of a dynamic leaf, one per block.
@@ -93,6 +96,7 @@ impl SparseHost {
         } else {
             (None, None, None, None)
         };
+        let (list, owner) = if tree.is_pointer() { (part(tree.list()), part(tree.owner())) } else { (None, None) };
         let mask0 = tree.has_mask0().then(|| part(tree.mask0())).flatten();
         let mask1 = tree.has_mask1().then(|| part(tree.mask1())).flatten();
         let len = tree.is_dynamic().then(|| part(tree.len())).flatten();
@@ -102,7 +106,7 @@ impl SparseHost {
             .filter(|h| h.elem == ds_dialects::ops::sparse::HiddenElem::I32)
             .map(|h| h.elements as usize * 4)
             .sum();
-        let host = SparseHost { tree, table, free, freed, counts, mask0, mask1, len, fields, structure_bytes, lock: Mutex::new(()) };
+        let host = SparseHost { tree, table, free, freed, counts, list, owner, mask0, mask1, len, fields, structure_bytes, lock: Mutex::new(()) };
         host.reset_pool();
         host
     }
@@ -125,9 +129,36 @@ impl SparseHost {
             for k in 0..cap {
                 free.store_i32(k, (cap - 1 - k) as i32);
             }
-            counts.store_i32(0, cap as i32);
-            counts.store_i32(1, 0);
+            counts.store_i32(FREE_TOP, cap as i32);
+            counts.store_i32(FREED, 0);
+            counts.store_i32(LISTED, 0);
         }
+    }
+
+    /// The entries of the list of allocated blocks (pointer trees; 0 for
+    /// others): the iterations of a `ds.struct_for` over the tree.
+    pub fn listed_blocks(&self) -> usize {
+        let _g = self.guard();
+        self.counts.as_ref().map_or(0, |c| (c.load_i32(LISTED).max(0) as usize).min(self.capacity()))
+    }
+
+    /// Drops the released blocks from the list of allocated ones: an entry
+    /// stays while its owner's table entry names its block. O(listed blocks).
+    fn compact_list(&self) {
+        let (Some(list), Some(owner), Some(table), Some(counts)) = (&self.list, &self.owner, &self.table, &self.counts) else {
+            return;
+        };
+        let n = (counts.load_i32(LISTED).max(0) as usize).min(self.capacity());
+        let mut kept = 0;
+        for k in 0..n {
+            let b = list.load_i32(k);
+            let p = owner.load_i32(b.max(0) as usize);
+            if table.load_i32(p.max(0) as usize) == b + TABLE_FIRST_ID {
+                list.store_i32(kept, b);
+                kept += 1;
+            }
+        }
+        counts.store_i32(LISTED, kept as i32);
     }
 
     /// Outer cell and cell within the block of a cell index (of the fields' cell shape).
@@ -186,7 +217,7 @@ impl SparseHost {
                     let (Some(free), Some(counts), Some(table)) = (free, counts, table) else {
                         return Err(Error::Internal("a pointer tree without its pool".into()));
                     };
-                    let top = counts.load_i32(0);
+                    let top = counts.load_i32(FREE_TOP);
                     if top <= 0 {
                         return Err(Error::PoolExhausted {
                             kernel: None,
@@ -197,7 +228,13 @@ impl SparseHost {
                         });
                     }
                     let b = free.load_i32(top as usize - 1) as usize;
-                    counts.store_i32(0, top - 1);
+                    counts.store_i32(FREE_TOP, top - 1);
+                    if let (Some(list), Some(owner)) = (&self.list, &self.owner) {
+                        owner.store_i32(b, p as i32);
+                        let k = counts.load_i32(LISTED).max(0);
+                        list.store_i32(k as usize, b as i32);
+                        counts.store_i32(LISTED, k + 1);
+                    }
                     table.store_i32(p, b as i32 + TABLE_FIRST_ID);
                     b
                 }
@@ -315,6 +352,7 @@ impl SparseHost {
                     t.store_i32(p, 0);
                 }
                 self.release(b);
+                self.compact_list();
             }
             LevelKind::Bitmasked => {
                 if let Some(m) = &self.mask0 {
@@ -345,24 +383,28 @@ impl SparseHost {
     fn release(&self, b: usize) {
         self.clear_block(b);
         if let (Some(free), Some(counts)) = (&self.free, &self.counts) {
-            let top = counts.load_i32(0).max(0);
+            let top = counts.load_i32(FREE_TOP).max(0);
             free.store_i32(top as usize, b as i32);
-            counts.store_i32(0, top + 1);
+            counts.store_i32(FREE_TOP, top + 1);
         }
     }
 
     /// The garbage-collection step after a launch: the blocks its kernels
-    /// released (deactivated) are zeroed and
-    /// returned to the free stack, and a stack height driven below 0 by
-    /// failed allocations is reset. O(blocks released).
+    /// released (deactivated) are dropped from the list of allocated blocks,
+    /// zeroed and returned to the free stack, and a stack height driven
+    /// below 0 by failed allocations is reset. O(blocks released), plus
+    /// O(listed blocks) when some were released.
     pub(crate) fn collect(&self) {
         let _g = self.guard();
         let (Some(freed), Some(counts)) = (&self.freed, &self.counts) else { return };
-        if counts.load_i32(0) < 0 {
-            counts.store_i32(0, 0);
+        if counts.load_i32(FREE_TOP) < 0 {
+            counts.store_i32(FREE_TOP, 0);
         }
-        let n = (counts.load_i32(1).max(0) as usize).min(self.capacity());
-        counts.store_i32(1, 0);
+        let n = (counts.load_i32(FREED).max(0) as usize).min(self.capacity());
+        counts.store_i32(FREED, 0);
+        if n > 0 {
+            self.compact_list();
+        }
         for k in 0..n {
             self.release(freed.load_i32(k) as usize);
         }
@@ -372,7 +414,7 @@ impl SparseHost {
     /// masks and table cleared, data zeroed, every block back in the pool.
     pub fn deactivate_all(&self) {
         let _g = self.guard();
-        for b in [&self.table, &self.mask0, &self.mask1, &self.len].into_iter().flatten() {
+        for b in [&self.table, &self.mask0, &self.mask1, &self.len, &self.list, &self.owner].into_iter().flatten() {
             b.zero_bytes(0, b.capacity());
         }
         for f in &self.fields {
@@ -418,7 +460,7 @@ impl SparseHost {
         let f = self.field(name)?;
         let blocks = match self.tree.outer.kind {
             LevelKind::Pointer => {
-                let top = self.counts.as_ref().map_or(0, |c| c.load_i32(0).max(0) as usize);
+                let top = self.counts.as_ref().map_or(0, |c| c.load_i32(FREE_TOP).max(0) as usize);
                 self.capacity() - top.min(self.capacity())
             }
             _ => (0..self.tree.outer_cells() as usize).filter(|&p| self.block(p).is_some()).count(),

@@ -221,7 +221,68 @@ fn concurrent_atomics_allocate_each_block_once() {
         assert_eq!(stats.active_cells, N, "{layout}");
         if layout.starts_with("pointer") {
             assert_eq!(stats.blocks, 8, "{layout}: one block per pointer cell, none lost to races");
+            assert_eq!(p.sparse_trees()[0].listed_blocks(), 8, "{layout}: each block listed once");
         }
+    }
+}
+
+/// One launch: the pointer block of `x[i]` released, then `x[i] = 3`
+/// (a new block), then a struct_for counting the cells it visits.
+const CHURN: &str = r#"
+func.func @churn(%i: index) attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  "ds.parallel_for"(%c0, %c1) ({
+  ^bb0(%t: index):
+    "ds.deactivate"(%i) {field = @x, node = @top} : (index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  "ds.parallel_for"(%c0, %c1) ({
+  ^bb0(%t: index):
+    %three = arith.constant 3.0 : f32
+    "ds.store"(%three, %i) {field = @x} : (f32, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  "ds.struct_for"() ({
+  ^bb0(%j: index):
+    %k = arith.constant 1 : i32
+    "ds.atomic_add"(%k) {field = @count} : (i32) -> ()
+    gpu.yield
+  }) {field = @x} : () -> ()
+  return
+}
+"#;
+
+#[test]
+fn a_struct_for_over_a_pointer_runs_over_its_allocated_blocks_only() {
+    for (layout, nodes) in LAYOUTS.iter().filter(|(l, _)| l.starts_with("pointer")) {
+        let mut p = Program::new(&source(nodes, &format!("{KERNELS}{CHURN}"))).unwrap_or_else(|e| panic!("{e}"));
+        let tree = p.sparse_trees()[0].clone();
+        assert_eq!(tree.listed_blocks(), 0, "{layout}: nothing allocated");
+        // Two of the 8 pointer cells get blocks (one from a kernel, one from the host).
+        p.launch("on", &[Arg::Index(9)]).unwrap();
+        p.field_mut("x").unwrap().set(&[50], 1.0f32).unwrap();
+        assert_eq!(tree.listed_blocks(), 2, "{layout}");
+        p.launch("double", &[]).unwrap();
+        let two = expected_active(layout, &[9, 50].into());
+        assert_eq!(p.field("count").unwrap().get::<i32>(&[]).unwrap(), two.len() as i32, "{layout}: the listed blocks' cells");
+        // Released and reallocated within one launch: the list holds the
+        // released block until the launch ends, and the struct_for skips it.
+        p.field_mut("count").unwrap().set(&[], 0i32).unwrap();
+        p.launch("churn", &[Arg::Index(9)]).unwrap();
+        assert_eq!(p.field("count").unwrap().get::<i32>(&[]).unwrap(), two.len() as i32, "{layout}: each block once");
+        assert_eq!(tree.listed_blocks(), 2, "{layout}: the released block left the list");
+        assert_eq!(p.field("x").unwrap().get::<f32>(&[9]).unwrap(), 3.0, "{layout}");
+        assert_eq!(p.field("x").unwrap().sparse_stats().unwrap().blocks, 2, "{layout}");
+        // Host deactivation drops its block from the list too.
+        p.field_mut("x").unwrap().deactivate(&[50]).unwrap();
+        assert_eq!(tree.listed_blocks(), usize::from(!whole_blocks(layout)) + 1, "{layout}");
+        p.field_mut("count").unwrap().set(&[], 0i32).unwrap();
+        p.launch("double", &[]).unwrap();
+        let left = expected_active(layout, &[9].into());
+        assert_eq!(p.field("count").unwrap().get::<i32>(&[]).unwrap(), left.len() as i32, "{layout}");
+        p.field_mut("x").unwrap().deactivate_all().unwrap();
+        assert_eq!(tree.listed_blocks(), 0, "{layout}");
     }
 }
 

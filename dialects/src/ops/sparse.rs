@@ -38,7 +38,15 @@
 //!   `<tree>$counts[1]` how many. Kernels only
 //!   pop the free stack and only push the freed list; after each launch the
 //!   runtime zeroes the freed blocks and pushes them back on the stack (the
-//!   garbage-collection step), so no launch sees a block reused under it.
+//!   garbage-collection step), so no launch sees a block reused under it;
+//! - `<tree>$list` (pointer): the allocated blocks, `<tree>$counts[2]` of
+//!   them, in allocation order, and `<tree>$owner`: the outer cell each
+//!   block was installed for. The thread installing a block writes its
+//!   owner and appends it (an atomic increment of the count); the runtime's
+//!   garbage-collection step drops the released ones (an entry is current
+//!   while `table[owner[b]]` still names `b`). A `ds.struct_for` over a
+//!   pointer tree runs over this list, not over every outer cell, so it
+//!   costs O(allocated blocks).
 //!
 //! Invariant: the data of an inactive cell is 0 (blocks are zeroed before
 //! reuse, bitmasked cells when deactivated), so a read needs no mask test;
@@ -53,6 +61,12 @@ pub const HIDDEN_SEP: char = '$';
 pub const TABLE_CLAIMED: i32 = 1;
 /// The table entry of block `b` is `b + TABLE_FIRST_ID`.
 pub const TABLE_FIRST_ID: i32 = 2;
+/// `<tree>$counts[FREE_TOP]`: the height of the free stack.
+pub const FREE_TOP: usize = 0;
+/// `<tree>$counts[FREED]`: the blocks released in the current launch.
+pub const FREED: usize = 1;
+/// `<tree>$counts[LISTED]`: the entries of `<tree>$list`.
+pub const LISTED: usize = 2;
 /// The attribute of a `ds.pointer` node giving its pool's size in blocks.
 pub const CAPACITY_ATTR: &str = "capacity";
 
@@ -183,6 +197,14 @@ impl SparseTree {
     pub fn counts(&self) -> String {
         self.part("counts")
     }
+    /// The allocated blocks (pointer), `counts[LISTED]` of them.
+    pub fn list(&self) -> String {
+        self.part("list")
+    }
+    /// The outer cell of each allocated block (pointer).
+    pub fn owner(&self) -> String {
+        self.part("owner")
+    }
     pub fn has_mask0(&self) -> bool {
         self.outer.kind == LevelKind::Bitmasked
     }
@@ -209,7 +231,9 @@ impl SparseTree {
             out.push(i32s(self.table(), self.outer_cells()));
             out.push(i32s(self.free(), self.capacity));
             out.push(i32s(self.freed(), self.capacity));
-            out.push(i32s(self.counts(), 2));
+            out.push(i32s(self.counts(), 3));
+            out.push(i32s(self.list(), self.capacity));
+            out.push(i32s(self.owner(), self.capacity));
         }
         if self.has_mask0() {
             out.push(i32s(self.mask0(), words(self.outer_cells())));
