@@ -182,7 +182,7 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
     let may_allocate = accesses.iter().any(|a| {
         let tree = storage.tree_of(&a.field);
         a.kind == AccessKind::Append && tree.is_some()
-            || a.kind.writes() && a.kind != AccessKind::Deactivate && tree.is_some_and(|t| t.is_pointer())
+            || a.kind.writes() && a.kind != AccessKind::Deactivate && tree.is_some_and(|t| t.has_pointer())
     });
     let has_assert = inner.iter().any(|o| DsOp::of(*o) == Some(DsOp::Assert));
     let entry = ops::func_body(func);
@@ -540,15 +540,10 @@ impl FuncLowering<'_> {
         };
         let mut failures = Vec::new();
         let result = sparse::emit_access(at, &plan, &self.trees[tree], &mut |c, loc, f| failures.push((c, loc, f)));
-        let t = self.trees[tree].tree;
         for (c, loc, f) in failures {
             let kind = match f {
-                sparse::Failure::PoolExhausted => {
-                    CheckKind::PoolExhausted { node: t.name.clone(), capacity: t.capacity, field: a.field.clone() }
-                }
-                sparse::Failure::ListFull => {
-                    CheckKind::ListFull { node: t.leaf().node.clone(), capacity: t.block_cells(), field: a.field.clone() }
-                }
+                sparse::Failure::PoolExhausted { node, capacity } => CheckKind::PoolExhausted { node, capacity, field: a.field.clone() },
+                sparse::Failure::ListFull { node, capacity } => CheckKind::ListFull { node, capacity, field: a.field.clone() },
             };
             self.record_failure(c, kind, None, loc);
         }

@@ -1,41 +1,52 @@
 //! The lowering of sparse fields: the one place where the layout tree of
-//! `ds.pointer`, `ds.bitmasked` (and `ds.dense`) nodes becomes address
-//! computation over the tree's buffers (`ds_dialects::ops::sparse` describes
-//! them: data, masks, pointer table, block pool), shared by the CPU and GPU
-//! paths. Two passes call it:
+//! `ds.pointer`, `ds.bitmasked`, `ds.dynamic` (and `ds.dense`) nodes, nested
+//! to any depth, becomes address computation over the tree's buffers
+//! (`ds_dialects::ops::sparse` describes them: data, masks, pointer tables,
+//! block pools, list lengths), shared by the CPU and GPU paths. Two passes
+//! call it:
 //!
 //! - `ds-lower-parallel-cpu` ([`struct_for_block`]): a `ds.struct_for` over a
-//!   sparse field becomes a task over the tree's outer cells (blocks), or
-//!   for a pointer tree over its list of allocated blocks ([`BLOCK_LIST`],
-//!   resolved by `convert-ds-to-scf`: O(allocated blocks), not O(cells));
-//!   each iteration tests its block (`ds.is_active` at the outer node), loops over
-//!   the block's cells, tests each cell of a bitmasked leaf, and runs the body
-//!   on the active ones: parallel over blocks, then serial over cells;
+//!   sparse field becomes a task over the root level's cells, or, for a tree
+//!   with pointers, over the deepest pointer's list of allocated blocks
+//!   ([`BLOCK_LIST`], resolved by `convert-ds-to-scf`: O(allocated blocks),
+//!   not O(cells)); each iteration tests its cell (`ds.is_active`), loops
+//!   over the cells of each level below it, tests each cell of a bitmasked
+//!   level, and runs the body on the active ones: parallel over blocks,
+//!   then serial over cells;
 //! - `convert-ds-to-scf` ([`emit_access`]): every access of a sparse field
-//!   (loads, stores, atomics, `ds.activate`, `ds.deactivate`, `ds.is_active`)
-//!   becomes memref ops on the hidden buffers, which the function takes as
-//!   arguments after the dense fields' (named in `ds.fields`).
+//!   (loads, stores, atomics, `ds.activate`, `ds.deactivate`, `ds.is_active`,
+//!   `ds.append`, `ds.length`) becomes memref ops on the hidden buffers, which
+//!   the function takes as arguments after the dense fields' (named in
+//!   `ds.fields`).
+//!
+//! An access walks the tree from the root: at each level the cell is the
+//! container's cell `k * n + local` (`local` from the access's indices),
+//! and a pointer level's table gives the next container (its block).
 //!
 //! Semantics (Taichi's): a read of an inactive cell gives 0 (an inactive
-//! pointer is not followed; an inactive bitmasked cell holds 0); a write or
-//! atomic of a primal field activates the cell (allocating the block of a
-//! pointer node from the pool); accesses of an adjoint field (one named by a
-//! field's `grad`) never activate: a write to an inactive cell is dropped,
-//! so a gradient kernel leaves the primal's active set as it was.
-//! `ds.activate` activates down to `node` (default: the leaf);
-//! `ds.deactivate` deactivates `node`'s cell (default: the innermost sparse
-//! node), zeroing every field of a bitmasked cell or block, or releasing a
-//! pointer's block to the freed list, which the runtime zeroes and returns
-//! to the pool after the launch.
+//! pointer is not followed; an inactive bitmasked cell's subtree holds 0);
+//! a write or atomic of a primal field activates the cell down the chain
+//! (allocating the blocks of pointer levels from their pools, setting bits,
+//! extending lists); accesses of an adjoint field (one named by a field's
+//! `grad`) never activate: a write to an inactive cell is dropped, so a
+//! gradient kernel leaves the primal's active set as it was.
+//! `ds.activate` activates down to `node` (default: the leaf), ancestors
+//! included; `ds.deactivate` deactivates `node`'s cell (default: the
+//! innermost sparse node): a bitmasked cell's bit is cleared and its
+//! subtree cleared (data zeroed, bits and lengths cleared, blocks of
+//! pointers inside it released), a pointer's block goes to the freed list,
+//! which the runtime clears and returns to the pool after the launch, a
+//! list is emptied.
 //!
 //! Allocation: the first thread finding no block claims the table entry
-//! (an atomic unsigned max turning 0 into 1, leaving others as they are), pops a block from the free stack (an atomic
-//! decrement of its height) and installs it; threads finding the entry
-//! claimed wait for it (a short spin on an atomic read), so no block is
-//! popped twice for one cell. A pop from an empty stack is a run-time check
-//! (`CheckKind::PoolExhausted`): the launch fails with a typed error and the
-//! write is dropped, never made out of the pool. (The spin needs independent
-//! thread scheduling on the GPU: sm_70 and later.)
+//! (an atomic unsigned max turning 0 into 1, leaving others as they are),
+//! pops a block from the free stack (an atomic decrement of its height),
+//! lists it and installs it; threads finding the entry claimed wait for it
+//! (a short spin on an atomic read), so no block is popped twice for one
+//! cell. A pop from an empty stack is a run-time check
+//! (`CheckKind::PoolExhausted`, naming the pointer): the launch fails with a
+//! typed error and the write is dropped, never made out of the pool. (The
+//! spin needs independent thread scheduling on the GPU: sm_70 and later.)
 //!
 //! Example: `"ds.store"(%v, %i) {field = @x}` with `@x` under
 //! `ds.bitmasked @m [64]` becomes, roughly, `%w = memref.load %mask[%i / 32];
@@ -43,7 +54,7 @@
 //! memref.store %v, %data[%i]`.
 
 use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Region, Type, Value};
-use ds_dialects::ops::sparse::{LISTED, LevelKind, SparseTree};
+use ds_dialects::ops::sparse::{FREE_TOP, FREED, LISTED, LevelKind, SparseTree};
 use ds_dialects::ops::{self, Access, AccessKind, CmpI, DsOp};
 
 const RMW_ADDF: i64 = 0;
@@ -63,13 +74,14 @@ const CLAIMED: i64 = ds_dialects::ops::sparse::TABLE_CLAIMED as i64;
 const FIRST_ID: i64 = ds_dialects::ops::sparse::TABLE_FIRST_ID as i64;
 
 /// A run-time check an access of a sparse field may fail.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {
-    /// A write needed a block and the pool had none.
-    PoolExhausted,
-    /// An append found its list (a dynamic node's block) full.
-    ListFull,
+    /// A write needed a block of pointer `node`, whose pool of `capacity` blocks had none.
+    PoolExhausted { node: String, capacity: i64 },
+    /// An append found its list (of dynamic `node`, `capacity` cells) full.
+    ListFull { node: String, capacity: i64 },
 }
+
 
 /// Where a failed check is recorded: at a cursor, for the op at a location.
 pub type Fail<'a> = dyn FnMut(Cursor, Loc, Failure) + 'a;
@@ -164,48 +176,322 @@ impl E {
     }
 }
 
-/// Where an element of a field of the tree is: outer cell `p` (the block of
-/// a dense or bitmasked outer level), cell `l` within its block, component `comp`.
+/// Where an element of a field of the tree is: per level, its cell's
+/// position within its container; its cell indices; its component.
 struct Coords {
-    p: Value,
-    l: Value,
+    locals: Vec<Value>,
+    cell: Vec<Value>,
     comp: Value,
     comps: i64,
 }
 
+/// Per level `0..=at`, the position within its container of the cell whose
+/// coordinates at level `at` (its index over [`SparseTree::through`]`(at)`) are `cell`.
+fn locals(e: E, tree: &SparseTree, cell: &[Value], at: usize) -> Vec<Value> {
+    (0..=at)
+        .map(|i| {
+            let div = tree.extent(i + 1, at + 1);
+            let shape = &tree.levels[i].shape;
+            let local: Vec<Value> = (0..tree.rank())
+                .map(|d| {
+                    if shape[d] == 1 {
+                        return e.index(0);
+                    }
+                    let mut v = cell[d];
+                    if div[d] != 1 {
+                        v = e.bin("arith.divui", v, e.index(div[d]));
+                    }
+                    // The root's coordinate is below its extent for an index in bounds.
+                    if i > 0 {
+                        v = e.bin("arith.remui", v, e.index(shape[d]));
+                    }
+                    v
+                })
+                .collect();
+            e.linear(&local, shape)
+        })
+        .collect()
+}
+
 fn coords(e: E, tree: &SparseTree, indices: &[Value], field_shape: &[i64]) -> Coords {
     let rank = tree.rank();
-    let block = tree.block_shape();
-    let (mut outer, mut local) = (Vec::new(), Vec::new());
-    for d in 0..rank {
-        if block[d] == 1 {
-            outer.push(indices[d]);
-            local.push(e.index(0));
-        } else {
-            let b = e.index(block[d]);
-            outer.push(e.bin("arith.divui", indices[d], b));
-            local.push(e.bin("arith.remui", indices[d], b));
-        }
-    }
+    let cell = indices[..rank].to_vec();
     let comp_shape = &field_shape[rank.min(field_shape.len())..];
     Coords {
-        p: e.linear(&outer, &tree.outer.shape),
-        l: e.linear(&local, &block),
+        locals: locals(e, tree, &cell, tree.depth() - 1),
+        cell,
         comp: e.linear(&indices[rank.min(indices.len())..], comp_shape),
         comps: comp_shape.iter().product::<i64>().max(1),
     }
 }
 
-/// The pool cell of cell `l` of block `id` (the bit of a bitmasked leaf).
-fn pool_cell(e: E, tree: &SparseTree, id: Value, l: Value) -> Value {
-    let scaled = e.bin("arith.muli", id, e.index(tree.block_cells()));
-    e.bin("arith.addi", scaled, l)
+/// The linear index, over [`SparseTree::through`]`(i)`, of level `i`'s cell
+/// holding the cell of indices `cell` (a pointer block's owner).
+fn owner_of(e: E, tree: &SparseTree, cell: &[Value], i: usize) -> Value {
+    let below = tree.below(i);
+    let at: Vec<Value> = cell.iter().zip(&below).map(|(&v, &b)| if b == 1 { v } else { e.bin("arith.divui", v, e.index(b)) }).collect();
+    e.linear(&at, &tree.through(i))
 }
 
-/// The position in a field's data of component `comp` of pool cell `cell`.
-fn data_pos(e: E, cell: Value, comps: i64, comp: Value) -> Value {
-    let scaled = e.bin("arith.muli", cell, e.index(comps));
+/// Cell `local` of container `k` of level `i`: its index among the level's cells.
+fn cell_id(e: E, tree: &SparseTree, i: usize, k: Value, local: Value) -> Value {
+    if tree.containers(i) == 1 {
+        return local;
+    }
+    let scaled = e.bin("arith.muli", k, e.index(tree.levels[i].cells()));
+    e.bin("arith.addi", scaled, local)
+}
+
+/// The position in a field's data of component `comp` of slot `slot`.
+fn data_pos(e: E, slot: Value, comps: i64, comp: Value) -> Value {
+    let scaled = e.bin("arith.muli", slot, e.index(comps));
     e.bin("arith.addi", scaled, comp)
+}
+
+/// The container at level `upto` of the cell at `locals` (`upto ==
+/// depth`: its data slot), through levels `[0, upto)`: `f` of it, or
+/// `default` where a pointer level has no block (or, with `test`, where a
+/// bitmasked bit is clear or a list is shorter).
+#[allow(clippy::too_many_arguments)]
+fn walk_value(e: E, t: &TreeArgs, locals: &[Value], i: usize, k: Value, upto: usize, test: bool, ty: Type, default: f64, f: &dyn Fn(E, Value) -> Value) -> Value {
+    if i == upto {
+        return f(e, k);
+    }
+    let tree = t.tree;
+    let i32t = e.loc.ctx().int(32);
+    let cell = cell_id(e, tree, i, k, locals[i]);
+    let branch = |cond: Value, next: &dyn Fn(E) -> Value| {
+        let (if_op, then_b, else_b) = ops::build_if(e.at, cond, &[ty], e.loc);
+        let th = E { at: Cursor::at_end(then_b), loc: e.loc };
+        let v = walk_value(th, t, locals, i + 1, next(th), upto, test, ty, default, f);
+        ops::build_yield(then_b, &[v], e.loc);
+        let d = ops::const_scalar(Cursor::at_end(else_b), ty, default, e.loc);
+        ops::build_yield(else_b, &[d], e.loc);
+        if_op.result(0)
+    };
+    match tree.levels[i].kind {
+        LevelKind::Pointer => {
+            let entry = e.load(t.buf(&tree.table(i)), cell, i32t);
+            let has = e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED));
+            branch(has, &|th| th.to_index(th.bin("arith.subi", entry, th.i32(FIRST_ID))))
+        }
+        LevelKind::Bitmasked if test => branch(bit_test(e, t.buf(&tree.mask(i)), cell), &|_| cell),
+        LevelKind::Dynamic if test => branch(in_list(e, t, i, k, locals[i]), &|_| cell),
+        _ => walk_value(e, t, locals, i + 1, cell, upto, test, ty, default, f),
+    }
+}
+
+/// The insertion point where levels `[0, upto)` of the cell at `locals`
+/// are active (pointers followed; with `test`, bits and list lengths
+/// tested too), and its container at level `upto`.
+fn active_walk(e: E, t: &TreeArgs, locals: &[Value], upto: usize, test: bool) -> (E, Value) {
+    let tree = t.tree;
+    let i32t = e.loc.ctx().int(32);
+    let (mut e, mut k) = (e, e.index(0));
+    for (i, level) in tree.levels[..upto].iter().enumerate() {
+        let cell = cell_id(e, tree, i, k, locals[i]);
+        match level.kind {
+            LevelKind::Pointer => {
+                let entry = e.load(t.buf(&tree.table(i)), cell, i32t);
+                e = e.guard(e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED)));
+                k = e.to_index(e.bin("arith.subi", entry, e.i32(FIRST_ID)));
+                continue;
+            }
+            LevelKind::Bitmasked if test => e = e.guard(bit_test(e, t.buf(&tree.mask(i)), cell)),
+            LevelKind::Dynamic if test => e = e.guard(in_list(e, t, i, k, locals[i])),
+            _ => {}
+        }
+        k = cell;
+    }
+    (e, k)
+}
+
+/// Activates levels `[0, upto)` of the cell of `c` (allocating pointer
+/// blocks, setting bits, extending lists); the insertion point where they
+/// are, and the cell's container at level `upto`.
+fn activate_walk(e: E, t: &TreeArgs, c: &Coords, upto: usize, fail: &mut Fail) -> (E, Value) {
+    let tree = t.tree;
+    let (mut e, mut k) = (e, e.index(0));
+    for (i, level) in tree.levels[..upto].iter().enumerate() {
+        let cell = cell_id(e, tree, i, k, c.locals[i]);
+        match level.kind {
+            LevelKind::Pointer => {
+                let owner = owner_of(e, tree, &c.cell, i);
+                let id = ensure_block(e, t, i, cell, owner, fail);
+                e = e.guard(e.cmp(CmpI::Sge, id, e.i32(0)));
+                k = e.to_index(id);
+                continue;
+            }
+            LevelKind::Bitmasked => bit_set(e, t.buf(&tree.mask(i)), cell),
+            LevelKind::Dynamic => extend_list(e, t, i, k, c.locals[i]),
+            LevelKind::Dense => {}
+        }
+        k = cell;
+    }
+    (e, k)
+}
+
+/// Releases the block of table entry `cell` of pointer level `i` (if it has
+/// one) to the freed list: the runtime clears and returns it after the launch.
+fn release_entry(e: E, t: &TreeArgs, i: usize, cell: Value) {
+    let tree = t.tree;
+    let old = e.rmw(RMW_ASSIGN, e.i32(0), t.buf(&tree.table(i)), cell);
+    let had = e.guard(e.cmp(CmpI::Sgt, old, e.i32(CLAIMED)));
+    let k = had.to_index(had.rmw(RMW_ADDI, had.i32(1), t.buf(&tree.counts(i)), had.index(FREED as i64)));
+    had.store(had.bin("arith.subi", old, had.i32(FIRST_ID)), t.buf(&tree.freed(i)), k);
+}
+
+/// Clears containers `[first, first + count)` of level `m` and everything
+/// under them: bits and lengths cleared, data zeroed, the blocks of pointer
+/// cells released (the runtime clears those after the launch).
+fn clear_subtree(e: E, t: &TreeArgs, m: usize, first: Value, count: i64) {
+    let tree = t.tree;
+    if m == tree.depth() {
+        zero_slots(e, t, first, count);
+        return;
+    }
+    let n = tree.levels[m].cells();
+    let start = if n == 1 { first } else { e.bin("arith.muli", first, e.index(n)) };
+    let total = count.saturating_mul(n);
+    match tree.levels[m].kind {
+        LevelKind::Pointer => {
+            let (body, j) = e.each(total);
+            release_entry(body, t, m, body.bin("arith.addi", start, j));
+            return;
+        }
+        LevelKind::Bitmasked => {
+            let (body, j) = e.each(total);
+            bit_clear(body, t.buf(&tree.mask(m)), body.bin("arith.addi", start, j));
+        }
+        LevelKind::Dynamic => {
+            let (body, j) = e.each(count);
+            body.store(body.i32(0), t.buf(&tree.len(m)), body.bin("arith.addi", first, j));
+        }
+        LevelKind::Dense => {}
+    }
+    clear_subtree(e, t, m + 1, start, total);
+}
+
+/// Zeroes the data of every field of the tree at slots `[first, first + count)`.
+fn zero_slots(e: E, t: &TreeArgs, first: Value, count: i64) {
+    for (field, comps) in &t.tree.fields {
+        let elem = t.elems.iter().find(|(f, _)| f == field).map(|(_, ty)| *ty).expect("the tree's field types");
+        let start = e.bin("arith.muli", first, e.index(*comps));
+        let (body, j) = e.each(count * comps);
+        let pos = body.bin("arith.addi", start, j);
+        body.store(ops::const_scalar(body.at, elem, 0.0, e.loc), t.buf(&ops::sparse::data(field)), pos);
+    }
+}
+
+/// Deactivates the cell of `c` at level `lvl` (see the module doc).
+fn deactivate(e: E, t: &TreeArgs, c: &Coords, lvl: usize) {
+    let tree = t.tree;
+    let (e, k) = active_walk(e, t, &c.locals, lvl, false);
+    let cell = cell_id(e, tree, lvl, k, c.locals[lvl]);
+    match tree.levels[lvl].kind {
+        LevelKind::Pointer => release_entry(e, t, lvl, cell),
+        LevelKind::Bitmasked => {
+            let was = bit_clear(e, t.buf(&tree.mask(lvl)), cell);
+            clear_subtree(e.guard(was), t, lvl + 1, cell, 1);
+        }
+        LevelKind::Dynamic => {
+            // The whole list: its length to 0, its cells zeroed.
+            let old = e.rmw(RMW_ASSIGN, e.i32(0), t.buf(&tree.len(lvl)), k);
+            let had = e.guard(e.cmp(CmpI::Sgt, old, e.i32(0)));
+            let n = tree.levels[lvl].cells();
+            clear_subtree(had, t, lvl + 1, had.bin("arith.muli", k, had.index(n)), n);
+        }
+        LevelKind::Dense => {}
+    }
+}
+
+/// Extends the list of container `k` of dynamic level `i` to hold cell
+/// `l` (an atomic max of its length).
+fn extend_list(e: E, t: &TreeArgs, i: usize, k: Value, l: Value) {
+    let i32t = e.loc.ctx().int(32);
+    let lens = t.buf(&t.tree.len(i));
+    let want = e.bin("arith.addi", e.cast(l, i32t), e.i32(1));
+    let n = e.load(lens, k, i32t);
+    let short = e.guard(e.cmp(CmpI::Slt, n, want));
+    short.rmw(RMW_MAXS, want, lens, k);
+}
+
+/// Whether cell `l` is within the list of container `k` of dynamic level `i`.
+fn in_list(e: E, t: &TreeArgs, i: usize, k: Value, l: Value) -> Value {
+    let i32t = e.loc.ctx().int(32);
+    let n = e.load(t.buf(&t.tree.len(i)), k, i32t);
+    e.cmp(CmpI::Slt, e.cast(l, i32t), n)
+}
+
+/// As [`activate_walk`], yielding a value: `f` of the container at level
+/// `upto`, or `default` where a pointer's pool had no block.
+#[allow(clippy::too_many_arguments)]
+fn activate_value(
+    e: E,
+    t: &TreeArgs,
+    c: &Coords,
+    i: usize,
+    k: Value,
+    upto: usize,
+    fail: &mut Fail,
+    ty: Type,
+    default: f64,
+    f: &mut dyn FnMut(E, Value, &mut Fail) -> Value,
+) -> Value {
+    if i == upto {
+        return f(e, k, fail);
+    }
+    let tree = t.tree;
+    let cell = cell_id(e, tree, i, k, c.locals[i]);
+    match tree.levels[i].kind {
+        LevelKind::Pointer => {
+            let owner = owner_of(e, tree, &c.cell, i);
+            let id = ensure_block(e, t, i, cell, owner, fail);
+            let (if_op, then_b, else_b) = ops::build_if(e.at, e.cmp(CmpI::Sge, id, e.i32(0)), &[ty], e.loc);
+            let th = E { at: Cursor::at_end(then_b), loc: e.loc };
+            let v = activate_value(th, t, c, i + 1, th.to_index(id), upto, fail, ty, default, f);
+            ops::build_yield(then_b, &[v], e.loc);
+            let d = ops::const_scalar(Cursor::at_end(else_b), ty, default, e.loc);
+            ops::build_yield(else_b, &[d], e.loc);
+            return if_op.result(0);
+        }
+        LevelKind::Bitmasked => bit_set(e, t.buf(&tree.mask(i)), cell),
+        LevelKind::Dynamic => extend_list(e, t, i, k, c.locals[i]),
+        LevelKind::Dense => {}
+    }
+    activate_value(e, t, c, i + 1, cell, upto, fail, ty, default, f)
+}
+
+/// `ds.append`: the next cell of the list holding the cell of `c` takes
+/// `value`; its position (i32), or -1 when the list is full (a failed check)
+/// or a pool on the way had no block.
+fn append(e: E, t: &TreeArgs, c: &Coords, value: Value, data: Value, fail: &mut Fail) -> Value {
+    let tree = t.tree;
+    let i32t = e.loc.ctx().int(32);
+    let lvl = tree.depth() - 1;
+    let leaf = tree.leaf();
+    let lens = t.buf(&tree.len(lvl));
+    let mut push = |inner: E, k: Value, fail: &mut Fail| -> Value {
+        let n = inner.rmw(RMW_ADDI, inner.i32(1), lens, k);
+        let ok = inner.cmp(CmpI::Slt, n, inner.i32(leaf.cells()));
+        let (_, fits, full) = ops::build_if(inner.at, ok, &[], e.loc);
+        {
+            let f = E { at: Cursor::at_end(fits), loc: e.loc };
+            let slot = cell_id(f, tree, lvl, k, f.to_index(n));
+            f.store(value, data, data_pos(f, slot, c.comps, c.comp));
+            ops::build_yield(fits, &[], e.loc);
+        }
+        {
+            // Full: take the increment back, fail the launch (the check is
+            // recorded before the branch's terminator).
+            let end = ops::build_yield(full, &[], e.loc);
+            let f = E { at: Cursor::before(end), loc: e.loc };
+            f.rmw(RMW_ADDI, f.i32(-1), lens, k);
+            fail(f.at, e.loc, Failure::ListFull { node: leaf.node.clone(), capacity: leaf.cells() });
+        }
+        inner.select(ok, n, inner.i32(-1))
+    };
+    activate_value(e, t, c, 0, e.index(0), lvl, fail, i32t, -1.0, &mut push)
 }
 
 /// Word and bit of mask cell `c`.
@@ -238,29 +524,32 @@ fn bit_clear(e: E, mask: Value, c: Value) -> Value {
     e.cmp(CmpI::Ne, e.bin("arith.andi", old, bit), e.i32(0))
 }
 
-/// The block of outer cell `p` of a pointer tree, allocated if it has none:
-/// its id (i32), or -1 when the pool is exhausted (then `fail` records it).
-/// The first thread to find no block claims the table entry ([`claim`]),
-/// pops a block and installs it (`id + FIRST_ID`, or 0 back when the pool is
-/// empty); others wait while the entry is claimed.
-fn ensure_block(e: E, t: &TreeArgs, p: Value, fail: &mut Fail) -> Value {
+/// The block of cell `cell` of pointer level `i` (its table entry),
+/// allocated if it has none: its id (i32), or -1 when the pool is exhausted
+/// (then `fail` records it). The first thread to find no block claims the
+/// table entry ([`claim`]), pops a block, lists it (its owner `owner`, the
+/// cell's linear index through the level) and installs it (`id +
+/// FIRST_ID`, or 0 back when the pool is empty); others wait while the
+/// entry is claimed.
+fn ensure_block(e: E, t: &TreeArgs, i: usize, cell: Value, owner: Value, fail: &mut Fail) -> Value {
     let ctx = e.loc.ctx();
     let i32t = ctx.int(32);
-    let (table, free, counts) = (t.buf(&t.tree.table()), t.buf(&t.tree.free()), t.buf(&t.tree.counts()));
-    let entry = e.load(table, p, i32t);
+    let tree = t.tree;
+    let (table, free, counts) = (t.buf(&tree.table(i)), t.buf(&tree.free(i)), t.buf(&tree.counts(i)));
+    let entry = e.load(table, cell, i32t);
     let has = e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED));
     let (if_op, then_b, else_b) = ops::build_if(e.at, has, &[i32t], e.loc);
     let th = E { at: Cursor::at_end(then_b), loc: e.loc };
     let id = th.bin("arith.subi", entry, th.i32(FIRST_ID));
     ops::build_yield(then_b, &[id], e.loc);
     let el = E { at: Cursor::at_end(else_b), loc: e.loc };
-    let old = claim(el, table, p);
+    let old = claim(el, table, cell);
     let claimed = el.cmp(CmpI::Eq, old, el.i32(0));
     let (claim_if, mine, theirs) = ops::build_if(el.at, claimed, &[i32t], e.loc);
     {
         // Claimed: pop a block and install it, or give the entry back.
         let me = E { at: Cursor::at_end(mine), loc: e.loc };
-        let top = me.rmw(RMW_ADDI, me.i32(-1), counts, me.index(0));
+        let top = me.rmw(RMW_ADDI, me.i32(-1), counts, me.index(FREE_TOP as i64));
         let got = me.cmp(CmpI::Sgt, top, me.i32(0));
         let (pop_if, pop_then, pop_else) = ops::build_if(me.at, got, &[i32t], e.loc);
         let pe = E { at: Cursor::at_end(pop_then), loc: e.loc };
@@ -272,24 +561,24 @@ fn ensure_block(e: E, t: &TreeArgs, p: Value, fail: &mut Fail) -> Value {
         let block = pop_if.result(0);
         {
             // Listed for struct_fors: its owner, then an entry of the list.
-            let (list, owner) = (t.buf(&t.tree.list()), t.buf(&t.tree.owner()));
             let ok = me.guard(got);
             let b = ok.to_index(block);
-            ok.store(ok.cast(p, i32t), owner, b);
+            ok.store(ok.cast(owner, i32t), t.buf(&tree.owner(i)), b);
             let k = ok.rmw(RMW_ADDI, ok.i32(1), counts, ok.index(LISTED as i64));
-            ok.store(block, list, ok.to_index(k));
+            ok.store(block, t.buf(&tree.list(i)), ok.to_index(k));
         }
         let installed = me.select(got, me.bin("arith.addi", block, me.i32(FIRST_ID)), me.i32(0));
-        me.rmw(RMW_ASSIGN, installed, table, p);
+        me.rmw(RMW_ASSIGN, installed, table, cell);
         let failed = me.cmp(CmpI::Eq, got, ops::const_scalar(me.at, ctx.int(1), 0.0, e.loc));
         let report = me.guard(failed);
-        fail(report.at, e.loc, Failure::PoolExhausted);
+        let level = &tree.levels[i];
+        fail(report.at, e.loc, Failure::PoolExhausted { node: level.node.clone(), capacity: level.capacity });
         ops::build_yield(mine, &[block], e.loc);
     }
     {
         // Another thread holds the claim (or installed it meanwhile): wait.
         let other = E { at: Cursor::at_end(theirs), loc: e.loc };
-        let v = wait_while_claimed(other, table, p);
+        let v = wait_while_claimed(other, table, cell);
         let ok = other.cmp(CmpI::Sgt, v, other.i32(CLAIMED));
         let id = other.select(ok, other.bin("arith.subi", v, other.i32(FIRST_ID)), other.i32(-1));
         ops::build_yield(theirs, &[id], e.loc);
@@ -382,6 +671,7 @@ fn level(a: &Access, tree: &SparseTree, default: usize) -> usize {
     a.node().and_then(|n| tree.level_of(&n)).unwrap_or(default)
 }
 
+
 /// Lowers one access of a sparse field at `at` (see the module doc);
 /// returns the value of a load, `ds.is_active`, `ds.append` or `ds.length`.
 /// `fail` records, at a cursor, a failed check (an exhausted pool, a full list).
@@ -392,40 +682,31 @@ pub fn emit_access(at: Cursor, plan: &AccessPlan, t: &TreeArgs, fail: &mut Fail)
     let ctx = e.loc.ctx();
     let i32t = ctx.int(32);
     let c = coords(e, tree, &a.indices, plan.field_shape);
-    let leaf = usize::from(tree.inner.is_some());
-    let data = || t.buf(&ops::sparse::data(&a.field));
+    let depth = tree.depth();
+    let leaf = depth - 1;
+    let data = t.buf(&ops::sparse::data(&a.field));
+    let zero = e.index(0);
     match a.kind {
         AccessKind::Load => {
-            if tree.is_pointer() {
-                let entry = e.load(t.buf(&tree.table()), c.p, i32t);
-                let has = e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED));
-                let (if_op, then_b, else_b) = ops::build_if(e.at, has, &[plan.elem], e.loc);
-                let th = E { at: Cursor::at_end(then_b), loc: e.loc };
-                let id = th.to_index(th.bin("arith.subi", entry, th.i32(FIRST_ID)));
-                let pos = data_pos(th, pool_cell(th, tree, id, c.l), c.comps, c.comp);
-                let v = th.load(data(), pos, plan.elem);
-                ops::build_yield(then_b, &[v], e.loc);
-                let zero = ops::const_scalar(Cursor::at_end(else_b), plan.elem, 0.0, e.loc);
-                ops::build_yield(else_b, &[zero], e.loc);
-                Some(if_op.result(0))
-            } else {
-                // An inactive cell holds 0: no mask test.
-                let pos = data_pos(e, pool_cell(e, tree, c.p, c.l), c.comps, c.comp);
-                Some(e.load(data(), pos, plan.elem))
-            }
+            // An inactive cell holds 0: only pointers are tested.
+            let read = |e: E, slot: Value| e.load(data, data_pos(e, slot, c.comps, c.comp), plan.elem);
+            Some(walk_value(e, t, &c.locals, 0, zero, depth, false, plan.elem, 0.0, &read))
         }
-        AccessKind::IsActive => Some(is_active(e, t, &c, level(a, tree, leaf))),
+        AccessKind::IsActive => {
+            let lvl = level(a, tree, leaf);
+            let yes = |e: E, _: Value| ops::const_scalar(e.at, ctx.int(1), 1.0, e.loc);
+            Some(walk_value(e, t, &c.locals, 0, zero, lvl + 1, true, ctx.int(1), 0.0, &yes))
+        }
         AccessKind::Store | AccessKind::AtomicAdd | AccessKind::AtomicSub | AccessKind::AtomicMin | AccessKind::AtomicMax => {
             let value = a.value.expect("a written value");
-            let inner = if plan.adjoint { active_block(e, t, &c) } else { activate(e, t, &c, leaf, fail) };
-            let (inner, id) = inner;
-            let pos = data_pos(inner, pool_cell(inner, tree, id, c.l), c.comps, c.comp);
-            write_data(inner, a.kind, value, data(), pos, plan.plain);
+            let (inner, slot) = if plan.adjoint { active_walk(e, t, &c.locals, depth, true) } else { activate_walk(e, t, &c, depth, fail) };
+            let pos = data_pos(inner, slot, c.comps, c.comp);
+            write_data(inner, a.kind, value, data, pos, plan.plain);
             None
         }
         AccessKind::Activate => {
             if !plan.adjoint {
-                activate(e, t, &c, level(a, tree, leaf), fail);
+                activate_walk(e, t, &c, level(a, tree, leaf) + 1, fail);
             }
             None
         }
@@ -433,257 +714,12 @@ pub fn emit_access(at: Cursor, plan: &AccessPlan, t: &TreeArgs, fail: &mut Fail)
             deactivate(e, t, &c, level(a, tree, tree.innermost_sparse()));
             None
         }
-        AccessKind::Append => Some(append(e, t, &c, a.value.expect("an appended value"), data(), fail)),
-        AccessKind::Length => Some(length(e, t, &c)),
-    }
-}
-
-/// The block id (i32; -1 when the pool is exhausted) of outer cell `p`,
-/// its outer level activated (a pointer's block allocated).
-fn block_for_write(e: E, t: &TreeArgs, p: Value, fail: &mut Fail) -> Value {
-    let tree = t.tree;
-    match tree.outer.kind {
-        LevelKind::Pointer => ensure_block(e, t, p, fail),
-        LevelKind::Bitmasked => {
-            bit_set(e, t.buf(&tree.mask0()), p);
-            e.cast(p, e.loc.ctx().int(32))
+        AccessKind::Append => Some(append(e, t, &c, a.value.expect("an appended value"), data, fail)),
+        AccessKind::Length => {
+            let lens = t.buf(&tree.len(leaf));
+            let len = |e: E, k: Value| e.load(lens, k, i32t);
+            Some(walk_value(e, t, &c.locals, 0, zero, leaf, false, i32t, 0.0, &len))
         }
-        LevelKind::Dense => e.cast(p, e.loc.ctx().int(32)),
-        LevelKind::Dynamic => unreachable!("sparse::tree_of rejects a dynamic outer level"),
-    }
-}
-
-/// `ds.append`: the next cell of the block's list takes `value`; its
-/// position (i32), or -1 when the list is full (a failed check).
-fn append(e: E, t: &TreeArgs, c: &Coords, value: Value, data: Value, fail: &mut Fail) -> Value {
-    let tree = t.tree;
-    let i32t = e.loc.ctx().int(32);
-    let id32 = block_for_write(e, t, c.p, fail);
-    let has = e.cmp(CmpI::Sge, id32, e.i32(0));
-    let (if_op, then_b, else_b) = ops::build_if(e.at, has, &[i32t], e.loc);
-    let th = E { at: Cursor::at_end(then_b), loc: e.loc };
-    let id = th.to_index(id32);
-    let lens = t.buf(&tree.len());
-    let k = th.rmw(RMW_ADDI, th.i32(1), lens, id);
-    let ok = th.cmp(CmpI::Slt, k, th.i32(tree.block_cells()));
-    let (_, fits, full) = ops::build_if(th.at, ok, &[], e.loc);
-    {
-        let f = E { at: Cursor::at_end(fits), loc: e.loc };
-        let pos = data_pos(f, pool_cell(f, tree, id, f.to_index(k)), c.comps, c.comp);
-        f.store(value, data, pos);
-        ops::build_yield(fits, &[], e.loc);
-    }
-    {
-        // Full: take the increment back, fail the launch (the check is
-        // recorded later, before the branch's terminator).
-        let end = ops::build_yield(full, &[], e.loc);
-        let f = E { at: Cursor::before(end), loc: e.loc };
-        f.rmw(RMW_ADDI, f.i32(-1), lens, id);
-        fail(f.at, e.loc, Failure::ListFull);
-    }
-    let pos = th.select(ok, k, th.i32(-1));
-    ops::build_yield(then_b, &[pos], e.loc);
-    let none = ops::const_scalar(Cursor::at_end(else_b), i32t, -1.0, e.loc);
-    ops::build_yield(else_b, &[none], e.loc);
-    if_op.result(0)
-}
-
-/// `ds.length`: the length of the block's list (0 without a block).
-fn length(e: E, t: &TreeArgs, c: &Coords) -> Value {
-    let tree = t.tree;
-    let i32t = e.loc.ctx().int(32);
-    let lens = t.buf(&tree.len());
-    if !tree.is_pointer() {
-        // An inactive bitmasked block's list is empty (cleared with it).
-        return e.load(lens, c.p, i32t);
-    }
-    let entry = e.load(t.buf(&tree.table()), c.p, i32t);
-    let has = e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED));
-    let (if_op, then_b, else_b) = ops::build_if(e.at, has, &[i32t], e.loc);
-    let th = E { at: Cursor::at_end(then_b), loc: e.loc };
-    let id = th.to_index(th.bin("arith.subi", entry, th.i32(FIRST_ID)));
-    let n = th.load(lens, id, i32t);
-    ops::build_yield(then_b, &[n], e.loc);
-    let zero = ops::const_scalar(Cursor::at_end(else_b), i32t, 0.0, e.loc);
-    ops::build_yield(else_b, &[zero], e.loc);
-    if_op.result(0)
-}
-
-/// Extends the list of block `id` to hold cell `l` (an atomic max of its length).
-fn extend_list(e: E, t: &TreeArgs, id: Value, l: Value) {
-    let i32t = e.loc.ctx().int(32);
-    let lens = t.buf(&t.tree.len());
-    let want = e.bin("arith.addi", e.cast(l, i32t), e.i32(1));
-    let n = e.load(lens, id, i32t);
-    let short = e.guard(e.cmp(CmpI::Slt, n, want));
-    short.rmw(RMW_MAXS, want, lens, id);
-}
-
-/// Whether cell `l` is within the list of block `id`.
-fn in_list(e: E, t: &TreeArgs, id: Value, l: Value) -> Value {
-    let i32t = e.loc.ctx().int(32);
-    let n = e.load(t.buf(&t.tree.len()), id, i32t);
-    e.cmp(CmpI::Slt, e.cast(l, i32t), n)
-}
-
-/// Activates the cell of `c` down to `level`; the insertion point where
-/// its block is there, and the block's id (index).
-fn activate(e: E, t: &TreeArgs, c: &Coords, level: usize, fail: &mut Fail) -> (E, Value) {
-    let tree = t.tree;
-    let (inner, id) = match tree.outer.kind {
-        LevelKind::Pointer => {
-            let id32 = ensure_block(e, t, c.p, fail);
-            let inner = e.guard(e.cmp(CmpI::Sge, id32, e.i32(0)));
-            (inner, inner.to_index(id32))
-        }
-        LevelKind::Bitmasked => {
-            bit_set(e, t.buf(&tree.mask0()), c.p);
-            (e, c.p)
-        }
-        LevelKind::Dense => (e, c.p),
-        LevelKind::Dynamic => unreachable!("sparse::tree_of rejects a dynamic outer level"),
-    };
-    if level >= 1 && tree.has_mask1() {
-        bit_set(inner, t.buf(&tree.mask1()), pool_cell(inner, tree, id, c.l));
-    }
-    if level >= 1 && tree.is_dynamic() {
-        extend_list(inner, t, id, c.l);
-    }
-    (inner, id)
-}
-
-/// The insertion point where every level of the cell of `c` is active, and its block's id.
-fn active_block(e: E, t: &TreeArgs, c: &Coords) -> (E, Value) {
-    let tree = t.tree;
-    let (inner, id) = match tree.outer.kind {
-        LevelKind::Pointer => {
-            let entry = e.load(t.buf(&tree.table()), c.p, e.loc.ctx().int(32));
-            let inner = e.guard(e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED)));
-            (inner, inner.to_index(inner.bin("arith.subi", entry, inner.i32(FIRST_ID))))
-        }
-        LevelKind::Bitmasked => (e.guard(bit_test(e, t.buf(&tree.mask0()), c.p)), c.p),
-        LevelKind::Dense => (e, c.p),
-        LevelKind::Dynamic => unreachable!("sparse::tree_of rejects a dynamic outer level"),
-    };
-    if tree.has_mask1() {
-        let cell = pool_cell(inner, tree, id, c.l);
-        return (inner.guard(bit_test(inner, t.buf(&tree.mask1()), cell)), id);
-    }
-    if tree.is_dynamic() {
-        return (inner.guard(in_list(inner, t, id, c.l)), id);
-    }
-    (inner, id)
-}
-
-/// Whether the cell of `c` is active down to `level` (i1).
-fn is_active(e: E, t: &TreeArgs, c: &Coords, level: usize) -> Value {
-    let tree = t.tree;
-    let ctx = e.loc.ctx();
-    let i1 = ctx.int(1);
-    let check_mask1 = level >= 1 && (tree.has_mask1() || tree.is_dynamic());
-    // The leaf's test in block `id`: its bit, or within its list.
-    let leaf_test = |e: E, id: Value| {
-        if tree.is_dynamic() { in_list(e, t, id, c.l) } else { bit_test(e, t.buf(&tree.mask1()), pool_cell(e, tree, id, c.l)) }
-    };
-    match tree.outer.kind {
-        LevelKind::Pointer => {
-            let entry = e.load(t.buf(&tree.table()), c.p, ctx.int(32));
-            let has = e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED));
-            if !check_mask1 {
-                return has;
-            }
-            let (if_op, then_b, else_b) = ops::build_if(e.at, has, &[i1], e.loc);
-            let th = E { at: Cursor::at_end(then_b), loc: e.loc };
-            let id = th.to_index(th.bin("arith.subi", entry, th.i32(FIRST_ID)));
-            let bit = leaf_test(th, id);
-            ops::build_yield(then_b, &[bit], e.loc);
-            let no = ops::const_scalar(Cursor::at_end(else_b), i1, 0.0, e.loc);
-            ops::build_yield(else_b, &[no], e.loc);
-            if_op.result(0)
-        }
-        LevelKind::Bitmasked | LevelKind::Dense => {
-            let outer = match tree.outer.kind {
-                LevelKind::Bitmasked => bit_test(e, t.buf(&tree.mask0()), c.p),
-                _ => ops::const_scalar(e.at, i1, 1.0, e.loc),
-            };
-            if !check_mask1 {
-                return outer;
-            }
-            let bit = leaf_test(e, c.p);
-            e.bin("arith.andi", outer, bit)
-        }
-        LevelKind::Dynamic => unreachable!("sparse::tree_of rejects a dynamic outer level"),
-    }
-}
-
-/// Zeroes the data of every field of the tree at pool cells `[first, first + cells)`.
-fn zero_cells(e: E, t: &TreeArgs, first: Value, cells: i64) {
-    for (field, comps) in &t.tree.fields {
-        let elem = t.elems.iter().find(|(f, _)| f == field).map(|(_, ty)| *ty).expect("the tree's field types");
-        let start = e.bin("arith.muli", first, e.index(*comps));
-        let (body, j) = e.each(cells * comps);
-        let pos = body.bin("arith.addi", start, j);
-        body.store(ops::const_scalar(body.at, elem, 0.0, e.loc), t.buf(&ops::sparse::data(field)), pos);
-    }
-}
-
-/// Deactivates the cell of `c` at `level` (see the module doc).
-fn deactivate(e: E, t: &TreeArgs, c: &Coords, level: usize) {
-    let tree = t.tree;
-    let i32t = e.loc.ctx().int(32);
-    if level >= 1 && tree.is_dynamic() {
-        // The whole list: its length to 0, its cells zeroed.
-        let (inner, id) = match tree.outer.kind {
-            LevelKind::Pointer => {
-                let entry = e.load(t.buf(&tree.table()), c.p, i32t);
-                let inner = e.guard(e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED)));
-                (inner, inner.to_index(inner.bin("arith.subi", entry, inner.i32(FIRST_ID))))
-            }
-            _ => (e, c.p),
-        };
-        let old = inner.rmw(RMW_ASSIGN, inner.i32(0), t.buf(&tree.len()), id);
-        let had = inner.guard(inner.cmp(CmpI::Sgt, old, inner.i32(0)));
-        let first = had.bin("arith.muli", id, had.index(tree.block_cells()));
-        zero_cells(had, t, first, tree.block_cells());
-        return;
-    }
-    if level >= 1 && tree.has_mask1() {
-        let (inner, id) = match tree.outer.kind {
-            LevelKind::Pointer => {
-                let entry = e.load(t.buf(&tree.table()), c.p, i32t);
-                let inner = e.guard(e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED)));
-                (inner, inner.to_index(inner.bin("arith.subi", entry, inner.i32(FIRST_ID))))
-            }
-            LevelKind::Bitmasked | LevelKind::Dense => (e, c.p),
-            LevelKind::Dynamic => unreachable!("sparse::tree_of rejects a dynamic outer level"),
-        };
-        let cell = pool_cell(inner, tree, id, c.l);
-        let was = bit_clear(inner, t.buf(&tree.mask1()), cell);
-        zero_cells(inner.guard(was), t, cell, 1);
-        return;
-    }
-    match tree.outer.kind {
-        LevelKind::Pointer => {
-            let old = e.rmw(RMW_ASSIGN, e.i32(0), t.buf(&tree.table()), c.p);
-            let had = e.guard(e.cmp(CmpI::Sgt, old, e.i32(CLAIMED)));
-            let k = had.to_index(had.rmw(RMW_ADDI, had.i32(1), t.buf(&tree.counts()), had.index(1)));
-            had.store(had.bin("arith.subi", old, had.i32(FIRST_ID)), t.buf(&tree.freed()), k);
-        }
-        LevelKind::Bitmasked => {
-            let was = bit_clear(e, t.buf(&tree.mask0()), c.p);
-            let inner = e.guard(was);
-            let first = inner.bin("arith.muli", c.p, inner.index(tree.block_cells()));
-            zero_cells(inner, t, first, tree.block_cells());
-            if tree.has_mask1() {
-                let (body, l) = inner.each(tree.block_cells());
-                bit_clear(body, t.buf(&tree.mask1()), body.bin("arith.addi", first, l));
-            }
-            if tree.is_dynamic() {
-                inner.store(inner.i32(0), t.buf(&tree.len()), c.p);
-            }
-        }
-        LevelKind::Dense => {}
-        LevelKind::Dynamic => unreachable!("sparse::tree_of rejects a dynamic outer level"),
     }
 }
 
@@ -702,32 +738,44 @@ fn delinearize(e: E, i: Value, shape: &[i64]) -> Vec<Value> {
     out
 }
 
-/// The iterations of a `ds.struct_for` over a field of `tree`: its outer
-/// cells, or for a pointer tree the entries its block list can hold (the
-/// CPU runtime runs only the listed ones, [`BLOCK_LIST`]).
-pub fn struct_for_range(tree: &SparseTree) -> i64 {
-    if tree.is_pointer() { tree.capacity } else { tree.outer_cells() }
+/// The level a `ds.struct_for` over `tree` is parallel over: the deepest
+/// pointer's blocks (its list), else the root level's cells.
+fn struct_for_level(tree: &SparseTree) -> usize {
+    tree.deepest_pointer().unwrap_or(0)
 }
 
-/// On the `scf.for` of a `ds.struct_for` over a pointer tree, and on the
-/// task holding it: the tree's name. The loop's variable is an entry of the
-/// tree's list of allocated blocks (`<tree>$list`), not an outer cell;
-/// `convert-ds-to-scf` ([`resolve_block_lists`]) turns it into the block's
-/// outer cell and skips entries past the list's length or released (whose
-/// owner's table entry names another block or none). The runtime runs such a
-/// task over `[0, listed blocks)`: O(allocated blocks), not O(outer cells).
+/// The iterations of a `ds.struct_for` over a field of `tree`: the root
+/// level's cells, or for a tree with pointers the entries the deepest
+/// pointer's block list can hold (the CPU runtime runs only the listed
+/// ones, [`BLOCK_LIST`]).
+pub fn struct_for_range(tree: &SparseTree) -> i64 {
+    match tree.deepest_pointer() {
+        Some(j) => tree.levels[j].capacity,
+        None => tree.levels[0].cells(),
+    }
+}
+
+/// On the `scf.for` of a `ds.struct_for` over a tree with pointers, and on
+/// the task holding it: the tree's name. The loop's variable is an entry of
+/// the deepest pointer's list of allocated blocks (`<tree>$list<j>`), not a
+/// cell; `convert-ds-to-scf` ([`resolve_block_lists`]) turns it into the
+/// block's owner and skips entries past the list's length or released
+/// (whose owner's path no longer ends in the block). The runtime runs such
+/// a task over `[0, listed blocks)`: O(allocated blocks), not O(cells).
 pub const BLOCK_LIST: &str = "ds.block_list";
 
 /// For each loop of `func` marked [`BLOCK_LIST`]: the list entry `k` it
-/// runs becomes the outer cell `owner[list[k]]` of the `k`-th allocated
-/// block, and its body runs only when `k < counts[LISTED]` and the table
-/// entry of that cell is still the block (released blocks stay listed
+/// runs becomes the owner (the cell's linear index through the deepest
+/// pointer level `j`) of the `k`-th allocated block `b`, and its body runs
+/// only when `k < counts<j>[LISTED]` and the path to that cell (pointers
+/// followed, bits tested) still ends in `b` (a released block stays listed
 /// until the launch ends). Marks `func` with the tree's name too.
 pub fn resolve_block_lists(func: Op, trees: &[TreeArgs]) {
     let loops: Vec<Op> = func.walk().into_iter().filter(|o| o.name() == "scf.for" && o.attr(BLOCK_LIST).is_some()).collect();
     for lp in loops {
         let name = lp.attr(BLOCK_LIST).and_then(|a| a.as_string()).unwrap_or_default();
         let Some(t) = trees.iter().find(|t| t.tree.name == name) else { continue };
+        let Some(j) = t.tree.deepest_pointer() else { continue };
         func.set_attr(BLOCK_LIST, lp.ctx().string_attr(&name));
         let body = lp.region(0).first_block().expect("loop body");
         let k = body.arg(0);
@@ -735,17 +783,18 @@ pub fn resolve_block_lists(func: Op, trees: &[TreeArgs]) {
         let first = body.first_op().expect("a loop body ends in its terminator");
         let e = E { at: Cursor::before(first), loc: lp.loc() };
         let i32t = e.loc.ctx().int(32);
-        let n = e.load(t.buf(&t.tree.counts()), e.index(LISTED as i64), i32t);
-        let listed = e.cmp(CmpI::Slt, e.cast(k, i32t), n);
-        // Entries past the length hold ids of blocks in [0, capacity) (or 0):
-        // reading them is in bounds; the length test discards them.
-        let b = e.load(t.buf(&t.tree.list()), k, i32t);
-        let p = e.to_index(e.load(t.buf(&t.tree.owner()), e.to_index(b), i32t));
-        let entry = e.load(t.buf(&t.tree.table()), p, i32t);
-        let current = e.cmp(CmpI::Eq, entry, e.bin("arith.addi", b, e.i32(FIRST_ID)));
-        let inner = e.guard(e.bin("arith.andi", listed, current));
-        let end = inner.at.anchor().expect("a guard's terminator");
-        let map: ds_dialects::ir::ValueMap = [(k, p)].into_iter().collect();
+        let n = e.load(t.buf(&t.tree.counts(j)), e.index(LISTED as i64), i32t);
+        let listed = e.guard(e.cmp(CmpI::Slt, e.cast(k, i32t), n));
+        let b = listed.load(t.buf(&t.tree.list(j)), k, i32t);
+        let owner = listed.to_index(listed.load(t.buf(&t.tree.owner(j)), listed.to_index(b), i32t));
+        let at = delinearize(listed, owner, &t.tree.through(j));
+        let locs = locals(listed, t.tree, &at, j);
+        let (path, kj) = active_walk(listed, t, &locs, j, true);
+        let cell = cell_id(path, t.tree, j, kj, locs[j]);
+        let entry = path.load(t.buf(&t.tree.table(j)), cell, i32t);
+        let current = path.guard(path.cmp(CmpI::Eq, entry, path.bin("arith.addi", b, path.i32(FIRST_ID))));
+        let end = current.at.anchor().expect("a guard's terminator");
+        let map: ds_dialects::ir::ValueMap = [(k, owner)].into_iter().collect();
         for op in old {
             op.move_before(end);
             ds_dialects::ir::remap_operands(op, &map);
@@ -753,19 +802,21 @@ pub fn resolve_block_lists(func: Op, trees: &[TreeArgs]) {
     }
 }
 
-/// The active cells of block `p` (an outer cell, or for a pointer tree the
-/// entry of its block list: `p` is then the variable of the enclosing
-/// `scf.for`, which this marks [`BLOCK_LIST`]) of `tree`, for a
-/// `ds.struct_for` over `field` binding the dimensions `field_shape` (all
-/// of the field's, or its cell dimensions only), emitted at `at`:
-/// a test of the block, a loop over its cells, a test of each cell of a
-/// bitmasked leaf, and loops over the field's component dimensions.
-/// Returns the field's indices and the op before which the body goes.
+/// The active cells under one cell `p` of the level a `ds.struct_for` over
+/// `tree` is parallel over ([`struct_for_range`]: the linear index of a
+/// root cell, or for a tree with pointers the entry of the deepest
+/// pointer's block list: `p` is then the variable of the enclosing
+/// `scf.for`, which this marks [`BLOCK_LIST`]), for a `ds.struct_for` over
+/// `field` binding the dimensions `field_shape` (all of the field's, or its
+/// cell dimensions only), emitted at `at`: a test of the cell, loops over
+/// the cells of each level below it (a list's `[0, length)`), a test of
+/// each cell of a bitmasked level, and loops over the field's component
+/// dimensions. Returns the field's indices and the op before which the
+/// body goes.
 pub fn struct_for_block(at: Cursor, p: Value, tree: &SparseTree, field: &str, field_rank: usize, field_shape: &[i64], loc: Loc) -> (Vec<Value>, Op) {
     let ctx = loc.ctx();
     let e = E { at, loc };
     let rank = tree.rank();
-    let block = tree.block_shape();
     let comp_dims = &field_shape[rank.min(field_shape.len())..];
     let with_zeros = |e: E, cell: &[Value]| -> Vec<Value> {
         let pad = field_rank.saturating_sub(cell.len());
@@ -782,41 +833,49 @@ pub fn struct_for_block(at: Cursor, p: Value, tree: &SparseTree, field: &str, fi
         )
         .result(0)
     };
-    if tree.is_pointer()
+    let top = struct_for_level(tree);
+    if tree.has_pointer()
         && let Some(lp) = p.owner_block().and_then(|b| b.parent_op())
     {
-        // `p` is an entry of the block list, made the block's outer cell later.
+        // `p` is an entry of the block list, made the block's owner later.
         lp.set_attr(BLOCK_LIST, ctx.string_attr(&tree.name));
     }
-    let bc = delinearize(e, p, &tree.outer.shape);
-    let origin: Vec<Value> =
-        bc.iter().zip(&block).map(|(&b, &n)| if n == 1 { b } else { e.bin("arith.muli", b, e.index(n)) }).collect();
+    let below = tree.below(top);
+    let coord = delinearize(e, p, &tree.through(top));
+    let mut cell: Vec<Value> = coord.iter().zip(&below).map(|(&c, &n)| if n == 1 { c } else { e.bin("arith.muli", c, e.index(n)) }).collect();
     let mut cur = e;
-    if tree.outer.kind.is_sparse() {
-        cur = cur.guard(is_active(cur, &origin, &tree.outer.node));
+    if tree.levels[top].kind.is_sparse() {
+        cur = cur.guard(is_active(cur, &cell, &tree.levels[top].node));
     }
-    let mut cell = origin.clone();
-    if tree.is_dynamic() {
-        // The list's cells: [0, length).
-        let len = with_zeros(cur, &origin);
-        let n = cur.at.build(
-            OpBuilder::new(DsOp::Length.name(), loc).operands(&len).results(&[ctx.int(32)]).attr("field", ctx.symbol_ref(field)),
-        );
-        let n = cur.to_index(n.result(0));
+    for m in top + 1..tree.depth() {
+        let level = &tree.levels[m];
+        let bm = tree.below(m);
+        let n = if level.kind == LevelKind::Dynamic {
+            // The list's cells: [0, length).
+            let len = with_zeros(cur, &cell);
+            let n = cur.at.build(
+                OpBuilder::new(DsOp::Length.name(), loc).operands(&len).results(&[ctx.int(32)]).attr("field", ctx.symbol_ref(field)),
+            );
+            cur.to_index(n.result(0))
+        } else if level.cells() > 1 {
+            cur.index(level.cells())
+        } else {
+            continue;
+        };
         let (lo, one) = (cur.index(0), cur.index(1));
         let (_, body_block, y) = ops::build_scf_for(cur.at, lo, n, one, loc);
         let body = E { at: Cursor::before(y), loc };
-        let lc = delinearize(body, body_block.arg(0), &block);
-        cell = origin.iter().zip(lc).map(|(&o, l)| body.bin("arith.addi", o, l)).collect();
+        let lc = delinearize(body, body_block.arg(0), &level.shape);
+        cell = cell
+            .iter()
+            .zip(lc)
+            .zip(&bm)
+            .map(|((&o, l), &b)| body.bin("arith.addi", o, if b == 1 { l } else { body.bin("arith.muli", l, body.index(b)) }))
+            .collect();
         cur = body;
-    } else if tree.block_cells() > 1 {
-        let (body, l) = cur.each(tree.block_cells());
-        let lc = delinearize(body, l, &block);
-        cell = origin.iter().zip(lc).map(|(&o, l)| body.bin("arith.addi", o, l)).collect();
-        cur = body;
-    }
-    if let Some(inner) = tree.inner.as_ref().filter(|l| l.kind == LevelKind::Bitmasked) {
-        cur = cur.guard(is_active(cur, &cell, &inner.node));
+        if level.kind == LevelKind::Bitmasked {
+            cur = cur.guard(is_active(cur, &cell, &level.node));
+        }
     }
     for &n in comp_dims {
         let (body, k) = cur.each(n);
