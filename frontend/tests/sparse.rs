@@ -1,5 +1,6 @@
-//! Sparse layouts from Rust, Taichi's way: `pb.root().pointer([4, 4]).dense([4, 4]).place(..)`
-//! and `pb.root().bitmasked(..)`, kernels writing (and so activating) cells,
+//! Sparse layouts from Rust, Taichi's way: `pb.root().pointer([4, 4]).dense([4, 4]).place(..)`,
+//! `pb.root().bitmasked(..)` and three-level chains (`.pointer(..).pointer(..).dense(..)`,
+//! `.dense(..).pointer(..).dense(..)`), kernels writing (and so activating) cells,
 //! `activate` / `deactivate` / `is_active`, `for (i, j) in x.active()` over
 //! the active cells, host statistics and dense arrays, and gradients of a
 //! struct-for kernel equal to the dense layout's, with the active set left
@@ -68,6 +69,18 @@ enum Tree {
     PointerDense,
     PointerBitmasked,
     Bitmasked,
+    /// Three levels: pointers of pointers of dense 4x4 blocks.
+    PointerPointerDense,
+    /// A pointer between dense levels.
+    DensePointerDense,
+}
+
+impl Tree {
+    /// Whether the innermost sparse node holds dense 4x4 blocks (written,
+    /// activated and deactivated whole).
+    fn whole_blocks(self) -> bool {
+        matches!(self, Tree::PointerDense | Tree::PointerPointerDense | Tree::DensePointerDense)
+    }
 }
 
 struct Sim {
@@ -93,6 +106,8 @@ fn sim(tree: Tree) -> Sim {
         Tree::PointerDense => pb.root().pointer([4, 4]).dense([4, 4]).place((&u, &vel)),
         Tree::PointerBitmasked => pb.root().pointer([4, 4]).capacity(8).bitmasked([4, 4]).place((&u, &vel)),
         Tree::Bitmasked => pb.root().bitmasked([N, N]).place((&u, &vel)),
+        Tree::PointerPointerDense => pb.root().pointer([2, 2]).pointer([2, 2]).capacity(8).dense([4, 4]).place((&u, &vel)),
+        Tree::DensePointerDense => pb.root().dense([2, 2]).pointer([2, 2]).dense([4, 4]).place((&u, &vel)),
     }
     let mut kernels =
         vec![pb.kernel(seed(&u, &vel)).unwrap(), pb.kernel(energy(&u, &vel, &loss)).unwrap(), pb.kernel(count(&vel, &n)).unwrap()];
@@ -116,7 +131,7 @@ fn blob() -> Vec<[usize; 2]> {
     cells
 }
 
-const SPARSE: [Tree; 3] = [Tree::PointerDense, Tree::PointerBitmasked, Tree::Bitmasked];
+const SPARSE: [Tree; 5] = [Tree::PointerDense, Tree::PointerBitmasked, Tree::Bitmasked, Tree::PointerPointerDense, Tree::DensePointerDense];
 
 #[test]
 fn sparse_layouts_compute_the_dense_loss_and_gradients_over_active_cells() {
@@ -142,7 +157,7 @@ fn sparse_layouts_compute_the_dense_loss_and_gradients_over_active_cells() {
         assert_eq!(u, u_d, "{tree:?}: inactive cells read 0");
         assert!((loss - loss_d).abs() <= 1e-12 * loss_d.abs(), "{tree:?}: {loss} vs {loss_d}");
         assert_eq!(count as usize, active.len(), "{tree:?}");
-        if tree == Tree::PointerDense {
+        if tree.whole_blocks() {
             // Whole 4x4 blocks around the blob.
             assert!(active.len() > blob.len() && active.len() % 16 == 0, "{tree:?}: {}", active.len());
         } else {
@@ -182,7 +197,7 @@ fn activity_ops_in_kernels_and_on_the_host() {
         assert!(!s.u.is_active_cell(&s.p, [5, 9]).unwrap(), "{tree:?}");
         assert_eq!(s.u.get(&s.p, [5, 9]).unwrap(), 0.0, "{tree:?}: deactivated cells read 0");
         assert_eq!(s.vel.get(&s.p, [5, 9]).unwrap(), [0.0, 0.0], "{tree:?}: every field of the cell");
-        if tree == Tree::PointerDense {
+        if tree.whole_blocks() {
             // Deactivating a cell of a dense block releases the whole block.
             assert!(active.iter().all(|c| (c[0] / 4, c[1] / 4) != (1, 2)), "{tree:?}");
         } else {

@@ -2,9 +2,10 @@
 //! ds loops become `scf.for`, run-time checks write a status buffer.
 //!
 //! Input: a verified module, usually after `ds-lower-parallel-cpu`. Fields of
-//! their own, under a dense node, or under a sparse tree (pointer/bitmasked,
-//! lowered by `crate::sparse`); a field under a dynamic node, a nested dense
-//! node or a deeper tree is a located error.
+//! their own, under a dense node, or under a sparse tree of any depth
+//! (pointer/bitmasked/dynamic, lowered by `crate::sparse`); a field under a
+//! nested dense node or a layout `ops::sparse::tree_of` rejects is a located
+//! error.
 //! Output, per function that touches fields:
 //! - one `memref<shape x elem>` argument per field it uses, appended in
 //!   declaration order and listed in `ds.fields`: row-major for a field of
