@@ -437,3 +437,92 @@ pub fn is_sparse(field: &FieldDecl, nodes: &[LayoutNode]) -> bool {
         .and_then(|n| path(n, nodes).ok())
         .is_some_and(|p| p.iter().any(|n| matches!(n.kind, DsOp::Pointer | DsOp::Bitmasked | DsOp::Dynamic)))
 }
+
+/// A deactivation racing a write in one parallel loop (see [`deactivation_races`]).
+#[derive(Clone, Debug)]
+pub struct Race {
+    /// The `ds.deactivate`.
+    pub deactivate: crate::ir::Op,
+    /// The write of a field of the same tree in the same loop.
+    pub write: crate::ir::Op,
+    pub message: String,
+}
+
+/// The deactivations of `kernel` that race a write of the same tree in the
+/// same top-level parallel loop: another iteration may write (and so
+/// activate) a cell under the cell being deactivated while it is cleared, and
+/// the write is lost (its block released, its bit cleared after it was set).
+/// A deactivation and a write are apart when in every iteration they touch
+/// the iteration's own cell and the deactivated node's cell is that one cell
+/// (a bitmasked leaf, deactivated at the leaf): in a `ds.parallel_for`, one
+/// dimension indexed by the loop variable plus the same constant, with no
+/// level below the node along it; in a `ds.struct_for`, every cell
+/// dimension indexed by its own variable plus the same constant, with no
+/// level below the node. Deactivating in one loop and writing in a later
+/// loop of the kernel is well defined: the loops run one after another
+/// (Taichi's offloaded tasks), and a write after a deactivation of its cell
+/// lands in a fresh, zeroed cell. Adjoint fields' writes never activate and
+/// are not counted, nor loops of one iteration.
+pub fn deactivation_races(kernel: crate::ir::Op, trees: &[SparseTree], fields: &[FieldDecl]) -> Vec<Race> {
+    use super::{Access, AccessKind, func_body, index_offset};
+    let adjoints: Vec<&str> = fields.iter().filter_map(|f| f.grad.as_deref()).collect();
+    let mut out = Vec::new();
+    for lp in func_body(kernel).ops() {
+        let kind = DsOp::of(lp);
+        if !matches!(kind, Some(DsOp::ParallelFor | DsOp::StructFor)) {
+            continue;
+        }
+        let Some(body) = lp.region(0).first_block() else { continue };
+        if let Some(pf) = super::ParallelFor::read(lp) {
+            // One iteration (Taichi's `for t in range(1)`): nothing to race.
+            let constant = |v: crate::ir::Value| match index_offset(v) {
+                (None, c) => Some(c),
+                _ => None,
+            };
+            if let (Some(lo), Some(hi)) = (constant(pf.lower), constant(pf.upper))
+                && hi - lo <= 1
+            {
+                continue;
+            }
+        }
+        let vars = body.args();
+        let accesses: Vec<Access> = lp.walk().into_iter().filter_map(Access::read).collect();
+        for d in accesses.iter().filter(|a| a.kind == AccessKind::Deactivate) {
+            let Some(tree) = tree_holding(trees, &d.field) else { continue };
+            let lvl = d.node().and_then(|n| tree.level_of(&n)).unwrap_or_else(|| tree.innermost_sparse());
+            // The cells a deactivation clears: those under the node's cell, or a list's whole container.
+            let unit = if tree.levels[lvl].kind == LevelKind::Dynamic { lvl.saturating_sub(1) } else { lvl };
+            let below = tree.below(unit);
+            let rank = tree.rank();
+            // Dimension `k` of both indexed by `var` plus one constant.
+            let same = |a: &[crate::ir::Value], b: &[crate::ir::Value], k: usize, var: crate::ir::Value| {
+                let (x, y) = (a.get(k).map(|v| index_offset(*v)), b.get(k).map(|v| index_offset(*v)));
+                x.is_some() && x == y && x.is_some_and(|(base, _)| base == Some(var))
+            };
+            let apart = |w: &Access| match kind {
+                Some(DsOp::ParallelFor) => vars.first().is_some_and(|&v| (0..rank).any(|k| below[k] == 1 && same(&d.indices, &w.indices, k, v))),
+                _ => below.iter().all(|&b| b == 1) && vars.len() >= rank && (0..rank).all(|k| same(&d.indices, &w.indices, k, vars[k])),
+            };
+            let racing = accesses.iter().find(|w| {
+                let activates = w.kind.writes() && w.kind != AccessKind::Deactivate;
+                activates && tree.components(&w.field).is_some() && !adjoints.contains(&w.field.as_str()) && !apart(w)
+            });
+            if let Some(w) = racing {
+                let at = w.op.loc().file_line_col().map(|l| format!(" (line {})", l.line)).unwrap_or_default();
+                out.push(Race {
+                    deactivate: d.op,
+                    write: w.op,
+                    message: format!(
+                        "{} of @{} at node @{} races {} of @{}{at} in the same parallel loop: another iteration's write under the deactivated cell may be lost; deactivate in a loop of its own (a kernel's loops run one after another) or write only the iteration's own cell of a bitmasked leaf",
+                        DsOp::Deactivate.name(),
+                        d.field,
+                        tree.levels[lvl].node,
+                        w.op.name(),
+                        w.field
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
