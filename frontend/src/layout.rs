@@ -48,6 +48,9 @@ use ds_runtime::ElemType;
 use ds_runtime::Error;
 use std::sync::Arc;
 
+/// One node of a sparse chain for the builder: kind, cells, pool capacity, chunk size.
+type NodeSpec = (DsOp, Vec<usize>, Option<usize>, Option<usize>);
+
 /// How a layout node stores its cells' components (Taichi's `ti.Layout`):
 /// `Layout::Aos` interleaved per cell, `Layout::Soa` by component.
 pub use ds_dialects::ops::Order as Layout;
@@ -114,19 +117,19 @@ impl<'a> Root<'a> {
     /// [`Outer::bitmasked`], [`Outer::pointer`] (nested as deep as needed) or
     /// [`Outer::dynamic`], or place fields in it directly.
     pub fn pointer<const D: usize>(self, shape: [usize; D]) -> Outer<'a, D> {
-        Outer { pb: self.pb, levels: vec![(DsOp::Pointer, shape, None)] }
+        Outer { pb: self.pb, levels: vec![Spec::new(DsOp::Pointer, shape)] }
     }
 
     /// A bitmasked node of `shape` cells (Taichi's `ti.root.bitmasked`):
     /// dense storage with one activity bit per cell.
     pub fn bitmasked<const D: usize>(self, shape: [usize; D]) -> Outer<'a, D> {
-        Outer { pb: self.pb, levels: vec![(DsOp::Bitmasked, shape, None)] }
+        Outer { pb: self.pb, levels: vec![Spec::new(DsOp::Bitmasked, shape)] }
     }
 
     /// One list of up to `shape` cells (Taichi's `ti.root.dynamic`): a dense
     /// node of one cell holding it.
     pub fn dynamic<const D: usize>(self, shape: [usize; D]) -> Leaf<'a, D> {
-        Outer { pb: self.pb, levels: vec![(DsOp::Dense, [1; D], None)] }.dynamic(shape)
+        Outer { pb: self.pb, levels: vec![Spec::new(DsOp::Dense, [1; D])] }.dynamic(shape)
     }
 }
 
@@ -139,8 +142,22 @@ impl<'a> Root<'a> {
 /// tree (gradients live on the active cells).
 pub struct Outer<'a, const D: usize> {
     pb: &'a mut ProgramBuilder,
-    /// Outermost first: kind, cells, pool capacity (pointers).
-    levels: Vec<(DsOp, [usize; D], Option<usize>)>,
+    /// Outermost first.
+    levels: Vec<Spec<D>>,
+}
+
+/// One node of a chain: kind, cells, pool capacity, chunk size (lists).
+struct Spec<const D: usize> {
+    kind: DsOp,
+    shape: [usize; D],
+    capacity: Option<usize>,
+    chunk: Option<usize>,
+}
+
+impl<const D: usize> Spec<D> {
+    fn new(kind: DsOp, shape: [usize; D]) -> Self {
+        Spec { kind, shape, capacity: None, chunk: None }
+    }
 }
 
 impl<'a, const D: usize> Outer<'a, D> {
@@ -151,13 +168,13 @@ impl<'a, const D: usize> Outer<'a, D> {
     /// `build` with a compile error at the field's declaration.
     pub fn capacity(mut self, blocks: usize) -> Self {
         if let Some(last) = self.levels.last_mut() {
-            last.2 = Some(blocks);
+            last.capacity = Some(blocks);
         }
         self
     }
 
     fn then(mut self, kind: DsOp, shape: [usize; D]) -> Self {
-        self.levels.push((kind, shape, None));
+        self.levels.push(Spec::new(kind, shape));
         self
     }
 
@@ -189,7 +206,7 @@ impl<'a, const D: usize> Outer<'a, D> {
     pub fn place(self, fields: impl Placeable<D>) {
         let mut decls = Vec::new();
         fields.decls(&mut decls);
-        let levels: Vec<(DsOp, Vec<usize>, Option<usize>)> = self.levels.iter().map(|(k, s, c)| (*k, s.to_vec(), *c)).collect();
+        let levels: Vec<NodeSpec> = self.levels.iter().map(|l| (l.kind, l.shape.to_vec(), l.capacity, l.chunk)).collect();
         self.pb.place_sparse(&levels, &decls);
     }
 }
@@ -200,6 +217,24 @@ pub struct Leaf<'a, const D: usize> {
 }
 
 impl<const D: usize> Leaf<'_, D> {
+    /// Lists growing in chunks of `cells` (Taichi's `chunk_size`): a chunk
+    /// is taken from a pool when a list first reaches it, up to the list's
+    /// capacity; `cells` must divide it.
+    pub fn chunk(mut self, cells: usize) -> Self {
+        if let Some(last) = self.outer.levels.last_mut() {
+            last.chunk = Some(cells);
+        }
+        self
+    }
+
+    /// The pool of a chunked list node, in chunks (default: every chunk of
+    /// every list). A write or append needing a chunk of an empty pool
+    /// fails its launch with `Error::PoolExhausted`.
+    pub fn capacity(mut self, chunks: usize) -> Self {
+        self.outer = self.outer.capacity(chunks);
+        self
+    }
+
     /// Places `fields` (and their adjoints) in the list's cells.
     #[track_caller]
     pub fn place(self, fields: impl Placeable<D>) {
@@ -209,7 +244,7 @@ impl<const D: usize> Leaf<'_, D> {
 
 impl<'a, const D: usize> Dense<'a, D> {
     fn chain(self) -> Outer<'a, D> {
-        Outer { pb: self.pb, levels: vec![(DsOp::Dense, self.shape, None)] }
+        Outer { pb: self.pb, levels: vec![Spec::new(DsOp::Dense, self.shape)] }
     }
 
     /// Bitmasked cells of `shape` in each dense cell (`.dense(..).bitmasked(..)`).
@@ -286,17 +321,17 @@ impl ProgramBuilder {
                 self.fields[i].layout = Some(name.clone());
             }
             let at = std::panic::Location::caller();
-            self.nodes.push(NodeEntry { name, kind: DsOp::Dense, shape: shape.to_vec(), order, parent: None, capacity: None, at });
+            self.nodes.push(NodeEntry { name, kind: DsOp::Dense, shape: shape.to_vec(), order, parent: None, capacity: None, chunk: None, at });
         }
     }
 
     /// Places `decls` and their adjoints on the leaf of a new sparse tree of
     /// `levels` (outermost first); the first rule they break is kept for `build`.
     #[track_caller]
-    fn place_sparse(&mut self, levels: &[(DsOp, Vec<usize>, Option<usize>)], decls: &[Arc<FieldDecl>]) {
+    fn place_sparse(&mut self, levels: &[NodeSpec], decls: &[Arc<FieldDecl>]) {
         let names: Vec<String> = decls.iter().map(|d| d.name.clone()).collect();
         let rank = levels[0].1.len();
-        let cells: Vec<usize> = (0..rank).map(|d| levels.iter().map(|(_, s, _)| s[d]).product()).collect();
+        let cells: Vec<usize> = (0..rank).map(|d| levels.iter().map(|(_, s, _, _)| s[d]).product()).collect();
         if let Err(reason) = self.check_placement(&cells, decls) {
             self.mistake(Some(DeclarationError::Layout { fields: names, reason }));
             return;
@@ -304,10 +339,12 @@ impl ProgramBuilder {
         let Some(first) = decls.first().map(|d| self.fields[d.position].name.clone()) else { return };
         let at = std::panic::Location::caller();
         let mut parent: Option<String> = None;
-        for (k, (kind, shape, cap)) in levels.iter().enumerate() {
+        for (k, (kind, shape, capacity, chunk)) in levels.iter().enumerate() {
             let suffix = if k + 1 == levels.len() { "cells" } else { "blocks" };
             let name = self.fresh_name(&format!("{first}_{suffix}"));
-            self.nodes.push(NodeEntry { name: name.clone(), kind: *kind, shape: shape.clone(), order: Layout::Aos, parent: parent.clone(), capacity: *cap, at });
+            let (capacity, chunk) = (*capacity, *chunk);
+            let node = NodeEntry { name: name.clone(), kind: *kind, shape: shape.clone(), order: Layout::Aos, parent: parent.clone(), capacity, chunk, at };
+            self.nodes.push(node);
             parent = Some(name);
         }
         let leaf = parent.expect("a tree has a level");

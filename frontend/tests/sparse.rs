@@ -282,11 +282,20 @@ fn lengths(ids: &ScalarField<i32, 2>, n: &ScalarField<i32, 1>) {
 
 #[test]
 fn particles_binned_into_lists() {
+    particles_binned(None);
+    // Lists growing in chunks of 8 (Taichi's dynamic(..., chunk_size=8)).
+    particles_binned(Some(8));
+}
+
+fn particles_binned(chunk: Option<usize>) {
     let mut pb = ProgramBuilder::new();
     let px: ScalarField<f32, 1> = pb.field("px", [100]);
     let ids: ScalarField<i32, 2> = pb.field("ids", [8, 32]);
     let (count, sums): (ScalarField<i32, 1>, ScalarField<i32, 1>) = (pb.field("count", [8]), pb.field("sums", [8]));
-    pb.root().dense([8, 1]).dynamic([1, 32]).place(&ids);
+    match chunk {
+        None => pb.root().dense([8, 1]).dynamic([1, 32]).place(&ids),
+        Some(c) => pb.root().dense([8, 1]).dynamic([1, 32]).chunk(c).place(&ids),
+    }
     let n: ScalarField<i32, 1> = pb.field("n", [8]);
     let (k_bin, k_sum, k_len) =
         (pb.kernel(bin(&px, &ids, &count)).unwrap(), pb.kernel(sum_bins(&ids, &sums)).unwrap(), pb.kernel(lengths(&ids, &n)).unwrap());
@@ -311,4 +320,13 @@ fn particles_binned_into_lists() {
         assert_eq!(&got, b, "bin {c}");
     }
     assert_eq!(ids.active_cells(&p).unwrap().len(), 100);
+    let stats = ids.sparse_stats(&p).unwrap();
+    match chunk {
+        Some(c) => {
+            let taken: usize = bins.iter().map(|b| b.len().div_ceil(c)).sum();
+            assert_eq!((stats.chunks, stats.chunk_capacity), (taken, 8 * 32 / c), "{stats:?}");
+            assert!(stats.bytes_used < stats.bytes_reserved, "{stats:?}");
+        }
+        None => assert_eq!((stats.chunks, stats.chunk_capacity), (0, 0)),
+    }
 }

@@ -183,7 +183,7 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
     let may_allocate = accesses.iter().any(|a| {
         let tree = storage.tree_of(&a.field);
         a.kind == AccessKind::Append && tree.is_some()
-            || a.kind.writes() && a.kind != AccessKind::Deactivate && tree.is_some_and(|t| t.has_pointer())
+            || a.kind.writes() && a.kind != AccessKind::Deactivate && tree.is_some_and(|t| t.allocates())
     });
     let has_assert = inner.iter().any(|o| DsOp::of(*o) == Some(DsOp::Assert));
     let entry = ops::func_body(func);

@@ -248,10 +248,51 @@ fn data_pos(e: E, slot: Value, comps: i64, comp: Value) -> Value {
     e.bin("arith.addi", scaled, comp)
 }
 
+/// `scf.if cond -> ty`: `then` in the then branch, `default` in the else branch.
+fn if_value(e: E, cond: Value, ty: Type, default: f64, then: &dyn Fn(E) -> Value) -> Value {
+    let (if_op, then_b, else_b) = ops::build_if(e.at, cond, &[ty], e.loc);
+    let th = E { at: Cursor::at_end(then_b), loc: e.loc };
+    let v = then(th);
+    ops::build_yield(then_b, &[v], e.loc);
+    let d = ops::const_scalar(Cursor::at_end(else_b), ty, default, e.loc);
+    ops::build_yield(else_b, &[d], e.loc);
+    if_op.result(0)
+}
+
+/// The table entry of the chunk of a chunked list (dynamic level `i`)
+/// holding cell `l` of the list of container `k`.
+fn chunk_entry(e: E, t: &TreeArgs, i: usize, k: Value, l: Value) -> Value {
+    let level = &t.tree.levels[i];
+    let q = e.bin("arith.divui", l, e.index(level.chunk));
+    let scaled = e.bin("arith.muli", k, e.index(level.chunks_per_list()));
+    e.bin("arith.addi", scaled, q)
+}
+
+/// The chunk (its id, i32; -1 when the pool is exhausted) holding cell `l`
+/// of the list of container `k` of chunked level `i`, taken from the pool
+/// with every chunk before it that the list has not got yet (as Taichi's
+/// chained chunks: the chunks of `[0, length)` are allocated).
+fn ensure_chunks(e: E, t: &TreeArgs, i: usize, k: Value, l: Value, fail: &mut Fail) -> Value {
+    let level = &t.tree.levels[i];
+    let q = e.bin("arith.divui", l, e.index(level.chunk));
+    let first = e.bin("arith.muli", k, e.index(level.chunks_per_list()));
+    let (lo, one) = (e.index(0), e.index(1));
+    let (_, body, y) = ops::build_scf_for(e.at, lo, q, one, e.loc);
+    let b = E { at: Cursor::before(y), loc: e.loc };
+    ensure_block(b, t, i, b.bin("arith.addi", first, body.arg(0)), None, fail);
+    ensure_block(e, t, i, e.bin("arith.addi", first, q), None, fail)
+}
+
+/// The slot of cell `l` of a chunked list whose chunk is `id` (index).
+fn chunk_slot(e: E, level: &ds_dialects::ops::sparse::Level, id: Value, l: Value) -> Value {
+    let base = e.bin("arith.muli", id, e.index(level.chunk));
+    e.bin("arith.addi", base, e.bin("arith.remui", l, e.index(level.chunk)))
+}
+
 /// The container at level `upto` of the cell at `locals` (`upto ==
 /// depth`: its data slot), through levels `[0, upto)`: `f` of it, or
-/// `default` where a pointer level has no block (or, with `test`, where a
-/// bitmasked bit is clear or a list is shorter).
+/// `default` where a pointer level has no block or a list no chunk (or,
+/// with `test`, where a bitmasked bit is clear or a list is shorter).
 #[allow(clippy::too_many_arguments)]
 fn walk_value(e: E, t: &TreeArgs, locals: &[Value], i: usize, k: Value, upto: usize, test: bool, ty: Type, default: f64, f: &dyn Fn(E, Value) -> Value) -> Value {
     if i == upto {
@@ -259,46 +300,60 @@ fn walk_value(e: E, t: &TreeArgs, locals: &[Value], i: usize, k: Value, upto: us
     }
     let tree = t.tree;
     let i32t = e.loc.ctx().int(32);
+    let level = &tree.levels[i];
     let cell = cell_id(e, tree, i, k, locals[i]);
-    let branch = |cond: Value, next: &dyn Fn(E) -> Value| {
-        let (if_op, then_b, else_b) = ops::build_if(e.at, cond, &[ty], e.loc);
-        let th = E { at: Cursor::at_end(then_b), loc: e.loc };
-        let v = walk_value(th, t, locals, i + 1, next(th), upto, test, ty, default, f);
-        ops::build_yield(then_b, &[v], e.loc);
-        let d = ops::const_scalar(Cursor::at_end(else_b), ty, default, e.loc);
-        ops::build_yield(else_b, &[d], e.loc);
-        if_op.result(0)
+    let next = |e: E, k: Value| walk_value(e, t, locals, i + 1, k, upto, test, ty, default, f);
+    // A table entry (a pointer's cell, a list's chunk): followed when it has a block.
+    let follow = |e: E, table_cell: Value, to_k: &dyn Fn(E, Value) -> Value| {
+        let entry = e.load(t.buf(&tree.table(i)), table_cell, i32t);
+        let has = e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED));
+        if_value(e, has, ty, default, &|th| {
+            let id = th.to_index(th.bin("arith.subi", entry, th.i32(FIRST_ID)));
+            next(th, to_k(th, id))
+        })
     };
-    match tree.levels[i].kind {
-        LevelKind::Pointer => {
-            let entry = e.load(t.buf(&tree.table(i)), cell, i32t);
-            let has = e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED));
-            branch(has, &|th| th.to_index(th.bin("arith.subi", entry, th.i32(FIRST_ID))))
+    match level.kind {
+        LevelKind::Pointer => follow(e, cell, &|_, id| id),
+        LevelKind::Bitmasked if test => if_value(e, bit_test(e, t.buf(&tree.mask(i)), cell), ty, default, &|th| next(th, cell)),
+        LevelKind::Dynamic if level.chunk > 0 => {
+            let chunked = |e: E| follow(e, chunk_entry(e, t, i, k, locals[i]), &|th, id| chunk_slot(th, level, id, locals[i]));
+            if test { if_value(e, in_list(e, t, i, k, locals[i]), ty, default, &chunked) } else { chunked(e) }
         }
-        LevelKind::Bitmasked if test => branch(bit_test(e, t.buf(&tree.mask(i)), cell), &|_| cell),
-        LevelKind::Dynamic if test => branch(in_list(e, t, i, k, locals[i]), &|_| cell),
-        _ => walk_value(e, t, locals, i + 1, cell, upto, test, ty, default, f),
+        LevelKind::Dynamic if test => if_value(e, in_list(e, t, i, k, locals[i]), ty, default, &|th| next(th, cell)),
+        _ => next(e, cell),
     }
 }
 
 /// The insertion point where levels `[0, upto)` of the cell at `locals`
-/// are active (pointers followed; with `test`, bits and list lengths
-/// tested too), and its container at level `upto`.
+/// are active (pointers and chunks followed; with `test`, bits and list
+/// lengths tested too), and its container at level `upto`.
 fn active_walk(e: E, t: &TreeArgs, locals: &[Value], upto: usize, test: bool) -> (E, Value) {
     let tree = t.tree;
     let i32t = e.loc.ctx().int(32);
     let (mut e, mut k) = (e, e.index(0));
     for (i, level) in tree.levels[..upto].iter().enumerate() {
         let cell = cell_id(e, tree, i, k, locals[i]);
+        let follow = |e: E, table_cell: Value| -> (E, Value) {
+            let entry = e.load(t.buf(&tree.table(i)), table_cell, i32t);
+            let e = e.guard(e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED)));
+            (e, e.to_index(e.bin("arith.subi", entry, e.i32(FIRST_ID))))
+        };
         match level.kind {
             LevelKind::Pointer => {
-                let entry = e.load(t.buf(&tree.table(i)), cell, i32t);
-                e = e.guard(e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED)));
-                k = e.to_index(e.bin("arith.subi", entry, e.i32(FIRST_ID)));
+                (e, k) = follow(e, cell);
                 continue;
             }
             LevelKind::Bitmasked if test => e = e.guard(bit_test(e, t.buf(&tree.mask(i)), cell)),
-            LevelKind::Dynamic if test => e = e.guard(in_list(e, t, i, k, locals[i])),
+            LevelKind::Dynamic => {
+                if test {
+                    e = e.guard(in_list(e, t, i, k, locals[i]));
+                }
+                if level.chunk > 0 {
+                    let (inner, id) = follow(e, chunk_entry(e, t, i, k, locals[i]));
+                    (e, k) = (inner, chunk_slot(inner, level, id, locals[i]));
+                    continue;
+                }
+            }
             _ => {}
         }
         k = cell;
@@ -307,8 +362,8 @@ fn active_walk(e: E, t: &TreeArgs, locals: &[Value], upto: usize, test: bool) ->
 }
 
 /// Activates levels `[0, upto)` of the cell of `c` (allocating pointer
-/// blocks, setting bits, extending lists); the insertion point where they
-/// are, and the cell's container at level `upto`.
+/// blocks and list chunks, setting bits, extending lists); the insertion
+/// point where they are, and the cell's container at level `upto`.
 fn activate_walk(e: E, t: &TreeArgs, c: &Coords, upto: usize, fail: &mut Fail) -> (E, Value) {
     let tree = t.tree;
     let (mut e, mut k) = (e, e.index(0));
@@ -317,13 +372,21 @@ fn activate_walk(e: E, t: &TreeArgs, c: &Coords, upto: usize, fail: &mut Fail) -
         match level.kind {
             LevelKind::Pointer => {
                 let owner = owner_of(e, tree, &c.cell, i);
-                let id = ensure_block(e, t, i, cell, owner, fail);
+                let id = ensure_block(e, t, i, cell, Some(owner), fail);
                 e = e.guard(e.cmp(CmpI::Sge, id, e.i32(0)));
                 k = e.to_index(id);
                 continue;
             }
             LevelKind::Bitmasked => bit_set(e, t.buf(&tree.mask(i)), cell),
-            LevelKind::Dynamic => extend_list(e, t, i, k, c.locals[i]),
+            LevelKind::Dynamic => {
+                extend_list(e, t, i, k, c.locals[i]);
+                if level.chunk > 0 {
+                    let id = ensure_chunks(e, t, i, k, c.locals[i], fail);
+                    e = e.guard(e.cmp(CmpI::Sge, id, e.i32(0)));
+                    k = chunk_slot(e, level, e.to_index(id), c.locals[i]);
+                    continue;
+                }
+            }
             LevelKind::Dense => {}
         }
         k = cell;
@@ -331,7 +394,7 @@ fn activate_walk(e: E, t: &TreeArgs, c: &Coords, upto: usize, fail: &mut Fail) -
     (e, k)
 }
 
-/// Releases the block of table entry `cell` of pointer level `i` (if it has
+/// Releases the block of table entry `cell` of pooled level `i` (if it has
 /// one) to the freed list: the runtime clears and returns it after the launch.
 fn release_entry(e: E, t: &TreeArgs, i: usize, cell: Value) {
     let tree = t.tree;
@@ -366,6 +429,15 @@ fn clear_subtree(e: E, t: &TreeArgs, m: usize, first: Value, count: i64) {
         LevelKind::Dynamic => {
             let (body, j) = e.each(count);
             body.store(body.i32(0), t.buf(&tree.len(m)), body.bin("arith.addi", first, j));
+            let level = &tree.levels[m];
+            if level.chunk > 0 {
+                // Their chunks released: the runtime zeroes them after the launch.
+                let per = level.chunks_per_list();
+                let from = e.bin("arith.muli", first, e.index(per));
+                let (body, j) = e.each(count.saturating_mul(per));
+                release_entry(body, t, m, body.bin("arith.addi", from, j));
+                return;
+            }
         }
         LevelKind::Dense => {}
     }
@@ -394,13 +466,7 @@ fn deactivate(e: E, t: &TreeArgs, c: &Coords, lvl: usize) {
             let was = bit_clear(e, t.buf(&tree.mask(lvl)), cell);
             clear_subtree(e.guard(was), t, lvl + 1, cell, 1);
         }
-        LevelKind::Dynamic => {
-            // The whole list: its length to 0, its cells zeroed.
-            let old = e.rmw(RMW_ASSIGN, e.i32(0), t.buf(&tree.len(lvl)), k);
-            let had = e.guard(e.cmp(CmpI::Sgt, old, e.i32(0)));
-            let n = tree.levels[lvl].cells();
-            clear_subtree(had, t, lvl + 1, had.bin("arith.muli", k, had.index(n)), n);
-        }
+        LevelKind::Dynamic => clear_subtree(e, t, lvl, k, 1),
         LevelKind::Dense => {}
     }
 }
@@ -446,7 +512,7 @@ fn activate_value(
     match tree.levels[i].kind {
         LevelKind::Pointer => {
             let owner = owner_of(e, tree, &c.cell, i);
-            let id = ensure_block(e, t, i, cell, owner, fail);
+            let id = ensure_block(e, t, i, cell, Some(owner), fail);
             let (if_op, then_b, else_b) = ops::build_if(e.at, e.cmp(CmpI::Sge, id, e.i32(0)), &[ty], e.loc);
             let th = E { at: Cursor::at_end(then_b), loc: e.loc };
             let v = activate_value(th, t, c, i + 1, th.to_index(id), upto, fail, ty, default, f);
@@ -456,6 +522,18 @@ fn activate_value(
             return if_op.result(0);
         }
         LevelKind::Bitmasked => bit_set(e, t.buf(&tree.mask(i)), cell),
+        LevelKind::Dynamic if tree.levels[i].chunk > 0 => {
+            extend_list(e, t, i, k, c.locals[i]);
+            let id = ensure_chunks(e, t, i, k, c.locals[i], fail);
+            let (if_op, then_b, else_b) = ops::build_if(e.at, e.cmp(CmpI::Sge, id, e.i32(0)), &[ty], e.loc);
+            let th = E { at: Cursor::at_end(then_b), loc: e.loc };
+            let slot = chunk_slot(th, &tree.levels[i], th.to_index(id), c.locals[i]);
+            let v = activate_value(th, t, c, i + 1, slot, upto, fail, ty, default, f);
+            ops::build_yield(then_b, &[v], e.loc);
+            let d = ops::const_scalar(Cursor::at_end(else_b), ty, default, e.loc);
+            ops::build_yield(else_b, &[d], e.loc);
+            return if_op.result(0);
+        }
         LevelKind::Dynamic => extend_list(e, t, i, k, c.locals[i]),
         LevelKind::Dense => {}
     }
@@ -474,22 +552,40 @@ fn append(e: E, t: &TreeArgs, c: &Coords, value: Value, data: Value, fail: &mut 
     let mut push = |inner: E, k: Value, fail: &mut Fail| -> Value {
         let n = inner.rmw(RMW_ADDI, inner.i32(1), lens, k);
         let ok = inner.cmp(CmpI::Slt, n, inner.i32(leaf.cells()));
-        let (_, fits, full) = ops::build_if(inner.at, ok, &[], e.loc);
+        let (if_op, fits, full) = ops::build_if(inner.at, ok, &[i32t], e.loc);
         {
             let f = E { at: Cursor::at_end(fits), loc: e.loc };
-            let slot = cell_id(f, tree, lvl, k, f.to_index(n));
-            f.store(value, data, data_pos(f, slot, c.comps, c.comp));
-            ops::build_yield(fits, &[], e.loc);
+            let l = f.to_index(n);
+            let pos = if leaf.chunk > 0 {
+                // The chunk it falls in, taken from the pool when the list
+                // first reaches it; none left: the increment taken back.
+                let id = ensure_chunks(f, t, lvl, k, l, fail);
+                let got = f.cmp(CmpI::Sge, id, f.i32(0));
+                let (got_if, yes, no) = ops::build_if(f.at, got, &[i32t], e.loc);
+                let y = E { at: Cursor::at_end(yes), loc: e.loc };
+                let slot = chunk_slot(y, leaf, y.to_index(id), l);
+                y.store(value, data, data_pos(y, slot, c.comps, c.comp));
+                ops::build_yield(yes, &[n], e.loc);
+                let nb = E { at: Cursor::at_end(no), loc: e.loc };
+                nb.rmw(RMW_ADDI, nb.i32(-1), lens, k);
+                ops::build_yield(no, &[nb.i32(-1)], e.loc);
+                got_if.result(0)
+            } else {
+                f.store(value, data, data_pos(f, cell_id(f, tree, lvl, k, l), c.comps, c.comp));
+                n
+            };
+            ops::build_yield(fits, &[pos], e.loc);
         }
         {
             // Full: take the increment back, fail the launch (the check is
             // recorded before the branch's terminator).
-            let end = ops::build_yield(full, &[], e.loc);
-            let f = E { at: Cursor::before(end), loc: e.loc };
+            let f = E { at: Cursor::at_end(full), loc: e.loc };
             f.rmw(RMW_ADDI, f.i32(-1), lens, k);
-            fail(f.at, e.loc, Failure::ListFull { node: leaf.node.clone(), capacity: leaf.cells() });
+            let none = f.i32(-1);
+            let end = ops::build_yield(full, &[none], e.loc);
+            fail(Cursor::before(end), e.loc, Failure::ListFull { node: leaf.node.clone(), capacity: leaf.cells() });
         }
-        inner.select(ok, n, inner.i32(-1))
+        if_op.result(0)
     };
     activate_value(e, t, c, 0, e.index(0), lvl, fail, i32t, -1.0, &mut push)
 }
@@ -524,14 +620,15 @@ fn bit_clear(e: E, mask: Value, c: Value) -> Value {
     e.cmp(CmpI::Ne, e.bin("arith.andi", old, bit), e.i32(0))
 }
 
-/// The block of cell `cell` of pointer level `i` (its table entry),
-/// allocated if it has none: its id (i32), or -1 when the pool is exhausted
-/// (then `fail` records it). The first thread to find no block claims the
-/// table entry ([`claim`]), pops a block, lists it (its owner `owner`, the
-/// cell's linear index through the level) and installs it (`id +
+/// The block of table entry `cell` of pooled level `i` (a pointer's cell,
+/// a chunked list's chunk), allocated if it has none: its id (i32), or -1
+/// when the pool is exhausted (then `fail` records it). The first thread to
+/// find no block claims the table entry ([`claim`]), pops a block, lists it
+/// (a pointer's: its owner `owner`, the cell's linear index through the
+/// level) and installs it (`id +
 /// FIRST_ID`, or 0 back when the pool is empty); others wait while the
 /// entry is claimed.
-fn ensure_block(e: E, t: &TreeArgs, i: usize, cell: Value, owner: Value, fail: &mut Fail) -> Value {
+fn ensure_block(e: E, t: &TreeArgs, i: usize, cell: Value, owner: Option<Value>, fail: &mut Fail) -> Value {
     let ctx = e.loc.ctx();
     let i32t = ctx.int(32);
     let tree = t.tree;
@@ -559,7 +656,7 @@ fn ensure_block(e: E, t: &TreeArgs, i: usize, cell: Value, owner: Value, fail: &
         let none = ops::const_scalar(Cursor::at_end(pop_else), i32t, -1.0, e.loc);
         ops::build_yield(pop_else, &[none], e.loc);
         let block = pop_if.result(0);
-        {
+        if let Some(owner) = owner {
             // Listed for struct_fors: its owner, then an entry of the list.
             let ok = me.guard(got);
             let b = ok.to_index(block);

@@ -25,6 +25,10 @@ pub struct SparseStats {
     pub blocks: usize,
     /// Blocks the tree can hold (that pool's capacity, or the root level's cells).
     pub capacity: usize,
+    /// A leaf list growing in chunks: the chunks taken from its pool, and
+    /// the pool's size (both 0 for other leaves).
+    pub chunks: usize,
+    pub chunk_capacity: usize,
     /// Active cells.
     pub active_cells: usize,
     /// Cells of the field's index space.
@@ -32,7 +36,8 @@ pub struct SparseStats {
     /// Bytes allocated for the field: its data buffer plus its share (all
     /// of it) of the tree's masks, table and pool bookkeeping.
     pub bytes_reserved: usize,
-    /// Bytes of that in use: the bookkeeping plus the allocated blocks' data.
+    /// Bytes of that in use: the bookkeeping plus the allocated blocks' data
+    /// (of a chunked leaf list: the chunks' data).
     pub bytes_used: usize,
     /// The bytes of a dense field of the same shape and element type.
     pub dense_bytes: usize,
@@ -126,6 +131,14 @@ impl SparseHost {
                     ..HostLevel::default()
                 },
                 LevelKind::Bitmasked => HostLevel { mask: buffer(&tree.mask(i)), ..HostLevel::default() },
+                LevelKind::Dynamic if l.chunk > 0 => HostLevel {
+                    len: buffer(&tree.len(i)),
+                    table: buffer(&tree.table(i)),
+                    free: buffer(&tree.free(i)),
+                    freed: buffer(&tree.freed(i)),
+                    counts: buffer(&tree.counts(i)),
+                    ..HostLevel::default()
+                },
                 LevelKind::Dynamic => HostLevel { len: buffer(&tree.len(i)), ..HostLevel::default() },
                 LevelKind::Dense => HostLevel::default(),
             })
@@ -157,10 +170,35 @@ impl SparseHost {
     fn pointers(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.depth()).filter(|&i| self.kind(i) == LevelKind::Pointer)
     }
+    /// The levels with pools: pointers, chunked lists.
+    fn pooled(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.depth()).filter(|&i| self.tree.levels[i].pooled())
+    }
+    /// The table entry of the chunk holding cell `l` of the list of container `k` (chunked level `i`).
+    fn chunk_entry(&self, i: usize, k: usize, l: usize) -> usize {
+        let level = &self.tree.levels[i];
+        k * level.chunks_per_list() as usize + l / level.chunk as usize
+    }
+    fn chunk_slot(&self, i: usize, id: usize, l: usize) -> usize {
+        let c = self.tree.levels[i].chunk as usize;
+        id * c + l % c
+    }
+    /// Pops a block of pooled level `i`'s pool for `field` (a typed error when it is empty).
+    fn pop(&self, i: usize, field: &str) -> Result<usize, Error> {
+        let h = &self.levels[i];
+        let counts = must(&h.counts);
+        let top = counts.load_i32(FREE_TOP);
+        if top <= 0 {
+            let level = &self.tree.levels[i];
+            return Err(Error::PoolExhausted { kernel: None, field: field.into(), node: level.node.clone(), capacity: level.capacity, location: None });
+        }
+        counts.store_i32(FREE_TOP, top - 1);
+        Ok(must(&h.free).load_i32(top as usize - 1) as usize)
+    }
 
     /// Every block free: the stacks hold capacity-1 .. 0 (0 on top), none freed or listed.
     fn reset_pools(&self) {
-        for i in self.pointers().collect::<Vec<_>>() {
+        for i in self.pooled().collect::<Vec<_>>() {
             let h = &self.levels[i];
             let (free, counts) = (must(&h.free), must(&h.counts));
             let cap = self.tree.levels[i].capacity as usize;
@@ -208,6 +246,13 @@ impl SparseHost {
                 }
                 LevelKind::Bitmasked if test && !bit(must(&h.mask), c) => return None,
                 LevelKind::Dynamic if test && locals[i] >= must(&h.len).load_i32(k).max(0) as usize => return None,
+                LevelKind::Dynamic if self.tree.levels[i].chunk > 0 => {
+                    let t = must(&h.table).load_i32(self.chunk_entry(i, k, locals[i]));
+                    if t < TABLE_FIRST_ID {
+                        return None;
+                    }
+                    self.chunk_slot(i, (t - TABLE_FIRST_ID) as usize, locals[i])
+                }
                 _ => c,
             };
         }
@@ -235,20 +280,8 @@ impl SparseHost {
                     if t >= TABLE_FIRST_ID {
                         (t - TABLE_FIRST_ID) as usize
                     } else {
+                        let b = self.pop(i, field)?;
                         let counts = must(&h.counts);
-                        let top = counts.load_i32(FREE_TOP);
-                        if top <= 0 {
-                            let level = &self.tree.levels[i];
-                            return Err(Error::PoolExhausted {
-                                kernel: None,
-                                field: field.into(),
-                                node: level.node.clone(),
-                                capacity: level.capacity,
-                                location: None,
-                            });
-                        }
-                        let b = must(&h.free).load_i32(top as usize - 1) as usize;
-                        counts.store_i32(FREE_TOP, top - 1);
                         must(&h.owner).store_i32(b, self.owner_of(cell, i) as i32);
                         let n = counts.load_i32(LISTED).max(0);
                         must(&h.list).store_i32(n as usize, b as i32);
@@ -265,7 +298,25 @@ impl SparseHost {
                     // A write beyond the list's end extends it (the cells between hold 0).
                     let len = must(&h.len);
                     len.store_i32(k, len.load_i32(k).max(locals[i] as i32 + 1));
-                    c
+                    if self.tree.levels[i].chunk > 0 {
+                        // The cell's chunk and every one before it (the chunks of [0, length)).
+                        let table = must(&h.table);
+                        let first = self.chunk_entry(i, k, 0);
+                        let mut id = 0;
+                        for e in first..=self.chunk_entry(i, k, locals[i]) {
+                            let t = table.load_i32(e);
+                            id = if t >= TABLE_FIRST_ID {
+                                (t - TABLE_FIRST_ID) as usize
+                            } else {
+                                let b = self.pop(i, field)?;
+                                table.store_i32(e, b as i32 + TABLE_FIRST_ID);
+                                b
+                            };
+                        }
+                        self.chunk_slot(i, id, locals[i])
+                    } else {
+                        c
+                    }
                 }
                 LevelKind::Dense => c,
             };
@@ -421,16 +472,32 @@ impl SparseHost {
                 for k in first..first + count {
                     len.store_i32(k, 0);
                 }
+                let per = self.tree.levels[m].chunks_per_list() as usize;
+                if per > 0 {
+                    let table = must(&h.table);
+                    for e in first * per..(first + count) * per {
+                        let t = table.load_i32(e);
+                        if t >= TABLE_FIRST_ID {
+                            table.store_i32(e, 0);
+                            self.release(m, (t - TABLE_FIRST_ID) as usize);
+                        }
+                    }
+                    return;
+                }
             }
             LevelKind::Dense => {}
         }
         self.clear_range(m + 1, start, total);
     }
 
-    /// Clears block `b` of pointer level `i` (its container at level `i + 1`
-    /// and everything under it) and pushes it on the level's free stack.
+    /// Clears block `b` of pooled level `i` (a pointer's: its container at
+    /// level `i + 1` and everything under it; a list's chunk: its slots) and
+    /// pushes it on the level's free stack.
     fn release(&self, i: usize, b: usize) {
-        self.clear_range(i + 1, b, 1);
+        match self.tree.levels[i].chunk {
+            0 => self.clear_range(i + 1, b, 1),
+            c => self.zero_slots(b * c as usize, c as usize),
+        }
         let h = &self.levels[i];
         let (free, counts) = (must(&h.free), must(&h.counts));
         let top = counts.load_i32(FREE_TOP).max(0);
@@ -463,11 +530,7 @@ impl SparseHost {
                     self.clear_range(lvl + 1, c, 1);
                 }
             }
-            LevelKind::Dynamic => {
-                must(&h.len).store_i32(k, 0);
-                let n = self.cells(lvl);
-                self.clear_range(lvl + 1, k * n, n);
-            }
+            LevelKind::Dynamic => self.clear_range(lvl, k, 1),
             LevelKind::Dense => {}
         }
         self.compact_lists();
@@ -482,7 +545,7 @@ impl SparseHost {
     pub(crate) fn collect(&self) {
         let _g = self.guard();
         let mut released = false;
-        for i in self.pointers().collect::<Vec<_>>() {
+        for i in self.pooled().collect::<Vec<_>>() {
             let h = &self.levels[i];
             let (freed, counts) = (must(&h.freed), must(&h.counts));
             if counts.load_i32(FREE_TOP) < 0 {
@@ -577,15 +640,26 @@ impl SparseHost {
                 ((0..n0).filter(|&c| active(c)).count(), n0, self.tree.slots_under(1) as usize)
             }
         };
-        let block_bytes = slots_per_block * f.comps * f.elem.size();
+        let slot_bytes = f.comps * f.elem.size();
+        let (chunks, chunk_capacity, used_slots) = match self.tree.chunked() {
+            Some(leaf) => {
+                let cap = leaf.capacity as usize;
+                let top = must(&self.levels[self.depth() - 1].counts).load_i32(FREE_TOP).max(0) as usize;
+                let taken = cap - top.min(cap);
+                (taken, cap, taken * leaf.chunk as usize)
+            }
+            None => (0, 0, blocks * slots_per_block),
+        };
         let cells = self.tree.cell_shape().iter().product::<i64>() as usize;
         Ok(SparseStats {
             blocks,
             capacity,
+            chunks,
+            chunk_capacity,
             active_cells,
             cells,
-            bytes_reserved: self.structure_bytes + self.tree.slots() as usize * f.comps * f.elem.size(),
-            bytes_used: self.structure_bytes + blocks * block_bytes,
+            bytes_reserved: self.structure_bytes + self.tree.slots() as usize * slot_bytes,
+            bytes_used: self.structure_bytes + used_slots * slot_bytes,
             dense_bytes: cells * f.comps * f.elem.size(),
         })
     }

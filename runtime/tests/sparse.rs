@@ -644,7 +644,7 @@ fn sparse_kernels_compile_to_ptx() {
         }
     }
     for outer in ["dense", "pointer"] {
-        let compiled = compile_ptx(&list_source(outer), outer, &Default::default(), "sm_90").unwrap_or_else(|e| panic!("lists under {outer}: {e}"));
+        let compiled = compile_ptx(&list_source(outer, CHUNKS), outer, &Default::default(), "sm_90").unwrap_or_else(|e| panic!("lists under {outer}: {e}"));
         assert!(compiled.ptx.as_deref().is_some_and(|p| p.contains(".entry push__task0")), "{outer}");
     }
 }
@@ -789,11 +789,12 @@ func.func @on(%i: index) attributes {ds.kernel} {
     assert!(matches!(err, Error::Overwrite { ref field, .. } if field == "x"), "{err}");
 }
 
-/// Lists (dynamic nodes): `x[c, 0..len(c))` under a dense or pointer node of 8 cells.
-fn list_source(outer: &str) -> String {
+/// Lists (dynamic nodes): `x[c, 0..len(c))` under a dense or pointer node
+/// of 8 cells; `list` adds attributes to the dynamic node (a chunk size).
+fn list_source(outer: &str, list: &str) -> String {
     format!(
         r#""ds.{outer}"() {{sym_name = "cells", shape = array<i64: 8, 1>}} : () -> ()
-"ds.dynamic"() {{sym_name = "list", shape = array<i64: 1, 16>, parent = @cells}} : () -> ()
+"ds.dynamic"() {{sym_name = "list", shape = array<i64: 1, 16>, parent = @cells{list}}} : () -> ()
 "ds.field"() {{sym_name = "x", element_type = f32, shape = array<i64: 8, 16>, layout = @list}} : () -> ()
 "ds.field"() {{sym_name = "n", element_type = i32, shape = array<i64: 8>}} : () -> ()
 "ds.field"() {{sym_name = "slot", element_type = i32, shape = array<i64: 200>}} : () -> ()
@@ -853,8 +854,10 @@ func.func @clear(%c: index) attributes {{ds.kernel}} {{
 
 #[test]
 fn lists_append_count_iterate_and_clear_like_a_reference() {
-    for outer in ["dense", "pointer", "bitmasked"] {
-        let mut p = Program::new(&list_source(outer)).unwrap_or_else(|e| panic!("{outer}: {e}"));
+    let kinds = ["dense", "pointer", "bitmasked"].into_iter().flat_map(|o| [(o, ""), (o, CHUNKS)]);
+    for (outer, list) in kinds {
+        let mut p = Program::new(&list_source(outer, list)).unwrap_or_else(|e| panic!("{outer}: {e}"));
+        let outer = format!("{outer}{list}");
         let m = 40usize;
         p.launch("push", &[Arg::Index(m as i64)]).unwrap();
         let mut lists: Vec<Vec<f32>> = vec![Vec::new(); 8];
@@ -894,6 +897,64 @@ fn lists_append_count_iterate_and_clear_like_a_reference() {
         assert!(matches!(&err, Error::ListFull { node, capacity: 16, location: Some(_), .. } if node == "list"), "{outer}: {err}");
         p.launch("lengths", &[]).unwrap();
         assert!(p.field("n").unwrap().to_vec::<i32>().unwrap().iter().all(|&k| k <= 16), "{outer}");
+    }
+}
+
+/// Lists growing in chunks of 4 cells (Taichi's `chunk_size`).
+const CHUNKS: &str = ", chunk = 4 : i64";
+
+/// The chunks lists of these lengths hold (their cells `[0, length)`).
+fn chunks_for(lengths: &[i32]) -> usize {
+    lengths.iter().map(|&n| (n as usize).div_ceil(4)).sum()
+}
+
+#[test]
+fn chunked_lists_take_chunks_from_a_pool_as_they_grow() {
+    // A pool of 10 chunks of 4 cells for 8 lists of 16: 40 of the 128 cells.
+    let mut p = Program::new(&list_source("dense", ", chunk = 4 : i64, capacity = 10 : i64")).unwrap();
+    let empty = p.field("x").unwrap().sparse_stats().unwrap();
+    assert_eq!((empty.chunks, empty.chunk_capacity), (0, 10));
+    assert_eq!(empty.bytes_reserved - empty.bytes_used, 10 * 4 * 4, "the data of the pool's chunks: {empty:?}");
+    p.launch("push", &[Arg::Index(14)]).unwrap();
+    p.launch("lengths", &[]).unwrap();
+    let n: Vec<i32> = p.field("n").unwrap().to_vec().unwrap();
+    let mut reference = vec![0i32; 8];
+    for i in 0..14 {
+        reference[(i * i / 5) % 8] += 1;
+    }
+    assert_eq!(n, reference);
+    let stats = p.field("x").unwrap().sparse_stats().unwrap();
+    assert_eq!(stats.chunks, chunks_for(&n), "{stats:?}");
+    assert_eq!(stats.bytes_used - empty.bytes_used, stats.chunks * 4 * 4, "memory in use is the chunks': {stats:?}");
+    // A write past a list's end takes the chunks up to it; the cells between read 0.
+    p.field_mut("x").unwrap().set(&[7, 9], 2.5f32).unwrap();
+    assert_eq!(p.field("x").unwrap().sparse().unwrap().length(&[7, 0]), 10);
+    let mut lengths = n.clone();
+    lengths[7] = 10;
+    assert_eq!(p.field("x").unwrap().sparse_stats().unwrap().chunks, chunks_for(&lengths));
+    assert_eq!(p.field("x").unwrap().get::<f32>(&[7, 8]).unwrap(), 0.0);
+    assert_eq!(p.field("x").unwrap().get::<f32>(&[7, 9]).unwrap(), 2.5);
+    // Appending until the pool is out of chunks: a typed error naming the list.
+    let err = p.launch("push", &[Arg::Index(60)]).unwrap_err();
+    assert!(matches!(&err, Error::PoolExhausted { node, capacity: 10, location: Some(_), .. } if node == "list"), "{err}");
+    assert_eq!(p.field("x").unwrap().sparse_stats().unwrap().chunks, 10);
+    // Clearing a list returns its chunks to the pool after the launch.
+    p.launch("lengths", &[]).unwrap();
+    let before: Vec<i32> = p.field("n").unwrap().to_vec().unwrap();
+    p.launch("clear", &[Arg::Index(7)]).unwrap();
+    let freed = chunks_for(&before[7..8]);
+    assert!(freed > 0);
+    assert_eq!(p.field("x").unwrap().sparse_stats().unwrap().chunks, 10 - freed);
+    assert_eq!(p.field("x").unwrap().get::<f32>(&[7, 9]).unwrap(), 0.0, "a cleared list reads 0");
+    // The chunks are reused, zeroed.
+    p.field_mut("x").unwrap().set(&[3, 0], 1.0f32).unwrap();
+    p.field_mut("x").unwrap().deactivate_all().unwrap();
+    assert_eq!(p.field("x").unwrap().sparse_stats().unwrap().chunks, 0);
+    p.launch("push", &[Arg::Index(14)]).unwrap();
+    p.launch("lengths", &[]).unwrap();
+    let x: Vec<f32> = p.field("x").unwrap().to_vec().unwrap();
+    for c in 0..8 {
+        assert!(x[c * 16 + reference[c] as usize..(c + 1) * 16].iter().all(|&v| v == 0.0), "list {c} beyond its end");
     }
 }
 

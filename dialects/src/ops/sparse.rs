@@ -30,7 +30,11 @@
 //! - `<tree>$len<i>` (dynamic leaf `i`): the length of each container's list
 //!   (an i32 per container): its cells `[0, len)` (row-major in the
 //!   container) are active; an append takes the next, a write beyond extends
-//!   it;
+//!   it. A dynamic node with a `chunk` size grows in chunks: its data slots
+//!   are `capacity` chunks of `chunk` cells from a pool (`<tree>$table<i>`,
+//!   an entry per chunk of each list, and `free`, `freed`, `counts` as a
+//!   pointer's), a chunk taken when a list first reaches it; cell `l` of a
+//!   list is cell `l % chunk` of its chunk `l / chunk`;
 //! - `<tree>$table<i>` (pointer level `i`): i32 per cell, 0 for none,
 //!   [`TABLE_CLAIMED`] while a thread allocates it, `b + TABLE_FIRST_ID` for
 //!   block `b` (so that an atomic unsigned max claims an empty entry only);
@@ -76,8 +80,13 @@ pub const FREE_TOP: usize = 0;
 pub const FREED: usize = 1;
 /// `<tree>$counts[LISTED]`: the entries of `<tree>$list`.
 pub const LISTED: usize = 2;
-/// The attribute of a `ds.pointer` node giving its pool's size in blocks.
+/// The attribute of a `ds.pointer` node giving its pool's size in blocks
+/// (of a chunked `ds.dynamic` node: in chunks).
 pub const CAPACITY_ATTR: &str = "capacity";
+/// The attribute of a `ds.dynamic` node giving the cells of the chunks its
+/// lists grow by (Taichi's `chunk_size`); without it a list's cells are
+/// reserved whole.
+pub const CHUNK_ATTR: &str = "chunk";
 
 /// The kind of one level of a sparse tree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -111,14 +120,27 @@ pub struct Level {
     pub kind: LevelKind,
     pub shape: Vec<i64>,
     /// A pointer level: the blocks its pool holds (its `capacity`
-    /// attribute, default: one per cell of the level). 0 for others.
+    /// attribute, default: one per cell of the level); a chunked dynamic
+    /// level: the chunks its pool holds (default: every chunk of every
+    /// list). 0 for others.
     pub capacity: i64,
+    /// A dynamic level growing in chunks: the cells of a chunk (0: unchunked).
+    pub chunk: i64,
 }
 
 impl Level {
     /// Cells per container.
     pub fn cells(&self) -> i64 {
         size(&self.shape)
+    }
+    /// Whether the level's containers come from a pool (a pointer's blocks,
+    /// a chunked list's chunks): it has a table, a free stack and a freed list.
+    pub fn pooled(&self) -> bool {
+        self.kind == LevelKind::Pointer || self.chunk > 0
+    }
+    /// Chunks per list of a chunked dynamic level.
+    pub fn chunks_per_list(&self) -> i64 {
+        if self.chunk > 0 { self.cells() / self.chunk } else { 0 }
     }
 }
 
@@ -168,7 +190,11 @@ impl SparseTree {
     pub fn containers(&self, i: usize) -> i64 {
         let mut k = 1i64;
         for l in &self.levels[..i] {
-            k = if l.kind == LevelKind::Pointer { l.capacity } else { k.saturating_mul(l.cells()) };
+            k = match l.kind {
+                LevelKind::Pointer => l.capacity,
+                LevelKind::Dynamic if l.chunk > 0 => l.capacity.saturating_mul(l.chunk),
+                _ => k.saturating_mul(l.cells()),
+            };
         }
         k
     }
@@ -203,6 +229,14 @@ impl SparseTree {
     }
     pub fn has_pointer(&self) -> bool {
         self.levels.iter().any(|l| l.kind == LevelKind::Pointer)
+    }
+    /// Whether a write may take a block or chunk from a pool (and so fail).
+    pub fn allocates(&self) -> bool {
+        self.levels.iter().any(Level::pooled)
+    }
+    /// The chunked dynamic leaf, if the leaf is one.
+    pub fn chunked(&self) -> Option<&Level> {
+        Some(self.leaf()).filter(|l| l.chunk > 0)
     }
     /// The deepest pointer level: a `ds.struct_for` runs over its blocks.
     pub fn deepest_pointer(&self) -> Option<usize> {
@@ -269,7 +303,16 @@ impl SparseTree {
                     out.push(i32s(self.owner(i), l.capacity));
                 }
                 LevelKind::Bitmasked => out.push(i32s(self.mask(i), words(self.level_cells(i)))),
-                LevelKind::Dynamic => out.push(i32s(self.len(i), self.containers(i))),
+                LevelKind::Dynamic => {
+                    out.push(i32s(self.len(i), self.containers(i)));
+                    if l.chunk > 0 {
+                        // The chunks of each list: a table entry per chunk, and their pool.
+                        out.push(i32s(self.table(i), self.containers(i).saturating_mul(l.chunks_per_list())));
+                        out.push(i32s(self.free(i), l.capacity));
+                        out.push(i32s(self.freed(i), l.capacity));
+                        out.push(i32s(self.counts(i), 3));
+                    }
+                }
                 LevelKind::Dense => {}
             }
         }
@@ -370,21 +413,42 @@ pub fn tree_of(node: &LayoutNode, nodes: &[LayoutNode], members: &[&FieldDecl]) 
         if kind == LevelKind::Dynamic && i + 1 < chain.len() {
             return Err(format!("layout node @{}: a dynamic node is a leaf: nodes under it (@{}) are not lowered", n.name, chain[i + 1].name));
         }
-        let capacity = match n.op.attr(CAPACITY_ATTR) {
-            None if kind == LevelKind::Pointer => cells,
+        let chunk = match n.op.attr(CHUNK_ATTR) {
             None => 0,
-            Some(_) if kind != LevelKind::Pointer => {
-                return Err(format!("layout node @{}: only pointer nodes take a capacity", n.name));
+            Some(_) if kind != LevelKind::Dynamic => {
+                return Err(format!("layout node @{}: only dynamic nodes take a chunk size", n.name));
             }
             Some(a) => match a.as_int() {
-                Some(c) if c > 0 && c <= cells => c,
+                Some(c) if c > 0 && size(&shape) % c == 0 => c,
                 _ => {
-                    return Err(format!("layout node @{}: capacity must be an integer from 1 to its {cells} cells, got {a}", n.name));
+                    return Err(format!(
+                        "layout node @{}: chunk must be a positive integer dividing the list's {} cells, got {a}",
+                        n.name,
+                        size(&shape)
+                    ));
+                }
+            },
+        };
+        // What a pool can hold: a pointer's blocks (one per cell), or every chunk of every list.
+        let (poolable, unit) = match kind {
+            LevelKind::Pointer => (cells, "cells"),
+            LevelKind::Dynamic if chunk > 0 => (cells / chunk, "chunks"),
+            _ => (0, ""),
+        };
+        let capacity = match n.op.attr(CAPACITY_ATTR) {
+            None => poolable,
+            Some(_) if poolable == 0 => {
+                return Err(format!("layout node @{}: only pointer nodes (and dynamic nodes with a chunk size) take a capacity", n.name));
+            }
+            Some(a) => match a.as_int() {
+                Some(c) if c > 0 && c <= poolable => c,
+                _ => {
+                    return Err(format!("layout node @{}: capacity must be an integer from 1 to its {poolable} {unit}, got {a}", n.name));
                 }
             },
         };
         containers = if kind == LevelKind::Pointer { capacity } else { cells };
-        levels.push(Level { node: n.name.clone(), kind, shape, capacity });
+        levels.push(Level { node: n.name.clone(), kind, shape, capacity, chunk });
     }
     if chain.iter().any(|n| n.op.attr(super::layout::ORDER_ATTR).is_some_and(|o| o.as_string().as_deref() == Some("soa"))) {
         return Err(format!("layout node @{}: sparse trees store their cells interleaved (aos); soa is not lowered", node.name));

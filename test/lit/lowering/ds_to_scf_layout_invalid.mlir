@@ -37,7 +37,7 @@
 "ds.pointer"() {sym_name = "a", shape = array<i64: 2>} : () -> ()
 "ds.dense"() {sym_name = "b", shape = array<i64: 2>, parent = @a} : () -> ()
 "ds.bitmasked"() {sym_name = "c", shape = array<i64: 2>, parent = @b, capacity = 2 : i64} : () -> ()
-// expected-error@+1 {{field @x: layout node @c: only pointer nodes take a capacity}}
+// expected-error@+1 {{field @x: layout node @c: only pointer nodes (and dynamic nodes with a chunk size) take a capacity}}
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, layout = @c} : () -> ()
 
 // -----
@@ -48,3 +48,11 @@
 "ds.dense"() {sym_name = "c", shape = array<i64: 2>, parent = @b} : () -> ()
 // expected-error@+1 {{field @x: layout node @b: capacity must be an integer from 1 to its 8 cells, got 9 : i64}}
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 16>, layout = @c} : () -> ()
+
+// -----
+
+// A chunk size that does not divide the list's cells.
+"ds.dense"() {sym_name = "top", shape = array<i64: 2>} : () -> ()
+"ds.dynamic"() {sym_name = "list", shape = array<i64: 10>, parent = @top, chunk = 4 : i64} : () -> ()
+// expected-error@+1 {{field @x: layout node @list: chunk must be a positive integer dividing the list's 10 cells, got 4 : i64}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 20>, layout = @list} : () -> ()
