@@ -537,6 +537,7 @@ impl FuncLowering<'_> {
             elem: decl.elem,
             field_shape: &decl.shape,
             adjoint: self.adjoints.contains(&a.field),
+            adjoints: &self.adjoints,
             plain: self.owned.contains(&a.op),
         };
         let mut failures = Vec::new();

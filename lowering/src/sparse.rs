@@ -444,6 +444,52 @@ fn clear_subtree(e: E, t: &TreeArgs, m: usize, first: Value, count: i64) {
     clear_subtree(e, t, m + 1, start, total);
 }
 
+/// Zeroes the data of `fields` (of the tree) under containers `[first,
+/// first + count)` of level `m`, following pointers and chunks into their
+/// blocks; the structure is left as it is.
+fn zero_under(e: E, t: &TreeArgs, m: usize, first: Value, count: i64, fields: &[String]) {
+    let tree = t.tree;
+    if m == tree.depth() {
+        zero_slots_of(e, t, first, count, fields);
+        return;
+    }
+    let i32t = e.loc.ctx().int(32);
+    let level = &tree.levels[m];
+    let n = level.cells();
+    let start = if n == 1 { first } else { e.bin("arith.muli", first, e.index(n)) };
+    let follow = |e: E, table_cell: Value, then: &dyn Fn(E, Value)| {
+        let entry = e.load(t.buf(&tree.table(m)), table_cell, i32t);
+        let has = e.guard(e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED)));
+        then(has, has.to_index(has.bin("arith.subi", entry, has.i32(FIRST_ID))));
+    };
+    match level.kind {
+        LevelKind::Pointer => {
+            let (body, j) = e.each(count.saturating_mul(n));
+            follow(body, body.bin("arith.addi", start, j), &|has, b| zero_under(has, t, m + 1, b, 1, fields));
+        }
+        LevelKind::Dynamic if level.chunk > 0 => {
+            let per = level.chunks_per_list();
+            let from = e.bin("arith.muli", first, e.index(per));
+            let (body, j) = e.each(count.saturating_mul(per));
+            follow(body, body.bin("arith.addi", from, j), &|has, b| {
+                zero_slots_of(has, t, has.bin("arith.muli", b, has.index(level.chunk)), level.chunk, fields)
+            });
+        }
+        _ => zero_under(e, t, m + 1, start, count.saturating_mul(n), fields),
+    }
+}
+
+/// Zeroes the data of `fields` at slots `[first, first + count)`.
+fn zero_slots_of(e: E, t: &TreeArgs, first: Value, count: i64, fields: &[String]) {
+    for (field, comps) in t.tree.fields.iter().filter(|(f, _)| fields.contains(f)) {
+        let elem = t.elems.iter().find(|(f, _)| f == field).map(|(_, ty)| *ty).expect("the tree's field types");
+        let start = e.bin("arith.muli", first, e.index(*comps));
+        let (body, j) = e.each(count * comps);
+        let pos = body.bin("arith.addi", start, j);
+        body.store(ops::const_scalar(body.at, elem, 0.0, e.loc), t.buf(&ops::sparse::data(field)), pos);
+    }
+}
+
 /// Zeroes the data of every field of the tree at slots `[first, first + count)`.
 fn zero_slots(e: E, t: &TreeArgs, first: Value, count: i64) {
     for (field, comps) in &t.tree.fields {
@@ -757,8 +803,11 @@ pub struct AccessPlan<'a> {
     pub access: &'a Access,
     pub elem: Type,
     pub field_shape: &'a [i64],
-    /// An adjoint field: its accesses never activate.
+    /// An adjoint field: its accesses never activate (and its deactivation
+    /// zeroes the tree's adjoints there, leaving the active set as it is).
     pub adjoint: bool,
+    /// The adjoint fields of the program (those named by a field's `grad`).
+    pub adjoints: &'a [String],
     /// A plain (non-atomic) add or sub: the element is the iteration's own.
     pub plain: bool,
 }
@@ -804,6 +853,24 @@ pub fn emit_access(at: Cursor, plan: &AccessPlan, t: &TreeArgs, fail: &mut Fail)
         AccessKind::Activate => {
             if !plan.adjoint {
                 activate_walk(e, t, &c, level(a, tree, leaf) + 1, fail);
+            }
+            None
+        }
+        AccessKind::Deactivate if plan.adjoint => {
+            // The adjoint of a deactivation (a grad kernel's): the adjoints under the cell are 0.
+            let lvl = level(a, tree, tree.innermost_sparse());
+            let fields: Vec<String> = tree.fields.iter().map(|(f, _)| f.clone()).filter(|f| plan.adjoints.contains(f)).collect();
+            let (e, k) = active_walk(e, t, &c.locals, lvl, false);
+            let cell = cell_id(e, tree, lvl, k, c.locals[lvl]);
+            match tree.levels[lvl].kind {
+                LevelKind::Pointer => {
+                    let entry = e.load(t.buf(&tree.table(lvl)), cell, i32t);
+                    let has = e.guard(e.cmp(CmpI::Sgt, entry, e.i32(CLAIMED)));
+                    let b = has.to_index(has.bin("arith.subi", entry, has.i32(FIRST_ID)));
+                    zero_under(has, t, lvl + 1, b, 1, &fields);
+                }
+                LevelKind::Dynamic => zero_under(e, t, lvl, k, 1, &fields),
+                _ => zero_under(e, t, lvl + 1, cell, 1, &fields),
             }
             None
         }

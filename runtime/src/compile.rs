@@ -433,9 +433,12 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
                     accesses.push(access);
                 }
             }
-            // A deactivation zeroes every field placed on the cell's tree.
+            // A deactivation zeroes every field placed on the cell's tree (a
+            // grad kernel's, of an adjoint: the tree's adjoints only).
             if a.kind == ops::AccessKind::Deactivate && fields[i].sparse.is_some() {
-                for j in (0..fields.len()).filter(|&j| fields[j].sparse == fields[i].sparse) {
+                let adjoint = |j: usize| fields.iter().any(|f| f.grad.as_deref() == Some(fields[j].name.as_str()));
+                let only_adjoints = adjoint(i);
+                for j in (0..fields.len()).filter(|&j| fields[j].sparse == fields[i].sparse && (!only_adjoints || adjoint(j))) {
                     if !writes.contains(&j) {
                         writes.push(j);
                     }

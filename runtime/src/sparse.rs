@@ -56,6 +56,8 @@ pub(crate) struct TreeField {
     pub buf: Arc<AlignedBuf>,
     pub comps: usize,
     pub elem: ElemType,
+    /// An adjoint field (named by some field's `grad`).
+    pub adjoint: bool,
 }
 
 /// The buffers of one level of a tree (those its kind has).
@@ -665,6 +667,117 @@ impl SparseHost {
     }
 }
 
+/// A saved state of one field of a sparse tree: the tree's structure (every
+/// mask, table, pool, list and length buffer, as bytes) and the field's data.
+pub struct TreeSnapshot {
+    field: String,
+    structure: Vec<Vec<u8>>,
+    data: Vec<u8>,
+}
+
+impl TreeSnapshot {
+    pub fn bytes(&self) -> usize {
+        self.structure.iter().map(Vec::len).sum::<usize>() + self.data.len()
+    }
+}
+
+fn copy_all(b: &AlignedBuf) -> Vec<u8> {
+    let mut out = vec![0u8; b.capacity()];
+    b.copy_out(0, &mut out);
+    out
+}
+
+/// Whether an element's bytes hold zero (either sign for floats).
+fn is_zero(bytes: &[u8], elem: ElemType) -> bool {
+    match elem {
+        ElemType::F32 => bytes.chunks(4).all(|c| f32::from_ne_bytes(c.try_into().expect("4 bytes")) == 0.0),
+        ElemType::F64 => bytes.chunks(8).all(|c| f64::from_ne_bytes(c.try_into().expect("8 bytes")) == 0.0),
+        ElemType::I32 => bytes.iter().all(|&b| b == 0),
+    }
+}
+
+impl SparseHost {
+    /// The structure buffers (masks, tables, pools, lists, lengths), level by level.
+    fn structure(&self) -> Vec<&AlignedBuf> {
+        self.levels
+            .iter()
+            .flat_map(|h| [&h.table, &h.free, &h.freed, &h.counts, &h.list, &h.owner, &h.mask, &h.len])
+            .filter_map(|b| b.as_deref())
+            .collect()
+    }
+
+    /// The bytes [`SparseHost::snapshot`] of field `name` holds.
+    pub fn snapshot_bytes(&self, name: &str) -> usize {
+        let data = self.fields.iter().find(|f| f.name == name).map_or(0, |f| f.buf.capacity());
+        self.structure().iter().map(|b| b.capacity()).sum::<usize>() + data
+    }
+
+    /// The tree's structure and field `name`'s data, as they are (between launches).
+    pub fn snapshot(&self, name: &str) -> Result<TreeSnapshot, Error> {
+        let _g = self.guard();
+        let f = self.field(name)?;
+        Ok(TreeSnapshot { field: name.into(), structure: self.structure().into_iter().map(copy_all).collect(), data: copy_all(&f.buf) })
+    }
+
+    /// Puts back the tree's structure and field `name`'s data from `s`. The
+    /// other fields of the tree keep their values cell by cell (their data
+    /// moves with the cells, whose blocks may now be others): a primal field's
+    /// value at a cell the restored structure does not have active is
+    /// dropped (a field the Tape restores too, or zero: a cell activated after
+    /// the snapshot holds 0 in fields no launch wrote), and an adjoint's
+    /// (`adjoints` names them) is an error: the gradient there would be lost.
+    pub fn restore(&self, name: &str, s: &TreeSnapshot, adjoints: &[String]) -> Result<(), Error> {
+        let _g = self.guard();
+        let f = self.field(name)?;
+        let structure = self.structure();
+        if s.field != name || s.data.len() != f.buf.capacity() || s.structure.len() != structure.len() {
+            return Err(Error::Internal(format!("a snapshot of @{} restored into @{name}", s.field)));
+        }
+        // The other fields' values by cell, nonzero ones only.
+        let mut cells = Vec::new();
+        self.active_under(0, 0, &vec![0; self.tree.rank()], &mut cells);
+        let mut carried: Vec<(usize, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (g, other) in self.fields.iter().enumerate().filter(|(_, g)| g.name != name) {
+            let size = other.comps * other.elem.size();
+            for cell in &cells {
+                let Some(slot) = self.active_slot(cell) else { continue };
+                let mut bytes = vec![0u8; size];
+                other.buf.copy_out(slot * size, &mut bytes);
+                if !is_zero(&bytes, other.elem) {
+                    carried.push((g, cell.clone(), bytes));
+                }
+            }
+        }
+        for (b, saved) in structure.iter().zip(&s.structure) {
+            b.copy_in(0, saved);
+        }
+        f.buf.copy_in(0, &s.data);
+        for other in self.fields.iter().filter(|g| g.name != name) {
+            other.buf.zero_bytes(0, other.buf.capacity());
+        }
+        let mut lost: Option<(String, Vec<usize>)> = None;
+        for (g, cell, bytes) in carried {
+            let other = &self.fields[g];
+            match self.active_slot(&cell) {
+                Some(slot) => other.buf.copy_in(slot * other.comps * other.elem.size(), &bytes),
+                None if adjoints.contains(&other.name) => {
+                    lost.get_or_insert((other.name.clone(), cell));
+                }
+                None => {}
+            }
+        }
+        match lost {
+            Some((grad, cell)) => Err(Error::Sparse {
+                field: grad,
+                message: format!(
+                    "restoring @{name}'s checkpoint would drop this gradient at cell {cell:?}, inactive in the restored state (activated after the checkpoint); checkpoint where the active set only shrinks, or use a policy that re-runs instead of restoring (record_without_state)"
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Builds the host side of every sparse tree of `compiled` over the
 /// program's `buffers` and gives each sparse field its tree.
 pub(crate) fn attach(compiled: &crate::compile::Compiled, buffers: &[Arc<AlignedBuf>], fields: &mut [crate::field::Field]) -> Vec<Arc<SparseHost>> {
@@ -683,6 +796,7 @@ pub(crate) fn attach(compiled: &crate::compile::Compiled, buffers: &[Arc<Aligned
                 buf: buffers[f.placement.buffer].clone(),
                 comps: tree.components(&f.name).unwrap_or(1).max(1) as usize,
                 elem: f.elem,
+                adjoint: adjoints.contains(&f.name),
             })
             .collect();
         let host = Arc::new(SparseHost::new(tree.clone(), &buffer, members));
