@@ -807,3 +807,48 @@ pub(crate) fn attach(compiled: &crate::compile::Compiled, buffers: &[Arc<Aligned
     }
     hosts
 }
+
+/// A test and benchmark kernel over sparse fields, one copy for both
+/// (`runtime/tests/sparse.rs`, `ds-bench sparse`): `@laplace`, a struct_for
+/// over the active cells of `u` (f32 `[n, n]`) storing its five-point
+/// Laplacian (clamped at the edges) into `v`. With `leaf` both fields are
+/// placed on that node (declared in `nodes`), else they are dense.
+pub fn laplace_source(n: usize, nodes: &str, leaf: Option<&str>) -> String {
+    let place = leaf.map(|l| format!(", layout = @{l}")).unwrap_or_default();
+    format!(
+        r#"{nodes}
+"ds.field"() {{sym_name = "u", element_type = f32, shape = array<i64: {n}, {n}>{place}}} : () -> ()
+"ds.field"() {{sym_name = "v", element_type = f32, shape = array<i64: {n}, {n}>{place}}} : () -> ()
+func.func @laplace() attributes {{ds.kernel}} {{
+  "ds.struct_for"() ({{
+  ^bb0(%i: index, %j: index):
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %cn = arith.constant {last} : index
+    %a = arith.subi %i, %c1 : index
+    %im = arith.maxsi %a, %c0 : index
+    %b = arith.addi %i, %c1 : index
+    %ip = arith.minsi %b, %cn : index
+    %c = arith.subi %j, %c1 : index
+    %jm = arith.maxsi %c, %c0 : index
+    %d = arith.addi %j, %c1 : index
+    %jp = arith.minsi %d, %cn : index
+    %x = "ds.load"(%i, %j) {{field = @u}} : (index, index) -> f32
+    %no = "ds.load"(%im, %j) {{field = @u}} : (index, index) -> f32
+    %so = "ds.load"(%ip, %j) {{field = @u}} : (index, index) -> f32
+    %we = "ds.load"(%i, %jm) {{field = @u}} : (index, index) -> f32
+    %ea = "ds.load"(%i, %jp) {{field = @u}} : (index, index) -> f32
+    %s1 = arith.addf %no, %so : f32
+    %s2 = arith.addf %we, %ea : f32
+    %s3 = arith.addf %s1, %s2 : f32
+    %four = arith.constant 4.0 : f32
+    %x4 = arith.mulf %x, %four : f32
+    %l = arith.subf %s3, %x4 : f32
+    "ds.store"(%l, %i, %j) {{field = @v}} : (f32, index, index) -> ()
+    gpu.yield
+  }}) {{field = @u}} : () -> ()
+  return
+}}"#,
+        last = n - 1
+    )
+}
