@@ -1,5 +1,5 @@
 //! The memory of sparse fields: the one description of a sparse layout tree
-//! that the lowering (`lowering/src/sparse.rs`) turns into address
+//! that the lowering (`lowering/src/sparse/`) turns into address
 //! computation and the runtime allocates, reads and writes on the host.
 //!
 //! A sparse tree is a chain of layout nodes from the root, nested in any
