@@ -797,13 +797,15 @@ pub fn dense_decl_at(name: &str, shape: &[usize], order: ops::Order, placed: (&s
 }
 
 /// A layout node of any kind (`ds.dense`, `ds.pointer`, `ds.bitmasked`) at
-/// module level, under `parent`, with a pool of `capacity` blocks (pointer).
+/// module level, under `parent`, with a pool of `capacity` blocks (pointer;
+/// chunks of a dynamic node of `chunk` cells).
 pub fn node_decl(
     kind: ops::DsOp,
     name: &str,
     shape: &[usize],
     parent: Option<&str>,
     capacity: Option<usize>,
+    chunk: Option<usize>,
     placed: &std::panic::Location,
 ) -> String {
     module_level(|at, ctx| {
@@ -811,6 +813,9 @@ pub fn node_decl(
         let node = ops::build_layout_node(at, kind, name, &i64s(shape), parent, loc);
         if let Some(c) = capacity {
             node.set_attr(ops::sparse::CAPACITY_ATTR, ctx.int_attr(ctx.int(64), c as i64));
+        }
+        if let Some(c) = chunk {
+            node.set_attr(ops::sparse::CHUNK_ATTR, ctx.int_attr(ctx.int(64), c as i64));
         }
         node
     })

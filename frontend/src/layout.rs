@@ -12,7 +12,8 @@
 //! pb.layout(&m, Layout::Soa);
 //! ```
 //!
-//! Sparse layouts (Taichi's `ti.root.pointer(ti.ij, 8).dense(ti.ij, 16)`):
+//! Sparse layouts (Taichi's `ti.root.pointer(ti.ij, 8).dense(ti.ij, 16)`),
+//! nested in any order and depth (a list only as the leaf):
 //!
 //! ```ignore
 //! let u: GradField<f32, 2> = pb.field_with_grad("u", [128, 128]);
@@ -20,6 +21,8 @@
 //! pb.root().pointer([8, 8]).dense([16, 16]).place(&u);
 //! // or: one activity bit per cell over dense storage
 //! // pb.root().bitmasked([128, 128]).place(&u);
+//! // or three levels: pointers of pointers of dense 8x8 blocks
+//! // pb.root().pointer([4, 4]).pointer([4, 4]).dense([8, 8]).place(&u);
 //! ```
 //!
 //! Kernels read inactive cells as 0, writes activate them, `activate`,
@@ -27,7 +30,7 @@
 //! runs over the active cells. The adjoint (`u_grad`) shares the tree: its
 //! gradients live on the active cells, and gradient kernels never activate.
 //! A pointer's pool holds a block per pointer cell unless
-//! [`Outer::capacity`] says fewer.
+//! [`Outer::capacity`] (right after the pointer) says fewer.
 //!
 //! The adjoints of fields placed under dense nodes (`x_grad`, `v_grad`) are placed the same way
 //! under a node of their own, so they have the same strides. Fields placed
@@ -44,6 +47,9 @@ use ds_runtime::ElemType;
 #[cfg(doc)]
 use ds_runtime::Error;
 use std::sync::Arc;
+
+/// One node of a sparse chain for the builder: kind, cells, pool capacity, chunk size.
+type NodeSpec = (DsOp, Vec<usize>, Option<usize>, Option<usize>);
 
 /// How a layout node stores its cells' components (Taichi's `ti.Layout`):
 /// `Layout::Aos` interleaved per cell, `Layout::Soa` by component.
@@ -107,99 +113,154 @@ impl<'a> Root<'a> {
 
     /// A pointer node of `shape` cells (Taichi's `ti.root.pointer`): each
     /// cell's block is allocated from a pool when it is first written, and
-    /// returned when deactivated. Give it blocks with [`Outer::dense`] or
-    /// [`Outer::bitmasked`], or place fields in it directly.
+    /// returned when deactivated. Give it blocks with [`Outer::dense`],
+    /// [`Outer::bitmasked`], [`Outer::pointer`] (nested as deep as needed) or
+    /// [`Outer::dynamic`], or place fields in it directly.
     pub fn pointer<const D: usize>(self, shape: [usize; D]) -> Outer<'a, D> {
-        Outer { pb: self.pb, kind: DsOp::Pointer, shape, capacity: None }
+        Outer { pb: self.pb, levels: vec![Spec::new(DsOp::Pointer, shape)] }
     }
 
     /// A bitmasked node of `shape` cells (Taichi's `ti.root.bitmasked`):
     /// dense storage with one activity bit per cell.
     pub fn bitmasked<const D: usize>(self, shape: [usize; D]) -> Outer<'a, D> {
-        Outer { pb: self.pb, kind: DsOp::Bitmasked, shape, capacity: None }
+        Outer { pb: self.pb, levels: vec![Spec::new(DsOp::Bitmasked, shape)] }
     }
 
     /// One list of up to `shape` cells (Taichi's `ti.root.dynamic`): a dense
     /// node of one cell holding it.
     pub fn dynamic<const D: usize>(self, shape: [usize; D]) -> Leaf<'a, D> {
-        Outer { pb: self.pb, kind: DsOp::Dense, shape: [1; D], capacity: None }.dynamic(shape)
+        Outer { pb: self.pb, levels: vec![Spec::new(DsOp::Dense, [1; D])] }.dynamic(shape)
     }
 }
 
-/// The outer node of a sparse tree (`ti.root.pointer(...)` or
-/// `ti.root.bitmasked(...)`), not yet holding fields. Fields placed under a
-/// sparse tree have the index shape of the tree (outer times block extents,
-/// axis by axis); reading an inactive cell gives 0, writing activates it,
-/// and their adjoints share the tree (gradients live on the active cells).
+/// A sparse tree's chain of nodes from the root (`ti.root.pointer(...)`,
+/// `.pointer(...).pointer(...)`, `.dense(...).pointer(...)`, ...), whose last
+/// node is where fields are placed. Fields placed under a sparse tree have
+/// the index shape of the tree (the nodes' extents multiplied, axis by
+/// axis); reading an inactive cell gives 0, writing activates it down the
+/// chain (allocating each pointer's block), and their adjoints share the
+/// tree (gradients live on the active cells).
 pub struct Outer<'a, const D: usize> {
     pb: &'a mut ProgramBuilder,
+    /// Outermost first.
+    levels: Vec<Spec<D>>,
+}
+
+/// One node of a chain: kind, cells, pool capacity, chunk size (lists).
+struct Spec<const D: usize> {
     kind: DsOp,
     shape: [usize; D],
     capacity: Option<usize>,
+    chunk: Option<usize>,
+}
+
+impl<const D: usize> Spec<D> {
+    fn new(kind: DsOp, shape: [usize; D]) -> Self {
+        Spec { kind, shape, capacity: None, chunk: None }
+    }
 }
 
 impl<'a, const D: usize> Outer<'a, D> {
-    /// A pointer node's pool, in blocks (default: one per pointer cell, so
-    /// that every block can be active at once). A write needing a block of
-    /// an exhausted pool fails its launch with `Error::PoolExhausted`.
+    /// The last node's pool, in blocks, when it is a pointer (default: one
+    /// per pointer cell, so that every block can be active at once). A
+    /// write needing a block of an exhausted pool fails its launch with
+    /// `Error::PoolExhausted`; a capacity on another kind of node fails
+    /// `build` with a compile error at the field's declaration.
     pub fn capacity(mut self, blocks: usize) -> Self {
-        self.capacity = Some(blocks);
+        if let Some(last) = self.levels.last_mut() {
+            last.capacity = Some(blocks);
+        }
+        self
+    }
+
+    fn then(mut self, kind: DsOp, shape: [usize; D]) -> Self {
+        self.levels.push(Spec::new(kind, shape));
         self
     }
 
     /// Dense blocks of `shape` cells in each cell (`.pointer(..).dense(..)`).
-    pub fn dense(self, shape: [usize; D]) -> Leaf<'a, D> {
-        Leaf { outer: self, inner: Some((DsOp::Dense, shape)) }
+    pub fn dense(self, shape: [usize; D]) -> Outer<'a, D> {
+        self.then(DsOp::Dense, shape)
     }
 
-    /// Bitmasked blocks of `shape` cells in each cell.
-    pub fn bitmasked(self, shape: [usize; D]) -> Leaf<'a, D> {
-        Leaf { outer: self, inner: Some((DsOp::Bitmasked, shape)) }
+    /// Bitmasked cells of `shape` in each cell (`.pointer(..).bitmasked(..)`).
+    pub fn bitmasked(self, shape: [usize; D]) -> Outer<'a, D> {
+        self.then(DsOp::Bitmasked, shape)
+    }
+
+    /// Pointers of `shape` cells in each cell (`.pointer(..).pointer(..)`):
+    /// each with its own pool of blocks.
+    pub fn pointer(self, shape: [usize; D]) -> Outer<'a, D> {
+        self.then(DsOp::Pointer, shape)
     }
 
     /// A list of up to `shape` cells in each cell (Taichi's `dynamic`): its
     /// cells `[0, length)` are active, `append` adds one, a write beyond the
-    /// end extends it.
+    /// end extends it. A list is a leaf: only `place` follows.
     pub fn dynamic(self, shape: [usize; D]) -> Leaf<'a, D> {
-        Leaf { outer: self, inner: Some((DsOp::Dynamic, shape)) }
+        Leaf { outer: self.then(DsOp::Dynamic, shape) }
     }
 
-    /// Places `fields` in the node's cells themselves.
-    #[track_caller]
-    pub fn place(self, fields: impl Placeable<D>) {
-        Leaf { outer: self, inner: None }.place(fields)
-    }
-}
-
-/// A sparse tree's leaf: the node holding its fields.
-pub struct Leaf<'a, const D: usize> {
-    outer: Outer<'a, D>,
-    inner: Option<(DsOp, [usize; D])>,
-}
-
-impl<const D: usize> Leaf<'_, D> {
-    /// Places `fields` (and their adjoints) on this leaf.
+    /// Places `fields` (and their adjoints) in the last node's cells.
     #[track_caller]
     pub fn place(self, fields: impl Placeable<D>) {
         let mut decls = Vec::new();
         fields.decls(&mut decls);
-        let o = self.outer;
-        let levels: Vec<(DsOp, Vec<usize>)> =
-            std::iter::once((o.kind, o.shape.to_vec())).chain(self.inner.map(|(k, s)| (k, s.to_vec()))).collect();
-        o.pb.place_sparse(&levels, o.capacity, &decls);
+        let levels: Vec<NodeSpec> = self.levels.iter().map(|l| (l.kind, l.shape.to_vec(), l.capacity, l.chunk)).collect();
+        self.pb.place_sparse(&levels, &decls);
+    }
+}
+
+/// A sparse tree ending in a list (a dynamic node): only fields go under it.
+pub struct Leaf<'a, const D: usize> {
+    outer: Outer<'a, D>,
+}
+
+impl<const D: usize> Leaf<'_, D> {
+    /// Lists growing in chunks of `cells` (Taichi's `chunk_size`): a chunk
+    /// is taken from a pool when a list first reaches it, up to the list's
+    /// capacity; `cells` must divide it.
+    pub fn chunk(mut self, cells: usize) -> Self {
+        if let Some(last) = self.outer.levels.last_mut() {
+            last.chunk = Some(cells);
+        }
+        self
+    }
+
+    /// The pool of a chunked list node, in chunks (default: every chunk of
+    /// every list). A write or append needing a chunk of an empty pool
+    /// fails its launch with `Error::PoolExhausted`.
+    pub fn capacity(mut self, chunks: usize) -> Self {
+        self.outer = self.outer.capacity(chunks);
+        self
+    }
+
+    /// Places `fields` (and their adjoints) in the list's cells.
+    #[track_caller]
+    pub fn place(self, fields: impl Placeable<D>) {
+        self.outer.place(fields)
     }
 }
 
 impl<'a, const D: usize> Dense<'a, D> {
+    fn chain(self) -> Outer<'a, D> {
+        Outer { pb: self.pb, levels: vec![Spec::new(DsOp::Dense, self.shape)] }
+    }
+
     /// Bitmasked cells of `shape` in each dense cell (`.dense(..).bitmasked(..)`).
-    pub fn bitmasked(self, shape: [usize; D]) -> Leaf<'a, D> {
-        Leaf { outer: Outer { pb: self.pb, kind: DsOp::Dense, shape: self.shape, capacity: None }, inner: Some((DsOp::Bitmasked, shape)) }
+    pub fn bitmasked(self, shape: [usize; D]) -> Outer<'a, D> {
+        self.chain().bitmasked(shape)
+    }
+
+    /// Pointers of `shape` cells in each dense cell (`.dense(..).pointer(..).dense(..)`).
+    pub fn pointer(self, shape: [usize; D]) -> Outer<'a, D> {
+        self.chain().pointer(shape)
     }
 
     /// A list of up to `shape` cells in each dense cell (`.dense(..).dynamic(..)`),
     /// e.g. `dense([n, 1]).dynamic([1, 64])`: a list of 64 along j for each i.
     pub fn dynamic(self, shape: [usize; D]) -> Leaf<'a, D> {
-        Leaf { outer: Outer { pb: self.pb, kind: DsOp::Dense, shape: self.shape, capacity: None }, inner: Some((DsOp::Dynamic, shape)) }
+        self.chain().dynamic(shape)
     }
 }
 
@@ -260,17 +321,17 @@ impl ProgramBuilder {
                 self.fields[i].layout = Some(name.clone());
             }
             let at = std::panic::Location::caller();
-            self.nodes.push(NodeEntry { name, kind: DsOp::Dense, shape: shape.to_vec(), order, parent: None, capacity: None, at });
+            self.nodes.push(NodeEntry { name, kind: DsOp::Dense, shape: shape.to_vec(), order, parent: None, capacity: None, chunk: None, at });
         }
     }
 
     /// Places `decls` and their adjoints on the leaf of a new sparse tree of
     /// `levels` (outermost first); the first rule they break is kept for `build`.
     #[track_caller]
-    fn place_sparse(&mut self, levels: &[(DsOp, Vec<usize>)], capacity: Option<usize>, decls: &[Arc<FieldDecl>]) {
+    fn place_sparse(&mut self, levels: &[NodeSpec], decls: &[Arc<FieldDecl>]) {
         let names: Vec<String> = decls.iter().map(|d| d.name.clone()).collect();
         let rank = levels[0].1.len();
-        let cells: Vec<usize> = (0..rank).map(|d| levels.iter().map(|(_, s)| s[d]).product()).collect();
+        let cells: Vec<usize> = (0..rank).map(|d| levels.iter().map(|(_, s, _, _)| s[d]).product()).collect();
         if let Err(reason) = self.check_placement(&cells, decls) {
             self.mistake(Some(DeclarationError::Layout { fields: names, reason }));
             return;
@@ -278,11 +339,12 @@ impl ProgramBuilder {
         let Some(first) = decls.first().map(|d| self.fields[d.position].name.clone()) else { return };
         let at = std::panic::Location::caller();
         let mut parent: Option<String> = None;
-        for (k, (kind, shape)) in levels.iter().enumerate() {
+        for (k, (kind, shape, capacity, chunk)) in levels.iter().enumerate() {
             let suffix = if k + 1 == levels.len() { "cells" } else { "blocks" };
             let name = self.fresh_name(&format!("{first}_{suffix}"));
-            let cap = if k == 0 { capacity } else { None };
-            self.nodes.push(NodeEntry { name: name.clone(), kind: *kind, shape: shape.clone(), order: Layout::Aos, parent: parent.clone(), capacity: cap, at });
+            let (capacity, chunk) = (*capacity, *chunk);
+            let node = NodeEntry { name: name.clone(), kind: *kind, shape: shape.clone(), order: Layout::Aos, parent: parent.clone(), capacity, chunk, at };
+            self.nodes.push(node);
             parent = Some(name);
         }
         let leaf = parent.expect("a tree has a level");

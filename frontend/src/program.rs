@@ -366,7 +366,7 @@ impl ProgramBuilder {
             .iter()
             .map(|n| match n.kind {
                 ds_dialects::ops::DsOp::Dense if n.parent.is_none() => dense_decl(&n.name, &n.shape, n.order, n.at),
-                kind => crate::builder::node_decl(kind, &n.name, &n.shape, n.parent.as_deref(), n.capacity, n.at),
+                kind => crate::builder::node_decl(kind, &n.name, &n.shape, n.parent.as_deref(), n.capacity, n.chunk, n.at),
             })
             .collect();
         for f in &self.fields {
@@ -437,10 +437,13 @@ pub(crate) struct NodeEntry {
     pub kind: ds_dialects::ops::DsOp,
     pub shape: Vec<usize>,
     pub order: crate::layout::Layout,
-    /// The parent node (sparse trees of two levels).
+    /// The parent node (sparse trees).
     pub parent: Option<String>,
-    /// A pointer node's pool, in blocks (default: one per cell).
+    /// A pointer node's pool, in blocks (default: one per cell); a chunked
+    /// dynamic node's, in chunks.
     pub capacity: Option<usize>,
+    /// A dynamic node's chunk size, in cells (default: the list whole).
+    pub chunk: Option<usize>,
     /// Where its fields were placed (the location of its `ds.dense`).
     pub at: &'static std::panic::Location<'static>,
 }

@@ -2,9 +2,10 @@
 //! ds loops become `scf.for`, run-time checks write a status buffer.
 //!
 //! Input: a verified module, usually after `ds-lower-parallel-cpu`. Fields of
-//! their own, under a dense node, or under a sparse tree (pointer/bitmasked,
-//! lowered by `crate::sparse`); a field under a dynamic node, a nested dense
-//! node or a deeper tree is a located error.
+//! their own, under a dense node, or under a sparse tree of any depth
+//! (pointer/bitmasked/dynamic, lowered by `crate::sparse`); a field under a
+//! nested dense node or a layout `ops::sparse::tree_of` rejects is a located
+//! error.
 //! Output, per function that touches fields:
 //! - one `memref<shape x elem>` argument per field it uses, appended in
 //!   declaration order and listed in `ds.fields`: row-major for a field of
@@ -192,7 +193,7 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
     let may_allocate = accesses.iter().any(|a| {
         let tree = storage.tree_of(&a.field);
         a.kind == AccessKind::Append && tree.is_some()
-            || a.kind.writes() && a.kind != AccessKind::Deactivate && tree.is_some_and(|t| t.is_pointer())
+            || a.kind.writes() && a.kind != AccessKind::Deactivate && tree.is_some_and(|t| t.allocates())
     });
     let has_assert = inner.iter().any(|o| DsOp::of(*o) == Some(DsOp::Assert));
     let entry = ops::func_body(func);
@@ -228,6 +229,8 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
             elems: all_fields.iter().filter(|f| tree.components(&f.name).is_some()).map(|f| (f.name.clone(), f.elem)).collect(),
         })
         .collect();
+    // Struct_fors over pointer trees run over the allocated blocks' list.
+    sparse::resolve_block_lists(func, &trees);
     let adjoints: Vec<String> = all_fields.iter().filter_map(|f| f.grad.clone()).collect();
     let (owned, band, private) = if all_plain {
         (updates(func), None, None)
@@ -684,19 +687,15 @@ impl FuncLowering<'_> {
             elem: decl.elem,
             field_shape: &decl.shape,
             adjoint: self.adjoints.contains(&a.field),
+            adjoints: &self.adjoints,
             plain: self.owned.contains(&a.op),
         };
         let mut failures = Vec::new();
         let result = sparse::emit_access(at, &plan, &self.trees[tree], &mut |c, loc, f| failures.push((c, loc, f)));
-        let t = self.trees[tree].tree;
         for (c, loc, f) in failures {
             let kind = match f {
-                sparse::Failure::PoolExhausted => {
-                    CheckKind::PoolExhausted { node: t.name.clone(), capacity: t.capacity, field: a.field.clone() }
-                }
-                sparse::Failure::ListFull => {
-                    CheckKind::ListFull { node: t.leaf().node.clone(), capacity: t.block_cells(), field: a.field.clone() }
-                }
+                sparse::Failure::PoolExhausted { node, capacity } => CheckKind::PoolExhausted { node, capacity, field: a.field.clone() },
+                sparse::Failure::ListFull { node, capacity } => CheckKind::ListFull { node, capacity, field: a.field.clone() },
             };
             self.record_failure(c, kind, None, loc);
         }

@@ -183,6 +183,20 @@ impl Verifier {
         if !ty.ends_with("-> ()") {
             self.error(func, format!("kernel @{name} must not return values (got {ty}); write results into fields"));
         }
+        self.check_deactivation_races(func);
+    }
+
+    /// A deactivation racing a write of its tree in one parallel loop
+    /// (`ops::sparse::deactivation_races`). Layouts the lowering rejects
+    /// are its errors, not these.
+    fn check_deactivation_races(&mut self, func: Op) {
+        let body = ops::module_body(self.module);
+        let nodes: Vec<LayoutNode> = body.ops().into_iter().filter_map(LayoutNode::read).collect();
+        let fields = ops::fields(body);
+        let Ok(trees) = ops::sparse::trees(&nodes, &fields) else { return };
+        for race in ops::sparse::deactivation_races(func, &trees, &fields) {
+            self.error(race.deactivate, race.message);
+        }
     }
 
     fn check_op(&mut self, op: Op, kind: DsOp, fields: &HashMap<String, FieldDecl>) {

@@ -108,9 +108,10 @@ impl Backend for Program {
     fn restore(&mut self, field: usize, saved: &Snapshot) -> Result<(), Error> {
         self.fields_mut()[field].restore(saved)
     }
-    /// As counted by [`crate::memory`]: allocations are at least one alignment unit.
+    /// As counted by [`crate::memory`]: allocations are at least one alignment
+    /// unit (a sparse field's snapshot: its tree's structure and its data).
     fn snapshot_bytes(&self, field: usize) -> usize {
-        self.field_infos()[field].bytes().max(crate::native::FIELD_ALIGN)
+        self.fields()[field].snapshot_bytes().max(crate::native::FIELD_ALIGN)
     }
     fn fill(&mut self, field: usize, value: f64) -> Result<(), Error> {
         self.fields_mut()[field].fill_f64(value)

@@ -102,6 +102,9 @@ pub struct Task {
     pub(crate) private: Vec<usize>,
     /// For parallel tasks: the function computing the iteration range.
     pub(crate) range: Option<PackedFn>,
+    /// For a `ds.struct_for` over a pointer tree (`ds_lowering::sparse::BLOCK_LIST`):
+    /// the tree's name. The range's end is then the tree's listed blocks.
+    pub(crate) block_list: Option<String>,
     /// Indices into the program's fields of the task's field arguments.
     pub fields: Vec<usize>,
     /// The run-time checks, numbered from 1; empty when the task has no status buffer.
@@ -430,9 +433,12 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
                     accesses.push(access);
                 }
             }
-            // A deactivation zeroes every field placed on the cell's tree.
+            // A deactivation zeroes every field placed on the cell's tree (a
+            // grad kernel's, of an adjoint: the tree's adjoints only).
             if a.kind == ops::AccessKind::Deactivate && fields[i].sparse.is_some() {
-                for j in (0..fields.len()).filter(|&j| fields[j].sparse == fields[i].sparse) {
+                let adjoint = |j: usize| fields.iter().any(|f| f.grad.as_deref() == Some(fields[j].name.as_str()));
+                let only_adjoints = adjoint(i);
+                for j in (0..fields.len()).filter(|&j| fields[j].sparse == fields[i].sparse && (!only_adjoints || adjoint(j))) {
                     if !writes.contains(&j) {
                         writes.push(j);
                     }
@@ -514,7 +520,9 @@ fn attach_tasks(
         let atomics = f.attr(abi::TASK_ATOMICS).and_then(|a| a.as_int()).unwrap_or(0).max(0);
         let band = f.attr(abi::TASK_BAND).and_then(|a| a.as_int()).filter(|b| *b >= 0);
         let private = private_targets(&strings(f.attr(abi::TASK_PRIVATE)), &field_idx, fields);
-        tasks.push((kernel, index, Task { name: fname, code, serial, work, atomics, band, private, range, fields: field_idx, checks }));
+        let block_list = f.attr(ds_lowering::sparse::BLOCK_LIST).and_then(|a| a.as_string());
+        let task = Task { name: fname, code, serial, work, atomics, band, private, range, block_list, fields: field_idx, checks };
+        tasks.push((kernel, index, task));
     }
     tasks.sort_by_key(|(k, i, _)| (k.clone(), *i));
     for (kernel, _, task) in tasks {

@@ -284,6 +284,8 @@ pub(crate) unsafe fn transfer(info: &FieldInfo, range: Range<usize>, buf: *mut u
 pub struct Snapshot {
     buf: AlignedBuf,
     bytes: usize,
+    /// A sparse field's: its tree's structure and its data (`buf` unused).
+    tree: Option<crate::sparse::TreeSnapshot>,
 }
 
 impl Snapshot {
@@ -588,22 +590,38 @@ impl Field {
 
     /// A copy of the field's elements (counted in the allocation counters).
     pub fn snapshot(&self) -> Result<Snapshot, Error> {
-        if self.sparse.is_some() {
-            return Err(Error::Sparse {
-                field: self.info.name.clone(),
-                message: "snapshots (checkpointing) of sparse fields are not supported yet: a snapshot would not hold the active set".into(),
-            });
+        if let Some(host) = self.sparse() {
+            // The tree's structure with the field's data (`SparseHost::snapshot`).
+            let tree = host.snapshot(&self.info.name)?;
+            let buf = AlignedBuf::zeroed(1).ok_or_else(|| Error::OutOfMemory { what: "a snapshot".into(), bytes: 1 })?;
+            return Ok(Snapshot { buf, bytes: tree.bytes(), tree: Some(tree) });
         }
         let n = self.info.bytes();
         let what = || Error::OutOfMemory { what: format!("a snapshot of @{}", self.info.name), bytes: n };
         let buf = AlignedBuf::zeroed(n).ok_or_else(what)?;
         self.copy(0..self.info.len(), buf.as_ptr(), true);
-        Ok(Snapshot { buf, bytes: n })
+        Ok(Snapshot { buf, bytes: n, tree: None })
+    }
+
+    /// The bytes a snapshot of this field holds (a sparse field's: its
+    /// tree's structure and its data buffer).
+    pub fn snapshot_bytes(&self) -> usize {
+        match self.sparse() {
+            Some(host) => host.snapshot_bytes(&self.info.name),
+            None => self.info.bytes(),
+        }
     }
 
     /// Puts back the elements saved by `snapshot` (of this field); the other
-    /// fields of its buffer keep theirs.
+    /// fields of its buffer keep theirs. A sparse field's puts back its
+    /// tree's structure too (`SparseHost::restore`: the tree's other fields
+    /// keep their values cell by cell).
     pub fn restore(&mut self, s: &Snapshot) -> Result<(), Error> {
+        if let Some(host) = self.sparse() {
+            let tree = s.tree.as_ref().ok_or_else(|| Error::Internal(format!("a dense snapshot restored into sparse @{}", self.info.name)))?;
+            let adjoints: Vec<String> = host.fields.iter().filter(|f| f.adjoint).map(|f| f.name.clone()).collect();
+            return host.restore(&self.info.name, tree, &adjoints);
+        }
         let n = self.info.bytes();
         if s.bytes != n {
             return Err(Error::Internal(format!("snapshot of {} bytes restored into @{} ({n} bytes)", s.bytes, self.info.name)));

@@ -251,6 +251,15 @@ impl Program {
             .collect()
     }
 
+    /// The end of a task's range: for a struct_for over a pointer tree, its
+    /// listed (allocated) blocks when the task starts (`crate::sparse`).
+    fn listed_end(&self, task: &Task, lo: i64, hi: i64) -> i64 {
+        match task.block_list.as_ref().and_then(|n| self.sparse.iter().find(|t| &t.tree.name == n)) {
+            Some(tree) => hi.min(lo.saturating_add(tree.listed_blocks() as i64)),
+            None => hi,
+        }
+    }
+
     fn run_task(&self, info: &KernelInfo, task: &Task, params: &[Slot], args: &[Arg]) -> Result<(), Error> {
         let kernel = info.name.as_str();
         // Written by the task's checks (atomically: chunks run in parallel).
@@ -266,6 +275,7 @@ impl Program {
                 None => code.call(&mut slots[..n]),
                 Some(range) => {
                     let (lo, hi) = evaluate_range(range, params);
+                    let hi = self.listed_end(task, lo, hi);
                     let len = range_len(kernel, lo, hi)?;
                     let targets = self.private_targets(info, task, params.len(), args);
                     run_range(code, task, slots, n, lo, len, &status[0], Private { targets: &targets, scratch: &self.scratch });

@@ -235,7 +235,13 @@ impl Differentiator {
                 accumulate(adj, a.value.expect("value"), e.neg(g), e)
             }
             // Activation is a primal effect only: a grad kernel never activates a primal cell.
-            AccessKind::Activate | AccessKind::Deactivate | AccessKind::IsActive | AccessKind::Length => {}
+            AccessKind::Activate | AccessKind::IsActive | AccessKind::Length => {}
+            // A deactivation sets the cell's fields to 0: their adjoints there
+            // are consumed (zeroed, the active set left as it is: a
+            // deactivation of an adjoint field zeroes the tree's adjoints only).
+            AccessKind::Deactivate => {
+                ops::build_activity(e.at, AccessKind::Deactivate, grad, &idx, a.node().as_deref(), e.loc);
+            }
             AccessKind::Append => {
                 return Err(report(
                     a.op,

@@ -1,5 +1,5 @@
 // RUN: ds-opt %s --split-input-file --verify-diagnostics --convert-ds-to-scf
-// Layouts convert-ds-to-scf does not lower yet: located errors on the field.
+// Layouts convert-ds-to-scf does not lower: located errors on the field.
 
 // A field under a nested dense node.
 "ds.dense"() {sym_name = "outer", shape = array<i64: 4>} : () -> ()
@@ -16,11 +16,12 @@
 
 // -----
 
-// A pointer node below a bitmasked one.
-"ds.bitmasked"() {sym_name = "outer", shape = array<i64: 4>} : () -> ()
-"ds.pointer"() {sym_name = "blocks", shape = array<i64: 4>, parent = @outer} : () -> ()
-// expected-error@+1 {{field @x: layout node @blocks: a pointer node below another node is not lowered yet}}
-"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 16>, layout = @blocks} : () -> ()
+// A node below a dynamic node (a list is a leaf).
+"ds.dense"() {sym_name = "top", shape = array<i64: 4>} : () -> ()
+"ds.dynamic"() {sym_name = "list", shape = array<i64: 4>, parent = @top} : () -> ()
+"ds.dense"() {sym_name = "cells", shape = array<i64: 2>, parent = @list} : () -> ()
+// expected-error@+1 {{field @x: layout node @list: a dynamic node is a leaf: nodes under it (@cells) are not lowered}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 32>, layout = @cells} : () -> ()
 
 // -----
 
@@ -32,9 +33,26 @@
 
 // -----
 
-// Three levels.
+// A capacity on a bitmasked node (only pointers have pools), three levels down.
 "ds.pointer"() {sym_name = "a", shape = array<i64: 2>} : () -> ()
 "ds.dense"() {sym_name = "b", shape = array<i64: 2>, parent = @a} : () -> ()
-"ds.bitmasked"() {sym_name = "c", shape = array<i64: 2>, parent = @b} : () -> ()
-// expected-error@+1 {{field @x: layout node @c: sparse trees of more than two levels are not lowered yet (3 levels)}}
+"ds.bitmasked"() {sym_name = "c", shape = array<i64: 2>, parent = @b, capacity = 2 : i64} : () -> ()
+// expected-error@+1 {{field @x: layout node @c: only pointer nodes (and dynamic nodes with a chunk size) take a capacity}}
 "ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 8>, layout = @c} : () -> ()
+
+// -----
+
+// A pool larger than the cells of a pointer under a pointer (2 x 4 cells).
+"ds.pointer"() {sym_name = "a", shape = array<i64: 2>} : () -> ()
+"ds.pointer"() {sym_name = "b", shape = array<i64: 4>, parent = @a, capacity = 9 : i64} : () -> ()
+"ds.dense"() {sym_name = "c", shape = array<i64: 2>, parent = @b} : () -> ()
+// expected-error@+1 {{field @x: layout node @b: capacity must be an integer from 1 to its 8 cells, got 9 : i64}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 16>, layout = @c} : () -> ()
+
+// -----
+
+// A chunk size that does not divide the list's cells.
+"ds.dense"() {sym_name = "top", shape = array<i64: 2>} : () -> ()
+"ds.dynamic"() {sym_name = "list", shape = array<i64: 10>, parent = @top, chunk = 4 : i64} : () -> ()
+// expected-error@+1 {{field @x: layout node @list: chunk must be a positive integer dividing the list's 10 cells, got 4 : i64}}
+"ds.field"() {sym_name = "x", element_type = f32, shape = array<i64: 20>, layout = @list} : () -> ()

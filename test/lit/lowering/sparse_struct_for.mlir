@@ -2,6 +2,9 @@
 // A struct_for over a sparse field becomes a task over the tree's outer cells
 // (its range function returns [0, 4)): each iteration tests its block
 // (ds.is_active at the outer node), then runs the body over the block's cells.
+// Over a pointer tree the task runs over the list of allocated blocks
+// (ds.block_list): entry k is block p$list[k] of outer cell p$owner[block],
+// skipped past the list's length (p$counts[2]) or once released.
 
 // Pointer of dense blocks of 8: a stencil reading the neighbour.
 "ds.pointer"() {sym_name = "p", shape = array<i64: 4>} : () -> ()
