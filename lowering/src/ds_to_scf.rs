@@ -45,10 +45,13 @@
 //!   describes the checks) and an out-of-bounds access is skipped. Indices
 //!   proven in bounds before a task loop are not checked in its fast copy
 //!   (`version_task_loop`); a stencil's indices `(b + k) as usize` around one
-//!   i32 base share one branch-free test of `b` (`CheckGroup`), whose failure
-//!   is written when the function returns, so that the loop stays
-//!   vectorizable (MPM's g2p: 116 µs with a branch per access, 47 µs grouped,
-//!   43 µs unchecked).
+//!   i32 base share one test of `b` (`CheckGroup`). In a block that scatters
+//!   (a group has an add or sub), the rest of the block is versioned on the
+//!   tests: a copy with those indices unchecked, and one checked
+//!   (`version_scattering_groups`). In a block of loads, the test is
+//!   branch-free (a safe base, the accesses cancelled, the failure written
+//!   when the function returns), so that the loop stays vectorizable (MPM's
+//!   g2p: 116 µs with a branch per access, 47 µs grouped, 43 µs unchecked).
 //!
 //! Example: `%v = "ds.load"(%i) {field = @x} : (index) -> f32` in `@f(%i: index)`
 //! becomes `%v = memref.load %x[%i] : memref<16xf32>` in
@@ -164,6 +167,8 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
         for task_loop in func.walk().into_iter().filter(|op| op.name() == "scf.for" && op.attr(abi::TASK_LOOP).is_some()) {
             version_task_loop(task_loop, all_fields);
         }
+        let dense: Vec<&FieldDecl> = all_fields.iter().filter(|f| storage.tree_of(&f.name).is_none()).collect();
+        version_scattering_groups(func, &dense);
     }
     // A struct_for over a sparse field left in the function (not a task's):
     // serial loops over the blocks, then the active cells.
@@ -844,10 +849,13 @@ fn lower_loop(op: Op, bounds: Vec<(Value, Value)>) {
 /// stencil's `(b0 + i as i32) as usize`) in one dimension of fields of one
 /// extent, on dense loads, adds and subs (which can be cancelled without a
 /// branch). One test of `base` covers them all: every member is in bounds
-/// iff `base` is in `[-lowest, extent - highest)`. The test is made, and
-/// the members' checks numbered, at the group's first member; when it
-/// fails, every member is cancelled, and the failed members' checks are
-/// recorded when the function returns ([`FuncLowering::write_pending`]).
+/// iff `base` is in `[-lowest, extent - highest)`. A block that scatters is
+/// first versioned on its groups' tests ([`version_scattering_groups`]);
+/// where groups remain (blocks of loads, the checked copies), the test is
+/// made, and the members' checks numbered, at the group's first member;
+/// when it fails, every member is cancelled, and the failed members' checks
+/// are recorded when the function returns
+/// ([`FuncLowering::write_group_failures`]).
 struct CheckGroup {
     block: Block,
     base: Value,
@@ -952,6 +960,92 @@ fn check_groups(func: Op, dense: &[&FieldDecl]) -> Vec<CheckGroup> {
         candidates.retain(|(a, dims)| dims.iter().all(|&(d, _, _)| groups.iter().any(|g| g.has(a.op, d))));
         if candidates.len() == before {
             return groups;
+        }
+    }
+}
+
+/// Versions the rest of each block whose check groups scatter (have an add
+/// or sub member: such a loop does not vectorize, and a select on every
+/// member's address would keep its loads from starting early): `scf.if (every
+/// group's base in range) { the ops, group dimensions unchecked } else { a
+/// copy, checked }`, made before the block's first member, the values the
+/// block's terminator uses yielded. A block of loads only keeps the
+/// branch-free groups, which vectorize.
+fn version_scattering_groups(func: Op, dense: &[&FieldDecl]) {
+    let groups = check_groups(func, dense);
+    let mut blocks: Vec<Block> = Vec::new();
+    for g in groups.iter().filter(|g| g.members.iter().any(|m| m.kind != AccessKind::Load)) {
+        if !blocks.contains(&g.block) {
+            blocks.push(g.block);
+        }
+    }
+    for block in blocks {
+        let ops = block.ops();
+        let member = |o: &Op| groups.iter().any(|g| g.block == block && g.members.iter().any(|m| m.op == *o));
+        let Some(first) = ops.iter().position(member) else { continue };
+        // The groups whose base is known before the first member.
+        let before = |v: Value| match v.defining_op() {
+            Some(d) if d.block() == Some(block) => ops.iter().position(|o| *o == d).is_some_and(|p| p < first),
+            _ => true,
+        };
+        let versioned: Vec<&CheckGroup> = groups.iter().filter(|g| g.block == block && before(g.base)).collect();
+        let Some(terminator) = block.terminator() else { continue };
+        if versioned.is_empty() {
+            continue;
+        }
+        let (at, loc) = (Cursor::before(ops[first]), ops[first].loc());
+        let i64t = loc.ctx().int(64);
+        let tests: Vec<Value> = versioned
+            .iter()
+            .map(|g| {
+                let (lowest, highest) = g.offsets();
+                let wide = at.build(OpBuilder::new("arith.extsi", loc).operands(&[g.base]).results(&[i64t])).result(0);
+                let from = ops::build_cmpi(at, ops::CmpI::Sge, wide, ops::const_int(at, i64t, -lowest, loc), loc);
+                let to = ops::build_cmpi(at, ops::CmpI::Slt, wide, ops::const_int(at, i64t, g.extent - highest, loc), loc);
+                ops::build_binary(at, "arith.andi", from, to, loc)
+            })
+            .collect();
+        let ok = tests.into_iter().reduce(|a, b| ops::build_binary(at, "arith.andi", a, b, loc)).expect("a group");
+        let moved: Vec<Op> = ops[first..].iter().copied().filter(|o| *o != terminator).collect();
+        let mut carried: Vec<Value> = Vec::new();
+        for v in terminator.operands() {
+            if v.defining_op().is_some_and(|d| moved.contains(&d)) && !carried.contains(&v) {
+                carried.push(v);
+            }
+        }
+        let types: Vec<Type> = carried.iter().map(|v| v.ty()).collect();
+        let (if_op, fast, checked) = ops::build_if(at, ok, &types, loc);
+        let fast_end = ops::build_yield(fast, &carried, loc);
+        for op in &moved {
+            op.move_before(fast_end);
+        }
+        for (i, v) in terminator.operands().into_iter().enumerate() {
+            if let Some(k) = carried.iter().position(|c| *c == v) {
+                terminator.set_operand(i, if_op.result(k));
+            }
+        }
+        // The checked copy: the fast block's ops, cloned with the if.
+        let copy = if_op.deep_clone();
+        let anchor = ops::build_yield(checked, &[], loc);
+        for op in copy.region(0).first_block().expect("the copy's then block").ops() {
+            op.move_before(anchor);
+        }
+        // SAFETY: the anchor has no results and no handle to it is kept; the
+        // copy is detached, its ops were moved out, and it is not used after.
+        unsafe {
+            anchor.erase();
+            copy.erase();
+        }
+        // In the fast block the groups' dimensions are in bounds.
+        let ctx = func.ctx();
+        for g in &versioned {
+            for m in &g.members {
+                let mut dims = m.op.attr(PROVEN_DIMS).and_then(|p| p.as_i64_array()).unwrap_or_default();
+                if !dims.contains(&(m.dim as i64)) {
+                    dims.push(m.dim as i64);
+                }
+                m.op.set_attr(PROVEN_DIMS, ctx.i64_array_attr(&dims));
+            }
         }
     }
 }

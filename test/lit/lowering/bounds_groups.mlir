@@ -1,12 +1,13 @@
 // RUN: ds-opt %s --ds-lower-parallel-cpu --convert-ds-to-scf=check-bounds=1 --canonicalize --cse
 // Bounds checks of a stencil made once: g[b + 0], g[b + 2] and the add to
 // h[b + 1] (indices `index_cast(b + k)` of one i32 base, fields of extent
-// 16) are covered by one test of b, in [0, 14). Without a branch, the
-// accesses go to the safe base 0 when it fails (the load's value and the
-// add are then 0) and the lowest and highest b are kept in two slots; before
-// the function returns, b below 0 fails g[b + 0]'s check, b above 13 fails
-// g[b + 2]'s, at that base's index. g[q], whose base q is another, is
-// checked on its own.
+// 16) are covered by one test of b, in [0, 14). The block scatters (the add),
+// so its rest is versioned on the test: unchecked for those three when it
+// holds; else a copy in which they form a branch-free group (the accesses
+// go to the safe base 0 and are cancelled, the lowest and highest b are kept
+// in two slots, and before the function returns b below 0 fails g[b + 0]'s
+// check, b above 13 fails g[b + 2]'s, at that base's index). g[q], whose base
+// q is another, is checked on its own in both.
 
 "ds.field"() {sym_name = "g", element_type = f32, shape = array<i64: 16>} : () -> ()
 "ds.field"() {sym_name = "h", element_type = f32, shape = array<i64: 16>} : () -> ()
