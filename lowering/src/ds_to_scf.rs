@@ -570,13 +570,9 @@ impl FuncLowering<'_> {
         if let Some(made) = self.groups[g].made {
             return made.test;
         }
-        let i64t = loc.ctx().int(64);
         let (base, extent) = (self.groups[g].base, self.groups[g].extent);
-        let (lowest, highest) = self.groups[g].offsets();
-        let wide = at.build(OpBuilder::new("arith.extsi", loc).operands(&[base]).results(&[i64t])).result(0);
-        let from = ops::build_cmpi(at, ops::CmpI::Sge, wide, ops::const_int(at, i64t, -lowest, loc), loc);
-        let to = ops::build_cmpi(at, ops::CmpI::Slt, wide, ops::const_int(at, i64t, extent - highest, loc), loc);
-        let ok = ops::build_binary(at, "arith.andi", from, to, loc);
+        let (lowest, _) = self.groups[g].offsets();
+        let ok = self.groups[g].test(at, loc);
         let safe = ops::build_select(at, ok, base, ops::const_int(at, base.ty(), -lowest, loc), loc);
         let members = self.groups[g].members.clone();
         for m in &members {
@@ -586,16 +582,10 @@ impl FuncLowering<'_> {
         }
         let slot = |start: i64| {
             let entry = ops::func_body(self.func);
-            let top = entry.first_op().map(Cursor::before).unwrap_or_else(|| Cursor::at_end(entry));
-            let ty = loc.ctx().parse_type(&format!("memref<{}>", base.ty())).expect("memref of the base type");
-            let slot = top
-                .build(
-                    OpBuilder::new("memref.alloca", loc)
-                        .results(&[ty])
-                        .attr("operandSegmentSizes", loc.ctx().parse_attr("array<i32: 0, 0>").expect("segments")),
-                )
-                .result(0);
-            top.build(OpBuilder::new("memref.store", loc).operands(&[ops::const_int(top, base.ty(), start, loc), slot]));
+            let slot = ops::build_alloca(entry, base.ty(), "", loc);
+            let alloca = slot.defining_op().expect("an alloca");
+            let after = alloca.next().map_or(Cursor::at_end(entry), Cursor::before);
+            after.build(OpBuilder::new("memref.store", loc).operands(&[ops::const_int(after, base.ty(), start, loc), slot]));
             slot
         };
         let width = base.ty().width().expect("an integer base");
@@ -897,6 +887,17 @@ impl CheckGroup {
         (lowest, highest)
     }
 
+    /// `base in [-lowest, extent - highest)` (signed, widened to i64): every
+    /// member is in bounds.
+    fn test(&self, at: Cursor, loc: Loc) -> Value {
+        let i64t = loc.ctx().int(64);
+        let (lowest, highest) = self.offsets();
+        let wide = at.build(OpBuilder::new("arith.extsi", loc).operands(&[self.base]).results(&[i64t])).result(0);
+        let from = ops::build_cmpi(at, ops::CmpI::Sge, wide, ops::const_int(at, i64t, -lowest, loc), loc);
+        let to = ops::build_cmpi(at, ops::CmpI::Slt, wide, ops::const_int(at, i64t, self.extent - highest, loc), loc);
+        ops::build_binary(at, "arith.andi", from, to, loc)
+    }
+
     /// A member's index from `base` (the group's, its safe base or a decoded
     /// one) and its offset, as the member computes it: i32 add, then cast.
     fn index_at(&self, at: Cursor, base: Value, offset: i64, loc: Loc) -> Value {
@@ -994,17 +995,7 @@ fn version_scattering_groups(func: Op, dense: &[&FieldDecl]) {
             continue;
         }
         let (at, loc) = (Cursor::before(ops[first]), ops[first].loc());
-        let i64t = loc.ctx().int(64);
-        let tests: Vec<Value> = versioned
-            .iter()
-            .map(|g| {
-                let (lowest, highest) = g.offsets();
-                let wide = at.build(OpBuilder::new("arith.extsi", loc).operands(&[g.base]).results(&[i64t])).result(0);
-                let from = ops::build_cmpi(at, ops::CmpI::Sge, wide, ops::const_int(at, i64t, -lowest, loc), loc);
-                let to = ops::build_cmpi(at, ops::CmpI::Slt, wide, ops::const_int(at, i64t, g.extent - highest, loc), loc);
-                ops::build_binary(at, "arith.andi", from, to, loc)
-            })
-            .collect();
+        let tests: Vec<Value> = versioned.iter().map(|g| g.test(at, loc)).collect();
         let ok = tests.into_iter().reduce(|a, b| ops::build_binary(at, "arith.andi", a, b, loc)).expect("a group");
         let moved: Vec<Op> = ops[first..].iter().copied().filter(|o| *o != terminator).collect();
         let mut carried: Vec<Value> = Vec::new();

@@ -80,6 +80,25 @@ pub fn build_binary(at: Cursor, name: &str, lhs: Value, rhs: Value, loc: Loc) ->
     at.build(OpBuilder::new(name, loc).operands(&[lhs, rhs]).results(&[lhs.ty()])).result(0)
 }
 
+/// The insertion point at the very top of `block` (for allocas).
+pub fn at_top(block: Block) -> Cursor {
+    block.first_op().map_or(Cursor::at_end(block), Cursor::before)
+}
+
+/// A per-thread slot (`memref<{shape}T>`, `shape` as `"4x"` or empty) at the
+/// top of `top` for values of type `t`.
+pub fn build_alloca(top: Block, t: Type, shape: &str, loc: Loc) -> Value {
+    let ctx = loc.ctx();
+    let ty = ctx.parse_type(&format!("memref<{shape}{t}>")).expect("memref of a scalar type");
+    at_top(top)
+        .build(
+            OpBuilder::new("memref.alloca", loc)
+                .results(&[ty])
+                .attr("operandSegmentSizes", ctx.parse_attr("array<i32: 0, 0>").expect("segments")),
+        )
+        .result(0)
+}
+
 /// `arith.select cond, a, b`.
 pub fn build_select(at: Cursor, cond: Value, a: Value, b: Value, loc: Loc) -> Value {
     at.build(OpBuilder::new("arith.select", loc).operands(&[cond, a, b]).results(&[a.ty()])).result(0)
@@ -134,7 +153,7 @@ pub fn build_trip_count(at: Cursor, lb: Value, ub: Value, step: Value, loc: Loc)
     let q = build_binary(at, "arith.ceildivsi", diff, step, loc);
     let z = const_index(at, 0, loc);
     let positive = build_cmpi(at, CmpI::Sgt, ub, lb, loc);
-    at.build(OpBuilder::new("arith.select", loc).operands(&[positive, q, z]).results(&[q.ty()])).result(0)
+    build_select(at, positive, q, z, loc)
 }
 
 pub fn build_yield(block: Block, values: &[Value], loc: Loc) -> Op {

@@ -149,7 +149,7 @@ impl E {
             .result(0)
     }
     fn select(self, c: Value, a: Value, b: Value) -> Value {
-        self.at.build(OpBuilder::new("arith.select", self.loc).operands(&[c, a, b]).results(&[a.ty()])).result(0)
+        ops::build_select(self.at, c, a, b, self.loc)
     }
     /// `scf.if cond` without results: the insertion point inside its then branch.
     fn guard(self, cond: Value) -> E {

@@ -18,7 +18,7 @@
 //!   with the differentiated body; iterations stay independent, and adjoints
 //!   of kernel-level values (parameters, constants) are not needed.
 
-use super::reverse::{Adjoints, Differentiator, Reported, Saved, accumulate, alloca, lookup, report};
+use super::reverse::{Adjoints, Differentiator, Reported, Saved, accumulate, lookup, report};
 use super::rules::Emitter;
 use super::stack;
 use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Region, Type, Value, ValueMap};
@@ -54,7 +54,7 @@ pub fn forward_if(d: &Differentiator, op: Op, at: Cursor, fwd: &mut ValueMap, sa
             for v in d.recompute(old, end, fwd, saved) {
                 let t = v.ty();
                 if t.is_float() || t.is_integer() || t.is_index() {
-                    let slot = alloca(saved.top, t, "", loc);
+                    let slot = ops::build_alloca(saved.top, t, "", loc);
                     end.build(OpBuilder::new("memref.store", loc).operands(&[get(fwd, v), slot]));
                     slots.push((v, slot));
                 }

@@ -22,7 +22,7 @@
 use super::control_flow;
 use super::rules::{self, AdTreatment, Emitter};
 use super::stack::{self, Stack};
-use ds_dialects::ir::{Block, Cursor, Op, OpBuilder, Type, Value, ValueMap, clone_mapped};
+use ds_dialects::ir::{Block, Cursor, Op, Type, Value, ValueMap, clone_mapped};
 use ds_dialects::ops::{self, Access, AccessKind, DsOp};
 use std::collections::HashMap;
 
@@ -52,24 +52,6 @@ impl Saved {
     pub fn new(top: Block) -> Saved {
         Saved { top, stacks: HashMap::new(), slots: HashMap::new() }
     }
-}
-
-/// The insertion point at the very top of `block` (for allocas).
-pub fn at_top(block: Block) -> Cursor {
-    block.first_op().map_or(Cursor::at_end(block), Cursor::before)
-}
-
-/// A per-thread slot (`memref<T>`) at the top of `top` for a value of type `t`.
-pub fn alloca(top: Block, t: Type, shape: &str, loc: ds_dialects::ir::Loc) -> Value {
-    let ctx = loc.ctx();
-    let ty = ctx.parse_type(&format!("memref<{shape}{t}>")).expect("memref of a scalar type");
-    at_top(top)
-        .build(
-            OpBuilder::new("memref.alloca", loc)
-                .results(&[ty])
-                .attr("operandSegmentSizes", ctx.parse_attr("array<i32: 0, 0>").expect("segments")),
-        )
-        .result(0)
 }
 
 /// Failure already reported as a diagnostic.

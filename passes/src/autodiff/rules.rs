@@ -115,7 +115,7 @@ impl Emitter {
     }
     /// `cond ? a : b`.
     pub fn select(&self, cond: Value, a: Value, b: Value) -> Value {
-        self.at.build(OpBuilder::new("arith.select", self.loc).operands(&[cond, a, b]).results(&[a.ty()])).result(0)
+        ops::build_select(self.at, cond, a, b, self.loc)
     }
     /// `a <pred> b` for floats.
     pub fn cmpf(&self, predicate: CmpF, a: Value, b: Value) -> Value {

@@ -16,7 +16,7 @@
 //! its adjoint, which every iteration passes on unchanged. A 1000-step ray
 //! march summing into one value needs no stack at all.
 
-use super::reverse::{alloca, strip_side_effects};
+use super::reverse::strip_side_effects;
 use ds_dialects::ir::{Block, Cursor, Loc, Op, OpBuilder, Type, Value, ValueMap, clone_mapped};
 use ds_dialects::ops;
 use std::collections::HashMap;
@@ -82,7 +82,7 @@ pub fn clone_with_pushes(op: Op, at: Cursor, top: Block, fwd: &mut ValueMap, cap
         .iter()
         .map(|&j| {
             let t = op.result(j).ty();
-            (j, alloca(top, t, &format!("{capacity}x"), loc), t)
+            (j, ops::build_alloca(top, t, &format!("{capacity}x"), loc), t)
         })
         .collect();
     let new = clone_mapped(op, at, fwd);
