@@ -40,12 +40,15 @@
 //!
 //! Performance: the parallel loop is over the 256 rows (as the original's).
 //! The gradient's adds into dL/dp[t-1] and dL/dp[t-2] (the stencil's adjoint)
-//! land within one row of their own, so the task is banded: its serial twin,
-//! plain adds, runs on every thread, even chunks of rows then odd ones. On
-//! the 2-vCPU VM (`diffsim bench wave`): 65.8 ms an iteration on one thread,
-//! 35.5 on two (1.85x); `diffsim bench` prints the copy-bandwidth roofline (8
-//! framed layers a step, 541 MB an iteration): 0.42 of a memcpy's bandwidth
-//! on one thread, 0.78 on two. The kernels are generic over
+//! along a row are made gathers by `ds-gather-updates` (each column pulls
+//! from its neighbours' dL/dp[t], so the row's loop vectorizes); those into
+//! the rows above and below land within one row of their own, so the task
+//! is banded: its serial twin, plain adds, runs on every thread, even chunks
+//! of rows then odd ones. On the 2-vCPU VM (`diffsim bench wave`): 39-41 ms
+//! an iteration on one thread (66 with the scatter), 23-28 on two;
+//! `diffsim bench` prints the copy-bandwidth roofline (8 framed layers a
+//! step, 541 MB an iteration): 0.85-0.95 of a memcpy's bandwidth on one
+//! thread (0.40-0.44 with the scatter). The kernels are generic over
 //! the float type: f32 as the original, f64 for the gradient test.
 
 use crate::report::{Outcome, Reporter, Stopwatch};

@@ -94,8 +94,8 @@ fn check_libdevice(path: &str) -> Result<(), String> {
 /// `ds-to-llvm-cpu`: a verified ds module to the LLVM dialect, ready for the JIT.
 pub static DS_TO_LLVM_CPU: NamedPipeline = NamedPipeline {
     name: "ds-to-llvm-cpu",
-    summary: "ds-verify, ds-lower-parallel-cpu, convert-ds-to-scf, canonicalize, cse, then scf/memref/math to LLVM",
-    elements: concat!("ds-verify, ", to_tasks!(), ", ", cpu_to_llvm!()),
+    summary: "ds-verify, ds-gather-updates, ds-lower-parallel-cpu, convert-ds-to-scf, canonicalize, cse, then scf/memref/math to LLVM",
+    elements: concat!("ds-verify, ds-gather-updates, ", to_tasks!(), ", ", cpu_to_llvm!()),
     options: &[],
 };
 

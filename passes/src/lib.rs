@@ -8,6 +8,7 @@
 //! so it can sit in a pass manager between upstream passes.
 
 pub mod autodiff;
+pub mod gather;
 pub mod simplify;
 pub mod verify;
 
@@ -101,4 +102,4 @@ impl PassInfo {
 }
 
 /// The passes of this crate.
-pub static REGISTRY: &[&PassInfo] = &[&verify::PASS, &simplify::PASS, &autodiff::PASS, &autodiff::forward::PASS];
+pub static REGISTRY: &[&PassInfo] = &[&verify::PASS, &simplify::PASS, &autodiff::PASS, &autodiff::forward::PASS, &gather::PASS];

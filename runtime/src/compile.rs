@@ -223,9 +223,13 @@ fn front_steps(options: &CompileOptions) -> Result<Vec<pipeline::Step>, Error> {
     pipeline::parse(&text).map_err(Error::Internal)
 }
 
-/// Kernels to task functions, with bounds checks when asked for.
-fn task_steps(options: &CompileOptions) -> Result<Vec<pipeline::Step>, Error> {
+/// Kernels to task functions, with bounds checks when asked for; on the
+/// CPU, stencil updates along serial loops made gathers first (`ds-gather-updates`).
+fn task_steps(options: &CompileOptions, target: &Target) -> Result<Vec<pipeline::Step>, Error> {
     let mut steps = pipeline::parse(ds_lowering::TO_TASKS).map_err(Error::Internal)?;
+    if matches!(target, Target::Cpu) {
+        steps.insert(0, pipeline::Step::Ds(&ds_passes::gather::PASS, PassOptions::default()));
+    }
     if options.check_bounds {
         for s in &mut steps {
             if let pipeline::Step::Ds(info, opts) = s
@@ -259,7 +263,7 @@ fn compile_uncached(source: &str, name: &str, options: &CompileOptions, target: 
     let body = ops::module_body(Op::of_module(&module));
     let (fields, buffers, sparse) = read_fields(&context, body)?;
     let mut kernels = read_kernels(body, &fields)?;
-    run_steps(&context, &mut module, &task_steps(options)?)?;
+    run_steps(&context, &mut module, &task_steps(options, target)?)?;
     match target {
         Target::Cpu => {
             run_steps(&context, &mut module, &steps(ds_lowering::CPU_TO_LLVM)?)?;

@@ -363,6 +363,42 @@ func.func @k() attributes {{ds.kernel}} {{
     check(&src, Spec::new("k", &[("m", -1.0, 1.0)], &["col"]), 1e-6);
 }
 
+/// A nonlinear stencil along an inner serial loop, `v[i, j] = u[i, j - 1] *
+/// u[i, j + 1] + sin(u[i, j])`: its gradient's reversed loop scatters to
+/// u_grad[i, j - 1 .. j + 1] and zeroes v_grad[i, j]; on the CPU
+/// `ds-gather-updates` makes each iteration gather into u_grad[i, j] alone,
+/// recomputing the neighbours' partials (products of the loads of u).
+#[test]
+fn stencil_along_a_serial_loop() {
+    let src = format!(
+        r#"{}
+func.func @k() attributes {{ds.kernel}} {{
+  %c0 = arith.constant 0 : index
+  %c3 = arith.constant 3 : index
+  "ds.parallel_for"(%c0, %c3) ({{
+  ^bb0(%i: index):
+    %c1 = arith.constant 1 : index
+    %c7 = arith.constant 7 : index
+    scf.for %j = %c1 to %c7 step %c1 {{
+      %jm = arith.subi %j, %c1 : index
+      %jp = arith.addi %j, %c1 : index
+      %l = "ds.load"(%i, %jm) {{field = @u}} : (index, index) -> f64
+      %r = "ds.load"(%i, %jp) {{field = @u}} : (index, index) -> f64
+      %c = "ds.load"(%i, %j) {{field = @u}} : (index, index) -> f64
+      %p = arith.mulf %l, %r : f64
+      %s = math.sin %c : f64
+      %w = arith.addf %p, %s : f64
+      "ds.store"(%w, %i, %j) {{field = @v}} : (f64, index, index) -> ()
+    }}
+    gpu.yield
+  }}) : (index, index) -> ()
+  return
+}}"#,
+        fields(&[("u", "f64", "3, 8"), ("v", "f64", "3, 8")])
+    );
+    check(&src, Spec::new("k", &[("u", -1.0, 1.0)], &["v"]), 1e-6);
+}
+
 #[test]
 fn top_level_serial_code() {
     // The paper's compute_loss: no loop, loss = (|area| - 0.1)^2 from three points.
