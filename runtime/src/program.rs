@@ -473,17 +473,19 @@ unsafe fn run_range(
         first_stopped.load(Ordering::Relaxed) != i64::MAX
     };
     if let Some(twin) = task.serial.filter(|_| privately)
-        && let Some(copies) = private.copies(threads as usize)
+        && let Some(copies) = private.copies(threads as usize - 1)
     {
-        // Lane k runs the k-th part of the range with the twin, adding into
-        // its own zeroed copies of the reduction targets; then the copies
-        // are summed into the targets.
+        // Lane k runs the k-th part of the range with the twin: lane 0 adds
+        // into the targets themselves, every other lane into its own copies
+        // of them (zero when taken); then the copies are added into the
+        // targets, and left zero again.
         let lane = len / threads + i64::from(len % threads != 0);
         in_parallel(threads, &|k| {
             let mut s = slots;
-            private.zero_lane(&copies[k as usize]);
-            for (target, copy) in private.targets.iter().zip(&copies[k as usize]) {
-                s[target.slot] = pointer_slot(target.base_of(copy));
+            if let Some(own) = (k as usize).checked_sub(1).map(|c| &copies[c]) {
+                for (target, copy) in private.targets.iter().zip(own) {
+                    s[target.slot] = pointer_slot(target.base_of(copy));
+                }
             }
             let b = lo + k * lane;
             run_with(twin, s, b.min(hi), b.saturating_add(lane).min(hi))
@@ -528,12 +530,14 @@ const PRIVATE_COST: i64 = 4;
 /// ...and per launch: the second round of jobs on the pool (the sums).
 const PRIVATE_OVERHEAD: i64 = 1 << 16;
 
-/// Buffers lent to launches for private copies, kept between launches.
+/// Buffers lent to launches for private copies, kept between launches: all
+/// zero whenever here (allocated so, and given back so by
+/// [`Private::reduce`]).
 #[derive(Default)]
 struct Scratch(std::sync::Mutex<Vec<AlignedBuf>>);
 
 impl Scratch {
-    /// A buffer of at least `bytes` (not zeroed), or `None` when memory is short.
+    /// A zero buffer of at least `bytes`, or `None` when memory is short.
     fn take(&self, bytes: usize) -> Option<AlignedBuf> {
         let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match kept.iter().position(|b| b.capacity() >= bytes) {
@@ -580,9 +584,10 @@ struct Private<'a> {
 }
 
 impl Private<'_> {
-    /// Whether `threads` lanes of the serial twin, each on private copies,
-    /// beat both the task with atomics on every thread and the twin on one
-    /// (estimated ops: each lane zeroes its copies, which are summed after).
+    /// Whether `threads` lanes of the serial twin, all but the first on
+    /// private copies, beat both the task with atomics on every thread and
+    /// the twin on one (estimated ops: each copy is read when added into the
+    /// targets, and what the lane touched is added and zeroed again).
     fn wins(&self, task: &Task, len: i64, threads: i64) -> bool {
         if self.targets.is_empty() || threads <= 1 {
             return false;
@@ -590,12 +595,11 @@ impl Private<'_> {
         let elements: i64 = self.targets.iter().map(|t| t.span().1 as i64).sum();
         let serial = len.saturating_mul(task.work);
         let atomic = len.saturating_mul(task.work.saturating_add(ATOMIC_COST.saturating_mul(task.atomics))) / threads;
-        let private = serial / threads + elements.saturating_mul(threads).saturating_mul(PRIVATE_COST) + PRIVATE_OVERHEAD;
+        let private = serial / threads + elements.saturating_mul(threads - 1).saturating_mul(PRIVATE_COST) + PRIVATE_OVERHEAD;
         private < serial.min(atomic)
     }
 
-    /// `lanes` copies of every target (zeroed by [`Private::zero_lane`]);
-    /// `None` when memory is short.
+    /// `lanes` copies of every target, zero; `None` when memory is short.
     fn copies(&self, lanes: usize) -> Option<Vec<Vec<AlignedBuf>>> {
         let mut all = Vec::with_capacity(lanes);
         for _ in 0..lanes {
@@ -613,16 +617,8 @@ impl Private<'_> {
         Some(all)
     }
 
-    /// Zeroes one lane's copies (each lane its own, in parallel).
-    fn zero_lane(&self, lane: &[AlignedBuf]) {
-        for (target, copy) in self.targets.iter().zip(lane) {
-            // SAFETY: the copy holds the span's elements, and only this lane uses it.
-            unsafe { std::ptr::write_bytes(copy.as_ptr(), 0, target.span().1 * target.field.info.elem.size()) };
-        }
-    }
-
-    /// Adds every lane's copies into the targets, element chunks run by
-    /// `in_parallel(count, chunk)`.
+    /// Adds every lane's copies into the targets and zeroes them again,
+    /// element chunks run by `in_parallel(count, chunk)`.
     fn reduce(&self, copies: &[Vec<AlignedBuf>], in_parallel: &ChunkRunner) {
         for (t, target) in self.targets.iter().enumerate() {
             let (first, len) = target.span();
@@ -638,9 +634,9 @@ impl Private<'_> {
                 // `elem`; chunks are disjoint, and no launch runs meanwhile.
                 unsafe {
                     match elem {
-                        ElemType::F32 => add_lanes::<f32>(target, &lanes, b, e, |a, x| a + x),
-                        ElemType::F64 => add_lanes::<f64>(target, &lanes, b, e, |a, x| a + x),
-                        ElemType::I32 => add_lanes::<i32>(target, &lanes, b, e, i32::wrapping_add),
+                        ElemType::F32 => add_lanes::<f32>(target, &lanes, b, e, |a, x| a + x, |x| x.to_bits().into()),
+                        ElemType::F64 => add_lanes::<f64>(target, &lanes, b, e, |a, x| a + x, f64::to_bits),
+                        ElemType::I32 => add_lanes::<i32>(target, &lanes, b, e, i32::wrapping_add, |x| x as u32 as u64),
                     }
                 }
             };
@@ -649,20 +645,31 @@ impl Private<'_> {
     }
 }
 
-/// `target[i] = add(target[i], lane[i])` over every lane, for i in `[b, e)`.
+/// `target[i] = add(target[i], lane[i])` and `lane[i] = 0` over every lane,
+/// for i in `[b, e)`, skipping blocks of a lane that are all zero bits
+/// (`bits`): a lane that touched a small part of its copy costs a read of
+/// the rest. A zero of either sign added leaves every value as it is, so
+/// skipping `-0.0` changes nothing.
 ///
 /// # Safety
 /// `target` and each lane point at arrays of at least `e` values of `T`
 /// that nothing else accesses in `[b, e)` meanwhile.
-unsafe fn add_lanes<T: Copy>(target: usize, lanes: &[usize], b: usize, e: usize, add: impl Fn(T, T) -> T) {
+unsafe fn add_lanes<T: Copy + Default>(target: usize, lanes: &[usize], b: usize, e: usize, add: impl Fn(T, T) -> T, bits: impl Fn(T) -> u64) {
+    const BLOCK: usize = 64;
     // SAFETY: the caller's contract; the target and the lanes are distinct buffers.
     let out = unsafe { std::slice::from_raw_parts_mut((target as *mut T).add(b), e - b) };
     for &lane in lanes {
         // SAFETY: as above.
-        let lane = unsafe { std::slice::from_raw_parts((lane as *const T).add(b), e - b) };
-        // One lane at a time, a loop the compiler vectorizes.
-        for (o, l) in out.iter_mut().zip(lane) {
-            *o = add(*o, *l);
+        let lane = unsafe { std::slice::from_raw_parts_mut((lane as *mut T).add(b), e - b) };
+        for (o, l) in out.chunks_mut(BLOCK).zip(lane.chunks_mut(BLOCK)) {
+            // Loops the compiler vectorizes: an or over the block, then the adds.
+            if l.iter().fold(0, |any, x| any | bits(*x)) == 0 {
+                continue;
+            }
+            for (o, l) in o.iter_mut().zip(l.iter_mut()) {
+                *o = add(*o, *l);
+                *l = T::default();
+            }
         }
     }
 }
