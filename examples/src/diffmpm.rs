@@ -89,7 +89,6 @@ use diffsim::{KernelArgs, Plan, Policy, Scalar, StoreAll};
 use ds_runtime::gradcheck::Rng;
 use ds_runtime::tape::checkpoint::{Action, Schedule};
 use plotters::style::RGBColor;
-use std::collections::BTreeSet;
 
 /// Per-particle vectors by step: x[t, i].
 pub type Particles<T> = GradField<[T; 2], 2>;
@@ -517,49 +516,24 @@ pub struct Gradient {
 /// The losses of an optimization and the Tape's plans of its first iteration.
 pub type Trained = (Vec<f64>, Option<TapePlans>);
 
-/// A recording that notes the fields its launches write.
-pub struct Noting<'r, 'p, B: Backend> {
-    rec: &'r mut Recording<'p, B>,
-    written: BTreeSet<usize>,
-}
-
-impl<B: Backend> Launch for Noting<'_, '_, B> {
-    fn run<A: KernelArgs>(&mut self, kernel: &Kernel<A>, args: A) -> Result<(), Error> {
-        self.written.extend(&self.rec.program().kernel_info(kernel.name())?.writes);
-        self.rec.launch(kernel, args)
-    }
-}
-
-/// The bytes of one saved state of a recording that keeps it: every field
-/// in `written` but the adjoints, as the Tape's `record` saves it.
-fn state_bytes<B: Backend>(p: &B, written: &BTreeSet<usize>) -> usize {
-    let infos = p.field_infos();
-    let is_adjoint = |f: usize| infos.iter().any(|g| g.grad.as_deref() == Some(infos[f].name.as_str()));
-    written.iter().filter(|&&f| !is_adjoint(f)).map(|&f| p.snapshot_bytes(f)).sum()
-}
-
 /// Records `simulate` (which returns the checkpoint policy of what it
 /// recorded), reads the loss, and runs the backward pass with that policy.
-/// The recording keeps no state (`record_without_state`), so the Tape's
-/// plans price a snapshot at 0 bytes; store-all's plan is priced here at
-/// the state a recording that kept it would copy into each slot.
+/// The recording keeps no state (`record_without_state`): the policy
+/// restores none, and the Tape prices store-all at the state a recording
+/// that kept it would copy into each slot.
 pub fn record_and_backward<B: Backend, T: Real>(
     p: &mut B,
     loss: &GradField<T, 0>,
-    simulate: impl FnOnce(&mut Noting<'_, '_, B>) -> Result<RecomputeGrid, Error>,
+    simulate: impl FnOnce(&mut Recording<'_, B>) -> Result<RecomputeGrid, Error>,
 ) -> Result<Gradient, Error> {
     let mut clock = Stopwatch::start();
     let mut rec = p.record_without_state();
-    let mut noting = Noting { rec: &mut rec, written: BTreeSet::new() };
-    let policy = simulate(&mut noting)?;
-    let written = noting.written;
+    let policy = simulate(&mut rec)?;
     if rec.len() != policy.launches() {
         return Err(Error::Internal(format!("{} launches recorded, {policy:?} expects {}", rec.len(), policy.launches())));
     }
     let value: f64 = loss.get(rec.program(), [])?.into();
     let (predicted, store_all) = (rec.plan(&policy), rec.plan(&StoreAll));
-    let bytes = state_bytes(rec.program(), &written);
-    let store_all = Plan { snapshot_bytes: bytes, predicted_peak_bytes: (store_all.snapshots + store_all.scratch) * bytes, ..store_all };
     let fwd_ms = clock.lap();
     let ran = rec.backward_with_policy(loss, &policy)?;
     Ok(Gradient { loss: value, ms: [fwd_ms, clock.lap()], plan: ran.map(|ran| TapePlans { predicted, ran, store_all }) })

@@ -440,6 +440,48 @@ fn memory_budget_picks_the_schedule() {
     assert!(close(&p.field("w_grad").unwrap().to_vec::<f64>().unwrap(), &dw));
 }
 
+/// Reverses every step last first, restoring nothing (right only for
+/// steps that overwrite nothing their gradients read).
+struct ReverseOnly;
+
+impl Policy for ReverseOnly {
+    fn name(&self) -> String {
+        "reverse-only".into()
+    }
+    fn schedule(&self, steps: usize) -> Schedule {
+        Schedule { actions: (0..steps).rev().map(Action::Reverse).collect() }
+    }
+}
+
+/// A tape without state prices store-all as one with state does (its
+/// state bytes, its slots): what keeping the state would have cost. A
+/// schedule that restores nothing (each launch its own step, no marks)
+/// holds slot 0, the initial state, on the tape that kept it, and no slot
+/// on the one that did not.
+#[test]
+fn a_tape_without_state_prices_what_it_did_not_keep() {
+    let mut p = program(&overwritten_source());
+    let (mut kept, mut not_kept) = (Tape::new(), Tape::without_state());
+    record_overwritten(&mut p, &mut kept);
+    record_overwritten(&mut p, &mut not_kept);
+    let state = 4 * N * 8 + 64;
+    let plan = not_kept.plan(&StoreAll);
+    assert_eq!(plan, kept.plan(&StoreAll));
+    assert!(plan.snapshots > 1, "{plan}");
+    assert_eq!((plan.snapshot_bytes, plan.predicted_peak_bytes), (state, (plan.snapshots + plan.scratch) * state), "{plan}");
+    let (mut kept, mut not_kept) = (Tape::new(), Tape::without_state());
+    for tape in [&mut kept, &mut not_kept] {
+        for _ in 0..STEPS {
+            tape.launch(&mut p, "advance", &[]).unwrap();
+            tape.launch(&mut p, "commit", &[]).unwrap();
+        }
+    }
+    let (held, none) = (kept.plan(&ReverseOnly), not_kept.plan(&ReverseOnly));
+    assert_eq!((held.snapshots, held.scratch, held.predicted_peak_bytes), (1, 0, held.snapshot_bytes), "{held}");
+    assert!(held.snapshot_bytes > 0, "{held}");
+    assert_eq!((none.snapshots, none.snapshot_bytes, none.predicted_peak_bytes), (0, held.snapshot_bytes, 0), "{none}");
+}
+
 /// observe (no_grad) reads a, reset (no_grad) overwrites a, square reads a.
 fn no_grad_source() -> String {
     let mut s = fields(&[("a", "f64", &N.to_string()), ("obs", "f64", &N.to_string()), ("loss", "f64", "")]);

@@ -68,7 +68,9 @@
 //! it reads a part it writes, whose gradient recomputes from its own
 //! writes), then runs its gradient. [`Tape::plan`] predicts the snapshots, the peak snapshot
 //! memory and the launches re-run; the plan `backward` returns counts what
-//! it did.
+//! it did. A tape without state plans too: a schedule that restores nothing
+//! holds no snapshot there, one that restores is priced at the state a tape
+//! keeping it would copy (what store-all would have cost).
 //!
 //! Two things the Tape cannot see: host writes to state fields between
 //! launches (recomputation would not repeat them), and the state after a
@@ -361,12 +363,16 @@ impl<D: Backend> Tape<D> {
             info.accesses.iter().filter(|a| a.write == write).map(|a| (a.field, part(a.lead, args))).collect()
         };
         let (reads, writes) = (touched(false), touched(true));
-        // Only a first write to a field needs the list of adjoints (not per launch).
-        if self.keep_state && writes.iter().any(|(f, _)| !self.initial.contains_key(f)) {
+        // Only a first write to a field needs the list of adjoints (not per
+        // launch). A tape without state notes the bytes all the same: its
+        // plans price the policies that would need them.
+        if writes.iter().any(|(f, _)| !self.state_bytes.contains_key(f)) {
             let adjoints = adjoint_fields(p);
             for (f, _) in &writes {
-                if !adjoints.contains(f) && !self.initial.contains_key(f) {
-                    self.initial.insert(*f, p.snapshot(*f)?);
+                if !adjoints.contains(f) && !self.state_bytes.contains_key(f) {
+                    if self.keep_state {
+                        self.initial.insert(*f, p.snapshot(*f)?);
+                    }
                     self.state_bytes.insert(*f, p.snapshot_bytes(*f));
                 }
             }
@@ -439,7 +445,12 @@ impl<D: Backend> Tape<D> {
             .iter()
             .zip(schedule.held_slots())
             .any(|(a, held)| matches!(a, Action::Reverse(k) if held.is_none() && steps[*k].len() > 1));
-        let (snapshots, scratch, bytes) = (schedule.peak_slots(), usize::from(scratch), self.snapshot_bytes());
+        // A tape without state holds no slot of a schedule that restores
+        // none; one that restores some is priced as a tape keeping state
+        // would run it (backward refuses it: `Error::StateNotKept`).
+        let holds = self.keep_state || restores_state(schedule, steps);
+        let (snapshots, scratch) = if holds { (schedule.peak_slots(), usize::from(scratch)) } else { (0, 0) };
+        let bytes = self.snapshot_bytes();
         Plan {
             policy,
             steps: steps.len(),
