@@ -1,28 +1,31 @@
-//! `ds-gather-updates`: a serial loop's updates of its neighbours' elements
-//! made gathers, so that every iteration updates one element (CPU).
+//! `ds-gather-updates`: a loop's updates of its neighbours' elements made
+//! gathers, so that every iteration updates one element (CPU).
 //!
 //! Input: a verified module. Output: the same module, with each `scf.for`
-//! that qualifies rewritten. A loop qualifies when its body updates fields
-//! (`ds.atomic_add`/`ds.atomic_sub`) at `k + c` for more than one constant c,
-//! k being the loop's element index (`±iv` plus something the loop does not
-//! change: the reversed loops of gradients count): the adjoint of a stencil
-//! read along the loop, `g[k - 1] += a(k); g[k] += b(k); g[k + 1] += c(k)`.
-//! Such a loop does not vectorize (iteration k and k + 1 both update
-//! `g[k + 1]`), and neither do the plain load-add-stores the CPU lowering
-//! makes of it. Rewritten, iteration k makes every update at `k + c0` (c0,
-//! the reference offset, the one most updates have): the update iteration k
-//! made at `k + c` is made by iteration `k + c - c0`, which recomputes its
-//! value and indices at `k`'s position (the ops they depend on: arithmetic
-//! and loads), so `g[k] += b(k) + a(k + 1) + c(k - 1)` at c0 = 0. Iterations
-//! no longer share an element along the loop, and the vector loop LLVM makes
-//! of the body is the gather form of the stencil's adjoint; no partial
-//! derivative is stored, the k-point stencil recomputes at most k values.
+//! or `ds.parallel_for` that qualifies rewritten. A loop qualifies when its
+//! body updates fields (`ds.atomic_add`/`ds.atomic_sub`) at `k + c` for more
+//! than one constant c, k being the loop's element index (`±iv` plus
+//! something the loop does not change: the reversed loops of gradients
+//! count): the adjoint of a stencil read along the loop, `g[k - 1] += a(k);
+//! g[k] += b(k); g[k + 1] += c(k)`. Along a serial loop such updates do not
+//! vectorize (iteration k and k + 1 both update `g[k + 1]`), and neither do
+//! the plain load-add-stores the CPU lowering makes of them; along a
+//! parallel loop they need atomics or the banded chunks of
+//! `convert-ds-to-scf`. Rewritten, iteration k makes every update at
+//! `k + c0` (c0, the reference offset, the one most updates have): the
+//! update iteration k made at `k + c` is made by iteration `k + c - c0`,
+//! which recomputes its value and indices at `k`'s position (the ops they
+//! depend on: arithmetic and loads), so `g[k] += b(k) + a(k + 1) + c(k - 1)`
+//! at c0 = 0. Iterations no longer share an element along the loop: the
+//! vector loop LLVM makes of the body is the gather form of the stencil's
+//! adjoint, and a parallel loop's thread owns its elements. No partial
+//! derivative is stored; a k-point stencil recomputes at most k values.
 //!
-//! The new loop runs over the element range widened by the shifts: a main
-//! loop where every update's source iteration exists, and before and after
-//! it the few border iterations, each update there under an `scf.if` that
-//! its source iteration exists (and the loop's own work under one that the
-//! iteration does).
+//! The new loops (of the old one's kind) run over the element range widened
+//! by the shifts: a main loop where every update's source iteration exists,
+//! and before and after it the few border iterations, each update there
+//! under an `scf.if` that its source iteration exists (and the loop's own
+//! work under one that the iteration does).
 //!
 //! Legal when the iterations commute and recomputation reads what the
 //! iteration read: the body has only arithmetic, `scf.if`, loads, stores,
@@ -58,7 +61,7 @@ use std::collections::{HashMap, HashSet};
 
 pub static PASS: PassInfo = PassInfo {
     name: "ds-gather-updates",
-    summary: "Make a serial loop's updates of neighbouring elements (a stencil's adjoint) gathers, one element per iteration (CPU)",
+    summary: "Make a loop's updates of neighbouring elements (a stencil's adjoint) gathers, one element per iteration (CPU)",
     options: &[],
     run,
 };
@@ -68,7 +71,7 @@ fn run(module: Op, _: &PassOptions) -> bool {
         return false;
     }
     for kernel in ops::kernels(ops::module_body(module)) {
-        let loops: Vec<Op> = kernel.walk().into_iter().filter(|o| o.name() == "scf.for").collect();
+        let loops: Vec<Op> = kernel.walk().into_iter().filter(|o| o.name() == "scf.for" || DsOp::of(*o) == Some(DsOp::ParallelFor)).collect();
         for l in loops {
             if let Some(plan) = Plan::of(kernel, l) {
                 plan.rewrite();
@@ -149,7 +152,7 @@ fn is_pure_arith(op: Op) -> bool {
 
 /// Ops a rewritten body may hold.
 fn allowed_in_body(op: Op) -> bool {
-    if is_pure_arith(op) || matches!(op.name().as_str(), "scf.if" | "scf.yield") {
+    if is_pure_arith(op) || matches!(op.name().as_str(), "scf.if" | "scf.yield" | ops::BODY_TERMINATOR) {
         return true;
     }
     matches!(
@@ -214,7 +217,11 @@ fn operand_slice(l: Op, body: Block, op: Op, k: Value, k_chain: &HashSet<Op>, lo
 
 impl Plan {
     fn of(kernel: Op, l: Op) -> Option<Plan> {
-        if l.num_results() != 0 || l.num_operands() != 3 || constant_index(l.operand(2)) != Some(1) {
+        let unit_step = match l.num_operands() {
+            3 => l.name() == "scf.for" && constant_index(l.operand(2)) == Some(1),
+            n => n == 2 && DsOp::of(l) == Some(DsOp::ParallelFor),
+        };
+        if l.num_results() != 0 || !unit_step {
             return None;
         }
         let body = l.region(0).first_block()?;
@@ -373,7 +380,7 @@ impl Plan {
         self.emit_loop(at, b, main_end, None);
         self.emit_loop(at, main_end, e, Some(&bounds));
         if !self.deferred.is_empty() {
-            let (new, body, end) = ops::build_scf_for(at, lo, hi, l.operand(2), loc);
+            let (new, body, end) = self.build_loop(at, lo, hi);
             let mut map = ValueMap::from([(self.k, body.arg(0))]);
             for w in &self.deferred {
                 self.clone_with_slice(*w, Cursor::before(end), &mut map);
@@ -390,7 +397,7 @@ impl Plan {
     /// (border iterations), each under an `scf.if` that its iteration exists.
     fn emit_loop(&self, at: Cursor, from: Value, to: Value, guard: Option<&Bounds>) {
         let loc = self.l.loc();
-        let (new, body, end) = ops::build_scf_for(at, from, to, self.l.operand(2), loc);
+        let (new, body, end) = self.build_loop(at, from, to);
         let j = body.arg(0);
         let inside = |e: Cursor, k: Value| guard.map(|g| g.contains(e, k, loc)).map_or(e, |cond| {
             let (_, then_b, else_b) = ops::build_if(e, cond, &[], loc);
@@ -402,8 +409,9 @@ impl Plan {
         let own = inside(e, j);
         let mut map = ValueMap::from([(self.k, j)]);
         let moved: HashSet<Op> = self.shifted.iter().map(|(u, _)| *u).chain(self.deferred.iter().copied()).collect();
+        let terminator = self.body.terminator();
         for op in self.body.ops() {
-            if op.name() != "scf.yield" && !self.k_chain.contains(&op) && !moved.contains(&op) {
+            if Some(op) != terminator && !self.k_chain.contains(&op) && !moved.contains(&op) {
                 clone_mapped(op, own, &mut map);
             }
         }
@@ -415,6 +423,19 @@ impl Plan {
             self.clone_with_slice(*u, spot, &mut map);
         }
         crate::simplify::remove_unused(new);
+    }
+
+    /// An empty loop of the old one's kind (serial or parallel) over
+    /// `from..to`: the op, its body and the body's terminator.
+    fn build_loop(&self, at: Cursor, from: Value, to: Value) -> (Op, Block, Op) {
+        let loc = self.l.loc();
+        if self.l.name() == "scf.for" {
+            let step = ops::const_index(at, 1, loc);
+            return ops::build_scf_for(at, from, to, step, loc);
+        }
+        let new = ops::build_parallel_for(at, from, to, loc);
+        let end = new.body.terminator().expect("a parallel_for body ends in its terminator");
+        (new.op, new.body, end)
     }
 
     /// Clones `op` at `at` after the ops of the body it depends on.

@@ -395,11 +395,12 @@ fn owned_and_shared_updates(n: i64) {
 
 /// A gradient-style reversed loop (j from hi - 1 down to lo) that reads
 /// y[i, j], zeroes it and scatters to g[i, j - 1], g[i, j], g[i, j + 2] and
-/// g[i + 1, j]: `ds-gather-updates` makes every iteration update one column
-/// (the border iterations guarded, the zeroing deferred), which must give
-/// exactly the old loop's result for every range, empty and shorter than the
-/// stencil included, on one thread and on three. Values are small integers,
-/// so every sum is exact in any order.
+/// g[i + 1, j], and the same 1-D scatter as a parallel loop over j (y1, g1):
+/// `ds-gather-updates` makes every iteration update one element (the border
+/// iterations guarded, the zeroing deferred), which must give exactly the
+/// old loops' result for every range, empty and shorter than the stencil
+/// included, on one thread and on three. Values are small integers, so every
+/// sum is exact in any order.
 #[test]
 fn gathered_stencil_updates_match_the_scatter() {
     let (rows, cols) = (6usize, 44usize);
@@ -434,6 +435,29 @@ func.func @scatter(%lo: index, %hi: index) attributes {ds.kernel} {
   return
 }
 "#;
+    let src = src
+        + &fields_without_grad(&[("y1", "f64", &cols.to_string()), ("g1", "f64", &cols.to_string())])
+        + r#"
+func.func @scatter_parallel(%lo: index, %hi: index) attributes {ds.kernel} {
+  "ds.parallel_for"(%lo, %hi) ({
+  ^bb0(%j: index):
+    %c1 = arith.constant 1 : index
+    %c2 = arith.constant 2 : index
+    %y = "ds.load"(%j) {field = @y1} : (index) -> f64
+    %zero = arith.constant 0.0 : f64
+    "ds.store"(%zero, %j) {field = @y1} : (f64, index) -> ()
+    %three = arith.constant 3.0 : f64
+    %a = arith.mulf %y, %three : f64
+    %jm = arith.subi %j, %c1 : index
+    %jp = arith.addi %j, %c2 : index
+    "ds.atomic_add"(%a, %jm) {field = @g1} : (f64, index) -> ()
+    "ds.atomic_add"(%y, %j) {field = @g1} : (f64, index) -> ()
+    "ds.atomic_sub"(%y, %jp) {field = @g1} : (f64, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
+"#;
     let mut p = program(&src);
     let y0: Vec<f64> = (0..rows * cols).map(|e| ((e * 7) % 11) as f64 + 1.0).collect();
     for threads in [1, 3] {
@@ -455,6 +479,13 @@ func.func @scatter(%lo: index, %hi: index) attributes {ds.kernel} {
             pool.install(|| p.launch("scatter", &[Arg::Index(lo as i64), Arg::Index(hi as i64)])).unwrap();
             assert_eq!(p.field("y").unwrap().to_vec::<f64>().unwrap(), y, "y, range {lo}..{hi}, {threads} threads");
             assert_eq!(p.field("g").unwrap().to_vec::<f64>().unwrap(), g, "g, range {lo}..{hi}, {threads} threads");
+            // Row 0 again, as the parallel loop's 1-D fields.
+            p.field_mut("y1").unwrap().copy_from(&y0[..cols]).unwrap();
+            p.field_mut("g1").unwrap().copy_from(&vec![0.0; cols]).unwrap();
+            pool.install(|| p.launch("scatter_parallel", &[Arg::Index(lo as i64), Arg::Index(hi as i64)])).unwrap();
+            let g_row: Vec<f64> = g[..cols].to_vec();
+            assert_eq!(p.field("y1").unwrap().to_vec::<f64>().unwrap(), y[..cols].to_vec(), "y1, range {lo}..{hi}, {threads} threads");
+            assert_eq!(p.field("g1").unwrap().to_vec::<f64>().unwrap(), g_row, "g1, range {lo}..{hi}, {threads} threads");
         }
     }
 }

@@ -123,3 +123,36 @@ func.func @not_a_stencil() attributes {ds.kernel} {
   }
   return
 }
+
+// -----
+// The same along a parallel loop: the adjoint of y[i] = x[i - 1] + 3 x[i] -
+// x[i + 1] over i in [1, n - 1). Rewritten, iteration i owns x_grad[i]
+// (three parallel loops: the border iterations [0, 2) and [n - 2, n), each
+// update under a test of its source, and the main [2, n - 2)); the adjoint's
+// zeroing of y_grad runs in a parallel loop after them. convert-ds-to-scf
+// then finds every update of x_grad at the loop variable: no atomics, and no
+// banded chunks.
+
+"ds.field"() {sym_name = "y_grad", element_type = f64, shape = array<i64: 64>} : () -> ()
+"ds.field"() {sym_name = "x_grad", element_type = f64, shape = array<i64: 64>} : () -> ()
+func.func @parallel_three_point(%n: index) attributes {ds.kernel} {
+  %c1 = arith.constant 1 : index
+  %hi = arith.subi %n, %c1 : index
+  "ds.parallel_for"(%c1, %hi) ({
+  ^bb0(%i: index):
+    %c1b = arith.constant 1 : index
+    %g = "ds.load"(%i) {field = @y_grad} : (index) -> f64
+    %zero = arith.constant 0.0 : f64
+    "ds.store"(%zero, %i) {field = @y_grad} : (f64, index) -> ()
+    %three = arith.constant 3.0 : f64
+    %g3 = arith.mulf %g, %three : f64
+    %neg = arith.negf %g : f64
+    %im = arith.subi %i, %c1b : index
+    %ip = arith.addi %i, %c1b : index
+    "ds.atomic_add"(%g, %im) {field = @x_grad} : (f64, index) -> ()
+    "ds.atomic_add"(%g3, %i) {field = @x_grad} : (f64, index) -> ()
+    "ds.atomic_add"(%neg, %ip) {field = @x_grad} : (f64, index) -> ()
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
