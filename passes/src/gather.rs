@@ -25,7 +25,11 @@
 //! by the shifts: a main loop where every update's source iteration exists,
 //! and before and after it the few border iterations, each update there
 //! under an `scf.if` that its source iteration exists (and the loop's own
-//! work under one that the iteration does).
+//! work under one that the iteration does). Periodic indices,
+//! `(k + c) % n` with a constant n (smoke's `(x + 1) % n`), count when the
+//! loop runs over one period, [0, n): the range is not widened, and in the
+//! few iterations at its ends the sources wrap (`(k - shift) mod n`), so
+//! that the main loop's indices are `k + c` again, which LLVM vectorizes.
 //!
 //! Legal when the iterations commute and recomputation reads what the
 //! iteration read: the body has only arithmetic, `scf.if`, loads, stores,
@@ -97,6 +101,8 @@ struct Plan {
     shifted: Vec<(Op, i64)>,
     /// Stores to the iteration's own element, run after the others.
     deferred: Vec<Op>,
+    /// For indices that wrap, `(k + c) % n`: n, the loop's trip count.
+    period: Option<i64>,
 }
 
 /// How a value varies with the induction variable `iv`: `Some(a)` for
@@ -163,6 +169,49 @@ fn allowed_in_body(op: Op) -> bool {
 
 fn constant_index(v: Value) -> Option<i64> {
     v.defining_op().filter(|d| d.name() == "arith.constant").and_then(|d| d.attr("value")?.as_int())
+}
+
+/// `(y, n)` for an index `y % n` (`arith.remsi`/`remui`) with a constant n > 1.
+fn wrapped(v: Value) -> Option<(Value, i64)> {
+    let d = v.defining_op().filter(|d| matches!(d.name().as_str(), "arith.remsi" | "arith.remui"))?;
+    constant_index(d.operand(1)).filter(|n| *n > 1).map(|n| (d.operand(0), n))
+}
+
+/// The value of an index computed by constants and integer arithmetic from
+/// the values `known` gives, or None.
+fn evaluate(v: Value, known: &HashMap<Value, i64>, depth: usize) -> Option<i64> {
+    if let Some(x) = known.get(&v) {
+        return Some(*x);
+    }
+    let d = v.defining_op().filter(|_| depth < 64)?;
+    let arg = |i: usize| evaluate(d.operand(i), known, depth + 1);
+    match d.name().as_str() {
+        "arith.constant" => d.attr("value")?.as_int(),
+        "arith.addi" => arg(0)?.checked_add(arg(1)?),
+        "arith.subi" => arg(0)?.checked_sub(arg(1)?),
+        "arith.muli" => arg(0)?.checked_mul(arg(1)?),
+        "arith.ceildivsi" => {
+            let (a, b) = (arg(0)?, arg(1)?);
+            (a >= 0 && b > 0).then(|| (a + b - 1) / b)
+        }
+        "arith.minsi" => Some(arg(0)?.min(arg(1)?)),
+        "arith.maxsi" => Some(arg(0)?.max(arg(1)?)),
+        "arith.select" => if arg(0)? != 0 { arg(1) } else { arg(2) },
+        "arith.cmpi" => {
+            let (a, b) = (arg(0)?, arg(1)?);
+            let holds = match d.attr("predicate")?.as_int()? {
+                p if p == CmpI::Eq as i64 => a == b,
+                p if p == CmpI::Ne as i64 => a != b,
+                p if p == CmpI::Slt as i64 => a < b,
+                p if p == CmpI::Sle as i64 => a <= b,
+                p if p == CmpI::Sgt as i64 => a > b,
+                p if p == CmpI::Sge as i64 => a >= b,
+                _ => return None,
+            };
+            Some(i64::from(holds))
+        }
+        _ => None,
+    }
 }
 
 /// The top-level op of `body` that holds `op` (itself when at top level).
@@ -233,17 +282,25 @@ impl Plan {
         let mut affine = Affine { l, iv, memo: HashMap::new(), consts: &constant_index };
         let accesses: Vec<Access> = nested.iter().filter_map(|o| Access::read(*o)).collect();
 
-        // The element index, and each access's offset from it.
+        // The element index, and each access's offset from it (modulo the
+        // period for a wrapped index, `(k + c) % n`, in (-n/2, n/2]).
         let mut k: Option<Value> = None;
-        let mut offsets: HashMap<Op, i64> = HashMap::new();
+        let mut period: Option<i64> = None;
+        let mut offsets: HashMap<Op, (i64, bool)> = HashMap::new();
         for a in &accesses {
             for x in &a.indices {
-                let (Some(base), offset) = ops::index_offset(*x) else { continue };
+                let (inner, n) = wrapped(*x).map_or((*x, None), |(y, n)| (y, Some(n)));
+                let (Some(base), offset) = ops::index_offset(inner) else { continue };
                 match affine.coefficient(base) {
                     Some(0) => {}
-                    Some(1 | -1) if k.is_none_or(|k| k == base) && !offsets.contains_key(&a.op) => {
+                    Some(1 | -1) if k.is_none_or(|k| k == base) && !offsets.contains_key(&a.op) && (n.is_none() || period.is_none_or(|p| Some(p) == n)) => {
                         k = Some(base);
-                        offsets.insert(a.op, offset);
+                        period = period.or(n);
+                        let offset = n.map_or(offset, |n| {
+                            let c = offset.rem_euclid(n);
+                            if c > n / 2 { c - n } else { c }
+                        });
+                        offsets.insert(a.op, (offset, n.is_some()));
                     }
                     _ => return None,
                 }
@@ -278,7 +335,7 @@ impl Plan {
         let is_update = |a: &Access| matches!(a.kind, AccessKind::AtomicAdd | AccessKind::AtomicSub);
         let mut counts: HashMap<i64, usize> = HashMap::new();
         for a in accesses.iter().filter(|a| is_update(a)) {
-            if let Some(o) = offsets.get(&a.op) {
+            if let Some((o, _)) = offsets.get(&a.op) {
                 *counts.entry(*o).or_default() += 1;
             }
         }
@@ -286,10 +343,19 @@ impl Plan {
         let shifted: Vec<(Op, i64)> = accesses
             .iter()
             .filter(|a| is_update(a))
-            .filter_map(|a| offsets.get(&a.op).filter(|o| **o != reference).map(|o| (a.op, o - reference)))
+            .filter_map(|a| offsets.get(&a.op).filter(|(o, _)| *o != reference).map(|(o, _)| (a.op, o - reference)))
             .collect();
         if shifted.is_empty() || shifted.iter().any(|(u, _)| u.block() != Some(body)) {
             return None;
+        }
+        // A wrapped loop runs over one period exactly, [0, n), iteration k
+        // owning element k; its moved updates all wrap (their sources
+        // exist: no border iterations).
+        if let Some(n) = period {
+            let range = Self::constant_range(l, body, k, &k_slice)?;
+            if range != (0, n) || reference != 0 || shifted.iter().any(|(u, _)| offsets.get(u).is_some_and(|(_, w)| !w)) {
+                return None;
+            }
         }
 
         // Iterations commute: writes of one field are adds, apart, or of the
@@ -327,7 +393,21 @@ impl Plan {
                 }
             }
         }
-        Some(Plan { l, body, k, k_chain, k_slice, shifted, deferred })
+        Some(Plan { l, body, k, k_chain, k_slice, shifted, deferred, period })
+    }
+
+    /// `k`'s range `[lo, hi)` over the loop's iterations, when constant and
+    /// not empty.
+    fn constant_range(l: Op, body: Block, k: Value, k_slice: &[Op]) -> Option<(i64, i64)> {
+        let (lb, ub) = (evaluate(l.operand(0), &HashMap::new(), 0)?, evaluate(l.operand(1), &HashMap::new(), 0)?);
+        let at = |iv: i64| -> Option<i64> {
+            let known = HashMap::from([(body.arg(0), iv)]);
+            // k's slice is arithmetic on iv and values the loop does not change.
+            k_slice.iter().all(|op| op.results().iter().all(|r| evaluate(*r, &known, 0).is_some())).then_some(())?;
+            evaluate(k, &known, 0)
+        };
+        let (first, last) = (at(lb)?, at(ub.checked_sub(1)?)?);
+        (lb < ub).then(|| (first.min(last), first.max(last) + 1))
     }
 
     /// Whether store `w` to the iteration's own element may run after all
@@ -376,9 +456,19 @@ impl Plan {
         let e = bin("arith.addi", hi, index(above));
         let main_end = bin("arith.maxsi", b, c);
         let bounds = Bounds { lo, hi };
-        self.emit_loop(at, a, bin("arith.minsi", b, e), Some(&bounds));
-        self.emit_loop(at, b, main_end, None);
-        self.emit_loop(at, main_end, e, Some(&bounds));
+        match self.period {
+            // One period, [lo, hi) = [0, n): at its ends the sources wrap.
+            Some(n) => {
+                self.emit_loop(at, lo, bin("arith.minsi", b, hi), Sources::Wrap(n));
+                self.emit_loop(at, b, main_end, Sources::Exist);
+                self.emit_loop(at, main_end, hi, Sources::Wrap(n));
+            }
+            None => {
+                self.emit_loop(at, a, bin("arith.minsi", b, e), Sources::Guarded(&bounds));
+                self.emit_loop(at, b, main_end, Sources::Exist);
+                self.emit_loop(at, main_end, e, Sources::Guarded(&bounds));
+            }
+        }
         if !self.deferred.is_empty() {
             let (new, body, end) = self.build_loop(at, lo, hi);
             let mut map = ValueMap::from([(self.k, body.arg(0))]);
@@ -393,12 +483,16 @@ impl Plan {
     }
 
     /// A loop over elements `from..to`: each iteration the old body's own
-    /// work, then each moved update from its source iteration; `guard`ed
-    /// (border iterations), each under an `scf.if` that its iteration exists.
-    fn emit_loop(&self, at: Cursor, from: Value, to: Value, guard: Option<&Bounds>) {
+    /// work, then each moved update from its source iteration, found as
+    /// `sources` says.
+    fn emit_loop(&self, at: Cursor, from: Value, to: Value, sources: Sources) {
         let loc = self.l.loc();
         let (new, body, end) = self.build_loop(at, from, to);
         let j = body.arg(0);
+        let guard = match sources {
+            Sources::Guarded(bounds) => Some(bounds),
+            Sources::Exist | Sources::Wrap(_) => None,
+        };
         let inside = |e: Cursor, k: Value| guard.map(|g| g.contains(e, k, loc)).map_or(e, |cond| {
             let (_, then_b, else_b) = ops::build_if(e, cond, &[], loc);
             ops::build_yield(else_b, &[], loc);
@@ -417,10 +511,26 @@ impl Plan {
         }
         // Each moved update, from iteration j - shift.
         for (u, shift) in &self.shifted {
-            let source = ops::build_binary(e, "arith.addi", j, ops::const_index(e, -shift, loc), loc);
+            let source = match sources {
+                // (j - shift) mod n, from j + n - shift in [1, 2n).
+                Sources::Wrap(n) => {
+                    let up = ops::build_binary(e, "arith.addi", j, ops::const_index(e, n - shift, loc), loc);
+                    ops::build_binary(e, "arith.remsi", up, ops::const_index(e, n, loc), loc)
+                }
+                Sources::Exist | Sources::Guarded(_) => ops::build_binary(e, "arith.addi", j, ops::const_index(e, -shift, loc), loc),
+            };
             let spot = inside(e, source);
             let mut map = ValueMap::from([(self.k, source)]);
-            self.clone_with_slice(*u, spot, &mut map);
+            let moved = self.clone_with_slice(*u, spot, &mut map);
+            if self.period.is_some() {
+                // Its wrapped index is element j itself: say so (LLVM sees
+                // the element the iteration owns, not a remainder of one).
+                for (i, x) in u.operands().into_iter().enumerate().skip(1) {
+                    if wrapped(x).is_some_and(|(y, _)| ops::index_offset(y).0 == Some(self.k)) {
+                        moved.set_operand(i, j);
+                    }
+                }
+            }
         }
         crate::simplify::remove_unused(new);
     }
@@ -438,14 +548,25 @@ impl Plan {
         (new.op, new.body, end)
     }
 
-    /// Clones `op` at `at` after the ops of the body it depends on.
-    fn clone_with_slice(&self, op: Op, at: Cursor, map: &mut ValueMap) {
+    /// Clones `op` at `at` after the ops of the body it depends on; the clone.
+    fn clone_with_slice(&self, op: Op, at: Cursor, map: &mut ValueMap) -> Op {
         let slice = operand_slice(self.l, self.body, op, self.k, &self.k_chain, true).unwrap_or_default();
         for s in slice {
             clone_mapped(s, at, map);
         }
-        clone_mapped(op, at, map);
+        clone_mapped(op, at, map)
     }
+}
+
+/// Where a loop of the rewrite finds each moved update's source iteration
+/// `j - shift`.
+enum Sources<'a> {
+    /// It exists (the main loop).
+    Exist,
+    /// It may not: each update under a test that it is in the old range.
+    Guarded(&'a Bounds),
+    /// At `(j - shift) mod n` (a wrapped loop's ends).
+    Wrap(i64),
 }
 
 /// The element range of the old loop, for the border iterations' guards.

@@ -490,6 +490,74 @@ func.func @scatter_parallel(%lo: index, %hi: index) attributes {ds.kernel} {
     }
 }
 
+/// A periodic stencil's adjoint along a serial loop over one period
+/// (`g[i, (j + 1) % 40] += 2 y`, `g[i, (j + 39) % 40] -= y`, `g[i, j] += y`,
+/// y zeroed): gathered, with sources that wrap at the loop's ends; and the
+/// same over [0, 39), which is not a period (so left as it is). Both give
+/// the plain loop's result exactly, on one thread and on three.
+#[test]
+fn gathered_periodic_updates_match_the_scatter() {
+    let (rows, n) = (5usize, 40usize);
+    let kernel = |name: &str, end: usize| {
+        format!(
+            r#"
+func.func @{name}() attributes {{ds.kernel}} {{
+  %c0 = arith.constant 0 : index
+  %c5 = arith.constant 5 : index
+  "ds.parallel_for"(%c0, %c5) ({{
+  ^bb0(%i: index):
+    %c0b = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %end = arith.constant {end} : index
+    %n = arith.constant 40 : index
+    %c39 = arith.constant 39 : index
+    scf.for %j = %c0b to %end step %c1 {{
+      %y = "ds.load"(%i, %j) {{field = @y}} : (index, index) -> f64
+      %zero = arith.constant 0.0 : f64
+      "ds.store"(%zero, %i, %j) {{field = @y}} : (f64, index, index) -> ()
+      %two = arith.constant 2.0 : f64
+      %a = arith.mulf %y, %two : f64
+      %jp = arith.addi %j, %c1 : index
+      %right = arith.remsi %jp, %n : index
+      %jm = arith.addi %j, %c39 : index
+      %left = arith.remsi %jm, %n : index
+      "ds.atomic_add"(%a, %i, %right) {{field = @g}} : (f64, index, index) -> ()
+      "ds.atomic_sub"(%y, %i, %left) {{field = @g}} : (f64, index, index) -> ()
+      "ds.atomic_add"(%y, %i, %j) {{field = @g}} : (f64, index, index) -> ()
+    }}
+    gpu.yield
+  }}) : (index, index) -> ()
+  return
+}}"#
+        )
+    };
+    let src = fields_without_grad(&[("y", "f64", &format!("{rows}, {n}")), ("g", "f64", &format!("{rows}, {n}"))])
+        + &kernel("period", n)
+        + &kernel("not_a_period", n - 1);
+    let mut p = program(&src);
+    let y0: Vec<f64> = (0..rows * n).map(|e| ((e * 5) % 13) as f64 + 1.0).collect();
+    for threads in [1, 3] {
+        for (name, end) in [("period", n), ("not_a_period", n - 1)] {
+            let (mut y, mut g) = (y0.clone(), vec![0.0; rows * n]);
+            for i in 0..rows {
+                for j in 0..end {
+                    let v = y[i * n + j];
+                    y[i * n + j] = 0.0;
+                    g[i * n + (j + 1) % n] += 2.0 * v;
+                    g[i * n + (j + n - 1) % n] -= v;
+                    g[i * n + j] += v;
+                }
+            }
+            p.field_mut("y").unwrap().copy_from(&y0).unwrap();
+            p.field_mut("g").unwrap().copy_from(&vec![0.0; rows * n]).unwrap();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| p.launch(name, &[])).unwrap();
+            assert_eq!(p.field("y").unwrap().to_vec::<f64>().unwrap(), y, "y, {name}, {threads} threads");
+            assert_eq!(p.field("g").unwrap().to_vec::<f64>().unwrap(), g, "g, {name}, {threads} threads");
+        }
+    }
+}
+
 /// A stencil's adjoint (`h[i] += 1; h[i + 1] += 1; h[i + 2] -= 1`, band 2)
 /// runs without atomics on four threads, on chunks longer than the band,
 /// even chunks and then odd ones: every element gets exactly its updates (no

@@ -156,3 +156,36 @@ func.func @parallel_three_point(%n: index) attributes {ds.kernel} {
   }) : (index, index) -> ()
   return
 }
+
+// -----
+// A periodic stencil's adjoint over one period (j in [0, 16), indices (j + 1)
+// % 16 and (j + 15) % 16): iteration j owns g[i, j], every source exists.
+// The main loop [1, 15) reads y[i, j - 1] and y[i, j + 1] (no remainder);
+// iterations 0 and 15 (inlined by canonicalize: one iteration each) read
+// the wrapped ones, y[i, 15] and y[i, 0].
+
+"ds.field"() {sym_name = "y", element_type = f32, shape = array<i64: 4, 16>} : () -> ()
+"ds.field"() {sym_name = "g", element_type = f32, shape = array<i64: 4, 16>} : () -> ()
+func.func @periodic() attributes {ds.kernel} {
+  %c0 = arith.constant 0 : index
+  %c4 = arith.constant 4 : index
+  "ds.parallel_for"(%c0, %c4) ({
+  ^bb0(%i: index):
+    %c0b = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c15 = arith.constant 15 : index
+    %c16 = arith.constant 16 : index
+    scf.for %j = %c0b to %c16 step %c1 {
+      %y = "ds.load"(%i, %j) {field = @y} : (index, index) -> f32
+      %jp = arith.addi %j, %c1 : index
+      %right = arith.remsi %jp, %c16 : index
+      %jm = arith.addi %j, %c15 : index
+      %left = arith.remsi %jm, %c16 : index
+      "ds.atomic_add"(%y, %i, %right) {field = @g} : (f32, index, index) -> ()
+      "ds.atomic_add"(%y, %i, %j) {field = @g} : (f32, index, index) -> ()
+      "ds.atomic_sub"(%y, %i, %left) {field = @g} : (f32, index, index) -> ()
+    }
+    gpu.yield
+  }) : (index, index) -> ()
+  return
+}
