@@ -5,7 +5,7 @@
 //! their gradients, from `examples/kernels/mass_spring_simple.mlir`).
 //! Headline: the largest checked/unchecked time ratio.
 
-use crate::cases::{median, saxpy_source, time};
+use crate::cases::{compare, saxpy_source};
 use ds_runtime::{Arg, CompileOptions, Error, Program};
 
 const STENCIL: &str = include_str!("../../test/kernels/stencil.mlir");
@@ -16,20 +16,6 @@ const STEPS: i64 = 1024;
 fn both(source: &str, name: &str, autodiff: bool) -> Result<[Program; 2], Error> {
     let build = |check_bounds| Program::with_options(source, name, &CompileOptions { check_bounds, autodiff, ..Default::default() });
     Ok([build(true)?, build(false)?])
-}
-
-/// Median seconds of `run` on each build, interleaved over `rounds`.
-fn compare(builds: &mut [Program; 2], rounds: usize, run: impl Fn(&mut Program) -> Result<(), Error>) -> Result<[f64; 2], Error> {
-    let mut times = [Vec::new(), Vec::new()];
-    for _ in 0..rounds {
-        for (p, t) in builds.iter_mut().zip(&mut times) {
-            let mut result = Ok(());
-            t.push(time(|| result = run(p)));
-            result?;
-        }
-    }
-    let [checked, unchecked] = times;
-    Ok([median(checked), median(unchecked)])
 }
 
 fn mass_spring_step(p: &mut Program) -> Result<(), Error> {

@@ -18,6 +18,21 @@ pub fn time(mut f: impl FnMut()) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
+/// Median seconds of `run` on each of two builds, interleaved (A B A B)
+/// over `rounds`.
+pub fn compare(builds: &mut [Program; 2], rounds: usize, run: impl Fn(&mut Program) -> Result<(), Error>) -> Result<[f64; 2], Error> {
+    let mut times = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (p, t) in builds.iter_mut().zip(&mut times) {
+            let mut result = Ok(());
+            t.push(time(|| result = run(p)));
+            result?;
+        }
+    }
+    let [a, b] = times;
+    Ok([median(a), median(b)])
+}
+
 /// y = a*x + y over `n` f32 elements.
 pub fn saxpy_source(n: usize) -> String {
     fields_without_grad(&[("x", "f32", &n.to_string()), ("y", "f32", &n.to_string())])

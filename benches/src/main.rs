@@ -15,6 +15,9 @@
 //!   `stencil_time_ratio_vs_rust` (ds-run --time times the same launches).
 //! - `zero`: clearing a 128 MiB field (as backward clears adjoints) against a
 //!   memset; headline `zero_time_ratio_vs_memset`.
+//! - `gather`: stencil adjoints in gather form (`ds-gather-updates`) against
+//!   the scatters they replace, on a 512^2 grid and a 2^20 line; headline
+//!   `gather_time_ratio_vs_scatter`.
 //! - `checkpoint`: backward through 1000 steps of overwritten state under each
 //!   checkpoint policy; headline `binomial_peak_memory_ratio_vs_store_all`.
 //! - `sparse`: a five-point stencil over a 1024^2 field about 2% active,
@@ -33,6 +36,7 @@ mod bounds;
 mod cases;
 mod checkpoint;
 mod fuzz;
+mod gather;
 mod gpu;
 mod sparse;
 
@@ -65,11 +69,12 @@ fn main() {
         (Some("stencil"), _) => cases::stencil(),
         (Some("checkpoint"), _) => checkpoint::run(),
         (Some("bounds"), _) => bounds::run(),
+        (Some("gather"), _) => gather::run(),
         (Some("zero"), _) => cases::zero(),
         (Some("sparse"), _) => sparse::run(),
         _ => {
             eprintln!(
-                "usage: ds-bench saxpy|launch|grad_elementwise|stencil|bounds|checkpoint|zero|sparse|gpu-check [--arch cpu|cuda]
+                "usage: ds-bench saxpy|launch|grad_elementwise|stencil|bounds|gather|checkpoint|zero|sparse|gpu-check [--arch cpu|cuda]
        ds-bench fuzz [--runs N] [--seed S] [--save DIR] [--jobs J] [--timeout SECS]"
             );
             std::process::exit(2);

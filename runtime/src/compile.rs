@@ -43,11 +43,25 @@ pub struct CompileOptions {
     /// (`ds-simplify`: `x * 0` is 0, `x + 0` is x, constants folded): the
     /// default, as Taichi's `fast_math=True`. Off, IEEE semantics are kept.
     pub fast_math: bool,
+    /// On the CPU, make a loop's updates of neighbouring elements (a
+    /// stencil's adjoint) gathers, one element per iteration
+    /// (`ds-gather-updates`): the default. Off, they stay scatters (for
+    /// comparison: `ds-bench gather`).
+    pub gather_updates: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { check_bounds: true, autodiff: false, forward_mode: false, check_finite: false, switches: false, autodiff_options: Vec::new(), fast_math: true }
+        CompileOptions {
+            check_bounds: true,
+            autodiff: false,
+            forward_mode: false,
+            check_finite: false,
+            switches: false,
+            autodiff_options: Vec::new(),
+            fast_math: true,
+            gather_updates: true,
+        }
     }
 }
 
@@ -224,10 +238,10 @@ fn front_steps(options: &CompileOptions) -> Result<Vec<pipeline::Step>, Error> {
 }
 
 /// Kernels to task functions, with bounds checks when asked for; on the
-/// CPU, stencil updates along serial loops made gathers first (`ds-gather-updates`).
+/// CPU, stencil updates along loops made gathers first (`ds-gather-updates`).
 fn task_steps(options: &CompileOptions, target: &Target) -> Result<Vec<pipeline::Step>, Error> {
     let mut steps = pipeline::parse(ds_lowering::TO_TASKS).map_err(Error::Internal)?;
-    if matches!(target, Target::Cpu) {
+    if options.gather_updates && matches!(target, Target::Cpu) {
         steps.insert(0, pipeline::Step::Ds(&ds_passes::gather::PASS, PassOptions::default()));
     }
     if options.check_bounds {

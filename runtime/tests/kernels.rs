@@ -399,8 +399,9 @@ fn owned_and_shared_updates(n: i64) {
 /// `ds-gather-updates` makes every iteration update one element (the border
 /// iterations guarded, the zeroing deferred), which must give exactly the
 /// old loops' result for every range, empty and shorter than the stencil
-/// included, on one thread and on three. Values are small integers, so every
-/// sum is exact in any order.
+/// included, on one thread and on three, and so must the build without the
+/// pass (`CompileOptions::gather_updates` off). Values are small integers,
+/// so every sum is exact in any order.
 #[test]
 fn gathered_stencil_updates_match_the_scatter() {
     let (rows, cols) = (6usize, 44usize);
@@ -458,34 +459,37 @@ func.func @scatter_parallel(%lo: index, %hi: index) attributes {ds.kernel} {
   return
 }
 "#;
-    let mut p = program(&src);
-    let y0: Vec<f64> = (0..rows * cols).map(|e| ((e * 7) % 11) as f64 + 1.0).collect();
-    for threads in [1, 3] {
-        for (lo, hi) in [(5usize, 5usize), (9, 3), (1, 2), (1, 3), (2, 5), (4, 8), (1, 41), (3, 40)] {
-            let (mut y, mut g) = (y0.clone(), vec![0.0; (rows + 1) * cols]);
-            for i in 0..rows {
-                for j in (lo..hi).rev() {
-                    let v = y[i * cols + j];
-                    y[i * cols + j] = 0.0;
-                    g[i * cols + j - 1] += 3.0 * v;
-                    g[i * cols + j] += v;
-                    g[i * cols + j + 2] -= v;
-                    g[(i + 1) * cols + j] += v;
+    // With the gathers (the default) and without (the scatters as written).
+    for gather_updates in [true, false] {
+        let mut p = Program::with_options(&src, "scatter.mlir", &CompileOptions { gather_updates, ..Default::default() }).unwrap();
+        let y0: Vec<f64> = (0..rows * cols).map(|e| ((e * 7) % 11) as f64 + 1.0).collect();
+        for threads in [1, 3] {
+            for (lo, hi) in [(5usize, 5usize), (9, 3), (1, 2), (1, 3), (2, 5), (4, 8), (1, 41), (3, 40)] {
+                let (mut y, mut g) = (y0.clone(), vec![0.0; (rows + 1) * cols]);
+                for i in 0..rows {
+                    for j in (lo..hi).rev() {
+                        let v = y[i * cols + j];
+                        y[i * cols + j] = 0.0;
+                        g[i * cols + j - 1] += 3.0 * v;
+                        g[i * cols + j] += v;
+                        g[i * cols + j + 2] -= v;
+                        g[(i + 1) * cols + j] += v;
+                    }
                 }
+                p.field_mut("y").unwrap().copy_from(&y0).unwrap();
+                p.field_mut("g").unwrap().copy_from(&vec![0.0; (rows + 1) * cols]).unwrap();
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| p.launch("scatter", &[Arg::Index(lo as i64), Arg::Index(hi as i64)])).unwrap();
+                assert_eq!(p.field("y").unwrap().to_vec::<f64>().unwrap(), y, "y, range {lo}..{hi}, {threads} threads");
+                assert_eq!(p.field("g").unwrap().to_vec::<f64>().unwrap(), g, "g, range {lo}..{hi}, {threads} threads");
+                // Row 0 again, as the parallel loop's 1-D fields.
+                p.field_mut("y1").unwrap().copy_from(&y0[..cols]).unwrap();
+                p.field_mut("g1").unwrap().copy_from(&vec![0.0; cols]).unwrap();
+                pool.install(|| p.launch("scatter_parallel", &[Arg::Index(lo as i64), Arg::Index(hi as i64)])).unwrap();
+                let g_row: Vec<f64> = g[..cols].to_vec();
+                assert_eq!(p.field("y1").unwrap().to_vec::<f64>().unwrap(), y[..cols].to_vec(), "y1, range {lo}..{hi}, {threads} threads");
+                assert_eq!(p.field("g1").unwrap().to_vec::<f64>().unwrap(), g_row, "g1, range {lo}..{hi}, {threads} threads");
             }
-            p.field_mut("y").unwrap().copy_from(&y0).unwrap();
-            p.field_mut("g").unwrap().copy_from(&vec![0.0; (rows + 1) * cols]).unwrap();
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| p.launch("scatter", &[Arg::Index(lo as i64), Arg::Index(hi as i64)])).unwrap();
-            assert_eq!(p.field("y").unwrap().to_vec::<f64>().unwrap(), y, "y, range {lo}..{hi}, {threads} threads");
-            assert_eq!(p.field("g").unwrap().to_vec::<f64>().unwrap(), g, "g, range {lo}..{hi}, {threads} threads");
-            // Row 0 again, as the parallel loop's 1-D fields.
-            p.field_mut("y1").unwrap().copy_from(&y0[..cols]).unwrap();
-            p.field_mut("g1").unwrap().copy_from(&vec![0.0; cols]).unwrap();
-            pool.install(|| p.launch("scatter_parallel", &[Arg::Index(lo as i64), Arg::Index(hi as i64)])).unwrap();
-            let g_row: Vec<f64> = g[..cols].to_vec();
-            assert_eq!(p.field("y1").unwrap().to_vec::<f64>().unwrap(), y[..cols].to_vec(), "y1, range {lo}..{hi}, {threads} threads");
-            assert_eq!(p.field("g1").unwrap().to_vec::<f64>().unwrap(), g_row, "g1, range {lo}..{hi}, {threads} threads");
         }
     }
 }
