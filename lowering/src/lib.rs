@@ -37,6 +37,14 @@ macro_rules! to_tasks {
     };
 }
 
+/// The CPU's steps from kernels to task functions: stencil updates made
+/// gathers first (`ds-gather-updates`; the GPU runs a thread per element).
+macro_rules! cpu_tasks {
+    () => {
+        concat!("ds-gather-updates, ", to_tasks!())
+    };
+}
+
 /// scf/memref/arith/math to the LLVM dialect; field memrefs become bare
 /// pointers (their shapes are static).
 macro_rules! cpu_to_llvm {
@@ -58,6 +66,8 @@ gpu-module-to-binary{format=isa}"
 
 /// The steps from kernels to task functions.
 pub const TO_TASKS: &str = to_tasks!();
+/// The same on the CPU, with `ds-gather-updates` first.
+pub const CPU_TASKS: &str = cpu_tasks!();
 /// The steps from task functions (or host code) to the LLVM dialect.
 pub const CPU_TO_LLVM: &str = cpu_to_llvm!();
 /// The steps from the gpu.module to a gpu.binary holding PTX for `chip`,
@@ -95,7 +105,7 @@ fn check_libdevice(path: &str) -> Result<(), String> {
 pub static DS_TO_LLVM_CPU: NamedPipeline = NamedPipeline {
     name: "ds-to-llvm-cpu",
     summary: "ds-verify, ds-gather-updates, ds-lower-parallel-cpu, convert-ds-to-scf, canonicalize, cse, then scf/memref/math to LLVM",
-    elements: concat!("ds-verify, ds-gather-updates, ", to_tasks!(), ", ", cpu_to_llvm!()),
+    elements: concat!("ds-verify, ", cpu_tasks!(), ", ", cpu_to_llvm!()),
     options: &[],
 };
 

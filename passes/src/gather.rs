@@ -75,6 +75,8 @@ fn run(module: Op, _: &PassOptions) -> bool {
         return false;
     }
     for kernel in ops::kernels(ops::module_body(module)) {
+        // A rewritten loop is erased; no loop of the list is inside another
+        // that is rewritten (a qualifying body holds no loop).
         let loops: Vec<Op> = kernel.walk().into_iter().filter(|o| o.name() == "scf.for" || DsOp::of(*o) == Some(DsOp::ParallelFor)).collect();
         for l in loops {
             if let Some(plan) = Plan::of(kernel, l) {
@@ -107,14 +109,13 @@ struct Plan {
 
 /// How a value varies with the induction variable `iv`: `Some(a)` for
 /// `a * iv + (something the loop does not change)`, None when not so.
-struct Affine<'a> {
+struct Affine {
     l: Op,
     iv: Value,
     memo: HashMap<Value, Option<i64>>,
-    consts: &'a dyn Fn(Value) -> Option<i64>,
 }
 
-impl Affine<'_> {
+impl Affine {
     fn coefficient(&mut self, v: Value) -> Option<i64> {
         if v == self.iv {
             return Some(1);
@@ -134,7 +135,7 @@ impl Affine<'_> {
                     "arith.subi" => operand(self, 0).zip(operand(self, 1)).map(|(a, b)| a - b),
                     "arith.muli" => {
                         let (a, b) = (operand(self, 0), operand(self, 1));
-                        match ((self.consts)(d.operand(0)), (self.consts)(d.operand(1))) {
+                        match (ops::constant_int(d.operand(0)), ops::constant_int(d.operand(1))) {
                             (_, Some(c)) => a.map(|a| a * c),
                             (Some(c), _) => b.map(|b| b * c),
                             _ => (a == Some(0) && b == Some(0)).then_some(0),
@@ -167,14 +168,10 @@ fn allowed_in_body(op: Op) -> bool {
     )
 }
 
-fn constant_index(v: Value) -> Option<i64> {
-    v.defining_op().filter(|d| d.name() == "arith.constant").and_then(|d| d.attr("value")?.as_int())
-}
-
 /// `(y, n)` for an index `y % n` (`arith.remsi`/`remui`) with a constant n > 1.
 fn wrapped(v: Value) -> Option<(Value, i64)> {
     let d = v.defining_op().filter(|d| matches!(d.name().as_str(), "arith.remsi" | "arith.remui"))?;
-    constant_index(d.operand(1)).filter(|n| *n > 1).map(|n| (d.operand(0), n))
+    ops::constant_int(d.operand(1)).filter(|n| *n > 1).map(|n| (d.operand(0), n))
 }
 
 /// The value of an index computed by constants and integer arithmetic from
@@ -267,7 +264,7 @@ fn operand_slice(l: Op, body: Block, op: Op, k: Value, k_chain: &HashSet<Op>, lo
 impl Plan {
     fn of(kernel: Op, l: Op) -> Option<Plan> {
         let unit_step = match l.num_operands() {
-            3 => l.name() == "scf.for" && constant_index(l.operand(2)) == Some(1),
+            3 => l.name() == "scf.for" && ops::constant_int(l.operand(2)) == Some(1),
             n => n == 2 && DsOp::of(l) == Some(DsOp::ParallelFor),
         };
         if l.num_results() != 0 || !unit_step {
@@ -279,7 +276,7 @@ impl Plan {
         if !nested.iter().all(|o| allowed_in_body(*o)) {
             return None;
         }
-        let mut affine = Affine { l, iv, memo: HashMap::new(), consts: &constant_index };
+        let mut affine = Affine { l, iv, memo: HashMap::new() };
         let accesses: Vec<Access> = nested.iter().filter_map(|o| Access::read(*o)).collect();
 
         // The element index, and each access's offset from it (modulo the
@@ -374,17 +371,16 @@ impl Plan {
         }
 
         // Recomputed loads read what the moved update's iteration read.
-        let chain = k_chain.clone();
         let mut deferred: Vec<Op> = Vec::new();
         for (u, _) in &shifted {
-            let slice = operand_slice(l, body, *u, k, &chain, true)?;
+            let slice = operand_slice(l, body, *u, k, &k_chain, true)?;
             for load in slice.iter().filter_map(|o| Access::read(*o)) {
                 for w in accesses.iter().filter(|w| w.field == load.field && w.kind.writes()) {
                     if ops::provably_apart(kernel, &load.indices, &w.indices) {
                         continue;
                     }
                     let known = deferred.contains(&w.op);
-                    if w.kind != AccessKind::Store || !own(&load, w) || (!known && !Self::deferrable(kernel, l, w, &accesses, k, &chain)) {
+                    if w.kind != AccessKind::Store || !own(&load, w) || (!known && !Self::deferrable(kernel, l, body, w, &accesses, k, &k_chain)) {
                         return None;
                     }
                     if !known {
@@ -414,8 +410,7 @@ impl Plan {
     /// the loop's other work: at top level, its value computed without
     /// loads, after every load of its field, and the only kind of write to
     /// its element.
-    fn deferrable(kernel: Op, l: Op, w: &Access, accesses: &[Access], k: Value, k_chain: &HashSet<Op>) -> bool {
-        let Some(body) = l.region(0).first_block() else { return false };
+    fn deferrable(kernel: Op, l: Op, body: Block, w: &Access, accesses: &[Access], k: Value, k_chain: &HashSet<Op>) -> bool {
         let position = |op: Op| top_level(op, body).and_then(|t| body.ops().iter().position(|o| *o == t));
         let Some(at) = position(w.op).filter(|_| w.op.block() == Some(body)) else { return false };
         operand_slice(l, body, w.op, k, k_chain, false).is_some()

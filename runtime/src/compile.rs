@@ -240,10 +240,8 @@ fn front_steps(options: &CompileOptions) -> Result<Vec<pipeline::Step>, Error> {
 /// Kernels to task functions, with bounds checks when asked for; on the
 /// CPU, stencil updates along loops made gathers first (`ds-gather-updates`).
 fn task_steps(options: &CompileOptions, target: &Target) -> Result<Vec<pipeline::Step>, Error> {
-    let mut steps = pipeline::parse(ds_lowering::TO_TASKS).map_err(Error::Internal)?;
-    if options.gather_updates && matches!(target, Target::Cpu) {
-        steps.insert(0, pipeline::Step::Ds(&ds_passes::gather::PASS, PassOptions::default()));
-    }
+    let tasks = if options.gather_updates && matches!(target, Target::Cpu) { ds_lowering::CPU_TASKS } else { ds_lowering::TO_TASKS };
+    let mut steps = pipeline::parse(tasks).map_err(Error::Internal)?;
     if options.check_bounds {
         for s in &mut steps {
             if let pipeline::Step::Ds(info, opts) = s

@@ -7,8 +7,9 @@
 //! thread count, which both respect); short ranges run inline, so small
 //! kernels pay no thread hand-off. A task whose shared updates all go to
 //! reduction targets (`Task::private`) may instead run its serial twin on
-//! every thread, each into private copies of the targets (of the one row a
-//! launch updates, when it updates one), summed into the targets after,
+//! every thread, the first into the targets, the others into private
+//! copies of them (of the one row a launch updates, when it updates one),
+//! added into the targets after,
 //! when the estimated work says that beats atomics and one thread; the
 //! copies' buffers are kept between launches. Arguments are checked against the kernel's parameters, and the
 //! status buffer of checked tasks is read after each task.
@@ -522,10 +523,11 @@ unsafe fn run_range(
     }
 }
 
-/// What a private copy costs per element and lane, in ops: zeroed by its
-/// lane, then summed into the target (smoke's gradients on the 2-vCPU VM:
-/// about 0.27 ns per element and lane, where an op of a task's work
-/// estimate is about 0.07 ns).
+/// What a private copy costs per element and lane, in ops: read when added
+/// into the target, what the lane touched added and zeroed again (measured
+/// when copies were zeroed up front and summed whole, smoke's gradients on
+/// the 2-vCPU VM: about 0.27 ns per element and lane, where an op of a
+/// task's work estimate is about 0.07 ns; now an upper bound).
 const PRIVATE_COST: i64 = 4;
 /// ...and per launch: the second round of jobs on the pool (the sums).
 const PRIVATE_OVERHEAD: i64 = 1 << 16;

@@ -47,16 +47,20 @@ pub fn has_side_effect(op: Op) -> bool {
     })
 }
 
+/// The value of an integer or index `arith.constant`.
+pub fn constant_int(v: Value) -> Option<i64> {
+    v.defining_op().filter(|d| d.name() == "arith.constant").and_then(|d| d.attr("value")?.as_int())
+}
+
 /// An index as `base + offset` through `arith.addi`/`arith.subi` with
 /// constants: `base` is None for a constant index.
 pub fn index_offset(v: Value) -> (Option<Value>, i64) {
     let Some(def) = v.defining_op() else { return (Some(v), 0) };
-    let constant = |x: Value| x.defining_op().filter(|d| d.name() == "arith.constant").and_then(|d| d.attr("value")?.as_int());
     match def.name().as_str() {
-        "arith.constant" => (None, constant(v).unwrap_or(0)),
+        "arith.constant" => (None, constant_int(v).unwrap_or(0)),
         "arith.addi" | "arith.subi" => {
             let sign = if def.name() == "arith.addi" { 1 } else { -1 };
-            match (constant(def.operand(0)), constant(def.operand(1))) {
+            match (constant_int(def.operand(0)), constant_int(def.operand(1))) {
                 (_, Some(c)) => {
                     let (b, o) = index_offset(def.operand(0));
                     (b, o + sign * c)
