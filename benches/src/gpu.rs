@@ -1,6 +1,9 @@
 //! The GPU cases: `gpu-check` runs every kernel of `test/kernels` and its
 //! generated gradient on the CPU and on the GPU from the same inputs and
-//! compares every field, then runs a checkpointing Tape on both; `saxpy --arch cuda` (64M f32) measures bandwidth against a
+//! compares every field, then runs a checkpointing Tape on both, then
+//! rounds of a sparse field's life (cells activated by kernel writes,
+//! a struct_for over them, its gradient, blocks deactivated and collected)
+//! on both; `saxpy --arch cuda` (64M f32) measures bandwidth against a
 //! device-to-device copy in the same run.
 
 use crate::cases::{median, saxpy_source, time};
@@ -75,8 +78,9 @@ pub fn gpu_check() -> Result<(), Error> {
     let tape_diff = tape_check()?;
     let tape_ok = tape_diff <= 1e-9;
     println!("tape_binomial_gradient_max_diff_vs_largest: {tape_diff:.2e}");
+    let sparse = sparse_check()?;
     println!("gpu_check_kernels_passed: {passed}/{}", files.len());
-    if passed != files.len() || !tape_ok {
+    if passed != files.len() || !tape_ok || !sparse {
         return Err(Error::Internal(format!("gpu-check: CPU and GPU differ by more than {TOLERANCE}")));
     }
     Ok(())
@@ -116,6 +120,66 @@ fn tape_check() -> Result<f64, Error> {
     let (a, b) = (values::<f64, _>(&cpu, "w_grad")?, values::<f64, _>(&gpu, "w_grad")?);
     let scale = a.iter().fold(0.0, |m: f64, x| m.max(x.abs()));
     Ok(a.iter().zip(&b).map(|(x, y)| (x - y).abs() / scale).fold(0.0, f64::max))
+}
+
+/// What a round of `sparse_check.mlir` leaves: the fields' values (as f64)
+/// and the active cells of `u`, by name.
+type Observed = Vec<(String, Vec<f64>)>;
+
+/// Four rounds of `benches/kernels/sparse_check.mlir` on `p`: seed, laplace,
+/// energy and its gradient, cull; what each round leaves.
+fn sparse_rounds<B: Backend>(p: &mut B) -> Result<Observed, Error> {
+    let index = |p: &B, name: &str| p.field_index(name);
+    let (u, loss, loss_grad) = (index(p, "u")?, index(p, "loss")?, index(p, "loss_grad")?);
+    let (u_grad, v_grad) = (index(p, "u_grad")?, index(p, "v_grad")?);
+    let mut seen = Observed::new();
+    for t in 0..4 {
+        p.launch("seed", &[Arg::Index(t)])?;
+        p.launch("laplace", &[])?;
+        p.zero(loss)?;
+        p.launch("energy", &[])?;
+        p.fill(loss_grad, 1.0)?;
+        p.zero(v_grad)?;
+        p.zero(u_grad)?;
+        p.launch("energy_grad", &[])?;
+        p.launch("laplace_grad", &[])?;
+        for name in ["u", "v", "loss", "u_grad"] {
+            seen.push((format!("round {t}: @{name}"), values::<f32, _>(p, name)?.into_iter().map(f64::from).collect()));
+        }
+        let cells = p.sparse_field(u)?.active_cells();
+        seen.push((format!("round {t}: active cells of @u"), cells.iter().map(|c| (c[0] * 64 + c[1]) as f64).collect()));
+        p.launch("cull", &[Arg::Index(t)])?;
+        let blocks = p.sparse_field(u)?.sparse_stats()?.blocks;
+        seen.push((format!("round {t}: blocks of @u after cull"), vec![blocks as f64]));
+    }
+    Ok(seen)
+}
+
+/// The sparse rounds on the CPU and the GPU: whether every value agrees
+/// (the active sets exactly); prints the largest difference.
+fn sparse_check() -> Result<bool, Error> {
+    let source = include_str!("../kernels/sparse_check.mlir");
+    let options = CompileOptions { autodiff: true, ..Default::default() };
+    let mut cpu = Program::with_options(source, "sparse_check.mlir", &options)?;
+    let mut gpu = CudaProgram::new(source, "sparse_check.mlir", &options)?;
+    let (want, got) = (sparse_rounds(&mut cpu)?, sparse_rounds(&mut gpu)?);
+    let mut worst = (0.0f64, String::from("-"));
+    for ((what, a), (_, b)) in want.iter().zip(&got) {
+        if a.len() != b.len() {
+            worst = (f64::INFINITY, format!("{what}: {} on the CPU, {} on the GPU", a.len(), b.len()));
+            break;
+        }
+        for (k, (x, y)) in a.iter().zip(b).enumerate() {
+            let err = (x - y).abs() / x.abs().max(1.0);
+            if err > worst.0 {
+                worst = (err, format!("{what}[{k}]: cpu {x}, gpu {y}"));
+            }
+        }
+    }
+    let cells = want.iter().filter(|(w, _)| w.contains("active cells")).map(|(_, c)| c.len()).max().unwrap_or(0);
+    println!("sparse_check_most_active_cells: {cells}");
+    println!("sparse_check_max_rel_diff: {:.2e} {}", worst.0, worst.1);
+    Ok(cells > 0 && worst.0 <= TOLERANCE)
 }
 
 pub fn saxpy_cuda() -> Result<(), Error> {

@@ -59,8 +59,9 @@ fn main() {
     let result = match (name, arch) {
         (Some("saxpy"), "cuda") => gpu::saxpy_cuda(),
         (Some("gpu-check"), _) => gpu::gpu_check(),
+        (Some("sparse"), arch) => sparse::run(arch),
         (_, "cuda") => {
-            eprintln!("ds-bench: only saxpy and gpu-check run on cuda");
+            eprintln!("ds-bench: only saxpy, sparse and gpu-check run on cuda");
             std::process::exit(2);
         }
         (Some("saxpy"), _) => cases::saxpy(),
@@ -71,7 +72,6 @@ fn main() {
         (Some("bounds"), _) => bounds::run(),
         (Some("gather"), _) => gather::run(),
         (Some("zero"), _) => cases::zero(),
-        (Some("sparse"), _) => sparse::run(),
         _ => {
             eprintln!(
                 "usage: ds-bench saxpy|launch|grad_elementwise|stencil|bounds|gather|checkpoint|zero|sparse|gpu-check [--arch cpu|cuda]

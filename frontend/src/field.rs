@@ -23,7 +23,7 @@
 use crate::builder::{Carry, Expr, IntoIndex, Ty, constant, emit_load, emit_update, error, known_index};
 use crate::value::{Matrix, Vector};
 use ds_dialects::ops::AccessKind;
-use ds_runtime::{Backend, Element, Error, Program, SparseStats};
+use ds_runtime::{Backend, Element, Error, SparseStats};
 use crate::program::Param;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -682,16 +682,18 @@ impl<V: ElementKind, const D: usize> Field<V, D> {
     }
 }
 
-/// Host access to sparse fields (CPU programs: the host side of the pools
-/// lives there). Indices are cell indices; on a dense field the activity
-/// operations are a typed error and every cell is active.
+/// Host access to sparse fields, on CPU and CUDA programs alike
+/// ([`Backend::sparse_field`]: a CUDA program's host copy of the tree,
+/// brought up to date). Indices are cell indices; on a dense field the
+/// activity operations are a typed error and every cell is active (a CUDA
+/// program answers a dense field with a typed error).
 impl<V: ElementKind, const D: usize> Field<V, D> {
-    fn runtime_field<'p>(&self, p: &'p Program) -> Result<&'p ds_runtime::Field, Error> {
-        Ok(&p.fields()[self.decl.position_in(p)?])
+    fn runtime_field<'p, B: Backend>(&self, p: &'p B) -> Result<&'p ds_runtime::Field, Error> {
+        p.sparse_field(self.decl.position_in(p)?)
     }
-    fn runtime_field_mut<'p>(&self, p: &'p mut Program) -> Result<&'p mut ds_runtime::Field, Error> {
+    fn runtime_field_mut<'p, B: Backend>(&self, p: &'p mut B) -> Result<&'p mut ds_runtime::Field, Error> {
         let i = self.decl.position_in(p)?;
-        Ok(&mut p.fields_mut()[i])
+        p.sparse_field_mut(i)
     }
     /// The element index of a cell's first component.
     fn element_of(&self, cell: [usize; D]) -> Vec<usize> {
@@ -699,36 +701,36 @@ impl<V: ElementKind, const D: usize> Field<V, D> {
     }
 
     /// Blocks allocated, bytes reserved and in use, active cells (occupancy).
-    pub fn sparse_stats(&self, p: &Program) -> Result<SparseStats, Error> {
+    pub fn sparse_stats<B: Backend>(&self, p: &B) -> Result<SparseStats, Error> {
         self.runtime_field(p)?.sparse_stats()
     }
 
     /// The active cells, in block order then cell order.
-    pub fn active_cells(&self, p: &Program) -> Result<Vec<[usize; D]>, Error> {
+    pub fn active_cells<B: Backend>(&self, p: &B) -> Result<Vec<[usize; D]>, Error> {
         let cells = self.runtime_field(p)?.active_cells();
         Ok(cells.into_iter().map(|c| std::array::from_fn(|d| c[d])).collect())
     }
 
     /// Activates cell `cell` (allocating its block).
-    pub fn activate_cell(&self, p: &mut Program, cell: [usize; D]) -> Result<(), Error> {
+    pub fn activate_cell<B: Backend>(&self, p: &mut B, cell: [usize; D]) -> Result<(), Error> {
         let index = self.element_of(cell);
         self.runtime_field_mut(p)?.activate(&index)
     }
 
     /// Deactivates cell `cell` at its innermost sparse node (zeroing it).
-    pub fn deactivate_cell(&self, p: &mut Program, cell: [usize; D]) -> Result<(), Error> {
+    pub fn deactivate_cell<B: Backend>(&self, p: &mut B, cell: [usize; D]) -> Result<(), Error> {
         let index = self.element_of(cell);
         self.runtime_field_mut(p)?.deactivate(&index)
     }
 
     /// Whether cell `cell` is active.
-    pub fn is_active_cell(&self, p: &Program, cell: [usize; D]) -> Result<bool, Error> {
+    pub fn is_active_cell<B: Backend>(&self, p: &B, cell: [usize; D]) -> Result<bool, Error> {
         self.runtime_field(p)?.is_active(&self.element_of(cell))
     }
 
     /// Deactivates every cell of the field's tree (all fields placed there),
     /// returning every block to the pool (Taichi's `deactivate_all`).
-    pub fn deactivate_all(&self, p: &mut Program) -> Result<(), Error> {
+    pub fn deactivate_all<B: Backend>(&self, p: &mut B) -> Result<(), Error> {
         self.runtime_field_mut(p)?.deactivate_all()
     }
 
@@ -738,7 +740,7 @@ impl<V: ElementKind, const D: usize> Field<V, D> {
     /// other fields of the tree keep their values (after `deactivate_all`
     /// the active set is exactly the non-zero cells). [`Field::to_vec`] is
     /// the way back (inactive cells read 0).
-    pub fn from_dense(&self, p: &mut Program, values: &[V]) -> Result<(), Error> {
+    pub fn from_dense<B: Backend>(&self, p: &mut B, values: &[V]) -> Result<(), Error> {
         if values.len() != self.len() {
             return Err(Error::Length { field: self.decl.name.clone(), expected: self.len(), given: values.len() });
         }

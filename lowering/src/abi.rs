@@ -52,6 +52,15 @@ pub const TASK_LOOP: &str = "ds.task_loop";
 /// writes (a perfect nest, Taichi's `for i, j in ti.ndrange`): the GPU runs
 /// one thread per (i, j) instead of per i (`convert-ds-to-gpu`).
 pub const TASK_NEST: &str = "ds.task_nest";
+/// On the `scf.for` over the cells of a block of a `ds.struct_for` over a
+/// sparse tree (`crate::sparse::struct_for_block`: the first level below
+/// the one the task runs over, when its bound is a constant): the cells are
+/// independent, and the GPU may run one thread per cell (`convert-ds-to-gpu`).
+pub const CELL_LOOP: &str = "ds.cell_loop";
+/// On a GPU kernel whose iterations are the cells of the blocks of a
+/// `ds.struct_for`'s list (a flattened [`CELL_LOOP`]): the cells of a block,
+/// so the runtime launches that many threads per listed block.
+pub const TASK_CELLS: &str = "ds.task_cells";
 /// On a function using fields: the field names of its memref arguments.
 pub const FIELDS: &str = "ds.fields";
 /// On a function with run-time checks: each check ([`Check`]), numbered from 1.

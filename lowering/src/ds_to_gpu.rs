@@ -19,6 +19,14 @@
 //! mark, or when the inner bounds cannot be computed on the host, a 256 x
 //! 256 grid would run on 256 threads.
 //!
+//! A task of a `ds.struct_for` over a sparse tree runs one thread per cell
+//! of each block the same way: its loop over a block's cells
+//! (`abi::CELL_LOOP`, a constant trip count m) is flattened into the thread
+//! index when everything else its iteration runs around that loop only
+//! computes, loads and tests (the block's test, the list lookup), which
+//! each of the block's threads then repeats. The kernel is marked
+//! `abi::TASK_CELLS = m`, so the runtime launches m threads per listed block.
+//!
 //! Example:
 //! ```mlir
 //! func.func @k__task0(%b: index, %e: index, %x: memref<16xf32>) {
@@ -110,7 +118,15 @@ fn kernel_from_task(task: Op, range: Option<Op>, gpu_body: Block) {
         // it once and is consumed by this loop.
         unsafe { op.erase() };
     }
-    let nest = task.attr(abi::TASK_NEST).is_some().then(|| range.and_then(|r| Nest::of(&task_loops, entry, r))).flatten();
+    let nest = match range {
+        Some(r) if task.attr(abi::TASK_NEST).is_some() => Nest::of(&task_loops, entry, r, inner_loop),
+        Some(r) => Nest::of(&task_loops, entry, r, cell_loop).inspect(|nest| {
+            if let Some(m) = nest.constant_trip_count() {
+                kernel.set_attr(abi::TASK_CELLS, ctx.int_attr(ctx.int(64), m));
+            }
+        }),
+        None => None,
+    };
     match nest {
         Some(nest) => nest.flatten(&task_loops, entry),
         None => {
@@ -175,6 +191,30 @@ fn inner_loop(task_loop: Op) -> Option<Op> {
     (last.name() == "scf.for" && last.num_results() == 0 && !before.iter().any(nested_loop)).then_some(last)
 }
 
+/// The loop over a block's cells ([`abi::CELL_LOOP`]) of a task loop, when
+/// the ops around it in the task loop's body (those not inside it) only
+/// compute, load and test: repeated by every cell's thread, they compute
+/// the same. Its bounds must be constants (for [`abi::TASK_CELLS`]).
+fn cell_loop(task_loop: Op) -> Option<Op> {
+    let inside = task_loop.walk();
+    let marked: Vec<Op> = inside.iter().copied().filter(|o| o.name() == "scf.for" && o.attr(abi::CELL_LOOP).is_some()).collect();
+    let [cells] = marked[..] else { return None };
+    let mut up = cells.parent();
+    while let Some(p) = up.filter(|p| *p != task_loop) {
+        if p.name() != "scf.if" {
+            return None;
+        }
+        up = p.parent();
+    }
+    let computes = |o: &Op| {
+        let name = o.name();
+        name.starts_with("arith.") || name.starts_with("math.") || matches!(name.as_str(), "memref.load" | "scf.if" | "scf.yield")
+    };
+    let around_only_computes = inside.iter().filter(|o| **o != cells && !o.is_inside(cells)).all(computes);
+    let constant = (0..3).all(|k| ops::constant_int(cells.operand(k)).is_some());
+    (around_only_computes && constant && cells.num_results() == 0).then_some(cells)
+}
+
 /// Clones at `at` the arith ops computing `v` from constants and the task's
 /// parameters (entry arguments from 2 on, mapped by `param`); `None` when
 /// `v` needs anything else (the task loop's index, a load).
@@ -218,8 +258,9 @@ fn same_computation(a: Value, b: Value) -> bool {
 }
 
 impl Nest {
-    fn of(task_loops: &[Op], entry: Block, range: Op) -> Option<Nest> {
-        let inners: Vec<Op> = task_loops.iter().map(|l| inner_loop(*l)).collect::<Option<_>>()?;
+    /// The nest of `task_loops` whose inner loops `inner` finds.
+    fn of(task_loops: &[Op], entry: Block, range: Op, inner: fn(Op) -> Option<Op>) -> Option<Nest> {
+        let inners: Vec<Op> = task_loops.iter().map(|l| inner(*l)).collect::<Option<_>>()?;
         let first = *inners.first()?;
         let same = inners.iter().all(|i| (0..3).all(|k| same_computation(i.operand(k), first.operand(k))));
         // The bounds must be computable on the host: try on a scratch copy
@@ -233,6 +274,13 @@ impl Nest {
         // SAFETY: `scratch` is a detached copy no one else refers to.
         unsafe { scratch.erase() };
         (same && computable).then_some(Nest { inners, range })
+    }
+
+    /// The inner loops' trip count when their bounds are constants.
+    fn constant_trip_count(&self) -> Option<i64> {
+        let [lo, hi, step] = [0, 1, 2].map(|k| ops::constant_int(self.inners[0].operand(k)));
+        let (lo, hi, step) = (lo?, hi?, step?);
+        (step > 0).then(|| ((hi - lo).max(0) + step - 1) / step)
     }
 
     fn flatten(self, task_loops: &[Op], entry: Block) {

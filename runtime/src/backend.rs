@@ -4,9 +4,9 @@
 //! ([`CudaProgram`]) alike.
 
 use crate::compile::KernelInfo;
-use crate::cuda::CudaProgram;
+use crate::cuda::{CudaProgram, CudaSnapshot};
 use crate::error::Error;
-use crate::field::{Element, FieldInfo, Snapshot};
+use crate::field::{BufferInfo, Element, Field, FieldInfo, Snapshot};
 use crate::program::{Arg, Program};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -43,6 +43,21 @@ pub trait Backend {
     fn read<T: Element>(&self, field: usize, start: usize, out: &mut [T]) -> Result<(), Error>;
     /// Writes `values` into the elements `[start, start + values.len())` of a field.
     fn write<T: Element>(&mut self, field: usize, start: usize, values: &[T]) -> Result<(), Error>;
+    /// The host side of a sparse field (`Field::sparse_stats`, `active_cells`,
+    /// `activate`, `deactivate`, `is_active`, `deactivate_all`,
+    /// `from_dense`), up to date with the launches so far. A CPU program
+    /// gives any field (a dense one's cells are all active); a CUDA program
+    /// only sparse ones, from its host copy of their trees.
+    fn sparse_field(&self, field: usize) -> Result<&Field, Error>;
+    /// As [`Backend::sparse_field`], to change the field or its tree.
+    fn sparse_field_mut(&mut self, field: usize) -> Result<&mut Field, Error>;
+    /// The allocations holding the fields (a field's `placement.buffer` indexes them).
+    fn buffer_infos(&self) -> &[BufferInfo];
+    /// Waits until every launch so far has finished (a GPU runs them
+    /// asynchronously; a CPU program's launches return when done).
+    fn synchronize(&self) -> Result<(), Error> {
+        Ok(())
+    }
 
     fn field_index(&self, name: &str) -> Result<usize, Error> {
         self.field_infos().iter().position(|f| f.name == name).ok_or_else(|| Error::UnknownField { name: name.into() })
@@ -126,10 +141,19 @@ impl Backend for Program {
     fn write<T: Element>(&mut self, field: usize, start: usize, values: &[T]) -> Result<(), Error> {
         self.fields_mut()[field].write(start, values)
     }
+    fn sparse_field(&self, field: usize) -> Result<&Field, Error> {
+        self.fields().get(field).ok_or_else(|| Error::Internal(format!("no field #{field}")))
+    }
+    fn sparse_field_mut(&mut self, field: usize) -> Result<&mut Field, Error> {
+        self.fields_mut().get_mut(field).ok_or_else(|| Error::Internal(format!("no field #{field}")))
+    }
+    fn buffer_infos(&self) -> &[BufferInfo] {
+        self.buffer_infos()
+    }
 }
 
 impl Backend for CudaProgram {
-    type Snapshot = cudarc::driver::CudaSlice<u8>;
+    type Snapshot = CudaSnapshot;
     fn id(&self) -> u64 {
         self.id()
     }
@@ -157,6 +181,11 @@ impl Backend for CudaProgram {
     fn restore(&mut self, field: usize, saved: &Self::Snapshot) -> Result<(), Error> {
         self.restore_field(field, saved)
     }
+    /// A sparse field's snapshot is in host memory (its tree and data); if
+    /// the tree cannot be brought up to date, the field's dense size.
+    fn snapshot_bytes(&self, field: usize) -> usize {
+        self.snapshot_bytes(field).unwrap_or_else(|_| self.field_infos()[field].bytes())
+    }
     fn fill(&mut self, field: usize, value: f64) -> Result<(), Error> {
         self.fill_f64(field, value)
     }
@@ -168,5 +197,17 @@ impl Backend for CudaProgram {
     }
     fn write<T: Element>(&mut self, field: usize, start: usize, values: &[T]) -> Result<(), Error> {
         self.write_elements(field, start, values)
+    }
+    fn sparse_field(&self, field: usize) -> Result<&Field, Error> {
+        self.sparse_field(field)
+    }
+    fn sparse_field_mut(&mut self, field: usize) -> Result<&mut Field, Error> {
+        self.sparse_field_mut(field)
+    }
+    fn buffer_infos(&self) -> &[BufferInfo] {
+        self.buffer_infos()
+    }
+    fn synchronize(&self) -> Result<(), Error> {
+        self.synchronize()
     }
 }

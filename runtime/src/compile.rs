@@ -117,12 +117,22 @@ pub struct Task {
     /// For parallel tasks: the function computing the iteration range.
     pub(crate) range: Option<PackedFn>,
     /// For a `ds.struct_for` over a pointer tree (`ds_lowering::sparse::BLOCK_LIST`):
-    /// the tree's name. The range's end is then the tree's listed blocks.
-    pub(crate) block_list: Option<String>,
+    /// the tree's list of allocated blocks, which bounds the range.
+    pub(crate) block_list: Option<BlockList>,
     /// Indices into the program's fields of the task's field arguments.
     pub fields: Vec<usize>,
     /// The run-time checks, numbered from 1; empty when the task has no status buffer.
     pub checks: Vec<abi::Check>,
+}
+
+/// The list of allocated blocks a `ds.struct_for` task runs over.
+#[derive(Clone, Debug)]
+pub(crate) struct BlockList {
+    /// The sparse tree's name.
+    pub tree: String,
+    /// Iterations per listed block: 1, or on the GPU the cells of a block
+    /// when each cell is a thread (`abi::TASK_CELLS`).
+    pub per_block: i64,
 }
 
 /// Which part of a field an access touches, by its first index (the shared
@@ -536,7 +546,10 @@ fn attach_tasks(
         let atomics = f.attr(abi::TASK_ATOMICS).and_then(|a| a.as_int()).unwrap_or(0).max(0);
         let band = f.attr(abi::TASK_BAND).and_then(|a| a.as_int()).filter(|b| *b >= 0);
         let private = private_targets(&strings(f.attr(abi::TASK_PRIVATE)), &field_idx, fields);
-        let block_list = f.attr(ds_lowering::sparse::BLOCK_LIST).and_then(|a| a.as_string());
+        let block_list = f.attr(ds_lowering::sparse::BLOCK_LIST).and_then(|a| a.as_string()).map(|tree| BlockList {
+            tree,
+            per_block: f.attr(abi::TASK_CELLS).and_then(|a| a.as_int()).unwrap_or(1).max(1),
+        });
         let task = Task { name: fname, code, serial, work, atomics, band, private, range, block_list, fields: field_idx, checks };
         tasks.push((kernel, index, task));
     }

@@ -130,7 +130,7 @@ impl Program {
             .collect::<Result<Vec<_>, _>>()?;
         let mut fields: Vec<Field> =
             compiled.fields.iter().map(|f| Field::in_buffer(f.clone(), buffers[f.placement.buffer].clone())).collect();
-        let sparse = crate::sparse::attach(&compiled, &buffers, &mut fields);
+        let sparse = crate::sparse::attach(&compiled, &|b| buffers.get(b).cloned(), &mut fields);
         let by_name = fields.iter().enumerate().map(|(i, f)| (f.info.name.clone(), i)).collect();
         Ok(Program { instance: crate::backend::Instance::new(), compiled, fields, by_name, scratch: Scratch::default(), sparse })
     }
@@ -255,7 +255,7 @@ impl Program {
     /// The end of a task's range: for a struct_for over a pointer tree, its
     /// listed (allocated) blocks when the task starts (`crate::sparse`).
     fn listed_end(&self, task: &Task, lo: i64, hi: i64) -> i64 {
-        match task.block_list.as_ref().and_then(|n| self.sparse.iter().find(|t| &t.tree.name == n)) {
+        match task.block_list.as_ref().and_then(|l| self.sparse.iter().find(|t| t.tree.name == l.tree)) {
             Some(tree) => hi.min(lo.saturating_add(tree.listed_blocks() as i64)),
             None => hi,
         }

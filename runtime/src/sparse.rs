@@ -779,27 +779,32 @@ impl SparseHost {
 }
 
 /// Builds the host side of every sparse tree of `compiled` over the
-/// program's `buffers` and gives each sparse field its tree.
-pub(crate) fn attach(compiled: &crate::compile::Compiled, buffers: &[Arc<AlignedBuf>], fields: &mut [crate::field::Field]) -> Vec<Arc<SparseHost>> {
+/// buffers holding it (`buffer(b)`: program buffer b in host memory, the
+/// program's own or a CUDA program's host copy) and gives each sparse field
+/// of `fields` its tree.
+pub(crate) fn attach(
+    compiled: &crate::compile::Compiled,
+    buffer: &dyn Fn(usize) -> Option<Arc<AlignedBuf>>,
+    fields: &mut [crate::field::Field],
+) -> Vec<Arc<SparseHost>> {
     let adjoints: Vec<String> = compiled.fields.iter().filter_map(|f| f.grad.clone()).collect();
     let mut hosts = Vec::new();
     for (t, tree) in compiled.sparse.iter().enumerate() {
-        let buffer = |name: &str| {
-            compiled.fields.iter().find(|f| f.name == name).map(|f| buffers[f.placement.buffer].clone())
-        };
+        let hidden = |name: &str| compiled.fields.iter().find(|f| f.name == name).and_then(|f| buffer(f.placement.buffer));
         let members = compiled
             .fields
             .iter()
             .filter(|f| f.sparse == Some(t))
-            .map(|f| TreeField {
+            .filter_map(|f| Some((f, buffer(f.placement.buffer)?)))
+            .map(|(f, buf)| TreeField {
                 name: f.name.clone(),
-                buf: buffers[f.placement.buffer].clone(),
+                buf,
                 comps: tree.components(&f.name).unwrap_or(1).max(1) as usize,
                 elem: f.elem,
                 adjoint: adjoints.contains(&f.name),
             })
             .collect();
-        let host = Arc::new(SparseHost::new(tree.clone(), &buffer, members));
+        let host = Arc::new(SparseHost::new(tree.clone(), &hidden, members));
         for f in fields.iter_mut().filter(|f| f.info.sparse == Some(t)) {
             f.sparse = Some((host.clone(), adjoints.contains(&f.info.name)));
         }

@@ -625,6 +625,16 @@ fn sparse_kernels_compile_to_ptx() {
         let compiled = compile_ptx(&list_source(outer, CHUNKS), outer, &Default::default(), "sm_90").unwrap_or_else(|e| panic!("lists under {outer}: {e}"));
         assert!(compiled.ptx.as_deref().is_some_and(|p| p.contains(".entry push__task0")), "{outer}");
     }
+    // What `ds-bench gpu-check` runs on a GPU, gradients included: kernel
+    // writes claiming blocks, a struct_for over the block list, deactivation.
+    let source = include_str!("../../benches/kernels/sparse_check.mlir");
+    let options = ds_runtime::CompileOptions { autodiff: true, ..Default::default() };
+    let compiled = compile_ptx(source, "sparse_check.mlir", &options, "sm_90").unwrap_or_else(|e| panic!("sparse_check.mlir: {e}"));
+    let ptx = compiled.ptx.as_deref().expect("PTX");
+    for kernel in ["seed", "laplace", "energy", "cull", "laplace_grad", "energy_grad"] {
+        assert!(ptx.contains(&format!(".entry {kernel}__task0(")), "sparse_check.mlir: no {kernel}");
+    }
+    assert!(ptx.contains("atom.global.max.u32"), "seed claims table entries");
 }
 
 /// `loss += x[i]^2 * x[min(i + 1, 63)]` over the active cells of `x`, whose

@@ -7,7 +7,7 @@
 use crate::common::{fields, loop_kernel};
 use ds_runtime::tape::checkpoint::{Action, Binomial, Periodic, Policy, Schedule, StoreAll, revolve_advances};
 use ds_runtime::compile::KernelInfo;
-use ds_runtime::{Arg, Backend, BackwardOptions, CompileOptions, Element, Error, FieldInfo, Program, Snapshot, Tape, memory};
+use ds_runtime::{Arg, Backend, BackwardOptions, BufferInfo, CompileOptions, Element, Error, Field, FieldInfo, Program, Snapshot, Tape, memory};
 use std::collections::HashMap;
 
 const N: usize = 8;
@@ -208,6 +208,15 @@ impl Backend for Counting {
     }
     fn write<T: Element>(&mut self, field: usize, start: usize, values: &[T]) -> Result<(), Error> {
         self.p.write(field, start, values)
+    }
+    fn sparse_field(&self, field: usize) -> Result<&Field, Error> {
+        self.p.sparse_field(field)
+    }
+    fn sparse_field_mut(&mut self, field: usize) -> Result<&mut Field, Error> {
+        self.p.sparse_field_mut(field)
+    }
+    fn buffer_infos(&self) -> &[BufferInfo] {
+        Backend::buffer_infos(&self.p)
     }
 }
 

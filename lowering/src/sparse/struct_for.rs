@@ -95,7 +95,8 @@ pub fn resolve_block_lists(func: Op, trees: &[TreeArgs]) {
 /// `scf.for`, which this marks [`BLOCK_LIST`]), for a `ds.struct_for` over
 /// `field` binding the dimensions `field_shape` (all of the field's, or its
 /// cell dimensions only), emitted at `at`: a test of the cell, loops over
-/// the cells of each level below it (a list's `[0, length)`), a test of
+/// the cells of each level below it (a list's `[0, length)`; the first,
+/// when its bound is a constant, marked [`crate::abi::CELL_LOOP`]), a test of
 /// each cell of a bitmasked level, and loops over the field's component
 /// dimensions. Returns the field's indices and the op before which the
 /// body goes.
@@ -133,6 +134,7 @@ pub fn struct_for_block(at: Cursor, p: Value, tree: &SparseTree, field: &str, fi
     if tree.levels[top].kind.is_sparse() {
         cur = cur.guard(is_active(cur, &cell, &tree.levels[top].node));
     }
+    let mut first_loop = true;
     for m in top + 1..tree.depth() {
         let level = &tree.levels[m];
         let bm = tree.below(m);
@@ -149,7 +151,11 @@ pub fn struct_for_block(at: Cursor, p: Value, tree: &SparseTree, field: &str, fi
             continue;
         };
         let (lo, one) = (cur.index(0), cur.index(1));
-        let (_, body_block, y) = ops::build_scf_for(cur.at, lo, n, one, loc);
+        let (cell_loop, body_block, y) = ops::build_scf_for(cur.at, lo, n, one, loc);
+        if first_loop && level.kind != LevelKind::Dynamic {
+            cell_loop.set_attr(crate::abi::CELL_LOOP, ctx.unit_attr());
+        }
+        first_loop = false;
         let body = E { at: Cursor::before(y), loc };
         let lc = delinearize(body, body_block.arg(0), &level.shape);
         cell = cell

@@ -1,29 +1,10 @@
-//! What the runner needs of a backend beyond [`Backend`]: waiting for
-//! launched work (timings on the GPU), and a wrapper that times launches.
+//! A wrapper of a [`Backend`] that times launches (waiting for launched
+//! work first, as the GPU runs it asynchronously).
 
-use ds_runtime::cuda::CudaProgram;
-use ds_runtime::{Arg, Backend, Element, Error, FieldInfo, Program};
+use ds_runtime::{Arg, Backend, BufferInfo, Element, Error, Field, FieldInfo};
 use ds_runtime::compile::KernelInfo;
 use std::collections::HashMap;
 use std::time::Instant;
-
-/// A [`Backend`] the runner drives: CPU programs and GPU programs.
-pub trait Device: Backend {
-    /// Waits until every launch so far has finished.
-    fn sync(&self) -> Result<(), Error>;
-}
-
-impl Device for Program {
-    fn sync(&self) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
-impl Device for CudaProgram {
-    fn sync(&self) -> Result<(), Error> {
-        self.synchronize()
-    }
-}
 
 /// A backend whose launches are timed per kernel when `timing` is on: the
 /// clock runs around the inner launch only (after waiting for earlier work),
@@ -39,13 +20,13 @@ pub struct Timed<B> {
     position: HashMap<String, usize>,
 }
 
-impl<B: Device> Timed<B> {
+impl<B: Backend> Timed<B> {
     pub fn new(inner: B, timing: bool) -> Self {
         Timed { inner, timing, times: Vec::new(), launches: 0, position: HashMap::new() }
     }
 }
 
-impl<B: Device> Backend for Timed<B> {
+impl<B: Backend> Backend for Timed<B> {
     type Snapshot = B::Snapshot;
     fn id(&self) -> u64 {
         self.inner.id()
@@ -71,10 +52,10 @@ impl<B: Device> Backend for Timed<B> {
             self.launches += 1;
             return Ok(());
         }
-        self.inner.sync()?;
+        self.inner.synchronize()?;
         let start = Instant::now();
         self.inner.launch(kernel, args)?;
-        self.inner.sync()?;
+        self.inner.synchronize()?;
         let seconds = start.elapsed().as_secs_f64();
         self.launches += 1;
         let i = match self.position.get(kernel) {
@@ -111,5 +92,17 @@ impl<B: Device> Backend for Timed<B> {
     }
     fn field_index(&self, name: &str) -> Result<usize, Error> {
         self.inner.field_index(name)
+    }
+    fn sparse_field(&self, field: usize) -> Result<&Field, Error> {
+        self.inner.sparse_field(field)
+    }
+    fn sparse_field_mut(&mut self, field: usize) -> Result<&mut Field, Error> {
+        self.inner.sparse_field_mut(field)
+    }
+    fn buffer_infos(&self) -> &[BufferInfo] {
+        self.inner.buffer_infos()
+    }
+    fn synchronize(&self) -> Result<(), Error> {
+        self.inner.synchronize()
     }
 }

@@ -37,7 +37,7 @@ pub use error::{ArgAt, Error};
 pub use npy::Values;
 
 use cli::{Arch, Init, Options};
-use device::{Device, Timed};
+use device::Timed;
 use ds_runtime::cuda::CudaProgram;
 use ds_runtime::tape::Plan as TapePlan;
 use ds_runtime::{Backend, BackwardOptions, CompileOptions, Program, Tape};
@@ -254,7 +254,7 @@ fn median(v: &[f64]) -> f64 {
 }
 
 /// Runs the launches (recorded on `tape` when there is one).
-fn run_launches<B: Device>(
+fn run_launches<B: Backend>(
     p: &mut Timed<B>,
     plans: &[launch::Plan],
     mut tape: Option<&mut Tape<Timed<B>>>,
@@ -282,7 +282,7 @@ fn run_launches<B: Device>(
 }
 
 /// Everything after compiling, on any backend.
-fn execute<B: Device>(program: B, opts: &Options) -> Result<Output, Error> {
+fn execute<B: Backend>(program: B, opts: &Options) -> Result<Output, Error> {
     let mut p = Timed::new(program, opts.time);
     // Check everything before running anything.
     let plans = opts.groups.iter().map(|g| launch::check(&p, g)).collect::<Result<Vec<_>, _>>()?;
@@ -378,7 +378,7 @@ fn execute<B: Device>(program: B, opts: &Options) -> Result<Output, Error> {
             take(&p, true, &mut taken)?;
         }
     }
-    p.inner.sync()?;
+    p.inner.synchronize()?;
     out.launches = p.launches;
     for (r, values) in requests.iter().zip(taken) {
         let values = values.ok_or_else(|| ds_runtime::Error::Internal(format!("field {} was not read", r.label)))?;

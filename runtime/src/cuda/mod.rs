@@ -11,7 +11,11 @@
 //! (one per dense node holding fields, one per other field); host access to a
 //! field that is not contiguous there copies the span of the buffer holding it. Run-time checks (bounds,
 //! asserts, the autodiff stack) write a device status buffer that is read
-//! after each checked task.
+//! after each checked task. Sparse trees live on the device too; their host
+//! side (pool set-up, garbage collection, access through the tree) runs on
+//! a host copy kept coherent with it ([`mirror`]).
+
+mod mirror;
 
 use crate::compile::{self, CompileOptions, Compiled, Target};
 use crate::error::Error;
@@ -91,6 +95,16 @@ pub struct CudaProgram {
     /// The program's buffers (`Compiled::buffers`): a field's placement names its own.
     buffers: Vec<CudaSlice<u8>>,
     status: CudaSlice<i64>,
+    /// The host side of the sparse trees.
+    mirror: mirror::Mirror,
+}
+
+/// A saved copy of one field of a CUDA program: a dense field's elements on
+/// the device; a sparse field's tree structure and data on the host (as a
+/// CPU program's, `Field::snapshot`).
+pub enum CudaSnapshot {
+    Device(CudaSlice<u8>),
+    Host(crate::field::Snapshot),
 }
 
 impl CudaProgram {
@@ -102,15 +116,6 @@ impl CudaProgram {
         let ctx = CudaContext::new(0).map_err(cuda_err("cannot open GPU 0"))?;
         let (major, minor) = ctx.compute_capability().map_err(cuda_err("compute capability"))?;
         let compiled = compile_ptx(source, name, options, &format!("sm_{major}{minor}"))?;
-        if let Some(f) = compiled.fields.iter().find(|f| f.sparse.is_some()) {
-            // The kernels compile to PTX; the host side (pool set-up, the
-            // garbage collection after each launch, element access through
-            // the tree) exists for CPU programs only.
-            return Err(Error::Sparse {
-                field: f.name.clone(),
-                message: "sparse fields are not yet on CUDA (their kernels compile to PTX; the runtime's host side of the pools is CPU-only)".into(),
-            });
-        }
         let ptx = compiled.ptx.clone().ok_or_else(|| Error::Internal("no PTX for a CUDA target".into()))?;
         let module = ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).map_err(cuda_err("loading the PTX"))?;
         let mut functions = HashMap::new();
@@ -122,7 +127,8 @@ impl CudaProgram {
         let buffers =
             compiled.buffers.iter().map(|b| alloc(&stream, b.bytes, &b.what())).collect::<Result<Vec<_>, _>>()?;
         let status = stream.alloc_zeros::<i64>(2).map_err(cuda_err("allocating the status buffer"))?;
-        Ok(CudaProgram { instance: crate::backend::Instance::new(), compiled, stream, functions, buffers, status })
+        let mirror = mirror::Mirror::new(&compiled)?;
+        Ok(CudaProgram { instance: crate::backend::Instance::new(), compiled, stream, functions, buffers, status, mirror })
     }
 
     /// The ds module after verification and autodiff (gradient kernels
@@ -165,15 +171,50 @@ impl CudaProgram {
     pub fn buffer_bytes(&self, i: usize) -> Result<Vec<u8>, Error> {
         let b = self.compiled.buffers.get(i).ok_or_else(|| Error::Internal(format!("no buffer {i}")))?;
         let mut out = vec![0u8; b.bytes];
+        if let Some(copy) = self.mirror.host_copy(i, false, &self.stream, &self.buffers)? {
+            copy.copy_out(0, &mut out);
+            return Ok(out);
+        }
         self.stream.memcpy_dtoh(&self.buffers[i].slice(..b.bytes), &mut out).map_err(cuda_err("copying a buffer to the host"))?;
         Ok(out)
     }
 
-    /// A device copy of field `i` (its elements, row-major).
-    pub fn snapshot_field(&self, i: usize) -> Result<CudaSlice<u8>, Error> {
+    /// The host side of sparse field `i` (its tree's host copy, brought up
+    /// to date): activity, statistics, active cells, conversion from dense
+    /// arrays (`crate::field::Field`); a dense field is a typed error.
+    pub fn sparse_field(&self, i: usize) -> Result<&crate::field::Field, Error> {
+        self.mirror.field(i, &self.stream, &self.buffers)?.ok_or_else(|| self.dense(i))
+    }
+
+    /// As [`CudaProgram::sparse_field`], to change it (the tree goes to
+    /// the device before the next launch using it).
+    pub fn sparse_field_mut(&mut self, i: usize) -> Result<&mut crate::field::Field, Error> {
+        let dense = self.dense(i);
+        self.mirror.field_mut(i, &self.stream, &self.buffers)?.ok_or(dense)
+    }
+
+    fn dense(&self, i: usize) -> Error {
+        let name = self.compiled.fields.get(i).map_or_else(|| format!("#{i}"), |f| f.name.clone());
+        Error::Sparse { field: name, message: "the host side of a sparse field was asked of a dense one (its cells are all active; use read and write)".into() }
+    }
+
+    fn is_sparse(&self, i: usize) -> bool {
+        self.compiled.fields.get(i).is_some_and(|f| f.sparse.is_some())
+    }
+
+    /// A copy of field `i`: a dense field's elements on the device, a
+    /// sparse field's tree and data on the host.
+    pub fn snapshot_field(&self, i: usize) -> Result<CudaSnapshot, Error> {
+        if self.is_sparse(i) {
+            return Ok(CudaSnapshot::Host(self.sparse_field(i)?.snapshot()?));
+        }
+        self.snapshot_dense(i).map(CudaSnapshot::Device)
+    }
+
+    fn snapshot_dense(&self, i: usize) -> Result<CudaSlice<u8>, Error> {
         let info = &self.compiled.fields[i];
         let mut copy = alloc(&self.stream, info.bytes(), "a field snapshot")?;
-        if info.is_contiguous() {
+        if info.is_contiguous() && !self.mirror.holds(info.placement.buffer) {
             let view = self.buffers[info.placement.buffer].slice(self.byte_span(i, 0..info.len()));
             self.stream.memcpy_dtod(&view, &mut copy.slice_mut(..info.bytes())).map_err(cuda_err("saving a field"))?;
         } else {
@@ -185,11 +226,28 @@ impl CudaProgram {
     }
 
     /// Puts back a copy made by `snapshot_field(i)`; the other fields of its
-    /// buffer keep their elements.
-    pub fn restore_field(&mut self, i: usize, saved: &CudaSlice<u8>) -> Result<(), Error> {
+    /// buffer keep their elements (of its tree: their values cell by cell,
+    /// `Field::restore`).
+    pub fn restore_field(&mut self, i: usize, saved: &CudaSnapshot) -> Result<(), Error> {
+        match saved {
+            CudaSnapshot::Host(s) => self.sparse_field_mut(i)?.restore(s),
+            CudaSnapshot::Device(s) if !self.is_sparse(i) => self.restore_dense(i, s),
+            CudaSnapshot::Device(_) => Err(Error::Internal(format!("a dense snapshot restored into sparse field #{i}"))),
+        }
+    }
+
+    /// The bytes a snapshot of field `i` holds.
+    pub fn snapshot_bytes(&self, i: usize) -> Result<usize, Error> {
+        if self.is_sparse(i) {
+            return Ok(self.sparse_field(i)?.snapshot_bytes());
+        }
+        Ok(self.compiled.fields[i].bytes())
+    }
+
+    fn restore_dense(&mut self, i: usize, saved: &CudaSlice<u8>) -> Result<(), Error> {
         let info = &self.compiled.fields[i];
         let saved = saved.slice(..info.bytes());
-        if info.is_contiguous() {
+        if info.is_contiguous() && !self.mirror.holds(info.placement.buffer) {
             let span = self.byte_span(i, 0..info.len());
             let mut view = self.buffers[info.placement.buffer].slice_mut(span);
             return self.stream.memcpy_dtod(&saved, &mut view).map_err(cuda_err("restoring a field"));
@@ -215,8 +273,14 @@ impl CudaProgram {
             return Ok(());
         }
         let mut span = vec![0u8; bytes.len()];
-        let view = self.buffers[info.placement.buffer].slice(bytes.clone());
-        self.stream.memcpy_dtoh(&view, &mut span).map_err(cuda_err("copying a field to the host"))?;
+        match self.mirror.host_copy(info.placement.buffer, false, &self.stream, &self.buffers)? {
+            // A sparse tree's buffer (one of its hidden parts): its host copy.
+            Some(copy) => copy.copy_out(bytes.start, &mut span),
+            None => {
+                let view = self.buffers[info.placement.buffer].slice(bytes.clone());
+                self.stream.memcpy_dtoh(&view, &mut span).map_err(cuda_err("copying a field to the host"))?;
+            }
+        }
         let base = bytes.start / info.elem.size();
         // SAFETY: `span` holds the buffer positions of the range from `base`,
         // `out` the range's elements (the callers check its length).
@@ -233,21 +297,39 @@ impl CudaProgram {
         if bytes.is_empty() {
             return Ok(());
         }
+        // A sparse tree's buffer (one of its hidden parts) is patched in its
+        // host copy, which goes up before the next launch using the tree.
+        let host = self.mirror.host_copy(info.placement.buffer, true, &self.stream, &self.buffers)?;
         let buffer = &mut self.buffers[info.placement.buffer];
         let mut span = vec![0u8; bytes.len()];
-        if !info.is_contiguous() {
-            let view = buffer.slice(bytes.clone());
-            self.stream.memcpy_dtoh(&view, &mut span).map_err(cuda_err("copying a field to the host"))?;
+        match &host {
+            Some(copy) => copy.copy_out(bytes.start, &mut span),
+            None if !info.is_contiguous() => {
+                let view = buffer.slice(bytes.clone());
+                self.stream.memcpy_dtoh(&view, &mut span).map_err(cuda_err("copying a field to the host"))?;
+            }
+            None => {}
         }
         let base = bytes.start / info.elem.size();
         // SAFETY: as in `read_bytes`; `values` is only read.
         unsafe { crate::field::transfer(info, range, span.as_mut_ptr(), base, values.as_ptr() as *mut u8, false) };
-        let mut view = buffer.slice_mut(bytes);
-        self.stream.memcpy_htod(&span, &mut view).map_err(cuda_err("copying a field to the device"))
+        match host {
+            Some(copy) => {
+                copy.copy_in(bytes.start, &span);
+                Ok(())
+            }
+            None => {
+                let mut view = buffer.slice_mut(bytes);
+                self.stream.memcpy_htod(&span, &mut view).map_err(cuda_err("copying a field to the device"))
+            }
+        }
     }
 
     /// Sets every element of field `i` to `value`.
     pub fn fill_f64(&mut self, i: usize, value: f64) -> Result<(), Error> {
+        if self.is_sparse(i) {
+            return self.sparse_field_mut(i)?.fill_f64(value);
+        }
         let n = self.compiled.fields[i].len();
         match self.compiled.fields[i].elem {
             crate::field::ElemType::F32 => self.write_elements(i, 0, &vec![value as f32; n]),
@@ -271,7 +353,20 @@ impl CudaProgram {
         let params = param_slots(kernel, args)?;
         let params = &params[..args.len()];
         let stream = self.stream.clone();
-        let stream = &stream;
+        let used: Vec<usize> = kernel.tasks.iter().flat_map(|t| t.fields.iter().copied()).collect();
+        let trees = self.mirror.used_by(&used);
+        for &t in &trees {
+            self.mirror.up(t, &stream, &mut self.buffers)?;
+        }
+        let ran = self.run_tasks(name, kernel, params, &stream);
+        // Blocks the launch freed go back to the pools, failed or not.
+        for &t in &trees {
+            self.mirror.launched(t, &stream, &mut self.buffers)?;
+        }
+        ran
+    }
+
+    fn run_tasks(&mut self, name: &str, kernel: &crate::compile::KernelInfo, params: &[Slot], stream: &Arc<CudaStream>) -> Result<(), Error> {
         let device_ptr = |s: &CudaSlice<u8>| s.device_ptr(stream).0 as Slot;
         let fields = &self.compiled.fields;
         let status_ptr = self.status.device_ptr(stream).0 as Slot;
@@ -281,7 +376,14 @@ impl CudaProgram {
                 None => LaunchConfig { grid_dim: (1, 1, 1), block_dim: (1, 1, 1), shared_mem_bytes: 0 },
                 Some(range) => {
                     // SAFETY: `params` were checked against the kernel by `param_slots`.
-                    let (lo, hi) = unsafe { evaluate_range(range, params) };
+                    let (lo, mut hi) = unsafe { evaluate_range(range, params) };
+                    // A struct_for over a pointer tree: its allocated blocks
+                    // (each as many threads as it has cells, when flattened).
+                    if let Some(list) = &task.block_list
+                        && let Some(listed) = self.mirror.listed_blocks(&list.tree, stream, &self.buffers)?
+                    {
+                        hi = hi.min(lo.saturating_add(listed.saturating_mul(list.per_block)));
+                    }
                     let len = crate::program::range_len(name, lo, hi)?;
                     if len == 0 {
                         continue;
@@ -320,6 +422,9 @@ impl CudaProgram {
 
     /// Copies elements `[start, start + out.len())` (row-major) of field `i` to the host.
     pub fn read_elements<T: Element>(&self, i: usize, start: usize, out: &mut [T]) -> Result<(), Error> {
+        if self.is_sparse(i) {
+            return self.sparse_field(i)?.read(start, out);
+        }
         let info = &self.compiled.fields[i];
         info.check_type::<T>()?;
         let range = info.check_range(start, out.len())?;
@@ -330,6 +435,9 @@ impl CudaProgram {
 
     /// Writes `values` into elements `[start, start + values.len())` (row-major) of field `i`.
     pub fn write_elements<T: Element>(&mut self, i: usize, start: usize, values: &[T]) -> Result<(), Error> {
+        if self.is_sparse(i) {
+            return self.sparse_field_mut(i)?.write(start, values);
+        }
         let info = &self.compiled.fields[i];
         info.check_type::<T>()?;
         let range = info.check_range(start, values.len())?;
@@ -340,8 +448,12 @@ impl CudaProgram {
 
     /// Sets every element of field `i` to zero.
     pub fn zero_field(&mut self, i: usize) -> Result<(), Error> {
+        if self.is_sparse(i) {
+            self.sparse_field_mut(i)?.zero();
+            return Ok(());
+        }
         let info = &self.compiled.fields[i];
-        if info.is_contiguous() {
+        if info.is_contiguous() && !self.mirror.holds(info.placement.buffer) {
             let span = self.byte_span(i, 0..info.len());
             let mut view = self.buffers[info.placement.buffer].slice_mut(span);
             return self.stream.memset_zeros(&mut view).map_err(cuda_err("zeroing a field"));
