@@ -62,11 +62,11 @@ impl Mirror {
     /// Host copies of the trees of `compiled`, pools set up (every block
     /// free): newer than the device, so the first launch copies them up.
     pub(crate) fn new(compiled: &crate::compile::Compiled) -> Result<Mirror, Error> {
-        let buffer_of = |name: &str| compiled.fields.iter().position(|f| f.name == name);
+        let field_named = |name: &str| compiled.fields.iter().position(|f| f.name == name);
         let mut copies: HashMap<usize, Arc<AlignedBuf>> = HashMap::new();
         let mut trees = Vec::new();
         for (t, tree) in compiled.sparse.iter().enumerate() {
-            let mut fields: Vec<usize> = tree.hidden().iter().filter_map(|h| buffer_of(&h.name)).collect();
+            let mut fields: Vec<usize> = tree.hidden().iter().filter_map(|h| field_named(&h.name)).collect();
             fields.extend((0..compiled.fields.len()).filter(|&f| compiled.fields[f].sparse == Some(t)));
             let mut buffers: Vec<(usize, Arc<AlignedBuf>, usize)> = Vec::new();
             for &f in &fields {
@@ -80,7 +80,7 @@ impl Mirror {
                 copies.insert(b, copy.clone());
                 buffers.push((b, copy, bytes));
             }
-            let counters = |i: usize| buffer_of(&tree.counts(i)).map(|f| compiled.fields[f].placement.buffer);
+            let counters = |i: usize| field_named(&tree.counts(i)).map(|f| compiled.fields[f].placement.buffer);
             let counts = (0..tree.levels.len())
                 .filter(|&i| tree.levels[i].pooled())
                 .filter_map(|i| Some((counters(i)?, tree.levels[i].capacity)))
