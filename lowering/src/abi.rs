@@ -40,10 +40,12 @@ pub const TASK_ATOMICS: &str = "ds.task_atomics";
 /// more iterations than this, all even chunks and then all odd ones.
 pub const TASK_BAND: &str = "ds.task_band";
 /// On a parallel task with shared (atomic) updates, when every field it
-/// updates that way is only added to and subtracted from in the task (never
-/// loaded or stored: a reduction target): those fields' names. The runtime
-/// may run the serial twin on several threads, each adding into a private
-/// copy of these fields, and sum the copies into the fields after.
+/// updates that way is only added to and subtracted from in the task (a
+/// reduction target), or loaded and stored only where none of those lands:
+/// the positions in [`FIELDS`] of the arguments the updates go through (a
+/// field also loaded or stored gets a second argument for its updates). The
+/// runtime may run the serial twin on several threads, each passing a private
+/// copy of these fields there, and sum the copies into the fields after.
 pub const TASK_PRIVATE: &str = "ds.task_private";
 /// On the `scf.for` of a parallel task: the loop the runtime splits.
 pub const TASK_LOOP: &str = "ds.task_loop";

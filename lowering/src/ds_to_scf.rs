@@ -30,9 +30,12 @@
 //!   (`abi::TASK_BAND`) and the runtime runs the twin on several threads, on
 //!   chunks longer than the band, even chunks and odd chunks in turn; when
 //!   every field updated that way is only added to (a reduction target, such
-//!   as a scatter's adjoint), the task lists them (`abi::TASK_PRIVATE`) and
-//!   the runtime may run the twin on several threads into private copies,
-//!   summed after;
+//!   as a scatter's adjoint), or loaded and stored only where no add lands
+//!   (`ops::provably_apart`: an adjoint reading and zeroing `x_grad[t]` and
+//!   scattering into `x_grad[t - 1]`, whose adds then go through a second
+//!   argument for the field), the task lists the arguments its adds go
+//!   through (`abi::TASK_PRIVATE`) and the runtime may run the twin on
+//!   several threads into private copies passed there, summed after;
 //! - an access, `ds.activate`, `ds.deactivate` or `ds.is_active` of a sparse
 //!   field -> memref ops on its tree's hidden buffers (`crate::sparse`), which
 //!   follow the dense fields' arguments; `ds.is_active` of a dense field -> true;
@@ -128,6 +131,9 @@ const RMW_MINS: i64 = 10;
 
 struct FuncLowering<'a> {
     fields: Vec<(&'a FieldDecl, Value)>,
+    /// Reduction targets also loaded or stored elsewhere ([`TaskUpdates::split`]):
+    /// the second argument their adds and subs go through.
+    split: Vec<(String, Value)>,
     /// The sparse trees of the sparse fields the function uses, with the
     /// memrefs of their hidden buffers (`crate::sparse`).
     trees: Vec<sparse::TreeArgs<'a>>,
@@ -205,6 +211,13 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
     let ctx = func.ctx();
     let loc = func.loc();
     let fields = dense_used.iter().map(|f| (*f, entry.add_arg(memref_type(f, storage), loc))).collect::<Vec<_>>();
+    // The same analysis for a task and its twin, so both take the same arguments.
+    let updates_of_tasks = task_updates(func);
+    let split: Vec<(String, Value)> = fields
+        .iter()
+        .filter(|(f, _)| updates_of_tasks.split.contains(&f.name))
+        .map(|(f, _)| (f.name.clone(), entry.add_arg(memref_type(f, storage), loc)))
+        .collect();
     let hidden_args: Vec<(String, Value)> =
         hidden.iter().map(|h| (h.clone(), entry.add_arg(hidden_type(ctx, storage, all_fields, h), loc))).collect();
     let needs_status = has_assert || may_allocate || (check_bounds && !accesses.is_empty());
@@ -212,11 +225,12 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
         let t = ctx.parse_type(&format!("memref<{}xi64>", abi::STATUS_SLOTS)).expect("status type");
         entry.add_arg(t, loc)
     });
-    let n_buffers = fields.len() + hidden_args.len();
+    let n_buffers = fields.len() + split.len() + hidden_args.len();
     if n_buffers > 0 {
         let names: Vec<_> = fields
             .iter()
             .map(|(f, _)| f.name.as_str())
+            .chain(split.iter().map(|(f, _)| f.as_str()))
             .chain(hidden_args.iter().map(|(h, _)| h.as_str()))
             .map(|n| ctx.string_attr(n))
             .collect();
@@ -240,11 +254,21 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
     let (owned, band, private) = if all_plain {
         (updates(func), None, None)
     } else {
-        let t = task_updates(func);
-        (t.owned, t.band, t.private)
+        (updates_of_tasks.owned, updates_of_tasks.band, updates_of_tasks.private)
     };
+    // A private target's argument: a split one's second.
+    let private_args: Option<Vec<i64>> = private.map(|names| {
+        names
+            .iter()
+            .filter_map(|n| match split.iter().position(|(s, _)| s == n) {
+                Some(k) => Some(fields.len() + k),
+                None => fields.iter().position(|(f, _)| &f.name == n),
+            })
+            .map(|p| p as i64)
+            .collect()
+    });
     let groups = if check_bounds { check_groups(func, &dense_used) } else { Vec::new() };
-    let mut l = FuncLowering { fields, trees, adjoints, owned, status, checks: Vec::new(), check_bounds, groups, func };
+    let mut l = FuncLowering { fields, split, trees, adjoints, owned, status, checks: Vec::new(), check_bounds, groups, func };
     // Keep only the ds ops of the walk, before any is erased: erasing a loop
     // also frees its body terminator, which `inner` lists. Each ds op below is
     // visited once and stays alive until its own turn (a loop moves its body
@@ -288,9 +312,9 @@ fn lower_func(func: Op, all_fields: &[FieldDecl], storage: &Storage, check_bound
         if let Some(band) = band {
             func.set_attr(abi::TASK_BAND, ctx.int_attr(ctx.int(64), band));
         }
-        if let Some(fields) = private.filter(|_| band.is_none()) {
-            let names: Vec<_> = fields.iter().map(|f| ctx.string_attr(f)).collect();
-            func.set_attr(abi::TASK_PRIVATE, ctx.array_attr(&names));
+        if let Some(args) = private_args.filter(|_| band.is_none()) {
+            let positions: Vec<_> = args.iter().map(|&p| ctx.int_attr(ctx.int(64), p)).collect();
+            func.set_attr(abi::TASK_PRIVATE, ctx.array_attr(&positions));
         }
     }
     true
@@ -361,13 +385,19 @@ struct TaskUpdates {
     /// the twin may run on chunks longer than that, even and odd in turn.
     band: Option<i64>,
     /// With shared ones, when each field updated that way is only added to
-    /// and subtracted from (no load or store of it in the loop): those
-    /// fields, which the twin may update in private copies ([`abi::TASK_PRIVATE`]).
+    /// and subtracted from, or loaded and stored only where no add or sub
+    /// of it lands (`ops::provably_apart`: `x_grad[t]` read and zeroed,
+    /// `x_grad[t - 1, ..]` scattered into): those fields, which the twin may
+    /// update in private copies ([`abi::TASK_PRIVATE`]).
     private: Option<Vec<String>>,
+    /// Those of `private` also loaded or stored: their adds and subs go
+    /// through an argument of their own, which a private copy replaces.
+    split: Vec<String>,
 }
 
 fn task_updates(func: Op) -> TaskUpdates {
     let (mut owned, mut shared, mut band, mut private) = (Vec::new(), false, Some(0), Some(Vec::new()));
+    let mut split = Vec::new();
     for (var, by_field) in task_loop_accesses(func) {
         for of in by_field {
             let updates: Vec<&Access> = of.iter().filter(|a| is_update(a)).collect();
@@ -380,8 +410,13 @@ fn task_updates(func: Op) -> TaskUpdates {
             } else {
                 shared = true;
                 let field = &of[0].field;
+                let others: Vec<&Access> = of.iter().filter(|a| !is_update(a)).collect();
+                let apart = others.iter().all(|o| updates.iter().all(|u| ops::provably_apart(func, &o.indices, &u.indices)));
+                if !others.is_empty() && apart && !split.contains(field) {
+                    split.push(field.clone());
+                }
                 private = private
-                    .filter(|_| updates.len() == of.len())
+                    .filter(|_| apart)
                     .map(|mut p: Vec<String>| {
                         if !p.contains(field) {
                             p.push(field.clone());
@@ -393,7 +428,12 @@ fn task_updates(func: Op) -> TaskUpdates {
             band = band.zip(ops::update_band(var, &updated)).map(|(b, u)| b.max(u));
         }
     }
-    TaskUpdates { owned, shared, band: band.filter(|_| shared), private: private.filter(|p| shared && !p.is_empty()) }
+    let private = private.filter(|p| shared && !p.is_empty());
+    // Split arguments only where a private copy may be used (no band).
+    if private.is_none() || band.is_some_and(|_| shared) {
+        split.clear();
+    }
+    TaskUpdates { owned, shared, band: band.filter(|_| shared), private, split }
 }
 
 /// Fields are distinct allocations, or disjoint elements of one node's
@@ -418,6 +458,16 @@ impl FuncLowering<'_> {
     fn field(&self, name: &str) -> (&FieldDecl, Value) {
         let (f, v) = self.fields.iter().find(|(f, _)| f.name == name).expect("used field has an argument");
         (*f, *v)
+    }
+
+    /// The memref access `a` goes through: a split reduction target's
+    /// second argument for its adds and subs, else its field's.
+    fn memref_of(&self, a: &Access) -> (&FieldDecl, Value) {
+        let (f, v) = self.field(&a.field);
+        match self.split.iter().find(|(n, _)| *n == a.field).filter(|_| is_update(a)) {
+            Some((_, u)) => (f, *u),
+            None => (f, v),
+        }
     }
 
     /// Replaces the uses of `op`'s one result by `new`, a check group's base too.
@@ -485,7 +535,7 @@ impl FuncLowering<'_> {
         let (decl, memref) = match sparse {
             Some(_) => (all_fields.iter().find(|f| f.name == a.field).expect("a declared field"), None),
             None => {
-                let (d, m) = self.field(&a.field);
+                let (d, m) = self.memref_of(&a);
                 (d, Some(m))
             }
         };
@@ -551,7 +601,7 @@ impl FuncLowering<'_> {
             let z = ops::const_scalar(at, v.ty(), 0.0, loc);
             a.value = Some(ops::build_select(at, ok, v, z, loc));
         }
-        let (_, memref) = self.field(&a.field);
+        let (_, memref) = self.memref_of(&a);
         if let Some(r) = self.emit_access(at, &a, decl, memref, loc) {
             let z = ops::const_scalar(at, r.ty(), 0.0, loc);
             let value = ops::build_select(at, ok, r, z, loc);

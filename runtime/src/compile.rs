@@ -146,6 +146,8 @@ pub struct FieldAccess {
     pub field: usize,
     /// Stores and atomics write; loads (and atomic min/max) read.
     pub write: bool,
+    /// An atomic add or sub (what a private copy of the field holds).
+    pub update: bool,
     pub lead: Lead,
 }
 
@@ -437,7 +439,7 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
                 if !reads.contains(&i) {
                     reads.push(i);
                 }
-                let access = FieldAccess { field: i, write: false, lead: Lead::Any };
+                let access = FieldAccess { field: i, write: false, update: false, lead: Lead::Any };
                 if !accesses.contains(&access) {
                     accesses.push(access);
                 }
@@ -454,7 +456,8 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
                 writes.push(i);
             }
             for write in [false, true].into_iter().filter(|&wr| if wr { w } else { r }) {
-                let access = FieldAccess { field: i, write, lead };
+                let update = matches!(a.kind, ops::AccessKind::AtomicAdd | ops::AccessKind::AtomicSub);
+                let access = FieldAccess { field: i, write, update, lead };
                 if !accesses.contains(&access) {
                     accesses.push(access);
                 }
@@ -468,7 +471,7 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
                     if !writes.contains(&j) {
                         writes.push(j);
                     }
-                    let access = FieldAccess { field: j, write: true, lead: Lead::Any };
+                    let access = FieldAccess { field: j, write: true, update: false, lead: Lead::Any };
                     if !accesses.contains(&access) {
                         accesses.push(access);
                     }
@@ -484,7 +487,7 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
 /// indices) of its reduction targets `names`, when every one is a field
 /// alone in its buffer, stored densely from its start (so a private copy is
 /// a plain array); else none.
-fn private_targets(names: &[String], task_fields: &[usize], fields: &[FieldInfo]) -> Vec<usize> {
+fn private_targets(positions: &[i64], task_fields: &[usize], fields: &[FieldInfo]) -> Vec<usize> {
     let alone = |i: usize| {
         let f = &fields[i];
         let dense = f.shape.iter().rev().scan(1usize, |n, &d| {
@@ -495,9 +498,9 @@ fn private_targets(names: &[String], task_fields: &[usize], fields: &[FieldInfo]
         let row_major = f.placement.strides.iter().rev().copied().eq(dense);
         f.placement.offset == 0 && row_major && fields.iter().filter(|g| g.placement.buffer == f.placement.buffer).count() == 1
     };
-    let positions: Option<Vec<usize>> = names
+    let positions: Option<Vec<usize>> = positions
         .iter()
-        .map(|n| task_fields.iter().position(|&i| fields[i].name == *n).filter(|&p| alone(task_fields[p])))
+        .map(|&p| usize::try_from(p).ok().filter(|&p| task_fields.get(p).is_some_and(|&i| alone(i))))
         .collect();
     positions.unwrap_or_default()
 }
@@ -545,7 +548,8 @@ fn attach_tasks(
         let work = f.attr(abi::TASK_WORK).and_then(|a| a.as_int()).unwrap_or(1).max(1);
         let atomics = f.attr(abi::TASK_ATOMICS).and_then(|a| a.as_int()).unwrap_or(0).max(0);
         let band = f.attr(abi::TASK_BAND).and_then(|a| a.as_int()).filter(|b| *b >= 0);
-        let private = private_targets(&strings(f.attr(abi::TASK_PRIVATE)), &field_idx, fields);
+        let positions: Vec<i64> = f.attr(abi::TASK_PRIVATE).and_then(|a| a.as_array()).unwrap_or_default().into_iter().filter_map(|p| p.as_int()).collect();
+        let private = private_targets(&positions, &field_idx, fields);
         let block_list = f.attr(ds_lowering::sparse::BLOCK_LIST).and_then(|a| a.as_string()).map(|tree| BlockList {
             tree,
             per_block: f.attr(abi::TASK_CELLS).and_then(|a| a.as_int()).unwrap_or(1).max(1),

@@ -228,17 +228,18 @@ impl Program {
     }
 
     /// The private-copy targets of `task` in a launch with `args`: each
-    /// target's argument slot and field, and the row it updates when every
-    /// write of the field in the kernel is to one row (`x[t, ..]`, t a
-    /// parameter): its copies then hold that row alone.
+    /// target's argument slot (the one its adds and subs go through) and
+    /// field, and the row it updates when every add and sub of the field in
+    /// the kernel is to one row (`x[t, ..]`, t a parameter): its copies then
+    /// hold that row alone.
     fn private_targets(&self, info: &KernelInfo, task: &Task, params: usize, args: &[Arg]) -> Vec<Reduction<'_>> {
         task.private
             .iter()
             .map(|&p| {
                 let index = task.fields[p];
                 let field = &self.fields[index];
-                let writes = info.accesses.iter().filter(|a| a.field == index && a.write);
-                let rows: Vec<crate::tape::Part> = writes.map(|a| crate::tape::part(a.lead, args)).collect();
+                let updates = info.accesses.iter().filter(|a| a.field == index && a.update);
+                let rows: Vec<crate::tape::Part> = updates.map(|a| crate::tape::part(a.lead, args)).collect();
                 let extent = field.info.shape.first().copied().unwrap_or(1) as i64;
                 let row = match rows.first() {
                     Some(&crate::tape::Part::Row(k)) if rows.iter().all(|r| *r == rows[0]) && (0..extent).contains(&k) => {
