@@ -127,11 +127,13 @@ fn tape_check() -> Result<f64, Error> {
 type Observed = Vec<(String, Vec<f64>)>;
 
 /// Four rounds of `benches/kernels/sparse_check.mlir` on `p`: seed, laplace,
-/// energy and its gradient, cull; what each round leaves.
+/// energy and its gradient, cull (the pointer tree), then mark, total,
+/// unmark (the bitmasked one); what each round leaves.
 fn sparse_rounds<B: Backend>(p: &mut B) -> Result<Observed, Error> {
     let index = |p: &B, name: &str| p.field_index(name);
     let (u, loss, loss_grad) = (index(p, "u")?, index(p, "loss")?, index(p, "loss_grad")?);
     let (u_grad, v_grad) = (index(p, "u_grad")?, index(p, "v_grad")?);
+    let (w, w_sum) = (index(p, "w")?, index(p, "w_sum")?);
     let mut seen = Observed::new();
     for t in 0..4 {
         p.launch("seed", &[Arg::Index(t)])?;
@@ -151,6 +153,15 @@ fn sparse_rounds<B: Backend>(p: &mut B) -> Result<Observed, Error> {
         p.launch("cull", &[Arg::Index(t)])?;
         let blocks = p.sparse_field(u)?.sparse_stats()?.blocks;
         seen.push((format!("round {t}: blocks of @u after cull"), vec![blocks as f64]));
+        p.launch("mark", &[Arg::Index(t)])?;
+        p.zero(w_sum)?;
+        p.launch("total", &[])?;
+        for name in ["w", "w_sum"] {
+            seen.push((format!("round {t}: @{name}"), values::<f32, _>(p, name)?.into_iter().map(f64::from).collect()));
+        }
+        let cells = p.sparse_field(w)?.active_cells();
+        seen.push((format!("round {t}: active cells of @w"), cells.iter().map(|c| (c[0] * 64 + c[1]) as f64).collect()));
+        p.launch("unmark", &[Arg::Index(t)])?;
     }
     Ok(seen)
 }
@@ -176,7 +187,7 @@ fn sparse_check() -> Result<bool, Error> {
             }
         }
     }
-    let cells = want.iter().filter(|(w, _)| w.contains("active cells")).map(|(_, c)| c.len()).max().unwrap_or(0);
+    let cells = want.iter().filter(|(w, _)| w.contains("active cells of @u")).map(|(_, c)| c.len()).max().unwrap_or(0);
     println!("sparse_check_most_active_cells: {cells}");
     println!("sparse_check_max_rel_diff: {:.2e} {}", worst.0, worst.1);
     Ok(cells > 0 && worst.0 <= TOLERANCE)

@@ -631,10 +631,11 @@ fn sparse_kernels_compile_to_ptx() {
     let options = ds_runtime::CompileOptions { autodiff: true, ..Default::default() };
     let compiled = compile_ptx(source, "sparse_check.mlir", &options, "sm_90").unwrap_or_else(|e| panic!("sparse_check.mlir: {e}"));
     let ptx = compiled.ptx.as_deref().expect("PTX");
-    for kernel in ["seed", "laplace", "energy", "cull", "laplace_grad", "energy_grad"] {
+    for kernel in ["seed", "laplace", "energy", "cull", "laplace_grad", "energy_grad", "mark", "total", "unmark"] {
         assert!(ptx.contains(&format!(".entry {kernel}__task0(")), "sparse_check.mlir: no {kernel}");
     }
     assert!(ptx.contains("atom.global.max.u32"), "seed claims table entries");
+    assert!(ptx.contains("atom.global.or.b32"), "mark sets bits");
 }
 
 /// `loss += x[i]^2 * x[min(i + 1, 63)]` over the active cells of `x`, whose
