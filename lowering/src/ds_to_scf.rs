@@ -367,10 +367,6 @@ fn task_loop_accesses(func: Op) -> Vec<(Value, Vec<Vec<Access>>)> {
         .collect()
 }
 
-fn is_update(a: &Access) -> bool {
-    matches!(a.kind, AccessKind::AtomicAdd | AccessKind::AtomicSub)
-}
-
 /// The atomic adds and subs of a function's task loops, as the lowering
 /// and the runtime treat them.
 struct TaskUpdates {
@@ -400,7 +396,7 @@ fn task_updates(func: Op) -> TaskUpdates {
     let mut split = Vec::new();
     for (var, by_field) in task_loop_accesses(func) {
         for of in by_field {
-            let updates: Vec<&Access> = of.iter().filter(|a| is_update(a)).collect();
+            let updates: Vec<&Access> = of.iter().filter(|a| a.kind.accumulates()).collect();
             if updates.is_empty() {
                 continue;
             }
@@ -410,7 +406,7 @@ fn task_updates(func: Op) -> TaskUpdates {
             } else {
                 shared = true;
                 let field = &of[0].field;
-                let others: Vec<&Access> = of.iter().filter(|a| !is_update(a)).collect();
+                let others: Vec<&Access> = of.iter().filter(|a| !a.kind.accumulates()).collect();
                 let apart = others.iter().all(|o| updates.iter().all(|u| ops::provably_apart(func, &o.indices, &u.indices)));
                 if !others.is_empty() && apart && !split.contains(field) {
                     split.push(field.clone());
@@ -464,7 +460,7 @@ impl FuncLowering<'_> {
     /// second argument for its adds and subs, else its field's.
     fn memref_of(&self, a: &Access) -> (&FieldDecl, Value) {
         let (f, v) = self.field(&a.field);
-        match self.split.iter().find(|(n, _)| *n == a.field).filter(|_| is_update(a)) {
+        match self.split.iter().find(|(n, _)| *n == a.field).filter(|_| a.kind.accumulates()) {
             Some((_, u)) => (f, *u),
             None => (f, v),
         }

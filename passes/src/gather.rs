@@ -329,9 +329,8 @@ impl Plan {
         let k_slice = backward_slice(l, body, &[k], &|v| v == iv, &is_pure_arith)?;
 
         // The reference offset: the one most k-indexed updates have.
-        let is_update = |a: &Access| matches!(a.kind, AccessKind::AtomicAdd | AccessKind::AtomicSub);
         let mut counts: HashMap<i64, usize> = HashMap::new();
-        for a in accesses.iter().filter(|a| is_update(a)) {
+        for a in accesses.iter().filter(|a| a.kind.accumulates()) {
             if let Some((o, _)) = offsets.get(&a.op) {
                 *counts.entry(*o).or_default() += 1;
             }
@@ -339,7 +338,7 @@ impl Plan {
         let reference = counts.iter().max_by_key(|(o, n)| (**n, std::cmp::Reverse(o.abs()), std::cmp::Reverse(**o))).map(|(o, _)| *o)?;
         let shifted: Vec<(Op, i64)> = accesses
             .iter()
-            .filter(|a| is_update(a))
+            .filter(|a| a.kind.accumulates())
             .filter_map(|a| offsets.get(&a.op).filter(|(o, _)| *o != reference).map(|(o, _)| (a.op, o - reference)))
             .collect();
         if shifted.is_empty() || shifted.iter().any(|(u, _)| u.block() != Some(body)) {
@@ -360,7 +359,7 @@ impl Plan {
         let own = |a: &Access, b: &Access| a.indices == b.indices && offsets.contains_key(&a.op);
         let commute = |a: &Access, b: &Access| {
             !(a.kind.writes() || b.kind.writes())
-                || (is_update(a) && is_update(b))
+                || (a.kind.accumulates() && b.kind.accumulates())
                 || ops::provably_apart(kernel, &a.indices, &b.indices)
                 || own(a, b)
         };

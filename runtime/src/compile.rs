@@ -456,8 +456,7 @@ fn read_kernels(body: Block, fields: &[FieldInfo]) -> Result<HashMap<String, Ker
                 writes.push(i);
             }
             for write in [false, true].into_iter().filter(|&wr| if wr { w } else { r }) {
-                let update = matches!(a.kind, ops::AccessKind::AtomicAdd | ops::AccessKind::AtomicSub);
-                let access = FieldAccess { field: i, write, update, lead };
+                let access = FieldAccess { field: i, write, update: a.kind.accumulates(), lead };
                 if !accesses.contains(&access) {
                     accesses.push(access);
                 }

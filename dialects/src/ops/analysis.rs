@@ -35,6 +35,12 @@ impl AccessKind {
             | AccessKind::AtomicMax => true,
         }
     }
+
+    /// Whether the access is an atomic add or sub: an update that commutes
+    /// with every other one (stencil adjoints, scatters, reduction targets).
+    pub const fn accumulates(self) -> bool {
+        matches!(self, AccessKind::AtomicAdd | AccessKind::AtomicSub)
+    }
 }
 
 /// Whether `op` has a side effect on fields or the launch: a field write or a
