@@ -182,7 +182,7 @@ fn count(block: Block, weight: &dyn Fn(Op) -> i64) -> i64 {
 }
 
 /// The trip count of an `scf.for` whose bounds and step are constants.
-fn constant_trip_count(op: Op) -> Option<i64> {
+pub(crate) fn constant_trip_count(op: Op) -> Option<i64> {
     let constant = |i: usize| ds_dialects::ops::index_offset(op.operand(i)).0.is_none().then(|| ds_dialects::ops::index_offset(op.operand(i)).1);
     let (lo, hi, step) = (constant(0)?, constant(1)?, constant(2)?);
     (step > 0).then(|| (hi - lo).max(0) / step + i64::from((hi - lo).max(0) % step != 0))

@@ -121,7 +121,7 @@ fn kernel_from_task(task: Op, range: Option<Op>, gpu_body: Block) {
     let nest = match range {
         Some(r) if task.attr(abi::TASK_NEST).is_some() => Nest::of(&task_loops, entry, r, inner_loop),
         Some(r) => Nest::of(&task_loops, entry, r, cell_loop).inspect(|nest| {
-            if let Some(m) = nest.constant_trip_count() {
+            if let Some(m) = abi::constant_trip_count(nest.inners[0]) {
                 kernel.set_attr(abi::TASK_CELLS, ctx.int_attr(ctx.int(64), m));
             }
         }),
@@ -211,7 +211,7 @@ fn cell_loop(task_loop: Op) -> Option<Op> {
         name.starts_with("arith.") || name.starts_with("math.") || matches!(name.as_str(), "memref.load" | "scf.if" | "scf.yield")
     };
     let around_only_computes = inside.iter().filter(|o| **o != cells && !o.is_inside(cells)).all(computes);
-    let constant = (0..3).all(|k| ops::constant_int(cells.operand(k)).is_some());
+    let constant = abi::constant_trip_count(cells).is_some();
     (around_only_computes && constant && cells.num_results() == 0).then_some(cells)
 }
 
@@ -274,13 +274,6 @@ impl Nest {
         // SAFETY: `scratch` is a detached copy no one else refers to.
         unsafe { scratch.erase() };
         (same && computable).then_some(Nest { inners, range })
-    }
-
-    /// The inner loops' trip count when their bounds are constants.
-    fn constant_trip_count(&self) -> Option<i64> {
-        let [lo, hi, step] = [0, 1, 2].map(|k| ops::constant_int(self.inners[0].operand(k)));
-        let (lo, hi, step) = (lo?, hi?, step?);
-        (step > 0).then(|| ((hi - lo).max(0) + step - 1) / step)
     }
 
     fn flatten(self, task_loops: &[Op], entry: Block) {
