@@ -43,11 +43,8 @@ struct Tree {
     /// The program fields stored in those buffers (the hidden parts and the
     /// tree's fields): a task passed one of them uses the tree.
     fields: Vec<usize>,
-    /// The buffer of each pooled level's counters, with the level's capacity.
-    counts: Vec<(usize, i64)>,
-    /// The deepest pointer's counters buffer and capacity (its list is what
-    /// a struct_for over the tree runs over).
-    listed: Option<(usize, i64)>,
+    /// Each pooled level, with the buffer of its counters.
+    counts: Vec<(usize, usize)>,
     state: Mutex<Coherence>,
 }
 
@@ -80,13 +77,11 @@ impl Mirror {
                 copies.insert(b, copy.clone());
                 buffers.push((b, copy, bytes));
             }
-            let counters = |i: usize| field_named(&tree.counts(i)).map(|f| compiled.fields[f].placement.buffer);
             let counts = (0..tree.levels.len())
                 .filter(|&i| tree.levels[i].pooled())
-                .filter_map(|i| Some((counters(i)?, tree.levels[i].capacity)))
+                .filter_map(|i| Some((i, compiled.fields[field_named(&tree.counts(i))?].placement.buffer)))
                 .collect();
-            let listed = tree.deepest_pointer().and_then(|j| Some((counters(j)?, tree.levels[j].capacity)));
-            trees.push((fields, buffers, counts, listed));
+            trees.push((fields, buffers, counts));
         }
         let sparse: Vec<usize> = (0..compiled.fields.len()).filter(|&f| compiled.fields[f].sparse.is_some()).collect();
         let mut members = sparse
@@ -101,7 +96,7 @@ impl Mirror {
         let trees = trees
             .into_iter()
             .zip(hosts)
-            .map(|((fields, buffers, counts, listed), host)| Tree { host, buffers, fields, counts, listed, state: Mutex::new(Coherence::HostNewer) })
+            .map(|((fields, buffers, counts), host)| Tree { host, buffers, fields, counts, state: Mutex::new(Coherence::HostNewer) })
             .collect();
         Ok(Mirror { trees, fields: sparse.into_iter().zip(members).collect() })
     }
@@ -115,9 +110,11 @@ impl Mirror {
         self.fields.get(&field)?.info.sparse
     }
 
-    /// The trees a launch of a kernel passing `fields` to its tasks uses.
-    pub(crate) fn used_by(&self, fields: &[usize]) -> Vec<usize> {
-        (0..self.trees.len()).filter(|&t| self.trees[t].fields.iter().any(|f| fields.contains(f))).collect()
+    /// The trees a launch of `kernel` uses (one of its tasks is passed a
+    /// field stored in them).
+    pub(crate) fn used_by(&self, kernel: &crate::compile::KernelInfo) -> Vec<usize> {
+        let passed = |f: &usize| kernel.tasks.iter().any(|task| task.fields.contains(f));
+        (0..self.trees.len()).filter(|&t| self.trees[t].fields.iter().any(passed)).collect()
     }
 
     /// Copies tree `t` down when the device has newer contents.
@@ -164,7 +161,7 @@ impl Mirror {
     pub(crate) fn launched(&self, t: usize, stream: &Arc<CudaStream>, device: &mut [CudaSlice<u8>]) -> Result<(), Error> {
         *self.state(t) = Coherence::DeviceNewer;
         let mut collect = false;
-        for &(buffer, _) in &self.trees[t].counts {
+        for &(_, buffer) in &self.trees[t].counts {
             let c = Self::counters(stream, device, buffer)?;
             collect |= c[FREED] > 0 || c[FREE_TOP] < 0;
         }
@@ -182,10 +179,10 @@ impl Mirror {
     /// runs: `None` for a tree this program does not have.
     pub(crate) fn listed_blocks(&self, name: &str, stream: &Arc<CudaStream>, device: &[CudaSlice<u8>]) -> Result<Option<i64>, Error> {
         let Some(tree) = self.trees.iter().find(|t| t.host.tree.name == name) else { return Ok(None) };
-        match tree.listed {
-            Some((buffer, capacity)) => Ok(Some(i64::from(Self::counters(stream, device, buffer)?[LISTED].max(0)).min(capacity))),
-            None => Ok(None),
-        }
+        let Some(j) = tree.host.tree.deepest_pointer() else { return Ok(None) };
+        let Some(&(_, buffer)) = tree.counts.iter().find(|(level, _)| *level == j) else { return Ok(None) };
+        let listed = Self::counters(stream, device, buffer)?[LISTED].max(0);
+        Ok(Some(i64::from(listed).min(tree.host.tree.levels[j].capacity)))
     }
 
     /// The host side of sparse field `field`, its tree copied down first:

@@ -353,8 +353,7 @@ impl CudaProgram {
         let params = param_slots(kernel, args)?;
         let params = &params[..args.len()];
         let stream = self.stream.clone();
-        let used: Vec<usize> = kernel.tasks.iter().flat_map(|t| t.fields.iter().copied()).collect();
-        let trees = self.mirror.used_by(&used);
+        let trees = self.mirror.used_by(kernel);
         for &t in &trees {
             self.mirror.up(t, &stream, &mut self.buffers)?;
         }
